@@ -1,0 +1,318 @@
+//! The payload of each event type.
+//!
+//! Compatibility rule: a payload may gain fields, never lose or retype them. Every field added
+//! after schema 1 is an `Option` or has a `#[serde(default)]`, so an event written by an older
+//! binary still decodes (the fixtures in `tests/data/events/` hold such events). Unknown fields
+//! are ignored, so an older binary can read a newer payload of a known type.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::StepId;
+
+/// The kind of work a step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Implementation,
+    Review,
+    Verification,
+    Watchdog,
+    Merge,
+}
+
+/// Where a step stands. `QUEUED` and `IN_PROGRESS` are open; the rest are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Queued,
+    InProgress,
+    Succeeded,
+    Failed,
+    Canceled,
+    Interrupted,
+}
+
+impl StepStatus {
+    pub const fn is_final(self) -> bool {
+        !matches!(self, StepStatus::Queued | StepStatus::InProgress)
+    }
+}
+
+/// Why a run ended, as written to `summary.json` and the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    CompletePlan,
+    CompleteReviewer,
+    IterationsExhausted,
+    ClaudeFailed,
+    BudgetExhausted,
+    Failed,
+    Canceled,
+}
+
+impl ExitReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::CompletePlan => "complete_plan",
+            ExitReason::CompleteReviewer => "complete_reviewer",
+            ExitReason::IterationsExhausted => "iterations_exhausted",
+            ExitReason::ClaudeFailed => "claude_failed",
+            ExitReason::BudgetExhausted => "budget_exhausted",
+            ExitReason::Failed => "failed",
+            ExitReason::Canceled => "canceled",
+        }
+    }
+}
+
+/// How the run's name was chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    Haiku,
+    #[default]
+    SpecSlug,
+    /// Given by the person (`--name`).
+    Explicit,
+}
+
+/// Which copy of the run directory an artifact was written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactLocation {
+    Workspace,
+    Global,
+}
+
+/// How a postmortem ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostmortemStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+impl PostmortemStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PostmortemStatus::Ok => "ok",
+            PostmortemStatus::Failed => "failed",
+            PostmortemStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Token counts an agent reported for one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    #[serde(default)]
+    pub input: u64,
+    #[serde(default)]
+    pub output: u64,
+}
+
+/// A run is asked for: the request and its configuration, resolved and frozen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunCreated {
+    pub name: String,
+    #[serde(default)]
+    pub name_source: NameSource,
+    pub workspace_root: String,
+    pub spec_path: String,
+    pub plan_path: String,
+    /// Every configuration key with its resolved value; later config changes never reach this run.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunPaused {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResumed {}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunCanceled {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRetried {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunCompleted {
+    pub exit_reason: ExitReason,
+    pub completed_iteration: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFailed {
+    pub exit_reason: ExitReason,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorktreeProviderSelected {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorktreeCreated {
+    pub provider: String,
+    pub path: String,
+    pub base_branch: String,
+    pub run_branch: String,
+    #[serde(default)]
+    pub reused: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorktreeRemoved {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStarted {
+    pub step_id: StepId,
+    pub phase: Phase,
+    pub iteration: u32,
+    #[serde(default = "one")]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_path: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepFinished {
+    pub step_id: StepId,
+    pub phase: Phase,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub output_path: Option<String>,
+    #[serde(default)]
+    pub output_bytes: u64,
+    #[serde(default)]
+    pub output_lines: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// The plan's state observed when the step ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_done: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_total: Option<u32>,
+    /// A one-line explanation for people (why it failed, what the reviewer said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentRetry {
+    pub step_id: StepId,
+    pub attempt: u32,
+    pub delay_ms: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentWaiting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<StepId>,
+    pub until_ms: i64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerificationCommand {
+    pub step_id: StepId,
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompletionDetected {
+    pub iteration: u32,
+    /// The commit the final verification passed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompletionRejected {
+    pub iteration: u32,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WatchdogSignal {
+    pub iteration: u32,
+    /// The kind of signal (`repeated_output`, `no_progress`, `malformed_token`, `stalled`).
+    pub signal: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WatchdogRewrite {
+    pub signal: String,
+    /// Paths of the prompt files before and after the rewrite.
+    pub prompt_before: String,
+    pub prompt_after: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeFinished {
+    pub strategy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactWritten {
+    pub kind: String,
+    pub path: String,
+    pub location: ArtifactLocation,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostmortemStart {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostmortemEnd {
+    pub status: PostmortemStatus,
+}
+
+/// A person acted on a finished run: diff, merge, scrap or create-pr.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewAction {
+    pub action: String,
+    /// What the action produced (a commit, a PR address, a conflict), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub detail: BTreeMap<String, String>,
+}

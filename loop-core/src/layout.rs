@@ -1,0 +1,47 @@
+//! Where a run's files live, computed from its frozen configuration.
+
+use std::path::{Path, PathBuf};
+
+use crate::event::{Phase, RunCreated};
+use crate::ids::RunId;
+
+/// `log_dir` when the configuration does not set one.
+pub const DEFAULT_LOG_DIR: &str = "logs/loop";
+
+/// The directory name of a run: `run-<id>`.
+pub fn run_dir_name(run_id: RunId) -> String {
+    format!("run-{run_id}")
+}
+
+/// `<workspace_root>/<log_dir>/run-<id>/` (an absolute `log_dir` stands on its own).
+pub fn workspace_run_dir(created: &RunCreated, run_id: RunId) -> PathBuf {
+    let log_dir = created
+        .config
+        .get("log_dir")
+        .map(String::as_str)
+        .filter(|dir| !dir.is_empty())
+        .unwrap_or(DEFAULT_LOG_DIR);
+    Path::new(&created.workspace_root)
+        .join(log_dir)
+        .join(run_dir_name(run_id))
+}
+
+/// The file name of a step's text log: `iter-07-impl.log`, `iter-07-review.log`, ….
+pub fn step_log_name(iteration: u32, phase: Phase) -> String {
+    let suffix = match phase {
+        Phase::Implementation => "impl",
+        Phase::Review => "review",
+        Phase::Verification => "verify",
+        Phase::Watchdog => "watchdog",
+        Phase::Merge => "merge",
+    };
+    format!("iter-{iteration:02}-{suffix}.log")
+}
+
+/// The tail file beside a step log: `iter-07-impl.log` → `iter-07-impl.tail.txt`.
+pub fn tail_path_of(log_path: &str) -> String {
+    match log_path.strip_suffix(".log") {
+        Some(stem) => format!("{stem}.tail.txt"),
+        None => format!("{log_path}.tail.txt"),
+    }
+}

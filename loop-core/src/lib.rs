@@ -1,0 +1,22 @@
+//! The pure domain of `loop`: what a run is, what can happen to it, and what it looks like.
+//!
+//! Everything here is a function of its inputs. There is no I/O, no async runtime and no clock:
+//! time arrives as milliseconds in events and commands. The state of a run is the fold of its
+//! events ([`RunState::apply`]); a command becomes events through [`decide`]; every view a user
+//! sees (the API's `Run` and `Step`, `report.tsv`, `summary.json`, `run.log`, `events.jsonl`)
+//! is a projection in [`projection`].
+
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod layout;
+pub mod projection;
+pub mod state;
+pub mod time;
+
+pub use decide::{Command, decide};
+pub use error::DomainError;
+pub use event::{Event, EventRecord, EventType};
+pub use ids::{RunId, Seq, StepId, Version};
+pub use state::{RunState, RunStatus};

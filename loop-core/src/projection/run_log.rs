@@ -1,0 +1,124 @@
+//! `run.log`: the run's timeline for people, one line per event.
+
+use crate::event::{Event, EventRecord};
+use crate::time::rfc3339_ms;
+
+/// The fold behind `run.log`. Each line depends only on its own event, so the log can be
+/// appended to as events arrive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunLog {
+    pub text: String,
+}
+
+impl RunLog {
+    pub fn fold<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> RunLog {
+        let mut log = RunLog::default();
+        for record in records {
+            log.apply(record);
+        }
+        log
+    }
+
+    pub fn apply(&mut self, record: &EventRecord) {
+        self.text.push_str(&run_log_line(record));
+    }
+}
+
+/// One line of `run.log` (with its newline): time, type, and what happened in words.
+pub fn run_log_line(record: &EventRecord) -> String {
+    let detail = describe(&record.event).replace(['\n', '\r'], " ");
+    let kind = record.event.event_type().as_str();
+    if detail.is_empty() {
+        format!("{} {kind}\n", rfc3339_ms(record.ts_ms))
+    } else {
+        format!("{} {kind:<26} {detail}\n", rfc3339_ms(record.ts_ms))
+    }
+}
+
+fn describe(event: &Event) -> String {
+    match event {
+        Event::RunCreated(e) => format!(
+            "{} in {} (spec {}, plan {})",
+            e.name, e.workspace_root, e.spec_path, e.plan_path
+        ),
+        Event::RunStarted(_) | Event::RunResumed(_) | Event::RunRetried(_) => String::new(),
+        Event::RunPaused(e) => e.reason.clone().unwrap_or_default(),
+        Event::RunCanceled(e) => e.reason.clone().unwrap_or_default(),
+        Event::RunCompleted(e) => format!(
+            "{} at iteration {}",
+            e.exit_reason.as_str(),
+            e.completed_iteration
+        ),
+        Event::RunFailed(e) => format!("{}: {}", e.exit_reason.as_str(), e.reason),
+        Event::WorktreeProviderSelected(e) => e.provider.clone(),
+        Event::WorktreeCreated(e) => format!(
+            "{} on {} from {} ({}{})",
+            e.path,
+            e.run_branch,
+            e.base_branch,
+            e.provider,
+            if e.reused { ", reused" } else { "" }
+        ),
+        Event::WorktreeRemoved(e) => e.path.clone(),
+        Event::StepStarted(e) => format!(
+            "{} iteration {} attempt {}",
+            e.phase.as_str(),
+            e.iteration,
+            e.attempt
+        ),
+        Event::StepFinished(e) => {
+            let mut text = format!(
+                "{} {} in {} ms",
+                e.phase.as_str(),
+                e.status.as_str(),
+                e.duration_ms
+            );
+            if let Some(code) = e.exit_code {
+                text.push_str(&format!(", exit {code}"));
+            }
+            if let Some(cost) = e.cost_usd {
+                text.push_str(&format!(", ${cost:.4}"));
+            }
+            if let Some(message) = &e.message {
+                text.push_str(&format!(": {message}"));
+            }
+            text
+        }
+        Event::AgentRetry(e) => format!(
+            "attempt {} after {} ms: {}",
+            e.attempt, e.delay_ms, e.reason
+        ),
+        Event::AgentWaiting(e) => format!("until {}: {}", rfc3339_ms(e.until_ms), e.reason),
+        Event::VerificationCommand(e) => format!(
+            "`{}` exit {} in {} ms",
+            e.command,
+            e.exit_code
+                .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+            e.duration_ms
+        ),
+        Event::CompletionDetected(e) => match &e.commit {
+            Some(commit) => format!("iteration {} at {commit}", e.iteration),
+            None => format!("iteration {}", e.iteration),
+        },
+        Event::CompletionRejected(e) => format!("iteration {}: {}", e.iteration, e.reason),
+        Event::WatchdogSignal(e) => format!("iteration {}: {} {}", e.iteration, e.signal, e.detail)
+            .trim_end()
+            .to_owned(),
+        Event::WatchdogRewrite(e) => format!("{}: {} -> {}", e.signal, e.prompt_before, e.prompt_after),
+        Event::MergeFinished(e) => match (&e.commit, &e.conflict) {
+            (_, Some(conflict)) => format!("{} conflict: {conflict}", e.strategy),
+            (Some(commit), None) => format!("{} {commit}", e.strategy),
+            (None, None) => e.strategy.clone(),
+        },
+        Event::ArtifactWritten(e) => format!("{} {} ({} bytes)", e.kind, e.path, e.bytes),
+        Event::PostmortemStart(e) => e.reason.clone(),
+        Event::PostmortemEnd(e) => e.status.as_str().to_owned(),
+        Event::ReviewAction(e) => {
+            let mut text = e.action.clone();
+            for (key, value) in &e.detail {
+                text.push_str(&format!(" {key}={value}"));
+            }
+            text
+        }
+    }
+}

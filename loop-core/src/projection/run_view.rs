@@ -1,0 +1,193 @@
+//! The API's `Run`: one row per run, kept current by every event of the run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase, RunCreated};
+use crate::ids::{RunId, Seq, StepId, Version};
+use crate::state::RunStatus;
+use crate::time::rfc3339_ms;
+
+/// The run as the API shows it (`contract.md` §3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: RunId,
+    pub name: String,
+    pub name_source: NameSource,
+    pub status: RunStatus,
+    pub workspace_root: String,
+    pub spec_path: String,
+    pub plan_path: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub worktree: WorktreeView,
+    /// The implementation iteration reached.
+    pub iteration: u32,
+    pub tasks_done: u32,
+    pub tasks_total: u32,
+    pub current_step: Option<CurrentStep>,
+    pub exit_reason: Option<ExitReason>,
+    /// Why a FAILED run failed, in words.
+    pub failure_reason: Option<String>,
+    pub cost_usd: f64,
+    /// `running`, then `ok`, `failed` or `skipped`, once a postmortem has started.
+    pub postmortem: Option<String>,
+    pub last_seq: Seq,
+    pub version: Version,
+}
+
+/// Where the run works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorktreeView {
+    pub base_branch: Option<String>,
+    pub run_branch: Option<String>,
+    pub merge_target_branch: Option<String>,
+    pub merge_strategy: String,
+    pub worktree_path: Option<String>,
+    pub provider: Option<String>,
+    pub removed: bool,
+}
+
+/// The step in progress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurrentStep {
+    pub id: StepId,
+    pub phase: Phase,
+    pub iteration: u32,
+    pub attempt: u32,
+}
+
+fn config_value(created: &RunCreated, key: &str) -> Option<String> {
+    created.config.get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+impl RunView {
+    /// The view a run's first event creates; `None` when the record is not `RUN_CREATED`.
+    pub fn created(record: &EventRecord) -> Option<RunView> {
+        let Event::RunCreated(created) = &record.event else {
+            return None;
+        };
+        let at = rfc3339_ms(record.ts_ms);
+        Some(RunView {
+            id: record.run_id,
+            name: created.name.clone(),
+            name_source: created.name_source,
+            status: RunStatus::Pending,
+            workspace_root: created.workspace_root.clone(),
+            spec_path: created.spec_path.clone(),
+            plan_path: created.plan_path.clone(),
+            created_at: at.clone(),
+            updated_at: at,
+            created_ms: record.ts_ms,
+            updated_ms: record.ts_ms,
+            worktree: WorktreeView {
+                base_branch: config_value(created, "base_branch"),
+                run_branch: None,
+                merge_target_branch: config_value(created, "merge_target_branch"),
+                merge_strategy: config_value(created, "merge_strategy")
+                    .unwrap_or_else(|| "squash".to_owned()),
+                worktree_path: None,
+                provider: None,
+                removed: false,
+            },
+            iteration: 0,
+            tasks_done: 0,
+            tasks_total: 0,
+            current_step: None,
+            exit_reason: None,
+            failure_reason: None,
+            cost_usd: 0.0,
+            postmortem: None,
+            last_seq: record.seq,
+            version: record.version,
+        })
+    }
+
+    /// Folds a run's events in order; `None` when the first is not `RUN_CREATED`.
+    pub fn fold<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Option<RunView> {
+        let mut records = records.into_iter();
+        let mut view = RunView::created(records.next()?)?;
+        for record in records {
+            view.apply(record);
+        }
+        Some(view)
+    }
+
+    /// Applies the run's next event.
+    pub fn apply(&mut self, record: &EventRecord) {
+        self.updated_ms = record.ts_ms;
+        self.updated_at = rfc3339_ms(record.ts_ms);
+        self.last_seq = record.seq;
+        self.version = record.version;
+        match &record.event {
+            Event::RunCreated(_) => {}
+            Event::RunStarted(_) | Event::RunResumed(_) => self.status = RunStatus::Running,
+            Event::RunPaused(_) => self.status = RunStatus::Paused,
+            Event::RunRetried(_) => {
+                self.status = RunStatus::Pending;
+                self.exit_reason = None;
+                self.failure_reason = None;
+            }
+            Event::RunCompleted(completed) => {
+                self.status = RunStatus::Completed;
+                self.exit_reason = Some(completed.exit_reason);
+            }
+            Event::RunFailed(failed) => {
+                self.status = RunStatus::Failed;
+                self.exit_reason = Some(failed.exit_reason);
+                self.failure_reason = Some(failed.reason.clone());
+            }
+            Event::RunCanceled(_) => {
+                self.status = RunStatus::Canceled;
+                self.exit_reason = Some(ExitReason::Canceled);
+            }
+            Event::WorktreeProviderSelected(selected) => {
+                self.worktree.provider = Some(selected.provider.clone());
+            }
+            Event::WorktreeCreated(created) => {
+                self.worktree.provider = Some(created.provider.clone());
+                self.worktree.worktree_path = Some(created.path.clone());
+                self.worktree.base_branch = Some(created.base_branch.clone());
+                self.worktree.run_branch = Some(created.run_branch.clone());
+                self.worktree.removed = false;
+            }
+            Event::WorktreeRemoved(_) => self.worktree.removed = true,
+            Event::StepStarted(step) => {
+                if step.phase == Phase::Implementation {
+                    self.iteration = self.iteration.max(step.iteration);
+                }
+                self.current_step = Some(CurrentStep {
+                    id: step.step_id,
+                    phase: step.phase,
+                    iteration: step.iteration,
+                    attempt: step.attempt,
+                });
+            }
+            Event::StepFinished(step) => {
+                self.current_step = None;
+                self.cost_usd += step.cost_usd.unwrap_or(0.0);
+                if let Some(done) = step.tasks_done {
+                    self.tasks_done = done;
+                }
+                if let Some(total) = step.tasks_total {
+                    self.tasks_total = total;
+                }
+            }
+            Event::PostmortemStart(_) => self.postmortem = Some("running".to_owned()),
+            Event::PostmortemEnd(end) => {
+                self.postmortem = Some(end.status.as_str().to_owned());
+            }
+            Event::AgentRetry(_)
+            | Event::AgentWaiting(_)
+            | Event::VerificationCommand(_)
+            | Event::CompletionDetected(_)
+            | Event::CompletionRejected(_)
+            | Event::WatchdogSignal(_)
+            | Event::WatchdogRewrite(_)
+            | Event::MergeFinished(_)
+            | Event::ArtifactWritten(_)
+            | Event::ReviewAction(_) => {}
+        }
+    }
+}

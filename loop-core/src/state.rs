@@ -1,0 +1,376 @@
+//! The state of one run, as the fold of its events.
+//!
+//! [`RunState::apply`] is the single place that knows which event may follow which: it refuses an
+//! event that is illegal where it stands, so a corrupted or hand-edited log is caught on replay,
+//! and [`crate::decide`] checks the events it proposes with the same rules.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::event::{
+    Event, EventRecord, Phase, RunCreated, StepFinished, StepStatus, WorktreeCreated,
+};
+use crate::ids::{RunId, StepId, Version};
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Paused,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Paused,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Canceled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "PENDING",
+            RunStatus::Running => "RUNNING",
+            RunStatus::Paused => "PAUSED",
+            RunStatus::Completed => "COMPLETED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Canceled => "CANCELED",
+        }
+    }
+
+    /// A run in a terminal state does no more work (a FAILED one may still be retried).
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown run status {s:?}"))
+    }
+}
+
+impl Phase {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Implementation => "implementation",
+            Phase::Review => "review",
+            Phase::Verification => "verification",
+            Phase::Watchdog => "watchdog",
+            Phase::Merge => "merge",
+        }
+    }
+}
+
+impl StepStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Queued => "QUEUED",
+            StepStatus::InProgress => "IN_PROGRESS",
+            StepStatus::Succeeded => "SUCCEEDED",
+            StepStatus::Failed => "FAILED",
+            StepStatus::Canceled => "CANCELED",
+            StepStatus::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+/// The step that has started and not finished. A run has at most one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenStep {
+    pub step_id: StepId,
+    pub phase: Phase,
+    pub iteration: u32,
+    pub started_ms: i64,
+}
+
+/// Everything the domain needs to decide what may happen next to a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunState {
+    run_id: Option<RunId>,
+    version: Version,
+    status: Option<RunStatus>,
+    created: Option<RunCreated>,
+    open_step: Option<OpenStep>,
+    started_steps: HashSet<StepId>,
+    postmortem_running: bool,
+    worktree: Option<WorktreeCreated>,
+    last_ts_ms: i64,
+}
+
+impl RunState {
+    /// The state of a run that has no events.
+    pub fn new() -> RunState {
+        RunState::default()
+    }
+
+    /// Folds a run's events from the first. Fails at the first event that may not follow.
+    pub fn fold<'a>(
+        records: impl IntoIterator<Item = &'a EventRecord>,
+    ) -> Result<RunState, DomainError> {
+        let mut state = RunState::new();
+        for record in records {
+            state.apply(record)?;
+        }
+        Ok(state)
+    }
+
+    /// Applies the next event of this run.
+    pub fn apply(&mut self, record: &EventRecord) -> Result<(), DomainError> {
+        if let Some(expected) = self.run_id
+            && expected != record.run_id
+        {
+            return Err(DomainError::WrongRun {
+                expected,
+                got: record.run_id,
+            });
+        }
+        if record.version != self.version.next() {
+            return Err(DomainError::VersionGap {
+                current: self.version,
+                got: record.version,
+            });
+        }
+        self.transition(&record.event, record.ts_ms)?;
+        self.run_id = Some(record.run_id);
+        self.version = record.version;
+        Ok(())
+    }
+
+    pub fn run_id(&self) -> Option<RunId> {
+        self.run_id
+    }
+
+    /// The run's version: how many events it has.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// `None` until the run is created.
+    pub fn status(&self) -> Option<RunStatus> {
+        self.status
+    }
+
+    pub fn created(&self) -> Option<&RunCreated> {
+        self.created.as_ref()
+    }
+
+    pub fn open_step(&self) -> Option<&OpenStep> {
+        self.open_step.as_ref()
+    }
+
+    pub fn worktree(&self) -> Option<&WorktreeCreated> {
+        self.worktree.as_ref()
+    }
+
+    pub fn postmortem_running(&self) -> bool {
+        self.postmortem_running
+    }
+
+    /// The time of the last event applied.
+    pub fn last_ts_ms(&self) -> i64 {
+        self.last_ts_ms
+    }
+
+    /// Checks that `event` may come next and, when it may, applies it.
+    pub(crate) fn transition(&mut self, event: &Event, ts_ms: i64) -> Result<(), DomainError> {
+        self.check(event)?;
+        self.last_ts_ms = ts_ms;
+        match event {
+            Event::RunCreated(created) => {
+                self.status = Some(RunStatus::Pending);
+                self.created = Some(created.clone());
+            }
+            Event::RunStarted(_) | Event::RunResumed(_) => self.status = Some(RunStatus::Running),
+            Event::RunPaused(_) => self.status = Some(RunStatus::Paused),
+            Event::RunRetried(_) => self.status = Some(RunStatus::Pending),
+            Event::RunCompleted(_) => self.status = Some(RunStatus::Completed),
+            Event::RunFailed(_) => self.status = Some(RunStatus::Failed),
+            Event::RunCanceled(_) => self.status = Some(RunStatus::Canceled),
+            Event::WorktreeCreated(worktree) => self.worktree = Some(worktree.clone()),
+            Event::StepStarted(step) => {
+                self.started_steps.insert(step.step_id);
+                self.open_step = Some(OpenStep {
+                    step_id: step.step_id,
+                    phase: step.phase,
+                    iteration: step.iteration,
+                    started_ms: ts_ms,
+                });
+            }
+            Event::StepFinished(_) => self.open_step = None,
+            Event::PostmortemStart(_) => self.postmortem_running = true,
+            Event::PostmortemEnd(_) => self.postmortem_running = false,
+            Event::WorktreeProviderSelected(_)
+            | Event::WorktreeRemoved(_)
+            | Event::AgentRetry(_)
+            | Event::AgentWaiting(_)
+            | Event::VerificationCommand(_)
+            | Event::CompletionDetected(_)
+            | Event::CompletionRejected(_)
+            | Event::WatchdogSignal(_)
+            | Event::WatchdogRewrite(_)
+            | Event::MergeFinished(_)
+            | Event::ArtifactWritten(_)
+            | Event::ReviewAction(_) => {}
+        }
+        Ok(())
+    }
+
+    fn check(&self, event: &Event) -> Result<(), DomainError> {
+        use RunStatus::*;
+
+        let Some(status) = self.status else {
+            return match event {
+                Event::RunCreated(_) => Ok(()),
+                other => Err(DomainError::NotCreated {
+                    event: other.event_type(),
+                }),
+            };
+        };
+        let require = |action: &'static str, allowed: &[RunStatus]| {
+            if allowed.contains(&status) {
+                Ok(())
+            } else {
+                Err(DomainError::IllegalInState { action, status })
+            }
+        };
+        let no_open_step = |action: &'static str| match &self.open_step {
+            Some(open) => Err(DomainError::StepOpen {
+                action,
+                open: open.step_id,
+            }),
+            None => Ok(()),
+        };
+
+        match event {
+            Event::RunCreated(_) => Err(DomainError::AlreadyCreated {
+                run_id: self.run_id.expect("a created run has an id"),
+            }),
+            Event::RunStarted(_) => require("start", &[Pending]),
+            Event::RunPaused(_) => {
+                require("pause", &[Running])?;
+                no_open_step("pause")
+            }
+            Event::RunResumed(_) => require("resume", &[Paused]),
+            Event::RunCanceled(_) => {
+                require("cancel", &[Pending, Running, Paused])?;
+                no_open_step("cancel")
+            }
+            Event::RunRetried(_) => require("retry", &[Failed]),
+            Event::RunCompleted(_) => {
+                require("complete", &[Running])?;
+                no_open_step("complete")
+            }
+            Event::RunFailed(_) => {
+                require("fail", &[Pending, Running, Paused])?;
+                no_open_step("fail")
+            }
+            Event::WorktreeProviderSelected(_) => require("select a worktree provider", &[Running]),
+            Event::WorktreeCreated(_) => require("create a worktree", &[Running]),
+            Event::WorktreeRemoved(_) => Ok(()),
+            Event::StepStarted(step) => {
+                require("start a step", &[Running])?;
+                no_open_step("start a step")?;
+                if self.started_steps.contains(&step.step_id) {
+                    return Err(DomainError::StepAlreadyStarted {
+                        step_id: step.step_id,
+                    });
+                }
+                Ok(())
+            }
+            Event::StepFinished(finished) => self.check_finish(finished),
+            Event::AgentRetry(retry) => {
+                require("retry an agent call", &[Running])?;
+                self.check_open(retry.step_id, None)
+            }
+            Event::AgentWaiting(wait) => {
+                require("wait on a usage limit", &[Running])?;
+                match wait.step_id {
+                    Some(step_id) => self.check_open(step_id, None),
+                    None => Ok(()),
+                }
+            }
+            Event::VerificationCommand(command) => {
+                require("record a verification command", &[Running])?;
+                self.check_open(command.step_id, Some(Phase::Verification))
+            }
+            Event::CompletionDetected(_) => require("detect completion", &[Running]),
+            Event::CompletionRejected(_) => require("reject completion", &[Running]),
+            Event::WatchdogSignal(_) => require("record a watchdog signal", &[Running]),
+            Event::WatchdogRewrite(_) => require("rewrite the prompt", &[Running]),
+            Event::MergeFinished(_) => {
+                require("merge", &[Running])?;
+                no_open_step("merge")
+            }
+            Event::ArtifactWritten(_) => Ok(()),
+            Event::PostmortemStart(_) => {
+                require("start a postmortem", &[Completed, Failed, Canceled])?;
+                if self.postmortem_running {
+                    return Err(DomainError::PostmortemRunning);
+                }
+                Ok(())
+            }
+            Event::PostmortemEnd(_) => {
+                if self.postmortem_running {
+                    Ok(())
+                } else {
+                    Err(DomainError::NoPostmortem)
+                }
+            }
+            Event::ReviewAction(_) => require("review", &[Completed, Failed, Canceled]),
+        }
+    }
+
+    fn check_open(&self, step_id: StepId, phase: Option<Phase>) -> Result<(), DomainError> {
+        match &self.open_step {
+            Some(open) if open.step_id == step_id => match phase {
+                Some(phase) if phase != open.phase => Err(DomainError::PhaseMismatch {
+                    step_id,
+                    open: open.phase.as_str(),
+                    given: phase.as_str(),
+                }),
+                _ => Ok(()),
+            },
+            Some(open) => Err(DomainError::OtherStepOpen {
+                step_id,
+                open: open.step_id,
+            }),
+            None if self.started_steps.contains(&step_id) => {
+                Err(DomainError::StepAlreadyFinished { step_id })
+            }
+            None => Err(DomainError::NoOpenStep { step_id }),
+        }
+    }
+
+    fn check_finish(&self, finished: &StepFinished) -> Result<(), DomainError> {
+        if !finished.status.is_final() {
+            return Err(DomainError::NotFinal {
+                status: finished.status.as_str(),
+            });
+        }
+        self.check_open(finished.step_id, Some(finished.phase))
+    }
+}

@@ -1,0 +1,20 @@
+//! The event log of `loop`: the only authoritative record of every run.
+//!
+//! [`EventStore`] is the narrow interface the runtime uses: append with an expected version,
+//! read a run, read everything after a position, subscribe from a position with no gap, and
+//! read or rebuild the projection tables. [`SqliteStore`] implements it on one SQLite file with
+//! a single group-committing writer; a PostgreSQL backend can implement the same trait.
+//!
+//! Only this crate knows SQL.
+
+mod error;
+mod replay;
+mod sqlite;
+mod store;
+mod subscription;
+
+pub use error::StoreError;
+pub use replay::{Difference, ReplayReport, replay};
+pub use sqlite::SqliteStore;
+pub use store::{EventStore, RebuildStats, RunQuery};
+pub use subscription::Subscription;

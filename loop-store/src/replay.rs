@@ -1,0 +1,177 @@
+//! Replay: fold the log afresh and compare every projection with the stored one.
+
+use std::collections::BTreeMap;
+
+use loop_core::projection::{RunView, StepView, step_of};
+use loop_core::{DomainError, EventRecord, RunId, RunState, Seq};
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::store::{EventStore, RunQuery};
+
+/// Events folded per read while replaying.
+const PAGE: usize = 8192;
+
+/// One way the stored state differs from a fresh fold of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub run_id: Option<RunId>,
+    /// What differs: `run.status`, `step <id>.duration_ms`, `log.seq`, `log.domain`, ….
+    pub what: String,
+    pub stored: String,
+    pub folded: String,
+}
+
+/// What a replay checked and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub runs: u64,
+    pub steps: u64,
+    pub differences: Vec<Difference>,
+}
+
+#[derive(Default)]
+struct Folded {
+    state: RunState,
+    broken: Option<DomainError>,
+    view: Option<RunView>,
+    steps: Vec<StepView>,
+}
+
+/// Folds every event of the log (or of one run) from the start and compares the result with the
+/// stored projections. Also checks the log itself: `seq` from 1 with no gap, and every event
+/// legal where it stands.
+pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayReport, StoreError> {
+    let mut report = ReplayReport::default();
+    let mut runs: BTreeMap<RunId, Folded> = BTreeMap::new();
+    let mut after = Seq(0);
+    loop {
+        let page = store.read_all(after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        let last_seq = last.seq;
+        for record in &page {
+            if record.seq.0 != after.0 + 1 {
+                report.differences.push(Difference {
+                    run_id: Some(record.run_id),
+                    what: "log.seq".to_owned(),
+                    stored: record.seq.to_string(),
+                    folded: (after.0 + 1).to_string(),
+                });
+            }
+            after = record.seq;
+            report.events += 1;
+            if only.is_some_and(|run| run != record.run_id) {
+                continue;
+            }
+            fold(runs.entry(record.run_id).or_default(), record);
+        }
+        after = last_seq;
+    }
+
+    for (run_id, folded) in &runs {
+        report.runs += 1;
+        report.steps += folded.steps.len() as u64;
+        if let Some(error) = &folded.broken {
+            report.differences.push(Difference {
+                run_id: Some(*run_id),
+                what: "log.domain".to_owned(),
+                stored: "an event the run's state does not allow".to_owned(),
+                folded: error.to_string(),
+            });
+        }
+        compare(
+            &mut report.differences,
+            *run_id,
+            "run",
+            store.run_view(*run_id)?.as_ref(),
+            folded.view.as_ref(),
+        );
+        let stored_steps = store.steps(*run_id)?;
+        let mut stored_by_id: BTreeMap<_, _> =
+            stored_steps.iter().map(|step| (step.id, step)).collect();
+        for step in &folded.steps {
+            let stored = stored_by_id.remove(&step.id);
+            compare(
+                &mut report.differences,
+                *run_id,
+                &format!("step {}", step.id),
+                stored,
+                Some(step),
+            );
+        }
+        for (step_id, stored) in stored_by_id {
+            compare::<StepView>(
+                &mut report.differences,
+                *run_id,
+                &format!("step {step_id}"),
+                Some(stored),
+                None,
+            );
+        }
+    }
+
+    // Stored runs the log knows nothing of.
+    if only.is_none() {
+        for view in store.list_runs(&RunQuery::default())? {
+            if !runs.contains_key(&view.id) {
+                compare::<RunView>(&mut report.differences, view.id, "run", Some(&view), None);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn fold(folded: &mut Folded, record: &EventRecord) {
+    if folded.broken.is_none()
+        && let Err(error) = folded.state.apply(record)
+    {
+        folded.broken = Some(error);
+    }
+    match &mut folded.view {
+        Some(view) => view.apply(record),
+        None => folded.view = RunView::created(record),
+    }
+    if let Some(step) = StepView::started(record) {
+        folded.steps.push(step);
+    } else if let Some(step_id) = step_of(&record.event)
+        && let Some(step) = folded.steps.iter_mut().rev().find(|s| s.id == step_id)
+    {
+        step.apply(record);
+    }
+}
+
+/// Records each field that differs between a stored and a folded view.
+fn compare<T: Serialize>(
+    differences: &mut Vec<Difference>,
+    run_id: RunId,
+    what: &str,
+    stored: Option<&T>,
+    folded: Option<&T>,
+) {
+    let json = |value: Option<&T>| serde_json::to_value(value).unwrap_or_default();
+    let (stored, folded) = (json(stored), json(folded));
+    match (&stored, &folded) {
+        (serde_json::Value::Object(s), serde_json::Value::Object(f)) => {
+            let keys: std::collections::BTreeSet<_> = s.keys().chain(f.keys()).collect();
+            for key in keys {
+                let (a, b) = (s.get(key), f.get(key));
+                if a != b {
+                    differences.push(Difference {
+                        run_id: Some(run_id),
+                        what: format!("{what}.{key}"),
+                        stored: a.map_or_else(|| "(missing)".to_owned(), ToString::to_string),
+                        folded: b.map_or_else(|| "(missing)".to_owned(), ToString::to_string),
+                    });
+                }
+            }
+        }
+        _ if stored != folded => differences.push(Difference {
+            run_id: Some(run_id),
+            what: what.to_owned(),
+            stored: stored.to_string(),
+            folded: folded.to_string(),
+        }),
+        _ => {}
+    }
+}

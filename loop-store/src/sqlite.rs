@@ -1,0 +1,239 @@
+//! [`SqliteStore`]: the event log in one SQLite file.
+//!
+//! One writer thread owns the only writing connection (see `writer`); readers take a
+//! connection from a small pool, so reads never wait for a commit (WAL).
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use loop_core::projection::{RunView, StepView};
+use loop_core::{Event, EventRecord, RunId, Seq, Version};
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+use crate::sqlite::schema::error_at;
+use crate::sqlite::writer::{Request, Writer};
+use crate::store::{EventStore, RebuildStats, RunQuery};
+use crate::subscription::{ReadAfter, Subscribers, Subscription};
+
+/// The event log in one SQLite file (WAL, `synchronous=FULL`, owner-only permissions).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    requests: Option<Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    subscribers: Arc<Subscribers>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once it has answered what was queued.
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens the log at `path`, creating it (mode 0600) when missing and migrating its schema.
+    ///
+    /// Fails with [`StoreError::NotOurs`] for a file that is not a loop log and with
+    /// [`StoreError::NewerSchema`] for one written by a newer build; neither is modified.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_owned();
+        let conn = schema::open_and_migrate(&path)?;
+        let subscribers = Arc::new(Subscribers::default());
+        let writer = Writer::new(conn, path.clone(), Arc::clone(&subscribers))?;
+        let (requests, queue) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("loop-store-writer".to_owned())
+            .spawn(move || writer.run(queue))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                action: "start the writer thread",
+                source,
+            })?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                requests: Some(requests),
+                writer: Some(handle),
+                readers: Mutex::new(Vec::new()),
+                subscribers,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many subscriptions are live.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.subscribers.count()
+    }
+
+    fn request<T>(
+        &self,
+        make: impl FnOnce(mpsc::SyncSender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
+        requests
+            .send(make(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => schema::connect(&self.path)?,
+        };
+        let result = read(&conn, &self.path);
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        result
+    }
+
+    fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.with_reader(|conn, path| {
+            rows::query_events(
+                conn,
+                path,
+                "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                [after.0 as i64, limit.min(i64::MAX as usize) as i64],
+            )
+        })
+    }
+}
+
+impl EventStore for SqliteStore {
+    fn append(
+        &self,
+        run_id: RunId,
+        expected: Version,
+        ts_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.request(|reply| Request::Append {
+            run_id,
+            expected,
+            ts_ms,
+            events,
+            reply,
+        })
+    }
+
+    fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.with_reader(|conn, path| {
+            rows::query_events(
+                conn,
+                path,
+                "WHERE run_id = ?1 ORDER BY version",
+                [run_id.to_string()],
+            )
+        })
+    }
+
+    fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.read_all(after, limit)
+    }
+
+    fn last_seq(&self) -> Result<Seq, StoreError> {
+        self.inner.with_reader(|conn, path| {
+            let seq: Option<i64> = conn
+                .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
+                .map_err(error_at(path, "read the last seq"))?;
+            Ok(Seq(seq.unwrap_or(0) as u64))
+        })
+    }
+
+    fn subscribe(&self, after: Seq) -> Result<Subscription, StoreError> {
+        // Register for live groups first: whatever commits from now on reaches the channel, and
+        // whatever committed before is in the log the subscription reads first.
+        let live = self.inner.subscribers.register();
+        let inner = Arc::downgrade(&self.inner);
+        let read_after: ReadAfter = Arc::new(move |after, limit| {
+            inner
+                .upgrade()
+                .ok_or(StoreError::Closed)?
+                .read_all(after, limit)
+        });
+        Ok(Subscription::new(read_after, live, after))
+    }
+
+    fn run_view(&self, run_id: RunId) -> Result<Option<RunView>, StoreError> {
+        self.inner
+            .with_reader(|conn, path| rows::load_run(conn, path, run_id))
+    }
+
+    fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError> {
+        let before = match query.before {
+            Some(run_id) => match self.run_view(run_id)? {
+                Some(view) => Some((view.created_ms, run_id.to_string())),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        self.inner.with_reader(|conn, path| {
+            rows::load_runs(
+                conn,
+                path,
+                "WHERE (?1 IS NULL OR status = ?1)
+                   AND (?2 IS NULL OR workspace_root = ?2)
+                   AND (?3 IS NULL OR (created_ms, run_id) < (?3, ?4))
+                 ORDER BY created_ms DESC, run_id DESC
+                 LIMIT ?5",
+                rusqlite::params![
+                    query.status.map(|s| s.as_str()),
+                    query.workspace_root,
+                    before.as_ref().map(|(ms, _)| *ms),
+                    before.as_ref().map(|(_, id)| id.as_str()),
+                    query.limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64),
+                ],
+            )
+        })
+    }
+
+    fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError> {
+        self.inner
+            .with_reader(|conn, path| rows::load_steps(conn, path, run_id))
+    }
+
+    fn rebuild_projections(&self) -> Result<RebuildStats, StoreError> {
+        self.request(|reply| Request::Rebuild { reply })
+    }
+}

@@ -1,0 +1,384 @@
+//! The single writer: every append goes through one thread that commits them in groups.
+//!
+//! Appenders queue requests; the writer takes whatever is queued (up to [`MAX_BATCH`]), writes
+//! each request inside its own savepoint (so a conflict or a bad request affects only itself),
+//! and commits the whole group with one fsync (`synchronous=FULL`). Only then does it answer the
+//! appenders and publish the records to subscribers. Durability is that of a lone commit; the
+//! cost of the fsync is shared.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use loop_core::projection::{RunView, StepView, step_of};
+use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version, event::SCHEMA};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::sqlite::rows;
+use crate::sqlite::schema::error_at;
+use crate::store::RebuildStats;
+use crate::subscription::Subscribers;
+
+/// The most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Run views kept in memory between batches; past this the cache starts afresh.
+const RUN_CACHE_LIMIT: usize = 4096;
+
+pub(crate) type Reply<T> = SyncSender<Result<T, StoreError>>;
+
+pub(crate) enum Request {
+    Append {
+        run_id: RunId,
+        expected: Version,
+        ts_ms: i64,
+        events: Vec<Event>,
+        reply: Reply<Vec<EventRecord>>,
+    },
+    Rebuild {
+        reply: Reply<RebuildStats>,
+    },
+}
+
+struct Append {
+    run_id: RunId,
+    expected: Version,
+    ts_ms: i64,
+    events: Vec<Event>,
+    reply: Reply<Vec<EventRecord>>,
+}
+
+/// What one append changes, kept apart until its savepoint is released.
+struct Staged {
+    records: Vec<EventRecord>,
+    view: RunView,
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    last_seq: u64,
+    /// Committed run views (and so versions), to spare a read and a parse per append.
+    runs: HashMap<RunId, RunView>,
+    subscribers: Arc<Subscribers>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        path: PathBuf,
+        subscribers: Arc<Subscribers>,
+    ) -> Result<Writer, StoreError> {
+        let last_seq = read_last_seq(&conn, &path)?;
+        Ok(Writer {
+            conn,
+            path,
+            last_seq,
+            runs: HashMap::new(),
+            subscribers,
+        })
+    }
+
+    /// Serves requests until every sender is gone.
+    pub(crate) fn run(mut self, requests: Receiver<Request>) {
+        let mut pending: Option<Request> = None;
+        loop {
+            let first = match pending.take() {
+                Some(request) => request,
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
+            let mut batch = match first {
+                Request::Rebuild { reply } => {
+                    let _ = reply.send(self.rebuild());
+                    continue;
+                }
+                Request::Append {
+                    run_id,
+                    expected,
+                    ts_ms,
+                    events,
+                    reply,
+                } => vec![Append {
+                    run_id,
+                    expected,
+                    ts_ms,
+                    events,
+                    reply,
+                }],
+            };
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(Request::Append {
+                        run_id,
+                        expected,
+                        ts_ms,
+                        events,
+                        reply,
+                    }) => batch.push(Append {
+                        run_id,
+                        expected,
+                        ts_ms,
+                        events,
+                        reply,
+                    }),
+                    Ok(rebuild @ Request::Rebuild { .. }) => {
+                        pending = Some(rebuild);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Append>) {
+        let mut outcomes: Vec<Result<Staged, StoreError>> = Vec::with_capacity(batch.len());
+        let committed = self.write_batch(&batch, &mut outcomes);
+
+        if let Err(error) = committed {
+            // Nothing of the batch is durable: every appender that was about to succeed hears
+            // why, and the in-memory state is re-read from the database.
+            let reason = error.to_string();
+            self.runs.clear();
+            if let Ok(seq) = read_last_seq(&self.conn, &self.path) {
+                self.last_seq = seq;
+            }
+            for (append, outcome) in batch.into_iter().zip(outcomes.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
+                let answer = match outcome {
+                    Some(Err(refused)) => Err(refused),
+                    _ => Err(StoreError::Write {
+                        path: self.path.clone(),
+                        reason: reason.clone(),
+                    }),
+                };
+                let _ = append.reply.send(answer);
+            }
+            return;
+        }
+
+        let mut published = Vec::new();
+        for (append, outcome) in batch.into_iter().zip(outcomes) {
+            let answer = outcome.map(|staged| {
+                if self.runs.len() >= RUN_CACHE_LIMIT {
+                    self.runs.clear();
+                }
+                self.runs.insert(append.run_id, staged.view);
+                published.extend_from_slice(&staged.records);
+                staged.records
+            });
+            let _ = append.reply.send(answer);
+        }
+        if !published.is_empty() {
+            self.subscribers.publish(published.into());
+        }
+    }
+
+    /// Writes every append of the batch in one transaction. Each outcome is pushed in order;
+    /// an `Err` return means the transaction as a whole did not commit.
+    fn write_batch(
+        &mut self,
+        batch: &[Append],
+        outcomes: &mut Vec<Result<Staged, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error_at(&path, "begin a write"))?;
+        let mut next_seq = self.last_seq + 1;
+        let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
+        for append in batch {
+            let savepoint = tx.savepoint().map_err(error_at(&path, "open a savepoint"))?;
+            let base = staged_views
+                .get(&append.run_id)
+                .or_else(|| self.runs.get(&append.run_id))
+                .cloned();
+            match stage(&savepoint, &path, append, base, next_seq) {
+                Ok(staged) => {
+                    savepoint
+                        .commit()
+                        .map_err(error_at(&path, "release a savepoint"))?;
+                    next_seq += staged.records.len() as u64;
+                    staged_views.insert(append.run_id, staged.view.clone());
+                    outcomes.push(Ok(staged));
+                }
+                // Dropping the savepoint rolls back whatever the append had written.
+                Err(refused) => outcomes.push(Err(refused)),
+            }
+        }
+        tx.commit().map_err(error_at(&path, "commit"))?;
+        self.last_seq = next_seq - 1;
+        Ok(())
+    }
+
+    fn rebuild(&mut self) -> Result<RebuildStats, StoreError> {
+        let path = self.path.clone();
+        self.runs.clear();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error_at(&path, "begin a rebuild"))?;
+        tx.execute_batch("DELETE FROM steps; DELETE FROM runs;")
+            .map_err(error_at(&path, "clear the projections"))?;
+
+        let mut stats = RebuildStats::default();
+        let mut runs: HashMap<RunId, RunView> = HashMap::new();
+        // Steps stay in memory while open; once finished nothing changes them again.
+        let mut open_steps: HashMap<StepId, (StepView, Seq)> = HashMap::new();
+        let mut after = 0i64;
+        loop {
+            let page = rows::query_events(
+                &tx,
+                &path,
+                "WHERE seq > ?1 ORDER BY seq LIMIT 8192",
+                [after],
+            )?;
+            let Some(last) = page.last() else { break };
+            after = last.seq.0 as i64;
+            for record in &page {
+                stats.events += 1;
+                match runs.get_mut(&record.run_id) {
+                    Some(view) => view.apply(record),
+                    None => {
+                        if let Some(view) = RunView::created(record) {
+                            runs.insert(record.run_id, view);
+                        }
+                    }
+                }
+                if let Some(step) = StepView::started(record) {
+                    open_steps.insert(step.id, (step, record.seq));
+                } else if let Some(step_id) = step_of(&record.event)
+                    && let Some((step, _)) = open_steps.get_mut(&step_id)
+                {
+                    step.apply(record);
+                }
+            }
+            // Runs must exist before their steps (foreign key); write finished steps later.
+        }
+        for view in runs.values() {
+            rows::upsert_run(&tx, view).map_err(error_at(&path, "write a run"))?;
+            stats.runs += 1;
+        }
+        for (step, started_seq) in open_steps.values() {
+            rows::upsert_step(&tx, step, *started_seq).map_err(error_at(&path, "write a step"))?;
+            stats.steps += 1;
+        }
+        tx.commit().map_err(error_at(&path, "commit the rebuild"))?;
+        Ok(stats)
+    }
+}
+
+fn read_last_seq(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
+        .map_err(error_at(path, "read the last seq"))?;
+    Ok(seq.unwrap_or(0) as u64)
+}
+
+/// Writes one append (inside its savepoint) and computes its projections.
+fn stage(
+    conn: &Connection,
+    path: &Path,
+    append: &Append,
+    cached: Option<RunView>,
+    first_seq: u64,
+) -> Result<Staged, StoreError> {
+    let run_id = append.run_id;
+    let sql = |action| error_at(path, action);
+    let mut view = match cached {
+        Some(view) => Some(view),
+        None => rows::load_run(conn, path, run_id)?,
+    };
+    let actual = match &view {
+        Some(view) => view.version,
+        None => rows::run_version(conn, run_id).map_err(sql("read a run's version"))?,
+    };
+    if actual != append.expected {
+        return Err(StoreError::Conflict {
+            run_id,
+            expected: append.expected,
+            actual,
+        });
+    }
+    validate(append)?;
+
+    let records: Vec<EventRecord> = append
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| EventRecord {
+            seq: Seq(first_seq + i as u64),
+            run_id,
+            version: Version(append.expected.0 + 1 + i as u64),
+            ts_ms: append.ts_ms,
+            schema: SCHEMA,
+            event: event.clone(),
+        })
+        .collect();
+    for record in &records {
+        rows::insert_event(conn, record).map_err(sql("append an event"))?;
+    }
+
+    if view.is_none() && actual != Version::NONE {
+        // The run exists but its projection row does not (dropped by hand, say): refold it.
+        let earlier = rows::query_events(conn, path, "WHERE run_id = ?1 AND version <= ?2 ORDER BY version", rusqlite::params![run_id.to_string(), actual.0 as i64])?;
+        view = RunView::fold(&earlier);
+    }
+    let mut steps: HashMap<StepId, (StepView, Seq)> = HashMap::new();
+    for record in &records {
+        match &mut view {
+            Some(view) => view.apply(record),
+            None => view = RunView::created(record),
+        }
+        if let Some(step) = StepView::started(record) {
+            steps.insert(step.id, (step, record.seq));
+        } else if let Some(step_id) = step_of(&record.event) {
+            if !steps.contains_key(&step_id)
+                && let Some(step) = rows::load_step(conn, path, step_id)?
+            {
+                steps.insert(step_id, (step, Seq(0)));
+            }
+            if let Some((step, _)) = steps.get_mut(&step_id) {
+                step.apply(record);
+            }
+        }
+    }
+    let view = view.ok_or_else(|| StoreError::InvalidAppend {
+        run_id,
+        reason: "the run has no RUN_CREATED event".to_owned(),
+    })?;
+    rows::upsert_run(conn, &view).map_err(sql("write a run"))?;
+    for (step, started_seq) in steps.values() {
+        rows::upsert_step(conn, step, *started_seq).map_err(sql("write a step"))?;
+    }
+    Ok(Staged { records, view })
+}
+
+/// The store's own rules; the domain's are `loop_core::decide`'s.
+fn validate(append: &Append) -> Result<(), StoreError> {
+    let refuse = |reason: &str| {
+        Err(StoreError::InvalidAppend {
+            run_id: append.run_id,
+            reason: reason.to_owned(),
+        })
+    };
+    if append.events.is_empty() {
+        return refuse("no events to append");
+    }
+    for (i, event) in append.events.iter().enumerate() {
+        let first = append.expected == Version::NONE && i == 0;
+        let created = event.event_type() == EventType::RunCreated;
+        if first && !created {
+            return refuse("a run's first event must be RUN_CREATED");
+        }
+        if !first && created {
+            return refuse("RUN_CREATED can only be a run's first event");
+        }
+    }
+    Ok(())
+}

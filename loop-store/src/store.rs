@@ -1,0 +1,69 @@
+//! The store's interface, independent of the database behind it.
+
+use loop_core::projection::{RunView, StepView};
+use loop_core::{Event, EventRecord, RunId, RunStatus, Seq, Version};
+
+use crate::error::StoreError;
+use crate::subscription::Subscription;
+
+/// Which runs [`EventStore::list_runs`] returns: newest first, optionally filtered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    pub status: Option<RunStatus>,
+    pub workspace_root: Option<String>,
+    /// Only runs created before this one (a cursor: the last run of the previous page).
+    pub before: Option<RunId>,
+    /// At most this many runs; `None` for all.
+    pub limit: Option<usize>,
+}
+
+/// What a projection rebuild did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    pub events: u64,
+    pub runs: u64,
+    pub steps: u64,
+}
+
+/// The event log and its projections.
+///
+/// Implementations guarantee: appends are atomic and durable when they return; `seq` is global
+/// and gap-free; a run's versions count from 1 with no gap; projections read here are always
+/// those of a committed prefix of the log.
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to a run whose current version must be `expected`, all stamped `ts_ms`.
+    /// Returns the stored records once they are durable. A stale `expected` is
+    /// [`StoreError::Conflict`] and writes nothing.
+    fn append(
+        &self,
+        run_id: RunId,
+        expected: Version,
+        ts_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Every event of one run, in order (empty for an unknown run).
+    fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Up to `limit` events of every run with `seq > after`, in order.
+    fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// The seq of the last committed event (0 when the log is empty).
+    fn last_seq(&self) -> Result<Seq, StoreError>;
+
+    /// Every event with `seq > after`: first those already stored, then live ones as they
+    /// commit, with no gap and no duplicate.
+    fn subscribe(&self, after: Seq) -> Result<Subscription, StoreError>;
+
+    /// The stored `Run` projection of one run.
+    fn run_view(&self, run_id: RunId) -> Result<Option<RunView>, StoreError>;
+
+    /// Stored `Run` projections, newest first.
+    fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError>;
+
+    /// The stored `Step` projections of one run, in the order they started.
+    fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError>;
+
+    /// Drops every projection table's rows and refolds them from the log.
+    fn rebuild_projections(&self) -> Result<RebuildStats, StoreError>;
+}

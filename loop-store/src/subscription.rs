@@ -1,0 +1,186 @@
+//! Subscriptions: the log from a position on, caught up from storage and then live.
+//!
+//! The writer publishes each committed group to every subscriber's bounded channel without
+//! ever waiting: a subscriber that falls behind loses live messages, notices the gap by `seq`
+//! and reads the missing events back from the log. Because it also drops anything below the
+//! next `seq` it expects, the stream has no gap and no duplicate whatever the timing of the
+//! switch from catch-up to live.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use loop_core::{EventRecord, Seq};
+
+use crate::error::StoreError;
+
+/// Committed groups of records a subscriber may hold unread before it has to catch up from the
+/// log instead.
+const LIVE_BUFFER: usize = 256;
+/// Events read from the log per catch-up query.
+const CATCH_UP_PAGE: usize = 1024;
+/// How often a waiting subscriber looks at its lag flag, for the rare case where a group was
+/// dropped and nothing has been committed since.
+const LAG_CHECK: Duration = Duration::from_millis(200);
+
+type Batch = Arc<[EventRecord]>;
+
+/// Reads committed events after a seq, at most a number of them.
+pub(crate) type ReadAfter = Arc<dyn Fn(Seq, usize) -> Result<Vec<EventRecord>, StoreError> + Send + Sync>;
+
+/// One subscriber as the writer sees it.
+struct Live {
+    sender: SyncSender<Batch>,
+    /// Set when a group could not be delivered: the subscriber must read the log again.
+    lagged: Arc<AtomicBool>,
+}
+
+/// The live side: every subscriber's channel.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    senders: Mutex<Vec<Live>>,
+}
+
+impl Subscribers {
+    pub(crate) fn register(&self) -> (Receiver<Batch>, Arc<AtomicBool>) {
+        let (sender, rx) = mpsc::sync_channel(LIVE_BUFFER);
+        let lagged = Arc::new(AtomicBool::new(false));
+        self.lock().push(Live {
+            sender,
+            lagged: Arc::clone(&lagged),
+        });
+        (rx, lagged)
+    }
+
+    /// Hands a committed group to every subscriber; never blocks.
+    pub(crate) fn publish(&self, batch: Batch) {
+        self.lock()
+            .retain(|live| match live.sender.try_send(Arc::clone(&batch)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    live.lagged.store(true, Ordering::SeqCst);
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
+        // A panic while holding this lock cannot leave the list inconsistent.
+        self.senders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every event after a position, in `seq` order, with no gap and no duplicate.
+pub struct Subscription {
+    read_after: ReadAfter,
+    live: Receiver<Batch>,
+    lagged: Arc<AtomicBool>,
+    buffer: VecDeque<EventRecord>,
+    /// The next seq this subscription will yield.
+    next: Seq,
+    /// Whether events may be waiting in the log that the live channel will not bring.
+    catching_up: bool,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("next", &self.next)
+            .field("catching_up", &self.catching_up)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// A subscription that reads the log with `read_after`. The caller registers `live` before
+    /// calling, so nothing committed after the catch-up read is missed.
+    pub(crate) fn new(
+        read_after: ReadAfter,
+        (live, lagged): (Receiver<Batch>, Arc<AtomicBool>),
+        after: Seq,
+    ) -> Subscription {
+        Subscription {
+            read_after,
+            live,
+            lagged,
+            buffer: VecDeque::new(),
+            next: Seq(after.0 + 1),
+            catching_up: true,
+        }
+    }
+
+    /// The seq of the next event this subscription yields.
+    pub fn next_seq(&self) -> Seq {
+        self.next
+    }
+
+    /// The next event, waiting for it as long as it takes. `Err(Closed)` once the store is gone.
+    pub fn recv(&mut self) -> Result<EventRecord, StoreError> {
+        loop {
+            if let Some(record) = self.recv_timeout(Duration::from_secs(3600))? {
+                return Ok(record);
+            }
+        }
+    }
+
+    /// The next event if one is committed now.
+    pub fn try_recv(&mut self) -> Result<Option<EventRecord>, StoreError> {
+        self.recv_timeout(Duration::ZERO)
+    }
+
+    /// The next event, waiting at most `timeout` for it.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<EventRecord>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(record) = self.buffer.pop_front() {
+                self.next = Seq(record.seq.0 + 1);
+                return Ok(Some(record));
+            }
+            if self.catching_up {
+                let page = (self.read_after)(Seq(self.next.0 - 1), CATCH_UP_PAGE)?;
+                if page.is_empty() {
+                    self.catching_up = false;
+                } else {
+                    self.buffer.extend(page);
+                }
+                continue;
+            }
+            if self.lagged.swap(false, Ordering::SeqCst) {
+                self.catching_up = true;
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = match self.live.recv_timeout(left.min(LAG_CHECK)) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) if left > LAG_CHECK => continue,
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => return Err(StoreError::Closed),
+            };
+            self.take_live(&batch);
+        }
+    }
+
+    fn take_live(&mut self, batch: &[EventRecord]) {
+        let mut expected = self.next.0;
+        for record in batch {
+            if record.seq.0 < expected {
+                continue; // already yielded from the log
+            }
+            if record.seq.0 > expected {
+                // Live messages were dropped while we were slow: the log has them, in order.
+                self.buffer.clear();
+                self.catching_up = true;
+                return;
+            }
+            self.buffer.push_back(record.clone());
+            expected += 1;
+        }
+    }
+}
