@@ -1,0 +1,121 @@
+//! The properties loop's fuzz targets check, as plain functions.
+//!
+//! Each target in `fuzz_targets/` is a thin shell around one function here, so the same check
+//! runs under libFuzzer (`cargo +nightly fuzz run`, see `README.md`) and, on the stable
+//! toolchain, over the checked-in corpus as an ordinary test (`tests/corpus.rs`).
+//!
+//! A function here panics when, and only when, a property does not hold: that panic is the crash
+//! libFuzzer reports.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use loop_core::event::{Event, EventRecord, EventType};
+
+/// What [`event_decode`] made of its input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// The type of the event, when the bytes decode as the contract's JSON envelope.
+    pub envelope: Option<EventType>,
+    /// The type of the event, when the bytes decode as `TYPE`, a NUL or a newline, then the
+    /// payload (the shape of an event row in the store).
+    pub row: Option<EventType>,
+}
+
+impl Decoded {
+    /// The type of the event the bytes decoded as, either way.
+    pub fn event_type(&self) -> Option<EventType> {
+        self.envelope.or(self.row)
+    }
+}
+
+/// Decodes arbitrary bytes as an event, two ways, and checks what came out.
+///
+/// For any bytes, decoding never panics. When the bytes are UTF-8, [`EventRecord::from_json`]
+/// and the record's `Deserialize` impl agree on them, and when they decode as an envelope:
+/// - encoding the record with [`EventRecord::to_json`] and decoding that gives the same record,
+///   and encoding it again gives the same text (the encoding is a fixed point);
+/// - [`Event::decode`] of the event's type and [`Event::payload_json`] gives the same event.
+///
+/// The bytes are also split at the first NUL or newline into a type name and a payload, the way
+/// the store keeps a row; when the name is an [`EventType`] and the payload is UTF-8,
+/// [`Event::decode`] must not panic, and whatever it decodes must survive the same re-encoding.
+pub fn event_decode(data: &[u8]) -> Decoded {
+    Decoded {
+        envelope: decode_envelope(data),
+        row: decode_row(data),
+    }
+}
+
+fn decode_envelope(data: &[u8]) -> Option<EventType> {
+    // The `Deserialize` impl takes the bytes as they come: it must refuse them or decode them.
+    let via_serde = serde_json::from_slice::<EventRecord>(data).ok();
+    let record = match std::str::from_utf8(data) {
+        Ok(text) => {
+            let record = EventRecord::from_json(text).ok();
+            assert_eq!(
+                via_serde, record,
+                "from_json and the Deserialize impl disagree\ntext: {text}"
+            );
+            record?
+        }
+        // serde_json skips the value of an unknown field without checking its UTF-8, so bytes
+        // that are not UTF-8 may still decode this way; what does must pass the same checks.
+        Err(_) => via_serde?,
+    };
+
+    let json = record.to_json();
+    let again = EventRecord::from_json(&json)
+        .unwrap_or_else(|e| panic!("a record's own JSON does not decode: {e}\njson: {json}"));
+    assert_eq!(again, record, "the envelope does not round-trip\njson: {json}");
+    assert_eq!(again.to_json(), json, "encoding a decoded record changes its JSON");
+
+    check_event(&record.event);
+    Some(record.event.event_type())
+}
+
+fn decode_row(data: &[u8]) -> Option<EventType> {
+    let split = data.iter().position(|&b| b == 0 || b == b'\n')?;
+    let (name, payload) = (&data[..split], &data[split + 1..]);
+    let event_type: EventType = std::str::from_utf8(name).ok()?.parse().ok()?;
+    assert_eq!(
+        event_type.as_str().as_bytes(),
+        name,
+        "a type parses from a name that is not its own"
+    );
+    let event = Event::decode(event_type, std::str::from_utf8(payload).ok()?).ok()?;
+    assert_eq!(event.event_type(), event_type, "decode gave another type");
+    check_event(&event);
+    Some(event_type)
+}
+
+/// An event's payload re-encodes to JSON that decodes as the same event.
+fn check_event(event: &Event) {
+    let event_type = event.event_type();
+    assert_eq!(
+        event_type.as_str().parse::<EventType>().ok(),
+        Some(event_type),
+        "a type's name does not parse back"
+    );
+    let payload = event.payload_json();
+    let decoded = Event::decode(event_type, &payload)
+        .unwrap_or_else(|e| panic!("an event's own payload does not decode: {e}\n{payload}"));
+    assert_eq!(&decoded, event, "the payload does not round-trip\n{payload}");
+    // The JSON value form must never fail either (it is built the same way, by serde).
+    let _ = event.payload_value();
+}
+
+/// The files a target's corpus holds: each regular file directly under `dir`, sorted by name.
+/// A directory that does not exist holds none.
+pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}

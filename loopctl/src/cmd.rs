@@ -1,0 +1,32 @@
+//! One module per group of commands.
+
+mod export;
+mod replay;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use loop_store::SqliteStore;
+
+use crate::cli::Command;
+use crate::output::Output;
+
+pub fn run(command: Command, out: &Output) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
+        Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
+    }
+}
+
+/// Opens an existing event log; never creates one (a typo in `--db` must not look like an
+/// empty log).
+fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
+    if !db.is_file() {
+        bail!(
+            "no event log at {}: pass the loopd.db file with --db",
+            db.display()
+        );
+    }
+    SqliteStore::open(db).with_context(|| format!("cannot open the event log {}", db.display()))
+}

@@ -1,0 +1,4 @@
+//! `loopctl` driven as a person or a script would: the real binary on a real event log.
+
+mod offline;
+mod support;
