@@ -6,12 +6,15 @@
 //! sees (the API's `Run` and `Step`, `report.tsv`, `summary.json`, `run.log`, `events.jsonl`)
 //! is a projection in [`projection`].
 
+pub mod config;
 pub mod decide;
 pub mod error;
 pub mod event;
 pub mod ids;
 pub mod layout;
+pub mod plan;
 pub mod projection;
+pub mod spec;
 pub mod state;
 pub mod time;
 

@@ -1,0 +1,336 @@
+//! `.loop/config`: the keys, their defaults, and the parser (`contract.md` §2).
+//!
+//! A config file is `key=value` lines. `#` starts a comment line, matching surrounding quotes are
+//! stripped, booleans are true/false/1/0/yes/no/on/off in any case. Every value is checked when
+//! the file is read, so a mistake is reported when the run is created, with file, line and key,
+//! never halfway through a run. Layers are merged by precedence (flags > `--config` >
+//! `<workspace>/.loop/config` > defaults) and the result is frozen into `RUN_CREATED`.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+/// What a key's value must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Bool,
+    /// A whole number ≥ 0.
+    Count,
+    /// A number ≥ 0 (dollars).
+    Amount,
+    OneOf(&'static [&'static str]),
+}
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    /// The default as written in a config file; empty means unset.
+    pub default: &'static str,
+    pub kind: Kind,
+    pub doc: &'static str,
+}
+
+const fn key(name: &'static str, default: &'static str, kind: Kind, doc: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        kind,
+        doc,
+    }
+}
+
+use Kind::{Amount, Bool, Count, OneOf, Text};
+
+/// Every key, in the order `loopctl init` writes them.
+pub const KEYS: &[Key] = &[
+    key("specs_dir", "specs", Text, "where specs live"),
+    key("plans_dir", "specs/planning", Text, "where plans (<stem>-plan.md) live"),
+    key("log_dir", "logs/loop", Text, "where run directories are written, under the workspace"),
+    key("global_log_dir", "", Text, "global artifact mirror root; empty = the daemon's data dir"),
+    key("artifact_mode", "mirror", OneOf(&["workspace", "global", "mirror"]), "where run artifacts go"),
+    key("agent", "claude", OneOf(&["claude", "codex", "command"]), "agent adapter"),
+    key("agent_cmd", "", Text, "for agent=command: shell command; prompt on stdin and in $LOOP_PROMPT_FILE"),
+    key("claude_bin", "claude", Text, "path or name of the Claude Code CLI"),
+    key("model", "opus", Text, "model for implementation"),
+    key("review_model", "", Text, "model for review; empty = model"),
+    key("iterations", "50", Count, "implementation iterations before iterations_exhausted"),
+    key("completion_mode", "trailing", OneOf(&["exact", "trailing"]), "exact: whole answer is the token; trailing: last non-empty line"),
+    key("reviewer", "true", Bool, "run a review step after each implementation step"),
+    key("prompt_file", "", Text, "custom implementation prompt; else .loop/prompt.txt if present"),
+    key("context_files", "", Text, "extra files referenced as @path, space-separated"),
+    key("verify_cmds", "", Text, "verification commands, separated by |"),
+    key("verify_timeout_sec", "0", Count, "timeout per verification command; 0 = none"),
+    key("claude_timeout_sec", "600", Count, "timeout per agent call; 0 = none"),
+    key("claude_retries", "0", Count, "retries of a failed agent call"),
+    key("claude_retry_backoff_sec", "5", Count, "first backoff between agent retries"),
+    key("max_consecutive_verification_failures", "3", Count, "fail the run after this many failed verifications in a row; 0 = off"),
+    key("max_consecutive_review_failures", "0", Count, "fail the run after this many failed reviews in a row; 0 = off"),
+    key("max_watchdog_rewrites", "2", Count, "prompt rewrites before a watchdog signal fails the run"),
+    key("max_cost_usd", "0", Amount, "stop the run once reported agent cost passes this; 0 = none"),
+    key("usage_limit_wait", "true", Bool, "wait for a usage limit's reset time instead of failing"),
+    key("run_naming_mode", "haiku", OneOf(&["haiku", "spec_slug"]), "how a run is named"),
+    key("run_naming_model", "haiku", Text, "model for the run name"),
+    key("base_branch", "", Text, "branch the run starts from; empty = detected"),
+    key("run_branch_prefix", "run/", Text, "run branch = prefix + slug(name)"),
+    key("merge_target_branch", "", Text, "merge on completion into this branch; empty = no merge"),
+    key("merge_strategy", "squash", OneOf(&["none", "merge", "squash"]), "how to merge"),
+    key("worktree_path_template", "../{{ repo }}.{{ run_branch | sanitize }}", Text, "where the run worktree goes"),
+    key("worktree_provider", "auto", OneOf(&["auto", "worktrunk", "git"]), "auto = Worktrunk when wt answers, else git"),
+    key("worktrunk_bin", "wt", Text, "the Worktrunk binary"),
+    key("worktrunk_config_path", "", Text, "Worktrunk config file"),
+    key("worktrunk_copy_ignored", "false", Bool, "copy ignored files into a new Worktrunk worktree"),
+    key("worktree_cleanup", "true", Bool, "remove the worktree when the run ends (kept while a finished run awaits review)"),
+    key("summary_json", "true", Bool, "write summary.json"),
+    key("postmortem", "true", Bool, "run a postmortem analysis at run end"),
+    key("agent_idle_timeout_sec", "900", Count, "stop an agent that prints nothing for this long; 0 = none"),
+    key("notify_cmd", "", Text, "run this command with the event JSON on stdin on notable events"),
+    key("notify_webhook", "", Text, "POST the event JSON here on notable events"),
+];
+
+/// The key named `name`.
+pub fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// A config mistake, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{source_name}:{line}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The file (or `--flag`) the value came from.
+    pub source_name: String,
+    /// 1-based line; 0 for values that did not come from a file.
+    pub line: usize,
+    /// The key, or the line's text when it has no key.
+    pub key: String,
+    pub problem: String,
+}
+
+/// Values from one source (a file or the flags), checked and normalized.
+pub type Layer = BTreeMap<String, String>;
+
+/// Parses one config file. `source_name` names it in errors.
+pub fn parse(source_name: &str, text: &str) -> Result<Layer, ConfigError> {
+    let mut layer = Layer::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let error = |key: &str, problem: String| ConfigError {
+            source_name: source_name.to_owned(),
+            line: index + 1,
+            key: key.to_owned(),
+            problem,
+        };
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(error(line, "expected key=value".to_owned()));
+        };
+        let name = name.trim();
+        let value = unquote(value.trim());
+        let normalized = check(name, value).map_err(|problem| error(name, problem))?;
+        layer.insert(name.to_owned(), normalized);
+    }
+    Ok(layer)
+}
+
+/// Checks one value given outside a file (a flag or an API field).
+pub fn check_value(source_name: &str, name: &str, value: &str) -> Result<String, ConfigError> {
+    check(name, value).map_err(|problem| ConfigError {
+        source_name: source_name.to_owned(),
+        line: 0,
+        key: name.to_owned(),
+        problem,
+    })
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+            return &value[1..value.len() - 1];
+        }
+    }
+    value
+}
+
+fn check(name: &str, value: &str) -> Result<String, String> {
+    let Some(key) = find_key(name) else {
+        return Err("unknown key".to_owned());
+    };
+    match key.kind {
+        Text => Ok(value.to_owned()),
+        Bool => parse_bool(value)
+            .map(|b| b.to_string())
+            .ok_or_else(|| format!("{value:?} is not a boolean (true/false/1/0/yes/no/on/off)")),
+        Count => value
+            .parse::<u64>()
+            .map(|n| n.to_string())
+            .map_err(|_| format!("{value:?} is not a whole number ≥ 0")),
+        Amount => match value.parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 => Ok(value.to_owned()),
+            _ => Err(format!("{value:?} is not an amount ≥ 0")),
+        },
+        OneOf(choices) => {
+            if choices.contains(&value) {
+                Ok(value.to_owned())
+            } else {
+                Err(format!("{value:?} is not one of {}", choices.join(", ")))
+            }
+        }
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The resolved configuration of a run: every key, from the highest layer that sets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    values: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Merges layers, highest precedence first, over the defaults.
+    pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a Layer>) -> Config {
+        let mut values: BTreeMap<String, String> = KEYS
+            .iter()
+            .map(|key| (key.name.to_owned(), key.default.to_owned()))
+            .collect();
+        let layers: Vec<&Layer> = layers.into_iter().collect();
+        for layer in layers.into_iter().rev() {
+            for (name, value) in layer {
+                values.insert(name.clone(), value.clone());
+            }
+        }
+        Config { values }
+    }
+
+    /// A frozen config as stored in `RUN_CREATED`; keys it lacks (written by an older build)
+    /// take their defaults.
+    pub fn from_frozen(frozen: &BTreeMap<String, String>) -> Config {
+        Config::resolve([frozen])
+    }
+
+    /// Every key and value, as frozen into `RUN_CREATED`.
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    pub fn text(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    /// A boolean key (false when unset or unreadable; values are checked on the way in).
+    pub fn flag(&self, name: &str) -> bool {
+        parse_bool(self.text(name)).unwrap_or(false)
+    }
+
+    /// A count key (0 when unset).
+    pub fn count(&self, name: &str) -> u64 {
+        self.text(name).parse().unwrap_or(0)
+    }
+
+    /// An amount key (0 when unset).
+    pub fn amount(&self, name: &str) -> f64 {
+        self.text(name).parse().unwrap_or(0.0)
+    }
+
+    /// `verify_cmds` split on `|`, blanks dropped.
+    pub fn verify_cmds(&self) -> Vec<String> {
+        self.text("verify_cmds")
+            .split('|')
+            .map(str::trim)
+            .filter(|cmd| !cmd.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The review model: `review_model`, else `model`.
+    pub fn review_model(&self) -> &str {
+        match self.text("review_model") {
+            "" => self.text("model"),
+            model => model,
+        }
+    }
+}
+
+/// The commented `.loop/config` that `loopctl init` writes: every key with its default.
+pub fn commented_template() -> String {
+    let mut text = String::from(
+        "# loop configuration: key=value lines, # starts a comment.\n\
+         # Precedence: command-line flags > --config file > this file > defaults.\n\
+         # Every key is listed with its default; uncomment a line to change it.\n",
+    );
+    for key in KEYS {
+        text.push_str(&format!("\n# {}\n# {}={}\n", key.doc, key.name, key.default));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_values_quotes_comments_and_booleans() {
+        let layer = parse(
+            ".loop/config",
+            "# comment\n\nmodel = \"sonnet\"\nreviewer=OFF\niterations='7'\nverify_cmds=cargo test | cargo clippy\n",
+        )
+        .expect("valid config");
+        assert_eq!(layer["model"], "sonnet");
+        assert_eq!(layer["reviewer"], "false");
+        assert_eq!(layer["iterations"], "7");
+        let config = Config::resolve([&layer]);
+        assert_eq!(config.verify_cmds(), ["cargo test", "cargo clippy"]);
+        assert_eq!(config.review_model(), "sonnet");
+        assert!(config.flag("postmortem"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        for (text, line, key, problem) in [
+            ("model=x\nbogus=1", 2, "bogus", "unknown key"),
+            ("reviewer=maybe", 1, "reviewer", "not a boolean"),
+            ("\n\niterations=-1", 3, "iterations", "whole number"),
+            ("agent=gpt", 1, "agent", "not one of claude, codex, command"),
+            ("max_cost_usd=NaN", 1, "max_cost_usd", "amount"),
+            ("just words", 1, "just words", "expected key=value"),
+        ] {
+            let error = parse("repo/.loop/config", text).expect_err(text);
+            assert_eq!((error.line, error.key.as_str()), (line, key), "{text}");
+            assert!(error.to_string().starts_with(&format!("repo/.loop/config:{line}: {key}: ")));
+            assert!(error.problem.contains(problem), "{error}");
+        }
+    }
+
+    #[test]
+    fn higher_layers_win_over_lower_ones_and_defaults() {
+        let flags = Layer::from([("model".to_owned(), "haiku".to_owned())]);
+        let file = parse("f", "model=sonnet\niterations=3").expect("valid");
+        let config = Config::resolve([&flags, &file]);
+        assert_eq!(config.text("model"), "haiku");
+        assert_eq!(config.count("iterations"), 3);
+        assert_eq!(config.text("merge_strategy"), "squash");
+        assert_eq!(config.values().len(), KEYS.len());
+    }
+
+    #[test]
+    fn the_template_parses_back_to_the_defaults() {
+        let uncommented: String = commented_template()
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.contains('=') && find_key(line.split('=').next().unwrap_or("")).is_some())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let layer = parse("template", &uncommented).expect("template values are valid");
+        assert_eq!(layer.len(), KEYS.len());
+        assert_eq!(Config::resolve([&layer]), Config::resolve([]));
+    }
+}
