@@ -6,6 +6,7 @@
 //! sees (the API's `Run` and `Step`, `report.tsv`, `summary.json`, `run.log`, `events.jsonl`)
 //! is a projection in [`projection`].
 
+pub mod completion;
 pub mod config;
 pub mod decide;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod projection;
 pub mod spec;
 pub mod state;
 pub mod time;
+pub mod watchdog;
 
 pub use decide::{Command, decide};
 pub use error::DomainError;
