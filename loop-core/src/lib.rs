@@ -15,6 +15,7 @@ pub mod ids;
 pub mod layout;
 pub mod plan;
 pub mod projection;
+pub mod prompt;
 pub mod spec;
 pub mod state;
 pub mod time;

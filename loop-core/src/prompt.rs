@@ -1,0 +1,207 @@
+//! The prompts: what the agent is asked to do in an implementation step and in a review step.
+//!
+//! The runtime reads the files (custom template, notes) and passes their content or paths in;
+//! this module only assembles text, so `loopctl prompt` can print exactly what would be sent.
+
+use crate::completion::TOKEN;
+use crate::plan::Task;
+
+/// Everything an implementation prompt is built from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImplementationInputs<'a> {
+    /// Paths as the agent sees them from its working directory.
+    pub spec_path: &'a str,
+    pub plan_path: &'a str,
+    /// A custom template (`prompt_file` or `.loop/prompt.txt`) with `SPEC_PATH`/`PLAN_PATH`
+    /// placeholders; `None` for the default prompt.
+    pub template: Option<&'a str>,
+    /// Extra files to read first, referenced as `@path`.
+    pub context_files: &'a [String],
+    /// Path of `runner-notes.txt` when the last verification failed.
+    pub runner_notes: Option<&'a str>,
+    /// Path of `review-notes.txt` when the reviewer asked for changes.
+    pub review_notes: Option<&'a str>,
+    /// The task this iteration should take.
+    pub task: Option<&'a Task>,
+}
+
+/// The implementation prompt for one iteration.
+pub fn implementation_prompt(inputs: &ImplementationInputs<'_>) -> String {
+    let mut prompt = match inputs.template {
+        Some(template) => template
+            .replace("SPEC_PATH", inputs.spec_path)
+            .replace("PLAN_PATH", inputs.plan_path),
+        None => default_prompt(inputs.spec_path, inputs.plan_path),
+    };
+    if !prompt.ends_with('\n') {
+        prompt.push('\n');
+    }
+    if !inputs.context_files.is_empty() {
+        prompt.push_str("\nRead these files for context before you start:\n");
+        for path in inputs.context_files {
+            prompt.push_str(&format!("@{path}\n"));
+        }
+    }
+    if let Some(notes) = inputs.runner_notes {
+        prompt.push_str(&format!(
+            "\nVerification failed after the last iteration. The failing commands and their \
+             output are in @{notes}. Make them pass before anything else.\n"
+        ));
+    }
+    if let Some(notes) = inputs.review_notes {
+        prompt.push_str(&format!(
+            "\nThe reviewer asked for changes, listed in @{notes}. Address every one of them \
+             in this iteration.\n"
+        ));
+    }
+    if let Some(task) = inputs.task {
+        prompt.push_str(&format!(
+            "\nThis iteration's task (line {} of the plan): {}\n",
+            task.line, task.text
+        ));
+    }
+    prompt
+}
+
+fn default_prompt(spec: &str, plan: &str) -> String {
+    format!(
+        "You are working through a plan, one task per iteration.\n\
+         \n\
+         The spec is @{spec} and the plan is @{plan}. Read both.\n\
+         \n\
+         In this iteration:\n\
+         1. Take exactly one task: the one named below, or else the first unchecked `- [ ]` \
+            task of the plan.\n\
+         2. Implement it fully, with tests, following the spec. Run the project's checks.\n\
+         3. Mark it done in the plan: `- [ ]` becomes `- [x]`. Change no other task's box.\n\
+         4. Commit all of it, plan included, in one commit whose message names the task.\n\
+         \n\
+         If the task cannot be done (a missing decision, access, or dependency), mark it \
+         `- [~]`, add an indented note under it saying what is needed, commit, and stop.\n\
+         \n\
+         Do not start a second task. Do not rewrite the plan's other tasks.\n\
+         \n\
+         End your answer with exactly one line, the last one:\n\
+         - `DONE: <the task, in a few words>` after committing a finished task,\n\
+         - `BLOCKED: <what is needed>` after marking a task `[~]`,\n\
+         - `{TOKEN}` only when the plan has no `- [ ]` and no `- [~]` task left.\n"
+    )
+}
+
+/// Everything a review prompt is built from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReviewInputs<'a> {
+    pub spec_path: &'a str,
+    pub plan_path: &'a str,
+    /// The commit range or ref the reviewer should read, e.g. `HEAD~1..HEAD`.
+    pub changes: &'a str,
+    pub task: Option<&'a Task>,
+}
+
+/// The word a reviewer answers with when nothing needs to change.
+pub const APPROVED: &str = "APPROVED";
+
+/// The review prompt for the change an implementation step just made.
+pub fn review_prompt(inputs: &ReviewInputs<'_>) -> String {
+    let task = inputs
+        .task
+        .map(|task| format!("The task was: {}\n\n", task.text))
+        .unwrap_or_default();
+    format!(
+        "Review the change just made for the plan @{plan} (spec: @{spec}).\n\
+         \n\
+         {task}Read the change with `git diff {changes}` and `git log -1`. Check that it does \
+         what the task asks and the spec requires, that it has tests, that nothing unrelated \
+         changed, and that the task's box in the plan is `[x]`.\n\
+         \n\
+         Do not edit any file.\n\
+         \n\
+         If the change is right, answer with the single line `{APPROVED}`.\n\
+         Otherwise answer with a list of required changes, one `- ` line each, specific enough \
+         to act on without you.\n",
+        plan = inputs.plan_path,
+        spec = inputs.spec_path,
+        changes = inputs.changes,
+    )
+}
+
+/// What a reviewer's answer says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Approved,
+    /// The required changes, as the reviewer wrote them.
+    ChangesRequired(String),
+}
+
+/// Reads a review answer: approved when its last non-empty line is `APPROVED` (markup such as
+/// backticks or bold around it is tolerated).
+pub fn review_verdict(answer: &str) -> Verdict {
+    let last = answer.lines().map(str::trim).rfind(|line| !line.is_empty());
+    let approved = last.is_some_and(|line| line.trim_matches(['`', '*', '.', ' ']) == APPROVED);
+    if approved {
+        Verdict::Approved
+    } else {
+        Verdict::ChangesRequired(answer.trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Task, TaskState};
+
+    #[test]
+    fn default_prompt_names_files_notes_context_and_task() {
+        let task = Task {
+            line: 7,
+            state: TaskState::Pending,
+            optional: false,
+            text: "write the parser".to_owned(),
+            section: None,
+            blocking: true,
+        };
+        let context = ["docs/api.md".to_owned()];
+        let prompt = implementation_prompt(&ImplementationInputs {
+            spec_path: "specs/a.md",
+            plan_path: "specs/planning/a-plan.md",
+            context_files: &context,
+            runner_notes: Some("logs/loop/run-1/runner-notes.txt"),
+            review_notes: Some("logs/loop/run-1/review-notes.txt"),
+            task: Some(&task),
+            ..ImplementationInputs::default()
+        });
+        for part in [
+            "@specs/a.md",
+            "@specs/planning/a-plan.md",
+            "@docs/api.md",
+            "@logs/loop/run-1/runner-notes.txt",
+            "@logs/loop/run-1/review-notes.txt",
+            "(line 7 of the plan): write the parser",
+            TOKEN,
+        ] {
+            assert!(prompt.contains(part), "missing {part:?} in\n{prompt}");
+        }
+    }
+
+    #[test]
+    fn a_template_gets_its_placeholders_filled() {
+        let prompt = implementation_prompt(&ImplementationInputs {
+            spec_path: "s.md",
+            plan_path: "p.md",
+            template: Some("Do SPEC_PATH by PLAN_PATH"),
+            ..ImplementationInputs::default()
+        });
+        assert_eq!(prompt, "Do s.md by p.md\n");
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(review_verdict("Looks good.\n\nAPPROVED\n"), Verdict::Approved);
+        assert_eq!(review_verdict("**APPROVED**"), Verdict::Approved);
+        assert_eq!(
+            review_verdict("- add a test\n"),
+            Verdict::ChangesRequired("- add a test".to_owned())
+        );
+        assert!(matches!(review_verdict("APPROVED\n- but fix x"), Verdict::ChangesRequired(_)));
+    }
+}
