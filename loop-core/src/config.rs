@@ -46,47 +46,222 @@ use Kind::{Amount, Bool, Count, OneOf, Text};
 /// Every key, in the order `loopctl init` writes them.
 pub const KEYS: &[Key] = &[
     key("specs_dir", "specs", Text, "where specs live"),
-    key("plans_dir", "specs/planning", Text, "where plans (<stem>-plan.md) live"),
-    key("log_dir", "logs/loop", Text, "where run directories are written, under the workspace"),
-    key("global_log_dir", "", Text, "global artifact mirror root; empty = the daemon's data dir"),
-    key("artifact_mode", "mirror", OneOf(&["workspace", "global", "mirror"]), "where run artifacts go"),
-    key("agent", "claude", OneOf(&["claude", "codex", "command"]), "agent adapter"),
-    key("agent_cmd", "", Text, "for agent=command: shell command; prompt on stdin and in $LOOP_PROMPT_FILE"),
-    key("claude_bin", "claude", Text, "path or name of the Claude Code CLI"),
+    key(
+        "plans_dir",
+        "specs/planning",
+        Text,
+        "where plans (<stem>-plan.md) live",
+    ),
+    key(
+        "log_dir",
+        "logs/loop",
+        Text,
+        "where run directories are written, under the workspace",
+    ),
+    key(
+        "global_log_dir",
+        "",
+        Text,
+        "global artifact mirror root; empty = the daemon's data dir",
+    ),
+    key(
+        "artifact_mode",
+        "mirror",
+        OneOf(&["workspace", "global", "mirror"]),
+        "where run artifacts go",
+    ),
+    key(
+        "agent",
+        "claude",
+        Text,
+        "agent adapter: claude, codex, command (or one an embedder registered)",
+    ),
+    key(
+        "agent_cmd",
+        "",
+        Text,
+        "for agent=command: shell command; prompt on stdin and in $LOOP_PROMPT_FILE",
+    ),
+    key(
+        "claude_bin",
+        "claude",
+        Text,
+        "path or name of the Claude Code CLI",
+    ),
     key("model", "opus", Text, "model for implementation"),
     key("review_model", "", Text, "model for review; empty = model"),
-    key("iterations", "50", Count, "implementation iterations before iterations_exhausted"),
-    key("completion_mode", "trailing", OneOf(&["exact", "trailing"]), "exact: whole answer is the token; trailing: last non-empty line"),
-    key("reviewer", "true", Bool, "run a review step after each implementation step"),
-    key("prompt_file", "", Text, "custom implementation prompt; else .loop/prompt.txt if present"),
-    key("context_files", "", Text, "extra files referenced as @path, space-separated"),
-    key("verify_cmds", "", Text, "verification commands, separated by |"),
-    key("verify_timeout_sec", "0", Count, "timeout per verification command; 0 = none"),
-    key("claude_timeout_sec", "600", Count, "timeout per agent call; 0 = none"),
-    key("claude_retries", "0", Count, "retries of a failed agent call"),
-    key("claude_retry_backoff_sec", "5", Count, "first backoff between agent retries"),
-    key("max_consecutive_verification_failures", "3", Count, "fail the run after this many failed verifications in a row; 0 = off"),
-    key("max_consecutive_review_failures", "0", Count, "fail the run after this many failed reviews in a row; 0 = off"),
-    key("max_watchdog_rewrites", "2", Count, "prompt rewrites before a watchdog signal fails the run"),
-    key("max_cost_usd", "0", Amount, "stop the run once reported agent cost passes this; 0 = none"),
-    key("usage_limit_wait", "true", Bool, "wait for a usage limit's reset time instead of failing"),
-    key("run_naming_mode", "haiku", OneOf(&["haiku", "spec_slug"]), "how a run is named"),
+    key(
+        "iterations",
+        "50",
+        Count,
+        "implementation iterations before iterations_exhausted",
+    ),
+    key(
+        "completion_mode",
+        "trailing",
+        OneOf(&["exact", "trailing"]),
+        "exact: whole answer is the token; trailing: last non-empty line",
+    ),
+    key(
+        "reviewer",
+        "true",
+        Bool,
+        "run a review step after each implementation step",
+    ),
+    key(
+        "prompt_file",
+        "",
+        Text,
+        "custom implementation prompt; else .loop/prompt.txt if present",
+    ),
+    key(
+        "context_files",
+        "",
+        Text,
+        "extra files referenced as @path, space-separated",
+    ),
+    key(
+        "verify_cmds",
+        "",
+        Text,
+        "verification commands, separated by |",
+    ),
+    key(
+        "verify_timeout_sec",
+        "0",
+        Count,
+        "timeout per verification command; 0 = none",
+    ),
+    key(
+        "claude_timeout_sec",
+        "600",
+        Count,
+        "timeout per agent call; 0 = none",
+    ),
+    key(
+        "claude_retries",
+        "0",
+        Count,
+        "retries of a failed agent call",
+    ),
+    key(
+        "claude_retry_backoff_sec",
+        "5",
+        Count,
+        "first backoff between agent retries",
+    ),
+    key(
+        "max_consecutive_verification_failures",
+        "3",
+        Count,
+        "fail the run after this many failed verifications in a row; 0 = off",
+    ),
+    key(
+        "max_consecutive_review_failures",
+        "0",
+        Count,
+        "fail the run after this many failed reviews in a row; 0 = off",
+    ),
+    key(
+        "max_watchdog_rewrites",
+        "2",
+        Count,
+        "prompt rewrites before a watchdog signal fails the run",
+    ),
+    key(
+        "max_cost_usd",
+        "0",
+        Amount,
+        "stop the run once reported agent cost passes this; 0 = none",
+    ),
+    key(
+        "usage_limit_wait",
+        "true",
+        Bool,
+        "wait for a usage limit's reset time instead of failing",
+    ),
+    key(
+        "run_naming_mode",
+        "haiku",
+        OneOf(&["haiku", "spec_slug"]),
+        "how a run is named",
+    ),
     key("run_naming_model", "haiku", Text, "model for the run name"),
-    key("base_branch", "", Text, "branch the run starts from; empty = detected"),
-    key("run_branch_prefix", "run/", Text, "run branch = prefix + slug(name)"),
-    key("merge_target_branch", "", Text, "merge on completion into this branch; empty = no merge"),
-    key("merge_strategy", "squash", OneOf(&["none", "merge", "squash"]), "how to merge"),
-    key("worktree_path_template", "../{{ repo }}.{{ run_branch | sanitize }}", Text, "where the run worktree goes"),
-    key("worktree_provider", "auto", OneOf(&["auto", "worktrunk", "git"]), "auto = Worktrunk when wt answers, else git"),
+    key(
+        "base_branch",
+        "",
+        Text,
+        "branch the run starts from; empty = detected",
+    ),
+    key(
+        "run_branch_prefix",
+        "run/",
+        Text,
+        "run branch = prefix + slug(name)",
+    ),
+    key(
+        "merge_target_branch",
+        "",
+        Text,
+        "merge on completion into this branch; empty = no merge",
+    ),
+    key(
+        "merge_strategy",
+        "squash",
+        OneOf(&["none", "merge", "squash"]),
+        "how to merge",
+    ),
+    key(
+        "worktree_path_template",
+        "../{{ repo }}.{{ run_branch | sanitize }}",
+        Text,
+        "where the run worktree goes",
+    ),
+    key(
+        "worktree_provider",
+        "auto",
+        OneOf(&["auto", "worktrunk", "git", "none"]),
+        "auto = Worktrunk when wt answers, else git; none = work in the workspace itself",
+    ),
     key("worktrunk_bin", "wt", Text, "the Worktrunk binary"),
     key("worktrunk_config_path", "", Text, "Worktrunk config file"),
-    key("worktrunk_copy_ignored", "false", Bool, "copy ignored files into a new Worktrunk worktree"),
-    key("worktree_cleanup", "true", Bool, "remove the worktree when the run ends (kept while a finished run awaits review)"),
+    key(
+        "worktrunk_copy_ignored",
+        "false",
+        Bool,
+        "copy ignored files into a new Worktrunk worktree",
+    ),
+    key(
+        "worktree_cleanup",
+        "true",
+        Bool,
+        "remove the worktree when the run ends (kept while a finished run awaits review)",
+    ),
     key("summary_json", "true", Bool, "write summary.json"),
-    key("postmortem", "true", Bool, "run a postmortem analysis at run end"),
-    key("agent_idle_timeout_sec", "900", Count, "stop an agent that prints nothing for this long; 0 = none"),
-    key("notify_cmd", "", Text, "run this command with the event JSON on stdin on notable events"),
-    key("notify_webhook", "", Text, "POST the event JSON here on notable events"),
+    key(
+        "postmortem",
+        "true",
+        Bool,
+        "run a postmortem analysis at run end",
+    ),
+    key(
+        "agent_idle_timeout_sec",
+        "900",
+        Count,
+        "stop an agent that prints nothing for this long; 0 = none",
+    ),
+    key(
+        "notify_cmd",
+        "",
+        Text,
+        "run this command with the event JSON on stdin on notable events",
+    ),
+    key(
+        "notify_webhook",
+        "",
+        Text,
+        "POST the event JSON here on notable events",
+    ),
 ];
 
 /// The key named `name`.
@@ -268,7 +443,10 @@ pub fn commented_template() -> String {
          # Every key is listed with its default; uncomment a line to change it.\n",
     );
     for key in KEYS {
-        text.push_str(&format!("\n# {}\n# {}={}\n", key.doc, key.name, key.default));
+        text.push_str(&format!(
+            "\n# {}\n# {}={}\n",
+            key.doc, key.name, key.default
+        ));
     }
     text
 }
@@ -299,13 +477,22 @@ mod tests {
             ("model=x\nbogus=1", 2, "bogus", "unknown key"),
             ("reviewer=maybe", 1, "reviewer", "not a boolean"),
             ("\n\niterations=-1", 3, "iterations", "whole number"),
-            ("agent=gpt", 1, "agent", "not one of claude, codex, command"),
+            (
+                "merge_strategy=rebase",
+                1,
+                "merge_strategy",
+                "not one of none, merge, squash",
+            ),
             ("max_cost_usd=NaN", 1, "max_cost_usd", "amount"),
             ("just words", 1, "just words", "expected key=value"),
         ] {
             let error = parse("repo/.loop/config", text).expect_err(text);
             assert_eq!((error.line, error.key.as_str()), (line, key), "{text}");
-            assert!(error.to_string().starts_with(&format!("repo/.loop/config:{line}: {key}: ")));
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("repo/.loop/config:{line}: {key}: "))
+            );
             assert!(error.problem.contains(problem), "{error}");
         }
     }
@@ -326,7 +513,9 @@ mod tests {
         let uncommented: String = commented_template()
             .lines()
             .filter_map(|line| line.strip_prefix("# "))
-            .filter(|line| line.contains('=') && find_key(line.split('=').next().unwrap_or("")).is_some())
+            .filter(|line| {
+                line.contains('=') && find_key(line.split('=').next().unwrap_or("")).is_some()
+            })
             .map(|line| format!("{line}\n"))
             .collect();
         let layer = parse("template", &uncommented).expect("template values are valid");

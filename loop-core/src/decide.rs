@@ -68,12 +68,22 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
         Command::Create(created) => (vec![created.into()], state.last_ts_ms()),
         Command::Start => single(state, RunStarted {}),
         Command::Pause { reason, at_ms } => (
-            closing(state, StepStatus::Canceled, at_ms, RunPaused { reason }.into()),
+            closing(
+                state,
+                StepStatus::Canceled,
+                at_ms,
+                RunPaused { reason }.into(),
+            ),
             at_ms,
         ),
         Command::Resume => single(state, RunResumed {}),
         Command::Cancel { reason, at_ms } => (
-            closing(state, StepStatus::Canceled, at_ms, RunCanceled { reason }.into()),
+            closing(
+                state,
+                StepStatus::Canceled,
+                at_ms,
+                RunCanceled { reason }.into(),
+            ),
             at_ms,
         ),
         Command::Retry => single(state, RunRetried {}),
@@ -153,6 +163,9 @@ fn interrupted_step(state: &RunState, status: StepStatus, at_ms: i64) -> Option<
             tasks_done: None,
             tasks_total: None,
             message: Some(format!("step {}", status.as_str().to_lowercase())),
+            head_commit: None,
+            plan_sha256: None,
+            answer_sha256: None,
         }
         .into(),
     )

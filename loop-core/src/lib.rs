@@ -6,6 +6,7 @@
 //! sees (the API's `Run` and `Step`, `report.tsv`, `summary.json`, `run.log`, `events.jsonl`)
 //! is a projection in [`projection`].
 
+pub mod agent_stream;
 pub mod completion;
 pub mod config;
 pub mod decide;
@@ -14,6 +15,7 @@ pub mod event;
 pub mod ids;
 pub mod layout;
 pub mod plan;
+pub mod progress;
 pub mod projection;
 pub mod prompt;
 pub mod spec;

@@ -29,6 +29,31 @@ impl Signal {
     }
 }
 
+/// What the next prompts tell the agent after a rewrite for `signals` (comma-separated kinds).
+pub fn diagnosis(signals: &str) -> String {
+    let mut text = String::from(
+        "\nThe loop watchdog noticed that recent iterations are not making progress:\n",
+    );
+    for signal in signals.split(',').map(str::trim) {
+        let line = match signal {
+            "repeated_output" => "- your answer repeated the previous iteration's word for word",
+            "no_progress" => "- your answer said that nothing was done",
+            "malformed_token" => "- the completion token was given in a form that does not count",
+            "stalled" => "- several iterations passed with no new commit and no change to the plan",
+            _ => "- the loop is not moving",
+        };
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(
+        "Re-read the plan and pick the first unchecked task. If it cannot be done, mark it \
+         `- [~]` with a note saying what is needed and commit. Make one concrete change and \
+         commit it before answering. Give the completion token only alone on the last line, and \
+         only when no task is pending.\n",
+    );
+    text
+}
+
 /// What one finished iteration left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {

@@ -1,4 +1,45 @@
-//! The loop engine as a library: the run driver, agents, verification and worktrees.
+//! The loop engine as a library.
 //!
-//! The engine lands with its own issue; this crate holds its place in the workspace so the crate
-//! borders in `ARCHITECTURE.md` are real from the start.
+//! A [`Runtime`] runs many loops at once over one event log: each run is implementation, review
+//! and verification, iteration after iteration, in its working tree, until the plan is done or
+//! a limit stops it. Every decision and outcome is an event in the log, and the runtime reads a
+//! run's state only by folding its events, so a restarted runtime continues where the log says.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use loop_runtime::{Runtime, RunRequest};
+//! use loop_store::SqliteStore;
+//!
+//! let store = Arc::new(SqliteStore::open("loop.db")?);
+//! let runtime = Runtime::builder().store(store).data_dir("loop-data").build()?;
+//! let run = runtime
+//!     .submit(RunRequest {
+//!         workspace_root: "/path/to/repo".into(),
+//!         spec_path: "specs/feature.md".into(),
+//!         ..RunRequest::default()
+//!     })
+//!     .await?;
+//! let finished = runtime.wait(run.id).await?;
+//! println!("{:?}", finished.status);
+//! # Ok(()) }
+//! ```
+
+pub mod agent;
+mod artifacts;
+pub mod clock;
+mod driver;
+mod error;
+mod git;
+mod journal;
+pub mod process;
+mod runtime;
+pub mod step_output;
+mod stream;
+mod verify;
+pub mod worktree;
+
+pub use error::RuntimeError;
+pub use runtime::{QueuePolicy, RunRequest, Runtime, RuntimeBuilder, slug};
+pub use step_output::Chunk;
+pub use stream::EventStream;

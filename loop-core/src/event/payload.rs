@@ -223,6 +223,15 @@ pub struct StepFinished {
     /// A one-line explanation for people (why it failed, what the reviewer said).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `HEAD` of the working tree when the step ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_commit: Option<String>,
+    /// SHA-256 of the plan file when the step ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
+    /// SHA-256 of the agent's answer with whitespace runs collapsed, to spot a repeated answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

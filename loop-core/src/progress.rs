@@ -1,0 +1,289 @@
+//! The loop's own counters, folded from a run's events, and the pure choice of what comes next.
+//!
+//! Everything the driver needs to continue a run — the iteration, what the iteration has done,
+//! consecutive failures, rewrites, cost — is derived here from the log, so a restarted runtime
+//! picks up exactly where the log says, and limits survive a restart. After a retry the limits
+//! count afresh.
+
+use crate::config::Config;
+use crate::event::{Event, EventRecord, ExitReason, Phase, StepStatus};
+
+/// What the current iteration has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stage {
+    /// No implementation step has succeeded in this iteration yet.
+    #[default]
+    Implement,
+    /// Implementation succeeded; review (or verification) is next.
+    Implemented,
+    /// Review done; verification is next.
+    Reviewed,
+    /// Verification done (or skipped); the iteration is ready to be evaluated.
+    Verified,
+}
+
+/// The loop's state, as the fold of a run's events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoopProgress {
+    /// The iteration in progress (1-based; 0 before the first).
+    pub iteration: u32,
+    pub stage: Stage,
+    /// Attempts of the implementation step of this iteration (pause and crashes add one).
+    pub implementation_attempts: u32,
+    /// The agent claimed completion in this iteration's implementation answer.
+    pub claimed: bool,
+    /// The last review of this iteration asked for changes.
+    pub review_outstanding: bool,
+    /// This iteration's verification passed (true when there is nothing to verify).
+    pub verified: bool,
+    /// Watchdog signals recorded in this iteration.
+    pub signals: Vec<String>,
+    /// A completion check or a prompt rewrite already happened in this iteration.
+    pub completion_checked: bool,
+    pub rewritten: bool,
+    // Counters since the run started or was last retried.
+    pub iterations_run: u32,
+    pub consecutive_verification_failures: u32,
+    pub consecutive_review_failures: u32,
+    pub watchdog_rewrites: u32,
+    /// The signals of the last prompt rewrite, which later prompts keep addressing.
+    pub rewrite_signal: Option<String>,
+    pub cost_usd: f64,
+    /// The last implementation step's answer digest and HEAD, for the watchdog.
+    pub last_answer_sha256: Option<String>,
+    pub last_head: Option<String>,
+    pub last_plan_sha256: Option<String>,
+    /// Implementation iterations in a row with no new commit and no plan change.
+    pub idle_iterations: u32,
+    /// A usage-limit wait that has not ended, as of the log.
+    pub waiting_until_ms: Option<i64>,
+}
+
+impl LoopProgress {
+    pub fn fold<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> LoopProgress {
+        let mut progress = LoopProgress::default();
+        for record in records {
+            progress.apply(record);
+        }
+        progress
+    }
+
+    pub fn apply(&mut self, record: &EventRecord) {
+        match &record.event {
+            Event::RunRetried(_) => {
+                // Limits count afresh; the iteration number goes on.
+                let iteration = self.iteration;
+                *self = LoopProgress {
+                    iteration,
+                    ..LoopProgress::default()
+                };
+            }
+            Event::StepStarted(step) if step.phase == Phase::Implementation => {
+                if step.iteration != self.iteration {
+                    self.iteration = step.iteration;
+                    self.stage = Stage::Implement;
+                    self.implementation_attempts = 0;
+                    self.claimed = false;
+                    self.review_outstanding = false;
+                    self.verified = false;
+                    self.signals.clear();
+                    self.completion_checked = false;
+                    self.rewritten = false;
+                }
+                self.implementation_attempts += 1;
+            }
+            Event::StepStarted(_) => {}
+            Event::StepFinished(step) => {
+                self.cost_usd += step.cost_usd.unwrap_or(0.0);
+                match (step.phase, step.status) {
+                    (Phase::Implementation, StepStatus::Succeeded) => {
+                        self.stage = Stage::Implemented;
+                        self.iterations_run += 1;
+                        let moved = step.head_commit != self.last_head
+                            || step.plan_sha256 != self.last_plan_sha256;
+                        self.idle_iterations = if moved { 0 } else { self.idle_iterations + 1 };
+                        self.last_head.clone_from(&step.head_commit);
+                        self.last_plan_sha256.clone_from(&step.plan_sha256);
+                        self.last_answer_sha256.clone_from(&step.answer_sha256);
+                    }
+                    (Phase::Review, status)
+                        if status.is_final()
+                            && status != StepStatus::Canceled
+                            && status != StepStatus::Interrupted =>
+                    {
+                        self.stage = Stage::Reviewed;
+                        self.review_outstanding = status != StepStatus::Succeeded;
+                        if self.review_outstanding {
+                            self.consecutive_review_failures += 1;
+                        } else {
+                            self.consecutive_review_failures = 0;
+                        }
+                    }
+                    (Phase::Verification, StepStatus::Succeeded) => {
+                        self.stage = Stage::Verified;
+                        self.verified = true;
+                        self.consecutive_verification_failures = 0;
+                    }
+                    (Phase::Verification, StepStatus::Failed) => {
+                        self.stage = Stage::Verified;
+                        self.verified = false;
+                        self.consecutive_verification_failures += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Event::CompletionDetected(_) => self.claimed = true,
+            Event::CompletionRejected(_) => self.completion_checked = true,
+            Event::WatchdogSignal(signal) => self.signals.push(signal.signal.clone()),
+            Event::WatchdogRewrite(rewrite) => {
+                self.rewritten = true;
+                self.watchdog_rewrites += 1;
+                self.rewrite_signal = Some(rewrite.signal.clone());
+            }
+            Event::AgentWaiting(wait) => self.waiting_until_ms = Some(wait.until_ms),
+            Event::AgentRetry(_) => self.waiting_until_ms = None,
+            _ => {}
+        }
+    }
+}
+
+/// What the driver should do next, given the progress, the configuration and what the driver
+/// observed of the plan (`plan_complete`: nothing pending or blocked).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    Implement {
+        iteration: u32,
+        attempt: u32,
+    },
+    Review {
+        iteration: u32,
+    },
+    Verify {
+        iteration: u32,
+    },
+    /// The claim holds: record COMPLETION_DETECTED, merge when configured, complete.
+    Complete {
+        iteration: u32,
+    },
+    /// The claim does not hold: record COMPLETION_REJECTED with this reason.
+    RejectCompletion {
+        iteration: u32,
+        reason: String,
+    },
+    /// Rewrite the prompt because of these signals.
+    RewritePrompt {
+        signals: Vec<String>,
+    },
+    Fail {
+        exit_reason: ExitReason,
+        reason: String,
+    },
+}
+
+/// The next thing to do in a RUNNING run with no open step.
+pub fn next(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Next {
+    let max_cost = config.amount("max_cost_usd");
+    if max_cost > 0.0 && progress.cost_usd >= max_cost {
+        return Next::Fail {
+            exit_reason: ExitReason::BudgetExhausted,
+            reason: format!(
+                "agent cost ${:.2} reached max_cost_usd ${max_cost:.2}",
+                progress.cost_usd
+            ),
+        };
+    }
+    let iteration = progress.iteration;
+    let has_verification = !config.verify_cmds().is_empty();
+    match progress.stage {
+        Stage::Implement if iteration == 0 => Next::Implement {
+            iteration: 1,
+            attempt: 1,
+        },
+        Stage::Implement => Next::Implement {
+            iteration,
+            attempt: progress.implementation_attempts + 1,
+        },
+        Stage::Implemented if config.flag("reviewer") => Next::Review { iteration },
+        Stage::Implemented | Stage::Reviewed if has_verification => Next::Verify { iteration },
+        Stage::Implemented | Stage::Reviewed | Stage::Verified => {
+            evaluate(progress, config, plan_complete)
+        }
+    }
+}
+
+/// The end of an iteration: limits, completion, watchdog, or the next iteration.
+fn evaluate(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Next {
+    let iteration = progress.iteration;
+    let verified = progress.verified || config.verify_cmds().is_empty();
+    let limit = |key: &str| config.count(key);
+
+    let max_review = limit("max_consecutive_review_failures");
+    if max_review > 0 && u64::from(progress.consecutive_review_failures) >= max_review {
+        return Next::Fail {
+            exit_reason: ExitReason::Failed,
+            reason: format!(
+                "{} reviews in a row asked for changes",
+                progress.consecutive_review_failures
+            ),
+        };
+    }
+    let max_verify = limit("max_consecutive_verification_failures");
+    if max_verify > 0 && u64::from(progress.consecutive_verification_failures) >= max_verify {
+        return Next::Fail {
+            exit_reason: ExitReason::Failed,
+            reason: format!(
+                "verification failed {} times in a row",
+                progress.consecutive_verification_failures
+            ),
+        };
+    }
+
+    if progress.claimed && !progress.completion_checked {
+        let reason = if !plan_complete {
+            Some("the plan still has pending or blocked tasks")
+        } else if progress.review_outstanding {
+            Some("the reviewer asked for changes")
+        } else if !verified {
+            Some("verification did not pass")
+        } else {
+            None
+        };
+        return match reason {
+            None => Next::Complete { iteration },
+            Some(reason) => Next::RejectCompletion {
+                iteration,
+                reason: reason.to_owned(),
+            },
+        };
+    }
+
+    if !progress.signals.is_empty() && !progress.rewritten {
+        if u64::from(progress.watchdog_rewrites) >= limit("max_watchdog_rewrites") {
+            return Next::Fail {
+                exit_reason: ExitReason::Failed,
+                reason: format!(
+                    "watchdog: {} after {} prompt rewrites",
+                    progress.signals.join(", "),
+                    progress.watchdog_rewrites
+                ),
+            };
+        }
+        return Next::RewritePrompt {
+            signals: progress.signals.clone(),
+        };
+    }
+
+    if u64::from(progress.iterations_run) >= limit("iterations") {
+        return Next::Fail {
+            exit_reason: ExitReason::IterationsExhausted,
+            reason: format!(
+                "{} iterations ran without completing the plan",
+                progress.iterations_run
+            ),
+        };
+    }
+    Next::Implement {
+        iteration: iteration + 1,
+        attempt: 1,
+    }
+}

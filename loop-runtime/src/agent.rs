@@ -1,0 +1,86 @@
+//! Agents: one trait, an adapter per command-line agent.
+//!
+//! An adapter turns a prompt into a supervised process and its output into an [`AgentReply`]:
+//! the answer text, how the call ended (success, usage limit, transient, auth, failure), and
+//! what it cost. Retries, backoff and waits are the driver's business, not the adapter's.
+
+mod claude;
+mod codex;
+mod command;
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+
+use loop_core::config::Config;
+use loop_core::event::Tokens;
+use tokio_util::sync::CancellationToken;
+
+use crate::process::{Ended, Limits};
+use crate::step_output::StepOutput;
+
+pub use claude::ClaudeAgent;
+pub use codex::CodexAgent;
+pub use command::CommandAgent;
+
+/// A boxed future, so agents can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub use loop_core::agent_stream::CallEnd;
+
+/// One call of an agent.
+#[derive(Debug)]
+pub struct AgentRequest<'a> {
+    pub prompt: &'a str,
+    /// The prompt as a file too, for agents that want a path (`$LOOP_PROMPT_FILE`).
+    pub prompt_file: &'a Path,
+    pub model: &'a str,
+    pub workdir: &'a Path,
+    /// `LOOP_RUN_ID`, `LOOP_ITERATION`, … for the child's environment.
+    pub env: &'a [(String, String)],
+    pub config: &'a Config,
+    /// Where the raw stream goes (`iter-NN-<phase>.jsonl`).
+    pub raw_path: &'a Path,
+    /// Text output: the `.log`, its tail and the live channel.
+    pub output: &'a mut StepOutput,
+    pub limits: Limits,
+    pub cancel: &'a CancellationToken,
+    /// The time now, for turning "resets in 2 hours" into a time.
+    pub now_ms: i64,
+}
+
+/// What a call produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentReply {
+    pub end: CallEnd,
+    /// The answer text, for completion detection and the watchdog.
+    pub answer: String,
+    pub exit_code: Option<i32>,
+    pub process_end: Ended,
+    pub cost_usd: Option<f64>,
+    pub tokens: Option<Tokens>,
+    pub session_id: Option<String>,
+}
+
+/// A command-line coding agent.
+pub trait Agent: Send + Sync + std::fmt::Debug {
+    fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>>;
+}
+
+/// The end of a call that was stopped rather than finished.
+pub(crate) fn stopped(ended: Ended, limits: &Limits) -> Option<CallEnd> {
+    let reason = match ended {
+        Ended::Exited | Ended::StoppedAfterDone => return None,
+        Ended::Canceled => "stopped".to_owned(),
+        Ended::TimedOut => format!(
+            "no answer within {} s (claude_timeout_sec)",
+            limits.timeout.unwrap_or_default().as_secs()
+        ),
+        Ended::Idle => format!(
+            "no output for {} s (agent_idle_timeout_sec)",
+            limits.idle.unwrap_or_default().as_secs()
+        ),
+    };
+    Some(CallEnd::Failed { reason })
+}

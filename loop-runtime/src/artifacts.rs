@@ -1,0 +1,125 @@
+//! The run directory (`<workspace>/<log_dir>/run-<id>/`) and its global mirror
+//! (`<global_log_dir>/runs/run-<id>/`), per `artifact_mode`.
+//!
+//! Files the run produces are recorded as `ARTIFACT_WRITTEN` with their SHA-256, once per
+//! location. The projection files (`report.tsv`, `summary.json`, `run.log`, `events.jsonl`) are
+//! not: they are folds of the log, which `loopctl export` reproduces byte for byte.
+
+use std::fs::DirBuilder;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use loop_core::RunId;
+use loop_core::config::Config;
+use loop_core::event::{ArtifactLocation, ArtifactWritten, RunCreated};
+use loop_core::layout::{run_dir_name, workspace_run_dir};
+use sha2::{Digest, Sha256};
+
+/// The directories of one run.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    dirs: Vec<(ArtifactLocation, PathBuf)>,
+}
+
+impl RunFiles {
+    /// The run's directories per `artifact_mode`; `data_dir` is the mirror root when
+    /// `global_log_dir` is unset.
+    pub fn new(created: &RunCreated, run_id: RunId, config: &Config, data_dir: &Path) -> RunFiles {
+        let workspace = (
+            ArtifactLocation::Workspace,
+            workspace_run_dir(created, run_id),
+        );
+        let root = match config.text("global_log_dir") {
+            "" => data_dir.to_owned(),
+            dir => PathBuf::from(dir),
+        };
+        let global = (
+            ArtifactLocation::Global,
+            root.join("runs").join(run_dir_name(run_id)),
+        );
+        let dirs = match config.text("artifact_mode") {
+            "workspace" => vec![workspace],
+            "global" => vec![global],
+            _ => vec![workspace, global],
+        };
+        RunFiles { dirs }
+    }
+
+    /// Creates the directories, owner-only.
+    pub fn create(&self) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        Ok(())
+    }
+
+    /// The primary copy of the run directory: where files are written first and read back.
+    pub fn dir(&self) -> &Path {
+        &self.dirs[0].1
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+
+    /// Writes `contents` as `name` in every location and returns what to record.
+    pub fn write(
+        &self,
+        kind: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> io::Result<Vec<ArtifactWritten>> {
+        std::fs::write(self.path(name), contents)?;
+        self.record(kind, name)
+    }
+
+    /// Copies the primary `name` to the other locations and returns what to record.
+    pub fn record(&self, kind: &str, name: &str) -> io::Result<Vec<ArtifactWritten>> {
+        let contents = std::fs::read(self.path(name))?;
+        let sha256 = hex(&Sha256::digest(&contents));
+        let mut written = Vec::new();
+        for (i, (location, dir)) in self.dirs.iter().enumerate() {
+            let path = dir.join(name);
+            if i > 0 {
+                std::fs::write(&path, &contents)?;
+            }
+            written.push(ArtifactWritten {
+                kind: kind.to_owned(),
+                path: path.to_string_lossy().into_owned(),
+                location: *location,
+                sha256: sha256.clone(),
+                bytes: contents.len() as u64,
+            });
+        }
+        Ok(written)
+    }
+
+    /// Writes a projection file everywhere, unrecorded.
+    pub fn write_projection(&self, name: &str, contents: &str) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            std::fs::write(dir.join(name), contents)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` everywhere; a missing file is fine.
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

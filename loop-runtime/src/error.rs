@@ -1,0 +1,33 @@
+//! What the runtime's operations can fail with.
+
+use loop_core::config::ConfigError;
+use loop_core::{DomainError, RunId};
+use loop_store::StoreError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The command is illegal for the run as it stands (the message names the state).
+    #[error("{0}")]
+    Domain(#[from] DomainError),
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    #[error("the log of run {run_id} does not fold: {error}")]
+    CorruptRun { run_id: RunId, error: DomainError },
+    #[error("run {run_id} kept changing under this command; try again")]
+    Busy { run_id: RunId },
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{what}: {reason}")]
+    InvalidRequest { what: String, reason: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the runtime is shutting down")]
+    Shutdown,
+}

@@ -1,0 +1,152 @@
+//! The journal: the only way the runtime changes a run.
+//!
+//! A command is decided against the run's folded state and appended with the version that
+//! state was folded at. The state is kept folded in memory from the records the store returns,
+//! and refolded from the log if another writer got there first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, decide};
+use loop_store::{EventStore, StoreError};
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::error::RuntimeError;
+
+/// How many times a command is re-decided after a version conflict.
+const CONFLICT_RETRIES: usize = 5;
+
+#[derive(Clone)]
+pub(crate) struct Journal {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    states: Arc<Mutex<HashMap<RunId, RunState>>>,
+    /// Every record this runtime appends, as it is appended.
+    appended: broadcast::Sender<EventRecord>,
+}
+
+impl Journal {
+    pub(crate) fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Journal {
+        Journal {
+            store,
+            clock,
+            states: Arc::default(),
+            appended: broadcast::channel(4096).0,
+        }
+    }
+
+    /// Records as this runtime appends them (possibly out of `seq` order across runs).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.appended.subscribe()
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The run's state folded from the log (cached).
+    pub(crate) async fn state(&self, run_id: RunId) -> Result<RunState, RuntimeError> {
+        if let Some(state) = self.lock().get(&run_id) {
+            return Ok(state.clone());
+        }
+        self.refold(run_id).await
+    }
+
+    async fn refold(&self, run_id: RunId) -> Result<RunState, RuntimeError> {
+        let records = self.read_run(run_id).await?;
+        let state =
+            RunState::fold(&records).map_err(|error| RuntimeError::CorruptRun { run_id, error })?;
+        self.lock().insert(run_id, state.clone());
+        Ok(state)
+    }
+
+    pub(crate) async fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, RuntimeError> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.read_run(run_id)).await
+    }
+
+    /// Decides `commands` in order against the run's state and appends all their events at once.
+    pub(crate) async fn execute(
+        &self,
+        run_id: RunId,
+        commands: Vec<Command>,
+    ) -> Result<Vec<EventRecord>, RuntimeError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let state = self.state(run_id).await?;
+            let events = decide_all(run_id, &state, &commands)?;
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            let store = Arc::clone(&self.store);
+            let expected = state.version();
+            let ts_ms = self.clock.now_ms();
+            match blocking(move || store.append(run_id, expected, ts_ms, events)).await {
+                Ok(records) => {
+                    let mut state = state;
+                    for record in &records {
+                        state
+                            .apply(record)
+                            .map_err(|error| RuntimeError::CorruptRun { run_id, error })?;
+                    }
+                    self.lock().insert(run_id, state);
+                    for record in &records {
+                        // Nobody listening is fine.
+                        let _ = self.appended.send(record.clone());
+                    }
+                    return Ok(records);
+                }
+                Err(RuntimeError::Store(StoreError::Conflict { .. })) => {
+                    self.lock().remove(&run_id);
+                }
+                Err(other) => {
+                    self.lock().remove(&run_id);
+                    return Err(other);
+                }
+            }
+        }
+        Err(RuntimeError::Busy { run_id })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, RunState>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Decides each command against the state the previous ones leave.
+fn decide_all(
+    run_id: RunId,
+    state: &RunState,
+    commands: &[Command],
+) -> Result<Vec<Event>, DomainError> {
+    let mut scratch = state.clone();
+    let mut all = Vec::new();
+    let mut version = scratch.version();
+    for command in commands {
+        let events = decide(&scratch, command.clone())?;
+        for event in &events {
+            version = version.next();
+            let record = EventRecord {
+                seq: loop_core::Seq(0),
+                run_id,
+                version,
+                ts_ms: scratch.last_ts_ms(),
+                schema: loop_core::event::SCHEMA,
+                event: event.clone(),
+            };
+            scratch.apply(&record)?;
+        }
+        all.extend(events);
+    }
+    Ok(all)
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| RuntimeError::Shutdown)?
+        .map_err(RuntimeError::Store)
+}

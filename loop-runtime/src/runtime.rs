@@ -1,0 +1,654 @@
+//! [`Runtime`]: the engine an embedder holds — submit runs, control them, watch them.
+//!
+//! A scheduler task claims runs when something changes (a submit, a resume, a retry, a run
+//! ending), never on a timer, within `max_concurrency` and `max_runs_per_workspace`. Each
+//! claimed run gets a driver task. Control commands stop the driver first, then record what
+//! happened, so the log never shows a step finishing twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use loop_core::config::{self, Config, Layer};
+use loop_core::event::{NameSource, RunCreated};
+use loop_core::projection::{Export, Report, RunView, StepView};
+use loop_core::{Command, EventRecord, RunId, RunStatus, Seq};
+use loop_store::{EventStore, RunQuery};
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, CommandAgent};
+use crate::artifacts::RunFiles;
+use crate::clock::{Clock, SystemClock};
+use crate::driver::{Driver, DriverEnd};
+use crate::error::RuntimeError;
+use crate::journal::{Journal, blocking};
+use crate::step_output::Chunk;
+use crate::stream::EventStream;
+use crate::worktree::{InPlace, WorktreeProvider};
+
+/// The order in which pending runs are claimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueuePolicy {
+    #[default]
+    Fifo,
+    NewestFirst,
+}
+
+/// What a new run is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct RunRequest {
+    /// The workspace (a git root, usually).
+    pub workspace_root: PathBuf,
+    /// The spec, relative to the workspace or absolute.
+    pub spec_path: String,
+    /// The plan; `<plans_dir>/<spec stem>-plan.md` when `None`.
+    pub plan_path: Option<String>,
+    pub name: Option<String>,
+    /// Config values from flags or the API: the highest layer.
+    pub config: Layer,
+    /// A `--config` file, between the flags and `<workspace>/.loop/config`.
+    pub config_file: Option<PathBuf>,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    workspace: String,
+}
+
+pub(crate) struct Shared {
+    pub(crate) journal: Journal,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) live: broadcast::Sender<Chunk>,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    max_concurrency: usize,
+    max_per_workspace: usize,
+    queue_policy: QueuePolicy,
+    running: Mutex<HashMap<RunId, Running>>,
+    wake: Notify,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn agent(&self, name: &str) -> Option<Arc<dyn Agent>> {
+        self.agents.get(name).cloned()
+    }
+
+    pub(crate) fn worktree_provider(&self, name: &str) -> Option<Arc<dyn WorktreeProvider>> {
+        self.providers.get(name).cloned()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rewrites `report.tsv` from the log; a failure to write it never stops a run.
+    pub(crate) async fn write_report(&self, run_id: RunId, files: &RunFiles) {
+        if let Ok(records) = self.journal.read_run(run_id).await {
+            let _ = files.write_projection("report.tsv", &Report::fold(&records).to_tsv());
+        }
+    }
+
+    /// Writes every projection file of a run from its log.
+    async fn write_projections(&self, run_id: RunId) -> Result<(), RuntimeError> {
+        let records = self.journal.read_run(run_id).await?;
+        let Some(export) = Export::of(&records) else {
+            return Ok(());
+        };
+        let state = self.journal.state(run_id).await?;
+        let Some(created) = state.created() else {
+            return Ok(());
+        };
+        let config = Config::from_frozen(&created.config);
+        let files = RunFiles::new(created, run_id, &config, &self.data_dir);
+        if files.create().is_err() {
+            return Ok(());
+        }
+        for (name, text) in export.files() {
+            if name == "summary.json" && !config.flag("summary_json") {
+                continue;
+            }
+            files
+                .write_projection(name, text)
+                .map_err(|source| RuntimeError::Io {
+                    what: name.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Runtime`].
+pub struct RuntimeBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    data_dir: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    max_concurrency: usize,
+    max_per_workspace: usize,
+    queue_policy: QueuePolicy,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// The event log (required).
+    pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where the global artifact mirror goes when `global_log_dir` is unset (required).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds or replaces the agent adapter chosen by `agent=<name>`.
+    pub fn agent(mut self, name: &str, agent: Arc<dyn Agent>) -> Self {
+        self.agents.insert(name.to_owned(), agent);
+        self
+    }
+
+    /// Adds or replaces the provider chosen by `worktree_provider=<name>`.
+    pub fn worktree_provider(mut self, provider: Arc<dyn WorktreeProvider>) -> Self {
+        self.providers.insert(provider.name().to_owned(), provider);
+        self
+    }
+
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    pub fn max_runs_per_workspace(mut self, n: usize) -> Self {
+        self.max_per_workspace = n.max(1);
+        self
+    }
+
+    pub fn queue_policy(mut self, policy: QueuePolicy) -> Self {
+        self.queue_policy = policy;
+        self
+    }
+
+    /// Starts the runtime: recovers runs the log shows RUNNING and starts the scheduler. Must be
+    /// called inside a tokio runtime.
+    pub fn build(self) -> Result<Runtime, RuntimeError> {
+        let missing = |what: &str| RuntimeError::InvalidRequest {
+            what: "runtime".to_owned(),
+            reason: format!("{what} is required"),
+        };
+        let store = self.store.ok_or_else(|| missing("a store"))?;
+        let data_dir = self.data_dir.ok_or_else(|| missing("a data dir"))?;
+        let (live, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            journal: Journal::new(store, Arc::clone(&self.clock)),
+            clock: self.clock,
+            data_dir,
+            live,
+            agents: self.agents,
+            providers: self.providers,
+            max_concurrency: self.max_concurrency,
+            max_per_workspace: self.max_per_workspace,
+            queue_policy: self.queue_policy,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let scheduler = tokio::spawn(schedule(Arc::clone(&shared)));
+        Ok(Runtime {
+            shared,
+            scheduler: Arc::new(Mutex::new(Some(scheduler))),
+        })
+    }
+}
+
+/// The loop engine. Cheap to clone; every clone drives the same runs.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    scheduler: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("data_dir", &self.shared.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn builder() -> RuntimeBuilder {
+        let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
+        agents.insert("command".to_owned(), Arc::new(CommandAgent));
+        agents.insert("claude".to_owned(), Arc::new(crate::agent::ClaudeAgent));
+        agents.insert("codex".to_owned(), Arc::new(crate::agent::CodexAgent));
+        let mut providers: HashMap<String, Arc<dyn WorktreeProvider>> = HashMap::new();
+        providers.insert("none".to_owned(), Arc::new(InPlace));
+        RuntimeBuilder {
+            store: None,
+            data_dir: None,
+            clock: Arc::new(SystemClock),
+            agents,
+            providers,
+            max_concurrency: 3,
+            max_per_workspace: 1,
+            queue_policy: QueuePolicy::Fifo,
+        }
+    }
+
+    /// Resolves the request's configuration and records a new PENDING run.
+    pub async fn submit(&self, request: RunRequest) -> Result<RunView, RuntimeError> {
+        let created = resolve_request(&self.shared, &request)?;
+        let run_id = RunId::from_uuid(uuid::Uuid::now_v7());
+        self.shared
+            .journal
+            .execute(run_id, vec![Command::Create(created)])
+            .await?;
+        self.shared.wake.notify_one();
+        self.get(run_id).await
+    }
+
+    /// The run as the API shows it.
+    pub async fn get(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        let store = Arc::clone(self.shared.journal.store());
+        blocking(move || store.run_view(run_id))
+            .await?
+            .ok_or(RuntimeError::UnknownRun(run_id))
+    }
+
+    pub async fn list(&self, query: RunQuery) -> Result<Vec<RunView>, RuntimeError> {
+        let store = Arc::clone(self.shared.journal.store());
+        blocking(move || store.list_runs(&query)).await
+    }
+
+    pub async fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, RuntimeError> {
+        let store = Arc::clone(self.shared.journal.store());
+        blocking(move || store.steps(run_id)).await
+    }
+
+    /// Every event after `after`, of one run or of all, then live.
+    pub fn subscribe(&self, run: Option<RunId>, after: Seq) -> EventStream {
+        let live = self.shared.journal.subscribe();
+        EventStream::new(Arc::clone(self.shared.journal.store()), live, run, after)
+    }
+
+    /// Live text output of every step, as it is written (see [`Chunk`]).
+    pub fn output(&self) -> broadcast::Receiver<Chunk> {
+        self.shared.live.subscribe()
+    }
+
+    /// Stops the agent at once; the open step is recorded as CANCELED.
+    pub async fn pause(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        self.check(
+            run_id,
+            Command::Pause {
+                reason: None,
+                at_ms: 0,
+            },
+        )
+        .await?;
+        self.stop_driver(run_id).await;
+        let at_ms = self.shared.clock.now_ms();
+        self.shared
+            .journal
+            .execute(
+                run_id,
+                vec![Command::Pause {
+                    reason: None,
+                    at_ms,
+                }],
+            )
+            .await?;
+        self.get(run_id).await
+    }
+
+    /// Continues a paused run from where it stopped.
+    pub async fn resume(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        self.shared
+            .journal
+            .execute(run_id, vec![Command::Resume])
+            .await?;
+        self.shared.wake.notify_one();
+        self.get(run_id).await
+    }
+
+    /// Ends the run for good; the open step is recorded as CANCELED.
+    pub async fn cancel(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        self.check(
+            run_id,
+            Command::Cancel {
+                reason: None,
+                at_ms: 0,
+            },
+        )
+        .await?;
+        self.stop_driver(run_id).await;
+        let at_ms = self.shared.clock.now_ms();
+        self.shared
+            .journal
+            .execute(
+                run_id,
+                vec![Command::Cancel {
+                    reason: None,
+                    at_ms,
+                }],
+            )
+            .await?;
+        self.shared.write_projections(run_id).await?;
+        self.get(run_id).await
+    }
+
+    /// Sends a FAILED run back to PENDING; its limits count afresh.
+    pub async fn retry(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        self.shared
+            .journal
+            .execute(run_id, vec![Command::Retry])
+            .await?;
+        self.shared.wake.notify_one();
+        self.get(run_id).await
+    }
+
+    /// Waits until the run is COMPLETED, FAILED or CANCELED, and returns it.
+    pub async fn wait(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        loop {
+            let view = self.get(run_id).await?;
+            if view.status.is_terminal() {
+                return Ok(view);
+            }
+            let mut stream = self.subscribe(Some(run_id), view.last_seq);
+            loop {
+                match stream.next().await {
+                    Some(Ok(record)) if record.event.is_terminal() => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return Err(error),
+                    None => return Err(RuntimeError::Shutdown),
+                }
+            }
+        }
+    }
+
+    /// Stops every driver and records their open steps as INTERRUPTED; the runs stay RUNNING
+    /// and continue when a runtime opens the log again.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.wake.notify_one();
+        let scheduler = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
+        let ids: Vec<RunId> = self.shared.running().keys().copied().collect();
+        for run_id in ids {
+            self.stop_driver(run_id).await;
+            let at_ms = self.shared.clock.now_ms();
+            let _ = self
+                .shared
+                .journal
+                .execute(run_id, vec![Command::Recover { at_ms }])
+                .await;
+        }
+    }
+
+    /// Refuses early, before any agent is stopped, a command the run's state forbids.
+    async fn check(&self, run_id: RunId, command: Command) -> Result<(), RuntimeError> {
+        let state = self.shared.journal.state(run_id).await?;
+        if state.status().is_none() {
+            return Err(RuntimeError::UnknownRun(run_id));
+        }
+        loop_core::decide(&state, command)?;
+        Ok(())
+    }
+
+    async fn stop_driver(&self, run_id: RunId) {
+        let running = self.shared.running().remove(&run_id);
+        if let Some(running) = running {
+            running.cancel.cancel();
+            let _ = running.task.await;
+        }
+    }
+}
+
+/// The frozen `RUN_CREATED` of a request: paths, name, and the configuration by precedence.
+fn resolve_request(shared: &Shared, request: &RunRequest) -> Result<RunCreated, RuntimeError> {
+    let root = &request.workspace_root;
+    if !root.is_dir() {
+        return Err(RuntimeError::InvalidRequest {
+            what: "workspace_root".to_owned(),
+            reason: format!("{} is not a directory", root.display()),
+        });
+    }
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut flags = Layer::new();
+    for (key, value) in &request.config {
+        flags.insert(key.clone(), config::check_value("request", key, value)?);
+    }
+    layers.push(flags);
+    let config_file = request
+        .config_file
+        .clone()
+        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
+    if let Some(file) = config_file {
+        layers.push(
+            read_layer(&file)?.ok_or_else(|| RuntimeError::InvalidRequest {
+                what: "config".to_owned(),
+                reason: format!("{} does not exist", file.display()),
+            })?,
+        );
+    }
+    if let Some(layer) = read_layer(&root.join(".loop/config"))? {
+        layers.push(layer);
+    }
+    let config = Config::resolve(&layers);
+    let agent = config.text("agent");
+    if shared.agent(agent).is_none() {
+        let mut known: Vec<&str> = shared.agents.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        return Err(RuntimeError::InvalidRequest {
+            what: "agent".to_owned(),
+            reason: format!(
+                "no agent adapter named {agent:?} (known: {})",
+                known.join(", ")
+            ),
+        });
+    }
+
+    let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"));
+    let Some(spec) = spec else {
+        return Err(RuntimeError::InvalidRequest {
+            what: "spec_path".to_owned(),
+            reason: format!(
+                "no spec {} in {} or its specs_dir",
+                request.spec_path,
+                root.display()
+            ),
+        });
+    };
+    let plan = match &request.plan_path {
+        Some(plan) => {
+            resolve_path(root, plan, config.text("plans_dir")).unwrap_or_else(|| plan.clone())
+        }
+        None => {
+            let stem = Path::new(&spec)
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            format!("{}/{stem}-plan.md", config.text("plans_dir"))
+        }
+    };
+    let (name, name_source) = match &request.name {
+        Some(name) => (name.clone(), NameSource::Explicit),
+        None => {
+            let stem = Path::new(&spec)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            (slug(stem.as_deref().unwrap_or("run")), NameSource::SpecSlug)
+        }
+    };
+    Ok(RunCreated {
+        name,
+        name_source,
+        workspace_root: root.to_string_lossy().into_owned(),
+        spec_path: spec,
+        plan_path: plan,
+        config: config.values().clone(),
+    })
+}
+
+fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(config::parse(&path.to_string_lossy(), &text)?)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RuntimeError::Io {
+            what: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// `path` as given when it exists under the workspace, else under `dir`; relative to the root.
+fn resolve_path(root: &Path, path: &str, dir: &str) -> Option<String> {
+    let candidates = [PathBuf::from(path), Path::new(dir).join(path)];
+    candidates.into_iter().find_map(|candidate| {
+        let full = root.join(&candidate);
+        full.is_file().then(|| match full.strip_prefix(root) {
+            Ok(relative) => relative.to_string_lossy().into_owned(),
+            Err(_) => full.to_string_lossy().into_owned(),
+        })
+    })
+}
+
+/// Lowercase letters and digits, other runs of characters as one `-`.
+pub fn slug(text: &str) -> String {
+    let mut slug = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() {
+        "run".to_owned()
+    } else {
+        slug
+    }
+}
+
+/// Claims runs whenever woken, until shutdown.
+async fn schedule(shared: Arc<Shared>) {
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        if let Err(error) = claim(&shared).await {
+            // The next wake retries; a store that failed now may answer then.
+            let _ = error;
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
+    let store = Arc::clone(shared.journal.store());
+    let (running, pending) = blocking(move || {
+        let running = store.list_runs(&RunQuery {
+            status: Some(RunStatus::Running),
+            ..RunQuery::default()
+        })?;
+        let pending = store.list_runs(&RunQuery {
+            status: Some(RunStatus::Pending),
+            ..RunQuery::default()
+        })?;
+        Ok((running, pending))
+    })
+    .await?;
+    // Newest first from the store: FIFO takes them from the back.
+    let mut candidates: Vec<RunView> = running.into_iter().rev().collect();
+    match shared.queue_policy {
+        QueuePolicy::Fifo => candidates.extend(pending.into_iter().rev()),
+        QueuePolicy::NewestFirst => candidates.extend(pending),
+    }
+    for view in candidates {
+        let mut running = shared.running();
+        if running.contains_key(&view.id) {
+            continue;
+        }
+        if running.len() >= shared.max_concurrency {
+            break;
+        }
+        let in_workspace = running
+            .values()
+            .filter(|r| r.workspace == view.workspace_root)
+            .count();
+        if in_workspace >= shared.max_per_workspace {
+            continue;
+        }
+        let cancel = shared.shutdown.child_token();
+        let task = tokio::spawn(drive(Arc::clone(shared), view.id, cancel.clone()));
+        running.insert(
+            view.id,
+            Running {
+                cancel,
+                task,
+                workspace: view.workspace_root.clone(),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
+    let result = Driver::start(Arc::clone(&shared), run_id, cancel).await;
+    let settled = match result {
+        Ok(DriverEnd::Settled) => true,
+        Ok(DriverEnd::Stopped) => false,
+        Err(error) => {
+            // Whatever failed, the run must not be left RUNNING with no one driving it.
+            let at_ms = shared.clock.now_ms();
+            let failed = Command::Fail {
+                exit_reason: loop_core::event::ExitReason::Failed,
+                reason: format!("the runtime failed: {error}"),
+                at_ms,
+            };
+            let _ = shared.journal.execute(run_id, vec![failed]).await;
+            true
+        }
+    };
+    if settled {
+        let _ = shared.write_projections(run_id).await;
+        shared.running().remove(&run_id);
+        shared.wake.notify_one();
+    }
+}
+
+impl Runtime {
+    /// The records appended so far for a run, for embedders that want the raw log.
+    pub async fn events(&self, run_id: RunId) -> Result<Vec<EventRecord>, RuntimeError> {
+        self.shared.journal.read_run(run_id).await
+    }
+}

@@ -1,0 +1,167 @@
+//! Pause, resume, cancel, retry and recovery while an agent is working.
+
+use std::time::Duration;
+
+use loop_core::event::{Event, Phase, StepStatus};
+use loop_core::{RunId, RunStatus};
+use loop_runtime::{Runtime, RuntimeError};
+
+use crate::support::{count, finish, request, runtime, scratch};
+
+/// Waits until the run has an implementation step in progress.
+async fn wait_for_step(runtime: &Runtime, run_id: RunId) {
+    for _ in 0..400 {
+        let run = runtime.get(run_id).await.expect("get");
+        if run
+            .current_step
+            .as_ref()
+            .is_some_and(|s| s.phase == Phase::Implementation)
+        {
+            // Give the agent a moment to really be running.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no step started");
+}
+
+#[tokio::test]
+async fn cancel_mid_step_records_the_step_canceled_and_ends_the_run() {
+    let scratch = scratch(2);
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(request(&scratch, "sleep_once.sh", &[]))
+        .await
+        .expect("submit");
+    wait_for_step(&runtime, run.id).await;
+    let canceled = runtime.cancel(run.id).await.expect("cancel");
+    assert_eq!(canceled.status, RunStatus::Canceled);
+    let steps = runtime.steps(run.id).await.expect("steps");
+    assert_eq!(steps.last().map(|s| s.status), Some(StepStatus::Canceled));
+    // Cancel is final.
+    let again = runtime
+        .resume(run.id)
+        .await
+        .expect_err("resume after cancel");
+    assert!(again.to_string().contains("CANCELED"), "{again}");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn pause_stops_the_agent_and_resume_runs_the_same_iteration_again() {
+    let scratch = scratch(1);
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(request(&scratch, "sleep_once.sh", &[("reviewer", "false")]))
+        .await
+        .expect("submit");
+    wait_for_step(&runtime, run.id).await;
+    let paused = runtime.pause(run.id).await.expect("pause");
+    assert_eq!(paused.status, RunStatus::Paused);
+    assert!(paused.current_step.is_none());
+    let illegal = runtime.pause(run.id).await.expect_err("pause twice");
+    assert!(matches!(illegal, RuntimeError::Domain(_)), "{illegal}");
+    assert!(illegal.to_string().contains("PAUSED"), "{illegal}");
+
+    runtime.resume(run.id).await.expect("resume");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = runtime.events(run.id).await.expect("events");
+    let first: Vec<(u32, u32, StepStatus)> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepFinished(s) if s.phase == Phase::Implementation => Some(s.status),
+            _ => None,
+        })
+        .zip(records.iter().filter_map(|r| match &r.event {
+            Event::StepStarted(s) if s.phase == Phase::Implementation => {
+                Some((s.iteration, s.attempt))
+            }
+            _ => None,
+        }))
+        .map(|(status, (iteration, attempt))| (iteration, attempt, status))
+        .collect();
+    assert_eq!(first[0], (1, 1, StepStatus::Canceled));
+    assert_eq!(first[1], (1, 2, StepStatus::Succeeded));
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_runtime_on_the_same_log_recovers_and_finishes_the_run() {
+    let scratch = scratch(1);
+    let first = runtime(&scratch);
+    let run = first
+        .submit(request(&scratch, "sleep_once.sh", &[("reviewer", "false")]))
+        .await
+        .expect("submit");
+    wait_for_step(&first, run.id).await;
+    first.shutdown().await;
+    drop(first);
+
+    let second = runtime(&scratch);
+    let done = finish(&second, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = second.events(run.id).await.expect("events");
+    assert_eq!(
+        count(
+            &records,
+            |e| matches!(e, Event::StepFinished(s) if s.status == StepStatus::Interrupted)
+        ),
+        1
+    );
+    assert_eq!(
+        count(&records, |e| matches!(e, Event::RunStarted(_))),
+        1,
+        "started once"
+    );
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn retry_sends_a_failed_run_back_to_work() {
+    let scratch = scratch(1);
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(request(
+            &scratch,
+            "claims_early.sh",
+            &[("iterations", "1"), ("reviewer", "false")],
+        ))
+        .await
+        .expect("submit");
+    let failed = finish(&runtime, run.id).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let illegal = runtime.retry(run.id).await;
+    assert!(illegal.is_ok(), "retry of a FAILED run: {illegal:?}");
+    let failed_again = finish(&runtime, run.id).await;
+    assert_eq!(failed_again.status, RunStatus::Failed);
+    let records = runtime.events(run.id).await.expect("events");
+    assert_eq!(count(&records, |e| matches!(e, Event::RunRetried(_))), 1);
+    // The limit counted afresh: one more iteration ran after the retry.
+    assert_eq!(
+        count(
+            &records,
+            |e| matches!(e, Event::StepFinished(s) if s.phase == Phase::Implementation)
+        ),
+        2
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_agent_is_refused_at_submit() {
+    let scratch = scratch(1);
+    let runtime = runtime(&scratch);
+    let error = runtime
+        .submit(request(&scratch, "one_task.sh", &[("agent", "gpt-9")]))
+        .await
+        .expect_err("unknown agent");
+    assert!(error.to_string().contains("gpt-9"), "{error}");
+    let bad = runtime
+        .submit(request(&scratch, "one_task.sh", &[("iterations", "many")]))
+        .await
+        .expect_err("bad value");
+    assert!(bad.to_string().contains("iterations"), "{bad}");
+    runtime.shutdown().await;
+}

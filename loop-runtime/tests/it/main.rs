@@ -1,0 +1,6 @@
+//! The runtime end to end: real git repositories in temp dirs, real SQLite logs, stub agents
+//! as shell scripts.
+
+mod control;
+mod loop_runs;
+mod support;
