@@ -67,8 +67,15 @@ fn decode_envelope(data: &[u8]) -> Option<EventType> {
     let json = record.to_json();
     let again = EventRecord::from_json(&json)
         .unwrap_or_else(|e| panic!("a record's own JSON does not decode: {e}\njson: {json}"));
-    assert_eq!(again, record, "the envelope does not round-trip\njson: {json}");
-    assert_eq!(again.to_json(), json, "encoding a decoded record changes its JSON");
+    assert_eq!(
+        again, record,
+        "the envelope does not round-trip\njson: {json}"
+    );
+    assert_eq!(
+        again.to_json(),
+        json,
+        "encoding a decoded record changes its JSON"
+    );
 
     check_event(&record.event);
     Some(record.event.event_type())
@@ -100,7 +107,10 @@ fn check_event(event: &Event) {
     let payload = event.payload_json();
     let decoded = Event::decode(event_type, &payload)
         .unwrap_or_else(|e| panic!("an event's own payload does not decode: {e}\n{payload}"));
-    assert_eq!(&decoded, event, "the payload does not round-trip\n{payload}");
+    assert_eq!(
+        &decoded, event,
+        "the payload does not round-trip\n{payload}"
+    );
     // The JSON value form must never fail either (it is built the same way, by serde).
     let _ = event.payload_value();
 }

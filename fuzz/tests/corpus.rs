@@ -37,9 +37,8 @@ fn replay<T>(dir: &Path, check: impl Fn(&[u8]) -> T) -> Vec<(PathBuf, T)> {
     corpus_files(dir)
         .into_iter()
         .map(|file| {
-            let data =
-                std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let outcome = std::panic::catch_unwind(|| check(&data))
+            let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&data)))
                 .unwrap_or_else(|_| panic!("{} breaks the property", file.display()));
             (file, outcome)
         })
@@ -96,7 +95,10 @@ fn seed_names_say_whether_they_decode() {
     // row is bad, and `bad-*` seeds decode neither way: a change to the decoder that flips one
     // of these shows up here, not only as lost coverage.
     for (file, decoded) in replay(&root().join("corpus/event_decode"), event_decode) {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with("valid-") {
             assert!(decoded.envelope.is_some(), "{name} does not decode");
         } else if name.starts_with("bad-") {

@@ -10,7 +10,7 @@ use loop_core::event::{
 };
 use loop_core::{Command, DomainError, Event, EventType, RunStatus, StepId, Version, decide};
 
-use crate::gen::{self, Driver, T0};
+use crate::generate::{self, Driver, T0};
 
 fn created() -> RunCreated {
     RunCreated {
@@ -39,19 +39,9 @@ fn start(step_id: StepId, phase: Phase) -> Command {
 
 fn finished(step_id: StepId, phase: Phase, status: StepStatus) -> StepFinished {
     StepFinished {
-        step_id,
-        phase,
-        status,
         exit_code: Some(0),
         duration_ms: 1_000,
-        output_path: None,
-        output_bytes: 0,
-        output_lines: 0,
-        tokens: None,
-        cost_usd: None,
-        tasks_done: None,
-        tasks_total: None,
-        message: None,
+        ..generate::finished_payload(step_id, phase, status)
     }
 }
 
@@ -83,7 +73,7 @@ fn cancel(at_ms: i64) -> Command {
 
 /// A run driven through `commands`, each one second after the last; every one must succeed.
 fn run(commands: impl IntoIterator<Item = Command>) -> Driver {
-    let mut driver = Driver::new(gen::run_id());
+    let mut driver = Driver::new(generate::run_id());
     for command in commands {
         driver.now += 1_000;
         let name = format!("{command:?}");
@@ -265,7 +255,7 @@ fn retry_returns_a_failed_run_to_pending() {
 
 #[test]
 fn rejects_commands_before_the_run_is_created() {
-    let driver = Driver::new(gen::run_id());
+    let driver = Driver::new(generate::run_id());
     let error = decide(&driver.state, Command::Start).unwrap_err();
     assert_eq!(
         error,
@@ -285,7 +275,7 @@ fn rejects_a_second_create() {
     assert_eq!(
         decide(&driver.state, Command::Create(created())),
         Err(DomainError::AlreadyCreated {
-            run_id: gen::run_id()
+            run_id: generate::run_id()
         })
     );
 }
@@ -293,7 +283,9 @@ fn rejects_a_second_create() {
 #[test]
 fn rejects_finishing_a_step_twice() {
     let mut driver = with_open_step();
-    driver.submit(finish(step(1), Phase::Implementation)).unwrap();
+    driver
+        .submit(finish(step(1), Phase::Implementation))
+        .unwrap();
     let error = decide(&driver.state, finish(step(1), Phase::Implementation)).unwrap_err();
     assert_eq!(error, DomainError::StepAlreadyFinished { step_id: step(1) });
     assert_eq!(
@@ -322,7 +314,9 @@ fn rejects_starting_a_step_while_one_is_open() {
 #[test]
 fn rejects_starting_a_finished_step_again() {
     let mut driver = with_open_step();
-    driver.submit(finish(step(1), Phase::Implementation)).unwrap();
+    driver
+        .submit(finish(step(1), Phase::Implementation))
+        .unwrap();
     assert_eq!(
         decide(&driver.state, start(step(1), Phase::Implementation)),
         Err(DomainError::StepAlreadyStarted { step_id: step(1) })
@@ -440,19 +434,9 @@ fn pause_with_an_open_step_cancels_it_first() {
         events,
         vec![
             Event::StepFinished(StepFinished {
-                step_id: step(1),
-                phase: Phase::Implementation,
-                status: StepStatus::Canceled,
-                exit_code: None,
                 duration_ms: 4_500,
-                output_path: None,
-                output_bytes: 0,
-                output_lines: 0,
-                tokens: None,
-                cost_usd: None,
-                tasks_done: None,
-                tasks_total: None,
                 message: Some("step canceled".into()),
+                ..generate::finished_payload(step(1), Phase::Implementation, StepStatus::Canceled)
             }),
             Event::RunPaused(RunPaused {
                 reason: Some("operator".into())
@@ -529,7 +513,9 @@ fn cancel_and_fail_close_the_open_step_first() {
 fn recover_closes_the_open_step_as_interrupted() {
     let mut driver = with_open_step();
     driver.now = T0 + 60_000;
-    let records = driver.submit(Command::Recover { at_ms: T0 + 60_000 }).unwrap();
+    let records = driver
+        .submit(Command::Recover { at_ms: T0 + 60_000 })
+        .unwrap();
     assert_eq!(records.len(), 1);
     let Event::StepFinished(closed) = &records[0].event else {
         panic!("expected STEP_FINISHED: {records:?}");
@@ -545,7 +531,7 @@ fn recover_closes_the_open_step_as_interrupted() {
 #[test]
 fn recover_is_a_no_op_without_an_open_step() {
     for driver in [
-        Driver::new(gen::run_id()),
+        Driver::new(generate::run_id()),
         running(),
         ended_by("complete"),
         ended_by("fail"),

@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 
-use loop_core::event::{
-    DecodeError, NameSource, Phase, RunStarted, SCHEMA, StepStatus, Tokens,
-};
+use loop_core::event::{DecodeError, NameSource, Phase, RunStarted, SCHEMA, StepStatus, Tokens};
 use loop_core::{Event, EventRecord, EventType, RunId, Seq, Version};
 
 fn fixtures_dir() -> PathBuf {
@@ -251,10 +249,22 @@ fn payload_of_the_wrong_shape_names_the_event_type() {
             r#"{"step_id":"01996c87-8a10-7b41-8c5d-2e3f4a5b6c7d","phase":"implementation","status":"DONE"}"#,
             EventType::StepFinished,
         ),
-        ("RUN_COMPLETED", r#"{"exit_reason":"complete_plan"}"#, EventType::RunCompleted),
-        ("RUN_FAILED", r#"{"exit_reason":"gave_up","reason":"x"}"#, EventType::RunFailed),
+        (
+            "RUN_COMPLETED",
+            r#"{"exit_reason":"complete_plan"}"#,
+            EventType::RunCompleted,
+        ),
+        (
+            "RUN_FAILED",
+            r#"{"exit_reason":"gave_up","reason":"x"}"#,
+            EventType::RunFailed,
+        ),
         ("POSTMORTEM_END", r#"[]"#, EventType::PostmortemEnd),
-        ("AGENT_RETRY", r#"{"step_id":"not-a-uuid","attempt":1,"delay_ms":1,"reason":"x"}"#, EventType::AgentRetry),
+        (
+            "AGENT_RETRY",
+            r#"{"step_id":"not-a-uuid","attempt":1,"delay_ms":1,"reason":"x"}"#,
+            EventType::AgentRetry,
+        ),
     ];
     for (name, payload, expected) in cases {
         let error = EventRecord::from_json(&envelope(name, payload)).unwrap_err();
@@ -295,6 +305,9 @@ fn text_that_is_not_an_envelope_is_an_envelope_error() {
             Err(DecodeError::Envelope(_)) => {}
             other => panic!("{text:?}: expected an envelope error, got {other:?}"),
         }
-        assert!(serde_json::from_str::<EventRecord>(text).is_err(), "{text:?}");
+        assert!(
+            serde_json::from_str::<EventRecord>(text).is_err(),
+            "{text:?}"
+        );
     }
 }

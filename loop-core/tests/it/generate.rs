@@ -16,7 +16,9 @@ use loop_core::event::{
     StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand, WatchdogRewrite,
     WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
-use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, Seq, StepId, decide};
+use loop_core::{
+    Command, DomainError, Event, EventRecord, RunId, RunState, RunStatus, Seq, StepId, decide,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::string::string_regex;
@@ -49,6 +51,15 @@ pub enum Target {
 /// placeholders that [`Driver::play`] overwrites.
 #[derive(Clone, Debug)]
 pub enum Intent {
+    /// Whatever moves the run on from where it stands: start it, start a step, finish the open
+    /// step (with this outcome), resume, run a postmortem, retry. This is what keeps generated
+    /// runs going deep; the other intents say exactly which command to try.
+    Advance {
+        step: StepStarted,
+        outcome: StepFinished,
+        postmortem: PostmortemStart,
+        end: PostmortemEnd,
+    },
     Create(RunCreated),
     Start,
     Pause(Option<String>),
@@ -105,26 +116,26 @@ pub struct Move {
     pub intent: Intent,
 }
 
-/// Command sequences for one run: usually opened by Create and Start, then up to 40 moves.
+/// Command sequences for one run, up to 40 commands: usually opened by Create and Start, then
+/// a body where endings are rare (so steps pile up), then a short tail where endings,
+/// postmortems, reviews and retries are common (so terminal states get exercised).
 pub fn script() -> impl Strategy<Value = Vec<Move>> {
     (
         proptest::bool::weighted(0.9),
         run_created(),
-        proptest::collection::vec(a_move(), 0..40),
+        proptest::collection::vec(a_move(intent(1, 1)), 0..30),
+        proptest::collection::vec(a_move(intent(8, 6)), 0..8),
     )
-        .prop_map(|(opened, created, moves)| {
+        .prop_map(|(opened, created, body, tail)| {
             let opening = [Intent::Create(created), Intent::Start]
                 .into_iter()
                 .map(|intent| Move {
                     dt_ms: 1,
                     seq_gap: 0,
                     intent,
-                });
-            if opened {
-                opening.chain(moves).collect()
-            } else {
-                moves
-            }
+                })
+                .filter(|_| opened);
+            opening.chain(body).chain(tail).collect()
         })
 }
 
@@ -139,72 +150,166 @@ pub fn history() -> impl Strategy<Value = Driver> {
     })
 }
 
-fn a_move() -> impl Strategy<Value = Move> {
-    (1i64..3_000, prop_oneof![8 => Just(0u64), 2 => 1u64..4], intent()).prop_map(
-        |(dt_ms, seq_gap, intent)| Move {
+fn a_move(intent: impl Strategy<Value = Intent>) -> impl Strategy<Value = Move> {
+    (
+        1i64..3_000,
+        prop_oneof![8 => Just(0u64), 2 => 1u64..4],
+        intent,
+    )
+        .prop_map(|(dt_ms, seq_gap, intent)| Move {
             dt_ms,
             seq_gap,
             intent,
-        },
-    )
+        })
 }
 
-fn intent() -> impl Strategy<Value = Intent> {
-    prop_oneof![
-        1 => run_created().prop_map(Intent::Create),
-        2 => Just(Intent::Start),
-        1 => proptest::option::of(text()).prop_map(Intent::Pause),
-        2 => Just(Intent::Resume),
-        1 => proptest::option::of(text()).prop_map(Intent::Cancel),
-        1 => Just(Intent::Retry),
-        7 => (proptest::option::weighted(0.1, any::<Index>()), step_started())
-            .prop_map(|(reuse, step)| Intent::StartStep { reuse, step }),
-        9 => (target(), proptest::bool::weighted(0.1), step_finished())
-            .prop_map(|(target, wrong_phase, step)| Intent::FinishStep { target, wrong_phase, step }),
-        1 => (target(), 1u32..5, 0u64..60_000, text()).prop_map(|(target, attempt, delay_ms, reason)| {
-            Intent::RecordRetry {
-                target,
-                retry: AgentRetry { step_id: placeholder_step(), attempt, delay_ms, reason },
-            }
-        }),
-        1 => (proptest::option::of(target()), 0i64..86_400_000, text()).prop_map(|(target, later, reason)| {
+/// Any command; `ending` weighs Complete, Fail and Cancel, `aftermath` the commands for a
+/// finished run (Retry, postmortem, Review).
+fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
+    use proptest::option::of;
+
+    let advance = (step_started(), step_finished(), text(), postmortem_status()).prop_map(
+        |(step, outcome, reason, status)| Intent::Advance {
+            step,
+            outcome,
+            postmortem: PostmortemStart { reason },
+            end: PostmortemEnd { status },
+        },
+    );
+    let start_step = (
+        proptest::option::weighted(0.1, any::<Index>()),
+        step_started(),
+    )
+        .prop_map(|(reuse, step)| Intent::StartStep { reuse, step });
+    let finish_step = (target(), proptest::bool::weighted(0.1), step_finished()).prop_map(
+        |(target, wrong_phase, step)| Intent::FinishStep {
+            target,
+            wrong_phase,
+            step,
+        },
+    );
+    let record_retry = (target(), 1u32..5, 0u64..60_000, text()).prop_map(
+        |(target, attempt, delay_ms, reason)| Intent::RecordRetry {
+            target,
+            retry: AgentRetry {
+                step_id: placeholder_step(),
+                attempt,
+                delay_ms,
+                reason,
+            },
+        },
+    );
+    let record_wait =
+        (of(target()), 0i64..86_400_000, text()).prop_map(|(target, later, reason)| {
             Intent::RecordWait {
                 target,
-                wait: AgentWaiting { step_id: None, until_ms: T0 + later, reason },
+                wait: AgentWaiting {
+                    step_id: None,
+                    until_ms: T0 + later,
+                    reason,
+                },
             }
-        }),
-        3 => (target(), text(), exit_code(), 0u64..120_000).prop_map(|(target, command, exit_code, duration_ms)| {
-            Intent::RecordVerification {
-                target,
-                command: VerificationCommand { step_id: placeholder_step(), command, exit_code, duration_ms },
-            }
-        }),
-        1 => (iteration(), proptest::option::of(text()))
-            .prop_map(|(iteration, commit)| Intent::DetectCompletion(CompletionDetected { iteration, commit })),
-        1 => (iteration(), text())
-            .prop_map(|(iteration, reason)| Intent::RejectCompletion(CompletionRejected { iteration, reason })),
-        1 => (iteration(), text(), text())
-            .prop_map(|(iteration, signal, detail)| Intent::RecordWatchdogSignal(WatchdogSignal { iteration, signal, detail })),
-        1 => (text(), text(), text()).prop_map(|(signal, prompt_before, prompt_after)| {
-            Intent::RewritePrompt(WatchdogRewrite { signal, prompt_before, prompt_after })
-        }),
-        1 => text().prop_map(|provider| Intent::SelectWorktreeProvider(WorktreeProviderSelected { provider })),
-        1 => (text(), text(), text(), text(), any::<bool>()).prop_map(|(provider, path, base_branch, run_branch, reused)| {
-            Intent::CreateWorktree(WorktreeCreated { provider, path, base_branch, run_branch, reused })
-        }),
-        1 => text().prop_map(|path| Intent::RemoveWorktree(WorktreeRemoved { path })),
-        2 => (exit_reason(), iteration()).prop_map(|(exit_reason, completed_iteration)| {
-            Intent::Complete(RunCompleted { exit_reason, completed_iteration })
-        }),
-        1 => (exit_reason(), text()).prop_map(|(exit_reason, reason)| Intent::Fail { exit_reason, reason }),
+        });
+    let record_verification = (target(), text(), exit_code(), 0u64..120_000).prop_map(
+        |(target, command, exit_code, duration_ms)| Intent::RecordVerification {
+            target,
+            command: VerificationCommand {
+                step_id: placeholder_step(),
+                command,
+                exit_code,
+                duration_ms,
+            },
+        },
+    );
+    let detect = (iteration(), of(text())).prop_map(|(iteration, commit)| {
+        Intent::DetectCompletion(CompletionDetected { iteration, commit })
+    });
+    let reject = (iteration(), text()).prop_map(|(iteration, reason)| {
+        Intent::RejectCompletion(CompletionRejected { iteration, reason })
+    });
+    let signal = (iteration(), text(), text()).prop_map(|(iteration, signal, detail)| {
+        Intent::RecordWatchdogSignal(WatchdogSignal {
+            iteration,
+            signal,
+            detail,
+        })
+    });
+    let rewrite = (text(), text(), text()).prop_map(|(signal, prompt_before, prompt_after)| {
+        Intent::RewritePrompt(WatchdogRewrite {
+            signal,
+            prompt_before,
+            prompt_after,
+        })
+    });
+    let select_provider = text()
+        .prop_map(|provider| Intent::SelectWorktreeProvider(WorktreeProviderSelected { provider }));
+    let create_worktree = (text(), text(), text(), text(), any::<bool>()).prop_map(
+        |(provider, path, base_branch, run_branch, reused)| {
+            Intent::CreateWorktree(WorktreeCreated {
+                provider,
+                path,
+                base_branch,
+                run_branch,
+                reused,
+            })
+        },
+    );
+    let remove_worktree = text().prop_map(|path| Intent::RemoveWorktree(WorktreeRemoved { path }));
+    let complete = (exit_reason(), iteration()).prop_map(|(exit_reason, completed_iteration)| {
+        Intent::Complete(RunCompleted {
+            exit_reason,
+            completed_iteration,
+        })
+    });
+    let fail = (exit_reason(), text()).prop_map(|(exit_reason, reason)| Intent::Fail {
+        exit_reason,
+        reason,
+    });
+    let merge = (text(), of(text()), of(text())).prop_map(|(strategy, commit, conflict)| {
+        Intent::Merge(MergeFinished {
+            strategy,
+            commit,
+            conflict,
+        })
+    });
+    let start_postmortem =
+        text().prop_map(|reason| Intent::StartPostmortem(PostmortemStart { reason }));
+    let end_postmortem =
+        postmortem_status().prop_map(|status| Intent::EndPostmortem(PostmortemEnd { status }));
+    let review = (
+        text(),
+        proptest::collection::btree_map(text(), text(), 0..3),
+    )
+        .prop_map(|(action, detail)| Intent::Review(ReviewAction { action, detail }));
+
+    prop_oneof![
+        24 => advance,
+        1 => run_created().prop_map(Intent::Create),
+        2 => Just(Intent::Start),
+        1 => of(text()).prop_map(Intent::Pause),
+        2 => Just(Intent::Resume),
+        ending => of(text()).prop_map(Intent::Cancel),
+        aftermath => Just(Intent::Retry),
+        4 => start_step,
+        6 => finish_step,
+        1 => record_retry,
+        1 => record_wait,
+        4 => record_verification,
+        1 => detect,
+        1 => reject,
+        1 => signal,
+        1 => rewrite,
+        1 => select_provider,
+        1 => create_worktree,
+        1 => remove_worktree,
+        ending => complete,
+        ending => fail,
         1 => Just(Intent::Recover),
-        1 => (text(), proptest::option::of(text()), proptest::option::of(text()))
-            .prop_map(|(strategy, commit, conflict)| Intent::Merge(MergeFinished { strategy, commit, conflict })),
+        1 => merge,
         1 => artifact().prop_map(Intent::RecordArtifact),
-        2 => text().prop_map(|reason| Intent::StartPostmortem(PostmortemStart { reason })),
-        2 => postmortem_status().prop_map(|status| Intent::EndPostmortem(PostmortemEnd { status })),
-        1 => (text(), proptest::collection::btree_map(text(), text(), 0..3))
-            .prop_map(|(action, detail)| Intent::Review(ReviewAction { action, detail })),
+        aftermath => start_postmortem,
+        aftermath => end_postmortem,
+        aftermath => review,
     ]
 }
 
@@ -266,8 +371,8 @@ fn phase() -> impl Strategy<Value = Phase> {
 /// Mostly final statuses; sometimes an open one, which may not finish a step.
 fn finish_status() -> impl Strategy<Value = StepStatus> {
     prop_oneof![
-        6 => Just(StepStatus::Succeeded),
-        2 => Just(StepStatus::Failed),
+        12 => Just(StepStatus::Succeeded),
+        3 => Just(StepStatus::Failed),
         1 => Just(StepStatus::Canceled),
         1 => Just(StepStatus::Interrupted),
         1 => Just(StepStatus::Queued),
@@ -333,10 +438,9 @@ fn step_finished() -> impl Strategy<Value = StepFinished> {
         0u64..10_000,
     );
     let figures = (
-        proptest::option::of((0u64..200_000, 0u64..50_000).prop_map(|(input, output)| Tokens {
-            input,
-            output,
-        })),
+        proptest::option::of(
+            (0u64..200_000, 0u64..50_000).prop_map(|(input, output)| Tokens { input, output }),
+        ),
         // Any finite cost: summing and JSON must keep every bit.
         proptest::option::of(0.0f64..5.0),
         proptest::option::of(0u32..20),
@@ -348,9 +452,6 @@ fn step_finished() -> impl Strategy<Value = StepFinished> {
             (phase, status, exit_code, duration_ms, output_path, output_bytes, output_lines),
             (tokens, cost_usd, tasks_done, tasks_total, message),
         )| StepFinished {
-            step_id: placeholder_step(),
-            phase,
-            status,
             exit_code,
             duration_ms,
             output_path,
@@ -361,6 +462,7 @@ fn step_finished() -> impl Strategy<Value = StepFinished> {
             tasks_done,
             tasks_total,
             message,
+            ..finished_payload(placeholder_step(), phase, status)
         },
     )
 }
@@ -380,6 +482,19 @@ fn artifact() -> impl Strategy<Value = ArtifactWritten> {
             sha256,
             bytes,
         })
+}
+
+/// A `STEP_FINISHED` payload with only its required fields set; every other field takes its
+/// default, as when an older writer's event is read. Going through serde means a field added to
+/// the payload (which must be defaulted, see `loop_core::event::payload`) needs no change in the
+/// tests that only care about the fields they name.
+pub fn finished_payload(step_id: StepId, phase: Phase, status: StepStatus) -> StepFinished {
+    serde_json::from_value(serde_json::json!({
+        "step_id": step_id,
+        "phase": phase,
+        "status": status,
+    }))
+    .expect("STEP_FINISHED needs only step_id, phase and status")
 }
 
 fn placeholder_step() -> StepId {
@@ -486,6 +601,12 @@ impl Driver {
         self.next_seq += step.seq_gap;
         let at_ms = self.now;
         let command = match step.intent.clone() {
+            Intent::Advance {
+                step,
+                outcome,
+                postmortem,
+                end,
+            } => self.advance(step, outcome, postmortem, end),
             Intent::Create(created) => Command::Create(created),
             Intent::Start => Command::Start,
             Intent::Pause(reason) => Command::Pause { reason, at_ms },
@@ -615,6 +736,58 @@ impl Driver {
         let mut entropy = [0x5a; 10];
         entropy[2..].copy_from_slice(&self.fresh_steps.to_be_bytes());
         StepId::from_parts(self.now as u64, entropy)
+    }
+
+    /// The command that moves the run on from where it stands.
+    fn advance(
+        &mut self,
+        mut step: StepStarted,
+        mut outcome: StepFinished,
+        postmortem: PostmortemStart,
+        end: PostmortemEnd,
+    ) -> Command {
+        let Some(status) = self.state.status() else {
+            return Command::Start;
+        };
+        match status {
+            RunStatus::Pending => Command::Start,
+            RunStatus::Paused => Command::Resume,
+            RunStatus::Running => match self.state.open_step() {
+                Some(open) => {
+                    outcome.step_id = open.step_id;
+                    outcome.phase = open.phase;
+                    if !outcome.status.is_final() {
+                        outcome.status = StepStatus::Succeeded;
+                    }
+                    Command::FinishStep(outcome)
+                }
+                None => {
+                    step.step_id = self.fresh_step();
+                    Command::StartStep(step)
+                }
+            },
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled => {
+                let postmortems_since_the_end = self
+                    .records
+                    .iter()
+                    .rev()
+                    .take_while(|record| !record.event.is_terminal())
+                    .filter(|record| matches!(record.event, Event::PostmortemStart(_)))
+                    .count();
+                if self.state.postmortem_running() {
+                    Command::EndPostmortem(end)
+                } else if postmortems_since_the_end == 0 {
+                    Command::StartPostmortem(postmortem)
+                } else if status == RunStatus::Failed {
+                    Command::Retry
+                } else {
+                    Command::Review(ReviewAction {
+                        action: "diff".to_owned(),
+                        detail: BTreeMap::new(),
+                    })
+                }
+            }
+        }
     }
 
     /// The step `target` names, and its phase when it is the open step.
