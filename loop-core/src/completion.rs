@@ -41,7 +41,10 @@ pub enum Completion {
 /// Reads an agent's answer for the completion token.
 pub fn detect(answer: &str, mode: Mode) -> Completion {
     let trimmed = answer.trim();
-    let last_line = trimmed.lines().map(str::trim).rfind(|line| !line.is_empty());
+    let last_line = trimmed
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty());
     let claimed = match mode {
         Mode::Exact => trimmed == TOKEN,
         Mode::Trailing => last_line == Some(TOKEN),
@@ -77,10 +80,22 @@ mod tests {
             ("<promise>COMPLETE</promise>", Mode::Exact, None),
             ("  <promise>COMPLETE</promise>\n\n", Mode::Exact, None),
             ("done\n<promise>COMPLETE</promise>\n", Mode::Trailing, None),
-            ("done\n<promise>COMPLETE</promise>\n", Mode::Exact, Some("alone")),
+            (
+                "done\n<promise>COMPLETE</promise>\n",
+                Mode::Exact,
+                Some("alone"),
+            ),
             ("all good, task 3 next", Mode::Trailing, Some("")),
-            ("<promise>COMPLETE</promise>\nmore text", Mode::Trailing, Some("last line")),
-            ("`<promise>COMPLETE</promise>`", Mode::Trailing, Some("shares its line")),
+            (
+                "<promise>COMPLETE</promise>\nmore text",
+                Mode::Trailing,
+                Some("last line"),
+            ),
+            (
+                "`<promise>COMPLETE</promise>`",
+                Mode::Trailing,
+                Some("shares its line"),
+            ),
             ("<promise>complete</promise>", Mode::Trailing, Some("case")),
             ("<promise>COMPLETE", Mode::Trailing, Some("incomplete")),
         ];
@@ -90,7 +105,9 @@ mod tests {
                 None => assert_eq!(got, Completion::Claimed, "{answer:?}"),
                 Some("") => assert_eq!(got, Completion::Absent, "{answer:?}"),
                 Some(part) => match got {
-                    Completion::Malformed(reason) => assert!(reason.contains(part), "{answer:?}: {reason}"),
+                    Completion::Malformed(reason) => {
+                        assert!(reason.contains(part), "{answer:?}: {reason}")
+                    }
                     other => panic!("{answer:?}: {other:?}"),
                 },
             }

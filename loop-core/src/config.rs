@@ -269,6 +269,11 @@ pub fn find_key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
+/// The default value of a key ("" for an unknown key).
+pub fn default_of(name: &str) -> String {
+    find_key(name).map_or_else(String::new, |key| key.default.to_owned())
+}
+
 /// A config mistake, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("{source_name}:{line}: {key}: {problem}")]

@@ -29,7 +29,7 @@ pub enum DomainError {
     StepAlreadyFinished { step_id: StepId },
     #[error("step {step_id} was already started")]
     StepAlreadyStarted { step_id: StepId },
-    #[error("step {step_id} is a {open} step, not {given}")]
+    #[error("step {step_id} is open as {open}, not {given}")]
     PhaseMismatch {
         step_id: StepId,
         open: &'static str,
@@ -37,6 +37,8 @@ pub enum DomainError {
     },
     #[error("a step cannot finish as {status}: that is not a final status")]
     NotFinal { status: &'static str },
+    #[error("{what} must be a finite number ≥ 0, not {value}")]
+    InvalidNumber { what: &'static str, value: String },
     #[error("postmortem is already running")]
     PostmortemRunning,
     #[error("no postmortem is running")]

@@ -225,7 +225,10 @@ mod tests {
             ]
         );
         assert_eq!((plan.tasks_done(), plan.tasks_total()), (2, 6));
-        assert_eq!(plan.next_task().map(|t| t.text.as_str()), Some("write the output"));
+        assert_eq!(
+            plan.next_task().map(|t| t.text.as_str()),
+            Some("write the output")
+        );
         assert_eq!(plan.tasks[2].line, 6);
         assert_eq!(plan.tasks[6].section.as_deref(), Some("Verification"));
         assert_eq!(plan.awaiting_review().count(), 1);
@@ -246,7 +249,13 @@ mod tests {
 
     #[test]
     fn things_that_look_like_boxes_are_not_tasks() {
-        for line in ["[ ] no marker", "-[ ] no space", "- [?] unknown mark", "- [] empty", "#heading-not"] {
+        for line in [
+            "[ ] no marker",
+            "-[ ] no space",
+            "- [?] unknown mark",
+            "- [] empty",
+            "#heading-not",
+        ] {
             assert!(Plan::parse(line).tasks.is_empty(), "{line}");
         }
     }

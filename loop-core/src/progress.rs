@@ -94,7 +94,8 @@ impl LoopProgress {
             }
             Event::StepStarted(_) => {}
             Event::StepFinished(step) => {
-                self.cost_usd += step.cost_usd.unwrap_or(0.0);
+                self.cost_usd =
+                    crate::projection::add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
                 match (step.phase, step.status) {
                     (Phase::Implementation, StepStatus::Succeeded) => {
                         self.stage = Stage::Implemented;

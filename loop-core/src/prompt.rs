@@ -196,12 +196,18 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(review_verdict("Looks good.\n\nAPPROVED\n"), Verdict::Approved);
+        assert_eq!(
+            review_verdict("Looks good.\n\nAPPROVED\n"),
+            Verdict::Approved
+        );
         assert_eq!(review_verdict("**APPROVED**"), Verdict::Approved);
         assert_eq!(
             review_verdict("- add a test\n"),
             Verdict::ChangesRequired("- add a test".to_owned())
         );
-        assert!(matches!(review_verdict("APPROVED\n- but fix x"), Verdict::ChangesRequired(_)));
+        assert!(matches!(
+            review_verdict("APPROVED\n- but fix x"),
+            Verdict::ChangesRequired(_)
+        ));
     }
 }

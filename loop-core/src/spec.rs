@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn missing_parts_are_none() {
-        assert_eq!(SpecHeader::parse("no header here\n**Status:**\n"), SpecHeader::default());
+        assert_eq!(
+            SpecHeader::parse("no header here\n**Status:**\n"),
+            SpecHeader::default()
+        );
         let header = SpecHeader::parse("**status**: draft");
         assert_eq!(header.status.as_deref(), Some("draft"));
     }

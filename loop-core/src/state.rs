@@ -279,7 +279,13 @@ impl RunState {
                 require("cancel", &[Pending, Running, Paused])?;
                 no_open_step("cancel")
             }
-            Event::RunRetried(_) => require("retry", &[Failed]),
+            Event::RunRetried(_) => {
+                require("retry", &[Failed])?;
+                if self.postmortem_running {
+                    return Err(DomainError::PostmortemRunning);
+                }
+                Ok(())
+            }
             Event::RunCompleted(_) => {
                 require("complete", &[Running])?;
                 no_open_step("complete")
@@ -369,6 +375,14 @@ impl RunState {
         if !finished.status.is_final() {
             return Err(DomainError::NotFinal {
                 status: finished.status.as_str(),
+            });
+        }
+        if let Some(cost) = finished.cost_usd
+            && !(cost.is_finite() && cost >= 0.0)
+        {
+            return Err(DomainError::InvalidNumber {
+                what: "cost_usd",
+                value: cost.to_string(),
             });
         }
         self.check_open(finished.step_id, Some(finished.phase))

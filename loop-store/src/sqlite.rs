@@ -99,9 +99,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
-        requests
-            .send(make(reply))
-            .map_err(|_| StoreError::Closed)?;
+        requests.send(make(reply)).map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 }
@@ -111,11 +109,7 @@ impl Inner {
         &self,
         read: impl FnOnce(&Connection, &Path) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => schema::connect(&self.path)?,
@@ -134,7 +128,11 @@ impl Inner {
                 conn,
                 path,
                 "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                [after.0 as i64, limit.min(i64::MAX as usize) as i64],
+                // SQLite integers end at i64::MAX: any position past that is past every event.
+                [
+                    i64::try_from(after.0).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
             )
         })
     }

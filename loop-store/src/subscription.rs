@@ -7,8 +7,8 @@
 //! switch from catch-up to live.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,8 @@ const LAG_CHECK: Duration = Duration::from_millis(200);
 type Batch = Arc<[EventRecord]>;
 
 /// Reads committed events after a seq, at most a number of them.
-pub(crate) type ReadAfter = Arc<dyn Fn(Seq, usize) -> Result<Vec<EventRecord>, StoreError> + Send + Sync>;
+pub(crate) type ReadAfter =
+    Arc<dyn Fn(Seq, usize) -> Result<Vec<EventRecord>, StoreError> + Send + Sync>;
 
 /// One subscriber as the writer sees it.
 struct Live {
@@ -67,8 +68,13 @@ impl Subscribers {
             });
     }
 
+    /// Subscriptions not yet dropped. A dropped one would otherwise count until the next
+    /// publish found its channel closed.
     pub(crate) fn count(&self) -> usize {
-        self.lock().len()
+        let mut senders = self.lock();
+        // The subscription holds the other reference to its lag flag.
+        senders.retain(|live| Arc::strong_count(&live.lagged) > 1);
+        senders.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
@@ -111,7 +117,7 @@ impl Subscription {
             live,
             lagged,
             buffer: VecDeque::new(),
-            next: Seq(after.0 + 1),
+            next: Seq(after.0.saturating_add(1)),
             catching_up: true,
         }
     }
@@ -137,14 +143,15 @@ impl Subscription {
 
     /// The next event, waiting at most `timeout` for it.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<EventRecord>, StoreError> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock (`Duration::MAX`) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if let Some(record) = self.buffer.pop_front() {
                 self.next = Seq(record.seq.0 + 1);
                 return Ok(Some(record));
             }
             if self.catching_up {
-                let page = (self.read_after)(Seq(self.next.0 - 1), CATCH_UP_PAGE)?;
+                let page = self.read_page()?;
                 if page.is_empty() {
                     self.catching_up = false;
                 } else {
@@ -156,7 +163,9 @@ impl Subscription {
                 self.catching_up = true;
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
             let batch = match self.live.recv_timeout(left.min(LAG_CHECK)) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) if left > LAG_CHECK => continue,
@@ -164,6 +173,18 @@ impl Subscription {
                 Err(RecvTimeoutError::Disconnected) => return Err(StoreError::Closed),
             };
             self.take_live(&batch);
+        }
+    }
+
+    /// The next page of the log. When an event in it is corrupt, the good events before it come
+    /// first; the read after them reports the corrupt one.
+    fn read_page(&self) -> Result<Vec<EventRecord>, StoreError> {
+        let after = Seq(self.next.0 - 1);
+        match (self.read_after)(after, CATCH_UP_PAGE) {
+            Err(StoreError::Corrupt { seq, .. }) if seq > self.next => {
+                (self.read_after)(after, (seq.0 - self.next.0) as usize)
+            }
+            result => result,
         }
     }
 

@@ -151,7 +151,10 @@ impl Report {
             }
             Event::AgentRetry(retry) => row(
                 "AGENT_RETRY",
-                format!("attempt {} in {} ms: {}", retry.attempt, retry.delay_ms, retry.reason),
+                format!(
+                    "attempt {} in {} ms: {}",
+                    retry.attempt, retry.delay_ms, retry.reason
+                ),
             ),
             Event::AgentWaiting(wait) => row(
                 "AGENT_WAITING",
@@ -167,7 +170,7 @@ impl Report {
                 row("COMPLETE_REJECTED", rejected.reason.clone())
             }
             Event::MergeFinished(merge) => row(
-                "MERGE_END",
+                "MERGE_FINISHED",
                 match (&merge.commit, &merge.conflict) {
                     (_, Some(conflict)) => format!("{} conflict: {conflict}", merge.strategy),
                     (Some(commit), None) => format!("{} {commit}", merge.strategy),

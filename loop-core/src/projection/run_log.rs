@@ -104,7 +104,9 @@ fn describe(event: &Event) -> String {
         Event::WatchdogSignal(e) => format!("iteration {}: {} {}", e.iteration, e.signal, e.detail)
             .trim_end()
             .to_owned(),
-        Event::WatchdogRewrite(e) => format!("{}: {} -> {}", e.signal, e.prompt_before, e.prompt_after),
+        Event::WatchdogRewrite(e) => {
+            format!("{}: {} -> {}", e.signal, e.prompt_before, e.prompt_after)
+        }
         Event::MergeFinished(e) => match (&e.commit, &e.conflict) {
             (_, Some(conflict)) => format!("{} conflict: {conflict}", e.strategy),
             (Some(commit), None) => format!("{} {commit}", e.strategy),

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::default_of;
 use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase, RunCreated};
 use crate::ids::{RunId, Seq, StepId, Version};
 use crate::state::RunStatus;
@@ -62,6 +63,11 @@ fn config_value(created: &RunCreated, key: &str) -> Option<String> {
     created.config.get(key).filter(|v| !v.is_empty()).cloned()
 }
 
+/// Adds a cost, rounded to 1e-10 dollars so sums of decimal prices read as decimals.
+pub fn add_cost(total: f64, cost: f64) -> f64 {
+    ((total + cost) * 1e10).round() / 1e10
+}
+
 impl RunView {
     /// The view a run's first event creates; `None` when the record is not `RUN_CREATED`.
     pub fn created(record: &EventRecord) -> Option<RunView> {
@@ -86,7 +92,7 @@ impl RunView {
                 run_branch: None,
                 merge_target_branch: config_value(created, "merge_target_branch"),
                 merge_strategy: config_value(created, "merge_strategy")
-                    .unwrap_or_else(|| "squash".to_owned()),
+                    .unwrap_or_else(|| default_of("merge_strategy")),
                 worktree_path: None,
                 provider: None,
                 removed: false,
@@ -166,7 +172,7 @@ impl RunView {
             }
             Event::StepFinished(step) => {
                 self.current_step = None;
-                self.cost_usd += step.cost_usd.unwrap_or(0.0);
+                self.cost_usd = add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
                 if let Some(done) = step.tasks_done {
                     self.tasks_done = done;
                 }

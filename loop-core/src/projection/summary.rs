@@ -4,9 +4,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::default_of;
 use crate::event::{Event, EventRecord, ExitReason, Phase, StepStatus};
 use crate::ids::RunId;
 use crate::layout::{tail_path_of, workspace_run_dir};
+use crate::projection::run_view::add_cost;
 
 /// The contents of `summary.json` (`contract.md` §5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,12 +49,12 @@ impl Summary {
         };
         let dir = workspace_run_dir(created, first.run_id);
         let in_dir = |name: &str| path_text(&dir.join(name));
-        let config = |key: &str, default: &str| {
+        let config = |key: &str| {
             created
                 .config
                 .get(key)
                 .filter(|v| !v.is_empty())
-                .map_or_else(|| default.to_owned(), Clone::clone)
+                .map_or_else(|| default_of(key), Clone::clone)
         };
         let mut summary = Summary {
             run_id: first.run_id,
@@ -63,8 +65,8 @@ impl Summary {
             completed_iteration: None,
             avg_duration_ms: None,
             last_exit_code: None,
-            completion_mode: config("completion_mode", "trailing"),
-            model: config("model", "opus"),
+            completion_mode: config("completion_mode"),
+            model: config("model"),
             exit_reason: None,
             run_log: in_dir("run.log"),
             run_report: in_dir("report.tsv"),
@@ -102,7 +104,7 @@ impl Summary {
             Event::RunFailed(failed) => self.end(record, failed.exit_reason),
             Event::RunCanceled(_) => self.end(record, ExitReason::Canceled),
             Event::StepFinished(step) => {
-                self.cost_usd += step.cost_usd.unwrap_or(0.0);
+                self.cost_usd = add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
                 if let Some(tokens) = step.tokens {
                     self.input_tokens += tokens.input;
                     self.output_tokens += tokens.output;

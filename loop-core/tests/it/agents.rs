@@ -15,8 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use loop_core::agent_stream::{
-    CallEnd, ClaudeStream, ClaudeTranscript, CodexStream, CodexTranscript, LineStats, claude,
-    codex,
+    CallEnd, ClaudeStream, ClaudeTranscript, CodexStream, CodexTranscript, LineStats, claude, codex,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -71,7 +70,9 @@ fn codex_transcript<S: AsRef<str>>(lines: &[S]) -> CodexTranscript {
 }
 
 fn fixtures(agent: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agents").join(agent);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/agents")
+        .join(agent);
     let mut found: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         .map(|entry| entry.expect("readable entry").path())
@@ -152,14 +153,28 @@ fn failures_carry_a_reason_a_person_can_act_on() {
         let stdout = fs::read_to_string(&path).unwrap();
         let stderr = fs::read_to_string(path.with_extension("stderr")).unwrap_or_default();
         let lines: Vec<&str> = stdout.lines().collect();
-        run(agent, &lines, exit_code, &stderr).end.reason().to_owned()
+        run(agent, &lines, exit_code, &stderr)
+            .end
+            .reason()
+            .to_owned()
     };
     let not_logged_in = reason(Agent::Claude, "claude", "not_logged_in", Some(1));
-    assert!(not_logged_in.contains("run `claude` once and log in"), "{not_logged_in}");
+    assert!(
+        not_logged_in.contains("run `claude` once and log in"),
+        "{not_logged_in}"
+    );
     let crashed = reason(Agent::Claude, "claude", "crash_no_result", Some(134));
     assert!(crashed.contains("exit code 134"), "{crashed}");
-    assert!(crashed.ends_with("JavaScript heap out of memory"), "{crashed}");
-    let limit = reason(Agent::Claude, "claude", "usage_limit_hit_your_limit", Some(1));
+    assert!(
+        crashed.ends_with("JavaScript heap out of memory"),
+        "{crashed}"
+    );
+    let limit = reason(
+        Agent::Claude,
+        "claude",
+        "usage_limit_hit_your_limit",
+        Some(1),
+    );
     assert!(limit.contains("2026-09-22T12:00:00.000Z"), "{limit}");
     let codex_auth = reason(Agent::Codex, "codex", "not_logged_in", Some(1));
     assert!(codex_auth.contains("codex login"), "{codex_auth}");
@@ -173,21 +188,67 @@ fn config() -> ProptestConfig {
 
 /// Field names and string values the parsers look at, so generated events reach deep paths.
 const KEYS: &[&str] = &[
-    "type", "subtype", "message", "content", "text", "result", "is_error", "model",
-    "is_api_error_message", "error", "rate_limit_info", "status", "resetsAt", "rateLimitType",
-    "usage", "input_tokens", "output_tokens", "cached_input_tokens", "session_id", "thread_id",
-    "item", "resets_at", "resets_in_seconds", "api_error_status", "num_turns", "total_cost_usd",
+    "type",
+    "subtype",
+    "message",
+    "content",
+    "text",
+    "result",
+    "is_error",
+    "model",
+    "is_api_error_message",
+    "error",
+    "rate_limit_info",
+    "status",
+    "resetsAt",
+    "rateLimitType",
+    "usage",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "session_id",
+    "thread_id",
+    "item",
+    "resets_at",
+    "resets_in_seconds",
+    "api_error_status",
+    "num_turns",
+    "total_cost_usd",
 ];
 const WORDS: &[&str] = &[
-    "init", "text", "success", "error_max_turns", "rejected", "allowed", "<synthetic>",
-    "agent_message", "usage_limit_reached", "You've hit your limit · resets 1pm (Europe/Lisbon)",
-    "Claude AI usage limit reached|1790006400", "try again in 2 days 3 hours", "API Error: 529",
-    "resets Feb 29 at 25:99pm (Not/AZone)", "resets 12:60am (UTC)", "{\"type\":\"usage_limit_reached\"",
+    "init",
+    "text",
+    "success",
+    "error_max_turns",
+    "rejected",
+    "allowed",
+    "<synthetic>",
+    "agent_message",
+    "usage_limit_reached",
+    "You've hit your limit · resets 1pm (Europe/Lisbon)",
+    "Claude AI usage limit reached|1790006400",
+    "try again in 2 days 3 hours",
+    "API Error: 529",
+    "resets Feb 29 at 25:99pm (Not/AZone)",
+    "resets 12:60am (UTC)",
+    "{\"type\":\"usage_limit_reached\"",
 ];
 const TYPES: &[&str] = &[
-    "system", "assistant", "user", "stream_event", "rate_limit_event", "result", "thread.started",
-    "turn.started", "turn.completed", "turn.failed", "item.started", "item.updated",
-    "item.completed", "error", "something_new",
+    "system",
+    "assistant",
+    "user",
+    "stream_event",
+    "rate_limit_event",
+    "result",
+    "thread.started",
+    "turn.started",
+    "turn.completed",
+    "turn.failed",
+    "item.started",
+    "item.updated",
+    "item.completed",
+    "error",
+    "something_new",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {

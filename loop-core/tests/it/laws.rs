@@ -369,7 +369,7 @@ fn accepted_after_the_end(
 ) -> bool {
     match event_type {
         EventType::ArtifactWritten | EventType::WorktreeRemoved | EventType::ReviewAction => true,
-        EventType::RunRetried => status == RunStatus::Failed,
+        EventType::RunRetried => status == RunStatus::Failed && !postmortem_running,
         EventType::PostmortemStart => !postmortem_running,
         EventType::PostmortemEnd => postmortem_running,
         _ => false,

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
+use loop_core::event::DecodeError;
 use loop_core::projection::{RunView, StepView};
-use loop_core::{Event, EventRecord, EventType, RunId, Seq, Version};
+use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::StoreError;
@@ -44,11 +45,12 @@ impl RawEvent {
             run_id: self.run_id.clone(),
             source,
         };
+        // A bad run id is a bad field of the envelope, not an unknown event type.
         let run_id: RunId = self.run_id.parse().map_err(|e: uuid::Error| {
-            corrupt(loop_core::event::DecodeError::UnknownType(format!(
-                "run id {:?}: {e}",
+            corrupt(DecodeError::Envelope(serde::de::Error::custom(format!(
+                "run_id {:?}: {e}",
                 self.run_id
-            )))
+            ))))
         })?;
         let event_type: EventType = self.event_type.parse().map_err(&corrupt)?;
         let event = Event::decode(event_type, &self.payload).map_err(&corrupt)?;
@@ -179,10 +181,17 @@ pub(crate) fn load_run(
         .transpose()
 }
 
+/// The run whose step row has this id, if any.
+pub(crate) fn step_owner(conn: &Connection, step_id: StepId) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT run_id FROM steps WHERE step_id = ?1")?
+        .query_row([step_id.to_string()], |row| row.get(0))
+        .optional()
+}
+
 pub(crate) fn load_step(
     conn: &Connection,
     path: &Path,
-    step_id: loop_core::StepId,
+    step_id: StepId,
 ) -> Result<Option<StepView>, StoreError> {
     let text: Option<String> = conn
         .prepare_cached("SELECT view FROM steps WHERE step_id = ?1")
@@ -206,7 +215,9 @@ pub(crate) fn load_runs(
         .prepare_cached(&sql)
         .map_err(error_at(path, "prepare a run query"))?;
     let rows = stmt
-        .query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_map(params, |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .map_err(error_at(path, "read runs"))?;
     let mut views = Vec::new();
     for row in rows {

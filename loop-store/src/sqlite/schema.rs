@@ -3,6 +3,7 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -46,10 +47,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX steps_by_run ON steps (run_id, started_seq);",
 ];
 
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The schema version this build writes and the newest it can read.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub(crate) fn error_at(path: &Path, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn error_at(
+    path: &Path,
+    action: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let path = path.to_owned();
     move |source| {
         if source.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
@@ -92,7 +99,7 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(error_at(path, "open"))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(error_at(path, "set the busy timeout"))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
         .map_err(error_at(path, "set pragmas"))?;
@@ -104,39 +111,24 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 pub(crate) fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
     create_private(path)?;
     let mut conn = connect(path)?;
-    let application_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .map_err(error_at(path, "read the application id"))?;
-    let user_version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(error_at(path, "read the schema version"))?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
-        .map_err(error_at(path, "list tables"))?;
+    // Look before switching to WAL, so a database that is not ours is left exactly as it was.
+    // One read transaction: three separate reads could straddle another opener's migration and
+    // see its tables without its application id.
+    let user_version = {
+        let snapshot = conn
+            .transaction()
+            .map_err(error_at(path, "begin reading the header"))?;
+        check_ours(&snapshot, path)?
+    };
 
-    let fresh = application_id == 0 && user_version == 0 && tables == 0;
-    if application_id != APPLICATION_ID && !fresh {
-        return Err(StoreError::NotOurs {
-            path: path.to_owned(),
-            reason: format!(
-                "application id {application_id:#x}, {tables} schema objects, none of them ours"
-            ),
-        });
-    }
-    if user_version > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            path: path.to_owned(),
-            found: user_version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(error_at(path, "switch to WAL"))?;
+    switch_to_wal(&conn, path)?;
     if user_version < SCHEMA_VERSION {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
             .map_err(error_at(path, "begin migration"))?;
+        // Another process may have created or migrated the log since the first look (two
+        // first opens of a fresh file): look again now that nobody else can write.
+        let user_version = check_ours(&tx, path)?;
         for migration in &MIGRATIONS[user_version as usize..] {
             tx.execute_batch(migration)
                 .map_err(error_at(path, "migrate the schema"))?;
@@ -150,3 +142,53 @@ pub(crate) fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Puts the database in WAL mode (a no-op when it already is).
+fn switch_to_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    // The switch needs the file to itself and SQLite does not wait for that (no busy handler):
+    // another process opening the same fresh file may hold it for a moment. Wait like a lock.
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => return result.map_err(error_at(path, "switch to WAL")),
+        }
+    }
+}
+
+/// The schema version of the database behind `conn`, when it is a loop log (or still empty)
+/// this build can read.
+fn check_ours(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(error_at(path, "read the application id"))?;
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(error_at(path, "read the schema version"))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(error_at(path, "list tables"))?;
+
+    let fresh = application_id == 0 && user_version == 0 && tables == 0;
+    if (application_id != APPLICATION_ID && !fresh) || user_version < 0 {
+        return Err(StoreError::NotOurs {
+            path: path.to_owned(),
+            reason: format!(
+                "application id {application_id:#x}, schema version {user_version}, \
+                 {tables} schema objects"
+            ),
+        });
+    }
+    if user_version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: user_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(user_version)
+}

@@ -148,7 +148,12 @@ impl Writer {
             if let Ok(seq) = read_last_seq(&self.conn, &self.path) {
                 self.last_seq = seq;
             }
-            for (append, outcome) in batch.into_iter().zip(outcomes.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
+            for (append, outcome) in batch.into_iter().zip(
+                outcomes
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None)),
+            ) {
                 let answer = match outcome {
                     Some(Err(refused)) => Err(refused),
                     _ => Err(StoreError::Write {
@@ -190,10 +195,20 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error_at(&path, "begin a write"))?;
+        // Another store on the same file (`loopctl exec` or `replay` beside `loopd`) may have
+        // written since our last commit; then our next seq and cached run views are stale.
+        // Holding the write lock, the log's last seq is the truth.
+        let stored_last_seq = read_last_seq(&tx, &path)?;
+        if stored_last_seq != self.last_seq {
+            self.runs.clear();
+            self.last_seq = stored_last_seq;
+        }
         let mut next_seq = self.last_seq + 1;
         let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
         for append in batch {
-            let savepoint = tx.savepoint().map_err(error_at(&path, "open a savepoint"))?;
+            let savepoint = tx
+                .savepoint()
+                .map_err(error_at(&path, "open a savepoint"))?;
             let base = staged_views
                 .get(&append.run_id)
                 .or_else(|| self.runs.get(&append.run_id))
@@ -326,7 +341,12 @@ fn stage(
 
     if view.is_none() && actual != Version::NONE {
         // The run exists but its projection row does not (dropped by hand, say): refold it.
-        let earlier = rows::query_events(conn, path, "WHERE run_id = ?1 AND version <= ?2 ORDER BY version", rusqlite::params![run_id.to_string(), actual.0 as i64])?;
+        let earlier = rows::query_events(
+            conn,
+            path,
+            "WHERE run_id = ?1 AND version <= ?2 ORDER BY version",
+            rusqlite::params![run_id.to_string(), actual.0 as i64],
+        )?;
         view = RunView::fold(&earlier);
     }
     let mut steps: HashMap<StepId, (StepView, Seq)> = HashMap::new();
@@ -336,6 +356,19 @@ fn stage(
             None => view = RunView::created(record),
         }
         if let Some(step) = StepView::started(record) {
+            // Step ids are global (the steps table's key): a second start would overwrite
+            // another step's row, and no rebuild could tell the two apart again.
+            let owner = if steps.contains_key(&step.id) {
+                Some(run_id.to_string())
+            } else {
+                rows::step_owner(conn, step.id).map_err(sql("read a step"))?
+            };
+            if let Some(owner) = owner {
+                return Err(StoreError::InvalidAppend {
+                    run_id,
+                    reason: format!("step {} was already started by run {owner}", step.id),
+                });
+            }
             steps.insert(step.id, (step, record.seq));
         } else if let Some(step_id) = step_of(&record.event) {
             if !steps.contains_key(&step_id)
@@ -371,6 +404,18 @@ fn validate(append: &Append) -> Result<(), StoreError> {
         return refuse("no events to append");
     }
     for (i, event) in append.events.iter().enumerate() {
+        // JSON has no NaN or infinity: serde_json would store `null`, the event would read back
+        // without its cost and the run's stored view would no longer parse.
+        if let Event::StepFinished(finished) = event
+            && let Some(cost) = finished.cost_usd
+            && !cost.is_finite()
+        {
+            return refuse(&format!(
+                "event {} ({}): cost_usd {cost} is not a finite number",
+                i + 1,
+                event.event_type()
+            ));
+        }
         let first = append.expected == Version::NONE && i == 0;
         let created = event.event_type() == EventType::RunCreated;
         if first && !created {

@@ -1,0 +1,358 @@
+//! Codex's `codex exec --json` output, and how a call to it ended.
+//!
+//! JSON Lines: `thread.started {thread_id}`, `turn.started`, `turn.completed {usage}`,
+//! `turn.failed {error}`, `item.started|updated|completed {item}` (the answer is the last
+//! `agent_message` item's text) and `error`. Codex reports tokens only, no dollar cost. A usage
+//! limit arrives as an error object of type `usage_limit_reached` with `resets_at` (Unix
+//! seconds) and `resets_in_seconds`, at any depth of an `error` or `turn.failed` event or as
+//! JSON quoted inside its message, or only as text ("try again in 2 days 17 hours").
+
+use serde_json::{Map, Value};
+
+use super::error_text::{self, Agent};
+use super::{CallEnd, LineStats, i64_field, object_field, str_field, u64_field};
+
+/// How deep into an error event a `usage_limit_reached` object is looked for.
+const ERROR_DEPTH: usize = 6;
+
+/// Reads `codex exec --json` output one line at a time.
+#[derive(Clone, Debug, Default)]
+pub struct CodexStream {
+    transcript: CodexTranscript,
+}
+
+/// Everything of a Codex call's output that the runtime uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodexTranscript {
+    pub thread_id: Option<String>,
+    pub turns_started: u32,
+    pub turns_completed: u32,
+    /// Summed over every `turn.completed`.
+    pub usage: CodexUsage,
+    /// The text of the last `agent_message` item.
+    pub answer: Option<String>,
+    /// Messages of `error` and `turn.failed` events since the last completed turn, oldest
+    /// first: the errors the call ended with.
+    pub errors: Vec<String>,
+    /// Messages of errors a later turn completed after (reconnections, retries).
+    pub recovered_errors: Vec<String>,
+    /// The `usage_limit_reached` error among [`CodexTranscript::errors`], if there is one.
+    pub usage_limit: Option<UsageLimitError>,
+    pub lines: LineStats,
+}
+
+/// A `turn.completed`'s `usage`, or their sum; a missing count is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodexUsage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// An error object of type `usage_limit_reached`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageLimitError {
+    /// `resets_at`, Unix seconds.
+    pub resets_at_s: Option<i64>,
+    /// `resets_in_seconds`, counted from when the error was written.
+    pub resets_in_s: Option<i64>,
+}
+
+impl CodexStream {
+    pub fn new() -> CodexStream {
+        CodexStream::default()
+    }
+
+    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
+    /// counted in [`CodexTranscript::lines`].
+    pub fn feed(&mut self, line: &str) {
+        let t = &mut self.transcript;
+        let Some((kind, event)) = t.lines.read(line) else {
+            return;
+        };
+        match kind.as_str() {
+            "thread.started" => t.thread_id = str_field(&event, "thread_id").map(str::to_owned),
+            "turn.started" => t.turns_started = t.turns_started.saturating_add(1),
+            "turn.completed" => {
+                t.turns_completed = t.turns_completed.saturating_add(1);
+                if let Some(usage) = object_field(&event, "usage") {
+                    let count = |key| u64_field(usage, key).unwrap_or(0);
+                    let sum = &mut t.usage;
+                    sum.input_tokens = sum.input_tokens.saturating_add(count("input_tokens"));
+                    sum.cached_input_tokens = sum
+                        .cached_input_tokens
+                        .saturating_add(count("cached_input_tokens"));
+                    sum.output_tokens = sum.output_tokens.saturating_add(count("output_tokens"));
+                }
+                t.recovered_errors.append(&mut t.errors);
+                t.usage_limit = None;
+            }
+            "turn.failed" | "error" => {
+                let message = error_message(&event);
+                if t.errors.last() != Some(&message) {
+                    t.errors.push(message);
+                }
+                let object = Value::Object(event);
+                if let Some(limit) = find_usage_limit(&object, ERROR_DEPTH) {
+                    t.usage_limit = Some(limit);
+                }
+            }
+            "item.started" | "item.updated" | "item.completed" => {
+                let message = object_field(&event, "item")
+                    .filter(|item| str_field(item, "type") == Some("agent_message"))
+                    .and_then(|item| str_field(item, "text"));
+                if let Some(text) = message {
+                    t.answer = Some(text.to_owned());
+                }
+            }
+            _ => t.lines.unknown += 1,
+        }
+    }
+
+    /// The transcript so far; `turns_completed > 0` once a turn finished.
+    pub fn transcript(&self) -> &CodexTranscript {
+        &self.transcript
+    }
+
+    pub fn finish(self) -> CodexTranscript {
+        self.transcript
+    }
+}
+
+/// The message of an `error` or `turn.failed` event: its `message`, or its `error`'s, or the
+/// `error` object itself as JSON when it has none.
+fn error_message(event: &Map<String, Value>) -> String {
+    if let Some(message) = str_field(event, "message") {
+        return message.to_owned();
+    }
+    match event.get("error") {
+        Some(Value::String(message)) => message.clone(),
+        Some(Value::Object(error)) => match str_field(error, "message") {
+            Some(message) => message.to_owned(),
+            None => Value::Object(error.clone()).to_string(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// A `usage_limit_reached` error object anywhere in `value`, including JSON quoted in a string.
+fn find_usage_limit(value: &Value, depth: usize) -> Option<UsageLimitError> {
+    if depth == 0 {
+        return None;
+    }
+    match value {
+        Value::Object(object) if str_field(object, "type") == Some("usage_limit_reached") => {
+            Some(UsageLimitError {
+                resets_at_s: i64_field(object, "resets_at"),
+                resets_in_s: i64_field(object, "resets_in_seconds"),
+            })
+        }
+        Value::Object(object) => object
+            .values()
+            .find_map(|value| find_usage_limit(value, depth - 1)),
+        Value::Array(items) => items
+            .iter()
+            .find_map(|value| find_usage_limit(value, depth - 1)),
+        Value::String(text) if text.contains("usage_limit_reached") => {
+            let start = text.find('{')?;
+            let quoted = serde_json::Deserializer::from_str(&text[start..])
+                .into_iter::<Value>()
+                .next()?
+                .ok()?;
+            find_usage_limit(&quoted, depth - 1)
+        }
+        _ => None,
+    }
+}
+
+/// How a Codex call ended:
+///
+/// 1. a `usage_limit_reached` error: the usage limit, until `resets_at`, or `resets_in_seconds`
+///    from now;
+/// 2. errors not followed by a completed turn: read from their messages (the last first) and
+///    the stderr tail: a usage limit ("try again in 2 days 17 hours 14 minutes"), a login
+///    problem, rate limiting or an overloaded server; else a failed attempt;
+/// 3. a completed turn and no error after it: a success, whatever the exit code (as for
+///    Claude: the caller passes the code it saw, `None` for a signal);
+/// 4. otherwise an exit code 0 with an answer is a success, and anything else is read from the
+///    stderr tail or is a failed attempt whose reason ends with the stderr tail.
+pub fn classify(
+    transcript: &CodexTranscript,
+    exit_code: Option<i32>,
+    stderr_tail: &str,
+    now_ms: i64,
+) -> CallEnd {
+    let agent = Agent::Codex;
+    let last_error = transcript.errors.last().map_or("", String::as_str);
+    if let Some(limit) = transcript.usage_limit {
+        let reset_ms = limit
+            .resets_at_s
+            .and_then(|seconds| seconds.checked_mul(1000))
+            .or_else(|| {
+                let seconds = limit.resets_in_s?;
+                Some(now_ms.saturating_add(seconds.checked_mul(1000)?))
+            });
+        return error_text::usage_limit(agent, reset_ms, last_error, now_ms);
+    }
+    if !transcript.errors.is_empty() {
+        let mut texts: Vec<&str> = transcript.errors.iter().rev().map(String::as_str).collect();
+        texts.push(stderr_tail);
+        return error_text::read_all(agent, &texts, None, now_ms).unwrap_or_else(|| {
+            CallEnd::Failed {
+                reason: error_text::quoting("Codex reported an error".to_owned(), last_error),
+            }
+        });
+    }
+    let answered = transcript
+        .answer
+        .as_ref()
+        .is_some_and(|answer| !answer.trim().is_empty());
+    if transcript.turns_completed > 0 || (exit_code == Some(0) && answered) {
+        return CallEnd::Success;
+    }
+    if let Some(end) = error_text::read_all(agent, &[stderr_tail], None, now_ms) {
+        return end;
+    }
+    error_text::died_without_final_event(agent, "turn.completed", exit_code, stderr_tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn transcript(lines: &[&str]) -> CodexTranscript {
+        let mut stream = CodexStream::new();
+        for line in lines {
+            stream.feed(line);
+        }
+        stream.finish()
+    }
+
+    #[test]
+    fn collects_thread_answer_and_summed_usage() {
+        let t = transcript(&[
+            r#"{"type":"thread.started","thread_id":"th-1"}"#,
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"item.completed","item":{"id":"i0","type":"agent_message","text":"first"}}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":40,"output_tokens":7}}"#,
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"item.completed","item":{"id":"i1","type":"reasoning","text":"hm"}}"#,
+            r#"{"type":"item.completed","item":{"id":"i2","type":"agent_message","text":"second"}}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":50,"output_tokens":3}}"#,
+        ]);
+        assert_eq!(t.thread_id.as_deref(), Some("th-1"));
+        assert_eq!(t.answer.as_deref(), Some("second"));
+        assert_eq!((t.turns_started, t.turns_completed), (2, 2));
+        assert_eq!(
+            t.usage,
+            CodexUsage {
+                input_tokens: 150,
+                cached_input_tokens: 40,
+                output_tokens: 10
+            }
+        );
+        assert_eq!(classify(&t, Some(0), "", NOW), CallEnd::Success);
+    }
+
+    #[test]
+    fn finds_the_usage_limit_however_it_is_wrapped() {
+        let shapes = [
+            r#"{"type":"error","error":{"type":"usage_limit_reached","resets_at":1790013600,"resets_in_seconds":13600}}"#,
+            r#"{"type":"turn.failed","error":{"message":"limit","error":{"type":"usage_limit_reached","resets_at":"1790013600"}}}"#,
+            r#"{"type":"error","message":"Codex error: {\"type\":\"error\",\"error\":{\"type\":\"usage_limit_reached\",\"resets_at\":1790013600},\"status_code\":429}"}"#,
+        ];
+        for shape in shapes {
+            let t = transcript(&[shape]);
+            assert_eq!(
+                t.usage_limit.and_then(|limit| limit.resets_at_s),
+                Some(1_790_013_600),
+                "{shape}"
+            );
+            assert!(
+                matches!(
+                    classify(&t, Some(1), "", NOW),
+                    CallEnd::UsageLimit {
+                        until_ms: 1_790_013_660_000,
+                        ..
+                    }
+                ),
+                "{shape}"
+            );
+        }
+        let relative = transcript(&[
+            r#"{"type":"turn.failed","error":{"type":"usage_limit_reached","resets_in_seconds":600}}"#,
+        ]);
+        assert!(matches!(
+            classify(&relative, Some(1), "", NOW),
+            CallEnd::UsageLimit { until_ms, .. } if until_ms == NOW + 660_000
+        ));
+    }
+
+    #[test]
+    fn errors_a_later_turn_got_past_do_not_count() {
+        let t = transcript(&[
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"error","message":"Reconnecting... 1/5"}"#,
+            r#"{"type":"item.completed","item":{"type":"agent_message","text":"done"}}"#,
+            r#"{"type":"turn.completed","usage":{}}"#,
+        ]);
+        assert!(t.errors.is_empty());
+        assert_eq!(t.recovered_errors, ["Reconnecting... 1/5"]);
+        assert_eq!(classify(&t, Some(0), "", NOW), CallEnd::Success);
+    }
+
+    #[test]
+    fn failed_turns_are_read_by_their_message() {
+        let failing = |message: &str| {
+            let error = serde_json::json!({"type": "error", "message": message}).to_string();
+            let failed = serde_json::json!({"type": "turn.failed", "error": {"message": message}})
+                .to_string();
+            transcript(&[r#"{"type":"turn.started"}"#, &error, &failed])
+        };
+        let t = failing("You've hit your usage limit. Try again in 3 hours 5 minutes.");
+        assert_eq!(t.errors.len(), 1, "repeats are kept once");
+        assert!(matches!(
+            classify(&t, Some(1), "", NOW),
+            CallEnd::UsageLimit { until_ms, .. } if until_ms == NOW + (185 * 60 + 60) * 1000
+        ));
+        let cases = [
+            (
+                "exceeded retry limit, last status: 429 Too Many Requests",
+                "transient",
+            ),
+            (
+                "unexpected status 401 Unauthorized: please run `codex login`",
+                "auth",
+            ),
+            (
+                "unexpected status 400 Bad Request: model not supported",
+                "failed",
+            ),
+        ];
+        for (message, kind) in cases {
+            assert_eq!(
+                classify(&failing(message), Some(1), "", NOW).as_str(),
+                kind,
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_completed_turn_the_exit_and_stderr_decide() {
+        let started = transcript(&[
+            r#"{"type":"thread.started","thread_id":"t"}"#,
+            r#"{"type":"turn.started"}"#,
+        ]);
+        let end = classify(&started, None, "", NOW);
+        assert_eq!(end.as_str(), "failed");
+        assert!(end.reason().contains("signal"), "{end:?}");
+        assert_eq!(classify(&started, Some(0), "", NOW).as_str(), "failed");
+        assert_eq!(
+            classify(&started, Some(1), "Error: 401 Unauthorized", NOW).as_str(),
+            "auth"
+        );
+    }
+}

@@ -1,0 +1,721 @@
+//! What an agent's error message says: a usage limit and when it resets, a rate limit, an
+//! overloaded or failing server, or a login problem.
+//!
+//! Only texts already known to be errors come here (an errored `result`, a synthetic API error
+//! message, a failed turn, the stderr tail): an answer or a tool's output that merely talks
+//! about limits must never stop a run, so the callers decide what is an error, and this module
+//! only reads it.
+
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use jiff::tz::{TimeZone, TimeZoneDatabase};
+
+use super::{CallEnd, RESET_MARGIN_MS, UNKNOWN_RESET_WAIT_MS};
+use crate::time::rfc3339_ms;
+
+/// A reset time that passed less than this long ago still counts as this reset, not as
+/// tomorrow's: the message was written moments before we read it.
+const PASSED_TOLERANCE_MS: i64 = 5 * 60_000;
+
+/// Messages quoted in reasons are cut to this many characters.
+const QUOTE_CHARS: usize = 300;
+
+/// Stderr tails kept in reasons are cut to their last this many characters.
+const STDERR_CHARS: usize = 2_000;
+
+/// Which agent wrote the text, for the advice in reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Agent {
+    Claude,
+    Codex,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Claude => "Claude Code",
+            Agent::Codex => "Codex",
+        }
+    }
+
+    fn login(self) -> &'static str {
+        match self {
+            Agent::Claude => "run `claude` once and log in",
+            Agent::Codex => "run `codex login`",
+        }
+    }
+}
+
+/// What an error text is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// The usage limit, resetting at this Unix time in milliseconds, if the text says.
+    UsageLimit {
+        reset_ms: Option<i64>,
+    },
+    NotLoggedIn,
+    /// Credentials refused with this HTTP status (401 or 403).
+    Refused(u16),
+    RateLimited,
+    Overloaded,
+    ServerError,
+}
+
+/// What an HTTP status reported by the agent means, if anything in particular.
+pub(super) fn from_status(status: u16) -> Option<Signal> {
+    match status {
+        401 | 403 => Some(Signal::Refused(status)),
+        429 => Some(Signal::RateLimited),
+        529 => Some(Signal::Overloaded),
+        500..=599 => Some(Signal::ServerError),
+        _ => None,
+    }
+}
+
+/// Reads an error text. A usage limit wins over everything else it may also mention (a 429,
+/// say), then a login problem, then the kinds of transient trouble.
+pub(super) fn read(text: &str, now_ms: i64) -> Option<Signal> {
+    let lower = normalize(text);
+    if is_usage_limit(&lower) {
+        return Some(Signal::UsageLimit {
+            reset_ms: reset_time(&lower, now_ms),
+        });
+    }
+    let any = |needles: &[&str]| needles.iter().any(|needle| lower.contains(needle));
+    if any(&[
+        "not logged in",
+        "/login",
+        "invalid api key",
+        "codex login",
+        "oauth token has expired",
+        "oauth token revoked",
+    ]) {
+        return Some(Signal::NotLoggedIn);
+    }
+    if has_code(&lower, "401") || any(&["authentication_error", "unauthorized"]) {
+        return Some(Signal::Refused(401));
+    }
+    if has_code(&lower, "403") || any(&["permission_error", "forbidden", "oauth_org_not_allowed"]) {
+        return Some(Signal::Refused(403));
+    }
+    if has_code(&lower, "429") || any(&["rate_limit_error", "rate limit", "too many requests"]) {
+        return Some(Signal::RateLimited);
+    }
+    if has_code(&lower, "529") || any(&["overloaded", "temporarily limiting requests"]) {
+        return Some(Signal::Overloaded);
+    }
+    if ["500", "502", "503", "504"]
+        .iter()
+        .any(|code| has_code(&lower, code))
+        || any(&[
+            "internal server error",
+            "service unavailable",
+            "bad gateway",
+            "\"api_error\"",
+        ])
+    {
+        return Some(Signal::ServerError);
+    }
+    None
+}
+
+/// Whether a text that arrived as an answer (Claude's `result` with `is_error: false`) is in
+/// fact one of the CLI's error messages: older versions reported a usage limit that way. Only
+/// the start of the text counts, so an answer that discusses such messages is still an answer.
+pub(super) fn is_error_message(text: &str) -> bool {
+    let lower = normalize(text.trim_start());
+    [
+        "claude ai usage limit reached",
+        "claude usage limit reached",
+        "you've hit your",
+        "you have hit your",
+        "api error",
+        "not logged in",
+        "invalid api key",
+        "oauth token",
+        "please run /login",
+    ]
+    .iter()
+    .any(|start| lower.starts_with(start))
+}
+
+/// The end a signal gives a call; `text` is the message it came from, quoted in the reason.
+pub(super) fn call_end(signal: Signal, agent: Agent, text: &str, now_ms: i64) -> CallEnd {
+    let name = agent.name();
+    match signal {
+        Signal::UsageLimit { reset_ms } => usage_limit(agent, reset_ms, text, now_ms),
+        Signal::NotLoggedIn => CallEnd::Auth {
+            reason: quoting(format!("{name} is not logged in: {}", agent.login()), text),
+        },
+        Signal::Refused(401) => CallEnd::Auth {
+            reason: quoting(
+                format!("{name}'s login was refused (401): {} again", agent.login()),
+                text,
+            ),
+        },
+        Signal::Refused(status) => CallEnd::Auth {
+            reason: quoting(
+                format!("{name} was refused access ({status}): check that its account may use it"),
+                text,
+            ),
+        },
+        Signal::RateLimited => CallEnd::Transient {
+            reason: quoting("rate limited".to_owned(), text),
+        },
+        Signal::Overloaded => CallEnd::Transient {
+            reason: quoting("overloaded".to_owned(), text),
+        },
+        Signal::ServerError => CallEnd::Transient {
+            reason: quoting("server error".to_owned(), text),
+        },
+    }
+}
+
+/// The end the first telling text gives a call, if any does: a usage limit in any of them
+/// first, then the HTTP `status` the agent reported, then the first text with a signal.
+pub(super) fn read_all(
+    agent: Agent,
+    texts: &[&str],
+    status: Option<u16>,
+    now_ms: i64,
+) -> Option<CallEnd> {
+    let signals: Vec<(Signal, &str)> = texts
+        .iter()
+        .filter_map(|text| read(text, now_ms).map(|signal| (signal, *text)))
+        .collect();
+    let usage_limit = signals
+        .iter()
+        .find(|(signal, _)| matches!(signal, Signal::UsageLimit { .. }));
+    let (signal, text) = match (usage_limit, status.and_then(from_status)) {
+        (Some(found), _) => *found,
+        (None, Some(signal)) => {
+            let text = texts.iter().find(|text| !text.trim().is_empty());
+            (signal, text.copied().unwrap_or(""))
+        }
+        (None, None) => *signals.first()?,
+    };
+    Some(call_end(signal, agent, text, now_ms))
+}
+
+/// A process that ended before printing its final event (`event`): crashed, killed, or gone
+/// quietly with nothing to show. The reason ends with the stderr tail.
+pub(super) fn died_without_final_event(
+    agent: Agent,
+    event: &str,
+    exit_code: Option<i32>,
+    stderr_tail: &str,
+) -> CallEnd {
+    let name = agent.name();
+    let head = match exit_code {
+        Some(0) => format!("{name} exited without a `{event}` event and without an answer"),
+        Some(code) => {
+            format!("{name} crashed or was killed before its `{event}` event (exit code {code})")
+        }
+        None => format!("{name} was killed by a signal before its `{event}` event"),
+    };
+    let tail = stderr_excerpt(stderr_tail);
+    let reason = if tail.is_empty() {
+        head
+    } else {
+        format!("{head}; stderr: {tail}")
+    };
+    CallEnd::Failed { reason }
+}
+
+/// A usage limit resetting at `reset_ms` (or at an unknown time): wait until the reset plus
+/// [`RESET_MARGIN_MS`], or [`UNKNOWN_RESET_WAIT_MS`] from now.
+pub(super) fn usage_limit(agent: Agent, reset_ms: Option<i64>, text: &str, now_ms: i64) -> CallEnd {
+    let name = agent.name();
+    let (until_ms, head) = match reset_ms {
+        Some(reset_ms) => {
+            let until_ms = reset_ms.max(now_ms).saturating_add(RESET_MARGIN_MS);
+            let head = format!(
+                "{name} usage limit reached; it resets at {}",
+                rfc3339_ms(reset_ms)
+            );
+            (until_ms, head)
+        }
+        None => {
+            let until_ms = now_ms.saturating_add(UNKNOWN_RESET_WAIT_MS);
+            let head = format!(
+                "{name} usage limit reached; no reset time given, trying again at {}",
+                rfc3339_ms(until_ms)
+            );
+            (until_ms, head)
+        }
+    };
+    CallEnd::UsageLimit {
+        until_ms,
+        reason: quoting(head, text),
+    }
+}
+
+/// `head (the text on one line)`, or `head` alone for an empty text.
+pub(super) fn quoting(head: String, text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        return head;
+    }
+    let mut said = words.join(" ");
+    if let Some((cut, _)) = said.char_indices().nth(QUOTE_CHARS) {
+        said.truncate(cut);
+        said.push('…');
+    }
+    format!("{head} ({said})")
+}
+
+/// A stderr tail on one line (its non-blank lines joined with ` | `), cut to its last
+/// [`STDERR_CHARS`] characters.
+fn stderr_excerpt(stderr_tail: &str) -> String {
+    let tail = stderr_tail
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let count = tail.chars().count();
+    match tail.char_indices().nth(count.saturating_sub(STDERR_CHARS)) {
+        Some((start, _)) if count > STDERR_CHARS => tail[start..].to_owned(),
+        _ => tail,
+    }
+}
+
+/// Lower case, with typographic apostrophes made plain ("You’ve").
+fn normalize(text: &str) -> String {
+    text.to_lowercase().replace(['\u{2019}', '\u{2018}'], "'")
+}
+
+fn is_usage_limit(lower: &str) -> bool {
+    // Claude Code says "Server is temporarily limiting requests (not your usage limit)" when
+    // it is overloaded.
+    let lower = lower.replace("not your usage limit", "");
+    [
+        "usage limit reached",
+        "usage_limit_reached",
+        "reached your usage limit",
+        "limit will reset",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+        || lower.match_indices("hit your ").any(|(at, needle)| {
+            lower[at + needle.len()..]
+                .split_whitespace()
+                .take(3)
+                .any(|word| word.starts_with("limit"))
+        })
+}
+
+/// `code` standing alone as a number: not part of a longer number or an identifier.
+fn has_code(lower: &str, code: &str) -> bool {
+    let standalone = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    lower.match_indices(code).any(|(at, _)| {
+        standalone(lower[..at].chars().next_back())
+            && standalone(lower[at + code.len()..].chars().next())
+    })
+}
+
+/// When a usage-limit message says the limit resets, as Unix milliseconds.
+fn reset_time(lower: &str, now_ms: i64) -> Option<i64> {
+    if let Some(reset_ms) = after(lower, "limit reached|").and_then(|rest| epoch(rest).0) {
+        return Some(reset_ms);
+    }
+    // A JSON error body quoted in the text (Codex).
+    if let Some(reset_ms) = json_number(lower, "\"resets_at\"").and_then(epoch_ms) {
+        return Some(reset_ms);
+    }
+    if let Some(seconds) = json_number(lower, "\"resets_in_seconds\"") {
+        return Some(now_ms.saturating_add(seconds.saturating_mul(1000)));
+    }
+    for keyword in ["resets ", "reset at ", "try again at "] {
+        let found = lower
+            .match_indices(keyword)
+            .find_map(|(at, _)| clock_time(&lower[at + keyword.len()..], now_ms));
+        if found.is_some() {
+            return found;
+        }
+    }
+    lower
+        .match_indices("try again in ")
+        .find_map(|(at, keyword)| {
+            duration_ms(&lower[at + keyword.len()..]).map(|ms| now_ms.saturating_add(ms))
+        })
+}
+
+fn after<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
+    text.find(needle).map(|at| &text[at + needle.len()..])
+}
+
+/// Seconds (or milliseconds, when the number is that large) since the epoch, as milliseconds.
+fn epoch_ms(number: i64) -> Option<i64> {
+    if number <= 0 {
+        None
+    } else if number >= 100_000_000_000 {
+        Some(number)
+    } else {
+        number.checked_mul(1000)
+    }
+}
+
+/// A leading run of digits as an epoch time, and the rest of the text.
+fn epoch(text: &str) -> (Option<i64>, &str) {
+    let (digits, rest) = split_digits(text);
+    (digits.parse().ok().and_then(epoch_ms), rest)
+}
+
+fn split_digits(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
+
+/// The integer after `"key":` in a JSON text.
+fn json_number(lower: &str, key: &str) -> Option<i64> {
+    let rest = after(lower, key)?
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let (digits, _) = split_digits(rest);
+    digits.parse().ok()
+}
+
+/// `2 days 17 hours 14 minutes`, `3h 20m`, `1.5s`: a duration in milliseconds.
+fn duration_ms(text: &str) -> Option<i64> {
+    let mut rest = text;
+    let mut total = 0.0_f64;
+    let mut parts = 0;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        rest = rest.strip_prefix("and ").unwrap_or(rest);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let Ok(amount) = rest[..end].parse::<f64>() else {
+            break;
+        };
+        let after_number = rest[end..].trim_start();
+        let unit_end = after_number
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after_number.len());
+        let seconds = match &after_number[..unit_end] {
+            "d" | "day" | "days" => 86_400.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "ms" => 0.001,
+            _ => break,
+        };
+        total += amount * seconds;
+        parts += 1;
+        rest = &after_number[unit_end..];
+    }
+    let ms = (total * 1000.0).round();
+    (parts > 0 && ms.is_finite() && ms < i64::MAX as f64).then_some(ms as i64)
+}
+
+/// `9am (America/Chicago)`, `12:50pm (Europe/Paris)`, `Jul 31, 2am (UTC)`, `Sep 25 at 7pm
+/// (America/New_York)`: the instant it names, in Unix milliseconds.
+///
+/// Without a date, the next such wall-clock time after `now_ms` (one that passed less than
+/// [`PASSED_TOLERANCE_MS`] ago still counts); with a month and day, the one of that date
+/// nearest to now. A date without a zone is read in UTC (off by at most a day's offsets, on a
+/// wait of days); a bare clock time without a zone names no instant, so it gives `None`.
+fn clock_time(text: &str, now_ms: i64) -> Option<i64> {
+    let mut rest = text.trim_start();
+    rest = rest.strip_prefix("at ").unwrap_or(rest).trim_start();
+    let date = month_day(rest).map(|(month, day, after)| {
+        rest = after;
+        (month, day)
+    });
+    let (time, after_time) = clock(rest)?;
+    let zone = after_time
+        .trim_start()
+        .strip_prefix('(')
+        .and_then(|inside| inside.split_once(')'))
+        .and_then(|(name, _)| TimeZoneDatabase::bundled().get(name.trim()).ok());
+    let zone = match (zone, date) {
+        (Some(zone), _) => zone,
+        (None, Some(_)) => TimeZone::UTC,
+        (None, None) => return None,
+    };
+    let now = Timestamp::from_millisecond(now_ms).ok()?;
+    let today = zone.to_datetime(now).date();
+    let instant = |date: Date| {
+        zone.to_timestamp(date.to_datetime(time))
+            .ok()
+            .map(Timestamp::as_millisecond)
+    };
+    match date {
+        None => {
+            let mut date = today;
+            for _ in 0..3 {
+                let at = instant(date)?;
+                if at >= now_ms.saturating_sub(PASSED_TOLERANCE_MS) {
+                    return Some(at);
+                }
+                date = date.tomorrow().ok()?;
+            }
+            None
+        }
+        Some((month, day)) => [today.year() - 1, today.year(), today.year() + 1]
+            .into_iter()
+            .filter_map(|year| Date::new(year, month, day).ok().and_then(instant))
+            .min_by_key(|at| at.abs_diff(now_ms)),
+    }
+}
+
+/// `sep 25`, `jul 31,`, `september 25 at`: month and day, and the text after them.
+fn month_day(text: &str) -> Option<(i8, i8, &str)> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let word_end = text
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let word = &text[..word_end];
+    let month = MONTHS
+        .iter()
+        .position(|month| word.len() >= 3 && word.starts_with(month))?;
+    let (digits, rest) = split_digits(text[word_end..].trim_start());
+    let day: i8 = digits.parse().ok().filter(|day| (1..=31).contains(day))?;
+    let rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    let rest = rest.strip_prefix("at ").unwrap_or(rest);
+    Some((month as i8 + 1, day, rest))
+}
+
+/// `9am`, `12:50pm`, `4:30 am`, `13:00`: a time of day, and the text after it. A bare number
+/// is not a time.
+fn clock(text: &str) -> Option<(Time, &str)> {
+    let (hour, rest) = split_digits(text);
+    let hour: i8 = hour.parse().ok()?;
+    let (minute, rest) = match rest.strip_prefix(':') {
+        Some(rest) => {
+            let (minute, rest) = split_digits(rest);
+            (Some(minute.parse::<i8>().ok()?), rest)
+        }
+        None => (None, rest),
+    };
+    let trimmed = rest.trim_start();
+    let (half, rest) = if let Some(rest) = trimmed.strip_prefix("am") {
+        (Some(false), rest)
+    } else if let Some(rest) = trimmed.strip_prefix("pm") {
+        (Some(true), rest)
+    } else {
+        (None, rest)
+    };
+    let hour = match half {
+        None if minute.is_none() => return None,
+        None => hour,
+        Some(_) if !(1..=12).contains(&hour) => return None,
+        Some(pm) => hour % 12 + if pm { 12 } else { 0 },
+    };
+    let time = Time::new(hour, minute.unwrap_or(0), 0, 0).ok()?;
+    Some((time, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-09-21T14:13:20Z: 15:13 in Lisbon, 09:13 in Chicago, 23:13 in Tokyo.
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn reset(text: &str) -> Option<i64> {
+        match read(text, NOW) {
+            Some(Signal::UsageLimit { reset_ms }) => reset_ms,
+            other => panic!("{text:?} is not a usage limit: {other:?}"),
+        }
+    }
+
+    fn utc(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn reads_every_usage_limit_wording_and_its_reset() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "Claude AI usage limit reached|1790006400",
+                Some("2026-09-21T16:00:00Z"),
+            ),
+            (
+                "Claude usage limit reached. Your limit will reset at 9am (America/Chicago).",
+                Some("2026-09-22T14:00:00Z"),
+            ),
+            (
+                "You've hit your limit · resets 1pm (Europe/Lisbon)",
+                Some("2026-09-22T12:00:00Z"),
+            ),
+            (
+                "You’ve hit your limit · resets 5pm (Europe/Lisbon)",
+                Some("2026-09-21T16:00:00Z"),
+            ),
+            (
+                "You've hit your session limit · resets 4:30pm (Asia/Tokyo)",
+                Some("2026-09-22T07:30:00Z"),
+            ),
+            (
+                "You've hit your weekly limit · resets Sep 25 at 7pm (America/New_York)",
+                Some("2026-09-25T23:00:00Z"),
+            ),
+            (
+                "You've hit your weekly limit · resets Jan 2, 2am (UTC)",
+                Some("2027-01-02T02:00:00Z"),
+            ),
+            (
+                "You've hit your weekly limit · resets Sep 20 at 7pm",
+                Some("2026-09-20T19:00:00Z"),
+            ),
+            ("You've hit your limit · resets 10pm", None),
+            ("You've hit your usage limit.", None),
+            (
+                "You've hit your usage limit. Upgrade to Pro or try again in 2 days 17 hours 14 minutes.",
+                Some("2026-09-24T07:27:20Z"),
+            ),
+            (
+                r#"{"error":{"type":"usage_limit_reached","resets_at":1790013600,"resets_in_seconds":13600}}"#,
+                Some("2026-09-21T18:00:00Z"),
+            ),
+            (
+                r#"{"error":{"type":"usage_limit_reached","resets_in_seconds":60}}"#,
+                Some("2026-09-21T14:14:20Z"),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(reset(text), expected.map(utc), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_reset_that_just_passed_is_not_pushed_to_tomorrow() {
+        // 14:13:20Z is 15:13:20 in Lisbon: "3:10pm" passed three minutes ago.
+        assert_eq!(
+            reset("You've hit your limit · resets 3:10pm (Europe/Lisbon)"),
+            Some(utc("2026-09-21T14:10:00Z"))
+        );
+        assert_eq!(
+            reset("You've hit your limit · resets 3:05pm (Europe/Lisbon)"),
+            Some(utc("2026-09-22T14:05:00Z"))
+        );
+    }
+
+    #[test]
+    fn clock_times_follow_daylight_saving_in_the_named_zone() {
+        // 2026-10-25 is the day Lisbon goes back to UTC+0; at 00:30Z it is still summer time.
+        let before_change = utc("2026-10-25T00:30:00Z");
+        assert_eq!(
+            read(
+                "You've hit your limit · resets 1pm (Europe/Lisbon)",
+                before_change
+            ),
+            Some(Signal::UsageLimit {
+                reset_ms: Some(utc("2026-10-25T13:00:00Z"))
+            })
+        );
+        // Unknown zone names fall back to nothing rather than guessing.
+        assert_eq!(
+            reset("You've hit your limit · resets 1pm (Mars/Olympus)"),
+            None
+        );
+    }
+
+    #[test]
+    fn tells_transient_trouble_from_login_problems() {
+        let cases: &[(&str, Signal)] = &[
+            ("Not logged in · Please run /login", Signal::NotLoggedIn),
+            ("Invalid API key · Please run /login", Signal::NotLoggedIn),
+            (
+                r#"API Error: 401 {"type":"error","error":{"type":"authentication_error","message":"OAuth token has expired."}}"#,
+                Signal::NotLoggedIn,
+            ),
+            ("unexpected status 401 Unauthorized", Signal::Refused(401)),
+            (
+                r#"API Error: 403 {"type":"error","error":{"type":"permission_error"}}"#,
+                Signal::Refused(403),
+            ),
+            ("API Error: Rate limit reached", Signal::RateLimited),
+            (
+                "API Error: Request rejected (429) · Rate limited",
+                Signal::RateLimited,
+            ),
+            (
+                "exceeded retry limit, last status: 429 Too Many Requests",
+                Signal::RateLimited,
+            ),
+            (
+                "API Error: Repeated 529 Overloaded errors",
+                Signal::Overloaded,
+            ),
+            (
+                "Server is temporarily limiting requests (not your usage limit)",
+                Signal::Overloaded,
+            ),
+            (
+                r#"API Error: 500 {"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#,
+                Signal::ServerError,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(read(text, NOW), Some(*expected), "{text}");
+        }
+        assert_eq!(
+            read(
+                "API Error: 400 invalid_request_error: prompt is too long",
+                NOW
+            ),
+            None
+        );
+        assert_eq!(read("request req_011Ce2pP401x failed", NOW), None);
+    }
+
+    #[test]
+    fn only_a_text_that_starts_as_an_error_message_is_one() {
+        assert!(is_error_message("Claude AI usage limit reached|1790006400"));
+        assert!(is_error_message("  API Error: 529 overloaded"));
+        assert!(!is_error_message(
+            "Fixed the parser: it now reports \"Claude AI usage limit reached\" as a limit."
+        ));
+    }
+
+    #[test]
+    fn durations_come_in_many_spellings() {
+        let cases: &[(&str, Option<i64>)] = &[
+            (
+                "2 days 17 hours 14 minutes.",
+                Some(((2 * 24 + 17) * 60 + 14) * 60_000),
+            ),
+            (
+                "5 days, 1 hour and 2 minutes",
+                Some(((5 * 24 + 1) * 60 + 2) * 60_000),
+            ),
+            ("3h 20m", Some(200 * 60_000)),
+            ("1.5s", Some(1_500)),
+            ("a while", None),
+            ("9999999999999999999999 days", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(duration_ms(text), *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn reasons_quote_the_message_on_one_short_line() {
+        let end = call_end(
+            Signal::NotLoggedIn,
+            Agent::Claude,
+            "Not logged in\n · Please run /login",
+            NOW,
+        );
+        assert_eq!(
+            end.reason(),
+            "Claude Code is not logged in: run `claude` once and log in (Not logged in · Please run /login)"
+        );
+        let long = "x".repeat(1_000);
+        assert!(quoting("head".into(), &long).chars().count() < QUOTE_CHARS + 10);
+        let stderr = format!("{}end\n", "y".repeat(3 * STDERR_CHARS));
+        let excerpt = stderr_excerpt(&stderr);
+        assert_eq!(excerpt.chars().count(), STDERR_CHARS);
+        assert!(excerpt.ends_with("yend"));
+        assert_eq!(stderr_excerpt("\n  first\n\nsecond  \n"), "first | second");
+    }
+}
