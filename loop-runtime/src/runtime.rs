@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     max_per_workspace: usize,
     queue_policy: QueuePolicy,
     running: Mutex<HashMap<RunId, Running>>,
+    /// Runs whose driver ended and whose projection files are written.
+    settled: broadcast::Sender<RunId>,
     wake: Notify,
     shutdown: CancellationToken,
 }
@@ -209,6 +211,7 @@ impl RuntimeBuilder {
             max_per_workspace: self.max_per_workspace,
             queue_policy: self.queue_policy,
             running: Mutex::new(HashMap::new()),
+            settled: broadcast::channel(256).0,
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
         });
@@ -367,12 +370,22 @@ impl Runtime {
         self.get(run_id).await
     }
 
-    /// Waits until the run is COMPLETED, FAILED or CANCELED, and returns it.
+    /// Waits until the run is COMPLETED, FAILED or CANCELED and its files are written, and
+    /// returns it.
     pub async fn wait(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         loop {
+            let mut settled = self.shared.settled.subscribe();
             let view = self.get(run_id).await?;
             if view.status.is_terminal() {
-                return Ok(view);
+                // The driver may still be writing the projection files.
+                while self.shared.running().contains_key(&run_id) {
+                    match settled.recv().await {
+                        Ok(id) if id == run_id => break,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+                return self.get(run_id).await;
             }
             let mut stream = self.subscribe(Some(run_id), view.last_seq);
             loop {
@@ -642,6 +655,7 @@ async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
     if settled {
         let _ = shared.write_projections(run_id).await;
         shared.running().remove(&run_id);
+        let _ = shared.settled.send(run_id);
         shared.wake.notify_one();
     }
 }

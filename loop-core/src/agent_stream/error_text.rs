@@ -62,7 +62,7 @@ pub(super) enum Signal {
 }
 
 /// What an HTTP status reported by the agent means, if anything in particular.
-pub(super) fn from_status(status: u16) -> Option<Signal> {
+fn from_status(status: u16) -> Option<Signal> {
     match status {
         401 | 403 => Some(Signal::Refused(status)),
         429 => Some(Signal::RateLimited),

@@ -107,6 +107,9 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             tasks_done: Some(3),
             tasks_total: Some(3),
             message: None,
+            head_commit: None,
+            plan_sha256: None,
+            answer_sha256: None,
         };
         apply(
             store,

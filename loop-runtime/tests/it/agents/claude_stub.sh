@@ -1,0 +1,40 @@
+#!/bin/sh
+# Speaks Claude Code's stream-json. What each call does is read from ./.stub-plan in the working
+# directory, one line per call: `overloaded`, `limit:<epoch seconds>`, or `task` (the default
+# once the lines run out): do one plan task, or claim completion when none is left. Every
+# successful call reports a cost of $STUB_COST (0.6 unless set in .stub-cost).
+cat > /dev/null
+calls="$LOOP_RUN_DIR/claude-calls"
+n=$(cat "$calls" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" > "$calls"
+mode=$(sed -n "${n}p" .stub-plan 2>/dev/null)
+cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
+[ -n "$mode" ] || mode=task
+
+echo '{"type":"system","subtype":"init","session_id":"stub-session","model":"opus","cwd":".","tools":[]}'
+case "$mode" in
+  overloaded)
+    echo '{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text","text":"API Error: Repeated 529 Overloaded errors"}]},"is_api_error_message":true}'
+    echo '{"type":"result","subtype":"success","is_error":true,"result":"API Error: Repeated 529 Overloaded errors","session_id":"stub-session","num_turns":1,"total_cost_usd":0,"api_error_status":529}'
+    exit 1
+    ;;
+  limit:*)
+    echo "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Claude AI usage limit reached|${mode#limit:}\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0}"
+    exit 1
+    ;;
+esac
+
+if [ "$LOOP_PHASE" = review ]; then
+  answer='APPROVED'
+elif grep -q -- '- \[ \]' "$LOOP_PLAN_PATH"; then
+  sed -i '0,/- \[ \]/s//- [x]/' "$LOOP_PLAN_PATH"
+  echo "call $n" >> work.txt
+  git add -A >/dev/null && git commit -qm "task $n" >/dev/null
+  answer="DONE: task $n"
+else
+  answer='<promise>COMPLETE</promise>'
+fi
+echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"Working.\"}]}}"
+echo "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"content\":\"Claude AI usage limit reached|1\"}]}}"
+printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"stub-session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"

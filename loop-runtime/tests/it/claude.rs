@@ -1,0 +1,194 @@
+//! The Claude Code adapter against a stub that speaks its stream-json: backoff, usage-limit
+//! waits on a test clock, cost and the budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loop_core::event::{Event, ExitReason, Phase};
+use loop_core::{RunId, RunStatus};
+use loop_runtime::Runtime;
+use loop_runtime::clock::{Clock, ManualClock};
+use loop_store::SqliteStore;
+
+use crate::support::{Scratch, count, finish, request, scratch};
+
+const T0: i64 = 1_790_000_000_000;
+
+fn claude_request(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::RunRequest {
+    let stub =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/claude_stub.sh");
+    let stub = stub.to_string_lossy().into_owned();
+    let mut all = vec![
+        ("agent", "claude"),
+        ("claude_bin", stub.as_str()),
+        ("reviewer", "false"),
+    ];
+    all.extend_from_slice(config);
+    let mut request = request(scratch, "unused", &[]);
+    for (key, value) in all {
+        request.config.insert(key.to_owned(), value.to_owned());
+    }
+    request
+}
+
+fn stub_plan(scratch: &Scratch, lines: &[String]) {
+    std::fs::write(
+        scratch.workspace().join(".stub-plan"),
+        lines.join("\n") + "\n",
+    )
+    .expect("stub plan");
+}
+
+/// A runtime on a manual clock, and a task that moves the clock on by `step` every few
+/// milliseconds while `moving` says so.
+fn runtime_on(scratch: &Scratch, clock: &ManualClock) -> Runtime {
+    let store = Arc::new(SqliteStore::open(scratch.db()).expect("open log"));
+    Runtime::builder()
+        .store(store)
+        .data_dir(scratch.data_dir())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("runtime")
+}
+
+fn keep_advancing(clock: &ManualClock, step: Duration) -> tokio::task::JoinHandle<()> {
+    let clock = clock.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            clock.advance(step);
+        }
+    })
+}
+
+async fn events_of(runtime: &Runtime, run_id: RunId) -> Vec<loop_core::EventRecord> {
+    runtime.events(run_id).await.expect("events")
+}
+
+#[tokio::test]
+async fn a_plan_completes_with_cost_and_tokens_from_the_stream() {
+    let scratch = scratch(2);
+    stub_plan(&scratch, &[]);
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_on(&scratch, &clock);
+    let run = runtime
+        .submit(claude_request(&scratch, &[]))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    assert!(
+        (done.cost_usd - 1.8).abs() < 1e-9,
+        "three calls at $0.6: {}",
+        done.cost_usd
+    );
+    let steps = runtime.steps(run.id).await.expect("steps");
+    let tokens = steps[0].tokens.expect("tokens");
+    assert_eq!((tokens.input, tokens.output), (1050, 200));
+    // The text of the stream, not its JSON, is the step's log; the raw stream is kept beside it.
+    let log = std::fs::read_to_string(steps[0].output_path.as_deref().expect("log")).expect("log");
+    assert!(
+        log.contains("Working.") && !log.contains("\"type\""),
+        "{log}"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn overloaded_calls_back_off_exponentially_then_succeed() {
+    let scratch = scratch(1);
+    stub_plan(&scratch, &["overloaded".into(), "overloaded".into()]);
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_on(&scratch, &clock);
+    let ticking = keep_advancing(&clock, Duration::from_millis(250));
+    let run = runtime
+        .submit(claude_request(&scratch, &[]))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, run.id).await;
+    ticking.abort();
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = events_of(&runtime, run.id).await;
+    let delays: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::AgentRetry(retry) => Some(retry.delay_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, [1000, 2000]);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_usage_limit_waits_for_its_reset_without_spending_a_retry() {
+    let scratch = scratch(1);
+    let reset_s = T0 / 1000 + 3600;
+    stub_plan(&scratch, &[format!("limit:{reset_s}")]);
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_on(&scratch, &clock);
+    let run = runtime
+        .submit(claude_request(&scratch, &[]))
+        .await
+        .expect("submit");
+
+    // The run waits: nothing more happens while the clock stands still.
+    let until = wait_for_waiting(&runtime, run.id).await;
+    assert_eq!(
+        until,
+        reset_s * 1000 + 60_000,
+        "the reset time plus a margin"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records = events_of(&runtime, run.id).await;
+    assert_eq!(
+        records.last().map(|r| r.event.event_type().as_str()),
+        Some("AGENT_WAITING")
+    );
+
+    clock.advance(Duration::from_secs(3700));
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = events_of(&runtime, run.id).await;
+    assert_eq!(count(&records, |e| matches!(e, Event::AgentRetry(_))), 0);
+    assert!(clock.now_ms() >= until);
+    runtime.shutdown().await;
+}
+
+async fn wait_for_waiting(runtime: &Runtime, run_id: RunId) -> i64 {
+    for _ in 0..400 {
+        let records = events_of(runtime, run_id).await;
+        if let Some(until) = records.iter().find_map(|r| match &r.event {
+            Event::AgentWaiting(wait) => Some(wait.until_ms),
+            _ => None,
+        }) {
+            return until;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the run never waited");
+}
+
+#[tokio::test]
+async fn the_cost_budget_stops_the_run() {
+    let scratch = scratch(5);
+    stub_plan(&scratch, &[]);
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_on(&scratch, &clock);
+    let run = runtime
+        .submit(claude_request(&scratch, &[("max_cost_usd", "1")]))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.exit_reason, Some(ExitReason::BudgetExhausted));
+    let records = events_of(&runtime, run.id).await;
+    assert_eq!(
+        count(
+            &records,
+            |e| matches!(e, Event::StepFinished(s) if s.phase == Phase::Implementation)
+        ),
+        2
+    );
+    runtime.shutdown().await;
+}
