@@ -19,7 +19,7 @@ use loop_core::event::{
 use loop_core::layout::step_log_name;
 use loop_core::plan::Plan;
 use loop_core::progress::{LoopProgress, Next, next};
-use loop_core::prompt::{self, ImplementationInputs, ReviewInputs, Verdict};
+use loop_core::prompt::{self, ReviewInputs, Verdict};
 use loop_core::watchdog::{self, Signal};
 use loop_core::{Command, EventRecord, RunId, RunStatus, StepId};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,7 @@ use crate::artifacts::{RunFiles, sha256_hex};
 use crate::error::RuntimeError;
 use crate::git;
 use crate::process::Limits;
+use crate::prompting;
 use crate::runtime::Shared;
 use crate::step_output::StepOutput;
 use crate::verify;
@@ -257,11 +258,7 @@ impl Driver {
 
     /// A path of the run's request as seen from the working directory.
     fn in_workdir(&self, path: &str) -> PathBuf {
-        let path = Path::new(path);
-        match path.strip_prefix(&self.created.workspace_root) {
-            Ok(relative) => self.workdir.join(relative),
-            Err(_) => self.workdir.join(path),
-        }
+        prompting::in_workdir(&self.created, &self.workdir, path)
     }
 
     async fn read_plan(&self) -> Option<Plan> {
@@ -301,60 +298,21 @@ impl Driver {
         ]
     }
 
-    fn file_exists(&self, name: &str) -> bool {
-        self.files.path(name).is_file()
-    }
-
-    async fn implementation_prompt(&self, plan: Option<&Plan>) -> String {
-        let template = match self.config.text("prompt_file") {
-            "" => {
-                let default = self.workdir.join(".loop/prompt.txt");
-                tokio::fs::read_to_string(default).await.ok()
-            }
-            file => tokio::fs::read_to_string(self.in_workdir(file)).await.ok(),
-        };
-        let context: Vec<String> = self
-            .config
-            .text("context_files")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let runner_notes = self
-            .files
-            .path("runner-notes.txt")
-            .to_string_lossy()
-            .into_owned();
-        let review_notes = self
-            .files
-            .path("review-notes.txt")
-            .to_string_lossy()
-            .into_owned();
-        let mut text = prompt::implementation_prompt(&ImplementationInputs {
-            spec_path: &self.created.spec_path,
-            plan_path: &self.created.plan_path,
-            template: template.as_deref(),
-            context_files: &context,
-            runner_notes: self
-                .file_exists("runner-notes.txt")
-                .then_some(runner_notes.as_str()),
-            review_notes: self
-                .file_exists("review-notes.txt")
-                .then_some(review_notes.as_str()),
-            task: plan.and_then(Plan::next_task),
-        });
-        if let Some(signals) = &self.progress.rewrite_signal {
-            text.push_str(&watchdog::diagnosis(signals));
-        }
-        text
-    }
-
     async fn implement(
         &mut self,
         iteration: u32,
         attempt: u32,
         plan: Option<&Plan>,
     ) -> Result<Option<DriverEnd>, RuntimeError> {
-        let prompt = self.implementation_prompt(plan).await;
+        let prompt = prompting::implementation_prompt(&prompting::PromptSources {
+            created: &self.created,
+            config: &self.config,
+            workdir: &self.workdir,
+            files: Some(&self.files),
+            plan,
+            rewrite_signal: self.progress.rewrite_signal.as_deref(),
+        })
+        .await;
         let model = self.config.text("model").to_owned();
         let step = self
             .agent_step(

@@ -33,6 +33,8 @@ mod error;
 mod git;
 mod journal;
 pub mod process;
+mod prompting;
+mod request;
 mod runtime;
 pub mod step_output;
 mod stream;
@@ -40,6 +42,8 @@ mod verify;
 pub mod worktree;
 
 pub use error::RuntimeError;
-pub use runtime::{QueuePolicy, RunRequest, Runtime, RuntimeBuilder, slug};
+pub use prompting::preview_prompt;
+pub use request::{RunRequest, default_data_dir, slug};
+pub use runtime::{QueuePolicy, Runtime, RuntimeBuilder};
 pub use step_output::Chunk;
 pub use stream::EventStream;

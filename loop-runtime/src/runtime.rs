@@ -6,11 +6,10 @@
 //! happened, so the log never shows a step finishing twice.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use loop_core::config::{self, Config, Layer};
-use loop_core::event::{NameSource, RunCreated};
+use loop_core::config::Config;
 use loop_core::projection::{Export, Report, RunView, StepView};
 use loop_core::{Command, EventRecord, RunId, RunStatus, Seq};
 use loop_store::{EventStore, RunQuery};
@@ -24,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::driver::{Driver, DriverEnd};
 use crate::error::RuntimeError;
 use crate::journal::{Journal, blocking};
+use crate::request::{self, RunRequest};
 use crate::step_output::Chunk;
 use crate::stream::EventStream;
 use crate::worktree::{InPlace, WorktreeProvider};
@@ -34,22 +34,6 @@ pub enum QueuePolicy {
     #[default]
     Fifo,
     NewestFirst,
-}
-
-/// What a new run is asked to do.
-#[derive(Clone, Debug, Default)]
-pub struct RunRequest {
-    /// The workspace (a git root, usually).
-    pub workspace_root: PathBuf,
-    /// The spec, relative to the workspace or absolute.
-    pub spec_path: String,
-    /// The plan; `<plans_dir>/<spec stem>-plan.md` when `None`.
-    pub plan_path: Option<String>,
-    pub name: Option<String>,
-    /// Config values from flags or the API: the highest layer.
-    pub config: Layer,
-    /// A `--config` file, between the flags and `<workspace>/.loop/config`.
-    pub config_file: Option<PathBuf>,
 }
 
 struct Running {
@@ -260,7 +244,19 @@ impl Runtime {
 
     /// Resolves the request's configuration and records a new PENDING run.
     pub async fn submit(&self, request: RunRequest) -> Result<RunView, RuntimeError> {
-        let created = resolve_request(&self.shared, &request)?;
+        let created = request::resolve(&request)?;
+        let agent = created.config.get("agent").map_or("", String::as_str);
+        if self.shared.agent(agent).is_none() {
+            let mut known: Vec<&str> = self.shared.agents.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(RuntimeError::InvalidRequest {
+                what: "agent".to_owned(),
+                reason: format!(
+                    "no agent adapter named {agent:?} (known: {})",
+                    known.join(", ")
+                ),
+            });
+        }
         let run_id = RunId::from_uuid(uuid::Uuid::now_v7());
         self.shared
             .journal
@@ -440,132 +436,6 @@ impl Runtime {
             running.cancel.cancel();
             let _ = running.task.await;
         }
-    }
-}
-
-/// The frozen `RUN_CREATED` of a request: paths, name, and the configuration by precedence.
-fn resolve_request(shared: &Shared, request: &RunRequest) -> Result<RunCreated, RuntimeError> {
-    let root = &request.workspace_root;
-    if !root.is_dir() {
-        return Err(RuntimeError::InvalidRequest {
-            what: "workspace_root".to_owned(),
-            reason: format!("{} is not a directory", root.display()),
-        });
-    }
-    let mut layers: Vec<Layer> = Vec::new();
-    let mut flags = Layer::new();
-    for (key, value) in &request.config {
-        flags.insert(key.clone(), config::check_value("request", key, value)?);
-    }
-    layers.push(flags);
-    let config_file = request
-        .config_file
-        .clone()
-        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
-    if let Some(file) = config_file {
-        layers.push(
-            read_layer(&file)?.ok_or_else(|| RuntimeError::InvalidRequest {
-                what: "config".to_owned(),
-                reason: format!("{} does not exist", file.display()),
-            })?,
-        );
-    }
-    if let Some(layer) = read_layer(&root.join(".loop/config"))? {
-        layers.push(layer);
-    }
-    let config = Config::resolve(&layers);
-    let agent = config.text("agent");
-    if shared.agent(agent).is_none() {
-        let mut known: Vec<&str> = shared.agents.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        return Err(RuntimeError::InvalidRequest {
-            what: "agent".to_owned(),
-            reason: format!(
-                "no agent adapter named {agent:?} (known: {})",
-                known.join(", ")
-            ),
-        });
-    }
-
-    let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"));
-    let Some(spec) = spec else {
-        return Err(RuntimeError::InvalidRequest {
-            what: "spec_path".to_owned(),
-            reason: format!(
-                "no spec {} in {} or its specs_dir",
-                request.spec_path,
-                root.display()
-            ),
-        });
-    };
-    let plan = match &request.plan_path {
-        Some(plan) => {
-            resolve_path(root, plan, config.text("plans_dir")).unwrap_or_else(|| plan.clone())
-        }
-        None => {
-            let stem = Path::new(&spec)
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            format!("{}/{stem}-plan.md", config.text("plans_dir"))
-        }
-    };
-    let (name, name_source) = match &request.name {
-        Some(name) => (name.clone(), NameSource::Explicit),
-        None => {
-            let stem = Path::new(&spec)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned());
-            (slug(stem.as_deref().unwrap_or("run")), NameSource::SpecSlug)
-        }
-    };
-    Ok(RunCreated {
-        name,
-        name_source,
-        workspace_root: root.to_string_lossy().into_owned(),
-        spec_path: spec,
-        plan_path: plan,
-        config: config.values().clone(),
-    })
-}
-
-fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(config::parse(&path.to_string_lossy(), &text)?)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(RuntimeError::Io {
-            what: path.display().to_string(),
-            source,
-        }),
-    }
-}
-
-/// `path` as given when it exists under the workspace, else under `dir`; relative to the root.
-fn resolve_path(root: &Path, path: &str, dir: &str) -> Option<String> {
-    let candidates = [PathBuf::from(path), Path::new(dir).join(path)];
-    candidates.into_iter().find_map(|candidate| {
-        let full = root.join(&candidate);
-        full.is_file().then(|| match full.strip_prefix(root) {
-            Ok(relative) => relative.to_string_lossy().into_owned(),
-            Err(_) => full.to_string_lossy().into_owned(),
-        })
-    })
-}
-
-/// Lowercase letters and digits, other runs of characters as one `-`.
-pub fn slug(text: &str) -> String {
-    let mut slug = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_end_matches('-').to_owned();
-    if slug.is_empty() {
-        "run".to_owned()
-    } else {
-        slug
     }
 }
 

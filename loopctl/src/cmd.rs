@@ -1,6 +1,8 @@
 //! One module per group of commands.
 
+mod exec;
 mod export;
+mod prompt;
 mod replay;
 
 use std::path::Path;
@@ -16,6 +18,8 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<ExitCode> {
     match command {
         Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
         Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
+        Command::Exec { run, db } => exec::run(&run, db, out),
+        Command::Prompt { run } => prompt::run(&run, out),
     }
 }
 

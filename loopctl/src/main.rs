@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod output;
 mod run_ref;
+mod workspace;
 
 use std::process::ExitCode;
 

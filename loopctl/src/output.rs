@@ -19,6 +19,20 @@ impl Output {
         }
     }
 
+    /// Text exactly as given, for people (ignored under `--json`).
+    pub fn raw(&self, text: &str) {
+        if !self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+    }
+
+    /// A status line for people, on stderr so stdout stays data.
+    pub fn note(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
     /// The command's JSON document (only under `--json`).
     pub fn document(&self, value: &serde_json::Value) {
         if self.json {

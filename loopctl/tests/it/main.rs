@@ -1,4 +1,5 @@
 //! `loopctl` driven as a person or a script would: the real binary on a real event log.
 
+mod exec;
 mod offline;
 mod support;

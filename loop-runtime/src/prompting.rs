@@ -1,0 +1,93 @@
+//! The implementation prompt of an iteration, from the files a run reads: the custom template
+//! (`prompt_file`, else `.loop/prompt.txt`), the context files, the notes of the last
+//! verification and review, the plan's next task and the watchdog's diagnosis.
+
+use std::path::Path;
+
+use loop_core::config::Config;
+use loop_core::event::RunCreated;
+use loop_core::plan::Plan;
+use loop_core::prompt::{self, ImplementationInputs};
+use loop_core::watchdog;
+
+use crate::artifacts::RunFiles;
+use crate::error::RuntimeError;
+use crate::request::{self, RunRequest};
+
+/// What an implementation prompt is read from.
+#[derive(Debug)]
+pub(crate) struct PromptSources<'a> {
+    pub created: &'a RunCreated,
+    pub config: &'a Config,
+    pub workdir: &'a Path,
+    /// The run directory, whose notes the prompt points at; `None` before a run exists.
+    pub files: Option<&'a RunFiles>,
+    pub plan: Option<&'a Plan>,
+    pub rewrite_signal: Option<&'a str>,
+}
+
+/// A path of the request as seen from the working directory.
+pub(crate) fn in_workdir(created: &RunCreated, workdir: &Path, path: &str) -> std::path::PathBuf {
+    let path = Path::new(path);
+    match path.strip_prefix(&created.workspace_root) {
+        Ok(relative) => workdir.join(relative),
+        Err(_) => workdir.join(path),
+    }
+}
+
+pub(crate) async fn implementation_prompt(sources: &PromptSources<'_>) -> String {
+    let template = match sources.config.text("prompt_file") {
+        "" => tokio::fs::read_to_string(sources.workdir.join(".loop/prompt.txt"))
+            .await
+            .ok(),
+        file => tokio::fs::read_to_string(in_workdir(sources.created, sources.workdir, file))
+            .await
+            .ok(),
+    };
+    let context: Vec<String> = sources
+        .config
+        .text("context_files")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let note = |name: &str| {
+        let path = sources.files?.path(name);
+        path.is_file().then(|| path.to_string_lossy().into_owned())
+    };
+    let runner_notes = note("runner-notes.txt");
+    let review_notes = note("review-notes.txt");
+    let mut text = prompt::implementation_prompt(&ImplementationInputs {
+        spec_path: &sources.created.spec_path,
+        plan_path: &sources.created.plan_path,
+        template: template.as_deref(),
+        context_files: &context,
+        runner_notes: runner_notes.as_deref(),
+        review_notes: review_notes.as_deref(),
+        task: sources.plan.and_then(Plan::next_task),
+    });
+    if let Some(signals) = sources.rewrite_signal {
+        text.push_str(&watchdog::diagnosis(signals));
+    }
+    text
+}
+
+/// The prompt the first iteration of `request` would be sent, without creating a run
+/// (what `loopctl prompt` prints).
+pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError> {
+    let created = request::resolve(request)?;
+    let config = Config::from_frozen(&created.config);
+    let workdir = Path::new(&created.workspace_root);
+    let plan_text = tokio::fs::read_to_string(in_workdir(&created, workdir, &created.plan_path))
+        .await
+        .ok();
+    let plan = plan_text.as_deref().map(Plan::parse);
+    Ok(implementation_prompt(&PromptSources {
+        created: &created,
+        config: &config,
+        workdir,
+        files: None,
+        plan: plan.as_ref(),
+        rewrite_signal: None,
+    })
+    .await)
+}

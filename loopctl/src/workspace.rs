@@ -1,0 +1,54 @@
+//! The workspace of a command: the git root of the current directory, else the directory itself,
+//! and the run request the common run flags describe.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use loop_core::config::Layer;
+use loop_runtime::RunRequest;
+
+use crate::cli::RunArgs;
+
+/// The git root of `dir`, else `dir`.
+pub fn root_of(dir: &Path) -> PathBuf {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .unwrap_or_else(|| dir.to_owned())
+}
+
+/// The request the flags describe, for the workspace of the current directory. A spec or plan
+/// given relative to the current directory is made relative to the workspace.
+pub fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root = root_of(&cwd);
+    let Some(spec) = &args.spec else {
+        bail!("no spec given: pass the spec file, e.g. `loopctl exec specs/feature.md`");
+    };
+    let relative = |path: &str| {
+        let full = cwd.join(path);
+        match full.strip_prefix(&root) {
+            Ok(inside) if full.is_file() => inside.to_string_lossy().into_owned(),
+            _ => path.to_owned(),
+        }
+    };
+    let mut config = Layer::new();
+    for (key, value) in args.config_values() {
+        config.insert(key.to_owned(), value);
+    }
+    let spec_path = relative(spec);
+    let plan_path = args.plan.as_deref().map(relative);
+    Ok(RunRequest {
+        workspace_root: root,
+        spec_path,
+        plan_path,
+        name: args.name.clone(),
+        config,
+        config_file: args.config.clone(),
+    })
+}

@@ -1,0 +1,194 @@
+//! `exec` and `prompt`: the commands that run the engine in-process, no daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::text;
+
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("loop.db")
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// A git repository whose `.loop/config` runs the `agent` stub of the runtime's tests.
+fn repo(agent: &str, extra_config: &str) -> Repo {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(root.join("specs/planning")).expect("dirs");
+    std::fs::create_dir_all(root.join(".loop")).expect("dirs");
+    std::fs::write(
+        root.join("specs/feature.md"),
+        "# Feature\n\n**Status:** Draft\n",
+    )
+    .expect("spec");
+    std::fs::write(
+        root.join("specs/planning/feature-plan.md"),
+        "- [ ] first\n- [ ] second\n",
+    )
+    .expect("plan");
+    std::fs::write(root.join(".gitignore"), "logs/\n").expect("ignore");
+    let stub = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../loop-runtime/tests/it/agents")
+        .join(agent);
+    std::fs::write(
+        root.join(".loop/config"),
+        format!(
+            "agent=command\nagent_cmd=sh {}\nreviewer=false\npostmortem=false\n{extra_config}",
+            stub.display()
+        ),
+    )
+    .expect("config");
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["config", "user.name", "loop test"]);
+    git(&root, &["config", "user.email", "loop@example.invalid"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-qm", "start"]);
+    Repo { dir }
+}
+
+fn loopctl_in(repo: &Repo, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loopctl"))
+        .args(args)
+        .current_dir(repo.root())
+        .env("LOOPD_DATA_DIR", repo.dir.path().join("data"))
+        .env_remove("LOOP_CONFIG")
+        .output()
+        .expect("run loopctl")
+}
+
+#[test]
+fn exec_runs_a_loop_to_completion_and_exits_0() {
+    let repo = repo("one_task.sh", "verify_cmds=test -f work.txt\n");
+    let db = repo.db();
+    let output = loopctl_in(
+        &repo,
+        &[
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.contains("Implemented the next task."), "{stdout}");
+    assert!(stderr.contains("iteration 1 implementation"), "{stderr}");
+    assert!(
+        stderr.contains("COMPLETED (complete_plan); 2 of 2 tasks"),
+        "{stderr}"
+    );
+
+    // The run directory's projections are what `export` writes from the log alone.
+    let run_dir = std::fs::read_dir(repo.root().join("logs/loop"))
+        .expect("log dir")
+        .next()
+        .expect("a run dir")
+        .expect("entry")
+        .path();
+    let run_id = run_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("run-"))
+        .expect("run-<id>")
+        .to_owned();
+    let out = repo.dir.path().join("export");
+    let export = loopctl_in(
+        &repo,
+        &[
+            "export",
+            &run_id,
+            "--db",
+            db.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    for name in ["report.tsv", "summary.json", "run.log", "events.jsonl"] {
+        let exported = std::fs::read(out.join(name)).expect(name);
+        let written = std::fs::read(run_dir.join(name)).expect(name);
+        assert!(
+            exported == written,
+            "{name} differs between the run dir and export"
+        );
+    }
+    let replay = loopctl_in(&repo, &["replay", "--db", db.to_str().expect("utf-8")]);
+    assert!(replay.status.success(), "{}", text(&replay.stdout));
+}
+
+#[test]
+fn exec_json_is_one_document_and_a_failed_run_exits_1() {
+    let repo = repo("claims_early.sh", "iterations=1\n");
+    let db = repo.db();
+    let output = loopctl_in(
+        &repo,
+        &[
+            "--json",
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(run["status"], "FAILED");
+    assert_eq!(run["exit_reason"], "iterations_exhausted");
+}
+
+#[test]
+fn exec_refuses_a_bad_config_naming_file_line_and_key() {
+    let repo = repo("one_task.sh", "iterations=lots\n");
+    let db = repo.db();
+    let output = loopctl_in(
+        &repo,
+        &[
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(".loop/config:5: iterations:"), "{stderr}");
+}
+
+#[test]
+fn prompt_prints_the_first_prompt_with_the_next_task() {
+    let repo = repo("one_task.sh", "context_files=docs/api.md\n");
+    let output = loopctl_in(&repo, &["prompt", "feature.md"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let prompt = text(&output.stdout);
+    assert!(prompt.contains("@specs/feature.md"), "{prompt}");
+    assert!(
+        prompt.contains("@specs/planning/feature-plan.md"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("@docs/api.md"), "{prompt}");
+    assert!(prompt.contains("(line 1 of the plan): first"), "{prompt}");
+}
