@@ -32,6 +32,7 @@ mod driver;
 mod error;
 mod git;
 mod journal;
+mod output;
 pub mod process;
 mod prompting;
 mod request;
@@ -42,6 +43,7 @@ mod verify;
 pub mod worktree;
 
 pub use error::RuntimeError;
+pub use output::OutputStream;
 pub use prompting::preview_prompt;
 pub use request::{RunRequest, default_data_dir, slug};
 pub use runtime::{QueuePolicy, Runtime, RuntimeBuilder};

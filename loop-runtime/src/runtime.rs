@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use loop_core::config::Config;
+use loop_core::layout::step_log_name;
 use loop_core::projection::{Export, Report, RunView, StepView};
-use loop_core::{Command, EventRecord, RunId, RunStatus, Seq};
+use loop_core::{Command, EventRecord, RunId, RunStatus, Seq, StepId};
 use loop_store::{EventStore, RunQuery};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
@@ -23,6 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::driver::{Driver, DriverEnd};
 use crate::error::RuntimeError;
 use crate::journal::{Journal, blocking};
+use crate::output::OutputStream;
 use crate::request::{self, RunRequest};
 use crate::step_output::Chunk;
 use crate::stream::EventStream;
@@ -293,6 +295,43 @@ impl Runtime {
     /// Live text output of every step, as it is written (see [`Chunk`]).
     pub fn output(&self) -> broadcast::Receiver<Chunk> {
         self.shared.live.subscribe()
+    }
+
+    /// One step's output from a byte offset of its `.log` on: what is written, then live
+    /// until the step finishes.
+    pub async fn step_output(
+        &self,
+        run_id: RunId,
+        step_id: StepId,
+        offset: u64,
+    ) -> Result<OutputStream, RuntimeError> {
+        // Listen first, so nothing written after the look-up is missed.
+        let live = self.shared.live.subscribe();
+        let view = self.get(run_id).await?;
+        let events = self.subscribe(Some(run_id), view.last_seq);
+        let step = self
+            .steps(run_id)
+            .await?
+            .into_iter()
+            .find(|step| step.id == step_id)
+            .ok_or_else(|| RuntimeError::InvalidRequest {
+                what: "step".to_owned(),
+                reason: format!("run {run_id} has no step {step_id}"),
+            })?;
+        let state = self.shared.journal.state(run_id).await?;
+        let created = state.created().ok_or(RuntimeError::UnknownRun(run_id))?;
+        let config = Config::from_frozen(&created.config);
+        let files = RunFiles::new(created, run_id, &config, &self.shared.data_dir);
+        let path = files.path(&step_log_name(step.iteration, step.phase));
+        Ok(OutputStream::new(
+            run_id,
+            step_id,
+            path,
+            offset,
+            live,
+            events,
+            step.status.is_final(),
+        ))
     }
 
     /// Stops the agent at once; the open step is recorded as CANCELED.

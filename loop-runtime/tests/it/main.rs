@@ -4,4 +4,5 @@
 mod claude;
 mod control;
 mod loop_runs;
+mod output;
 mod support;
