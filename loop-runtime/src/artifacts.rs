@@ -103,6 +103,19 @@ impl RunFiles {
         Ok(())
     }
 
+    /// Appends to a projection file everywhere, unrecorded.
+    pub fn append_projection(&self, name: &str, contents: &str) -> io::Result<()> {
+        use std::io::Write;
+        for (_, dir) in &self.dirs {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(dir.join(name))?
+                .write_all(contents.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Removes `name` everywhere; a missing file is fine.
     pub fn remove(&self, name: &str) -> io::Result<()> {
         for (_, dir) in &self.dirs {

@@ -19,6 +19,7 @@ use loop_core::event::{
 use loop_core::layout::step_log_name;
 use loop_core::plan::Plan;
 use loop_core::progress::{LoopProgress, Next, next};
+use loop_core::projection::{Report, ReportRow};
 use loop_core::prompt::{self, ReviewInputs, Verdict};
 use loop_core::watchdog::{self, Signal};
 use loop_core::{Command, EventRecord, RunId, RunStatus, StepId};
@@ -73,6 +74,9 @@ pub(crate) struct Driver {
     config: Config,
     files: RunFiles,
     progress: LoopProgress,
+    /// `report.tsv` as folded so far, and how many of its rows are in the file.
+    report: Report,
+    report_rows_written: Option<usize>,
     workdir: PathBuf,
 }
 
@@ -92,6 +96,8 @@ impl Driver {
         let records = shared.journal.read_run(run_id).await?;
         let mut driver = Driver {
             progress: LoopProgress::fold(&records),
+            report: Report::fold(&records),
+            report_rows_written: None,
             workdir: PathBuf::from(&created.workspace_root),
             shared,
             run_id,
@@ -107,9 +113,31 @@ impl Driver {
         let records = self.shared.journal.execute(self.run_id, commands).await?;
         for record in &records {
             self.progress.apply(record);
+            self.report.apply(record);
         }
-        self.shared.write_report(self.run_id, &self.files).await;
+        self.write_report();
         Ok(records)
+    }
+
+    /// Keeps `report.tsv` current: the whole file the first time, then the new rows. A failure
+    /// to write it never stops a run (the file is rewritten from the log when the run settles).
+    fn write_report(&mut self) {
+        let written = match self.report_rows_written {
+            None => self
+                .files
+                .write_projection("report.tsv", &self.report.to_tsv()),
+            Some(done) => {
+                let rows: String = self.report.rows[done..]
+                    .iter()
+                    .map(ReportRow::to_line)
+                    .collect();
+                self.files.append_projection("report.tsv", &rows)
+            }
+        };
+        self.report_rows_written = match written {
+            Ok(()) => Some(self.report.rows.len()),
+            Err(_) => None,
+        };
     }
 
     fn now(&self) -> i64 {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use loop_core::config::Config;
 use loop_core::layout::step_log_name;
-use loop_core::projection::{Export, Report, RunView, StepView};
+use loop_core::projection::{Export, RunView, StepView};
 use loop_core::{Command, EventRecord, RunId, RunStatus, Seq, StepId};
 use loop_store::{EventStore, RunQuery};
 use tokio::sync::{Notify, broadcast};
@@ -72,13 +72,6 @@ impl Shared {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Rewrites `report.tsv` from the log; a failure to write it never stops a run.
-    pub(crate) async fn write_report(&self, run_id: RunId, files: &RunFiles) {
-        if let Ok(records) = self.journal.read_run(run_id).await {
-            let _ = files.write_projection("report.tsv", &Report::fold(&records).to_tsv());
-        }
     }
 
     /// Writes every projection file of a run from its log.
