@@ -192,3 +192,24 @@ async fn the_cost_budget_stops_the_run() {
     );
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_that_lingers_after_its_result_is_stopped_and_its_answer_counts() {
+    let scratch = scratch(1);
+    stub_plan(&scratch, &["linger".into()]);
+    let runtime = crate::support::runtime(&scratch);
+    let run = runtime
+        .submit(claude_request(&scratch, &[]))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let steps = runtime.steps(run.id).await.expect("steps");
+    assert_eq!(steps[0].status, loop_core::event::StepStatus::Succeeded);
+    assert!(
+        steps[0].duration_ms.unwrap_or(0) >= 4_000,
+        "stopped after the grace: {:?}",
+        steps[0]
+    );
+    runtime.shutdown().await;
+}

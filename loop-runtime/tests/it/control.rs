@@ -165,3 +165,66 @@ async fn an_unknown_agent_is_refused_at_submit() {
     assert!(bad.to_string().contains("iterations"), "{bad}");
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn runs_of_one_workspace_take_turns_in_submission_order() {
+    use loop_runtime::QueuePolicy;
+    for policy in [QueuePolicy::Fifo, QueuePolicy::NewestFirst] {
+        let scratch = scratch(1);
+        let store = std::sync::Arc::new(loop_store::SqliteStore::open(scratch.db()).expect("log"));
+        let runtime = Runtime::builder()
+            .store(store)
+            .data_dir(scratch.data_dir())
+            .max_concurrency(4)
+            .max_runs_per_workspace(1)
+            .queue_policy(policy)
+            .build()
+            .expect("runtime");
+        // The first claims the workspace; the next three queue behind it.
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let run = runtime
+                .submit(request(&scratch, "one_task.sh", &[("reviewer", "false")]))
+                .await
+                .expect("submit");
+            ids.push(run.id);
+        }
+        for id in &ids {
+            finish(&runtime, *id).await;
+        }
+        let mut spans: Vec<(u64, u64, RunId)> = Vec::new();
+        for id in &ids {
+            let records = runtime.events(*id).await.expect("events");
+            let start = records
+                .iter()
+                .find(|r| matches!(r.event, Event::RunStarted(_)))
+                .expect("started")
+                .seq
+                .0;
+            let end = records
+                .iter()
+                .find(|r| r.event.is_terminal())
+                .expect("ended")
+                .seq
+                .0;
+            spans.push((start, end, *id));
+        }
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].0,
+                "{policy:?}: runs overlapped: {spans:?}"
+            );
+        }
+        let order: Vec<RunId> = spans.iter().map(|s| s.2).collect();
+        // Whichever run the scheduler claimed at the first submit goes first; the queued rest
+        // follow the policy.
+        let queued: Vec<RunId> = order[1..].to_vec();
+        let mut expected: Vec<RunId> = ids.iter().copied().filter(|id| *id != order[0]).collect();
+        if policy == QueuePolicy::NewestFirst {
+            expected.reverse();
+        }
+        assert_eq!(queued, expected, "{policy:?}");
+        runtime.shutdown().await;
+    }
+}

@@ -305,3 +305,27 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+#[tokio::test]
+async fn an_agent_printing_megabytes_of_binary_without_newlines_leaves_the_run_healthy() {
+    let scratch = scratch(1);
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(request(&scratch, "flood.sh", &[("reviewer", "false")]))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let steps = runtime.steps(run.id).await.expect("steps");
+    assert!(steps[0].output_bytes > 8_000_000, "{:?}", steps[0]);
+    let tail = std::fs::read_to_string(
+        scratch
+            .workspace()
+            .join("logs/loop")
+            .join(format!("run-{}", run.id))
+            .join("iter-01-impl.tail.txt"),
+    )
+    .expect("the tail is text");
+    assert!(tail.lines().count() <= 200);
+    runtime.shutdown().await;
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Speaks Claude Code's stream-json. What each call does is read from ./.stub-plan in the working
-# directory, one line per call: `overloaded`, `limit:<epoch seconds>`, or `task` (the default
-# once the lines run out): do one plan task, or claim completion when none is left. Every
+# directory, one line per call: `overloaded`, `limit:<epoch seconds>`, `linger` (a task, then
+# no exit), or `task` (the default once the lines run out): do one plan task, or claim completion when none is left. Every
 # successful call reports a cost of $STUB_COST (0.6 unless set in .stub-cost).
 cat > /dev/null
 calls="$LOOP_RUN_DIR/claude-calls"
@@ -9,6 +9,8 @@ n=$(cat "$calls" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > "$calls"
 mode=$(sed -n "${n}p" .stub-plan 2>/dev/null)
+linger=no
+if [ "$mode" = linger ]; then linger=yes; mode=task; fi
 cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
 [ -n "$mode" ] || mode=task
 
@@ -38,3 +40,5 @@ fi
 echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"Working.\"}]}}"
 echo "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"content\":\"Claude AI usage limit reached|1\"}]}}"
 printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"stub-session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"
+# Some versions print their result and then never exit.
+if [ "$linger" = yes ]; then sleep 300; fi
