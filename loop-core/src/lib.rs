@@ -22,6 +22,7 @@ pub mod spec;
 pub mod state;
 pub mod time;
 pub mod watchdog;
+pub mod worktree_path;
 
 pub use decide::{Command, decide};
 pub use error::DomainError;

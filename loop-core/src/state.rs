@@ -211,6 +211,7 @@ impl RunState {
             Event::RunFailed(_) => self.status = Some(RunStatus::Failed),
             Event::RunCanceled(_) => self.status = Some(RunStatus::Canceled),
             Event::WorktreeCreated(worktree) => self.worktree = Some(worktree.clone()),
+            Event::WorktreeRemoved(_) => self.worktree = None,
             Event::StepStarted(step) => {
                 self.started_steps.insert(step.step_id);
                 self.open_step = Some(OpenStep {
@@ -224,7 +225,6 @@ impl RunState {
             Event::PostmortemStart(_) => self.postmortem_running = true,
             Event::PostmortemEnd(_) => self.postmortem_running = false,
             Event::WorktreeProviderSelected(_)
-            | Event::WorktreeRemoved(_)
             | Event::AgentRetry(_)
             | Event::AgentWaiting(_)
             | Event::VerificationCommand(_)

@@ -12,9 +12,9 @@ use std::time::Duration;
 use loop_core::completion::{self, Completion};
 use loop_core::config::Config;
 use loop_core::event::{
-    CompletionDetected, CompletionRejected, ExitReason, Phase, RunCompleted, RunCreated,
-    StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal,
-    WorktreeCreated, WorktreeProviderSelected,
+    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, Phase, RunCompleted,
+    RunCreated, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
+    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected,
 };
 use loop_core::layout::step_log_name;
 use loop_core::plan::Plan;
@@ -29,12 +29,13 @@ use crate::agent::{AgentReply, AgentRequest, CallEnd};
 use crate::artifacts::{RunFiles, sha256_hex};
 use crate::error::RuntimeError;
 use crate::git;
+use crate::merge;
 use crate::process::Limits;
 use crate::prompting;
 use crate::runtime::Shared;
 use crate::step_output::StepOutput;
 use crate::verify;
-use crate::worktree::Workspace;
+use crate::worktree::{Workspace, WorktreeProvider};
 
 /// Iterations with no commit and no plan change before the watchdog calls the loop stalled.
 const STALL_AFTER: u32 = 3;
@@ -213,14 +214,7 @@ impl Driver {
                 }
                 Next::Review { iteration } => self.review(iteration, plan.as_ref()).await?,
                 Next::Verify { iteration } => self.verify(iteration).await?,
-                Next::Complete { iteration } => {
-                    let completed = RunCompleted {
-                        exit_reason: ExitReason::CompletePlan,
-                        completed_iteration: iteration,
-                    };
-                    self.record(vec![Command::Complete(completed)]).await?;
-                    Some(DriverEnd::Settled)
-                }
+                Next::Complete { iteration } => Some(self.complete(iteration).await?),
                 Next::RejectCompletion { iteration, reason } => {
                     let rejected = CompletionRejected { iteration, reason };
                     self.record(vec![Command::RejectCompletion(rejected)])
@@ -243,10 +237,10 @@ impl Driver {
     }
 
     async fn prepare_worktree(&mut self) -> Result<Option<DriverEnd>, RuntimeError> {
-        let name = self.config.text("worktree_provider").to_owned();
-        let Some(provider) = self.shared.worktree_provider(&name) else {
+        let Some(provider) = self.choose_provider().await else {
+            let name = self.config.text("worktree_provider");
             let reason = format!(
-                "worktree_provider={name} is not available in this build; use --no-worktree \
+                "worktree_provider={name} is not available: install it, or use --no-worktree \
                  (worktree_provider=none) to work in the workspace itself"
             );
             return self.fail(ExitReason::Failed, reason).await.map(Some);
@@ -258,16 +252,12 @@ impl Driver {
         let workspace: Workspace = match prepared {
             Ok(workspace) => workspace,
             Err(error) => {
-                return self
-                    .fail(
-                        ExitReason::Failed,
-                        format!("cannot prepare the worktree: {error}"),
-                    )
-                    .await
-                    .map(Some);
+                let reason = format!("cannot prepare the worktree: {error}");
+                return self.fail(ExitReason::Failed, reason).await.map(Some);
             }
         };
         self.workdir.clone_from(&workspace.path);
+        self.bring_inputs(&root);
         self.record(vec![
             Command::SelectWorktreeProvider(WorktreeProviderSelected {
                 provider: workspace.provider.clone(),
@@ -282,6 +272,50 @@ impl Driver {
         ])
         .await?;
         Ok(None)
+    }
+
+    /// The configured provider; for `auto`, Worktrunk when it answers, else git.
+    async fn choose_provider(&self) -> Option<Arc<dyn WorktreeProvider>> {
+        match self.config.text("worktree_provider") {
+            "auto" => {
+                if let Some(worktrunk) = self.shared.worktree_provider("worktrunk")
+                    && worktrunk.available(&self.config).await
+                {
+                    return Some(worktrunk);
+                }
+                self.shared.worktree_provider("git")
+            }
+            name => {
+                let provider = self.shared.worktree_provider(name)?;
+                provider.available(&self.config).await.then_some(provider)
+            }
+        }
+    }
+
+    /// Spec, plan and context files that the new worktree lacks (not committed yet) are copied
+    /// in, so the agent edits the run branch's copies.
+    fn bring_inputs(&self, root: &Path) {
+        if self.workdir == root {
+            return;
+        }
+        let context = self.config.text("context_files").to_owned();
+        let inputs = [
+            self.created.spec_path.as_str(),
+            self.created.plan_path.as_str(),
+        ]
+        .into_iter()
+        .chain(context.split_whitespace());
+        for input in inputs {
+            let relative = Path::new(input);
+            let relative = relative.strip_prefix(root).unwrap_or(relative);
+            let (from, to) = (root.join(relative), self.workdir.join(relative));
+            if from.is_file() && !to.exists() {
+                if let Some(parent) = to.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::copy(&from, &to);
+            }
+        }
     }
 
     /// A path of the run's request as seen from the working directory.
@@ -620,6 +654,122 @@ impl Driver {
         commands.push(Command::FinishStep(finished));
         self.record(commands).await?;
         Ok(None)
+    }
+
+    /// Merges when a target is set, then completes; a merge that does not land fails the run.
+    async fn complete(&mut self, iteration: u32) -> Result<DriverEnd, RuntimeError> {
+        let target = self.config.text("merge_target_branch").to_owned();
+        let strategy = self.config.text("merge_strategy").to_owned();
+        let state = self.shared.journal.state(self.run_id).await?;
+        let worktree = state.worktree().filter(|w| w.provider != "none").cloned();
+        let mut commands = Vec::new();
+        if let Some(worktree) = worktree.filter(|_| !target.is_empty() && strategy != "none") {
+            match self.merge(iteration, &worktree, &target, &strategy).await? {
+                None => return Ok(DriverEnd::Stopped),
+                Some(Ok(commit)) => commands.push(Command::Merge(MergeFinished {
+                    strategy,
+                    commit: Some(commit),
+                    conflict: None,
+                })),
+                Some(Err(failure)) => {
+                    let at_ms = self.now();
+                    self.record(vec![
+                        Command::Merge(MergeFinished {
+                            strategy,
+                            commit: None,
+                            conflict: Some(failure.detail.clone()),
+                        }),
+                        Command::Fail {
+                            exit_reason: ExitReason::Failed,
+                            reason: format!("merge_failed:{}: {}", failure.code, failure.detail),
+                            at_ms,
+                        },
+                    ])
+                    .await?;
+                    return Ok(DriverEnd::Settled);
+                }
+            }
+        }
+        commands.push(Command::Complete(RunCompleted {
+            exit_reason: ExitReason::CompletePlan,
+            completed_iteration: iteration,
+        }));
+        self.record(commands).await?;
+        Ok(DriverEnd::Settled)
+    }
+
+    /// The merge step: `None` when stopped from outside.
+    async fn merge(
+        &mut self,
+        iteration: u32,
+        worktree: &WorktreeCreated,
+        target: &str,
+        strategy: &str,
+    ) -> Result<Option<Result<String, merge::MergeFailure>>, RuntimeError> {
+        let step_id = new_step_id();
+        let log_name = step_log_name(iteration, Phase::Merge);
+        let log_path = self.files.path(&log_name);
+        self.record(vec![Command::StartStep(StepStarted {
+            step_id,
+            phase: Phase::Merge,
+            iteration,
+            attempt: 1,
+            prompt_path: None,
+        })])
+        .await?;
+        let mut output =
+            StepOutput::create(self.run_id, step_id, &log_path, self.shared.live.clone())
+                .map_err(io_error(&log_name))?;
+        let repo = git::run(
+            &self.workdir,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )
+        .await
+        .map(|common| {
+            PathBuf::from(common)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|_| PathBuf::from(&self.created.workspace_root));
+        let scratch = self
+            .shared
+            .data_dir
+            .join("merge")
+            .join(self.run_id.to_string());
+        let message = format!("loop: {} (run {})", self.created.name, self.run_id);
+        let verify_cmds = self.config.verify_cmds();
+        let env = self.env(iteration, Phase::Merge);
+        let timeout = match self.config.count("verify_timeout_sec") {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
+        let plan = merge::MergePlan {
+            repo: &repo,
+            run_branch: &worktree.run_branch,
+            base_branch: &worktree.base_branch,
+            target,
+            strategy,
+            message: &message,
+            verify_cmds: &verify_cmds,
+            verify_timeout: timeout,
+            env: &env,
+            scratch: &scratch,
+        };
+        let result = merge::merge(&plan, &mut output, &self.cancel).await;
+        if self.cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let (bytes, lines) = output.finish().map_err(io_error(&log_name))?;
+        let mut finished = self
+            .finished(step_id, Phase::Merge, &log_path, bytes, lines)
+            .await?;
+        if let Err(failure) = &result {
+            finished.status = StepStatus::Failed;
+            finished.message = Some(format!("merge_failed:{}: {}", failure.code, failure.detail));
+        }
+        self.record(vec![Command::FinishStep(finished)]).await?;
+        Ok(Some(result))
     }
 
     async fn rewrite_prompt(&mut self, signals: &str) -> Result<(), RuntimeError> {

@@ -1,28 +1,93 @@
-//! The little git the runtime reads: the current branch and `HEAD`.
+//! The git the runtime runs: a command in a directory, its output or a clear error.
 
 use std::path::Path;
 
-async fn git(dir: &Path, args: &[&str]) -> Option<String> {
+/// A git command that failed, with what it said.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`git {command}` in {dir} failed: {stderr}")]
+pub struct GitError {
+    pub command: String,
+    pub dir: String,
+    pub stderr: String,
+}
+
+/// Runs `git <args>` in `dir`; its trimmed stdout, or why it failed.
+pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let error = |stderr: String| GitError {
+        command: args.join(" "),
+        dir: dir.display().to_string(),
+        stderr,
+    };
     let output = tokio::process::Command::new("git")
         .args(args)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .await
-        .ok()?;
+        .map_err(|e| error(e.to_string()))?;
     if !output.status.success() {
-        return None;
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        return Err(error(if stderr.is_empty() { stdout } else { stderr }));
     }
-    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    (!text.is_empty()).then_some(text)
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned())
+}
+
+async fn optional(dir: &Path, args: &[&str]) -> Option<String> {
+    run(dir, args).await.ok().filter(|text| !text.is_empty())
 }
 
 /// The branch checked out in `dir`; `None` outside a repository or on a detached `HEAD`.
 pub async fn current_branch(dir: &Path) -> Option<String> {
-    git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await
+    optional(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await
 }
 
 /// The commit `HEAD` points at; `None` outside a repository or before the first commit.
 pub async fn head(dir: &Path) -> Option<String> {
-    git(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]).await
+    optional(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]).await
+}
+
+/// The commit a branch points at, if the branch exists.
+pub async fn branch_commit(dir: &Path, branch: &str) -> Option<String> {
+    optional(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
+    )
+    .await
+}
+
+/// A worktree as `git worktree list --porcelain` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worktree {
+    pub path: String,
+    pub branch: Option<String>,
+}
+
+pub async fn worktrees(dir: &Path) -> Result<Vec<Worktree>, GitError> {
+    let text = run(dir, &["worktree", "list", "--porcelain"]).await?;
+    let mut list = Vec::new();
+    let mut current: Option<Worktree> = None;
+    for line in text.lines() {
+        if let Some(path) = line.strip_prefix("worktree ") {
+            list.extend(current.take());
+            current = Some(Worktree {
+                path: path.to_owned(),
+                branch: None,
+            });
+        } else if let Some(branch) = line.strip_prefix("branch refs/heads/")
+            && let Some(worktree) = current.as_mut()
+        {
+            worktree.branch = Some(branch.to_owned());
+        }
+    }
+    list.extend(current);
+    Ok(list)
 }

@@ -32,6 +32,7 @@ mod driver;
 mod error;
 mod git;
 mod journal;
+mod merge;
 mod output;
 pub mod process;
 mod prompting;

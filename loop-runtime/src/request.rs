@@ -56,6 +56,12 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         layers.push(layer);
     }
     let config = Config::resolve(&layers);
+    // A template mistake is reported now, not when the worktree is made.
+    loop_core::worktree_path::render(config.text("worktree_path_template"), "repo", "run/name")
+        .map_err(|error| RuntimeError::InvalidRequest {
+            what: "worktree_path_template".to_owned(),
+            reason: error.to_string(),
+        })?;
 
     let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"));
     let Some(spec) = spec else {

@@ -28,7 +28,7 @@ use crate::output::OutputStream;
 use crate::request::{self, RunRequest};
 use crate::step_output::Chunk;
 use crate::stream::EventStream;
-use crate::worktree::{InPlace, WorktreeProvider};
+use crate::worktree::{GitWorktrees, InPlace, WorktreeProvider};
 
 /// The order in which pending runs are claimed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +72,47 @@ impl Shared {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes a FAILED or CANCELED run's worktree when `worktree_cleanup` says so, and records
+    /// it. A COMPLETED run keeps its worktree for review.
+    pub(crate) async fn cleanup_worktree(&self, run_id: RunId) -> Result<(), RuntimeError> {
+        let state = self.journal.state(run_id).await?;
+        let (Some(created), Some(worktree)) = (state.created(), state.worktree()) else {
+            return Ok(());
+        };
+        let config = Config::from_frozen(&created.config);
+        let ended_badly = matches!(
+            state.status(),
+            Some(RunStatus::Failed | RunStatus::Canceled)
+        );
+        if !ended_badly || !config.flag("worktree_cleanup") || worktree.provider == "none" {
+            return Ok(());
+        }
+        let Some(provider) = self.worktree_provider(&worktree.provider) else {
+            return Ok(());
+        };
+        let workspace = crate::worktree::Workspace {
+            provider: worktree.provider.clone(),
+            path: PathBuf::from(&worktree.path),
+            base_branch: worktree.base_branch.clone(),
+            run_branch: worktree.run_branch.clone(),
+            reused: worktree.reused,
+        };
+        provider
+            .remove(&workspace)
+            .await
+            .map_err(|error| RuntimeError::InvalidRequest {
+                what: "worktree".to_owned(),
+                reason: error.to_string(),
+            })?;
+        let removed = loop_core::event::WorktreeRemoved {
+            path: worktree.path.clone(),
+        };
+        self.journal
+            .execute(run_id, vec![Command::RemoveWorktree(removed)])
+            .await?;
+        Ok(())
     }
 
     /// Writes every projection file of a run from its log.
@@ -225,6 +266,7 @@ impl Runtime {
         agents.insert("codex".to_owned(), Arc::new(crate::agent::CodexAgent));
         let mut providers: HashMap<String, Arc<dyn WorktreeProvider>> = HashMap::new();
         providers.insert("none".to_owned(), Arc::new(InPlace));
+        providers.insert("git".to_owned(), Arc::new(GitWorktrees));
         RuntimeBuilder {
             store: None,
             data_dir: None,
@@ -555,6 +597,7 @@ async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
         }
     };
     if settled {
+        let _ = shared.cleanup_worktree(run_id).await;
         let _ = shared.write_projections(run_id).await;
         shared.running().remove(&run_id);
         let _ = shared.settled.send(run_id);

@@ -8,6 +8,10 @@ use loop_core::config::Config;
 
 use crate::agent::BoxFuture;
 
+mod git;
+
+pub use git::GitWorktrees;
+
 /// A run's working tree, once prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workspace {
@@ -35,6 +39,10 @@ pub trait WorktreeProvider: Send + Sync + std::fmt::Debug {
         config: &'a Config,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>>;
     fn remove<'a>(&'a self, workspace: &'a Workspace) -> BoxFuture<'a, Result<(), WorktreeError>>;
+    /// Whether the provider can work here (`auto` asks Worktrunk before falling back to git).
+    fn available<'a>(&'a self, _config: &'a Config) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
 }
 
 /// Works in the workspace itself: nothing to create, nothing to remove.

@@ -6,3 +6,4 @@ mod control;
 mod loop_runs;
 mod output;
 mod support;
+mod worktrees;

@@ -1,0 +1,271 @@
+//! `worktree_provider=git`: a branch and a worktree per run, made with plain git.
+//!
+//! The run branch is `run_branch_prefix` + the run name's slug, with `-2`, `-3`, … when taken by
+//! a branch or a worktree. The branch remembers its run (`git config branch.<b>.loop-run`), so a
+//! run restarted before its worktree was recorded finds its own branch again instead of taking a
+//! new one. A directory at the computed path is reused only when it is a worktree on the run's
+//! branch; anything else there is an error and is left alone.
+
+use std::path::{Component, Path, PathBuf};
+
+use loop_core::RunId;
+use loop_core::config::Config;
+use loop_core::worktree_path;
+
+use crate::agent::BoxFuture;
+use crate::git;
+use crate::request::slug;
+use crate::worktree::{Workspace, WorktreeError, WorktreeProvider};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GitWorktrees;
+
+impl WorktreeProvider for GitWorktrees {
+    fn name(&self) -> &str {
+        "git"
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        workspace_root: &'a Path,
+        run_id: RunId,
+        run_name: &'a str,
+        config: &'a Config,
+    ) -> BoxFuture<'a, Result<Workspace, WorktreeError>> {
+        Box::pin(prepare(workspace_root, run_id, run_name, config))
+    }
+
+    fn remove<'a>(&'a self, workspace: &'a Workspace) -> BoxFuture<'a, Result<(), WorktreeError>> {
+        Box::pin(async move {
+            let path = workspace.path.to_string_lossy();
+            if !workspace.path.exists() {
+                return Ok(());
+            }
+            let repo = git::run(&workspace.path, &["rev-parse", "--git-common-dir"])
+                .await
+                .map_err(|e| WorktreeError(e.to_string()))?;
+            let repo = absolute(&workspace.path, Path::new(&repo));
+            git::run(&repo, &["worktree", "remove", "--force", &path])
+                .await
+                .map_err(|e| WorktreeError(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
+
+fn err(error: git::GitError) -> WorktreeError {
+    WorktreeError(error.to_string())
+}
+
+async fn prepare(
+    workspace_root: &Path,
+    run_id: RunId,
+    run_name: &str,
+    config: &Config,
+) -> Result<Workspace, WorktreeError> {
+    let root = git::run(workspace_root, &["rev-parse", "--show-toplevel"])
+        .await
+        .map_err(|_| {
+            WorktreeError(format!(
+                "{} is not in a git repository: use --no-worktree to work in it directly",
+                workspace_root.display()
+            ))
+        })?;
+    let root = PathBuf::from(root);
+    let base = base_branch(&root, config).await?;
+    let branch = match own_branch(&root, run_id).await {
+        Some(branch) => branch,
+        None => {
+            free_branch(
+                &root,
+                &format!("{}{}", config.text("run_branch_prefix"), slug(run_name)),
+            )
+            .await?
+        }
+    };
+    let repo_name = root
+        .file_name()
+        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
+    let rendered =
+        worktree_path::render(config.text("worktree_path_template"), &repo_name, &branch)
+            .map_err(|e| WorktreeError(e.to_string()))?;
+    let path = absolute(&root, Path::new(&rendered));
+
+    let existing = git::worktrees(&root).await.map_err(err)?;
+    let at_path = existing.iter().find(|w| Path::new(&w.path) == path);
+    let reused = match (at_path, path.exists()) {
+        (Some(worktree), _) if worktree.branch.as_deref() == Some(&branch) => true,
+        (Some(worktree), _) => {
+            return Err(WorktreeError(format!(
+                "{} is a worktree on {}, not on the run's branch {branch}; it was left alone",
+                path.display(),
+                worktree.branch.as_deref().unwrap_or("a detached HEAD")
+            )));
+        }
+        (None, true) => {
+            return Err(WorktreeError(format!(
+                "{} already exists and is not this run's worktree; it was left alone \
+                 (remove it, or change worktree_path_template)",
+                path.display()
+            )));
+        }
+        (None, false) => false,
+    };
+    if !reused {
+        let path_text = path.to_string_lossy();
+        if git::branch_commit(&root, &branch).await.is_some() {
+            git::run(&root, &["worktree", "add", &path_text, &branch])
+                .await
+                .map_err(err)?;
+        } else {
+            git::run(
+                &root,
+                &["worktree", "add", "-b", &branch, &path_text, &base],
+            )
+            .await
+            .map_err(err)?;
+        }
+        git::run(
+            &root,
+            &[
+                "config",
+                &format!("branch.{branch}.loop-run"),
+                &run_id.to_string(),
+            ],
+        )
+        .await
+        .map_err(err)?;
+        copy_included(&root, &path).await?;
+    }
+    Ok(Workspace {
+        provider: "git".to_owned(),
+        path,
+        base_branch: base,
+        run_branch: branch,
+        reused,
+    })
+}
+
+/// `base_branch`, else the workspace's branch, else the remote's HEAD, `main`, `master`.
+pub(crate) async fn base_branch(root: &Path, config: &Config) -> Result<String, WorktreeError> {
+    if !config.text("base_branch").is_empty() {
+        return Ok(config.text("base_branch").to_owned());
+    }
+    if let Some(branch) = git::current_branch(root).await {
+        return Ok(branch);
+    }
+    if let Ok(remote_head) = git::run(
+        root,
+        &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
+    )
+    .await
+        && let Some(branch) = remote_head.strip_prefix("origin/")
+    {
+        return Ok(branch.to_owned());
+    }
+    for candidate in ["main", "master"] {
+        if git::branch_commit(root, candidate).await.is_some() {
+            return Ok(candidate.to_owned());
+        }
+    }
+    Err(WorktreeError(format!(
+        "cannot tell which branch to start from in {}: set base_branch",
+        root.display()
+    )))
+}
+
+/// The branch an earlier attempt of this run created, if any.
+async fn own_branch(root: &Path, run_id: RunId) -> Option<String> {
+    let text = git::run(root, &["config", "--get-regexp", r"^branch\..*\.loop-run$"])
+        .await
+        .ok()?;
+    let run = run_id.to_string();
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (value == run).then(|| {
+            key.strip_prefix("branch.")?
+                .strip_suffix(".loop-run")
+                .map(str::to_owned)
+        })?
+    })
+}
+
+/// `wanted`, or `wanted-2`, `wanted-3`, … whichever no branch or worktree has.
+async fn free_branch(root: &Path, wanted: &str) -> Result<String, WorktreeError> {
+    let branches = git::run(
+        root,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads"],
+    )
+    .await
+    .map_err(err)?;
+    let taken: Vec<String> = branches
+        .lines()
+        .map(str::to_owned)
+        .chain(
+            git::worktrees(root)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter_map(|w| w.branch),
+        )
+        .collect();
+    let mut candidate = wanted.to_owned();
+    let mut n = 1;
+    while taken.contains(&candidate) {
+        n += 1;
+        candidate = format!("{wanted}-{n}");
+    }
+    Ok(candidate)
+}
+
+/// Copies the untracked files `.worktreeinclude` names (gitignore syntax) into the worktree:
+/// the `.env` files and local settings an agent needs that git does not carry.
+async fn copy_included(root: &Path, worktree: &Path) -> Result<(), WorktreeError> {
+    let include = root.join(".worktreeinclude");
+    if !include.is_file() {
+        return Ok(());
+    }
+    let include = include.to_string_lossy();
+    let files = git::run(
+        root,
+        &[
+            "ls-files",
+            "--others",
+            "--ignored",
+            "-z",
+            &format!("--exclude-from={include}"),
+        ],
+    )
+    .await
+    .map_err(err)?;
+    for file in files.split('\0').filter(|f| !f.is_empty()) {
+        let target = worktree.join(file);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| WorktreeError(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::copy(root.join(file), &target)
+            .map_err(|e| WorktreeError(format!("copy {file} into the worktree: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `path` against `base`, with `.` and `..` resolved lexically.
+pub(crate) fn absolute(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    };
+    let mut out = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
