@@ -4,7 +4,7 @@ use crate::error::DomainError;
 use crate::event::{
     AgentRetry, AgentWaiting, ArtifactWritten, CompletionDetected, CompletionRejected, Event,
     ExitReason, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled,
-    RunCompleted, RunCreated, RunFailed, RunPaused, RunResumed, RunRetried, RunStarted,
+    RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted,
     StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal,
     WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
@@ -15,6 +15,8 @@ use crate::state::RunState;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Create(RunCreated),
+    /// The run's final name.
+    Name(RunNamed),
     /// The scheduler claimed the run.
     Start,
     /// Stop the agent now; the open step, if any, is recorded as CANCELED.
@@ -66,6 +68,7 @@ pub enum Command {
 pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainError> {
     let (events, at_ms) = match command {
         Command::Create(created) => (vec![created.into()], state.last_ts_ms()),
+        Command::Name(named) => single(state, named),
         Command::Start => single(state, RunStarted {}),
         Command::Pause { reason, at_ms } => (
             closing(

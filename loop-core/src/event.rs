@@ -126,6 +126,7 @@ macro_rules! events {
 
 events! {
     RunCreated => "RUN_CREATED",
+    RunNamed => "RUN_NAMED",
     RunStarted => "RUN_STARTED",
     RunPaused => "RUN_PAUSED",
     RunResumed => "RUN_RESUMED",

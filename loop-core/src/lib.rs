@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod layout;
+pub mod naming;
 pub mod plan;
 pub mod progress;
 pub mod projection;

@@ -204,6 +204,12 @@ impl RunState {
                 self.status = Some(RunStatus::Pending);
                 self.created = Some(created.clone());
             }
+            Event::RunNamed(named) => {
+                if let Some(created) = self.created.as_mut() {
+                    created.name.clone_from(&named.name);
+                    created.name_source = named.name_source;
+                }
+            }
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = Some(RunStatus::Running),
             Event::RunPaused(_) => self.status = Some(RunStatus::Paused),
             Event::RunRetried(_) => self.status = Some(RunStatus::Pending),
@@ -269,6 +275,7 @@ impl RunState {
             Event::RunCreated(_) => Err(DomainError::AlreadyCreated {
                 run_id: self.run_id.expect("a created run has an id"),
             }),
+            Event::RunNamed(_) => require("name", &[Pending, Running, Paused]),
             Event::RunStarted(_) => require("start", &[Pending]),
             Event::RunPaused(_) => {
                 require("pause", &[Running])?;

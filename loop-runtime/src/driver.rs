@@ -12,11 +12,12 @@ use std::time::Duration;
 use loop_core::completion::{self, Completion};
 use loop_core::config::Config;
 use loop_core::event::{
-    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, Phase, RunCompleted,
-    RunCreated, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
-    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected,
+    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, NameSource, Phase,
+    RunCompleted, RunCreated, RunNamed, StepFinished, StepStarted, StepStatus, VerificationCommand,
+    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected,
 };
 use loop_core::layout::step_log_name;
+use loop_core::naming;
 use loop_core::plan::Plan;
 use loop_core::progress::{LoopProgress, Next, next};
 use loop_core::projection::{Report, ReportRow};
@@ -43,6 +44,8 @@ const STALL_AFTER: u32 = 3;
 const MAX_TRANSIENT_RETRIES: u32 = 8;
 /// The longest backoff between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// The longest a naming call may take.
+const NAMING_TIMEOUT: Duration = Duration::from_secs(60);
 /// A `result` line ends an agent call this long after it arrives, exited or not.
 const AFTER_RESULT: Duration = Duration::from_secs(5);
 
@@ -75,6 +78,8 @@ pub(crate) struct Driver {
     config: Config,
     files: RunFiles,
     progress: LoopProgress,
+    /// The run has had its naming call (or never needs one).
+    named: bool,
     /// `report.tsv` as folded so far, and how many of its rows are in the file.
     report: Report,
     report_rows_written: Option<usize>,
@@ -97,6 +102,9 @@ impl Driver {
         let records = shared.journal.read_run(run_id).await?;
         let mut driver = Driver {
             progress: LoopProgress::fold(&records),
+            named: records
+                .iter()
+                .any(|r| matches!(r.event, loop_core::Event::RunNamed(_))),
             report: Report::fold(&records),
             report_rows_written: None,
             workdir: PathBuf::from(&created.workspace_root),
@@ -184,6 +192,7 @@ impl Driver {
                 )
                 .await;
         }
+        self.name_run(&state).await?;
         match state.worktree() {
             Some(worktree) => self.workdir = PathBuf::from(&worktree.path),
             None => {
@@ -233,6 +242,94 @@ impl Driver {
             if let Some(end) = end {
                 return Ok(end);
             }
+        }
+    }
+
+    /// `run_naming_mode=haiku`: a short call of the run's agent proposes a name before the
+    /// branch is made from it. Any failure keeps the spec slug, recorded as the source. Only
+    /// the claude and codex adapters are asked: a generic command agent is not a namer.
+    async fn name_run(&mut self, state: &loop_core::RunState) -> Result<(), RuntimeError> {
+        let Some(created) = state.created() else {
+            return Ok(());
+        };
+        let agent_name = self.config.text("agent").to_owned();
+        let wanted = created.name_source == NameSource::SpecSlug
+            && self.config.text("run_naming_mode") == "haiku"
+            && matches!(agent_name.as_str(), "claude" | "codex");
+        if !wanted || self.named {
+            return Ok(());
+        }
+        let proposed = match self.shared.agent(&agent_name) {
+            Some(agent) => self.ask_for_name(agent.as_ref()).await,
+            None => None,
+        };
+        let named = match proposed {
+            Some(name) => RunNamed {
+                name,
+                name_source: NameSource::Haiku,
+            },
+            None => RunNamed {
+                name: created.name.clone(),
+                name_source: NameSource::SpecSlug,
+            },
+        };
+        self.created.name.clone_from(&named.name);
+        self.named = true;
+        self.record(vec![Command::Name(named)]).await?;
+        Ok(())
+    }
+
+    async fn ask_for_name(&self, agent: &dyn crate::agent::Agent) -> Option<String> {
+        let spec_path = self.in_workdir(&self.created.spec_path);
+        let spec = tokio::fs::read_to_string(spec_path)
+            .await
+            .unwrap_or_default();
+        let header = loop_core::spec::SpecHeader::parse(&spec);
+        let prompt = naming::naming_prompt(header.title.as_deref(), &spec);
+        let prompt_file = self.files.path("naming-prompt.txt");
+        std::fs::write(&prompt_file, &prompt).ok()?;
+        let mut output = StepOutput::create(
+            self.run_id,
+            new_step_id(),
+            &self.files.path("naming.log"),
+            self.shared.live.clone(),
+        )
+        .ok()?;
+        let timeout = match self.config.count("claude_timeout_sec") {
+            0 => NAMING_TIMEOUT,
+            secs => Duration::from_secs(secs).min(NAMING_TIMEOUT),
+        };
+        let mut env = self.env(0, Phase::Implementation);
+        for (key, value) in &mut env {
+            if key == "LOOP_PHASE" {
+                *value = "naming".to_owned();
+            }
+        }
+        let config = self.config.clone();
+        let reply = agent
+            .call(AgentRequest {
+                prompt: &prompt,
+                prompt_file: &prompt_file,
+                model: self.config.text("run_naming_model"),
+                workdir: &self.workdir,
+                env: &env,
+                config: &config,
+                raw_path: &self.files.path("naming.jsonl"),
+                output: &mut output,
+                limits: Limits {
+                    timeout: Some(timeout),
+                    idle: None,
+                    after_done: Some(AFTER_RESULT),
+                },
+                cancel: &self.cancel,
+                now_ms: self.now(),
+            })
+            .await
+            .ok()?;
+        let _ = output.finish();
+        match reply.end {
+            CallEnd::Success => naming::proposed_name(&reply.answer),
+            _ => None,
         }
     }
 

@@ -78,6 +78,16 @@ pub enum NameSource {
     Explicit,
 }
 
+impl NameSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Haiku => "haiku",
+            NameSource::SpecSlug => "spec_slug",
+            NameSource::Explicit => "explicit",
+        }
+    }
+}
+
 /// Which copy of the run directory an artifact was written to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +136,13 @@ pub struct RunCreated {
     /// Every configuration key with its resolved value; later config changes never reach this run.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+}
+
+/// The run got its final name (from a short agent call, or the spec slug when that failed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunNamed {
+    pub name: String,
+    pub name_source: NameSource,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

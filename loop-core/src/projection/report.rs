@@ -192,6 +192,7 @@ impl Report {
                 },
             ),
             Event::RunCreated(_)
+            | Event::RunNamed(_)
             | Event::WorktreeProviderSelected(_)
             | Event::WorktreeCreated(_)
             | Event::WorktreeRemoved(_)

@@ -41,6 +41,7 @@ fn describe(event: &Event) -> String {
             "{} in {} (spec {}, plan {})",
             e.name, e.workspace_root, e.spec_path, e.plan_path
         ),
+        Event::RunNamed(e) => format!("{} ({})", e.name, e.name_source.as_str()),
         Event::RunStarted(_) | Event::RunResumed(_) | Event::RunRetried(_) => String::new(),
         Event::RunPaused(e) => e.reason.clone().unwrap_or_default(),
         Event::RunCanceled(e) => e.reason.clone().unwrap_or_default(),

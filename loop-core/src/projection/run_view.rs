@@ -128,6 +128,10 @@ impl RunView {
         self.version = record.version;
         match &record.event {
             Event::RunCreated(_) => {}
+            Event::RunNamed(named) => {
+                self.name.clone_from(&named.name);
+                self.name_source = named.name_source;
+            }
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = RunStatus::Running,
             Event::RunPaused(_) => self.status = RunStatus::Paused,
             Event::RunRetried(_) => {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
     CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
-    PostmortemStart, PostmortemStatus, ReviewAction, RunCompleted, RunCreated, SCHEMA,
+    PostmortemStart, PostmortemStatus, ReviewAction, RunCompleted, RunCreated, RunNamed, SCHEMA,
     StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand, WatchdogRewrite,
     WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
@@ -61,6 +61,7 @@ pub enum Intent {
         end: PostmortemEnd,
     },
     Create(RunCreated),
+    Name(RunNamed),
     Start,
     Pause(Option<String>),
     Resume,
@@ -285,6 +286,8 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
     prop_oneof![
         24 => advance,
         1 => run_created().prop_map(Intent::Create),
+        1 => (text(), proptest::sample::select(vec![NameSource::Haiku, NameSource::SpecSlug]))
+            .prop_map(|(name, name_source)| Intent::Name(RunNamed { name, name_source })),
         2 => Just(Intent::Start),
         1 => of(text()).prop_map(Intent::Pause),
         2 => Just(Intent::Resume),
@@ -517,6 +520,7 @@ fn other_phase(phase: Phase) -> Phase {
 pub fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Create(_) => "Create",
+        Command::Name(_) => "Name",
         Command::Start => "Start",
         Command::Pause { .. } => "Pause",
         Command::Resume => "Resume",
@@ -546,7 +550,7 @@ pub fn command_name(command: &Command) -> &'static str {
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 26;
+pub const COMMAND_VARIANTS: usize = 27;
 
 /// What became of one command.
 #[derive(Clone, Debug)]
@@ -608,6 +612,7 @@ impl Driver {
                 end,
             } => self.advance(step, outcome, postmortem, end),
             Intent::Create(created) => Command::Create(created),
+            Intent::Name(named) => Command::Name(named),
             Intent::Start => Command::Start,
             Intent::Pause(reason) => Command::Pause { reason, at_ms },
             Intent::Resume => Command::Resume,

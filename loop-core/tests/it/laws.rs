@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
-    CompletionRejected, ExitReason, MergeFinished, Phase, PostmortemEnd, PostmortemStart,
-    PostmortemStatus, ReviewAction, RunCanceled, RunCompleted, RunCreated, RunFailed, RunPaused,
-    RunResumed, RunRetried, RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand,
-    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
+    PostmortemStart, PostmortemStatus, ReviewAction, RunCanceled, RunCompleted, RunCreated,
+    RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted,
+    StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
     REPORT_HEADER, Report, RunLog, RunView, StepView, Summary, events_jsonl,
@@ -400,6 +401,11 @@ fn probes(driver: &Driver) -> Vec<Event> {
             spec_path: "spec.md".into(),
             plan_path: "plan.md".into(),
             config: BTreeMap::new(),
+        }
+        .into(),
+        RunNamed {
+            name: "quiet-harbor".into(),
+            name_source: NameSource::Haiku,
         }
         .into(),
         RunStarted {}.into(),

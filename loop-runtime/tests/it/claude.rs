@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_core::event::{Event, ExitReason, Phase};
+use loop_core::event::{Event, ExitReason, NameSource, Phase};
 use loop_core::{RunId, RunStatus};
 use loop_runtime::Runtime;
 use loop_runtime::clock::{Clock, ManualClock};
@@ -211,5 +211,57 @@ async fn an_agent_that_lingers_after_its_result_is_stopped_and_its_answer_counts
         "stopped after the grace: {:?}",
         steps[0]
     );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_is_named_by_the_agent_and_falls_back_to_the_spec_slug() {
+    for (stub_name, expected, source) in [
+        (
+            "quiet-harbor-lights",
+            "quiet-harbor-lights",
+            NameSource::Haiku,
+        ),
+        ("not a name at all", "feature", NameSource::SpecSlug),
+        ("fail", "feature", NameSource::SpecSlug),
+        ("hang", "feature", NameSource::SpecSlug),
+    ] {
+        let scratch = scratch(1);
+        stub_plan(&scratch, &[]);
+        std::fs::write(scratch.workspace().join(".stub-name"), stub_name).expect("stub name");
+        let runtime = crate::support::runtime(&scratch);
+        let config = [("run_naming_mode", "haiku"), ("claude_timeout_sec", "2")];
+        let run = runtime
+            .submit(claude_request(&scratch, &config))
+            .await
+            .expect("submit");
+        // Creating the run did not wait for a name.
+        assert_eq!(run.name, "feature");
+        let done = finish(&runtime, run.id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{stub_name}: {done:?}");
+        assert_eq!(
+            (done.name.as_str(), done.name_source),
+            (expected, source),
+            "{stub_name}"
+        );
+        runtime.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_name_is_never_replaced() {
+    let scratch = scratch(1);
+    stub_plan(&scratch, &[]);
+    let runtime = crate::support::runtime(&scratch);
+    let mut request = claude_request(&scratch, &[("run_naming_mode", "haiku")]);
+    request.name = Some("my-own-name".to_owned());
+    let run = runtime.submit(request).await.expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(
+        (done.name.as_str(), done.name_source),
+        ("my-own-name", NameSource::Explicit)
+    );
+    let records = events_of(&runtime, run.id).await;
+    assert_eq!(count(&records, |e| matches!(e, Event::RunNamed(_))), 0);
     runtime.shutdown().await;
 }

@@ -92,6 +92,7 @@ pub fn request(scratch: &Scratch, agent_script: &str, config: &[(&str, &str)]) -
         ("postmortem", "false"),
         ("claude_retry_backoff_sec", "0"),
         ("agent_idle_timeout_sec", "0"),
+        ("run_naming_mode", "spec_slug"),
     ] {
         layer.insert(key.to_owned(), value.to_owned());
     }

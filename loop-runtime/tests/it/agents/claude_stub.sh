@@ -1,9 +1,20 @@
 #!/bin/sh
 # Speaks Claude Code's stream-json. What each call does is read from ./.stub-plan in the working
 # directory, one line per call: `overloaded`, `limit:<epoch seconds>`, `linger` (a task, then
-# no exit), or `task` (the default once the lines run out): do one plan task, or claim completion when none is left. Every
-# successful call reports a cost of $STUB_COST (0.6 unless set in .stub-cost).
+# no exit), or `task` (the default once the lines run out): do one plan task, or claim
+# completion when none is left. Every successful call reports a cost of 0.6 (or ./.stub-cost).
 cat > /dev/null
+echo '{"type":"system","subtype":"init","session_id":"stub-session","model":"opus","cwd":".","tools":[]}'
+if [ "$LOOP_PHASE" = naming ]; then
+  # The naming call: ./.stub-name says `fail`, `hang`, or the name to propose.
+  name=$(cat .stub-name 2>/dev/null || echo quiet-harbor-lights)
+  case "$name" in
+    fail) echo "naming broke" >&2; exit 1 ;;
+    hang) sleep 300 ;;
+  esac
+  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"$name\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0.01}"
+  exit 0
+fi
 calls="$LOOP_RUN_DIR/claude-calls"
 n=$(cat "$calls" 2>/dev/null || echo 0)
 n=$((n + 1))
@@ -13,8 +24,6 @@ linger=no
 if [ "$mode" = linger ]; then linger=yes; mode=task; fi
 cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
 [ -n "$mode" ] || mode=task
-
-echo '{"type":"system","subtype":"init","session_id":"stub-session","model":"opus","cwd":".","tools":[]}'
 case "$mode" in
   overloaded)
     echo '{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text","text":"API Error: Repeated 529 Overloaded errors"}]},"is_api_error_message":true}'
