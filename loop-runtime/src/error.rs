@@ -28,6 +28,15 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A merge on demand did not land (a conflict, a failing check, a moved target); the
+    /// target is where it was. `code` is `conflict`, `verification`, `target_checked_out`,
+    /// `target_moved` or `git`.
+    #[error("the merge of run {run_id} did not land ({code}): {detail}")]
+    MergeFailed {
+        run_id: RunId,
+        code: &'static str,
+        detail: String,
+    },
     #[error("the runtime is shutting down")]
     Shutdown,
 }

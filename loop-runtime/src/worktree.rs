@@ -9,8 +9,10 @@ use loop_core::config::Config;
 use crate::agent::BoxFuture;
 
 mod git;
+mod worktrunk;
 
 pub use git::GitWorktrees;
+pub use worktrunk::Worktrunk;
 
 /// A run's working tree, once prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +40,12 @@ pub trait WorktreeProvider: Send + Sync + std::fmt::Debug {
         run_name: &'a str,
         config: &'a Config,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>>;
-    fn remove<'a>(&'a self, workspace: &'a Workspace) -> BoxFuture<'a, Result<(), WorktreeError>>;
+    /// Removes the worktree; `config` is the run's frozen configuration.
+    fn remove<'a>(
+        &'a self,
+        workspace: &'a Workspace,
+        config: &'a Config,
+    ) -> BoxFuture<'a, Result<(), WorktreeError>>;
     /// Whether the provider can work here (`auto` asks Worktrunk before falling back to git).
     fn available<'a>(&'a self, _config: &'a Config) -> BoxFuture<'a, bool> {
         Box::pin(async { true })
@@ -75,7 +82,11 @@ impl WorktreeProvider for InPlace {
         })
     }
 
-    fn remove<'a>(&'a self, _workspace: &'a Workspace) -> BoxFuture<'a, Result<(), WorktreeError>> {
+    fn remove<'a>(
+        &'a self,
+        _workspace: &'a Workspace,
+        _config: &'a Config,
+    ) -> BoxFuture<'a, Result<(), WorktreeError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -35,7 +35,11 @@ impl WorktreeProvider for GitWorktrees {
         Box::pin(prepare(workspace_root, run_id, run_name, config))
     }
 
-    fn remove<'a>(&'a self, workspace: &'a Workspace) -> BoxFuture<'a, Result<(), WorktreeError>> {
+    fn remove<'a>(
+        &'a self,
+        workspace: &'a Workspace,
+        _config: &'a Config,
+    ) -> BoxFuture<'a, Result<(), WorktreeError>> {
         Box::pin(async move {
             let path = workspace.path.to_string_lossy();
             if !workspace.path.exists() {
@@ -175,7 +179,7 @@ pub(crate) async fn base_branch(root: &Path, config: &Config) -> Result<String, 
 }
 
 /// The branch an earlier attempt of this run created, if any.
-async fn own_branch(root: &Path, run_id: RunId) -> Option<String> {
+pub(crate) async fn own_branch(root: &Path, run_id: RunId) -> Option<String> {
     let text = git::run(root, &["config", "--get-regexp", r"^branch\..*\.loop-run$"])
         .await
         .ok()?;
@@ -191,7 +195,7 @@ async fn own_branch(root: &Path, run_id: RunId) -> Option<String> {
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`, … whichever no branch or worktree has.
-async fn free_branch(root: &Path, wanted: &str) -> Result<String, WorktreeError> {
+pub(crate) async fn free_branch(root: &Path, wanted: &str) -> Result<String, WorktreeError> {
     let branches = git::run(
         root,
         &["for-each-ref", "--format=%(refname:short)", "refs/heads"],

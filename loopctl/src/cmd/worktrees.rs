@@ -1,0 +1,202 @@
+//! `loopctl worktrees`, `worktree-rm` and `gc` without a daemon: the runtime embedded over the
+//! event log, as `exec` does. The worktrees are those the log records for runs and has not seen
+//! removed; every removal is recorded as `WORKTREE_REMOVED`. Run branches are kept.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use loop_runtime::{Claim, RunWorktree, Runtime};
+
+use crate::cmd::open_existing;
+use crate::output::Output;
+use crate::workspace;
+
+/// `loopctl worktrees`: this workspace's run worktrees (every workspace's with `all`).
+pub fn list(db: Option<PathBuf>, all: bool, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = scope(all)?;
+    let worktrees = offline(db, async |runtime| {
+        Ok(runtime.worktrees(workspace.as_deref()).await?)
+    })?;
+    out.document(&serde_json::json!({ "worktrees": worktrees }));
+    if worktrees.is_empty() {
+        out.line(&match &workspace {
+            Some(dir) => format!("no run worktrees in {}", dir.display()),
+            None => "no run worktrees".to_owned(),
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(&format!(
+        "{:>10}  {:<9}  {:<36}  {:<20}  {:<24}  PATH",
+        "SIZE", "STATUS", "RUN", "NAME", "BRANCH"
+    ));
+    for worktree in &worktrees {
+        out.line(&row(worktree));
+    }
+    let total: u64 = worktrees.iter().map(|w| w.bytes).sum();
+    out.line(&format!(
+        "{} in {} worktree{}",
+        size(total),
+        worktrees.len(),
+        plural(worktrees.len())
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `loopctl worktree-rm PATH [--force]`.
+pub fn remove(
+    path: &Path,
+    force: bool,
+    db: Option<PathBuf>,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let path = cwd.join(path);
+    let removed = offline(db, async |runtime| {
+        Ok(runtime.remove_worktree(&path, force).await?)
+    })?;
+    out.document(&serde_json::json!({ "removed": removed }));
+    out.line(&format!(
+        "removed {} (run {} {}, branch {} kept): {} freed",
+        removed.path,
+        removed.run_id,
+        removed.name,
+        removed.branch,
+        size(removed.bytes)
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `loopctl gc [--dry-run] [--older-than DAYS]`: exits 1 when a worktree could not be removed.
+pub fn gc(
+    dry_run: bool,
+    older_than: Option<Duration>,
+    all: bool,
+    db: Option<PathBuf>,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let workspace = scope(all)?;
+    let report = offline(db, async |runtime| {
+        Ok(runtime
+            .gc(workspace.as_deref(), dry_run, older_than)
+            .await?)
+    })?;
+    out.document(&serde_json::to_value(&report)?);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for worktree in &report.removed {
+        out.line(&format!(
+            "{verb} {} (run {} {}, {}): {}",
+            worktree.path,
+            worktree.run_id,
+            worktree.name,
+            worktree.status,
+            size(worktree.bytes)
+        ));
+    }
+    for failure in &report.failed {
+        out.note(&format!(
+            "loopctl: cannot remove {} (run {}): {}",
+            failure.path, failure.run_id, failure.error
+        ));
+    }
+    out.line(&format!(
+        "{} {} worktree{}, {} {}",
+        verb,
+        report.removed.len(),
+        plural(report.removed.len()),
+        if dry_run { "would free" } else { "freed" },
+        size(report.bytes_freed)
+    ));
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The workspace of the current directory, or `None` for every workspace.
+fn scope(all: bool) -> anyhow::Result<Option<PathBuf>> {
+    if all {
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(Some(workspace::root_of(&cwd)))
+}
+
+/// Runs `work` with a runtime embedded over the log at `db` (default: the data dir's), which
+/// must exist.
+fn offline<T>(
+    db: Option<PathBuf>,
+    work: impl AsyncFnOnce(&Runtime) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let data_dir = loop_runtime::default_data_dir();
+    let db = db.unwrap_or_else(|| data_dir.join("loopd.db"));
+    let store = open_existing(&db)?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(async {
+        let runtime = Runtime::builder()
+            .store(Arc::new(store))
+            .data_dir(&data_dir)
+            // Looking at worktrees must never start an agent, nor drive a daemon's run.
+            .claim(Claim::Nothing)
+            .build()?;
+        let result = work(&runtime).await;
+        runtime.shutdown().await;
+        result
+    })
+}
+
+fn row(worktree: &RunWorktree) -> String {
+    format!(
+        "{:>10}  {:<9}  {:<36}  {:<20}  {:<24}  {}{}",
+        size(worktree.bytes),
+        worktree.status.as_str(),
+        worktree.run_id,
+        worktree.name,
+        worktree.branch,
+        worktree.path,
+        if worktree.exists { "" } else { " (missing)" }
+    )
+}
+
+/// Bytes in binary units, one decimal: `512 B`, `1.5 KiB`, `12.0 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        for (bytes, text) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (5 << 20, "5.0 MiB"),
+            (3 << 30, "3.0 GiB"),
+        ] {
+            assert_eq!(size(bytes), text);
+        }
+    }
+}
