@@ -7,6 +7,7 @@
 mod claude;
 mod codex;
 mod command;
+mod demo;
 
 use std::future::Future;
 use std::io;
@@ -23,6 +24,7 @@ use crate::step_output::StepOutput;
 pub use claude::ClaudeAgent;
 pub use codex::CodexAgent;
 pub use command::CommandAgent;
+pub use demo::DemoAgent;
 
 /// A boxed future, so agents can be chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

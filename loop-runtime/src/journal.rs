@@ -5,7 +5,9 @@
 //! and refolded from the log if another writer got there first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, decide};
 use loop_store::{EventStore, StoreError};
@@ -24,6 +26,24 @@ pub(crate) struct Journal {
     states: Arc<Mutex<HashMap<RunId, RunState>>>,
     /// Every record this runtime appends, as it is appended.
     appended: broadcast::Sender<EventRecord>,
+    latency: Arc<AppendLatency>,
+}
+
+/// How long appends took, for the daemon's metrics.
+#[derive(Debug, Default)]
+pub struct AppendLatency {
+    count: AtomicU64,
+    total_micros: AtomicU64,
+}
+
+impl AppendLatency {
+    /// (appends, total seconds) so far.
+    pub fn snapshot(&self) -> (u64, f64) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.total_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
 }
 
 impl Journal {
@@ -33,7 +53,12 @@ impl Journal {
             clock,
             states: Arc::default(),
             appended: broadcast::channel(4096).0,
+            latency: Arc::default(),
         }
+    }
+
+    pub(crate) fn latency(&self) -> &Arc<AppendLatency> {
+        &self.latency
     }
 
     /// Records as this runtime appends them (possibly out of `seq` order across runs).
@@ -81,7 +106,13 @@ impl Journal {
             let store = Arc::clone(&self.store);
             let expected = state.version();
             let ts_ms = self.clock.now_ms();
-            match blocking(move || store.append(run_id, expected, ts_ms, events)).await {
+            let started = Instant::now();
+            let appended = blocking(move || store.append(run_id, expected, ts_ms, events)).await;
+            self.latency.count.fetch_add(1, Ordering::Relaxed);
+            self.latency
+                .total_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match appended {
                 Ok(records) => {
                     let mut state = state;
                     for record in &records {

@@ -37,6 +37,7 @@ mod output;
 pub mod process;
 mod prompting;
 mod request;
+mod review;
 mod runtime;
 pub mod step_output;
 mod stream;
@@ -44,9 +45,14 @@ mod verify;
 pub mod worktree;
 
 pub use error::RuntimeError;
+pub use journal::AppendLatency;
 pub use output::OutputStream;
 pub use prompting::preview_prompt;
 pub use request::{RunRequest, default_data_dir, slug};
-pub use runtime::{QueuePolicy, Runtime, RuntimeBuilder};
+pub use review::{
+    DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,
+    ScrapOutcome,
+};
+pub use runtime::{Claim, QueuePolicy, Runtime, RuntimeBuilder};
 pub use step_output::Chunk;
 pub use stream::EventStream;

@@ -23,12 +23,25 @@ use crate::artifacts::RunFiles;
 use crate::clock::{Clock, SystemClock};
 use crate::driver::{Driver, DriverEnd};
 use crate::error::RuntimeError;
-use crate::journal::{Journal, blocking};
+use crate::journal::{AppendLatency, Journal, blocking};
 use crate::output::OutputStream;
 use crate::request::{self, RunRequest};
 use crate::step_output::Chunk;
 use crate::stream::EventStream;
 use crate::worktree::{GitWorktrees, InPlace, WorktreeProvider};
+
+/// Which runs a runtime's scheduler drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Claim {
+    /// Every PENDING run, and every RUNNING run no one drives: what a daemon does.
+    #[default]
+    All,
+    /// Only runs submitted through this runtime: what a one-off front end (`loopctl exec`)
+    /// does, so it never drives a run that belongs to a daemon on the same log.
+    Submitted,
+    /// None: the runtime reads, reviews and records, but starts no agent.
+    Nothing,
+}
 
 /// The order in which pending runs are claimed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,11 +67,14 @@ pub(crate) struct Shared {
     max_concurrency: usize,
     max_per_workspace: usize,
     queue_policy: QueuePolicy,
+    claim: Claim,
+    /// Runs submitted through this runtime (for [`Claim::Submitted`]).
+    submitted: Mutex<std::collections::HashSet<RunId>>,
     running: Mutex<HashMap<RunId, Running>>,
     /// Runs whose driver ended and whose projection files are written.
     settled: broadcast::Sender<RunId>,
     wake: Notify,
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Shared {
@@ -78,7 +94,7 @@ impl Shared {
     /// it. A COMPLETED run keeps its worktree for review.
     pub(crate) async fn cleanup_worktree(&self, run_id: RunId) -> Result<(), RuntimeError> {
         let state = self.journal.state(run_id).await?;
-        let (Some(created), Some(worktree)) = (state.created(), state.worktree()) else {
+        let Some(created) = state.created() else {
             return Ok(());
         };
         let config = Config::from_frozen(&created.config);
@@ -86,12 +102,36 @@ impl Shared {
             state.status(),
             Some(RunStatus::Failed | RunStatus::Canceled)
         );
-        if !ended_badly || !config.flag("worktree_cleanup") || worktree.provider == "none" {
-            return Ok(());
+        if ended_badly && config.flag("worktree_cleanup") {
+            self.remove_worktree_of(run_id).await?;
         }
-        let Some(provider) = self.worktree_provider(&worktree.provider) else {
-            return Ok(());
+        Ok(())
+    }
+
+    /// Removes the worktree the run's log records, through its provider, and records
+    /// `WORKTREE_REMOVED`; the path removed, `None` when the run has none.
+    pub(crate) async fn remove_worktree_of(
+        &self,
+        run_id: RunId,
+    ) -> Result<Option<String>, RuntimeError> {
+        let state = self.journal.state(run_id).await?;
+        let (Some(created), Some(worktree)) = (state.created(), state.worktree()) else {
+            return Ok(None);
         };
+        if worktree.provider == "none" {
+            return Ok(None);
+        }
+        let failed = |reason: String| RuntimeError::InvalidRequest {
+            what: format!("worktree {}", worktree.path),
+            reason,
+        };
+        let provider = self.worktree_provider(&worktree.provider).ok_or_else(|| {
+            failed(format!(
+                "this runtime has no worktree provider {:?} to remove it",
+                worktree.provider
+            ))
+        })?;
+        let config = Config::from_frozen(&created.config);
         let workspace = crate::worktree::Workspace {
             provider: worktree.provider.clone(),
             path: PathBuf::from(&worktree.path),
@@ -100,19 +140,16 @@ impl Shared {
             reused: worktree.reused,
         };
         provider
-            .remove(&workspace)
+            .remove(&workspace, &config)
             .await
-            .map_err(|error| RuntimeError::InvalidRequest {
-                what: "worktree".to_owned(),
-                reason: error.to_string(),
-            })?;
+            .map_err(|error| failed(error.to_string()))?;
         let removed = loop_core::event::WorktreeRemoved {
             path: worktree.path.clone(),
         };
         self.journal
             .execute(run_id, vec![Command::RemoveWorktree(removed)])
             .await?;
-        Ok(())
+        Ok(Some(worktree.path.clone()))
     }
 
     /// Writes every projection file of a run from its log.
@@ -155,6 +192,7 @@ pub struct RuntimeBuilder {
     max_concurrency: usize,
     max_per_workspace: usize,
     queue_policy: QueuePolicy,
+    claim: Claim,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -210,6 +248,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Which runs the scheduler drives (default: all).
+    pub fn claim(mut self, claim: Claim) -> Self {
+        self.claim = claim;
+        self
+    }
+
     /// Starts the runtime: recovers runs the log shows RUNNING and starts the scheduler. Must be
     /// called inside a tokio runtime.
     pub fn build(self) -> Result<Runtime, RuntimeError> {
@@ -230,6 +274,8 @@ impl RuntimeBuilder {
             max_concurrency: self.max_concurrency,
             max_per_workspace: self.max_per_workspace,
             queue_policy: self.queue_policy,
+            claim: self.claim,
+            submitted: Mutex::default(),
             running: Mutex::new(HashMap::new()),
             settled: broadcast::channel(256).0,
             wake: Notify::new(),
@@ -246,7 +292,7 @@ impl RuntimeBuilder {
 /// The loop engine. Cheap to clone; every clone drives the same runs.
 #[derive(Clone)]
 pub struct Runtime {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     scheduler: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -264,9 +310,16 @@ impl Runtime {
         agents.insert("command".to_owned(), Arc::new(CommandAgent));
         agents.insert("claude".to_owned(), Arc::new(crate::agent::ClaudeAgent));
         agents.insert("codex".to_owned(), Arc::new(crate::agent::CodexAgent));
+        agents.insert(
+            "demo".to_owned(),
+            Arc::new(crate::agent::DemoAgent::new(
+                std::time::Duration::from_millis(40),
+            )),
+        );
         let mut providers: HashMap<String, Arc<dyn WorktreeProvider>> = HashMap::new();
         providers.insert("none".to_owned(), Arc::new(InPlace));
         providers.insert("git".to_owned(), Arc::new(GitWorktrees));
+        providers.insert("worktrunk".to_owned(), Arc::new(crate::worktree::Worktrunk));
         RuntimeBuilder {
             store: None,
             data_dir: None,
@@ -276,6 +329,7 @@ impl Runtime {
             max_concurrency: 3,
             max_per_workspace: 1,
             queue_policy: QueuePolicy::Fifo,
+            claim: Claim::All,
         }
     }
 
@@ -295,6 +349,11 @@ impl Runtime {
             });
         }
         let run_id = RunId::from_uuid(uuid::Uuid::now_v7());
+        self.shared
+            .submitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id);
         self.shared
             .journal
             .execute(run_id, vec![Command::Create(created)])
@@ -325,6 +384,23 @@ impl Runtime {
     pub fn subscribe(&self, run: Option<RunId>, after: Seq) -> EventStream {
         let live = self.shared.journal.subscribe();
         EventStream::new(Arc::clone(self.shared.journal.store()), live, run, after)
+    }
+
+    /// How long appends to the log have taken.
+    pub fn append_latency(&self) -> Arc<AppendLatency> {
+        Arc::clone(self.shared.journal.latency())
+    }
+
+    /// The run's directory (its primary copy, per `artifact_mode`).
+    pub async fn run_dir(&self, run_id: RunId) -> Result<PathBuf, RuntimeError> {
+        let state = self.shared.journal.state(run_id).await?;
+        let created = state.created().ok_or(RuntimeError::UnknownRun(run_id))?;
+        let config = Config::from_frozen(&created.config);
+        Ok(
+            RunFiles::new(created, run_id, &config, &self.shared.data_dir)
+                .dir()
+                .to_owned(),
+        )
     }
 
     /// Live text output of every step, as it is written (see [`Chunk`]).
@@ -531,6 +607,9 @@ async fn schedule(shared: Arc<Shared>) {
 }
 
 async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
+    if shared.claim == Claim::Nothing {
+        return Ok(());
+    }
     let store = Arc::clone(shared.journal.store());
     let (running, pending) = blocking(move || {
         let running = store.list_runs(&RunQuery {
@@ -549,6 +628,14 @@ async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
     match shared.queue_policy {
         QueuePolicy::Fifo => candidates.extend(pending.into_iter().rev()),
         QueuePolicy::NewestFirst => candidates.extend(pending),
+    }
+    if shared.claim == Claim::Submitted {
+        let submitted = shared
+            .submitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        candidates.retain(|view| submitted.contains(&view.id));
     }
     for view in candidates {
         let mut running = shared.running();

@@ -1,6 +1,7 @@
 //! The command line, as clap types.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -28,6 +29,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// A self-contained tour: a scratch git repository, a spec and a three-task plan, the
+    /// built-in demo agent, a full loop with review and verification, and where its files are.
+    #[command(after_help = "Example:\n  loopctl demo\n  loopctl demo --dir /tmp/loop-demo")]
+    Demo {
+        /// Where to put the scratch repository and its log (new or empty); default: a temp dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Write a commented .loop/config with every key and its default (never overwrites).
+    Init,
     /// Run one loop in this process, with no daemon, following its output live.
     ///
     /// The exit status is 0 only when the run COMPLETED.
@@ -72,6 +83,66 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The run worktrees of this workspace, with their run and size on disk.
+    ///
+    /// Reads the event log directly (no daemon): the worktrees its runs created and have not
+    /// removed.
+    #[command(
+        after_help = "Examples:\n  loopctl worktrees\n  loopctl worktrees --all --db ~/.local/share/loopd/loopd.db"
+    )]
+    Worktrees {
+        /// Every workspace's run worktrees, not only this one's.
+        #[arg(long)]
+        all: bool,
+        /// The event log; default: loopd.db in the data dir.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Remove one run worktree; the run's branch is kept.
+    ///
+    /// Only a worktree the event log records for a run is removed; one whose run is RUNNING or
+    /// PAUSED only with --force.
+    #[command(
+        name = "worktree-rm",
+        after_help = "Example:\n  loopctl worktree-rm ../repo.run-feature"
+    )]
+    WorktreeRm {
+        /// The worktree's directory.
+        path: PathBuf,
+        /// Remove it even though its run is RUNNING or PAUSED.
+        #[arg(long)]
+        force: bool,
+        /// The event log; default: loopd.db in the data dir.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Remove the worktrees of finished runs of this workspace and report the disk freed.
+    ///
+    /// Finished: COMPLETED, FAILED or CANCELED. Run branches are kept.
+    #[command(after_help = "Examples:\n  loopctl gc --dry-run\n  loopctl gc --older-than 7 --all")]
+    Gc {
+        /// Report what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only runs that last changed at least this many days ago (fractions allowed).
+        #[arg(long, value_name = "DAYS", value_parser = days)]
+        older_than: Option<Duration>,
+        /// Every workspace's finished runs, not only this one's.
+        #[arg(long)]
+        all: bool,
+        /// The event log; default: loopd.db in the data dir.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+/// A number of days, as a duration.
+fn days(text: &str) -> Result<Duration, String> {
+    let days: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of days"))?;
+    Duration::try_from_secs_f64(days * 86_400.0)
+        .map_err(|_| format!("{text:?} is not a number of days at least 0"))
 }
 
 /// What a run is asked to do: the spec, the plan, and config values that override the files.

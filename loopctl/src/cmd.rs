@@ -1,9 +1,13 @@
 //! One module per group of commands.
 
+mod demo;
 mod exec;
 mod export;
+mod follow;
+mod init;
 mod prompt;
 mod replay;
+mod worktrees;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +24,16 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
         Command::Exec { run, db } => exec::run(&run, db, out),
         Command::Prompt { run } => prompt::run(&run, out),
+        Command::Demo { dir } => demo::run(dir, out),
+        Command::Init => init::run(out),
+        Command::Worktrees { all, db } => worktrees::list(db, all, out),
+        Command::WorktreeRm { path, force, db } => worktrees::remove(&path, force, db, out),
+        Command::Gc {
+            dry_run,
+            older_than,
+            all,
+            db,
+        } => worktrees::gc(dry_run, older_than, all, db, out),
     }
 }
 

@@ -1,8 +1,26 @@
-//! `loopd`, the daemon. The HTTP API lands with its own issue.
+//! `loopd`, the daemon: flags and environment in, `loopd::serve` out.
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!("loopd: the daemon is not built yet; use `loopctl replay` and `loopctl export`");
-    ExitCode::from(1)
+    let options = loopd::Options::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("loopd: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(loopd::serve(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loopd: {error:#}");
+            ExitCode::from(1)
+        }
+    }
 }

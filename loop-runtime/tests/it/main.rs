@@ -5,5 +5,7 @@ mod claude;
 mod control;
 mod loop_runs;
 mod output;
+mod review;
 mod support;
 mod worktrees;
+mod worktrunk;

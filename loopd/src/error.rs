@@ -1,0 +1,69 @@
+//! API errors: a status code and `{"error": "<for people>", "code": "<snake_case>"}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use loop_runtime::RuntimeError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "code": self.code });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(error: RuntimeError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            RuntimeError::UnknownRun(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "run_not_found", message)
+            }
+            RuntimeError::Domain(_) => {
+                ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
+            }
+            RuntimeError::Config(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", message)
+            }
+            RuntimeError::InvalidRequest { ref what, .. }
+                if what == "spec_path" || what == "workspace_root" || what == "config" =>
+            {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            RuntimeError::InvalidRequest { .. } => ApiError::bad_request(message),
+            RuntimeError::MergeFailed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "merge_failed", message)
+            }
+            RuntimeError::Busy { .. } => ApiError::new(StatusCode::CONFLICT, "busy", message),
+            RuntimeError::Shutdown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The daemon as a library: [`serve`] runs `loopd` with its [`Options`]; [`app`] is the HTTP
+//! API over a [`loop_runtime::Runtime`], for tests and other front ends.
+
+mod api;
+mod artifacts;
+mod error;
+mod guard;
+mod lock;
+mod metrics;
+mod options;
+mod serve;
+mod sse;
+
+pub use api::{AppState, app};
+pub use error::ApiError;
+pub use options::Options;
+pub use serve::serve;

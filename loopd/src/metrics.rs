@@ -1,0 +1,130 @@
+//! `/metrics`: Prometheus text, kept as one more projection of the log (folded from the first
+//! event at start, then live), plus what only the daemon knows (SSE subscribers, append time).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use loop_core::event::Event;
+use loop_core::{EventRecord, RunId, RunStatus, Seq};
+use loop_runtime::Runtime;
+
+#[derive(Debug, Default)]
+struct Counters {
+    status: HashMap<RunId, RunStatus>,
+    steps: BTreeMap<(&'static str, &'static str), u64>,
+    retries: u64,
+    waits: u64,
+    watchdog_signals: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+    pub sse_subscribers: AtomicI64,
+}
+
+impl Metrics {
+    fn apply(&self, record: &EventRecord) {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let status = match &record.event {
+            Event::RunCreated(_) | Event::RunRetried(_) => Some(RunStatus::Pending),
+            Event::RunStarted(_) | Event::RunResumed(_) => Some(RunStatus::Running),
+            Event::RunPaused(_) => Some(RunStatus::Paused),
+            Event::RunCompleted(_) => Some(RunStatus::Completed),
+            Event::RunFailed(_) => Some(RunStatus::Failed),
+            Event::RunCanceled(_) => Some(RunStatus::Canceled),
+            _ => None,
+        };
+        if let Some(status) = status {
+            counters.status.insert(record.run_id, status);
+        }
+        match &record.event {
+            Event::StepFinished(step) => {
+                *counters
+                    .steps
+                    .entry((step.phase.as_str(), step.status.as_str()))
+                    .or_default() += 1;
+            }
+            Event::AgentRetry(_) => counters.retries += 1,
+            Event::AgentWaiting(_) => counters.waits += 1,
+            Event::WatchdogSignal(_) => counters.watchdog_signals += 1,
+            _ => {}
+        }
+    }
+
+    /// Follows the log from its first event for as long as the runtime lives.
+    pub async fn follow(&self, runtime: Runtime) {
+        let mut events = runtime.subscribe(None, Seq(0));
+        while let Some(Ok(record)) = events.next().await {
+            self.apply(&record);
+        }
+    }
+
+    pub fn render(&self, (appends, append_seconds): (u64, f64)) -> String {
+        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        let mut by_status: BTreeMap<&str, u64> =
+            RunStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for status in counters.status.values() {
+            *by_status.entry(status.as_str()).or_default() += 1;
+        }
+        out.push_str("# HELP loopd_runs Runs by status.\n# TYPE loopd_runs gauge\n");
+        for (status, n) in by_status {
+            let _ = writeln!(out, "loopd_runs{{status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP loopd_steps_total Finished steps by phase and outcome.\n# TYPE loopd_steps_total counter\n");
+        for ((phase, status), n) in &counters.steps {
+            let _ = writeln!(
+                out,
+                "loopd_steps_total{{phase=\"{phase}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let simple = [
+            (
+                "loopd_agent_retries_total",
+                "Agent calls retried.",
+                "counter",
+                counters.retries as f64,
+            ),
+            (
+                "loopd_agent_waits_total",
+                "Waits on an agent usage limit.",
+                "counter",
+                counters.waits as f64,
+            ),
+            (
+                "loopd_watchdog_signals_total",
+                "Watchdog signals recorded.",
+                "counter",
+                counters.watchdog_signals as f64,
+            ),
+            (
+                "loopd_appends_total",
+                "Appends to the event log by this daemon.",
+                "counter",
+                appends as f64,
+            ),
+            (
+                "loopd_append_seconds_total",
+                "Time spent appending to the event log.",
+                "counter",
+                append_seconds,
+            ),
+            (
+                "loopd_sse_subscribers",
+                "Open SSE streams.",
+                "gauge",
+                self.sse_subscribers.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        for (name, help, kind, value) in simple {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        out
+    }
+}

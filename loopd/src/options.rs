@@ -1,0 +1,58 @@
+//! `loopd`'s flags and environment (`contract.md` §1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueuePolicy {
+    Fifo,
+    NewestFirst,
+}
+
+/// Runs agent loops and serves their HTTP API and live streams.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "loopd", version)]
+pub struct Options {
+    /// Address to listen on; a non-loopback host needs --allow-remote.
+    #[arg(long, env = "LOOPD_LISTEN", default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Shorthand for --listen 127.0.0.1:PORT.
+    #[arg(long, conflicts_with = "listen")]
+    pub port: Option<u16>,
+    /// Holds loopd.db, runs/ and the lock file; default: $XDG_DATA_HOME/loopd or ~/.local/share/loopd.
+    #[arg(long, env = "LOOPD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Runs executing at once, daemon-wide.
+    #[arg(long, default_value_t = 3)]
+    pub max_concurrency: usize,
+    /// Runs executing at once per workspace root.
+    #[arg(long, default_value_t = 1)]
+    pub max_runs_per_workspace: usize,
+    /// The order in which pending runs are claimed.
+    #[arg(long, value_enum, default_value = "fifo")]
+    pub queue_policy: QueuePolicy,
+    /// Allow binding to a non-loopback address and requests for non-loopback hosts.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// When set, every endpoint but /health needs `Authorization: Bearer <token>`.
+    #[arg(long, env = "LOOPD_AUTH_TOKEN", hide_env_values = true, hide = true)]
+    pub auth_token: Option<String>,
+}
+
+impl Options {
+    /// The address to bind, `--port` applied.
+    pub fn address(&self) -> SocketAddr {
+        match self.port {
+            Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+            None => self.listen,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(loop_runtime::default_data_dir)
+    }
+}

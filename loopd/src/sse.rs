@@ -1,0 +1,90 @@
+//! Server-sent event streams: the log (`id:` is the global seq) and a step's output (`id:` is
+//! `<step_id>:<byte offset after the chunk>`), with keep-alive comments.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::response::sse::{Event as Frame, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream::{self, StreamExt};
+use loop_runtime::{EventStream, OutputStream};
+
+use crate::api::AppState;
+use crate::metrics::Metrics;
+
+/// Counts an open stream for `/metrics` while it lives.
+struct Open(Arc<Metrics>);
+
+impl Open {
+    fn new(metrics: &Arc<Metrics>) -> Open {
+        metrics.sse_subscribers.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(metrics))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn keep_alive() -> KeepAlive {
+    KeepAlive::new()
+        .interval(Duration::from_secs(15))
+        .text("keep-alive")
+}
+
+/// A stream with nothing more to send.
+pub fn closed() -> Sse<impl Stream<Item = Result<Frame, Infallible>> + use<>> {
+    Sse::new(stream::empty())
+}
+
+/// The log as SSE; with `end_after_terminal`, the stream ends after a terminal event.
+pub fn events(
+    events: EventStream,
+    end_after_terminal: bool,
+    app: &AppState,
+) -> Sse<impl Stream<Item = Result<Frame, Infallible>> + use<>> {
+    let state = (events, false, Open::new(&app.metrics));
+    let frames = stream::unfold(state, move |(mut events, done, open)| async move {
+        if done {
+            return None;
+        }
+        let record = events.next().await?.ok()?;
+        let finished = end_after_terminal && record.event.is_terminal();
+        let frame = Frame::default()
+            .id(record.seq.to_string())
+            .event(record.event.event_type().as_str())
+            .data(record.to_json());
+        Some((Ok(frame), (events, finished, open)))
+    })
+    .take_until(app.shutdown.clone().cancelled_owned());
+    Sse::new(frames).keep_alive(keep_alive())
+}
+
+/// A step's output as SSE frames `event: output`.
+pub fn output(
+    output: OutputStream,
+    app: &AppState,
+) -> Sse<impl Stream<Item = Result<Frame, Infallible>> + use<>> {
+    let state = (output, Open::new(&app.metrics));
+    let frames = stream::unfold(state, |(mut output, open)| async move {
+        let chunk = output.next().await?.ok()?;
+        let end = chunk.offset + chunk.content.len() as u64;
+        let data = serde_json::json!({
+            "step_id": chunk.step_id,
+            "offset": chunk.offset,
+            "content": chunk.content,
+        });
+        let frame = Frame::default()
+            .id(format!("{}:{end}", chunk.step_id))
+            .event("output")
+            .data(data.to_string());
+        Some((Ok(frame), (output, open)))
+    })
+    .take_until(app.shutdown.clone().cancelled_owned())
+    .boxed();
+    Sse::new(frames).keep_alive(keep_alive())
+}

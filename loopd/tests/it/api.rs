@@ -1,0 +1,321 @@
+//! Endpoints, errors and the safety checks.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, client, repo, run_body, wait_for_end};
+
+fn error_of(response: reqwest::blocking::Response) -> (StatusCode, String, String) {
+    let status = response.status();
+    let body: Value = response.json().expect("errors are JSON");
+    (
+        status,
+        body["code"].as_str().unwrap_or_default().to_owned(),
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn every_error_is_json_with_a_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let client = client();
+
+    let health: Value = client
+        .get(daemon.url("/health"))
+        .send()
+        .expect("health")
+        .json()
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+
+    let (status, code, _) = error_of(client.get(daemon.url("/nowhere")).send().expect("send"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, code, _) = error_of(client.delete(daemon.url("/health")).send().expect("send"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let (status, _, message) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .body("{not json")
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("invalid JSON"), "{message}");
+    let (status, _, message) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .json(&json!({"spec_path": "s", "workspace_root": "/", "colour": 1}))
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("colour"), "names the field: {message}");
+    let (status, _, message) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .json(&json!({"spec_path": "s", "workspace_root": "/", "iterations": "many"}))
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        message.contains("`iterations`"),
+        "names the field: {message}"
+    );
+    let huge = "x".repeat(1024 * 1024 + 10);
+    let (status, code, _) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .body(huge)
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (status, code, _) = error_of(
+        client
+            .get(daemon.url("/runs/not-a-run"))
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, _, message) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .json(&json!({"spec_path": "specs/x.md", "workspace_root": dir.path()}))
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{message}");
+}
+
+#[test]
+fn a_request_for_another_host_is_misdirected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let response = client()
+        .get(daemon.url("/health"))
+        .header("Host", "attacker.example:7700")
+        .send()
+        .expect("send");
+    let (status, code, _) = error_of(response);
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed")
+    );
+}
+
+#[test]
+fn with_a_token_every_endpoint_but_health_needs_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        &[],
+        &[("LOOPD_AUTH_TOKEN", "s3cret")],
+    );
+    let client = client();
+    assert_eq!(
+        client
+            .get(daemon.url("/health"))
+            .send()
+            .expect("send")
+            .status(),
+        StatusCode::OK
+    );
+    let (status, code, _) = error_of(client.get(daemon.url("/runs")).send().expect("send"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let wrong = client
+        .get(daemon.url("/runs"))
+        .bearer_auth("s3cres")
+        .send()
+        .expect("send");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // Refused before the body is read: an oversized body still gets 401, not 413.
+    let big = client
+        .post(daemon.url("/runs"))
+        .body("x".repeat(2 * 1024 * 1024))
+        .send()
+        .expect("send");
+    assert_eq!(big.status(), StatusCode::UNAUTHORIZED);
+    let right = client
+        .get(daemon.url("/runs"))
+        .bearer_auth("s3cret")
+        .send()
+        .expect("send");
+    assert_eq!(right.status(), StatusCode::OK);
+}
+
+#[test]
+fn runs_are_created_listed_paged_and_controlled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        &["--max-runs-per-workspace", "3"],
+        &[],
+    );
+    let client = client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .post(daemon.url("/runs"))
+            .json(&run_body(&repo, "one_task.sh", json!({})))
+            .send()
+            .expect("create");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().expect("json");
+        ids.push(body["run"]["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let run = wait_for_end(&daemon, id);
+        assert_eq!(run["status"], "COMPLETED", "{run}");
+    }
+    // Pages of two, newest first, every run once.
+    let first: Value = client
+        .get(daemon.url("/runs?limit=2"))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    let next = first["next"].as_str().expect("a cursor").to_owned();
+    let second: Value = client
+        .get(daemon.url(&format!("/runs?limit=2&before={next}")))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    let listed: Vec<&str> = first["runs"]
+        .as_array()
+        .into_iter()
+        .chain(second["runs"].as_array())
+        .flatten()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    let expected: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, expected);
+    assert!(second["next"].is_null());
+    let completed: Value = client
+        .get(daemon.url("/runs?status=COMPLETED"))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(completed["runs"].as_array().map(Vec::len), Some(3));
+
+    let steps: Value = client
+        .get(daemon.url(&format!("/runs/{}/steps", ids[0])))
+        .send()
+        .expect("steps")
+        .json()
+        .expect("json");
+    assert!(steps["steps"].as_array().is_some_and(|s| !s.is_empty()));
+
+    // Illegal transitions are 409 and name the state.
+    let (status, code, message) = error_of(
+        client
+            .post(daemon.url(&format!("/runs/{}/resume", ids[0])))
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "illegal_transition")
+    );
+    assert!(message.contains("COMPLETED"), "{message}");
+
+    let metrics = client
+        .get(daemon.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("loopd_runs{status=\"COMPLETED\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("loopd_steps_total{phase=\"implementation\",status=\"SUCCEEDED\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn artifacts_are_served_from_the_run_directory_and_nothing_outside_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let client = client();
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    wait_for_end(&daemon, &id);
+    let list: Value = client
+        .get(daemon.url(&format!("/runs/{id}/artifacts")))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    let names: Vec<&str> = list["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"summary.json") && names.contains(&"iter-01-impl.log"),
+        "{names:?}"
+    );
+    let summary: Value = client
+        .get(daemon.url(&format!("/runs/{id}/artifacts/summary.json")))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    assert_eq!(summary["exit_reason"], "complete_plan");
+
+    // A symlink out of the run directory is not followed.
+    let run_dir = repo.join("logs/loop").join(format!("run-{id}"));
+    std::os::unix::fs::symlink("/etc/passwd", run_dir.join("passwd")).expect("symlink");
+    for (path, expected) in [
+        (
+            format!("/runs/{id}/artifacts/passwd"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/runs/{id}/artifacts/..%2F..%2F..%2Fspecs%2Ffeature.md"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/runs/{id}/artifacts/%2Fetc%2Fpasswd"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/runs/{id}/artifacts/missing.txt"),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let response = client.get(daemon.url(&path)).send().expect("send");
+        assert_eq!(response.status(), expected, "{path}");
+        let _: Value = response.json().expect("a JSON error");
+    }
+}

@@ -1,0 +1,6 @@
+//! The real `loopd` binary on an ephemeral port with a temp data dir and stub agents.
+
+mod api;
+mod daemon;
+mod streams;
+mod support;
