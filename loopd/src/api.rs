@@ -24,6 +24,7 @@ use crate::artifacts;
 use crate::error::ApiError;
 use crate::guard::{self, Guard};
 use crate::metrics::Metrics;
+use crate::review;
 use crate::sse;
 
 /// Request bodies larger than this are refused with 413.
@@ -67,6 +68,13 @@ pub fn app(state: AppState, allow_remote: bool, token: Option<String>) -> Router
         .route("/runs/{id}/output", get(output))
         .route("/runs/{id}/artifacts", get(list_artifacts))
         .route("/runs/{id}/artifacts/{*name}", get(artifact))
+        .route("/runs/{id}/diff", get(review::diff))
+        .route("/runs/{id}/merge", post(review::merge))
+        .route("/runs/{id}/scrap", post(review::scrap))
+        .route("/runs/{id}/create-pr", post(review::create_pr))
+        .route("/worktrees", get(review::worktrees))
+        .route("/worktrees/remove", post(review::remove_worktree))
+        .route("/gc", post(review::gc))
         .route("/events", get(all_events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -116,7 +124,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                     ApiError::bad_request(format!("cannot read the body: {rejection}"))
                 }
             })?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        // An empty body is an empty object: the fields that are optional take their defaults.
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(&mut deserializer)
             .map(Body)
             .map_err(|error| {
@@ -133,7 +147,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn run_id(text: &str) -> Result<RunId, ApiError> {
+pub(crate) fn run_id(text: &str) -> Result<RunId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::not_found(format!("no run {text:?} (not a run id)")))
 }

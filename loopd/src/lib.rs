@@ -8,6 +8,7 @@ mod guard;
 mod lock;
 mod metrics;
 mod options;
+mod review;
 mod serve;
 mod sse;
 

@@ -319,3 +319,94 @@ fn artifacts_are_served_from_the_run_directory_and_nothing_outside_it() {
         let _: Value = response.json().expect("a JSON error");
     }
 }
+
+#[test]
+fn review_endpoints_diff_merge_and_scrap_a_finished_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let client = client();
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["no_worktree"] = json!(false);
+    body["worktree_provider"] = json!("git");
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(wait_for_end(&daemon, &id)["status"], "COMPLETED");
+
+    let diff: Value = client
+        .get(daemon.url(&format!("/runs/{id}/diff")))
+        .send()
+        .expect("diff")
+        .json()
+        .expect("json");
+    assert!(
+        diff["diff"]["commits"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{diff}"
+    );
+    let worktrees: Value = client
+        .get(daemon.url("/worktrees"))
+        .send()
+        .expect("worktrees")
+        .json()
+        .expect("json");
+    assert_eq!(
+        worktrees["worktrees"].as_array().map(Vec::len),
+        Some(1),
+        "{worktrees}"
+    );
+    let dry: Value = client
+        .post(daemon.url("/gc"))
+        .json(&json!({"dry_run": true}))
+        .send()
+        .expect("gc")
+        .json()
+        .expect("json");
+    assert_eq!(
+        dry["gc"]["removed"].as_array().map(Vec::len),
+        Some(1),
+        "{dry}"
+    );
+
+    let merged = client
+        .post(daemon.url(&format!("/runs/{id}/merge")))
+        .json(&json!({"target": "integration"}))
+        .send()
+        .expect("merge");
+    assert_eq!(merged.status(), StatusCode::OK);
+    let (status, _, message) = error_of(
+        client
+            .post(daemon.url(&format!("/runs/{id}/create-pr")))
+            .send()
+            .expect("pr"),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    assert!(message.contains("remote"), "{message}");
+    let scrapped = client
+        .post(daemon.url(&format!("/runs/{id}/scrap")))
+        .send()
+        .expect("scrap");
+    assert_eq!(scrapped.status(), StatusCode::OK);
+    let worktrees: Value = client
+        .get(daemon.url("/worktrees"))
+        .send()
+        .expect("worktrees")
+        .json()
+        .expect("json");
+    assert_eq!(worktrees["worktrees"].as_array().map(Vec::len), Some(0));
+    // A run still working cannot be reviewed: 409.
+    let (status, _, _) = error_of(
+        client
+            .post(daemon.url("/runs/00000000-0000-7000-8000-000000000000/scrap"))
+            .send()
+            .expect("scrap"),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
