@@ -11,7 +11,9 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use loop_benches::{RawRow, RunScript, TS_MS, bench_dir, raw_connection, raw_insert_commit};
+use loop_benches::{
+    RawRow, RunScript, TS_MS, bench_dir, pair_rounds, paired, raw_connection, raw_insert_commit,
+};
 use loop_core::{Event, RunId, Version};
 use loop_store::{EventStore, SqliteStore};
 use rusqlite::Connection;
@@ -46,26 +48,41 @@ fn append_lone(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("append_lone");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("store", |b| {
-        b.iter(|| {
-            let expected = script.version();
-            let event = script.next_event();
-            store
-                .append(script.run_id(), expected, TS_MS, vec![event])
-                .expect("append")
-        });
-    });
-    group.bench_function("raw_rusqlite", |b| {
-        b.iter(|| {
-            let version = raw_script.version().next();
-            let event = raw_script.next_event();
-            // The same encoding work the store does: the run id as text, the payload as JSON.
-            let row = RawRow::new(raw_script.run_id(), version, &event);
-            raw_insert_commit(&mut raw, Some(raw_seq), std::slice::from_ref(&row));
-            raw_seq += 1;
-        });
-    });
+    let mut store_append = || {
+        let expected = script.version();
+        let event = script.next_event();
+        store
+            .append(script.run_id(), expected, TS_MS, vec![event])
+            .expect("append");
+    };
+    let mut raw_append = || {
+        let version = raw_script.version().next();
+        let event = raw_script.next_event();
+        // The same encoding work the store does: the run id as text, the payload as JSON.
+        let row = RawRow::new(raw_script.run_id(), version, &event);
+        raw_insert_commit(&mut raw, Some(raw_seq), std::slice::from_ref(&row));
+        raw_seq += 1;
+    };
+    group.bench_function("store", |b| b.iter(&mut store_append));
+    group.bench_function("raw_rusqlite", |b| b.iter(&mut raw_append));
     group.finish();
+
+    const ROUND: u64 = 200;
+    paired(
+        "append_lone store vs raw_rusqlite",
+        ROUND,
+        pair_rounds(),
+        || {
+            let start = Instant::now();
+            (0..ROUND).for_each(|_| store_append());
+            start.elapsed()
+        },
+        || {
+            let start = Instant::now();
+            (0..ROUND).for_each(|_| raw_append());
+            start.elapsed()
+        },
+    );
 }
 
 /// Runs `appends_each` appends of `batch` events on each script's run, one thread per script,

@@ -7,12 +7,15 @@
 use std::time::Instant;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use loop_benches::{Fill, bench_dir, env_size, fill_store, raw_read_decode};
+use loop_benches::{Fill, bench_dir, bench_size, fill_store, pair_rounds, paired, raw_read_decode};
 use loop_store::{EventStore, SqliteStore};
 use rusqlite::{Connection, OpenFlags};
 
 fn rebuild(c: &mut Criterion) {
-    let fill = Fill::events(env_size("LOOP_BENCH_REBUILD_EVENTS", 1_000_000), None);
+    let fill = Fill::events(
+        bench_size("LOOP_BENCH_REBUILD_EVENTS", 1_000_000, 2_000),
+        None,
+    );
     let dir = bench_dir();
     let path = dir.path().join("store.db");
     let store = SqliteStore::open(&path).expect("open the store");
@@ -46,6 +49,22 @@ fn rebuild(c: &mut Criterion) {
         b.iter(|| raw_read_decode(&raw))
     });
     group.finish();
+
+    paired(
+        "rebuild store_rebuild_projections vs raw_rusqlite_read_json_value",
+        events,
+        pair_rounds().min(3),
+        || {
+            let start = Instant::now();
+            std::hint::black_box(store.rebuild_projections().expect("rebuild"));
+            start.elapsed()
+        },
+        || {
+            let start = Instant::now();
+            std::hint::black_box(raw_read_decode(&raw));
+            start.elapsed()
+        },
+    );
 }
 
 criterion_group!(benches, rebuild);

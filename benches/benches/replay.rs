@@ -6,13 +6,15 @@
 use std::time::Instant;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use loop_benches::{Fill, bench_dir, env_size, fill_store, fold_from_store, raw_read_decode};
+use loop_benches::{
+    Fill, bench_dir, bench_size, fill_store, fold_from_store, pair_rounds, paired, raw_read_decode,
+};
 use loop_core::{EventRecord, Seq};
 use loop_store::{EventStore, SqliteStore};
 use rusqlite::{Connection, OpenFlags};
 
 fn replay(c: &mut Criterion) {
-    let fill = Fill::events(env_size("LOOP_BENCH_REPLAY_EVENTS", 200_000), None);
+    let fill = Fill::events(bench_size("LOOP_BENCH_REPLAY_EVENTS", 200_000, 2_000), None);
     let dir = bench_dir();
     let path = dir.path().join("store.db");
     let store = SqliteStore::open(&path).expect("open the store");
@@ -52,6 +54,22 @@ fn replay(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    paired(
+        "replay store_fold vs raw_rusqlite_read_json_value",
+        events,
+        pair_rounds(),
+        || {
+            let start = Instant::now();
+            std::hint::black_box(fold_from_store(&store));
+            start.elapsed()
+        },
+        || {
+            let start = Instant::now();
+            std::hint::black_box(raw_read_decode(&raw));
+            start.elapsed()
+        },
+    );
 }
 
 criterion_group!(benches, replay);

@@ -331,6 +331,12 @@ impl RunScript {
                     iteration.min(12)
                 ),
             }),
+            head_commit: Some(format!("{:040x}", self.number << 32 | self.steps)),
+            plan_sha256: Some(format!(
+                "{:064x}",
+                u128::from(iteration) * 0x9e37_79b9_7f4a_7c15
+            )),
+            answer_sha256: None,
         }
         .into()
     }
@@ -419,16 +425,73 @@ pub fn fold_from_store(store: &SqliteStore) -> (u64, usize) {
     (events, views.len())
 }
 
-/// The size of a payload of each kind the scripts write, for the record.
-pub fn payload_sizes() -> Vec<(&'static str, usize)> {
-    let mut script = RunScript::new(1);
-    let mut sizes: Vec<(&'static str, usize)> = Vec::new();
-    for _ in 0..(PREFIX + CYCLE) {
-        let event = script.next_event();
-        let name = event.event_type().as_str();
-        if !sizes.iter().any(|(n, _)| *n == name) {
-            sizes.push((name, event.payload_json().len()));
-        }
+/// Rounds of [`paired`] comparison: `LOOP_BENCH_PAIRS` (default 7; 0 skips them).
+pub fn pair_rounds() -> usize {
+    bench_size("LOOP_BENCH_PAIRS", 7, 0) as usize
+}
+
+/// Times `store` and `raw` alternately, `rounds` times each, and prints the median of each and
+/// the median of the per-round ratios. On a shared, noisy machine the ratio of two runs made a
+/// moment apart is steadier than that of two criterion benchmarks made a minute apart.
+/// Returns the median ratio `store / raw` (NaN with no rounds).
+pub fn paired(
+    label: &str,
+    elements: u64,
+    rounds: usize,
+    mut store: impl FnMut() -> Duration,
+    mut raw: impl FnMut() -> Duration,
+) -> f64 {
+    if rounds == 0 {
+        return f64::NAN;
     }
-    sizes
+    let mut pairs: Vec<(Duration, Duration)> = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        let pair = if round % 2 == 0 {
+            let s = store();
+            (s, raw())
+        } else {
+            let r = raw();
+            (store(), r)
+        };
+        pairs.push(pair);
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let store_s = median(pairs.iter().map(|p| p.0.as_secs_f64()).collect());
+    let raw_s = median(pairs.iter().map(|p| p.1.as_secs_f64()).collect());
+    let ratio = median(
+        pairs
+            .iter()
+            .map(|p| p.0.as_secs_f64() / p.1.as_secs_f64())
+            .collect(),
+    );
+    let per = |s: f64| elements as f64 / s;
+    eprintln!(
+        "paired {label}: {rounds} rounds of {elements} events; store median {:.3} ms \
+         ({:.0} events/s), raw median {:.3} ms ({:.0} events/s), median ratio store/raw {ratio:.2}",
+        store_s * 1e3,
+        per(store_s),
+        raw_s * 1e3,
+        per(raw_s),
+    );
+    ratio
+}
+
+/// Whether the benchmark binary runs as a benchmark (`cargo bench`, which passes `--bench`)
+/// rather than as a quick test of itself (`cargo test --all-targets`), which gets small sizes
+/// and no paired rounds.
+pub fn benchmarking() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// `env_size(name, default)` when benchmarking, else `quick`.
+pub fn bench_size(name: &str, default: u64, quick: u64) -> u64 {
+    if benchmarking() {
+        env_size(name, default)
+    } else {
+        quick
+    }
 }

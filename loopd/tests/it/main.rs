@@ -1,6 +1,7 @@
 //! The real `loopd` binary on an ephemeral port with a temp data dir and stub agents.
 
 mod api;
+mod crash;
 mod daemon;
 mod streams;
 mod support;
