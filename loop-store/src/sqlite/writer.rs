@@ -53,7 +53,11 @@ struct Append {
 struct Staged {
     records: Vec<EventRecord>,
     view: RunView,
+    /// The step rows it wrote, as written.
+    steps: Vec<(StepView, Seq)>,
 }
+
+type StepCache = HashMap<StepId, (StepView, Seq)>;
 
 pub(crate) struct Writer {
     conn: Connection,
@@ -61,6 +65,8 @@ pub(crate) struct Writer {
     last_seq: u64,
     /// Committed run views (and so versions), to spare a read and a parse per append.
     runs: HashMap<RunId, RunView>,
+    /// Committed rows of steps still open: their next event needs them.
+    open_steps: StepCache,
     subscribers: Arc<Subscribers>,
 }
 
@@ -76,6 +82,7 @@ impl Writer {
             path,
             last_seq,
             runs: HashMap::new(),
+            open_steps: HashMap::new(),
             subscribers,
         })
     }
@@ -145,6 +152,7 @@ impl Writer {
             // why, and the in-memory state is re-read from the database.
             let reason = error.to_string();
             self.runs.clear();
+            self.open_steps.clear();
             if let Ok(seq) = read_last_seq(&self.conn, &self.path) {
                 self.last_seq = seq;
             }
@@ -172,7 +180,17 @@ impl Writer {
                 if self.runs.len() >= RUN_CACHE_LIMIT {
                     self.runs.clear();
                 }
+                if self.open_steps.len() >= RUN_CACHE_LIMIT {
+                    self.open_steps.clear();
+                }
                 self.runs.insert(append.run_id, staged.view);
+                for (step, started_seq) in staged.steps {
+                    if step.status.is_final() {
+                        self.open_steps.remove(&step.id);
+                    } else {
+                        self.open_steps.insert(step.id, (step, started_seq));
+                    }
+                }
                 published.extend_from_slice(&staged.records);
                 staged.records
             });
@@ -201,29 +219,63 @@ impl Writer {
         let stored_last_seq = read_last_seq(&tx, &path)?;
         if stored_last_seq != self.last_seq {
             self.runs.clear();
+            self.open_steps.clear();
             self.last_seq = stored_last_seq;
         }
         let mut next_seq = self.last_seq + 1;
-        let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
-        for append in batch {
-            let savepoint = tx
-                .savepoint()
-                .map_err(error_at(&path, "open a savepoint"))?;
-            let base = staged_views
-                .get(&append.run_id)
-                .or_else(|| self.runs.get(&append.run_id))
-                .cloned();
-            match stage(&savepoint, &path, append, base, next_seq) {
+        if let [append] = batch {
+            // A lone append needs no savepoint: if it is refused, the whole transaction is.
+            let base = self.runs.get(&append.run_id).cloned();
+            match stage(
+                &tx,
+                &path,
+                append,
+                base,
+                &|id| self.open_steps.get(&id).cloned(),
+                next_seq,
+            ) {
                 Ok(staged) => {
-                    savepoint
-                        .commit()
-                        .map_err(error_at(&path, "release a savepoint"))?;
                     next_seq += staged.records.len() as u64;
-                    staged_views.insert(append.run_id, staged.view.clone());
                     outcomes.push(Ok(staged));
                 }
-                // Dropping the savepoint rolls back whatever the append had written.
-                Err(refused) => outcomes.push(Err(refused)),
+                Err(refused) => {
+                    outcomes.push(Err(refused));
+                    tx.rollback().map_err(error_at(&path, "roll back"))?;
+                    return Ok(());
+                }
+            }
+        } else {
+            let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
+            let mut staged_steps: StepCache = HashMap::new();
+            for append in batch {
+                let savepoint = tx
+                    .savepoint()
+                    .map_err(error_at(&path, "open a savepoint"))?;
+                let base = staged_views
+                    .get(&append.run_id)
+                    .or_else(|| self.runs.get(&append.run_id))
+                    .cloned();
+                let cached = |id| {
+                    staged_steps
+                        .get(&id)
+                        .or_else(|| self.open_steps.get(&id))
+                        .cloned()
+                };
+                match stage(&savepoint, &path, append, base, &cached, next_seq) {
+                    Ok(staged) => {
+                        savepoint
+                            .commit()
+                            .map_err(error_at(&path, "release a savepoint"))?;
+                        next_seq += staged.records.len() as u64;
+                        staged_views.insert(append.run_id, staged.view.clone());
+                        for (step, seq) in &staged.steps {
+                            staged_steps.insert(step.id, (step.clone(), *seq));
+                        }
+                        outcomes.push(Ok(staged));
+                    }
+                    // Dropping the savepoint rolls back whatever the append had written.
+                    Err(refused) => outcomes.push(Err(refused)),
+                }
             }
         }
         tx.commit().map_err(error_at(&path, "commit"))?;
@@ -234,6 +286,25 @@ impl Writer {
     fn rebuild(&mut self) -> Result<RebuildStats, StoreError> {
         let path = self.path.clone();
         self.runs.clear();
+        self.open_steps.clear();
+        // Off for the rebuild only: a DELETE without foreign keys truncates instead of deleting
+        // row by row, and rows can be written in the order they are ready. A bigger page cache
+        // keeps the projection B-trees in memory while they are rewritten.
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = OFF; PRAGMA cache_size = -262144;")
+            .map_err(error_at(&path, "prepare the rebuild"))?;
+        let result = self.refold_projections();
+        let restored = self
+            .conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000;")
+            .map_err(error_at(&path, "finish the rebuild"));
+        let stats = result?;
+        restored?;
+        Ok(stats)
+    }
+
+    fn refold_projections(&mut self) -> Result<RebuildStats, StoreError> {
+        let path = self.path.clone();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -243,8 +314,9 @@ impl Writer {
 
         let mut stats = RebuildStats::default();
         let mut runs: HashMap<RunId, RunView> = HashMap::new();
-        // Steps stay in memory while open; once finished nothing changes them again.
-        let mut open_steps: HashMap<StepId, (StepView, Seq)> = HashMap::new();
+        // Steps stay in memory while open and are written when they finish: step ids are
+        // UUIDv7, so finishing order is close to key order and the inserts stay sequential.
+        let mut open_steps: StepCache = HashMap::new();
         let mut after = 0i64;
         loop {
             let page = rows::query_events(
@@ -271,17 +343,41 @@ impl Writer {
                     && let Some((step, _)) = open_steps.get_mut(&step_id)
                 {
                     step.apply(record);
+                    if step.status.is_final()
+                        && let Some((step, started_seq)) = open_steps.remove(&step_id)
+                    {
+                        rows::upsert_step(&tx, &step, started_seq)
+                            .map_err(error_at(&path, "write a step"))?;
+                        stats.steps += 1;
+                    }
                 }
             }
-            // Runs must exist before their steps (foreign key); write finished steps later.
         }
-        for view in runs.values() {
+        let mut open: Vec<_> = open_steps.into_values().collect();
+        open.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        for (step, started_seq) in &open {
+            rows::upsert_step(&tx, step, *started_seq).map_err(error_at(&path, "write a step"))?;
+            stats.steps += 1;
+        }
+        let mut runs: Vec<RunView> = runs.into_values().collect();
+        runs.sort_by_key(|view| view.id);
+        for view in &runs {
             rows::upsert_run(&tx, view).map_err(error_at(&path, "write a run"))?;
             stats.runs += 1;
         }
-        for (step, started_seq) in open_steps.values() {
-            rows::upsert_step(&tx, step, *started_seq).map_err(error_at(&path, "write a step"))?;
-            stats.steps += 1;
+        // Steps of runs that have no RUN_CREATED would break the foreign key later: say so.
+        let orphans: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM steps WHERE run_id NOT IN (SELECT run_id FROM runs)",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(error_at(&path, "check the rebuilt steps"))?;
+        if orphans > 0 {
+            return Err(StoreError::Write {
+                path: path.clone(),
+                reason: format!("{orphans} steps belong to runs with no RUN_CREATED event"),
+            });
         }
         tx.commit().map_err(error_at(&path, "commit the rebuild"))?;
         Ok(stats)
@@ -301,6 +397,7 @@ fn stage(
     path: &Path,
     append: &Append,
     cached: Option<RunView>,
+    cached_step: &dyn Fn(StepId) -> Option<(StepView, Seq)>,
     first_seq: u64,
 ) -> Result<Staged, StoreError> {
     let run_id = append.run_id;
@@ -371,10 +468,14 @@ fn stage(
             }
             steps.insert(step.id, (step, record.seq));
         } else if let Some(step_id) = step_of(&record.event) {
-            if !steps.contains_key(&step_id)
-                && let Some(step) = rows::load_step(conn, path, step_id)?
-            {
-                steps.insert(step_id, (step, Seq(0)));
+            if !steps.contains_key(&step_id) {
+                let known = match cached_step(step_id) {
+                    Some(step) => Some(step),
+                    None => rows::load_step(conn, path, step_id)?.map(|step| (step, Seq(0))),
+                };
+                if let Some(step) = known {
+                    steps.insert(step_id, step);
+                }
             }
             if let Some((step, _)) = steps.get_mut(&step_id) {
                 step.apply(record);
@@ -389,7 +490,11 @@ fn stage(
     for (step, started_seq) in steps.values() {
         rows::upsert_step(conn, step, *started_seq).map_err(sql("write a step"))?;
     }
-    Ok(Staged { records, view })
+    Ok(Staged {
+        records,
+        view,
+        steps: steps.into_values().collect(),
+    })
 }
 
 /// The store's own rules; the domain's are `loop_core::decide`'s.
