@@ -354,7 +354,7 @@ impl Writer {
             }
         }
         let mut open: Vec<_> = open_steps.into_values().collect();
-        open.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        open.sort_by_key(|(step, _)| step.id);
         for (step, started_seq) in &open {
             rows::upsert_step(&tx, step, *started_seq).map_err(error_at(&path, "write a step"))?;
             stats.steps += 1;
@@ -468,13 +468,13 @@ fn stage(
             }
             steps.insert(step.id, (step, record.seq));
         } else if let Some(step_id) = step_of(&record.event) {
-            if !steps.contains_key(&step_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = steps.entry(step_id) {
                 let known = match cached_step(step_id) {
                     Some(step) => Some(step),
                     None => rows::load_step(conn, path, step_id)?.map(|step| (step, Seq(0))),
                 };
                 if let Some(step) = known {
-                    steps.insert(step_id, step);
+                    slot.insert(step);
                 }
             }
             if let Some((step, _)) = steps.get_mut(&step_id) {

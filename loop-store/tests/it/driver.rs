@@ -263,6 +263,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
         },
         _ if state.postmortem_running() => Command::EndPostmortem(PostmortemEnd {
             status: PostmortemStatus::Ok,
+            reason: None,
         }),
         RunStatus::Failed if rng.one_in(3) => Command::Retry,
         RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled => {
