@@ -666,20 +666,35 @@ async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// How often a failure that the log refused is offered to it again.
+const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
     let result = Driver::start(Arc::clone(&shared), run_id, cancel).await;
     let settled = match result {
         Ok(DriverEnd::Settled) => true,
         Ok(DriverEnd::Stopped) => false,
         Err(error) => {
-            // Whatever failed, the run must not be left RUNNING with no one driving it.
-            let at_ms = shared.clock.now_ms();
-            let failed = Command::Fail {
-                exit_reason: loop_core::event::ExitReason::Failed,
-                reason: format!("the runtime failed: {error}"),
-                at_ms,
-            };
-            let _ = shared.journal.execute(run_id, vec![failed]).await;
+            // Whatever failed, the run must not be left RUNNING with no one driving it. When the
+            // log itself refuses writes (a full disk, a read-only file), the failure is recorded
+            // as soon as it takes writes again.
+            let reason = format!("the runtime failed: {error}");
+            loop {
+                let at_ms = shared.clock.now_ms();
+                let failed = Command::Fail {
+                    exit_reason: loop_core::event::ExitReason::Failed,
+                    reason: reason.clone(),
+                    at_ms,
+                };
+                match shared.journal.execute(run_id, vec![failed]).await {
+                    Err(RuntimeError::Store(_)) => {}
+                    _ => break,
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(STORAGE_RETRY) => {}
+                    () = shared.shutdown.cancelled() => break,
+                }
+            }
             true
         }
     };

@@ -3,6 +3,7 @@
 
 mod claude;
 mod control;
+mod faults;
 mod loop_runs;
 mod output;
 mod review;
