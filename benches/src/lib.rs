@@ -4,6 +4,9 @@
 //! Every benchmark works on files in a temporary directory on disk (`LOOP_BENCH_DIR`, else the
 //! system's temporary directory), in WAL mode with `synchronous=FULL`, the store's own settings.
 
+pub mod daemon;
+pub mod scratch;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

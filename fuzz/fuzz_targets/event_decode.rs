@@ -14,55 +14,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
 
 #[cfg(not(fuzzing))]
 fn main() -> std::process::ExitCode {
-    use std::path::{Path, PathBuf};
-    use std::process::ExitCode;
-
-    let mut inputs: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    if inputs.is_empty() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        inputs = vec![
-            root.join("corpus/event_decode"),
-            root.join("regressions/event_decode"),
-        ];
-    }
-    let mut files = Vec::new();
-    for input in &inputs {
-        if input.is_dir() {
-            files.extend(loop_fuzz::corpus_files(input));
-        } else if input.is_file() {
-            files.push(input.clone());
-        } else if std::env::args_os().len() > 1 {
-            eprintln!("{}: no such file or directory", input.display());
-            return ExitCode::FAILURE;
-        }
-    }
-
-    let (mut decoded, mut failed) = (0, 0);
-    for file in &files {
-        let data = match std::fs::read(file) {
-            Ok(data) => data,
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                failed += 1;
-                continue;
-            }
-        };
-        match std::panic::catch_unwind(|| loop_fuzz::event_decode(&data)) {
-            Ok(outcome) => decoded += usize::from(outcome.event_type().is_some()),
-            Err(_) => {
-                // The panic hook has already printed the broken property.
-                eprintln!("FAILED: {}", file.display());
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "event_decode: replayed {} inputs, {decoded} decoded as events, {failed} failed",
-        files.len()
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    loop_fuzz::replay_main("event_decode", "decoded as events", |data| {
+        loop_fuzz::event_decode(data).event_type().is_some()
+    })
 }

@@ -6,11 +6,39 @@
 //!
 //! A function here panics when, and only when, a property does not hold: that panic is the crash
 //! libFuzzer reports.
+//!
+//! The targets that read text take the input's bytes as UTF-8, invalid sequences replaced
+//! (`String::from_utf8_lossy`), so that every input the fuzzer makes exercises the parser.
+
+mod config;
+mod plan;
+mod resume;
+mod spec;
+mod streams;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use loop_core::event::{Event, EventRecord, EventType};
+
+pub use config::config_parse;
+pub use plan::plan_parse;
+pub use resume::{Resumed, resume_id};
+pub use spec::spec_header;
+pub use streams::{EXIT_CODES, Streamed, claude_stream, codex_stream};
+
+/// Every fuzz target, by name: its binary in `fuzz_targets/`, its directories under `corpus/`
+/// and `regressions/`.
+pub const TARGETS: &[&str] = &[
+    "event_decode",
+    "config_parse",
+    "plan_parse",
+    "spec_header",
+    "claude_stream",
+    "codex_stream",
+    "resume_id",
+];
 
 /// What [`event_decode`] made of its input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,4 +156,65 @@ pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The `main` of a target's binary built without `--cfg fuzzing`: replays the files and
+/// directories given as arguments (by default the target's `corpus/` and `regressions/`) through
+/// `check`, which tells whether the parser accepted the input. Fails when any input breaks the
+/// property (the panic hook has printed which) or cannot be read.
+pub fn replay_main(target: &str, accepted: &str, check: impl Fn(&[u8]) -> bool) -> ExitCode {
+    let given: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let inputs = if given.is_empty() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        vec![
+            root.join("corpus").join(target),
+            root.join("regressions").join(target),
+        ]
+    } else {
+        given.clone()
+    };
+    let mut files = Vec::new();
+    for input in &inputs {
+        if input.is_dir() {
+            files.extend(corpus_files(input));
+        } else if input.is_file() {
+            files.push(input.clone());
+        } else if !given.is_empty() {
+            eprintln!("{}: no such file or directory", input.display());
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let (mut yes, mut failed) = (0, 0);
+    for file in &files {
+        let data = match fs::read(file) {
+            Ok(data) => data,
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                failed += 1;
+                continue;
+            }
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&data))) {
+            Ok(outcome) => yes += usize::from(outcome),
+            Err(_) => {
+                eprintln!("FAILED: {}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    println!(
+        "{target}: replayed {} inputs, {yes} {accepted}, {failed} failed",
+        files.len()
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The input as text, invalid UTF-8 replaced.
+fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(data)
 }

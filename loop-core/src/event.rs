@@ -256,3 +256,61 @@ impl<'de> Deserialize<'de> for EventRecord {
             .map_err(D::Error::custom)
     }
 }
+
+/// The envelope's OpenAPI schema, named `Event` as in the contract. Written by hand because the
+/// envelope's `Serialize` is: `type` is one of [`EventType::ALL`], and `payload` is an object
+/// whose fields depend on `type` (see [`payload`]).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventRecord {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Ref, RefOr};
+
+        let reference =
+            |name: std::borrow::Cow<'static, str>| RefOr::Ref(Ref::from_schema_name(name));
+        let event_type = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|t| t.as_str())));
+        let payload = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("The event's fields; which ones depends on `type`."));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("One event of the log, in the contract's envelope."))
+            .property("seq", reference(Seq::name()))
+            .property("run_id", reference(RunId::name()))
+            .property("version", reference(Version::name()))
+            .property("type", event_type)
+            .property("ts_ms", <i64 as utoipa::PartialSchema>::schema())
+            .property("schema", <u32 as utoipa::PartialSchema>::schema())
+            .property("payload", payload)
+            .required("seq")
+            .required("run_id")
+            .required("version")
+            .required("type")
+            .required("ts_ms")
+            .required("schema")
+            .required("payload")
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventRecord {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Event")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((Seq::name().into_owned(), Seq::schema()));
+        schemas.push((RunId::name().into_owned(), RunId::schema()));
+        schemas.push((Version::name().into_owned(), Version::schema()));
+    }
+}

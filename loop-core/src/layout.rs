@@ -26,8 +26,10 @@ pub fn workspace_run_dir(created: &RunCreated, run_id: RunId) -> PathBuf {
         .join(run_dir_name(run_id))
 }
 
-/// The file name of a step's text log: `iter-07-impl.log`, `iter-07-review.log`, ….
-pub fn step_log_name(iteration: u32, phase: Phase) -> String {
+/// The file name of a step's text log: `iter-07-impl.log`, `iter-07-review.log`, …; a step run
+/// again (after a pause or a crash) gets its own file, `iter-07-impl.attempt-2.log`, so the
+/// output of the attempt before it is kept as it was.
+pub fn step_log_name(iteration: u32, phase: Phase, attempt: u32) -> String {
     let suffix = match phase {
         Phase::Implementation => "impl",
         Phase::Review => "review",
@@ -35,7 +37,11 @@ pub fn step_log_name(iteration: u32, phase: Phase) -> String {
         Phase::Watchdog => "watchdog",
         Phase::Merge => "merge",
     };
-    format!("iter-{iteration:02}-{suffix}.log")
+    if attempt > 1 {
+        format!("iter-{iteration:02}-{suffix}.attempt-{attempt}.log")
+    } else {
+        format!("iter-{iteration:02}-{suffix}.log")
+    }
 }
 
 /// The tail file beside a step log: `iter-07-impl.log` → `iter-07-impl.tail.txt`.

@@ -28,8 +28,11 @@ pub struct LoopProgress {
     /// The iteration in progress (1-based; 0 before the first).
     pub iteration: u32,
     pub stage: Stage,
-    /// Attempts of the implementation step of this iteration (pause and crashes add one).
+    /// Attempts of each step of this iteration so far (pause and crashes add one).
     pub implementation_attempts: u32,
+    pub review_attempts: u32,
+    pub verification_attempts: u32,
+    pub merge_attempts: u32,
     /// The agent claimed completion in this iteration's implementation answer.
     pub claimed: bool,
     /// The last review of this iteration asked for changes.
@@ -83,6 +86,9 @@ impl LoopProgress {
                     self.iteration = step.iteration;
                     self.stage = Stage::Implement;
                     self.implementation_attempts = 0;
+                    self.review_attempts = 0;
+                    self.verification_attempts = 0;
+                    self.merge_attempts = 0;
                     self.claimed = false;
                     self.review_outstanding = false;
                     self.verified = false;
@@ -92,7 +98,12 @@ impl LoopProgress {
                 }
                 self.implementation_attempts += 1;
             }
-            Event::StepStarted(_) => {}
+            Event::StepStarted(step) => match step.phase {
+                Phase::Review => self.review_attempts += 1,
+                Phase::Verification => self.verification_attempts += 1,
+                Phase::Merge => self.merge_attempts += 1,
+                Phase::Implementation | Phase::Watchdog => {}
+            },
             Event::StepFinished(step) => {
                 self.cost_usd =
                     crate::projection::add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));

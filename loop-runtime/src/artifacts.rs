@@ -54,6 +54,18 @@ impl RunFiles {
         Ok(())
     }
 
+    /// Creates the directory `name` (e.g. `analysis`) in every copy of the run directory,
+    /// owner-only.
+    pub fn create_dir(&self, name: &str) -> io::Result<()> {
+        for (_, dir) in &self.dirs {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(name))?;
+        }
+        Ok(())
+    }
+
     /// The primary copy of the run directory: where files are written first and read back.
     pub fn dir(&self) -> &Path {
         &self.dirs[0].1

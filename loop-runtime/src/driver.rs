@@ -616,7 +616,7 @@ impl Driver {
             .agent_step(
                 Phase::Review,
                 iteration,
-                1,
+                self.progress.review_attempts + 1,
                 &prompt,
                 "review-prompt.txt",
                 &model,
@@ -669,13 +669,14 @@ impl Driver {
 
     async fn verify(&mut self, iteration: u32) -> Result<Option<DriverEnd>, RuntimeError> {
         let step_id = new_step_id();
-        let log_name = step_log_name(iteration, Phase::Verification);
+        let attempt = self.progress.verification_attempts + 1;
+        let log_name = step_log_name(iteration, Phase::Verification, attempt);
         let log_path = self.files.path(&log_name);
         self.record(vec![Command::StartStep(StepStarted {
             step_id,
             phase: Phase::Verification,
             iteration,
-            attempt: 1,
+            attempt,
             prompt_path: None,
         })])
         .await?;
@@ -804,13 +805,14 @@ impl Driver {
         strategy: &str,
     ) -> Result<Option<Result<String, merge::MergeFailure>>, RuntimeError> {
         let step_id = new_step_id();
-        let log_name = step_log_name(iteration, Phase::Merge);
+        let attempt = self.progress.merge_attempts + 1;
+        let log_name = step_log_name(iteration, Phase::Merge, attempt);
         let log_path = self.files.path(&log_name);
         self.record(vec![Command::StartStep(StepStarted {
             step_id,
             phase: Phase::Merge,
             iteration,
-            attempt: 1,
+            attempt,
             prompt_path: None,
         })])
         .await?;
@@ -942,7 +944,7 @@ impl Driver {
         model: &str,
     ) -> Result<AgentStep, RuntimeError> {
         let step_id = new_step_id();
-        let log_name = step_log_name(iteration, phase);
+        let log_name = step_log_name(iteration, phase, attempt);
         let log_path = self.files.path(&log_name);
         let raw_name = log_name.replace(".log", ".jsonl");
         let raw_path = self.files.path(&raw_name);

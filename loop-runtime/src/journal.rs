@@ -114,6 +114,7 @@ impl Journal {
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match appended {
                 Ok(records) => {
+                    let open_step = state.open_step().map(|open| open.step_id);
                     let mut state = state;
                     for record in &records {
                         state
@@ -122,6 +123,7 @@ impl Journal {
                     }
                     self.lock().insert(run_id, state);
                     for record in &records {
+                        log_event(record, open_step);
                         // Nobody listening is fine.
                         let _ = self.appended.send(record.clone());
                     }
@@ -141,6 +143,25 @@ impl Journal {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, RunState>> {
         self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One line per appended event, with the run and the step it is about (the event's own step,
+/// else the step open when it was appended): ends of runs at `info`, the rest at `debug`.
+fn log_event(record: &EventRecord, open_step: Option<loop_core::StepId>) {
+    let step_id = loop_core::projection::step_of(&record.event).or(open_step);
+    let step_id = step_id.map(|id| id.to_string()).unwrap_or_default();
+    let event_type = record.event.event_type().as_str();
+    if record.event.is_terminal() {
+        tracing::info!(
+            run_id = %record.run_id,
+            step_id,
+            seq = record.seq.0,
+            event_type,
+            "run ended"
+        );
+    } else {
+        tracing::debug!(run_id = %record.run_id, step_id, seq = record.seq.0, event_type, "event");
     }
 }
 

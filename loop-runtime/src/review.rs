@@ -37,6 +37,7 @@ const LOG_FORMAT: &str = "--format=%H%x1f%an%x1f%at%x1f%s%x1e";
 
 /// A finished run's work against its base branch (`GET /runs/{id}/diff`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunDiff {
     pub run_id: RunId,
     pub base_branch: String,
@@ -54,6 +55,7 @@ pub struct RunDiff {
 
 /// One commit of a run branch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiffCommit {
     pub hash: String,
     pub author: String,
@@ -64,6 +66,7 @@ pub struct DiffCommit {
 
 /// One file changed by a run, with its stats and unified patch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileDiff {
     pub path: String,
     /// The path before a rename.
@@ -78,6 +81,7 @@ pub struct FileDiff {
 
 /// A merge on demand that landed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MergeOutcome {
     pub run_id: RunId,
     /// The target's new commit.
@@ -90,6 +94,7 @@ pub struct MergeOutcome {
 
 /// What a scrap removed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScrapOutcome {
     pub run_id: RunId,
     /// The worktree removed, when the run still had one.
@@ -102,6 +107,7 @@ pub struct ScrapOutcome {
 
 /// A pull request opened for a run branch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
     pub run_id: RunId,
     pub url: String,
@@ -112,6 +118,7 @@ pub struct PullRequest {
 
 /// A run's worktree on disk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunWorktree {
     pub run_id: RunId,
     pub name: String,
@@ -131,6 +138,7 @@ pub struct RunWorktree {
 
 /// What a garbage collection removed, or would remove on a dry run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcReport {
     pub dry_run: bool,
     pub removed: Vec<RunWorktree>,
@@ -140,6 +148,7 @@ pub struct GcReport {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcFailure {
     pub run_id: RunId,
     pub path: String,

@@ -75,6 +75,13 @@ pub(crate) struct Shared {
     settled: broadcast::Sender<RunId>,
     wake: Notify,
     pub(crate) shutdown: CancellationToken,
+    /// Postmortems running in the background ([`crate::postmortem`]).
+    pub(crate) postmortems: crate::postmortem::Postmortems,
+    /// Notification delivery ([`crate::notify`]).
+    pub(crate) notifier: crate::notify::Notifier,
+    /// Held while the projection files of a run are read from the log and written, so an
+    /// older fold never overwrites a newer one.
+    projections: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -153,7 +160,8 @@ impl Shared {
     }
 
     /// Writes every projection file of a run from its log.
-    async fn write_projections(&self, run_id: RunId) -> Result<(), RuntimeError> {
+    pub(crate) async fn write_projections(&self, run_id: RunId) -> Result<(), RuntimeError> {
+        let _writing = self.projections.lock().await;
         let records = self.journal.read_run(run_id).await?;
         let Some(export) = Export::of(&records) else {
             return Ok(());
@@ -280,7 +288,17 @@ impl RuntimeBuilder {
             settled: broadcast::channel(256).0,
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
+            postmortems: crate::postmortem::Postmortems::default(),
+            notifier: crate::notify::Notifier::default(),
+            projections: tokio::sync::Mutex::new(()),
         });
+        if shared.claim == Claim::All {
+            let started_ms = shared.clock.now_ms();
+            tokio::spawn(crate::postmortem::recover(Arc::clone(&shared), started_ms));
+        }
+        if shared.claim != Claim::Nothing {
+            crate::notify::Notifier::start(&shared);
+        }
         let scheduler = tokio::spawn(schedule(Arc::clone(&shared)));
         Ok(Runtime {
             shared,
@@ -433,7 +451,7 @@ impl Runtime {
         let created = state.created().ok_or(RuntimeError::UnknownRun(run_id))?;
         let config = Config::from_frozen(&created.config);
         let files = RunFiles::new(created, run_id, &config, &self.shared.data_dir);
-        let path = files.path(&step_log_name(step.iteration, step.phase));
+        let path = files.path(&step_log_name(step.iteration, step.phase, step.attempt));
         Ok(OutputStream::new(
             run_id,
             step_id,
@@ -502,12 +520,17 @@ impl Runtime {
                 }],
             )
             .await?;
+        let postmortem = crate::postmortem::begin_after_end(&self.shared, run_id).await;
         self.shared.write_projections(run_id).await?;
+        if let Some(job) = postmortem {
+            self.shared.postmortems.spawn(&self.shared, job);
+        }
         self.get(run_id).await
     }
 
     /// Sends a FAILED run back to PENDING; its limits count afresh.
     pub async fn retry(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        crate::postmortem::yield_to_retry(&self.shared, run_id).await;
         self.shared
             .journal
             .execute(run_id, vec![Command::Retry])
@@ -568,6 +591,8 @@ impl Runtime {
                 .execute(run_id, vec![Command::Recover { at_ms }])
                 .await;
         }
+        self.shared.postmortems.stop_all().await;
+        self.shared.notifier.stop().await;
     }
 
     /// Refuses early, before any agent is stopped, a command the run's state forbids.
@@ -597,7 +622,7 @@ async fn schedule(shared: Arc<Shared>) {
         }
         if let Err(error) = claim(&shared).await {
             // The next wake retries; a store that failed now may answer then.
-            let _ = error;
+            tracing::warn!(%error, "cannot claim runs; trying at the next wake-up");
         }
         tokio::select! {
             () = shared.wake.notified() => {}
@@ -653,7 +678,11 @@ async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
             continue;
         }
         let cancel = shared.shutdown.child_token();
-        let task = tokio::spawn(drive(Arc::clone(shared), view.id, cancel.clone()));
+        let span = tracing::info_span!("run", run_id = %view.id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            drive(Arc::clone(shared), view.id, cancel.clone()),
+            span,
+        ));
         running.insert(
             view.id,
             Running {
@@ -699,11 +728,17 @@ async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
         }
     };
     if settled {
+        // The postmortem's snapshots are taken before a failed run's worktree goes; its
+        // analyses run once the slot is free.
+        let postmortem = crate::postmortem::begin_after_end(&shared, run_id).await;
         let _ = shared.cleanup_worktree(run_id).await;
         let _ = shared.write_projections(run_id).await;
         shared.running().remove(&run_id);
         let _ = shared.settled.send(run_id);
         shared.wake.notify_one();
+        if let Some(job) = postmortem {
+            shared.postmortems.spawn(&shared, job);
+        }
     }
 }
 

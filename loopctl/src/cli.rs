@@ -7,7 +7,22 @@ use clap::{Args, Parser, Subcommand};
 
 /// Drive agent loops: one task per iteration, reviewed and verified, on its own branch.
 #[derive(Debug, Parser)]
-#[command(name = "loopctl", version, propagate_version = true)]
+#[command(
+    name = "loopctl",
+    version,
+    propagate_version = true,
+    after_help = "Examples:
+  loopctl demo                          # the whole loop on a scratch repository
+  loopd --data-dir ~/.local/share/loopd &
+  loopctl run specs/feature.md --follow # a run on the daemon, its output live
+  loopctl list                          # runs, newest first
+  loopctl inspect quiet-harbor          # a run by name, id or id prefix
+  loopctl diff quiet-harbor && loopctl merge quiet-harbor --target main
+
+Exit status: 0 ok, 1 error, 2 usage error; `run --wait`, `run --follow` and `wait` exit 0
+only for a COMPLETED run. Data goes to stdout (--json: one JSON document, JSON lines when
+following); notes and errors go to stderr."
+)]
 pub struct Cli {
     /// Address of the loopd daemon.
     #[arg(
@@ -29,6 +44,202 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a run of a spec in this workspace (the git root of the current directory).
+    ///
+    /// The daemon runs it; --follow shows its output live, --wait blocks until it ends. Either
+    /// exits 0 only when the run COMPLETED. With no spec on a terminal, a picker lists the specs.
+    #[command(after_help = "Examples:
+  loopctl run specs/feature.md
+  loopctl run feature.md --follow
+  loopctl run feature.md --wait --iterations 10 --verify-cmd 'cargo test'
+  loopctl run                        # pick a spec")]
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Show the agent's output live until the run ends (status lines on stderr).
+        #[arg(long)]
+        follow: bool,
+        /// Block until the run ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Runs, newest first.
+    #[command(after_help = "Examples:
+  loopctl list
+  loopctl list --status RUNNING --workspace
+  loopctl list --json --limit 0      # every run")]
+    List {
+        /// Only runs in this state: PENDING, RUNNING, PAUSED, COMPLETED, FAILED or CANCELED.
+        #[arg(long, value_parser = run_status)]
+        status: Option<String>,
+        /// Only runs of this workspace (the git root of the current directory).
+        #[arg(long)]
+        workspace: bool,
+        /// At most this many runs; 0 for every run.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// A run: its worktree, steps, counters and files.
+    #[command(
+        after_help = "Examples:\n  loopctl inspect 0196f3c2\n  loopctl inspect quiet-harbor --json"
+    )]
+    Inspect {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Pause a run after its current step is stopped; `resume` goes on from there.
+    #[command(after_help = "Example:\n  loopctl pause 0196f3c2")]
+    Pause {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Resume a paused run.
+    #[command(after_help = "Example:\n  loopctl resume 0196f3c2")]
+    Resume {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Cancel a run; its agent is stopped.
+    #[command(after_help = "Example:\n  loopctl cancel 0196f3c2")]
+    Cancel {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Run a FAILED run again from where it stopped.
+    #[command(after_help = "Example:\n  loopctl retry 0196f3c2 && loopctl wait 0196f3c2")]
+    Retry {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Block until a run ends; exit 0 only when it COMPLETED.
+    #[command(after_help = "Example:\n  loopctl wait 0196f3c2 && git log --oneline run/feature")]
+    Wait {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// The agent's output: the current step's, live; with -f every step's until the run ends.
+    ///
+    /// Status lines (phase, iteration, elapsed, tasks) go to stderr. A lost connection is
+    /// resumed where it stopped, so nothing is shown twice or missed.
+    #[command(
+        after_help = "Examples:\n  loopctl tail 0196f3c2\n  loopctl tail -f quiet-harbor\n  loopctl tail -f 0196 --json | jq -r .content"
+    )]
+    Tail {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+        /// Follow across steps until the run ends, reconnecting when needed.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// The run's event log; -f follows it live until the run ends.
+    #[command(
+        after_help = "Examples:\n  loopctl events 0196f3c2\n  loopctl events 0196 -f --after 120 --json"
+    )]
+    Events {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+        /// Follow live until the run ends, reconnecting when needed.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+    },
+    /// A finished run's commits and changes against its base branch.
+    #[command(
+        after_help = "Examples:\n  loopctl diff 0196f3c2\n  loopctl diff quiet-harbor | less -R"
+    )]
+    Diff {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Merge a COMPLETED run's branch into its target, after its verification commands pass there.
+    #[command(
+        after_help = "Examples:\n  loopctl merge 0196f3c2\n  loopctl merge 0196f3c2 --strategy merge --target main"
+    )]
+    Merge {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+        /// How to merge; default: the run's merge_strategy.
+        #[arg(long, value_parser = ["merge", "squash"])]
+        strategy: Option<String>,
+        /// The branch to merge into; default: the run's merge_target_branch.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Throw a finished run's work away: its worktree and its branch (the commit is printed).
+    #[command(after_help = "Example:\n  loopctl scrap 0196f3c2")]
+    Scrap {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+    },
+    /// Push a finished run's branch and open a pull request for it (needs `gh`).
+    #[command(after_help = "Example:\n  loopctl pr 0196f3c2 --title 'Feature: the event log'")]
+    Pr {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+        /// The pull request's title; default: from the run.
+        #[arg(long)]
+        title: Option<String>,
+        /// The pull request's body; default: from the run.
+        #[arg(long)]
+        body: Option<String>,
+    },
+    /// A finished run's postmortem: git snapshots, then spec compliance, run quality and a
+    /// summary (root cause, evidence, changes to make) from the run's agent, into the run's
+    /// analysis/ directory.
+    ///
+    /// Works without a daemon, on the event log. --prompt-only writes and prints the prompts
+    /// and asks no agent. Exits 1 when an analysis failed.
+    #[command(after_help = "Examples:
+  loopctl analyze --latest
+  loopctl analyze 0196f3c2 --model sonnet
+  loopctl analyze --latest --prompt-only > prompts.md")]
+    Analyze {
+        /// The run: a full id, a unique id prefix or a unique name.
+        #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+        run: Option<String>,
+        /// The newest finished run of this workspace (of any workspace when this one has none).
+        #[arg(long)]
+        latest: bool,
+        /// The model of the analyses; default: the run's review model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Write and print the prompts; ask no agent.
+        #[arg(long)]
+        prompt_only: bool,
+        /// The event log; default: loopd.db in the data dir.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Figures across runs: outcomes, iterations to completion, time and cost per task,
+    /// verification pass rate, watchdog signals, usage-limit waits and agent retries.
+    ///
+    /// Reads the event log directly (no daemon). --json gives the figures as one document.
+    #[command(after_help = "Examples:
+  loopctl stats
+  loopctl stats --since 7d --workspace
+  loopctl stats --json | jq .cost_per_task_usd")]
+    Stats {
+        /// Only runs created this recently: 7d, 24h, 90m, 2w.
+        #[arg(long, value_name = "AGE", value_parser = age)]
+        since: Option<Duration>,
+        /// Only runs of this workspace (the git root of the current directory).
+        #[arg(long)]
+        workspace: bool,
+        /// The event log; default: loopd.db in the data dir.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// A shell completion script, on stdout.
+    #[command(after_help = "Examples:
+  loopctl completions bash > ~/.local/share/bash-completion/completions/loopctl
+  loopctl completions zsh > ~/.zfunc/_loopctl
+  loopctl completions fish > ~/.config/fish/completions/loopctl.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// A self-contained tour: a scratch git repository, a spec and a three-task plan, the
     /// built-in demo agent, a full loop with review and verification, and where its files are.
     #[command(after_help = "Example:\n  loopctl demo\n  loopctl demo --dir /tmp/loop-demo")]
@@ -134,6 +345,21 @@ pub enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+}
+
+/// A run status, in any case, as the API spells it.
+fn run_status(text: &str) -> Result<String, String> {
+    text.to_ascii_uppercase()
+        .parse::<loop_core::RunStatus>()
+        .map(|status| status.as_str().to_owned())
+        .map_err(|_| {
+            format!("{text:?} is not a run status (PENDING, RUNNING, PAUSED, COMPLETED, FAILED, CANCELED)")
+        })
+}
+
+/// An age like `7d` or `24h`, as a duration.
+fn age(text: &str) -> Result<Duration, String> {
+    loop_core::stats::parse_age(text).map(|ms| Duration::from_millis(ms as u64))
 }
 
 /// A number of days, as a duration.

@@ -1,12 +1,20 @@
 //! One module per group of commands.
 
+mod analyze;
+mod completions;
 mod demo;
+mod events;
 mod exec;
 mod export;
 mod follow;
 mod init;
 mod prompt;
 mod replay;
+mod review;
+mod run;
+mod runs;
+mod stats;
+mod tail;
 mod worktrees;
 
 use std::path::Path;
@@ -16,14 +24,76 @@ use anyhow::{Context, bail};
 use loop_store::SqliteStore;
 
 use crate::cli::Command;
+use crate::client::Daemon;
 use crate::output::Output;
+use crate::picker;
 
-pub fn run(command: Command, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run {
+            mut run,
+            follow,
+            wait,
+        } => {
+            let client = daemon.connect()?;
+            picker::fill(&mut run, "run")?;
+            run::run(&client, &run, follow, wait, out)
+        }
+        Command::List {
+            status,
+            workspace,
+            limit,
+        } => runs::list(&daemon.connect()?, status.as_deref(), workspace, limit, out),
+        Command::Inspect { run } => runs::inspect(&daemon.connect()?, &run, out),
+        Command::Pause { run } => runs::control(&daemon.connect()?, &run, "pause", out),
+        Command::Resume { run } => runs::control(&daemon.connect()?, &run, "resume", out),
+        Command::Cancel { run } => runs::control(&daemon.connect()?, &run, "cancel", out),
+        Command::Retry { run } => runs::control(&daemon.connect()?, &run, "retry", out),
+        Command::Wait { run } => runs::wait(&daemon.connect()?, &run, out),
+        Command::Tail { run, follow } => tail::tail(&daemon.connect()?, &run, follow, out),
+        Command::Events { run, follow, after } => {
+            events::events(&daemon.connect()?, &run, follow, after, out)
+        }
+        Command::Diff { run } => review::diff(&daemon.connect()?, &run, out),
+        Command::Merge {
+            run,
+            strategy,
+            target,
+        } => review::merge(
+            &daemon.connect()?,
+            &run,
+            strategy.as_deref(),
+            target.as_deref(),
+            out,
+        ),
+        Command::Scrap { run } => review::scrap(&daemon.connect()?, &run, out),
+        Command::Pr { run, title, body } => review::pr(
+            &daemon.connect()?,
+            &run,
+            title.as_deref(),
+            body.as_deref(),
+            out,
+        ),
+        Command::Analyze {
+            run,
+            latest: _,
+            model,
+            prompt_only,
+            db,
+        } => analyze::run(run.as_deref(), model, prompt_only, db, out),
+        Command::Stats {
+            since,
+            workspace,
+            db,
+        } => stats::run(since, workspace, db, out),
+        Command::Completions { shell } => completions::run(shell),
         Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
         Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
         Command::Exec { run, db } => exec::run(&run, db, out),
-        Command::Prompt { run } => prompt::run(&run, out),
+        Command::Prompt { mut run } => {
+            picker::fill(&mut run, "prompt")?;
+            prompt::run(&run, out)
+        }
         Command::Demo { dir } => demo::run(dir, out),
         Command::Init => init::run(out),
         Command::Worktrees { all, db } => worktrees::list(db, all, out),

@@ -2,9 +2,14 @@
 //! the libraries.
 
 mod cli;
+mod client;
 mod cmd;
+mod human;
 mod output;
+mod picker;
 mod run_ref;
+mod sse;
+mod table;
 mod workspace;
 
 use std::process::ExitCode;
@@ -14,7 +19,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let out = output::Output::new(cli.json);
-    match cmd::run(cli.command, &out) {
+    let daemon = client::Daemon::new(&cli.addr, cli.token);
+    match cmd::run(cli.command, &daemon, &out) {
         Ok(status) => status,
         Err(error) => {
             out.error(&error);

@@ -40,6 +40,13 @@ impl Output {
         }
     }
 
+    /// One line of JSON as it was received (only under `--json`): streams print JSON lines.
+    pub fn json_line(&self, text: &str) {
+        if self.json {
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        }
+    }
+
     /// An error in one line, with its causes.
     pub fn error(&self, error: &anyhow::Error) {
         let mut text = format!("loopctl: {error}");

@@ -7,13 +7,23 @@ use loop_store::{EventStore, RunQuery};
 
 /// The run `text` names among the runs of `store`.
 pub fn resolve(store: &dyn EventStore, text: &str) -> anyhow::Result<RunId> {
+    resolve_among(text, || {
+        store
+            .list_runs(&RunQuery::default())
+            .context("cannot list runs")
+    })
+}
+
+/// The run `text` names: a full id as it is, else the one run of `runs()` whose id starts with
+/// `text` or whose name is `text`. The runs are only listed when `text` is not a full id.
+pub fn resolve_among(
+    text: &str,
+    runs: impl FnOnce() -> anyhow::Result<Vec<RunView>>,
+) -> anyhow::Result<RunId> {
     if let Ok(id) = text.parse::<RunId>() {
         return Ok(id);
     }
-    let runs = store
-        .list_runs(&RunQuery::default())
-        .context("cannot list runs")?;
-    pick(&runs, text)
+    pick(&runs()?, text)
 }
 
 fn pick(runs: &[RunView], text: &str) -> anyhow::Result<RunId> {

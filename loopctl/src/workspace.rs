@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use loop_core::config::Layer;
+use loop_core::config::{Config, Layer};
 use loop_runtime::RunRequest;
 
 use crate::cli::RunArgs;
@@ -51,4 +51,42 @@ pub fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         config,
         config_file: args.config.clone(),
     })
+}
+
+/// The `--config` file, else `$LOOP_CONFIG`, read and checked here: a daemon does not share the
+/// working directory or the environment of the command line. `None` when neither is given.
+pub fn config_file(args: &RunArgs) -> anyhow::Result<Option<Layer>> {
+    let path = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read the config file {} (given by --config or LOOP_CONFIG)",
+            path.display()
+        )
+    })?;
+    Ok(Some(loop_core::config::parse(
+        &path.to_string_lossy(),
+        &text,
+    )?))
+}
+
+/// The configuration the flags give in `root`, by the runtime's precedence: flags, the config
+/// file, `<root>/.loop/config`, defaults.
+pub fn config(args: &RunArgs, root: &Path) -> anyhow::Result<Config> {
+    let mut flags = Layer::new();
+    for (key, value) in args.config_values() {
+        flags.insert(key.to_owned(), value);
+    }
+    let mut layers = vec![flags];
+    layers.extend(config_file(args)?);
+    let project = root.join(".loop/config");
+    if let Ok(text) = std::fs::read_to_string(&project) {
+        layers.push(loop_core::config::parse(&project.to_string_lossy(), &text)?);
+    }
+    Ok(Config::resolve(&layers))
 }

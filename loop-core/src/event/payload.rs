@@ -14,6 +14,7 @@ use crate::ids::StepId;
 /// The kind of work a step does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Phase {
     Implementation,
     Review,
@@ -25,6 +26,7 @@ pub enum Phase {
 /// Where a step stands. `QUEUED` and `IN_PROGRESS` are open; the rest are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StepStatus {
     Queued,
     InProgress,
@@ -43,6 +45,7 @@ impl StepStatus {
 /// Why a run ended, as written to `summary.json` and the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExitReason {
     CompletePlan,
     CompleteReviewer,
@@ -70,6 +73,7 @@ impl ExitReason {
 /// How the run's name was chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum NameSource {
     Haiku,
     #[default]
@@ -117,6 +121,7 @@ impl PostmortemStatus {
 
 /// Token counts an agent reported for one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tokens {
     #[serde(default)]
     pub input: u64,
@@ -332,6 +337,9 @@ pub struct PostmortemStart {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PostmortemEnd {
     pub status: PostmortemStatus,
+    /// Why it failed or was skipped, in words (which analysis, what the agent said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A person acted on a finished run: diff, merge, scrap or create-pr.

@@ -178,7 +178,13 @@ impl Report {
                 },
             ),
             Event::PostmortemStart(start) => row("POSTMORTEM_START", start.reason.clone()),
-            Event::PostmortemEnd(end) => row("POSTMORTEM_END", end.status.as_str().to_owned()),
+            Event::PostmortemEnd(end) => row(
+                "POSTMORTEM_END",
+                match &end.reason {
+                    Some(reason) => format!("{}: {reason}", end.status.as_str()),
+                    None => end.status.as_str().to_owned(),
+                },
+            ),
             Event::RunCompleted(done) => row("RUN_END", done.exit_reason.as_str().to_owned()),
             Event::RunFailed(failed) => row(
                 "RUN_END",

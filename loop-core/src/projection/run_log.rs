@@ -115,7 +115,10 @@ fn describe(event: &Event) -> String {
         },
         Event::ArtifactWritten(e) => format!("{} {} ({} bytes)", e.kind, e.path, e.bytes),
         Event::PostmortemStart(e) => e.reason.clone(),
-        Event::PostmortemEnd(e) => e.status.as_str().to_owned(),
+        Event::PostmortemEnd(e) => match &e.reason {
+            Some(reason) => format!("{}: {reason}", e.status.as_str()),
+            None => e.status.as_str().to_owned(),
+        },
         Event::ReviewAction(e) => {
             let mut text = e.action.clone();
             for (key, value) in &e.detail {

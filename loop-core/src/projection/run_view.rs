@@ -10,6 +10,7 @@ use crate::time::rfc3339_ms;
 
 /// The run as the API shows it (`contract.md` §3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Run))]
 pub struct RunView {
     pub id: RunId,
     pub name: String,
@@ -40,6 +41,7 @@ pub struct RunView {
 
 /// Where the run works.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorktreeView {
     pub base_branch: Option<String>,
     pub run_branch: Option<String>,
@@ -52,6 +54,7 @@ pub struct WorktreeView {
 
 /// The step in progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentStep {
     pub id: StepId,
     pub phase: Phase,

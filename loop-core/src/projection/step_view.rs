@@ -9,6 +9,7 @@ use crate::time::rfc3339_ms;
 
 /// One step as the API shows it (`contract.md` §3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Step))]
 pub struct StepView {
     pub id: StepId,
     pub run_id: RunId,
@@ -37,6 +38,7 @@ pub struct StepView {
 
 /// One verification command of a step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandOutcome {
     pub command: String,
     pub exit_code: Option<i32>,

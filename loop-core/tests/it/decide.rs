@@ -553,6 +553,7 @@ fn postmortem_runs_once_at_a_time_and_only_after_the_end() {
     let end_postmortem = || {
         Command::EndPostmortem(PostmortemEnd {
             status: PostmortemStatus::Ok,
+            reason: None,
         })
     };
     assert_eq!(

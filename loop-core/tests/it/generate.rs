@@ -174,7 +174,10 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
             step,
             outcome,
             postmortem: PostmortemStart { reason },
-            end: PostmortemEnd { status },
+            end: PostmortemEnd {
+                status,
+                reason: None,
+            },
         },
     );
     let start_step = (
@@ -275,8 +278,12 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
     });
     let start_postmortem =
         text().prop_map(|reason| Intent::StartPostmortem(PostmortemStart { reason }));
-    let end_postmortem =
-        postmortem_status().prop_map(|status| Intent::EndPostmortem(PostmortemEnd { status }));
+    let end_postmortem = postmortem_status().prop_map(|status| {
+        Intent::EndPostmortem(PostmortemEnd {
+            status,
+            reason: None,
+        })
+    });
     let review = (
         text(),
         proptest::collection::btree_map(text(), text(), 0..3),

@@ -495,6 +495,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
         .into(),
         PostmortemEnd {
             status: PostmortemStatus::Ok,
+            reason: None,
         }
         .into(),
         ReviewAction {

@@ -6,11 +6,14 @@
 //! - `decide`: what each command emits or why it is refused;
 //! - `schema`: stored events from older and newer writers still decode;
 //! - `projections`: a realistic run against golden `report.tsv`, `summary.json`, `run.log` and
-//!   `events.jsonl`.
+//!   `events.jsonl`;
+//! - `stats`: figures across runs, hand-computed and under any interleaving of runs.
 
 mod agents;
 mod decide;
 mod generate;
 mod laws;
 mod projections;
+mod readme;
 mod schema;
+mod stats;

@@ -267,6 +267,7 @@ fn golden_run() -> Vec<EventRecord> {
             260_000,
             Command::EndPostmortem(PostmortemEnd {
                 status: PostmortemStatus::Ok,
+                reason: None,
             }),
         ),
     ];

@@ -2,8 +2,9 @@
 //!
 //! It behaves like a well-mannered coding agent, in-process: each implementation call takes the
 //! plan's first unchecked task, writes a small file for it, marks the task `[x]`, commits, and
-//! answers `DONE: …`; with nothing left it answers the completion token. Reviews approve. It
-//! talks a little while it works, so following a run shows live output.
+//! answers `DONE: …`; with nothing left it answers the completion token. Reviews approve, and
+//! postmortem analyses get a short fixed answer. It talks a little while it works, so following
+//! a run shows live output.
 
 use std::io;
 use std::path::Path;
@@ -45,6 +46,13 @@ impl Agent for DemoAgent {
             let plan_path = env(&request, "LOOP_PLAN_PATH").map(str::to_owned);
             let mut said = Vec::new();
             let answer = match (phase.as_str(), plan_path) {
+                ("postmortem", _) => {
+                    let analysis = env(&request, "LOOP_ANALYSIS").unwrap_or("summary");
+                    said.push(format!(
+                        "Reading the run's timeline for the {analysis} analysis."
+                    ));
+                    analysis_answer(analysis)
+                }
                 ("review", _) => {
                     said.push("Read the last commit against the plan and the spec.".to_owned());
                     said.push("The change does what its task asks.".to_owned());
@@ -74,6 +82,25 @@ impl Agent for DemoAgent {
             })
         })
     }
+}
+
+/// A short fixed analysis: the demo reads nothing, so it claims nothing it could not know.
+fn analysis_answer(analysis: &str) -> String {
+    let body = match analysis {
+        "spec-compliance" => {
+            "## Verdict\n\ncompliant: each task of the plan wrote its note and was checked off.\n"
+        }
+        "run-quality" => {
+            "## Timeline\n\nOne task per iteration, each reviewed and verified.\n\n\
+             ## Anomalies\n\nNone: the demo agent never retries or waits.\n"
+        }
+        _ => {
+            "## Outcome\n\nThe demo run did what its plan asked.\n\n\
+             ## Root cause\n\nnone: the run did what was asked.\n\n\
+             ## Changes to make\n\n- Try a real agent on a real spec.\n"
+        }
+    };
+    format!("# {analysis} (demo agent)\n\n{body}")
 }
 
 /// Does the plan's next task; the answer line.

@@ -84,6 +84,16 @@ async fn pause_stops_the_agent_and_resume_runs_the_same_iteration_again() {
         .collect();
     assert_eq!(first[0], (1, 1, StepStatus::Canceled));
     assert_eq!(first[1], (1, 2, StepStatus::Succeeded));
+    // Each attempt keeps its own log: the paused one's output is still there.
+    let dir = scratch
+        .workspace()
+        .join("logs/loop")
+        .join(format!("run-{}", run.id));
+    let paused_log = std::fs::read_to_string(dir.join("iter-01-impl.log")).expect("first attempt");
+    assert!(paused_log.contains("thinking"), "{paused_log}");
+    let rerun_log =
+        std::fs::read_to_string(dir.join("iter-01-impl.attempt-2.log")).expect("second");
+    assert!(rerun_log.contains("DONE: task 1"), "{rerun_log}");
     runtime.shutdown().await;
 }
 

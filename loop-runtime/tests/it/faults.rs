@@ -25,7 +25,7 @@ impl EventStore for Flaky {
         run_id: RunId,
         expected: Version,
         ts_ms: i64,
-        events: Vec<loop_core::Event>,
+        events: Vec<Event>,
     ) -> Result<Vec<EventRecord>, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Write {

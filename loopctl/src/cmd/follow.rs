@@ -63,6 +63,19 @@ pub fn run_in_process(
                 }
             }
         };
+        // The postmortem runs in this process too: leaving now would cut it short.
+        if let Some(view) = &finished
+            && view.postmortem.as_deref() == Some("running")
+        {
+            out.note("── postmortem: analysing the run (Ctrl-C skips it)");
+            let report = runtime.wait_postmortem(view.id).await?;
+            out.note(&format!(
+                "── postmortem {} in {}{}",
+                report.status.as_deref().unwrap_or("unknown"),
+                report.dir,
+                report.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ));
+        }
         runtime.shutdown().await;
         let Some(view) = finished else {
             anyhow::bail!("the runtime stopped before the run ended");

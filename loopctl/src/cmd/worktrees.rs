@@ -11,6 +11,7 @@ use anyhow::Context;
 use loop_runtime::{Claim, RunWorktree, Runtime};
 
 use crate::cmd::open_existing;
+use crate::human::size;
 use crate::output::Output;
 use crate::workspace;
 
@@ -163,40 +164,6 @@ fn row(worktree: &RunWorktree) -> String {
     )
 }
 
-/// Bytes in binary units, one decimal: `512 B`, `1.5 KiB`, `12.0 MiB`.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::size;
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        for (bytes, text) in [
-            (0, "0 B"),
-            (1023, "1023 B"),
-            (1024, "1.0 KiB"),
-            (1536, "1.5 KiB"),
-            (5 << 20, "5.0 MiB"),
-            (3 << 30, "3.0 GiB"),
-        ] {
-            assert_eq!(size(bytes), text);
-        }
-    }
 }

@@ -1,7 +1,13 @@
 //! `loopctl` driven as a person or a script would: the real binary on a real event log.
 
+mod daemon;
+mod daemon_cli;
 mod demo;
 mod exec;
+mod follow;
+mod insight;
 mod offline;
+mod review;
+mod runs;
 mod support;
 mod worktrees;

@@ -3,6 +3,7 @@
 # directory, one line per call: `overloaded`, `limit:<epoch seconds>`, `linger` (a task, then
 # no exit), or `task` (the default once the lines run out): do one plan task, or claim
 # completion when none is left. Every successful call reports a cost of 0.6 (or ./.stub-cost).
+# Postmortem analyses (LOOP_PHASE=postmortem) are answered apart, as ./.stub-analysis says.
 cat > /dev/null
 echo '{"type":"system","subtype":"init","session_id":"stub-session","model":"opus","cwd":".","tools":[]}'
 if [ "$LOOP_PHASE" = naming ]; then
@@ -13,6 +14,19 @@ if [ "$LOOP_PHASE" = naming ]; then
     hang) sleep 300 ;;
   esac
   printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"$name\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0.01}"
+  exit 0
+fi
+if [ "$LOOP_PHASE" = postmortem ]; then
+  # An analysis call: ./.stub-analysis may say `<analysis>=fail` or `<analysis>=hang`; any
+  # other analysis answers with its name, the run id and the first line of its prompt file.
+  mode=$(sed -n "s/^$LOOP_ANALYSIS=//p" .stub-analysis 2>/dev/null)
+  case "$mode" in
+    fail) echo "analysis broke" >&2; exit 1 ;;
+    hang) sleep 300 ;;
+  esac
+  echo "$LOOP_ANALYSIS" >> "$LOOP_RUN_DIR/analysis-calls"
+  first=$(head -n 1 "$LOOP_PROMPT_FILE" | tr -d '"\\')
+  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"# $LOOP_ANALYSIS of $LOOP_RUN_ID\\n\\n$first\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0.05}"
   exit 0
 fi
 calls="$LOOP_RUN_DIR/claude-calls"

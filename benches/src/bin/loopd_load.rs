@@ -1,0 +1,723 @@
+//! Load tests of the real daemon binary against the quality bars (`benches/load/run.sh` runs
+//! them all). Each prints its figures and its same-run baseline.
+//!
+//! ```text
+//! loopd_load scale  [--runs 200] [--sleep-ms 1000] [--tasks 1]
+//! loopd_load output [--mib 100] [--line-bytes 1024]
+//! loopd_load fanout [--subscribers 1000] [--tasks 20] [--sleep-ms 200]
+//! ```
+//!
+//! `loopd` and `noop_agent` are taken from beside this binary (or `$LOOPD_BIN`, `$NOOP_AGENT`);
+//! scratch files go under `$LOOP_BENCH_DIR` (else the system temp dir).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use loop_benches::bench_dir;
+use loop_benches::daemon::{
+    Daemon, Frame, Memory, SseReader, cpu_of, memory_of, mib, noop_agent_bin, now_ms, run_body,
+};
+use loop_benches::scratch::{git_repo, git_repos};
+use serde_json::{Value, json};
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("usage: loopd_load scale|output|fanout [--flag value]…");
+        std::process::exit(2);
+    }
+    let command = args.remove(0);
+    let flags: HashMap<String, String> = args
+        .chunks(2)
+        .map(|pair| {
+            let key = pair[0].trim_start_matches("--").to_owned();
+            let value = pair.get(1).cloned().unwrap_or_default();
+            (key, value)
+        })
+        .collect();
+    let flag = |name: &str, default: u64| -> u64 {
+        flags
+            .get(name)
+            .map_or(default, |v| v.replace('_', "").parse().expect("a number"))
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match command.as_str() {
+        "scale" => tokio.block_on(scale(
+            flag("runs", 200) as usize,
+            flag("sleep-ms", 1000),
+            flag("tasks", 1) as usize,
+        )),
+        "output" => tokio.block_on(output(flag("mib", 100), flag("line-bytes", 1024))),
+        "fanout" => tokio.block_on(fanout(
+            flag("subscribers", 1000) as usize,
+            flag("tasks", 20) as usize,
+            flag("sleep-ms", 200),
+        )),
+        other => {
+            eprintln!("unknown command {other:?}: scale, output or fanout");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http client")
+}
+
+async fn post_run(client: &reqwest::Client, daemon: &Daemon, body: &Value) -> String {
+    let response = client
+        .post(daemon.url("/runs"))
+        .json(body)
+        .send()
+        .await
+        .expect("POST /runs");
+    let status = response.status();
+    let value: Value = response.json().await.expect("POST /runs answers JSON");
+    assert!(status.is_success(), "POST /runs: {status} {value}");
+    value["run"]["id"].as_str().expect("run id").to_owned()
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Samples the daemon's memory every `every` until stopped; returns the peak RSS seen.
+fn sampler(pid: u32, every: Duration) -> (Arc<AtomicBool>, std::thread::JoinHandle<Memory>) {
+    let (stop, timeline) = timeline(pid, every);
+    let handle = std::thread::spawn(move || {
+        let samples = timeline.join().expect("sampler");
+        samples
+            .into_iter()
+            .map(|(_, m)| m)
+            .max_by_key(|m| m.rss)
+            .unwrap_or_default()
+    });
+    (stop, handle)
+}
+
+/// Samples the daemon's memory every `every` until stopped: (Unix ms, memory) pairs.
+#[allow(clippy::type_complexity)]
+fn timeline(
+    pid: u32,
+    every: Duration,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<Vec<(f64, Memory)>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            samples.push((now_ms(), memory_of(pid)));
+            std::thread::sleep(every);
+        }
+        samples
+    });
+    (stop, handle)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// scale: N concurrent runs whose agent sleeps a while each step.
+
+async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
+    let dir = bench_dir();
+    let started_setup = Instant::now();
+    let repos = git_repos(dir.path(), runs, tasks);
+    eprintln!(
+        "scale: {runs} workspaces of {tasks} task(s) in {:.1} s",
+        started_setup.elapsed().as_secs_f64()
+    );
+    let noop = noop_agent_bin();
+    let agent_cmd = format!("{} --sleep-ms {sleep_ms}", noop.display());
+    let iterations = tasks + 1;
+
+    // Baseline: the same agent processes, `runs` at a time, with nothing around them.
+    let baseline = {
+        let plans = dir.path().join("baseline");
+        std::fs::create_dir_all(&plans).expect("baseline dir");
+        let started = Instant::now();
+        for _ in 0..iterations {
+            let children: Vec<std::process::Child> = (0..runs)
+                .map(|n| {
+                    std::process::Command::new("sh")
+                        .args(["-c", &agent_cmd])
+                        .env("LOOP_PHASE", "implementation")
+                        .env("LOOP_PLAN_PATH", plans.join(format!("plan-{n}.md")))
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .expect("spawn the agent")
+                })
+                .collect();
+            for mut child in children {
+                child.wait().expect("wait");
+            }
+        }
+        started.elapsed()
+    };
+    eprintln!(
+        "scale: baseline, {runs} bare agents x {iterations} rounds: {:.2} s",
+        baseline.as_secs_f64()
+    );
+
+    let data = dir.path().join("data");
+    let max = runs.to_string();
+    let daemon = Daemon::start(&data, &["--max-concurrency", &max]);
+    let client = client();
+    let idle = daemon.memory();
+    let cpu0 = daemon.cpu();
+    let (stop, peak) = sampler(daemon.pid, Duration::from_millis(50));
+
+    // Follow every run's start and end on the global stream.
+    let events = client
+        .get(daemon.url("/events"))
+        .send()
+        .await
+        .expect("GET /events");
+    let started = Instant::now();
+    let follower = tokio::spawn(async move {
+        let mut reader = SseReader::new(events);
+        let (mut running, mut peak_running, mut ended) = (0usize, 0usize, 0usize);
+        let mut ends: Vec<f64> = Vec::new();
+        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+        while let Some(frame) = reader.next().await {
+            match frame.event.as_deref() {
+                Some("RUN_STARTED") => {
+                    running += 1;
+                    peak_running = peak_running.max(running);
+                }
+                Some(kind @ ("RUN_COMPLETED" | "RUN_FAILED" | "RUN_CANCELED")) => {
+                    running = running.saturating_sub(1);
+                    ended += 1;
+                    ends.push(started.elapsed().as_secs_f64());
+                    *statuses.entry(kind.to_owned()).or_default() += 1;
+                    if ended == runs {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (peak_running, ends, statuses)
+    });
+
+    let mut submits = tokio::task::JoinSet::new();
+    for repo in &repos {
+        let body = run_body(repo, &agent_cmd, json!({ "reviewer": false }));
+        let (client, url) = (client.clone(), daemon.url("/runs"));
+        submits.spawn(async move {
+            let response = client.post(url).json(&body).send().await.expect("POST");
+            assert!(response.status().is_success(), "POST /runs");
+        });
+    }
+    submits.join_all().await;
+    let submitted = started.elapsed();
+    let (peak_running, ends, statuses) =
+        match tokio::time::timeout(Duration::from_secs(240), follower).await {
+            Ok(result) => result.expect("follower"),
+            Err(_) => panic!("not every run ended within 4 minutes"),
+        };
+    let all_ended = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let peak = peak.join().expect("sampler");
+    let end = daemon.memory();
+    let cpu = daemon.cpu() - cpu0;
+
+    let listed = get_json(&client, &daemon.url("/runs?limit=1000")).await;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for run in listed["runs"].as_array().into_iter().flatten() {
+        *by_status
+            .entry(run["status"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+    }
+    let median_end = {
+        let mut ends = ends.clone();
+        ends.sort_by(f64::total_cmp);
+        percentile(&ends, 50.0)
+    };
+    println!("scale: {runs} runs x {iterations} iterations, agent sleeps {sleep_ms} ms a call");
+    println!(
+        "  submitted all in {:.2} s; all ended in {:.2} s (median run end {:.2} s); peak running at once {peak_running}",
+        submitted.as_secs_f64(),
+        all_ended.as_secs_f64(),
+        median_end
+    );
+    println!("  terminal events {statuses:?}; GET /runs statuses {by_status:?}");
+    println!(
+        "  baseline: the bare agents, {runs} at a time, {iterations} rounds: {:.2} s; loopd/baseline {:.2}",
+        baseline.as_secs_f64(),
+        all_ended.as_secs_f64() / baseline.as_secs_f64()
+    );
+    println!(
+        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({} threads then); VmHWM {:.1} MiB (bar < 150); RSS after {:.1} MiB",
+        mib(idle.rss),
+        mib(peak.rss),
+        peak.threads,
+        mib(end.hwm),
+        mib(end.rss)
+    );
+    println!(
+        "  daemon CPU during the test: {:.2} s ({:.1} ms per run)",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e3 / runs as f64
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// output: one agent printing a lot; the log on disk and the live SSE stream.
+
+async fn output(mebibytes: u64, line_bytes: u64) {
+    let dir = bench_dir();
+    let bytes = mebibytes * 1024 * 1024;
+    let noop = noop_agent_bin();
+    let timing = dir.path().join("timing");
+    let print = format!(
+        "{} --print-bytes {bytes} --line-bytes {line_bytes}",
+        noop.display()
+    );
+
+    // Baselines: the same printing into a file through a shell redirect, and through a pipe.
+    let baseline = |what: &str, sink: &str| {
+        let timing = dir.path().join(format!("timing-{what}"));
+        let plan = dir.path().join(format!("plan-{what}.md"));
+        std::fs::write(&plan, "- [ ] one\n").expect("plan");
+        let out = dir.path().join(format!("out-{what}"));
+        let command = format!(
+            "{print} --timing {} {sink} {}",
+            timing.display(),
+            out.display()
+        );
+        let started = Instant::now();
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .env("LOOP_PLAN_PATH", &plan)
+            .env("LOOP_PHASE", "implementation")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .expect("baseline");
+        assert!(status.success());
+        let wall = started.elapsed();
+        let _ = std::fs::remove_file(&out);
+        (wall, print_seconds(&timing))
+    };
+    let (file_wall, file_print) = baseline("file", ">");
+    let (pipe_wall, pipe_print) = baseline("pipe", "| cat >");
+
+    let repo = git_repo(dir.path(), "repo", 1);
+    let daemon = Daemon::start(&dir.path().join("data"), &[]);
+    let client = client();
+    // Let the daemon settle before its idle RSS is taken.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = daemon.memory();
+    let cpu0 = daemon.cpu();
+    let client_cpu0 = cpu_of(std::process::id());
+    let (stop, samples) = timeline(daemon.pid, Duration::from_millis(10));
+
+    // The agent waits for a file, so the live stream is attached before it prints.
+    let go = dir.path().join("go");
+    let agent_cmd = format!(
+        "{print} --timing {} --wait-file {}",
+        timing.display(),
+        go.display()
+    );
+    let body = run_body(&repo, &agent_cmd, json!({ "reviewer": false }));
+    let run_id = post_run(&client, &daemon, &body).await;
+    let events = client
+        .get(daemon.url(&format!("/runs/{run_id}/events")))
+        .send()
+        .await
+        .expect("GET events");
+    let mut events = SseReader::new(events);
+    let step_id = loop {
+        let frame = events.next().await.expect("a STEP_STARTED");
+        if frame.event.as_deref() == Some("STEP_STARTED") {
+            let record: Value = serde_json::from_str(&frame.data).expect("record JSON");
+            break record["payload"]["step_id"]
+                .as_str()
+                .expect("step_id")
+                .to_owned();
+        }
+    };
+    // The rest of the run's events, with their stamps: when the step and the run finished.
+    let follow = tokio::spawn(async move {
+        let mut stamps: Vec<(String, f64)> = Vec::new();
+        while let Some(frame) = events.next().await {
+            let record: Value = serde_json::from_str(&frame.data).unwrap_or(Value::Null);
+            let kind = frame.event.unwrap_or_default();
+            stamps.push((kind, record["ts_ms"].as_f64().unwrap_or(f64::NAN)));
+        }
+        stamps
+    });
+    let response = client
+        .get(daemon.url(&format!("/runs/{run_id}/output?step={step_id}")))
+        .send()
+        .await
+        .expect("GET output");
+    assert!(response.status().is_success(), "GET output");
+    std::fs::write(&go, "").expect("release the agent");
+    let mut reader = SseReader::new(response);
+    let (mut content, mut frames) = (0u64, 0u64);
+    let mut first_ms = None;
+    let mut last_content_ms = f64::NAN;
+    let mut contiguous = true;
+    let mut next_offset = 0u64;
+    while let Some(frame) = reader.next().await {
+        let chunk: Value = serde_json::from_str(&frame.data).expect("chunk JSON");
+        let offset = chunk["offset"].as_u64().expect("offset");
+        let text = chunk["content"].as_str().expect("content");
+        contiguous &= offset == next_offset;
+        next_offset = offset + text.len() as u64;
+        content += text.len() as u64;
+        frames += 1;
+        last_content_ms = now_ms();
+        first_ms.get_or_insert(last_content_ms);
+    }
+    let stream_end_ms = now_ms();
+    let client_cpu = cpu_of(std::process::id()) - client_cpu0;
+    let sse_wire = reader.bytes;
+    // Wait for the run to end (its artifacts are recorded after the step's output).
+    loop {
+        let run = get_json(&client, &daemon.url(&format!("/runs/{run_id}"))).await;
+        let status = run["run"]["status"].as_str().unwrap_or("").to_owned();
+        if ["COMPLETED", "FAILED", "CANCELED"].contains(&status.as_str()) {
+            assert_eq!(status, "COMPLETED", "{run}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = samples.join().expect("sampler");
+    let end = daemon.memory();
+    let cpu = daemon.cpu() - cpu0;
+    let stamps = follow.await.expect("events");
+    let stamp = |kind: &str| {
+        stamps
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(f64::NAN, |(_, ts)| *ts)
+    };
+    let (print_start, print_end) = print_times(&timing);
+    let step_finished = stamp("STEP_FINISHED");
+    let peak_in = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= to)
+            .map(|(_, m)| m.rss)
+            .max()
+            .unwrap_or(0)
+    };
+    let peak_printing = peak_in(print_start, print_end);
+    let peak_after = peak_in(print_end, f64::INFINITY);
+    let peak = samples.iter().map(|(_, m)| m.rss).max().unwrap_or(0);
+    let steps = get_json(&client, &daemon.url(&format!("/runs/{run_id}/steps"))).await;
+    let step = steps["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == step_id.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let log_bytes = step["output_bytes"].as_u64().unwrap_or(0);
+    let on_disk = step["output_path"]
+        .as_str()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+
+    // Baseline for the live stream: the same bytes over plain HTTP from the same daemon to the
+    // same client (GET of the finished .log as an artifact; after the memory was read, since
+    // the daemon reads the file whole to serve it).
+    let log_name = step["output_path"]
+        .as_str()
+        .and_then(|p| Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut response = client
+        .get(daemon.url(&format!("/runs/{run_id}/artifacts/{log_name}")))
+        .send()
+        .await
+        .expect("GET artifact");
+    let mut fetched = 0u64;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        fetched += chunk.len() as u64;
+    }
+    let fetch_s = started.elapsed().as_secs_f64();
+
+    let rate = |bytes: u64, secs: f64| bytes as f64 / secs / 1e6;
+    println!(
+        "  baseline for the live stream: GET of the finished .log as an artifact, {fetched} B in {fetch_s:.2} s = {:.0} MB/s",
+        rate(fetched, fetch_s)
+    );
+    let capture_s = (print_end - print_start) / 1e3;
+    let sse_s = (last_content_ms - print_start) / 1e3;
+    println!(
+        "output: the agent prints {mebibytes} MiB in lines of {line_bytes} B ({} lines)",
+        bytes / line_bytes
+    );
+    println!(
+        "  baseline, same printing into a file (sh redirect): {:.0} MB/s ({:.2} s wall); through a pipe into cat > file: {:.0} MB/s ({:.2} s wall)",
+        rate(bytes, file_print),
+        file_wall.as_secs_f64(),
+        rate(bytes, pipe_print),
+        pipe_wall.as_secs_f64()
+    );
+    println!(
+        "  captured by loopd: the agent's printing took {:.2} s = {:.0} MB/s (bar >= 200 MB/s); step output_bytes {log_bytes}, .log on disk {on_disk} B",
+        capture_s,
+        rate(bytes, capture_s)
+    );
+    println!(
+        "  live SSE: {content} B of content in {frames} frames ({sse_wire} B on the wire), contiguous offsets: {contiguous}; \
+         first frame {:.0} ms after printing began, last {:.2} s after: {:.0} MB/s of content (bar >= 200 MB/s); \
+         the stream closed {:.2} s after printing began; client CPU {:.2} s",
+        first_ms.unwrap_or(f64::NAN) - print_start,
+        sse_s,
+        rate(content, sse_s),
+        (stream_end_ms - print_start) / 1e3,
+        client_cpu.as_secs_f64()
+    );
+    println!(
+        "  the agent's printing ended {:.2} s after it began; STEP_FINISHED stamped {:.2} s after it ended; RUN_COMPLETED {:.2} s after",
+        (print_end - print_start) / 1e3,
+        (step_finished - print_end) / 1e3,
+        (stamp("RUN_COMPLETED") - print_end) / 1e3
+    );
+    println!(
+        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({:.1} MiB while the agent printed, {:.1} MiB after); \
+         VmHWM {:.1} MiB; growth HWM - idle = {:.1} MiB (bar < 50); RSS after {:.1} MiB",
+        mib(idle.rss),
+        mib(peak),
+        mib(peak_printing),
+        mib(peak_after),
+        mib(end.hwm),
+        mib(end.hwm.saturating_sub(idle.rss)),
+        mib(end.rss)
+    );
+    println!("  daemon CPU during the run: {:.2} s", cpu.as_secs_f64());
+}
+
+fn print_times(path: &Path) -> (f64, f64) {
+    let text = std::fs::read_to_string(path).expect("the agent's timing file");
+    let line = text.lines().next().expect("a timing line");
+    let mut parts = line
+        .split_whitespace()
+        .map(|n| n.parse::<f64>().expect("ns") / 1e6);
+    (parts.next().expect("start"), parts.next().expect("end"))
+}
+
+fn print_seconds(path: &Path) -> f64 {
+    let (start, end) = print_times(path);
+    (end - start) / 1e3
+}
+
+// ---------------------------------------------------------------------------------------------
+// fanout: many SSE subscribers on one run's events.
+
+/// What one subscriber saw: every seq, and the latency (receive time - ts_ms) of each event
+/// stamped at or after `from_ms`.
+struct Seen {
+    seqs: Vec<u64>,
+    latencies: Vec<f64>,
+}
+
+async fn subscribe(
+    client: reqwest::Client,
+    url: String,
+    connected: Arc<AtomicU64>,
+    from_ms: Arc<AtomicU64>,
+) -> Seen {
+    let response = client.get(url).send().await.expect("GET events");
+    assert!(response.status().is_success(), "GET events");
+    connected.fetch_add(1, Ordering::SeqCst);
+    let mut reader = SseReader::new(response);
+    let mut seen = Seen {
+        seqs: Vec::new(),
+        latencies: Vec::new(),
+    };
+    while let Some(Frame { data, .. }) = reader.next().await {
+        let received = now_ms();
+        let Ok(record) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        let (Some(seq), Some(ts_ms)) = (record["seq"].as_u64(), record["ts_ms"].as_f64()) else {
+            continue;
+        };
+        seen.seqs.push(seq);
+        let from = from_ms.load(Ordering::SeqCst) as f64;
+        if from > 0.0 && ts_ms >= from {
+            seen.latencies.push(received - ts_ms);
+        }
+    }
+    seen
+}
+
+async fn fanout_round(
+    daemon: &Daemon,
+    client: &reqwest::Client,
+    repo: &Path,
+    gate: &Path,
+    subscribers: usize,
+    sleep_ms: u64,
+) {
+    let agent_cmd = format!(
+        "{} --sleep-ms {sleep_ms} --wait-file {}",
+        noop_agent_bin().display(),
+        gate.display()
+    );
+    let body = run_body(
+        repo,
+        &agent_cmd,
+        json!({ "reviewer": true, "verify_cmds": "true", "iterations": 500 }),
+    );
+    let run_id = post_run(client, daemon, &body).await;
+    let connected = Arc::new(AtomicU64::new(0));
+    let from_ms = Arc::new(AtomicU64::new(0));
+    let url = daemon.url(&format!("/runs/{run_id}/events"));
+    let mut tasks = tokio::task::JoinSet::new();
+    let connect_started = Instant::now();
+    for _ in 0..subscribers {
+        tasks.spawn(subscribe(
+            client.clone(),
+            url.clone(),
+            Arc::clone(&connected),
+            Arc::clone(&from_ms),
+        ));
+    }
+    while connected.load(Ordering::SeqCst) < subscribers as u64 {
+        assert!(
+            connect_started.elapsed() < Duration::from_secs(60),
+            "only {} of {subscribers} subscribers connected in 60 s",
+            connected.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connect_time = connect_started.elapsed();
+    let mem_connected = daemon.memory();
+    // Count only events stamped from now on: the catch-up of earlier ones is no latency.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    from_ms.store(now_ms().ceil() as u64, Ordering::SeqCst);
+    let cpu0 = daemon.cpu();
+    let started = Instant::now();
+    std::fs::write(gate, "").expect("open the gate");
+    let seen: Vec<Seen> = tasks.join_all().await;
+    let elapsed = started.elapsed();
+    let cpu = daemon.cpu() - cpu0;
+    let _ = std::fs::remove_file(gate);
+
+    let all: Value = get_json(
+        client,
+        &daemon.url(&format!("/runs/{run_id}/events?format=json")),
+    )
+    .await;
+    let expected: Vec<u64> = all["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    let expected_set: HashSet<u64> = expected.iter().copied().collect();
+    let complete = seen
+        .iter()
+        .filter(|s| {
+            s.seqs == expected || s.seqs.iter().copied().collect::<HashSet<_>>() == expected_set
+        })
+        .count();
+    let in_order = seen.iter().filter(|s| s.seqs == expected).count();
+    let missing: usize = seen
+        .iter()
+        .map(|s| {
+            let got: HashSet<u64> = s.seqs.iter().copied().collect();
+            expected_set.difference(&got).count()
+        })
+        .sum();
+    let mut latencies: Vec<f64> = seen.iter().flat_map(|s| s.latencies.clone()).collect();
+    latencies.sort_by(f64::total_cmp);
+    let timed_events = seen.first().map_or(0, |s| s.latencies.len());
+    println!(
+        "fanout: {subscribers} subscriber(s) on one run ({} events; {timed_events} stamped after all were connected, timed)",
+        expected.len()
+    );
+    println!(
+        "  connected all in {:.2} s; daemon RSS then {:.1} MiB ({} threads)",
+        connect_time.as_secs_f64(),
+        mib(mem_connected.rss),
+        mem_connected.threads
+    );
+    println!(
+        "  every event reached every subscriber: {} ({complete}/{subscribers} complete, {in_order} in seq order, {missing} (subscriber, event) pairs missing)",
+        complete == subscribers
+    );
+    println!(
+        "  latency receive - ts_ms over {} deliveries: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms (bar < 100), max {:.1} ms",
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  the run took {:.2} s after the gate opened; daemon CPU then {:.2} s",
+        elapsed.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
+}
+
+async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64) {
+    let dir = bench_dir();
+    let daemon = Daemon::start(&dir.path().join("data"), &["--max-concurrency", "4"]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = daemon.memory();
+    // Baseline in the same daemon: one subscriber on the same kind of run.
+    let one = git_repo(dir.path(), "repo-one", tasks);
+    fanout_round(
+        &daemon,
+        &client,
+        &one,
+        &dir.path().join("gate-one"),
+        1,
+        sleep_ms,
+    )
+    .await;
+    let many = git_repo(dir.path(), "repo-many", tasks);
+    fanout_round(
+        &daemon,
+        &client,
+        &many,
+        &dir.path().join("gate-many"),
+        subscribers,
+        sleep_ms,
+    )
+    .await;
+    let end = daemon.memory();
+    println!(
+        "  daemon memory: idle RSS {:.1} MiB, VmHWM {:.1} MiB; client process CPU {:.2} s",
+        mib(idle.rss),
+        mib(end.hwm),
+        cpu_of(std::process::id()).as_secs_f64()
+    );
+}

@@ -1,0 +1,20 @@
+//! Fuzz target: arbitrary bytes read as Codex's `exec --json` output ([`loop_fuzz::codex_stream`]).
+//!
+//! Built by `cargo fuzz`, which sets `--cfg fuzzing`, this is a libFuzzer target. Built any other
+//! way (`cargo build` on stable) it is a program that replays inputs through the same check:
+//! `codex_stream [FILE_OR_DIR]...`, by default this target's corpus and regressions. It exits
+//! non-zero when any input breaks the property.
+
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = loop_fuzz::codex_stream(data);
+});
+
+#[cfg(not(fuzzing))]
+fn main() -> std::process::ExitCode {
+    loop_fuzz::replay_main("codex_stream", "with events", |data| {
+        loop_fuzz::codex_stream(data).lines.events > 0
+    })
+}

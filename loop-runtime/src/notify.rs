@@ -1,0 +1,747 @@
+//! Notifications: the events a person cares about, delivered as they reach the log.
+//!
+//! The notifier is a subscriber of the log, like any reader: it reads every event after its
+//! cursor in `seq` order and, for a notable one ([`kind_of`]: a run completed, failed or was
+//! canceled, a wait on a usage limit, the watchdog giving up, a merge conflict), runs the run's
+//! `notify_cmd` (`sh -c`, the event's JSON on stdin) and POSTs the JSON to its
+//! `notify_webhook`, each from the run's frozen config. It runs in a task of its own, so a slow
+//! or failing receiver never holds a run up. A failed delivery is tried again with backoff
+//! (0.5 s, doubling, [`ATTEMPTS`] tries in all) and its outcome, delivered or failed, is
+//! recorded.
+//!
+//! Delivery state lives in `<data dir>/notify/`, not in the log: `cursor` (the last `seq` fully
+//! handled), `deliveries.jsonl` (one line per delivery: seq, run, channel, status, attempts,
+//! error) and `lock` (one notifier per data dir, so a daemon and a `loopctl exec` on the same
+//! data dir never both deliver). Writing deliveries into the runs' logs would append to
+//! finished runs, changing their projections and `updated_at` long after they ended, and make
+//! a reader of the log a writer of what it reads. After a restart the notifier resumes from
+//! its cursor and skips what `deliveries.jsonl` shows as done past it, so nothing is lost and
+//! nothing is sent twice (short of a crash between a receiver accepting a delivery and the
+//! line recording it). A data dir with no cursor yet starts at the log's end: history is not
+//! notified. Events another process appends are picked up within [`WAKE_EVERY`].
+//!
+//! Webhooks: `http://` URLs get a minimal HTTP/1.1 POST over a TCP stream (no TLS stack is
+//! linked into the runtime); `https://` URLs are posted with `curl`, which must be on `PATH`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loop_core::config::Config;
+use loop_core::event::Event;
+use loop_core::{EventRecord, RunId, Seq};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::journal::blocking;
+use crate::process::{self, Ended, Limits, LineEffect, LineSink, Spec};
+use crate::runtime::Shared;
+
+/// Tries of one delivery before it is recorded as failed.
+pub(crate) const ATTEMPTS: u32 = 5;
+/// The wait before the second try; it doubles after each failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// How long a command or a POST may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the log is read for events appended by other processes.
+pub(crate) const WAKE_EVERY: Duration = Duration::from_secs(2);
+/// After a shutdown, how long pending deliveries may still take.
+const DRAIN: Duration = Duration::from_secs(3);
+/// Events read from the log at a time.
+const PAGE: usize = 256;
+
+/// What a notable event means to a person (`LOOP_NOTIFY_KIND`, the `X-Loop-Kind` header):
+/// `run_completed`, `run_failed`, `run_canceled`, `usage_limit_wait`, `watchdog_gave_up` or
+/// `merge_conflict`; `None` for any other event.
+pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
+    Some(match event {
+        Event::RunCompleted(_) => "run_completed",
+        Event::RunFailed(failed) if failed.reason.starts_with("watchdog:") => "watchdog_gave_up",
+        Event::RunFailed(_) => "run_failed",
+        Event::RunCanceled(_) => "run_canceled",
+        Event::AgentWaiting(_) => "usage_limit_wait",
+        Event::MergeFinished(merge) if merge.conflict.is_some() => "merge_conflict",
+        _ => return None,
+    })
+}
+
+/// The notifier task of a runtime.
+#[derive(Debug, Default)]
+pub(crate) struct Notifier {
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Notifier {
+    /// Starts delivering. Events this runtime appends from now on are seen even by a notifier
+    /// that starts its cursor at the log's end.
+    pub(crate) fn start(shared: &Arc<Shared>) {
+        let live = shared.journal.subscribe();
+        let task =
+            tokio::spawn(deliver_log(Arc::clone(shared), live).instrument(info_span!("notifier")));
+        *shared
+            .notifier
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    /// Waits for the notifier to finish its pending deliveries (at most [`DRAIN`] after the
+    /// runtime's shutdown began) and stop.
+    pub(crate) async fn stop(&self) {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Where a run's notifications go.
+#[derive(Clone, Debug)]
+struct Targets {
+    name: String,
+    workdir: PathBuf,
+    cmd: Option<String>,
+    webhook: Option<String>,
+}
+
+impl Targets {
+    fn channels(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("cmd", &self.cmd), ("webhook", &self.webhook)]
+            .into_iter()
+            .filter_map(|(channel, target)| Some((channel, target.as_deref()?)))
+    }
+}
+
+/// One delivery's outcome, a line of `deliveries.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Delivery {
+    seq: Seq,
+    run_id: RunId,
+    #[serde(rename = "type")]
+    event_type: String,
+    kind: String,
+    channel: String,
+    /// `delivered` or `failed`.
+    status: String,
+    attempts: u32,
+    at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Deliveries recorded past the cursor, by (seq, channel).
+type Done = HashSet<(Seq, String)>;
+
+/// The notifier's state on disk.
+struct Book {
+    dir: PathBuf,
+    cursor: Seq,
+    dirty: bool,
+    done: Done,
+}
+
+impl Book {
+    /// Reads the cursor and the deliveries past it; `None` for the cursor of a new data dir.
+    fn load(dir: &Path) -> std::io::Result<(Option<Seq>, Done)> {
+        let cursor = match std::fs::read_to_string(dir.join("cursor")) {
+            Ok(text) => text.trim().parse().ok().map(Seq),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(error),
+        };
+        let mut done = HashSet::new();
+        if let Ok(text) = std::fs::read_to_string(dir.join("deliveries.jsonl")) {
+            for line in text.lines() {
+                if let Ok(delivery) = serde_json::from_str::<Delivery>(line)
+                    && cursor.is_none_or(|cursor| delivery.seq > cursor)
+                {
+                    done.insert((delivery.seq, delivery.channel));
+                }
+            }
+        }
+        Ok((cursor, done))
+    }
+
+    fn is_done(&self, seq: Seq, channel: &str) -> bool {
+        self.done.contains(&(seq, channel.to_owned()))
+    }
+
+    fn record(&mut self, delivery: &Delivery) -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.dir.join("deliveries.jsonl"))?;
+        let mut line = serde_json::to_string(delivery).map_err(std::io::Error::other)?;
+        line.push('\n');
+        file.write_all(line.as_bytes())?;
+        file.sync_data()?;
+        self.done.insert((delivery.seq, delivery.channel.clone()));
+        Ok(())
+    }
+
+    fn advance(&mut self, seq: Seq) {
+        self.cursor = seq;
+        self.dirty = true;
+    }
+
+    /// Writes the cursor (atomically: a new file renamed over the old).
+    fn save(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let fresh = self.dir.join("cursor.new");
+        std::fs::write(&fresh, format!("{}\n", self.cursor))?;
+        std::fs::rename(&fresh, self.dir.join("cursor"))?;
+        let cursor = self.cursor;
+        self.done.retain(|(seq, _)| *seq > cursor);
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Takes the data dir's notifier lock; `None` while another process holds it.
+fn try_lock(dir: &Path) -> std::io::Result<Option<Flock<std::fs::File>>> {
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("lock"))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(std::io::Error::from(errno)),
+    }
+}
+
+/// The notifier's loop: lock, cursor, then every event after it, until shutdown.
+async fn deliver_log(shared: Arc<Shared>, mut live: broadcast::Receiver<EventRecord>) {
+    let dir = shared.data_dir.join("notify");
+    let _lock = loop {
+        match try_lock(&dir) {
+            Ok(Some(lock)) => break lock,
+            Ok(None) => {}
+            Err(error) => {
+                warn!(%error, dir = %dir.display(), "notifications are off: cannot take the lock");
+                return;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WAKE_EVERY) => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    };
+    let (cursor, done) = match Book::load(&dir) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            warn!(%error, "notifications are off: cannot read the cursor");
+            return;
+        }
+    };
+    let cursor = match cursor {
+        Some(cursor) => cursor,
+        None => {
+            // A new data dir: start at the log's end, but not past what this runtime has
+            // appended since it started.
+            let store = Arc::clone(shared.journal.store());
+            let Ok(last) = blocking(move || store.last_seq()).await else {
+                return;
+            };
+            match live.try_recv() {
+                Ok(first) => Seq(last.0.min(first.seq.0.saturating_sub(1))),
+                Err(_) => last,
+            }
+        }
+    };
+    let mut book = Book {
+        dir,
+        cursor,
+        dirty: true,
+        done,
+    };
+    let mut notifier = Delivering {
+        shared: &shared,
+        targets: HashMap::new(),
+        deadline: None,
+    };
+    loop {
+        let store = Arc::clone(shared.journal.store());
+        let after = book.cursor;
+        let page = match blocking(move || store.read_all(after, PAGE)).await {
+            Ok(page) => page,
+            Err(error) => {
+                warn!(%error, "cannot read the log; trying again");
+                Vec::new()
+            }
+        };
+        for record in &page {
+            if let Some(kind) = kind_of(&record.event)
+                && let Some(targets) = notifier.targets(record.run_id).await
+                && !notifier.deliver(record, kind, &targets, &mut book).await
+            {
+                // Stopped mid-delivery: what is not recorded is delivered after a restart.
+                let _ = book.save();
+                return;
+            }
+            book.advance(record.seq);
+        }
+        if let Err(error) = book.save() {
+            warn!(%error, "cannot save the notification cursor");
+        }
+        if page.len() == PAGE {
+            continue;
+        }
+        if notifier.deadline.is_some() || shared.shutdown.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            _ = live.recv() => {}
+            () = tokio::time::sleep(WAKE_EVERY) => {}
+            () = shared.shutdown.cancelled() => {
+                notifier.deadline = Some(Instant::now() + DRAIN);
+            }
+        }
+    }
+}
+
+struct Delivering<'a> {
+    shared: &'a Shared,
+    targets: HashMap<RunId, Option<Targets>>,
+    /// Set once the runtime shuts down: deliveries must be done by then.
+    deadline: Option<Instant>,
+}
+
+impl Delivering<'_> {
+    /// The run's `notify_cmd` and `notify_webhook`; `None` when it has neither.
+    async fn targets(&mut self, run_id: RunId) -> Option<Targets> {
+        if let Some(known) = self.targets.get(&run_id) {
+            return known.clone();
+        }
+        let state = self.shared.journal.state(run_id).await.ok()?;
+        let targets = state.created().and_then(|created| {
+            let config = Config::from_frozen(&created.config);
+            let set =
+                |key: &str| Some(config.text(key).trim().to_owned()).filter(|v| !v.is_empty());
+            let targets = Targets {
+                name: created.name.clone(),
+                workdir: PathBuf::from(&created.workspace_root),
+                cmd: set("notify_cmd"),
+                webhook: set("notify_webhook"),
+            };
+            (targets.cmd.is_some() || targets.webhook.is_some()).then_some(targets)
+        });
+        self.targets.insert(run_id, targets.clone());
+        targets
+    }
+
+    /// Runs `work` to its end, unless the runtime shuts down and it outlasts the drain.
+    async fn bounded<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        if self.deadline.is_none() {
+            tokio::select! {
+                out = &mut work => return Some(out),
+                () = self.shared.shutdown.cancelled() => {
+                    self.deadline = Some(Instant::now() + DRAIN);
+                }
+            }
+        }
+        let deadline = self.deadline.unwrap_or_else(Instant::now);
+        tokio::time::timeout_at(deadline, work).await.ok()
+    }
+
+    /// Delivers `record` on each channel not yet done; false when stopped before the end.
+    async fn deliver(
+        &mut self,
+        record: &EventRecord,
+        kind: &'static str,
+        targets: &Targets,
+        book: &mut Book,
+    ) -> bool {
+        let body = record.to_json();
+        for (channel, target) in targets.channels() {
+            if book.is_done(record.seq, channel) {
+                continue;
+            }
+            let message = Message {
+                record,
+                kind,
+                body: &body,
+                run_name: &targets.name,
+                workdir: &targets.workdir,
+            };
+            let Some((attempts, error)) =
+                self.bounded(attempt_all(channel, target, &message)).await
+            else {
+                return false;
+            };
+            let delivery = Delivery {
+                seq: record.seq,
+                run_id: record.run_id,
+                event_type: record.event.event_type().as_str().to_owned(),
+                kind: kind.to_owned(),
+                channel: channel.to_owned(),
+                status: if error.is_none() {
+                    "delivered"
+                } else {
+                    "failed"
+                }
+                .to_owned(),
+                attempts,
+                at_ms: self.shared.clock.now_ms(),
+                error,
+            };
+            match &delivery.error {
+                None => {
+                    info!(
+                        run_id = %record.run_id,
+                        seq = record.seq.0,
+                        kind,
+                        channel,
+                        attempts,
+                        "notification delivered"
+                    )
+                }
+                Some(error) => {
+                    warn!(
+                        run_id = %record.run_id,
+                        seq = record.seq.0,
+                        kind,
+                        channel,
+                        attempts,
+                        %error,
+                        "notification failed"
+                    )
+                }
+            }
+            if let Err(error) = book.record(&delivery) {
+                warn!(%error, "cannot record a delivery");
+            }
+        }
+        true
+    }
+}
+
+/// A notification as it goes out.
+struct Message<'a> {
+    record: &'a EventRecord,
+    kind: &'static str,
+    body: &'a str,
+    run_name: &'a str,
+    workdir: &'a Path,
+}
+
+/// Tries a delivery up to [`ATTEMPTS`] times: how many tries it took, and the last error if
+/// none succeeded.
+async fn attempt_all(channel: &str, target: &str, message: &Message<'_>) -> (u32, Option<String>) {
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        let sent = match channel {
+            "cmd" => run_command(target, message).await,
+            _ => post(target, message).await,
+        };
+        match sent {
+            Ok(()) => return (attempt, None),
+            Err(error) if attempt == ATTEMPTS => return (attempt, Some(error)),
+            Err(error) => {
+                warn!(
+                    run_id = %message.record.run_id,
+                    seq = message.record.seq.0,
+                    channel,
+                    attempt,
+                    %error,
+                    "notification not delivered; trying again"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+struct Quiet;
+
+impl LineSink for Quiet {
+    fn stdout_line(&mut self, _line: &str) -> LineEffect {
+        LineEffect::Continue
+    }
+    fn stderr_line(&mut self, _line: &str) {}
+}
+
+/// `sh -c <cmd>` in the run's workspace, the event's JSON on stdin.
+async fn run_command(command: &str, message: &Message<'_>) -> Result<(), String> {
+    let mut spec = Spec::shell(command, message.workdir);
+    spec.stdin = message.body.as_bytes().to_vec();
+    let record = message.record;
+    spec.env = [
+        (
+            "LOOP_EVENT_TYPE",
+            record.event.event_type().as_str().to_owned(),
+        ),
+        ("LOOP_NOTIFY_KIND", message.kind.to_owned()),
+        ("LOOP_RUN_ID", record.run_id.to_string()),
+        ("LOOP_RUN_NAME", message.run_name.to_owned()),
+        ("LOOP_SEQ", record.seq.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.into(), value.into()))
+    .collect();
+    let limits = Limits {
+        timeout: Some(DELIVERY_TIMEOUT),
+        ..Limits::default()
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let outcome = process::run(&spec, limits, None, &mut Quiet, &cancel)
+        .await
+        .map_err(|error| format!("cannot run notify_cmd: {error}"))?;
+    match (outcome.ended, outcome.exit_code) {
+        (Ended::Exited, Some(0)) => Ok(()),
+        (Ended::TimedOut, _) => Err(format!(
+            "notify_cmd took longer than {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        )),
+        (_, code) => {
+            let said = outcome
+                .stderr_tail
+                .lines()
+                .rfind(|line| !line.trim().is_empty())
+                .map(|line| format!(": {}", line.trim()))
+                .unwrap_or_default();
+            Err(format!(
+                "notify_cmd exited with {}{said}",
+                code.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"))
+            ))
+        }
+    }
+}
+
+/// POSTs the event's JSON to `url`; a 2xx answer is a delivery.
+async fn post(url: &str, message: &Message<'_>) -> Result<(), String> {
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        ("User-Agent", format!("loop/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "X-Loop-Event",
+            message.record.event.event_type().as_str().to_owned(),
+        ),
+        ("X-Loop-Kind", message.kind.to_owned()),
+        ("X-Loop-Seq", message.record.seq.to_string()),
+    ];
+    if url.starts_with("https://") {
+        return post_with_curl(url, &headers, message.body).await;
+    }
+    tokio::time::timeout(DELIVERY_TIMEOUT, post_http(url, &headers, message.body))
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())))
+}
+
+/// `http://host[:port][/path]` split into what to connect to, the `Host` header and the
+/// request target.
+fn split_http_url(url: &str) -> Result<(String, u16, &str, &str), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "notify_webhook must be an http:// or https:// URL".to_owned())?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) if rest[at..].starts_with('/') => (&rest[..at], &rest[at..]),
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let bad = || format!("notify_webhook {url:?} has no usable host and port");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => {
+            (host, port.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port, authority, path))
+}
+
+async fn post_http(url: &str, headers: &[(&str, String)], body: &str) -> Result<(), String> {
+    let (host, port, authority, path) = split_http_url(url)?;
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|error| format!("cannot send to {authority}: {error}"))?;
+    // The status line is all that matters; the rest of the answer is left unread.
+    let mut answer = Vec::with_capacity(256);
+    let mut buffer = [0u8; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
+        let n = stream
+            .read(&mut buffer)
+            .await
+            .map_err(|error| format!("no answer from {authority}: {error}"))?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    let code: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{authority} did not answer HTTP: {status_line:?}"))?;
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("{authority} answered {status_line}"))
+    }
+}
+
+async fn post_with_curl(url: &str, headers: &[(&str, String)], body: &str) -> Result<(), String> {
+    let mut args: Vec<String> = vec![
+        "--silent".into(),
+        "--show-error".into(),
+        "--fail".into(),
+        "--max-time".into(),
+        DELIVERY_TIMEOUT.as_secs().to_string(),
+        "--request".into(),
+        "POST".into(),
+        "--data-binary".into(),
+        "@-".into(),
+        "--output".into(),
+        "/dev/null".into(),
+    ];
+    for (name, value) in headers {
+        args.push("--header".into());
+        args.push(format!("{name}: {value}"));
+    }
+    args.push(url.to_owned());
+    let spec = Spec {
+        program: "curl".into(),
+        args: args.into_iter().map(Into::into).collect(),
+        cwd: std::env::temp_dir(),
+        stdin: body.as_bytes().to_vec(),
+        ..Spec::default()
+    };
+    let limits = Limits {
+        timeout: Some(DELIVERY_TIMEOUT + Duration::from_secs(5)),
+        ..Limits::default()
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let outcome = process::run(&spec, limits, None, &mut Quiet, &cancel)
+        .await
+        .map_err(|error| format!("https webhooks need curl on PATH: {error}"))?;
+    match outcome.exit_code {
+        Some(0) => Ok(()),
+        _ => Err(format!("curl: {}", outcome.stderr_tail.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use loop_core::event::{
+        AgentWaiting, ExitReason, MergeFinished, RunCanceled, RunCompleted, RunFailed, RunStarted,
+    };
+
+    use super::*;
+
+    #[test]
+    fn notable_events_and_their_kinds() {
+        let failed = |reason: &str| {
+            Event::from(RunFailed {
+                exit_reason: ExitReason::Failed,
+                reason: reason.to_owned(),
+            })
+        };
+        let merge = |conflict: Option<&str>| {
+            Event::from(MergeFinished {
+                strategy: "squash".to_owned(),
+                commit: None,
+                conflict: conflict.map(str::to_owned),
+            })
+        };
+        let table = [
+            (
+                Event::from(RunCompleted {
+                    exit_reason: ExitReason::CompletePlan,
+                    completed_iteration: 2,
+                }),
+                Some("run_completed"),
+            ),
+            (failed("claude_failed: overloaded"), Some("run_failed")),
+            (
+                failed("watchdog: stalled after 2 prompt rewrites"),
+                Some("watchdog_gave_up"),
+            ),
+            (
+                Event::from(RunCanceled { reason: None }),
+                Some("run_canceled"),
+            ),
+            (
+                Event::from(AgentWaiting {
+                    step_id: None,
+                    until_ms: 1,
+                    reason: "limit".to_owned(),
+                }),
+                Some("usage_limit_wait"),
+            ),
+            (merge(Some("src/lib.rs")), Some("merge_conflict")),
+            (merge(None), None),
+            (Event::from(RunStarted {}), None),
+        ];
+        for (event, kind) in table {
+            assert_eq!(kind_of(&event), kind, "{:?}", event.event_type());
+        }
+    }
+
+    #[test]
+    fn http_urls_split_into_host_port_and_target() {
+        let table = [
+            (
+                "http://127.0.0.1:8080/hook",
+                ("127.0.0.1", 8080, "127.0.0.1:8080", "/hook"),
+            ),
+            (
+                "http://example.invalid",
+                ("example.invalid", 80, "example.invalid", "/"),
+            ),
+            ("http://[::1]:9/a?b=c", ("::1", 9, "[::1]:9", "/a?b=c")),
+            ("http://h:1?x", ("h", 1, "h:1", "?x")),
+        ];
+        for (url, (host, port, authority, path)) in table {
+            let split = split_http_url(url).unwrap();
+            assert_eq!(
+                (split.0.as_str(), split.1, split.2, split.3),
+                (host, port, authority, path),
+                "{url}"
+            );
+        }
+        for bad in ["ftp://x", "http://:80/", "http://u:p@h/", "http://h:port/"] {
+            assert!(split_http_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The spec picker, for `run` and `prompt` given no spec on a terminal: the specs under
+//! `specs_dir` with their status and date, newest first; a line of text filters them, a number
+//! or Enter picks. Line-based on purpose: it needs no terminal library and works in any shell.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use loop_core::config::Config;
+use loop_core::spec::SpecHeader;
+
+use crate::cli::RunArgs;
+use crate::workspace;
+
+/// At most this many specs are listed at once; filtering finds the others.
+const SHOWN: usize = 20;
+
+/// A spec file and what its header says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub path: PathBuf,
+    /// The path relative to the workspace, as shown.
+    pub shown: String,
+    pub header: SpecHeader,
+    modified: SystemTime,
+}
+
+impl Spec {
+    fn matches(&self, query: &str) -> bool {
+        let haystack = format!(
+            "{} {} {}",
+            self.shown,
+            self.header.title.as_deref().unwrap_or(""),
+            self.header.status.as_deref().unwrap_or("")
+        )
+        .to_lowercase();
+        query
+            .to_lowercase()
+            .split_whitespace()
+            .all(|word| haystack.contains(word))
+    }
+}
+
+/// The `.md` files under `<root>/<specs_dir>` (not under `plans_dir`), newest first: by
+/// `**Last Updated:**`, then by modification time.
+pub fn specs(root: &Path, config: &Config) -> Vec<Spec> {
+    let dir = root.join(config.text("specs_dir"));
+    let plans = root.join(config.text("plans_dir"));
+    let mut found = Vec::new();
+    let mut pending = vec![dir];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if hidden || path == plans {
+                continue;
+            }
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() && path.extension().is_some_and(|e| e == "md") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                found.push(Spec {
+                    shown: path
+                        .strip_prefix(root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                    header: SpecHeader::parse(&text),
+                    modified: entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                    path,
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| {
+        b.header
+            .last_updated
+            .cmp(&a.header.last_updated)
+            .then(b.modified.cmp(&a.modified))
+            .then(a.shown.cmp(&b.shown))
+    });
+    found
+}
+
+/// The spec a person picks on the terminal; an error saying to pass one when stdin is not a
+/// terminal. `command` names the command in messages.
+pub fn pick(root: &Path, config: &Config, command: &str) -> anyhow::Result<PathBuf> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no spec given: pass the spec file, e.g. `loopctl {command} specs/feature.md` \
+             (the spec picker needs a terminal)"
+        );
+    }
+    let all = specs(root, config);
+    if all.is_empty() {
+        bail!(
+            "no spec given, and no spec in {}: write one there, or pass the spec file",
+            root.join(config.text("specs_dir")).display()
+        );
+    }
+    choose(
+        &all,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+/// Fills in the spec of `args` from the picker when none was given.
+pub fn fill(args: &mut RunArgs, command: &str) -> anyhow::Result<()> {
+    if args.spec.is_some() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root = workspace::root_of(&cwd);
+    let config = workspace::config(args, &root)?;
+    let picked = pick(&root, &config, command)?;
+    args.spec = Some(picked.to_string_lossy().into_owned());
+    Ok(())
+}
+
+/// The dialogue itself, over any input and output.
+fn choose(
+    all: &[Spec],
+    input: &mut dyn BufRead,
+    screen: &mut dyn Write,
+) -> anyhow::Result<PathBuf> {
+    let mut shown: Vec<&Spec> = all.iter().collect();
+    loop {
+        list(&shown, screen)?;
+        write!(
+            screen,
+            "spec: a number, words to filter, Enter for 1 (Ctrl-D to stop): "
+        )?;
+        screen.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            writeln!(screen)?;
+            bail!("no spec picked: pass the spec file, or run again and pick one");
+        }
+        let answer = line.trim();
+        let picked = if answer.is_empty() {
+            shown.first().copied()
+        } else if let Ok(n) = answer.parse::<usize>() {
+            match shown.get(n.wrapping_sub(1)) {
+                Some(spec) => Some(*spec),
+                None => {
+                    writeln!(screen, "no spec {n} here")?;
+                    continue;
+                }
+            }
+        } else {
+            let matching: Vec<&Spec> = all.iter().filter(|s| s.matches(answer)).collect();
+            match matching.as_slice() {
+                [] => {
+                    writeln!(screen, "nothing matches {answer:?}")?;
+                    shown = all.iter().collect();
+                    continue;
+                }
+                [only] => Some(*only),
+                _ => {
+                    shown = matching;
+                    continue;
+                }
+            }
+        };
+        if let Some(spec) = picked {
+            writeln!(screen, "picked {}", spec.shown)?;
+            return Ok(spec.path.clone());
+        }
+        shown = all.iter().collect();
+    }
+}
+
+fn list(specs: &[&Spec], screen: &mut dyn Write) -> std::io::Result<()> {
+    let width = specs
+        .iter()
+        .take(SHOWN)
+        .map(|s| s.shown.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (i, spec) in specs.iter().take(SHOWN).enumerate() {
+        writeln!(
+            screen,
+            "{:>3}  {:<10}  {:<12}  {:<width$}  {}",
+            i + 1,
+            spec.header.last_updated.as_deref().unwrap_or("-"),
+            spec.header.status.as_deref().unwrap_or("-"),
+            spec.shown,
+            spec.header.title.as_deref().unwrap_or(""),
+        )?;
+    }
+    if specs.len() > SHOWN {
+        writeln!(
+            screen,
+            "     … and {} more: type words to filter",
+            specs.len() - SHOWN
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(shown: &str, status: &str, date: &str) -> Spec {
+        Spec {
+            path: PathBuf::from(shown),
+            shown: shown.to_owned(),
+            header: SpecHeader {
+                title: Some(shown.trim_end_matches(".md").to_owned()),
+                status: Some(status.to_owned()),
+                last_updated: Some(date.to_owned()),
+            },
+            modified: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn dialogue(input: &str) -> (anyhow::Result<PathBuf>, String) {
+        let all = [
+            spec("specs/alpha.md", "Draft", "2026-11-20"),
+            spec("specs/beta.md", "Complete", "2026-10-01"),
+            spec("specs/beta-two.md", "Draft", "2026-09-01"),
+        ];
+        let mut screen = Vec::new();
+        let picked = choose(&all, &mut input.as_bytes(), &mut screen);
+        (picked, String::from_utf8(screen).expect("utf-8"))
+    }
+
+    #[test]
+    fn enter_picks_the_first_and_a_number_picks_that_one() {
+        assert_eq!(dialogue("\n").0.unwrap(), Path::new("specs/alpha.md"));
+        assert_eq!(dialogue("3\n").0.unwrap(), Path::new("specs/beta-two.md"));
+    }
+
+    #[test]
+    fn words_filter_and_a_single_match_is_picked() {
+        let (picked, screen) = dialogue("beta\n2\n");
+        assert_eq!(picked.unwrap(), Path::new("specs/beta-two.md"));
+        assert!(screen.contains("picked specs/beta-two.md"), "{screen}");
+        assert_eq!(
+            dialogue("complete\n").0.unwrap(),
+            Path::new("specs/beta.md")
+        );
+        let (picked, screen) = dialogue("zzz\n");
+        assert!(screen.contains("nothing matches \"zzz\""), "{screen}");
+        assert!(picked.is_err(), "end of input stops the picker");
+    }
+}

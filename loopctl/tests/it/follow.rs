@@ -1,0 +1,237 @@
+//! Output and events, once and followed live: `tail`, `events`, `run --follow`, and following
+//! across a daemon restart.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::daemon::{Daemon, Project, collect, stub, until};
+use crate::support::text;
+
+#[test]
+fn run_follow_shows_every_step_once_with_status_lines_on_stderr() {
+    let project = Project::new(&stub("chatty.sh"), 2);
+    let output = project.loopctl(&[
+        "run",
+        "specs/feature.md",
+        "--no-worktree",
+        "--name",
+        "chatty",
+        "--follow",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let run = project.json(&["inspect", "chatty"]);
+    let id = run["run"]["id"].as_str().expect("id");
+    let logs: String = project
+        .step_logs(id)
+        .into_iter()
+        .map(|(_, log)| log)
+        .collect();
+    assert_eq!(
+        text(&output.stdout),
+        logs,
+        "stdout is exactly the steps' output"
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("── implementation · iteration 1 · attempt 1 ·"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("── implementation · iteration 3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" elapsed · 1/2 tasks"), "{stderr}");
+    assert!(stderr.contains("COMPLETED (complete_plan)"), "{stderr}");
+
+    // The same under --json: one line per chunk, then the run.
+    let output = project.loopctl(&[
+        "run",
+        "specs/feature.md",
+        "--no-worktree",
+        "--follow",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines: Vec<Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let (last, chunks) = lines.split_last().expect("lines");
+    assert_eq!(last["run"]["status"], "COMPLETED");
+    assert!(!chunks.is_empty());
+    let id = last["run"]["id"].as_str().expect("id");
+    let shown: String = chunks
+        .iter()
+        .map(|chunk| chunk["content"].as_str().expect("content"))
+        .collect();
+    let logs: String = project
+        .step_logs(id)
+        .into_iter()
+        .map(|(_, log)| log)
+        .collect();
+    assert_eq!(shown, logs);
+}
+
+#[test]
+fn tail_and_events_of_a_finished_run() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let id = project.create(&["--name", "tidy"]);
+    project.wait(&id);
+
+    // `tail` is the last step's output; -f follows from there to the end.
+    let tail = project.loopctl(&["tail", "tidy"]);
+    assert!(tail.status.success(), "{}", text(&tail.stderr));
+    assert_eq!(
+        text(&tail.stdout),
+        "Every task is done.\n<promise>COMPLETE</promise>\n"
+    );
+    let followed = project.loopctl(&["tail", "-f", "tidy"]);
+    assert!(followed.status.success());
+    assert_eq!(text(&followed.stdout), text(&tail.stdout));
+    assert!(text(&followed.stderr).contains("COMPLETED"));
+    let json = project.loopctl(&["tail", "tidy", "--json"]);
+    let chunk: Value = serde_json::from_str(text(&json.stdout).lines().next().expect("a line"))
+        .expect("a JSON line");
+    assert_eq!(chunk["offset"], 0);
+    assert!(chunk["step_id"].is_string());
+    assert!(
+        chunk["content"]
+            .as_str()
+            .expect("content")
+            .contains("COMPLETE")
+    );
+
+    // `events`: one line per event for people, one document for scripts.
+    let events = project.loopctl(&["events", "tidy"]);
+    assert!(events.status.success());
+    let shown = text(&events.stdout);
+    let first = shown.lines().next().expect("a line");
+    assert!(first.contains("RUN_CREATED"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .last()
+            .expect("a line")
+            .contains("RUN_COMPLETED"),
+        "{shown}"
+    );
+    let all = project.json(&["events", "tidy"]);
+    let all = all["events"].as_array().expect("events").clone();
+    assert_eq!(all.len(), shown.lines().count());
+    let second = all[1]["seq"].as_u64().expect("seq");
+    let later = project.json(&["events", "tidy", "--after", &second.to_string()]);
+    assert_eq!(
+        later["events"].as_array().map(Vec::len),
+        Some(all.len() - 2)
+    );
+
+    // -f on a finished run replays it and ends; --json makes it JSON lines.
+    let followed = project.loopctl(&["events", "tidy", "-f", "--json"]);
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    let lines: Vec<Value> = text(&followed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, all);
+}
+
+/// A stub that prints ten numbered lines over a second, then does one task like one_task.sh.
+fn slow_agent(dir: &std::path::Path) -> String {
+    let path = dir.join("slow.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "cat > /dev/null\n\
+             for i in 1 2 3 4 5 6 7 8 9 10; do echo \"iteration $LOOP_ITERATION line $i\"; sleep 0.1; done\n\
+             exec {}\n",
+            stub("one_task.sh")
+        ),
+    )
+    .expect("stub");
+    format!("sh {}", path.display())
+}
+
+#[test]
+fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut project = Project::new(&slow_agent(scratch.path()), 2);
+    // The restarted daemon must answer at the same address: a port picked now, held by neither.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let data = project.dir.path().join("data-fixed");
+    let listen = format!("127.0.0.1:{port}");
+    project.daemon = Daemon::start(&data, &listen, &[]);
+
+    let mut follower = project
+        .command(&[
+            "run",
+            "specs/feature.md",
+            "--no-worktree",
+            "--name",
+            "restarted",
+            "--follow",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loopctl");
+    let stdout = collect(follower.stdout.take().expect("stdout"));
+    let stderr = collect(follower.stderr.take().expect("stderr"));
+
+    // Stop the daemon in the middle of the second step, then start another on the same port.
+    until("the second step", Duration::from_secs(15), || {
+        let run = project.loopctl(&["inspect", "restarted", "--json"]);
+        serde_json::from_slice::<Value>(&run.stdout)
+            .is_ok_and(|run| run["run"]["current_step"]["iteration"] == 2)
+    });
+    std::thread::sleep(Duration::from_millis(350));
+    project.daemon.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    project.daemon = Daemon::start(&data, &listen, &[]);
+
+    let status = follower.wait().expect("loopctl ends");
+    let stdout = stdout.join().expect("stdout");
+    let stderr = stderr.join().expect("stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("reconnecting"), "{stderr}");
+    assert!(stderr.contains("COMPLETED"), "{stderr}");
+
+    let run = project.json(&["inspect", "restarted"]);
+    let id = run["run"]["id"].as_str().expect("id");
+    let statuses: Vec<&str> = run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["status"].as_str().expect("status"))
+        .collect();
+    assert!(statuses.contains(&"INTERRUPTED"), "{statuses:?}");
+    // Every finished step's output is shown once and in order; before the step that was run
+    // again, only a clean prefix of the interrupted attempt (whose log the new attempt rewrote).
+    let mut rest = stdout.as_str();
+    for (_, log) in project.step_logs(id) {
+        let at = rest
+            .find(&log)
+            .unwrap_or_else(|| panic!("{log:?} in {rest:?}"));
+        let before = &rest[..at];
+        let lines: Vec<&str> = before.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            assert_eq!(
+                line.rsplit(' ').next(),
+                Some((n + 1).to_string().as_str()),
+                "an interrupted attempt shows its lines once, in order: {before:?}"
+            );
+        }
+        rest = &rest[at + log.len()..];
+    }
+    assert_eq!(rest, "", "nothing after the last step: {stdout}");
+    assert_eq!(
+        stdout.matches("Implemented the next task.").count(),
+        2,
+        "{stdout}"
+    );
+}

@@ -1,0 +1,221 @@
+//! `run`, `list`, `inspect`, the state changes and `wait`, against a real daemon.
+
+use crate::daemon::{Project, stub};
+use crate::support::text;
+
+#[test]
+fn run_wait_exits_0_for_a_completed_run_and_1_for_a_failed_one() {
+    let project = Project::new(&stub("one_task.sh"), 2);
+    let done = project.loopctl(&["run", "specs/feature.md", "--no-worktree", "--wait"]);
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let stdout = text(&done.stdout);
+    assert!(stdout.contains("COMPLETED (complete_plan)"), "{stdout}");
+    assert!(stdout.contains("2/2 tasks"), "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the verdict on stdout: {stdout}"
+    );
+
+    // A config file (given with --config, read by loopctl) swaps in an agent that does nothing.
+    let failing = project.dir.path().join("idle.conf");
+    std::fs::write(&failing, format!("agent_cmd={}\n", stub("idle.sh"))).expect("config");
+    let spec = project.root().join("specs/feature.md");
+    let failed = project.loopctl(&[
+        "run",
+        spec.to_str().expect("utf-8"),
+        "--no-worktree",
+        "--wait",
+        "--iterations",
+        "1",
+        "--config",
+        failing.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&failed.stdout).expect("one document");
+    assert_eq!(run["run"]["status"], "FAILED");
+    assert_eq!(run["run"]["exit_reason"], "iterations_exhausted");
+
+    // `wait` on a run that already ended answers at once, with the same exit status.
+    let id = run["run"]["id"].as_str().expect("id");
+    let again = project.loopctl(&["wait", id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stdout).contains("FAILED"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+#[test]
+fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let id = project.create(&["--name", "tidy-otter"]);
+    project.wait(&id);
+
+    let list = project.loopctl(&["list"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let table = text(&list.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    for column in [
+        "ID",
+        "NAME",
+        "STATUS",
+        "TASKS",
+        "COST",
+        "CREATED",
+        "WORKSPACE",
+    ] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    assert!(lines[1].starts_with(&id[..8]), "{table}");
+    for value in [
+        "tidy-otter",
+        "COMPLETED",
+        "1/1",
+        "$0.00",
+        "just now",
+        "repo",
+    ] {
+        assert!(lines[1].contains(value), "{value} in {table}");
+    }
+    // Columns line up: STATUS starts at the same place in the header and the row.
+    assert_eq!(
+        lines[0].find("STATUS"),
+        lines[1].find("COMPLETED"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "no colour off a terminal: {table:?}"
+    );
+
+    let listed = project.json(&["list", "--workspace"]);
+    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["runs"][0]["id"], id.as_str());
+    assert!(listed["next"].is_null());
+    let none = project.json(&["list", "--status", "failed"]);
+    assert_eq!(none["runs"].as_array().map(Vec::len), Some(0));
+
+    let inspect = project.loopctl(&["inspect", "tidy-otter"]);
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+    let shown = text(&inspect.stdout);
+    for expected in [
+        id.as_str(),
+        "COMPLETED (complete_plan)",
+        "specs/planning/feature-plan.md",
+        "none (works in the workspace)",
+        "iteration 2 · tasks 1/1",
+        "PHASE",
+        "DURATION",
+        "implementation",
+        "SUCCEEDED",
+        "files in ",
+        "summary.json",
+        "iter-01-impl.log",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in {shown}");
+    }
+    let document = project.json(&["inspect", &id]);
+    assert_eq!(document["run"]["id"], id.as_str());
+    assert_eq!(document["steps"].as_array().map(Vec::len), Some(2));
+    let run_dir = document["run_dir"].as_str().expect("run dir");
+    assert!(
+        std::path::Path::new(run_dir).join("summary.json").is_file(),
+        "{run_dir}"
+    );
+    assert!(
+        document["artifacts"]
+            .as_array()
+            .expect("artifacts")
+            .iter()
+            .any(|a| a["name"] == "summary.json")
+    );
+}
+
+#[test]
+fn runs_are_named_by_id_prefix_or_name_and_an_ambiguous_one_is_an_error() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let alpha = project.create(&["--name", "alpha"]);
+    let beta = project.create(&["--name", "beta"]);
+    project.wait(&beta);
+
+    assert_eq!(
+        project.json(&["inspect", "beta"])["run"]["id"],
+        beta.as_str()
+    );
+    let prefix = &alpha[..alpha.len() - 6];
+    assert_eq!(
+        project.json(&["inspect", prefix])["run"]["id"],
+        alpha.as_str()
+    );
+    assert_eq!(project.json(&["inspect", &alpha])["run"]["name"], "alpha");
+
+    let common = alpha
+        .chars()
+        .zip(beta.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ambiguous = project.loopctl(&["inspect", &alpha[..common.max(1)]]);
+    assert_eq!(ambiguous.status.code(), Some(1));
+    let error = text(&ambiguous.stderr);
+    assert!(error.contains("names 2 runs"), "{error}");
+    assert!(error.contains("alpha") && error.contains("beta"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+
+    let unknown = project.loopctl(&["tail", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("no run matches \"nope\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let missing = project.loopctl(&["inspect", "01234567-89ab-7def-8123-456789abcdef"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("`loopctl list` shows the runs"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn state_changes_say_the_new_state_and_an_illegal_one_names_the_current() {
+    // sleep_once.sh sleeps through its first call, then does the plan's task.
+    let project = Project::new(&stub("sleep_once.sh"), 1);
+    let id = project.create(&["--name", "sleepy"]);
+    crate::daemon::until("the first step", std::time::Duration::from_secs(10), || {
+        project.json(&["inspect", &id])["run"]["current_step"].is_object()
+    });
+
+    let paused = project.loopctl(&["pause", "sleepy"]);
+    assert!(paused.status.success(), "{}", text(&paused.stderr));
+    assert_eq!(
+        text(&paused.stdout).trim(),
+        format!("run {id} (sleepy) is PAUSED")
+    );
+    let illegal = project.loopctl(&["pause", "sleepy"]);
+    assert_eq!(illegal.status.code(), Some(1));
+    let error = text(&illegal.stderr);
+    assert!(
+        error.contains("cannot pause a run that is PAUSED"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+
+    let resumed = project.json(&["resume", "sleepy"]);
+    assert_eq!(resumed["run"]["status"], "RUNNING");
+    let waited = project.loopctl(&["wait", "sleepy"]);
+    assert_eq!(waited.status.code(), Some(0), "{}", text(&waited.stderr));
+    assert!(text(&waited.stdout).contains("COMPLETED"));
+
+    let illegal = project.loopctl(&["cancel", "sleepy"]);
+    assert_eq!(illegal.status.code(), Some(1));
+    assert!(
+        text(&illegal.stderr).contains("cannot cancel a run that is COMPLETED"),
+        "{}",
+        text(&illegal.stderr)
+    );
+}
