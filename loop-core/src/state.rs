@@ -341,7 +341,7 @@ impl RunState {
             }
             Event::ArtifactWritten(_) => Ok(()),
             Event::PostmortemStart(_) => {
-                require("start a postmortem", &[Completed, Failed, Canceled])?;
+                require("start a postmortem of", &[Completed, Failed, Canceled])?;
                 if self.postmortem_running {
                     return Err(DomainError::PostmortemRunning);
                 }

@@ -559,7 +559,7 @@ fn postmortem_runs_once_at_a_time_and_only_after_the_end() {
     assert_eq!(
         decide(&running().state, start_postmortem()),
         Err(DomainError::IllegalInState {
-            action: "start a postmortem",
+            action: "start a postmortem of",
             status: RunStatus::Running
         })
     );

@@ -382,3 +382,66 @@ async fn a_failed_run_is_snapshotted_before_its_worktree_goes_and_a_retry_stops_
     );
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again() {
+    use loop_core::event::{ExitReason, NameSource, PostmortemStart, RunCompleted, RunCreated};
+    use loop_core::{Command, RunState, decide};
+    use loop_store::EventStore;
+
+    let scratch = scratch(0);
+    let store = SqliteStore::open(scratch.db()).expect("open log");
+    let run_id = RunId::from_uuid(uuid::Uuid::now_v7());
+    let mut state = RunState::new();
+    let created = RunCreated {
+        name: "crashed".to_owned(),
+        name_source: NameSource::Explicit,
+        workspace_root: scratch.workspace().to_string_lossy().into_owned(),
+        spec_path: "specs/feature.md".to_owned(),
+        plan_path: "specs/planning/feature-plan.md".to_owned(),
+        config: Default::default(),
+    };
+    let commands = [
+        Command::Create(created),
+        Command::Start,
+        Command::Complete(RunCompleted {
+            exit_reason: ExitReason::CompletePlan,
+            completed_iteration: 1,
+        }),
+        Command::StartPostmortem(PostmortemStart {
+            reason: "run completed".to_owned(),
+        }),
+    ];
+    for command in commands {
+        let events = decide(&state, command).expect("legal");
+        for record in store
+            .append(run_id, state.version(), 1_790_000_000_000, events)
+            .expect("append")
+        {
+            state.apply(&record).expect("apply");
+        }
+    }
+    drop(store);
+
+    let runtime = runtime(&scratch);
+    let report = postmortem_ends(&runtime, run_id).await;
+    assert_eq!(report.status.as_deref(), Some("failed"), "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("interrupted"),
+        "{report:?}"
+    );
+    // Ended, the run can be analysed again.
+    runtime
+        .postmortem(run_id, None, true)
+        .await
+        .expect("a new postmortem");
+    assert_eq!(
+        postmortem_ends(&runtime, run_id).await.status.as_deref(),
+        Some("skipped")
+    );
+    runtime.shutdown().await;
+}
