@@ -147,6 +147,24 @@ pub fn memory_of(pid: u32) -> Memory {
     }
 }
 
+/// Open file descriptors of a process: (all, those on a file whose name ends with `suffix`).
+pub fn open_files(pid: u32, suffix: &str) -> (usize, usize) {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return (0, 0);
+    };
+    let mut all = 0;
+    let mut matching = 0;
+    for entry in entries.flatten() {
+        all += 1;
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().ends_with(suffix))
+        {
+            matching += 1;
+        }
+    }
+    (all, matching)
+}
+
 pub fn cpu_of(pid: u32) -> Duration {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces) in parentheses.

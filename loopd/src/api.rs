@@ -6,24 +6,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use loop_core::config::Layer;
-use loop_core::{RunId, RunStatus, Seq, StepId};
+use loop_core::projection::{RunView, StepView};
+use loop_core::{EventRecord, RunId, RunStatus, Seq, StepId};
 use loop_runtime::{RunRequest, Runtime};
 use loop_store::RunQuery;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::routes;
 
-use crate::artifacts;
-use crate::error::ApiError;
+use crate::artifacts::{self, Artifact};
+use crate::error::{ApiError, ErrorBody};
 use crate::guard::{self, Guard};
 use crate::metrics::Metrics;
+use crate::openapi::Routes;
 use crate::review;
 use crate::sse;
 
@@ -49,34 +52,42 @@ impl AppState {
     }
 }
 
-/// The API as an axum router, guarded (`Host`, token) and limited (1 MiB bodies).
+/// The API as an axum router, guarded (`Host`, token) and limited (1 MiB bodies). Every route
+/// is added with `routes!`, from its handler's `#[utoipa::path]`: that is what puts it in the
+/// OpenAPI document (`crate::openapi`), and there is no other way in.
 pub fn app(state: AppState, allow_remote: bool, token: Option<String>) -> Router {
     let guard = Guard {
         allow_remote,
         token: token.map(Arc::from),
     };
-    Router::new()
-        .route("/health", get(health))
-        .route("/runs", post(create_run).get(list_runs))
-        .route("/runs/{id}", get(get_run))
-        .route("/runs/{id}/steps", get(steps))
-        .route("/runs/{id}/pause", post(pause))
-        .route("/runs/{id}/resume", post(resume))
-        .route("/runs/{id}/cancel", post(cancel))
-        .route("/runs/{id}/retry", post(retry))
-        .route("/runs/{id}/events", get(run_events))
-        .route("/runs/{id}/output", get(output))
-        .route("/runs/{id}/artifacts", get(list_artifacts))
-        .route("/runs/{id}/artifacts/{*name}", get(artifact))
-        .route("/runs/{id}/diff", get(review::diff))
-        .route("/runs/{id}/merge", post(review::merge))
-        .route("/runs/{id}/scrap", post(review::scrap))
-        .route("/runs/{id}/create-pr", post(review::create_pr))
-        .route("/worktrees", get(review::worktrees))
-        .route("/worktrees/remove", post(review::remove_worktree))
-        .route("/gc", post(review::gc))
-        .route("/events", get(all_events))
-        .route("/metrics", get(metrics))
+    Routes::new()
+        .routes(routes!(health))
+        .routes(routes!(create_run, list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(steps))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(run_events))
+        .routes(routes!(output))
+        .routes(routes!(list_artifacts))
+        .routes(routes!(artifact))
+        .routes(routes!(review::diff))
+        .routes(routes!(review::merge))
+        .routes(routes!(review::scrap))
+        .routes(routes!(review::create_pr))
+        .routes(routes!(review::worktrees))
+        .routes(routes!(review::remove_worktree))
+        .routes(routes!(review::gc))
+        .routes(routes!(
+            crate::insight::start_postmortem,
+            crate::insight::postmortem
+        ))
+        .routes(routes!(crate::insight::stats))
+        .routes(routes!(all_events))
+        .routes(routes!(metrics))
+        .finish()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -147,25 +158,109 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// Path parameters whose rejection (a segment that is not UTF-8) is a JSON error like any other.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(params)| PathParams(params))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// A query string whose rejection (a value of the wrong type) is a JSON error naming the field.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| QueryParams(query))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
 pub(crate) fn run_id(text: &str) -> Result<RunId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::not_found(format!("no run {text:?} (not a run id)")))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The daemon's version.
+    version: &'static str,
+}
+
+/// Whether the daemon is up; never needs the token.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses((status = 200, body = Health)),
+)]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `{"run": Run}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunEnvelope {
+    run: RunView,
+}
+
+/// A page of runs, newest first; `next` is the `before` of the next page, `null` on the last.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunsPage {
+    runs: Vec<RunView>,
+    #[schema(required = true)]
+    next: Option<RunId>,
+}
+
+/// `{"steps": [Step]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StepsEnvelope {
+    steps: Vec<StepView>,
+}
+
+/// `{"events": [Event]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsEnvelope {
+    events: Vec<EventRecord>,
+}
+
+/// `{"artifacts": [Artifact]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ArtifactsEnvelope {
+    artifacts: Vec<Artifact>,
 }
 
 /// `POST /runs`: the request, and any run flag as a snake_case field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRun {
+    /// The spec, relative to `workspace_root`.
     spec_path: String,
     plan_path: Option<String>,
+    /// The repository the run works on.
     workspace_root: String,
     name: Option<String>,
+    /// How the run is named: `haiku`, `spec_slug` or `explicit`.
     name_source: Option<String>,
+    /// Configuration keys (`.loop/config` names) and their values: strings, numbers or booleans.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, ConfigValue>)]
     config: BTreeMap<String, Value>,
     model: Option<String>,
     iterations: Option<u32>,
@@ -182,6 +277,22 @@ struct CreateRun {
     worktrunk_copy_ignored: Option<bool>,
     no_worktree: Option<bool>,
 }
+
+/// The schema of a configuration value in `POST /runs`: a string, a number or a boolean (the
+/// handler reads `serde_json::Value`s, to name the key of any other).
+struct ConfigValue;
+
+impl utoipa::PartialSchema for ConfigValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(String::schema())
+            .item(f64::schema())
+            .item(bool::schema())
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ConfigValue {}
 
 impl CreateRun {
     fn into_request(self) -> Result<RunRequest, ApiError> {
@@ -237,29 +348,60 @@ impl CreateRun {
     }
 }
 
+/// Starts a run (it is queued when the daemon is at its limits).
+#[utoipa::path(
+    post,
+    path = "/runs",
+    tag = "runs",
+    request_body = CreateRun,
+    responses(
+        (status = 201, description = "The run, created.", body = RunEnvelope),
+        (status = 400, description = "A bad field, named.", body = ErrorBody),
+        (status = 404, description = "The spec or the workspace is missing.", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB.", body = ErrorBody),
+    ),
+)]
 async fn create_run(
     State(state): State<AppState>,
     Body(body): Body<CreateRun>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<RunEnvelope>), ApiError> {
     let run = state.runtime.submit(body.into_request()?).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "run": run }))).into_response())
+    Ok((StatusCode::CREATED, Json(RunEnvelope { run })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only runs in this status (any case).
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
+    /// Only runs of this workspace.
     workspace_root: Option<String>,
+    /// Runs per page: 100 unless given; any other number is brought into 1–1000.
     limit: Option<usize>,
+    /// Only runs older than this one: the `next` of the previous page.
+    #[param(value_type = Option<RunId>)]
     before: Option<String>,
 }
 
 /// The most runs one page holds.
 const MAX_PAGE: usize = 1000;
 
+/// Lists runs, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/runs",
+    tag = "runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs.", body = RunsPage),
+        (status = 400, description = "A bad query parameter, named.", body = ErrorBody),
+    ),
+)]
 async fn list_runs(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<RunsPage>, ApiError> {
     let status = match &query.status {
         Some(text) => Some(
             text.parse::<RunStatus>()
@@ -283,63 +425,140 @@ async fn list_runs(
             limit: Some(limit),
         })
         .await?;
-    let next = (runs.len() == limit).then(|| runs.last().map(|run| run.id.to_string()));
-    Ok(Json(json!({ "runs": runs, "next": next.flatten() })))
+    let next = (runs.len() == limit).then(|| runs.last().map(|run| run.id));
+    Ok(Json(RunsPage {
+        runs,
+        next: next.flatten(),
+    }))
 }
 
+/// One run.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
 async fn get_run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<RunEnvelope>, ApiError> {
     let run = state.runtime.get(run_id(&id)?).await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(RunEnvelope { run }))
 }
 
+/// A run's steps, in the order they started.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/steps",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run's steps.", body = StepsEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
 async fn steps(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<StepsEnvelope>, ApiError> {
     let id = run_id(&id)?;
     state.runtime.get(id).await?;
     let steps = state.runtime.steps(id).await?;
-    Ok(Json(json!({ "steps": steps })))
+    Ok(Json(StepsEnvelope { steps }))
 }
 
+/// Pauses a run: its agent is stopped at once.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/pause",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run, paused.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run cannot be paused where it stands.", body = ErrorBody),
+    ),
+)]
 async fn pause(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<RunEnvelope>, ApiError> {
     let run = state.runtime.pause(run_id(&id)?).await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(RunEnvelope { run }))
 }
 
+/// Resumes a paused run.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/resume",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run, resumed.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run cannot be resumed where it stands.", body = ErrorBody),
+    ),
+)]
 async fn resume(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<RunEnvelope>, ApiError> {
     let run = state.runtime.resume(run_id(&id)?).await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(RunEnvelope { run }))
 }
 
+/// Cancels a run.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run, canceled.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run has already ended.", body = ErrorBody),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<RunEnvelope>, ApiError> {
     let run = state.runtime.cancel(run_id(&id)?).await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(RunEnvelope { run }))
 }
 
+/// Retries a failed run from where it failed.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/retry",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run, pending again.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run cannot be retried where it stands.", body = ErrorBody),
+    ),
+)]
 async fn retry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<RunEnvelope>, ApiError> {
     let run = state.runtime.retry(run_id(&id)?).await?;
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(RunEnvelope { run }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Resume after this event seq (the `Last-Event-ID` header wins over it).
+    #[param(value_type = Option<u64>)]
     after: Option<String>,
+    /// `json` for one JSON answer of the events so far instead of a stream.
     format: Option<String>,
 }
 
@@ -357,25 +576,46 @@ fn resume_after(headers: &HeaderMap, after: Option<&str>) -> Result<Seq, ApiErro
     }
 }
 
+/// A run's events: a stream that ends after the run's terminal event, or with `?format=json`
+/// the events so far.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/events",
+    tag = "events",
+    params(
+        ("id" = RunId, Path, description = "The run's id."),
+        EventsQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event seq."),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events (`id: <seq>`, `event: <TYPE>`, \
+                                      `data: <Event>`), or with `?format=json` the events.",
+            content(
+                (EventsEnvelope = "application/json"),
+                (String = "text/event-stream"),
+            )),
+        (status = 400, description = "A bad resume position.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
 async fn run_events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = run_id(&id)?;
     let view = state.runtime.get(id).await?;
     let after = resume_after(&headers, query.after.as_deref())?;
     if query.format.as_deref() == Some("json") {
-        let events: Vec<Value> = state
+        let events = state
             .runtime
             .events(id)
             .await?
             .into_iter()
             .filter(|record| record.seq > after)
-            .map(|record| serde_json::to_value(&record).unwrap_or(Value::Null))
             .collect();
-        return Ok(Json(json!({ "events": events })).into_response());
+        return Ok(Json(EventsEnvelope { events }).into_response());
     }
     // A finished run read past its end has nothing more to send.
     let events = state.runtime.subscribe(Some(id), after);
@@ -385,9 +625,33 @@ async fn run_events(
     Ok(sse::events(events, true, &state).into_response())
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AllEventsQuery {
+    /// Resume after this event seq (the `Last-Event-ID` header wins over it).
+    #[param(value_type = Option<u64>)]
+    after: Option<String>,
+}
+
+/// Every run's events, as a stream that does not end.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    params(
+        AllEventsQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event seq."),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `id: <seq>`, `event: <TYPE>`, \
+                                      `data: <Event>`.",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad resume position.", body = ErrorBody),
+    ),
+)]
 async fn all_events(
     State(state): State<AppState>,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<AllEventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let after = resume_after(&headers, query.after.as_deref())?;
@@ -395,16 +659,39 @@ async fn all_events(
     Ok(sse::events(events, false, &state).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OutputQuery {
+    /// The step: the current one, else the last, unless given.
+    #[param(value_type = Option<StepId>)]
     step: Option<String>,
+    /// Start at this byte of the step's output.
     offset: Option<u64>,
 }
 
+/// A step's raw output, live while the step runs.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/output",
+    tag = "events",
+    params(
+        ("id" = RunId, Path, description = "The run's id."),
+        OutputQuery,
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "`<step_id>:<byte offset>`: resume there (wins over the query)."),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `event: output`, \
+                                      `id: <step_id>:<byte offset>`, `data: <OutputChunk>`.",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad step or offset.", body = ErrorBody),
+        (status = 404, description = "No such run, or no step yet.", body = ErrorBody),
+    ),
+)]
 async fn output(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<OutputQuery>,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<OutputQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = run_id(&id)?;
@@ -441,17 +728,46 @@ async fn output(
     Ok(sse::output(stream, &state).into_response())
 }
 
+/// The files of a run's directory.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/artifacts",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "Every file of the run directory.", body = ArtifactsEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
 async fn list_artifacts(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ArtifactsEnvelope>, ApiError> {
     let dir = state.runtime.run_dir(run_id(&id)?).await?;
-    Ok(Json(json!({ "artifacts": artifacts::list(&dir) })))
+    Ok(Json(ArtifactsEnvelope {
+        artifacts: artifacts::list(&dir),
+    }))
 }
 
+/// One file of a run's directory, and nothing outside it.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/artifacts/{*name}",
+    tag = "runs",
+    params(
+        ("id" = RunId, Path, description = "The run's id."),
+        ("name" = String, Path, description = "The file's path in the run directory."),
+    ),
+    responses(
+        (status = 200, description = "The file: JSON for `.json` and `.jsonl`, else text.",
+            content(("application/json"), ("text/plain"))),
+        (status = 400, description = "The name leaves the run directory.", body = ErrorBody),
+        (status = 404, description = "No such run or file.", body = ErrorBody),
+    ),
+)]
 async fn artifact(
     State(state): State<AppState>,
-    Path((id, name)): Path<(String, String)>,
+    PathParams((id, name)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let dir = state.runtime.run_dir(run_id(&id)?).await?;
     let path = artifacts::resolve(&dir, &name)?;
@@ -466,6 +782,13 @@ async fn artifact(
     Ok(([(header::CONTENT_TYPE, kind)], bytes).into_response())
 }
 
+/// The daemon's figures.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus text format.", body = String)),
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     let text = state
         .metrics

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Serialize)]
+/// One file of a run directory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Artifact {
     /// Path relative to the run directory, `/`-separated.
     pub name: String,

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use loop_runtime::RuntimeError;
+use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -30,9 +31,22 @@ impl ApiError {
     }
 }
 
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// What went wrong, for programs: a snake_case word such as `not_found`,
+    /// `illegal_transition` or `bad_request`.
+    pub code: &'static str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message, "code": self.code });
+        let body = ErrorBody {
+            error: self.message,
+            code: self.code,
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -5,34 +5,77 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::extract::State;
+use loop_core::RunId;
+use loop_runtime::{GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree, ScrapOutcome};
+use serde::{Deserialize, Serialize};
 
-use crate::api::{AppState, Body, run_id};
-use crate::error::ApiError;
+use crate::api::{AppState, Body, PathParams, QueryParams, run_id};
+use crate::error::{ApiError, ErrorBody};
 
-pub async fn diff(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let diff = state.runtime.diff(run_id(&id)?).await?;
-    Ok(Json(json!({ "diff": diff })))
+/// `{"diff": RunDiff}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DiffEnvelope {
+    diff: RunDiff,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The run's work against its base branch: commits, files, patches.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/diff",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run's diff.", body = DiffEnvelope),
+        (status = 400, description = "The run has no branch to compare.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is still working.", body = ErrorBody),
+    ),
+)]
+pub async fn diff(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<DiffEnvelope>, ApiError> {
+    let diff = state.runtime.diff(run_id(&id)?).await?;
+    Ok(Json(DiffEnvelope { diff }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
+    /// `merge`, `squash` or `rebase`: the run's own unless given.
     strategy: Option<String>,
+    /// The branch to merge into: the run's merge target unless given.
     target: Option<String>,
 }
 
+/// `{"merge": MergeOutcome}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MergeEnvelope {
+    merge: MergeOutcome,
+}
+
+/// Merges a finished run's branch, after its checks pass in a worktree of the target.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/merge",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    request_body(content = Option<MergeBody>, description = "May be empty."),
+    responses(
+        (status = 200, description = "The merge landed.", body = MergeEnvelope),
+        (status = 400, description = "A bad field, or nothing to merge.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "A conflict or a failing check: the target is unchanged.",
+            body = ErrorBody),
+    ),
+)]
 pub async fn merge(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(body): Body<MergeBody>,
-) -> Result<Json<Value>, ApiError> {
-    let merged = state
+) -> Result<Json<MergeEnvelope>, ApiError> {
+    let merge = state
         .runtime
         .merge(
             run_id(&id)?,
@@ -40,98 +83,197 @@ pub async fn merge(
             body.target.as_deref(),
         )
         .await?;
-    Ok(Json(json!({ "merge": merged })))
+    Ok(Json(MergeEnvelope { merge }))
 }
 
+/// `{"scrap": ScrapOutcome}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScrapEnvelope {
+    scrap: ScrapOutcome,
+}
+
+/// Removes a finished run's worktree and deletes its branch.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/scrap",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "What was removed.", body = ScrapEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is still working.", body = ErrorBody),
+    ),
+)]
 pub async fn scrap(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let scrapped = state.runtime.scrap(run_id(&id)?).await?;
-    Ok(Json(json!({ "scrap": scrapped })))
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ScrapEnvelope>, ApiError> {
+    let scrap = state.runtime.scrap(run_id(&id)?).await?;
+    Ok(Json(ScrapEnvelope { scrap }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequestBody {
     title: Option<String>,
     body: Option<String>,
 }
 
+/// `{"pull_request": PullRequest}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PullRequestEnvelope {
+    pull_request: PullRequest,
+}
+
+/// Pushes a finished run's branch and opens a pull request for it.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/create-pr",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    request_body(content = Option<PullRequestBody>, description = "May be empty."),
+    responses(
+        (status = 200, description = "The pull request.", body = PullRequestEnvelope),
+        (status = 400, description = "A bad field, or no remote to push to.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is still working.", body = ErrorBody),
+    ),
+)]
 pub async fn create_pr(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Body(body): Body<PullRequestBody>,
-) -> Result<Json<Value>, ApiError> {
-    let pr = state
+) -> Result<Json<PullRequestEnvelope>, ApiError> {
+    let pull_request = state
         .runtime
         .create_pr(run_id(&id)?, body.title.as_deref(), body.body.as_deref())
         .await?;
-    Ok(Json(json!({ "pull_request": pr })))
+    Ok(Json(PullRequestEnvelope { pull_request }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
+    /// Only the worktrees of this workspace's runs.
+    #[param(value_type = Option<String>)]
     workspace_root: Option<PathBuf>,
 }
 
+/// `{"worktrees": [RunWorktree]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorktreesEnvelope {
+    worktrees: Vec<RunWorktree>,
+}
+
+/// The worktrees runs still have on disk, newest run first, with their sizes.
+#[utoipa::path(
+    get,
+    path = "/worktrees",
+    tag = "review",
+    params(WorkspaceQuery),
+    responses(
+        (status = 200, description = "The worktrees.", body = WorktreesEnvelope),
+        (status = 400, description = "A bad query parameter.", body = ErrorBody),
+    ),
+)]
 pub async fn worktrees(
     State(state): State<AppState>,
-    Query(query): Query<WorkspaceQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(query): QueryParams<WorkspaceQuery>,
+) -> Result<Json<WorktreesEnvelope>, ApiError> {
     let worktrees = state
         .runtime
         .worktrees(query.workspace_root.as_deref())
         .await?;
-    Ok(Json(json!({ "worktrees": worktrees })))
+    Ok(Json(WorktreesEnvelope { worktrees }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GcBody {
+    /// Report what would be removed, and remove nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Only worktrees of runs that last changed at least this many days ago.
+    #[schema(minimum = 0)]
     older_than_days: Option<f64>,
+    /// Only the worktrees of this workspace's runs.
+    #[schema(value_type = Option<String>)]
     workspace_root: Option<PathBuf>,
 }
 
+/// `{"gc": GcReport}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GcEnvelope {
+    gc: GcReport,
+}
+
+/// Removes the worktrees of finished runs (their branches stay).
+#[utoipa::path(
+    post,
+    path = "/gc",
+    tag = "review",
+    request_body(content = Option<GcBody>, description = "May be empty."),
+    responses(
+        (status = 200, description = "What was removed, or would be.", body = GcEnvelope),
+        (status = 400, description = "A bad field, named.", body = ErrorBody),
+    ),
+)]
 pub async fn gc(
     State(state): State<AppState>,
     Body(body): Body<GcBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GcEnvelope>, ApiError> {
+    // Not `from_secs_f64`: it panics on an age no `Duration` holds (1e300 days).
     let older_than = match body.older_than_days {
-        Some(days) if days.is_finite() && days >= 0.0 => {
-            Some(Duration::from_secs_f64(days * 86_400.0))
-        }
-        Some(days) => {
-            return Err(ApiError::bad_request(format!(
-                "field `older_than_days`: {days} is not a number of days ≥ 0"
-            )));
-        }
+        Some(days) => Some(Duration::try_from_secs_f64(days * 86_400.0).map_err(|_| {
+            ApiError::bad_request(format!(
+                "field `older_than_days`: {days} is not a number of days ≥ 0 a clock can count"
+            ))
+        })?),
         None => None,
     };
-    let report = state
+    let gc = state
         .runtime
         .gc(body.workspace_root.as_deref(), body.dry_run, older_than)
         .await?;
-    Ok(Json(json!({ "gc": report })))
+    Ok(Json(GcEnvelope { gc }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveWorktreeBody {
+    /// The worktree's path, as `GET /worktrees` lists it.
+    #[schema(value_type = String)]
     path: PathBuf,
+    /// Remove it even while its run is RUNNING or PAUSED.
     #[serde(default)]
     force: bool,
 }
 
+/// `{"worktree": RunWorktree}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorktreeEnvelope {
+    worktree: RunWorktree,
+}
+
+/// Removes one run worktree.
+#[utoipa::path(
+    post,
+    path = "/worktrees/remove",
+    tag = "review",
+    request_body = RemoveWorktreeBody,
+    responses(
+        (status = 200, description = "The worktree removed.", body = WorktreeEnvelope),
+        (status = 400, description = "Not a run's worktree, or its run is working.",
+            body = ErrorBody),
+    ),
+)]
 pub async fn remove_worktree(
     State(state): State<AppState>,
     Body(body): Body<RemoveWorktreeBody>,
-) -> Result<Json<Value>, ApiError> {
-    let removed = state
+) -> Result<Json<WorktreeEnvelope>, ApiError> {
+    let worktree = state
         .runtime
         .remove_worktree(&body.path, body.force)
         .await?;
-    Ok(Json(json!({ "worktree": removed })))
+    Ok(Json(WorktreeEnvelope { worktree }))
 }

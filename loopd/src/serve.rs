@@ -40,6 +40,12 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {address} (is something else using it?)"))?;
     let bound = listener.local_addr()?;
     lock.record(&format!("http://{bound}"))?;
+    // The first line on stderr, before the runtime can log anything: scripts read the address
+    // from it. Connections made before the router is up wait in the listen backlog.
+    say(&format!(
+        "loopd listening on http://{bound} (data dir {})",
+        data_dir.display()
+    ));
 
     let db = data_dir.join("loopd.db");
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
@@ -60,10 +66,6 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
 
     let shutdown = state.shutdown.clone();
     let router = app(state, options.allow_remote, options.auth_token.clone());
-    say(&format!(
-        "loopd listening on http://{bound} (data dir {})",
-        data_dir.display()
-    ));
 
     let stop = shutdown.clone();
     axum::serve(listener, router)

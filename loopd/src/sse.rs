@@ -9,7 +9,9 @@ use std::time::Duration;
 use axum::response::sse::{Event as Frame, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
+use loop_core::StepId;
 use loop_runtime::{EventStream, OutputStream};
+use serde::Serialize;
 
 use crate::api::AppState;
 use crate::metrics::Metrics;
@@ -64,6 +66,15 @@ pub fn events(
     Sse::new(frames).keep_alive(keep_alive())
 }
 
+/// The data of an output frame: a piece of a step's output.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutputChunk {
+    pub step_id: StepId,
+    /// Byte offset of `content` in the step's output.
+    pub offset: u64,
+    pub content: String,
+}
+
 /// A step's output as SSE frames `event: output`.
 pub fn output(
     output: OutputStream,
@@ -73,15 +84,17 @@ pub fn output(
     let frames = stream::unfold(state, |(mut output, open)| async move {
         let chunk = output.next().await?.ok()?;
         let end = chunk.offset + chunk.content.len() as u64;
-        let data = serde_json::json!({
-            "step_id": chunk.step_id,
-            "offset": chunk.offset,
-            "content": chunk.content,
-        });
+        let id = format!("{}:{end}", chunk.step_id);
+        let data = OutputChunk {
+            step_id: chunk.step_id,
+            offset: chunk.offset,
+            content: chunk.content,
+        };
         let frame = Frame::default()
-            .id(format!("{}:{end}", chunk.step_id))
+            .id(id)
             .event("output")
-            .data(data.to_string());
+            .json_data(data)
+            .ok()?;
         Some((Ok(frame), (output, open)))
     })
     .take_until(app.shutdown.clone().cancelled_owned())

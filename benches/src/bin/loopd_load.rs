@@ -4,7 +4,8 @@
 //! ```text
 //! loopd_load scale  [--runs 200] [--sleep-ms 1000] [--tasks 1]
 //! loopd_load output [--mib 100] [--line-bytes 1024]
-//! loopd_load fanout [--subscribers 1000] [--tasks 20] [--sleep-ms 200]
+//! loopd_load fanout [--subscribers 1000] [--tasks 20] [--sleep-ms 200] [--baseline 1]
+//! loopd_load cli    [--runs 10000] [--repeat 20]
 //! ```
 //!
 //! `loopd` and `noop_agent` are taken from beside this binary (or `$LOOPD_BIN`, `$NOOP_AGENT`);
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use loop_benches::bench_dir;
 use loop_benches::daemon::{
-    Daemon, Frame, Memory, SseReader, cpu_of, memory_of, mib, noop_agent_bin, now_ms, run_body,
+    Daemon, Frame, Memory, SseReader, cpu_of, memory_of, mib, noop_agent_bin, now_ms, open_files,
+    run_body,
 };
 use loop_benches::scratch::{git_repo, git_repos};
 use serde_json::{Value, json};
@@ -58,9 +60,11 @@ fn main() {
             flag("subscribers", 1000) as usize,
             flag("tasks", 20) as usize,
             flag("sleep-ms", 200),
+            flag("baseline", 1) != 0,
         )),
+        "cli" => cli(flag("runs", 10_000), flag("repeat", 20) as usize, &tokio),
         other => {
-            eprintln!("unknown command {other:?}: scale, output or fanout");
+            eprintln!("unknown command {other:?}: scale, output, fanout or cli");
             std::process::exit(2);
         }
     }
@@ -614,6 +618,7 @@ async fn fanout_round(
     }
     let connect_time = connect_started.elapsed();
     let mem_connected = daemon.memory();
+    let fds_connected = open_files(daemon.pid, "loopd.db");
     // Count only events stamped from now on: the catch-up of earlier ones is no latency.
     tokio::time::sleep(Duration::from_millis(200)).await;
     from_ms.store(now_ms().ceil() as u64, Ordering::SeqCst);
@@ -658,11 +663,19 @@ async fn fanout_round(
         "fanout: {subscribers} subscriber(s) on one run ({} events; {timed_events} stamped after all were connected, timed)",
         expected.len()
     );
+    let mem_after = daemon.memory();
+    let fds_after = open_files(daemon.pid, "loopd.db");
     println!(
-        "  connected all in {:.2} s; daemon RSS then {:.1} MiB ({} threads)",
+        "  connected all in {:.2} s; daemon RSS then {:.1} MiB, {} threads, {} open fds of which {} on loopd.db; \
+         after the run and its streams ended: RSS {:.1} MiB, {} threads, {} fds on loopd.db",
         connect_time.as_secs_f64(),
         mib(mem_connected.rss),
-        mem_connected.threads
+        mem_connected.threads,
+        fds_connected.0,
+        fds_connected.1,
+        mib(mem_after.rss),
+        mem_after.threads,
+        fds_after.1
     );
     println!(
         "  every event reached every subscriber: {} ({complete}/{subscribers} complete, {in_order} in seq order, {missing} (subscriber, event) pairs missing)",
@@ -683,7 +696,7 @@ async fn fanout_round(
     );
 }
 
-async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64) {
+async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64, baseline: bool) {
     let dir = bench_dir();
     let daemon = Daemon::start(&dir.path().join("data"), &["--max-concurrency", "4"]);
     let client = reqwest::Client::builder()
@@ -692,17 +705,20 @@ async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64) {
         .expect("http client");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = daemon.memory();
-    // Baseline in the same daemon: one subscriber on the same kind of run.
-    let one = git_repo(dir.path(), "repo-one", tasks);
-    fanout_round(
-        &daemon,
-        &client,
-        &one,
-        &dir.path().join("gate-one"),
-        1,
-        sleep_ms,
-    )
-    .await;
+    // Baseline in the same daemon: one subscriber on the same kind of run (`--baseline 0`
+    // skips it, so the log is nearly empty when the many subscribers connect).
+    if baseline {
+        let one = git_repo(dir.path(), "repo-one", tasks);
+        fanout_round(
+            &daemon,
+            &client,
+            &one,
+            &dir.path().join("gate-one"),
+            1,
+            sleep_ms,
+        )
+        .await;
+    }
     let many = git_repo(dir.path(), "repo-many", tasks);
     fanout_round(
         &daemon,
@@ -719,5 +735,232 @@ async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64) {
         mib(idle.rss),
         mib(end.hwm),
         cpu_of(std::process::id()).as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// cli: `loopctl list --json` against a daemon whose log holds many finished runs.
+
+/// `loopctl` beside this binary, or `$LOOPCTL_BIN`.
+fn loopctl_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("LOOPCTL_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe.parent().expect("exe dir").join("loopctl");
+    assert!(
+        bin.is_file(),
+        "no loopctl beside {}: cargo build --release -p loopctl, or set LOOPCTL_BIN",
+        exe.display()
+    );
+    bin
+}
+
+/// Times `command` `repeat` times; (median, p90, min) seconds, and the last stdout's length.
+fn time_command(
+    mut command: impl FnMut() -> std::process::Command,
+    repeat: usize,
+) -> (f64, f64, f64, usize) {
+    let mut times = Vec::with_capacity(repeat);
+    let mut out_len = 0;
+    for _ in 0..repeat {
+        let mut cmd = command();
+        let started = Instant::now();
+        let output = cmd.output().expect("run the command");
+        times.push(started.elapsed().as_secs_f64());
+        assert!(output.status.success(), "{cmd:?}: {output:?}");
+        out_len = output.stdout.len();
+    }
+    times.sort_by(f64::total_cmp);
+    (
+        percentile(&times, 50.0),
+        percentile(&times, 90.0),
+        times[0],
+        out_len,
+    )
+}
+
+fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
+    use loop_benches::{RunScript, TS_MS};
+    use loop_core::event::{ExitReason, RunCompleted};
+    use loop_store::{EventStore, SqliteStore};
+
+    let dir = bench_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // 10,000 finished runs: each the events of a real run with 3 iterations (24 events), then
+    // RUN_COMPLETED, appended in one go, from 8 threads.
+    let started = Instant::now();
+    {
+        let store = SqliteStore::open(data.join("loopd.db")).expect("open the log");
+        let threads = 8u64;
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let store = &store;
+                scope.spawn(move || {
+                    for n in (t..runs).step_by(threads as usize) {
+                        let mut script = RunScript::new(n);
+                        let mut events = script.take(24);
+                        events.push(
+                            RunCompleted {
+                                exit_reason: ExitReason::CompletePlan,
+                                completed_iteration: 3,
+                            }
+                            .into(),
+                        );
+                        store
+                            .append(script.run_id(), loop_core::Version(0), TS_MS, events)
+                            .expect("append a run");
+                    }
+                });
+            }
+        });
+    }
+    eprintln!(
+        "cli: {runs} finished runs (25 events each) written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let daemon = Daemon::start(&data, &[]);
+    let loopctl = loopctl_bin();
+    let base = daemon.base.clone();
+    let list = |extra: &'static [&'static str]| {
+        let (loopctl, base) = (loopctl.clone(), base.clone());
+        move || {
+            let mut cmd = std::process::Command::new(&loopctl);
+            cmd.args(["--addr", &base, "list", "--json"])
+                .args(extra)
+                .env_remove("LOOPD_TOKEN")
+                .stdin(std::process::Stdio::null());
+            cmd
+        }
+    };
+    // Warm-up: page cache, the daemon's first reads.
+    let _ = time_command(list(&[]), 2);
+    let default = time_command(list(&[]), repeat);
+    let all = time_command(list(&["--limit", "0"]), repeat.min(5));
+    let version = time_command(
+        || {
+            let mut cmd = std::process::Command::new(&loopctl);
+            cmd.arg("--version");
+            cmd
+        },
+        repeat,
+    );
+    let curl_url = daemon.url("/runs?limit=50");
+    let curl = time_command(
+        || {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["-sf", "-o", "/dev/null", &curl_url]);
+            cmd
+        },
+        repeat,
+    );
+    // The same request from a warm in-process client: the daemon's own time plus loopback.
+    let client = client();
+    let mut inproc: Vec<f64> = tokio.block_on(async {
+        let mut times = Vec::new();
+        for _ in 0..repeat {
+            let started = Instant::now();
+            let body = client
+                .get(daemon.url("/runs?limit=50"))
+                .send()
+                .await
+                .expect("GET /runs")
+                .bytes()
+                .await
+                .expect("body");
+            times.push(started.elapsed().as_secs_f64());
+            assert!(!body.is_empty());
+        }
+        times
+    });
+    inproc.sort_by(f64::total_cmp);
+    // Every page, as `--limit 0` fetches them, from the warm in-process client.
+    let mut paged: Vec<f64> = tokio.block_on(async {
+        let mut times = Vec::new();
+        for _ in 0..repeat.min(5) {
+            let started = Instant::now();
+            let mut before: Option<String> = None;
+            let mut seen = 0usize;
+            loop {
+                let mut url = daemon.url("/runs?limit=1000");
+                if let Some(id) = &before {
+                    url.push_str(&format!("&before={id}"));
+                }
+                let page = get_json(&client, &url).await;
+                seen += page["runs"].as_array().map_or(0, Vec::len);
+                match page["next"].as_str() {
+                    Some(next) => before = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            times.push(started.elapsed().as_secs_f64());
+            assert_eq!(seen as u64, runs, "every run listed");
+        }
+        times
+    });
+    paged.sort_by(f64::total_cmp);
+    // One run's events as SSE from the start (`GET /runs/{id}/events`), for the newest run of
+    // the log, beside the same events as JSON (`?format=json`, read by run).
+    let (sse_events, sse_s, json_events, json_s, sse_rss) = tokio.block_on(async {
+        let newest = get_json(&client, &daemon.url("/runs?limit=1")).await;
+        let id = newest["runs"][0]["id"].as_str().expect("a run").to_owned();
+        let before = daemon.memory().rss;
+        let started = Instant::now();
+        let response = client
+            .get(daemon.url(&format!("/runs/{id}/events")))
+            .send()
+            .await
+            .expect("GET events");
+        let mut reader = SseReader::new(response);
+        let mut count = 0usize;
+        while reader.next().await.is_some() {
+            count += 1;
+        }
+        let sse_s = started.elapsed().as_secs_f64();
+        let rss = daemon.memory().rss.saturating_sub(before);
+        let started = Instant::now();
+        let all = get_json(
+            &client,
+            &daemon.url(&format!("/runs/{id}/events?format=json")),
+        )
+        .await;
+        let json_s = started.elapsed().as_secs_f64();
+        let json_count = all["events"].as_array().map_or(0, Vec::len);
+        (count, sse_s, json_count, json_s, rss)
+    });
+    let ms = |s: f64| s * 1e3;
+    println!(
+        "cli: loopctl list --json against loopd with {runs} finished runs in its log ({repeat} times each)"
+    );
+    println!(
+        "  loopctl list --json (newest 50, the default): median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {} B of JSON (bar < 50 ms)",
+        ms(default.0),
+        ms(default.1),
+        ms(default.2),
+        default.3
+    );
+    println!(
+        "  loopctl list --json --limit 0 (all {runs}, pages of 1000): median {:.1} ms, p90 {:.1} ms, min {:.1} ms, {} B",
+        ms(all.0),
+        ms(all.1),
+        ms(all.2),
+        all.3
+    );
+    println!(
+        "  baselines: loopctl --version {:.1} ms; curl of GET /runs?limit=50 {:.1} ms; the same GET from a warm in-process client {:.1} ms (medians)",
+        ms(version.0),
+        ms(curl.0),
+        ms(percentile(&inproc, 50.0))
+    );
+    println!(
+        "  every page of 1000 (what --limit 0 asks for) from the warm in-process client, JSON parsed: median {:.1} ms",
+        ms(percentile(&paged, 50.0))
+    );
+    println!(
+        "  the newest run's {sse_events} events as SSE from the start: {:.1} ms (daemon RSS +{:.1} MiB); as JSON (?format=json): {json_events} events in {:.1} ms",
+        ms(sse_s),
+        mib(sse_rss),
+        ms(json_s)
     );
 }

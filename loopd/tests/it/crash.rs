@@ -24,7 +24,10 @@ impl Rng {
 
 #[test]
 fn runs_survive_the_daemon_being_killed_at_random_moments() {
-    let seed = std::env::var("LOOP_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
+    let seed = std::env::var("LOOP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_u64);
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
@@ -44,7 +47,13 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
         if round == 0 {
             for repo in &repos {
                 let body = run_body(repo, "sleepy.sh", json!({"verify_cmds": "true"}));
-                let created: Value = client.post(daemon.url("/runs")).json(&body).send().expect("create").json().expect("json");
+                let created: Value = client
+                    .post(daemon.url("/runs"))
+                    .json(&body)
+                    .send()
+                    .expect("create")
+                    .json()
+                    .expect("json");
                 ids.push(created["run"]["id"].as_str().expect("id").to_owned());
             }
         }
@@ -58,12 +67,22 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
     let deadline = Instant::now() + Duration::from_secs(90);
     for id in &ids {
         loop {
-            let run: Value = client.get(daemon.url(&format!("/runs/{id}"))).send().expect("get").json().expect("json");
-            if ["COMPLETED", "FAILED", "CANCELED"].contains(&run["run"]["status"].as_str().unwrap_or("")) {
+            let run: Value = client
+                .get(daemon.url(&format!("/runs/{id}")))
+                .send()
+                .expect("get")
+                .json()
+                .expect("json");
+            if ["COMPLETED", "FAILED", "CANCELED"]
+                .contains(&run["run"]["status"].as_str().unwrap_or(""))
+            {
                 assert_eq!(run["run"]["status"], "COMPLETED", "seed {seed}: {run}");
                 break;
             }
-            assert!(Instant::now() < deadline, "seed {seed}: run {id} never ended: {run}");
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: run {id} never ended: {run}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -74,14 +93,23 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
     // twice would not be), and the stored projections equal a fresh fold.
     let store = SqliteStore::open(data.join("loopd.db")).expect("open the log");
     let report = loop_store::replay(&store, None).expect("replay");
-    assert!(report.differences.is_empty(), "seed {seed}: {:?}", report.differences);
+    assert!(
+        report.differences.is_empty(),
+        "seed {seed}: {:?}",
+        report.differences
+    );
     assert_eq!(report.runs, runs as u64);
     let all = store.read_all(loop_core::Seq(0), usize::MAX).expect("read");
-    assert!(all.iter().enumerate().all(|(i, r)| r.seq.0 == i as u64 + 1), "seq has a gap");
+    assert!(
+        all.iter().enumerate().all(|(i, r)| r.seq.0 == i as u64 + 1),
+        "seq has a gap"
+    );
     // The kills did land mid-step: recovery had work to do.
     let interrupted = all
         .iter()
-        .filter(|r| matches!(&r.event, Event::StepFinished(s) if s.status == StepStatus::Interrupted))
+        .filter(
+            |r| matches!(&r.event, Event::StepFinished(s) if s.status == StepStatus::Interrupted),
+        )
         .count();
     assert!(interrupted > 0, "seed {seed}: no kill interrupted a step");
 }

@@ -3,5 +3,7 @@
 mod api;
 mod crash;
 mod daemon;
+mod insight;
+mod openapi;
 mod streams;
 mod support;

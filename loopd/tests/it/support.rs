@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 pub struct Daemon {
     pub child: Child,
     pub base: String,
-    /// Kept open: the daemon keeps writing to its stderr.
-    _stderr: BufReader<std::process::ChildStderr>,
 }
 
 impl Daemon {
@@ -39,11 +37,10 @@ impl Daemon {
             .find(|word| word.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        Daemon {
-            child,
-            base,
-            _stderr: stderr,
-        }
+        // Read to the end on a thread of its own: a daemon whose stderr pipe is full (64 KiB of
+        // logs nobody reads) blocks in its next log line, and stops answering.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Daemon { child, base }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,35 @@
+#!/bin/sh
+# The daemon load tests of the quality bars (scale, output, fan-out, CLI) against the real
+# `loopd` binary, built in release. Figures on stdout; see BENCHMARKS.md.
+#
+# usage: benches/load/run.sh [scale|output|fanout|cli|all] [extra flags for loopd_load]
+#   e.g. benches/load/run.sh fanout --subscribers 200
+# Scratch files go to $LOOP_BENCH_DIR (else the system temp dir).
+set -eu
+cd "$(dirname "$0")/../.."
+what=${1:-all}
+[ $# -gt 0 ] && shift
+cargo build --release -q -p loopd -p loopctl -p loop-benches --bins
+target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="$target/release/loopd_load"
+# 1,000 SSE subscribers need 1,000 sockets on each side, plus the daemon's own files.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), ulimit -n $(ulimit -n)"
+run() {
+  echo "\$ loopd_load $*"
+  "$bin" "$@"
+}
+case "$what" in
+  scale) run scale "$@" ;;
+  output) run output "$@" ;;
+  fanout) run fanout "$@" ;;
+  cli) run cli "$@" ;;
+  all)
+    run scale
+    for i in 1 2 3; do run output; done
+    run output --line-bytes 100
+    for i in 1 2 3; do run fanout; done
+    run cli
+    ;;
+  *) echo "usage: $0 [scale|output|fanout|cli|all]" >&2; exit 2 ;;
+esac
