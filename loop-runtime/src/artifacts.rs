@@ -87,21 +87,24 @@ impl RunFiles {
     }
 
     /// Copies the primary `name` to the other locations and returns what to record.
+    ///
+    /// Step logs can be as large as an agent's output: the file is hashed and copied in
+    /// streaming fashion, never held in memory whole.
     pub fn record(&self, kind: &str, name: &str) -> io::Result<Vec<ArtifactWritten>> {
-        let contents = std::fs::read(self.path(name))?;
-        let sha256 = hex(&Sha256::digest(&contents));
+        let primary = self.path(name);
+        let (sha256, bytes) = sha256_file(&primary)?;
         let mut written = Vec::new();
         for (i, (location, dir)) in self.dirs.iter().enumerate() {
             let path = dir.join(name);
             if i > 0 {
-                std::fs::write(&path, &contents)?;
+                std::fs::copy(&primary, &path)?;
             }
             written.push(ArtifactWritten {
                 kind: kind.to_owned(),
                 path: path.to_string_lossy().into_owned(),
                 location: *location,
                 sha256: sha256.clone(),
-                bytes: contents.len() as u64,
+                bytes,
             });
         }
         Ok(written)
@@ -140,6 +143,24 @@ impl RunFiles {
     }
 }
 
+/// SHA-256 of a file as lowercase hex, and its length, reading it in 64 KiB pieces.
+fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -147,4 +168,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sha256_file, sha256_hex};
+
+    #[test]
+    fn a_file_hashed_in_pieces_hashes_as_a_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("big.log");
+        let contents: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+        std::fs::write(&path, &contents).expect("write");
+        let (sha, bytes) = sha256_file(&path).expect("hash");
+        assert_eq!((sha, bytes), (sha256_hex(&contents), contents.len() as u64));
+    }
 }
