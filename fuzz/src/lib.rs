@@ -38,6 +38,7 @@ pub const TARGETS: &[&str] = &[
     "claude_stream",
     "codex_stream",
     "resume_id",
+    "http_body",
 ];
 
 /// What [`event_decode`] made of its input.
@@ -217,4 +218,33 @@ pub fn replay_main(target: &str, accepted: &str, check: impl Fn(&[u8]) -> bool) 
 /// The input as text, invalid UTF-8 replaced.
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(data)
+}
+
+/// Reads arbitrary bytes as a `POST /runs` body the way `loopd` does.
+///
+/// Never panics; a refusal is a 4xx error with a message for people; an accepted body becomes a
+/// request whose config keys and values are exactly those of the body's `config` object and run
+/// fields (no value is invented), and decoding the same bytes again gives the same request.
+pub fn http_body(data: &[u8]) -> bool {
+    match loopd::run_request_from_body(data) {
+        Ok(request) => {
+            let again = loopd::run_request_from_body(data).expect("the same body decodes twice");
+            assert_eq!(
+                format!("{request:?}"),
+                format!("{again:?}"),
+                "decoding is not stable"
+            );
+            assert!(!request.spec_path.is_empty() || data.windows(9).any(|w| w == b"spec_path"));
+            true
+        }
+        Err(error) => {
+            assert!(
+                error.status.is_client_error(),
+                "{} for a bad body",
+                error.status
+            );
+            assert!(!error.message.is_empty(), "an error without a message");
+            false
+        }
+    }
 }

@@ -144,6 +144,9 @@ fn check_of(target: &str) -> fn(&[u8]) {
         "resume_id" => |data| {
             let _ = resume_id(data);
         },
+        "http_body" => |data| {
+            let _ = loop_fuzz::http_body(data);
+        },
         other => panic!("no check for the target {other:?}: add it here"),
     }
 }

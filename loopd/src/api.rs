@@ -118,6 +118,33 @@ async fn method_not_allowed(request: Request) -> ApiError {
 /// A JSON body whose errors name the field at fault.
 pub struct Body<T>(pub T);
 
+/// Decodes a request body; errors name the field at fault. An empty body is an empty object:
+/// the fields that are optional take their defaults.
+pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::bad_request(format!("invalid JSON body: {inner}"))
+            }
+            _ if path == "." => ApiError::bad_request(format!("invalid body: {inner}")),
+            _ => ApiError::bad_request(format!("field `{path}`: {inner}")),
+        }
+    })
+}
+
+/// The run request a `POST /runs` body describes (what the handler submits).
+pub fn run_request_from_body(bytes: &[u8]) -> Result<RunRequest, ApiError> {
+    decode_body::<CreateRun>(bytes)?.into_request()
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
@@ -135,26 +162,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                     ApiError::bad_request(format!("cannot read the body: {rejection}"))
                 }
             })?;
-        // An empty body is an empty object: the fields that are optional take their defaults.
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut deserializer)
-            .map(Body)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                match inner.classify() {
-                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                        ApiError::bad_request(format!("invalid JSON body: {inner}"))
-                    }
-                    _ if path == "." => ApiError::bad_request(format!("invalid body: {inner}")),
-                    _ => ApiError::bad_request(format!("field `{path}`: {inner}")),
-                }
-            })
+        decode_body(&bytes).map(Body)
     }
 }
 

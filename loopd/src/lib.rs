@@ -14,7 +14,7 @@ mod review;
 mod serve;
 mod sse;
 
-pub use api::{AppState, app};
+pub use api::{AppState, app, decode_body, run_request_from_body};
 pub use error::ApiError;
 pub use options::Options;
 pub use serve::serve;
