@@ -81,10 +81,12 @@ pub struct AnalysisFile {
 }
 
 /// The postmortem tasks this runtime runs, so a retry or a shutdown can stop them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Postmortems {
     tasks: Mutex<HashMap<RunId, Task>>,
     next_id: AtomicU64,
+    /// Runs whose postmortem task ended, its files written (for `wait_postmortem`).
+    done: tokio::sync::broadcast::Sender<RunId>,
 }
 
 #[derive(Debug)]
@@ -105,6 +107,16 @@ pub(crate) struct Job {
     snapshot: bool,
     /// What went wrong before the analyses, for the end's reason.
     problems: Vec<String>,
+}
+
+impl Default for Postmortems {
+    fn default() -> Postmortems {
+        Postmortems {
+            tasks: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            done: tokio::sync::broadcast::channel(64).0,
+        }
+    }
 }
 
 impl Postmortems {
@@ -131,6 +143,13 @@ impl Postmortems {
         if tasks.get(&run_id).is_some_and(|task| task.id == id) {
             tasks.remove(&run_id);
         }
+        drop(tasks);
+        // Nobody waiting is fine.
+        let _ = self.done.send(run_id);
+    }
+
+    fn running(&self, run_id: RunId) -> bool {
+        self.tasks().contains_key(&run_id)
     }
 
     /// Stops the run's postmortem, if this runtime runs one; it records its end as failed.
@@ -797,6 +816,8 @@ impl Runtime {
 
     /// Waits until the run's postmortem (if one is running) has ended, and returns its report.
     pub async fn wait_postmortem(&self, run_id: RunId) -> Result<PostmortemReport, RuntimeError> {
+        // Listen first: the task may end between the look-up and the wait.
+        let mut done = self.shared.postmortems.done.subscribe();
         let view = self.get(run_id).await?;
         if view.postmortem.as_deref() == Some("running") {
             let mut events = self.subscribe(Some(run_id), view.last_seq);
@@ -807,6 +828,14 @@ impl Runtime {
                     Some(Err(error)) => return Err(error),
                     None => return Err(RuntimeError::Shutdown),
                 }
+            }
+        }
+        // The end is recorded before the projection files are rewritten: wait for those too.
+        while self.shared.postmortems.running(run_id) {
+            match done.recv().await {
+                Ok(id) if id == run_id => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
         self.postmortem_report(run_id).await
