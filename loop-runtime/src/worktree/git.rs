@@ -67,26 +67,7 @@ async fn prepare(
     run_name: &str,
     config: &Config,
 ) -> Result<Workspace, WorktreeError> {
-    let root = git::run(workspace_root, &["rev-parse", "--show-toplevel"])
-        .await
-        .map_err(|_| {
-            WorktreeError(format!(
-                "{} is not in a git repository: use --no-worktree to work in it directly",
-                workspace_root.display()
-            ))
-        })?;
-    let root = PathBuf::from(root);
-    let base = base_branch(&root, config).await?;
-    let branch = match own_branch(&root, run_id).await {
-        Some(branch) => branch,
-        None => {
-            free_branch(
-                &root,
-                &format!("{}{}", config.text("run_branch_prefix"), slug(run_name)),
-            )
-            .await?
-        }
-    };
+    let (root, base, branch) = run_branch(workspace_root, run_id, run_name, config).await?;
     let repo_name = root
         .file_name()
         .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -148,6 +129,37 @@ async fn prepare(
         run_branch: branch,
         reused,
     })
+}
+
+/// The repository root, the base branch and the run's branch: the branch an earlier attempt of
+/// this run made, else `run_branch_prefix` + the name's slug, made unique.
+pub(crate) async fn run_branch(
+    workspace_root: &Path,
+    run_id: RunId,
+    run_name: &str,
+    config: &Config,
+) -> Result<(PathBuf, String, String), WorktreeError> {
+    let root = git::run(workspace_root, &["rev-parse", "--show-toplevel"])
+        .await
+        .map_err(|_| {
+            WorktreeError(format!(
+                "{} is not in a git repository: use --no-worktree to work in it directly",
+                workspace_root.display()
+            ))
+        })?;
+    let root = PathBuf::from(root);
+    let base = base_branch(&root, config).await?;
+    let branch = match own_branch(&root, run_id).await {
+        Some(branch) => branch,
+        None => {
+            free_branch(
+                &root,
+                &format!("{}{}", config.text("run_branch_prefix"), slug(run_name)),
+            )
+            .await?
+        }
+    };
+    Ok((root, base, branch))
 }
 
 /// `base_branch`, else the workspace's branch, else the remote's HEAD, `main`, `master`.

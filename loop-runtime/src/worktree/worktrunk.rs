@@ -19,8 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::agent::BoxFuture;
 use crate::git;
-use crate::request::slug;
-use crate::worktree::git::{absolute, base_branch, free_branch, own_branch};
+use crate::worktree::git::{absolute, run_branch};
 use crate::worktree::{Workspace, WorktreeError, WorktreeProvider};
 
 /// How long `wt --version` may take before Worktrunk counts as absent.
@@ -101,26 +100,7 @@ async fn prepare(
     run_name: &str,
     config: &Config,
 ) -> Result<Workspace, WorktreeError> {
-    let root = git::run(workspace_root, &["rev-parse", "--show-toplevel"])
-        .await
-        .map_err(|_| {
-            WorktreeError(format!(
-                "{} is not in a git repository: use --no-worktree to work in it directly",
-                workspace_root.display()
-            ))
-        })?;
-    let root = PathBuf::from(root);
-    let base = base_branch(&root, config).await?;
-    let branch = match own_branch(&root, run_id).await {
-        Some(branch) => branch,
-        None => {
-            free_branch(
-                &root,
-                &format!("{}{}", config.text("run_branch_prefix"), slug(run_name)),
-            )
-            .await?
-        }
-    };
+    let (root, base, branch) = run_branch(workspace_root, run_id, run_name, config).await?;
 
     // A restarted run whose branch already exists switches to it; `--create` would refuse.
     let mut args = vec!["switch"];
