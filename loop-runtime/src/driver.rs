@@ -667,26 +667,44 @@ impl Driver {
         Ok(None)
     }
 
-    async fn verify(&mut self, iteration: u32) -> Result<Option<DriverEnd>, RuntimeError> {
+    /// Records the start of a step the runtime runs itself (verification, merge) and opens its
+    /// log: the step's id, log file name and path, and its output.
+    async fn start_own_step(
+        &mut self,
+        phase: Phase,
+        iteration: u32,
+        attempt: u32,
+    ) -> Result<(StepId, String, PathBuf, StepOutput), RuntimeError> {
         let step_id = new_step_id();
-        let attempt = self.progress.verification_attempts + 1;
-        let log_name = step_log_name(iteration, Phase::Verification, attempt);
+        let log_name = step_log_name(iteration, phase, attempt);
         let log_path = self.files.path(&log_name);
         self.record(vec![Command::StartStep(StepStarted {
             step_id,
-            phase: Phase::Verification,
+            phase,
             iteration,
             attempt,
             prompt_path: None,
         })])
         .await?;
-        let mut output =
-            StepOutput::create(self.run_id, step_id, &log_path, self.shared.live.clone())
-                .map_err(io_error(&log_name))?;
-        let timeout = match self.config.count("verify_timeout_sec") {
+        let output = StepOutput::create(self.run_id, step_id, &log_path, self.shared.live.clone())
+            .map_err(io_error(&log_name))?;
+        Ok((step_id, log_name, log_path, output))
+    }
+
+    /// `verify_timeout_sec` as a timeout; 0 is none.
+    fn verify_timeout(&self) -> Option<Duration> {
+        match self.config.count("verify_timeout_sec") {
             0 => None,
             secs => Some(Duration::from_secs(secs)),
-        };
+        }
+    }
+
+    async fn verify(&mut self, iteration: u32) -> Result<Option<DriverEnd>, RuntimeError> {
+        let attempt = self.progress.verification_attempts + 1;
+        let (step_id, log_name, log_path, mut output) = self
+            .start_own_step(Phase::Verification, iteration, attempt)
+            .await?;
+        let timeout = self.verify_timeout();
         let env = self.env(iteration, Phase::Verification);
         let mut failed = Vec::new();
         for command in self.config.verify_cmds() {
@@ -804,21 +822,10 @@ impl Driver {
         target: &str,
         strategy: &str,
     ) -> Result<Option<Result<String, merge::MergeFailure>>, RuntimeError> {
-        let step_id = new_step_id();
         let attempt = self.progress.merge_attempts + 1;
-        let log_name = step_log_name(iteration, Phase::Merge, attempt);
-        let log_path = self.files.path(&log_name);
-        self.record(vec![Command::StartStep(StepStarted {
-            step_id,
-            phase: Phase::Merge,
-            iteration,
-            attempt,
-            prompt_path: None,
-        })])
-        .await?;
-        let mut output =
-            StepOutput::create(self.run_id, step_id, &log_path, self.shared.live.clone())
-                .map_err(io_error(&log_name))?;
+        let (step_id, log_name, log_path, mut output) = self
+            .start_own_step(Phase::Merge, iteration, attempt)
+            .await?;
         let repo = git::run(
             &self.workdir,
             &["rev-parse", "--path-format=absolute", "--git-common-dir"],
@@ -839,10 +846,7 @@ impl Driver {
         let message = format!("loop: {} (run {})", self.created.name, self.run_id);
         let verify_cmds = self.config.verify_cmds();
         let env = self.env(iteration, Phase::Merge);
-        let timeout = match self.config.count("verify_timeout_sec") {
-            0 => None,
-            secs => Some(Duration::from_secs(secs)),
-        };
+        let timeout = self.verify_timeout();
         let plan = merge::MergePlan {
             repo: &repo,
             run_branch: &worktree.run_branch,
