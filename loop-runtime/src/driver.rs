@@ -118,8 +118,14 @@ impl Driver {
         driver.run().await
     }
 
+    /// Appends what `commands` decide; while the log refuses writes (a full disk), waits until
+    /// it takes them again (the run shows `store_unavailable` meanwhile).
     async fn record(&mut self, commands: Vec<Command>) -> Result<Vec<EventRecord>, RuntimeError> {
-        let records = self.shared.journal.execute(self.run_id, commands).await?;
+        let records = self
+            .shared
+            .journal
+            .execute_patiently(self.run_id, commands, &self.cancel)
+            .await?;
         for record in &records {
             self.progress.apply(record);
             self.report.apply(record);
@@ -1021,8 +1027,16 @@ impl Driver {
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(error) => AgentReply {
-                    end: CallEnd::Failed {
-                        reason: format!("cannot start the agent: {error}"),
+                    // Out of file descriptors, processes or memory: wait for them, as for a
+                    // busy API, rather than fail the run.
+                    end: if crate::process::is_exhaustion(&error) {
+                        CallEnd::Transient {
+                            reason: format!("cannot start the agent for now: {error}"),
+                        }
+                    } else {
+                        CallEnd::Failed {
+                            reason: format!("cannot start the agent: {error}"),
+                        }
                     },
                     answer: String::new(),
                     exit_code: None,

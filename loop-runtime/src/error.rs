@@ -20,8 +20,12 @@ pub enum RuntimeError {
     Busy { run_id: RunId },
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// A value of the request is wrong (the field and why).
     #[error("{what}: {reason}")]
     InvalidRequest { what: String, reason: String },
+    /// Something the request names does not exist (a workspace, spec, plan or config file).
+    #[error("{what}: {reason}")]
+    Missing { what: String, reason: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -37,6 +41,9 @@ pub enum RuntimeError {
         code: &'static str,
         detail: String,
     },
+    /// The plan has no task left to do: a run would only spend money to say so.
+    #[error("every task of {plan} is done ({tasks} of {tasks}): there is nothing to run")]
+    PlanComplete { plan: String, tasks: u32 },
     #[error("the runtime is shutting down")]
     Shutdown,
 }

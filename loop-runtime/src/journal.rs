@@ -27,7 +27,55 @@ pub(crate) struct Journal {
     /// Every record this runtime appends, as it is appended.
     appended: broadcast::Sender<EventRecord>,
     latency: Arc<AppendLatency>,
+    health: Arc<StoreHealth>,
 }
+
+/// Whether the log takes writes: the first refusal since the last success, if any.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    trouble: Mutex<Option<StoreTrouble>>,
+}
+
+/// The log refuses writes, since when and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreTrouble {
+    pub since_ms: i64,
+    pub reason: String,
+}
+
+impl StoreHealth {
+    /// The trouble now, `None` when the last append succeeded.
+    pub fn trouble(&self) -> Option<StoreTrouble> {
+        self.lock().clone()
+    }
+
+    fn ok(&self) {
+        let mut trouble = self.lock();
+        if let Some(old) = trouble.take() {
+            tracing::info!(since_ms = old.since_ms, "the event log takes writes again");
+        }
+    }
+
+    fn failed(&self, now_ms: i64, error: &StoreError) {
+        let mut trouble = self.lock();
+        if trouble.is_none() {
+            tracing::error!(%error, "the event log refuses writes; runs wait until it takes them");
+            *trouble = Some(StoreTrouble {
+                since_ms: now_ms,
+                reason: error.to_string(),
+            });
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<StoreTrouble>> {
+        self.trouble.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The first pause before an append the log refused is offered again; it doubles up to
+/// [`UNAVAILABLE_BACKOFF_MAX`].
+const UNAVAILABLE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+const UNAVAILABLE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long appends took, for the daemon's metrics.
 #[derive(Debug, Default)]
@@ -54,6 +102,34 @@ impl Journal {
             states: Arc::default(),
             appended: broadcast::channel(4096).0,
             latency: Arc::default(),
+            health: Arc::default(),
+        }
+    }
+
+    pub(crate) fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
+    }
+
+    /// [`Journal::execute`], offered again while the log is unavailable (a full disk, say)
+    /// until it takes the events or `cancel` fires ([`RuntimeError::Shutdown`]). What the events
+    /// record has already happened; they wait to be written, not to be decided again.
+    pub(crate) async fn execute_patiently(
+        &self,
+        run_id: RunId,
+        commands: Vec<Command>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<EventRecord>, RuntimeError> {
+        let mut pause = UNAVAILABLE_BACKOFF;
+        loop {
+            match self.execute(run_id, commands.clone()).await {
+                Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
+                other => return other,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = cancel.cancelled() => return Err(RuntimeError::Shutdown),
+            }
+            pause = (pause * 2).min(UNAVAILABLE_BACKOFF_MAX);
         }
     }
 
@@ -112,6 +188,13 @@ impl Journal {
             self.latency
                 .total_micros
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match &appended {
+                Ok(_) => self.health.ok(),
+                Err(RuntimeError::Store(error)) if error.is_unavailable() => {
+                    self.health.failed(ts_ms, error);
+                }
+                Err(_) => {}
+            }
             match appended {
                 Ok(records) => {
                     let open_step = state.open_step().map(|open| open.step_id);

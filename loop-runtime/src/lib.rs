@@ -32,6 +32,7 @@ mod driver;
 mod error;
 mod git;
 mod journal;
+pub mod lock;
 mod merge;
 mod notify;
 mod output;
@@ -48,7 +49,7 @@ mod verify;
 pub mod worktree;
 
 pub use error::RuntimeError;
-pub use journal::AppendLatency;
+pub use journal::{AppendLatency, StoreTrouble};
 pub use output::OutputStream;
 pub use postmortem::{AnalysisFile, PostmortemReport};
 pub use prompting::preview_prompt;

@@ -86,8 +86,10 @@ impl Notifier {
     /// that starts its cursor at the log's end.
     pub(crate) fn start(shared: &Arc<Shared>) {
         let live = shared.journal.subscribe();
-        let task =
-            tokio::spawn(deliver_log(Arc::clone(shared), live).instrument(info_span!("notifier")));
+        let task = tokio::spawn(process::ledger::scope(
+            Arc::clone(&shared.ledger),
+            deliver_log(Arc::clone(shared), live).instrument(info_span!("notifier")),
+        ));
         *shared
             .notifier
             .task

@@ -98,10 +98,12 @@ impl OutputStream {
         file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut bytes = Vec::with_capacity(READ);
         file.take(READ as u64).read_to_end(&mut bytes).map_err(io)?;
-        // A line being written may be half there: stop at the last newline.
+        // A line being written may be half there: stop at the last newline. A line longer than
+        // a whole read goes out in pieces, cut between characters.
         let end = match bytes.iter().rposition(|b| *b == b'\n') {
             Some(newline) => newline + 1,
             None if self.finished => bytes.len(),
+            None if bytes.len() == READ => utf8_prefix(&bytes),
             None => 0,
         };
         if end == 0 {
@@ -116,5 +118,15 @@ impl OutputStream {
         };
         self.offset += end as u64;
         Ok(Some(chunk))
+    }
+}
+
+/// The length of `bytes` without a UTF-8 character cut short at its end.
+fn utf8_prefix(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(error) if error.error_len().is_none() => error.valid_up_to(),
+        // Not UTF-8 at all: pieces are as good as any.
+        Err(_) => bytes.len(),
     }
 }

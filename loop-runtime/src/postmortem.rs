@@ -131,10 +131,11 @@ impl Postmortems {
         let cancel = shared.shutdown.child_token();
         // Holding the map while spawning: the task's own removal waits for its insertion.
         let mut tasks = self.tasks();
-        let handle = tokio::spawn(
+        let handle = tokio::spawn(crate::process::ledger::scope(
+            Arc::clone(&shared.ledger),
             analyse(Arc::clone(shared), job, cancel.clone(), id)
                 .instrument(info_span!("postmortem", %run_id)),
-        );
+        ));
         tasks.insert(run_id, Task { id, cancel, handle });
     }
 
@@ -293,9 +294,11 @@ async fn analyse(shared: Arc<Shared>, mut job: Job, cancel: CancellationToken, i
         reason = end.reason.as_deref().unwrap_or(""),
         "postmortem ended"
     );
+    // Recorded once the log takes it, should it refuse writes now (a full disk): a postmortem
+    // must not stay `running` until a restart.
     if let Err(error) = shared
         .journal
-        .execute(run_id, vec![Command::EndPostmortem(end)])
+        .execute_patiently(run_id, vec![Command::EndPostmortem(end)], &shared.shutdown)
         .await
     {
         warn!(%error, "cannot record the end of the postmortem");

@@ -6,6 +6,18 @@
 //! grandchildren go too — on a timeout, on silence, shortly after it reported its final result,
 //! or on cancellation. After the child exits, its group is killed anyway so nothing it spawned
 //! outlives the step.
+//!
+//! No child outlives the process that started it unrecorded:
+//!
+//! - the child gets a parent-death signal (SIGKILL), so it dies with the daemon even on kill -9;
+//! - its process group is written to the runtime's ledger ([`ledger`]) before it is given its
+//!   input, and crossed out once the group is gone, so whoever takes the data dir next (a
+//!   restarted daemon, `loopctl exec`) kills what a dead one left of the group (a tool command
+//!   the agent had started, say) before anything runs again ([`sweep`]);
+//! - it never sees the daemon's secrets: every `LOOPD_*` variable is removed from its
+//!   environment.
+
+pub mod ledger;
 
 use std::ffi::OsString;
 use std::io;
@@ -20,8 +32,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-/// A line longer than this is handed on in pieces of this size.
+pub use ledger::sweep;
+
+/// A line longer than this is handed on in pieces of about this size ([`LineSink::stdout_part`]).
 const MAX_LINE: usize = 256 * 1024;
+/// The most of a child's raw stdout kept in its raw file; the rest is still read and parsed.
+pub const RAW_OUTPUT_CAP: u64 = 256 * 1024 * 1024;
 /// How long the group gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(1);
 /// How long output is still drained after the child is gone (a grandchild may hold the pipe).
@@ -93,17 +109,76 @@ pub enum LineEffect {
 }
 
 /// Receives the child's output as lines (lossy UTF-8, without `\r\n`).
+///
+/// A stdout line longer than 256 KiB arrives in pieces: [`LineSink::stdout_part`] for each
+/// piece but the last, then [`LineSink::stdout_line`] with the last. Pieces end on character
+/// boundaries. A sink that reads text may treat each piece as a line (the default); one that
+/// parses lines joins them ([`LineJoiner`]).
 pub trait LineSink: Send {
     fn stdout_line(&mut self, line: &str) -> LineEffect;
     fn stderr_line(&mut self, line: &str);
+    /// A piece of a long stdout line; the line goes on in the next call.
+    fn stdout_part(&mut self, part: &str) {
+        let _ = self.stdout_line(part);
+    }
+}
+
+/// Whether `error` says the machine is out of something that comes back (file descriptors,
+/// processes, memory), so trying again later may work.
+pub fn is_exhaustion(error: &io::Error) -> bool {
+    use nix::errno::Errno;
+    error.raw_os_error().is_some_and(|code| {
+        [Errno::EMFILE, Errno::ENFILE, Errno::EAGAIN, Errno::ENOMEM]
+            .iter()
+            .any(|errno| *errno as i32 == code)
+    })
+}
+
+/// Joins the pieces of long lines for a sink that parses whole lines, up to a bound.
+#[derive(Debug, Default)]
+pub struct LineJoiner {
+    pending: String,
+    overflow: bool,
+}
+
+/// The longest line a [`LineJoiner`] joins; a longer one is dropped whole.
+pub const MAX_JOINED_LINE: usize = 64 * 1024 * 1024;
+
+impl LineJoiner {
+    /// Keeps a piece of a long line.
+    pub fn part(&mut self, part: &str) {
+        if self.overflow || self.pending.len() + part.len() > MAX_JOINED_LINE {
+            self.overflow = true;
+            self.pending = String::new();
+        } else {
+            self.pending.push_str(part);
+        }
+    }
+
+    /// The whole line that `last` ends; `None` when it was over [`MAX_JOINED_LINE`].
+    pub fn line<'a>(&'a mut self, last: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        if std::mem::take(&mut self.overflow) {
+            self.pending = String::new();
+            return None;
+        }
+        if self.pending.is_empty() {
+            return Some(std::borrow::Cow::Borrowed(last));
+        }
+        let mut whole = std::mem::take(&mut self.pending);
+        whole.push_str(last);
+        Some(std::borrow::Cow::Owned(whole))
+    }
 }
 
 enum Line {
     Out(String),
+    OutPart(String),
     Err(String),
 }
 
-/// Runs `spec` to its end under `limits`. Raw stdout bytes are appended to `raw` when given.
+/// Runs `spec` to its end under `limits`. Raw stdout bytes are appended to `raw` when given
+/// (up to [`RAW_OUTPUT_CAP`]). The child's group is in the ledger of the runtime whose task
+/// calls this ([`ledger::scope`]) from before it reads its input until it is gone.
 pub async fn run(
     spec: &Spec,
     limits: Limits,
@@ -120,14 +195,22 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LOOPD_") {
+            command.env_remove(name);
+        }
+    }
     for name in &spec.env_remove {
         command.env_remove(name);
     }
     for (name, value) in &spec.env {
         command.env(name, value);
     }
+    ledger::die_with_parent(&mut command);
     let mut child = command.spawn()?;
     let group = child.id().map(|pid| Pid::from_raw(pid as i32));
+    // Written before the child has its input: until then it has done nothing worth keeping.
+    let _entry = group.and_then(|group| ledger::enter(group, &spec.program));
 
     let mut stdin = child.stdin.take();
     let input = spec.stdin.clone();
@@ -153,12 +236,12 @@ pub async fn run(
     let (lines, mut received) = mpsc::channel::<Line>(256);
     let stdout = child.stdout.take().map(|out| {
         let lines = lines.clone();
-        tokio::spawn(read_lines(out, raw_file, lines, Line::Out))
+        tokio::spawn(read_lines(out, raw_file, lines, Stream::Stdout))
     });
     let stderr = child
         .stderr
         .take()
-        .map(|err| tokio::spawn(read_lines(err, None, lines.clone(), Line::Err)));
+        .map(|err| tokio::spawn(read_lines(err, None, lines.clone(), Stream::Stderr)));
     drop(lines);
 
     let start = Instant::now();
@@ -185,6 +268,7 @@ pub async fn run(
                                 done_deadline = done_deadline.min(Instant::now() + after);
                             }
                         }
+                        Line::OutPart(text) => sink.stdout_part(&text),
                         Line::Err(text) => {
                             push_tail(&mut stderr_tail, &text);
                             sink.stderr_line(&text);
@@ -217,6 +301,7 @@ pub async fn run(
         tokio::select! {
             line = received.recv() => match line {
                 Some(Line::Out(text)) => { sink.stdout_line(&text); }
+                Some(Line::OutPart(text)) => sink.stdout_part(&text),
                 Some(Line::Err(text)) => {
                     push_tail(&mut stderr_tail, &text);
                     sink.stderr_line(&text);
@@ -276,12 +361,36 @@ fn push_tail(tail: &mut String, line: &str) {
     }
 }
 
-/// Reads a pipe to its end: raw bytes to `raw`, lines to `lines`. Returns the bytes read.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn line(self, text: String) -> Line {
+        match self {
+            Stream::Stdout => Line::Out(text),
+            Stream::Stderr => Line::Err(text),
+        }
+    }
+
+    fn part(self, text: String) -> Line {
+        match self {
+            Stream::Stdout => Line::OutPart(text),
+            // Nobody parses stderr: a piece is a line of its own.
+            Stream::Stderr => Line::Err(text),
+        }
+    }
+}
+
+/// Reads a pipe to its end: raw bytes to `raw` (up to [`RAW_OUTPUT_CAP`]), lines to `lines`.
+/// Returns the bytes read.
 async fn read_lines(
     mut pipe: impl AsyncRead + Unpin,
     mut raw: Option<tokio::fs::File>,
     lines: mpsc::Sender<Line>,
-    wrap: fn(String) -> Line,
+    stream: Stream,
 ) -> u64 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -291,36 +400,57 @@ async fn read_lines(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        total += n as u64;
-        if let Some(file) = raw.as_mut()
-            && file.write_all(&buf[..n]).await.is_err()
-        {
-            raw = None;
+        if let Some(file) = raw.as_mut() {
+            let room = RAW_OUTPUT_CAP.saturating_sub(total);
+            let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
+            if keep == 0 || file.write_all(&buf[..keep]).await.is_err() {
+                let _ = file.flush().await;
+                raw = None;
+            }
         }
+        total += n as u64;
         let mut rest = &buf[..n];
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
             pending.extend_from_slice(&rest[..end]);
             rest = &rest[end + 1..];
-            if lines.send(wrap(take_line(&mut pending))).await.is_err() {
+            if lines
+                .send(stream.line(take_line(&mut pending)))
+                .await
+                .is_err()
+            {
                 return total;
             }
         }
         pending.extend_from_slice(rest);
         while pending.len() >= MAX_LINE {
-            let piece: Vec<u8> = pending.drain(..MAX_LINE).collect();
+            let cut = char_boundary(&pending, MAX_LINE);
+            let piece: Vec<u8> = pending.drain(..cut).collect();
             let text = String::from_utf8_lossy(&piece).into_owned();
-            if lines.send(wrap(text)).await.is_err() {
+            if lines.send(stream.part(text)).await.is_err() {
                 return total;
             }
         }
     }
     if !pending.is_empty() {
-        let _ = lines.send(wrap(take_line(&mut pending))).await;
+        let _ = lines.send(stream.line(take_line(&mut pending))).await;
     }
     if let Some(file) = raw.as_mut() {
         let _ = file.flush().await;
     }
     total
+}
+
+/// Where to cut `bytes` at about `at` without splitting a UTF-8 character (when they are UTF-8
+/// at all): back up over at most three continuation bytes.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let mut cut = at.min(bytes.len());
+    for _ in 0..3 {
+        if cut == 0 || cut >= bytes.len() || (bytes[cut] & 0b1100_0000) != 0b1000_0000 {
+            break;
+        }
+        cut -= 1;
+    }
+    if cut == 0 { at.min(bytes.len()) } else { cut }
 }
 
 fn take_line(pending: &mut Vec<u8>) -> String {

@@ -27,12 +27,43 @@ pub struct RunRequest {
 
 /// The frozen `RUN_CREATED` of a request: paths, name, and the configuration by precedence.
 pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> {
-    let root = &request.workspace_root;
-    if !root.is_dir() {
-        return Err(RuntimeError::InvalidRequest {
-            what: "workspace_root".to_owned(),
-            reason: format!("{} is not a directory", root.display()),
-        });
+    let invalid = |what: &str, reason: String| RuntimeError::InvalidRequest {
+        what: what.to_owned(),
+        reason,
+    };
+    let missing = |what: &str, reason: String| RuntimeError::Missing {
+        what: what.to_owned(),
+        reason,
+    };
+    let given = &request.workspace_root;
+    if !given.is_absolute() {
+        return Err(invalid(
+            "workspace_root",
+            format!("{} is not an absolute path", given.display()),
+        ));
+    }
+    if !given.is_dir() {
+        return Err(missing(
+            "workspace_root",
+            format!("{} is not a directory", given.display()),
+        ));
+    }
+    // Paths are checked against the workspace as the file system sees it (symlinks resolved).
+    let root = &given
+        .canonicalize()
+        .map_err(|error| invalid("workspace_root", format!("{}: {error}", given.display())))?;
+    if !root.join(".git").exists() {
+        return Err(invalid(
+            "workspace_root",
+            format!(
+                "{} is not the root of a git repository (a run works on a branch of one): \
+                 run `git init` there, or start from the repository's top directory",
+                root.display()
+            ),
+        ));
+    }
+    if let Some(name) = &request.name {
+        check_name(name)?;
     }
     let mut layers: Vec<Layer> = Vec::new();
     let mut flags = Layer::new();
@@ -45,12 +76,10 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         .clone()
         .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
     if let Some(file) = config_file {
-        layers.push(
-            read_layer(&file)?.ok_or_else(|| RuntimeError::InvalidRequest {
-                what: "config".to_owned(),
-                reason: format!("{} does not exist", file.display()),
-            })?,
-        );
+        layers.push(read_layer(&file)?.ok_or_else(|| RuntimeError::Missing {
+            what: "config".to_owned(),
+            reason: format!("{} does not exist", file.display()),
+        })?);
     }
     if let Some(layer) = read_layer(&root.join(".loop/config"))? {
         layers.push(layer);
@@ -63,9 +92,15 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
             reason: error.to_string(),
         })?;
 
-    let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"));
+    if config.count("iterations") == 0 {
+        return Err(invalid(
+            "iterations",
+            "must be at least 1 (a run of 0 iterations would do nothing)".to_owned(),
+        ));
+    }
+    let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"))?;
     let Some(spec) = spec else {
-        return Err(RuntimeError::InvalidRequest {
+        return Err(RuntimeError::Missing {
             what: "spec_path".to_owned(),
             reason: format!(
                 "no spec {} in {} or its specs_dir",
@@ -75,16 +110,35 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         });
     };
     let plan = match &request.plan_path {
-        Some(plan) => {
-            resolve_path(root, plan, config.text("plans_dir")).unwrap_or_else(|| plan.clone())
-        }
+        Some(plan) => resolve_path(root, plan, config.text("plans_dir"))?.ok_or_else(|| {
+            missing(
+                "plan_path",
+                format!(
+                    "no plan {plan} in {} or its plans_dir ({})",
+                    root.display(),
+                    config.text("plans_dir")
+                ),
+            )
+        })?,
         None => {
             let stem = Path::new(&spec)
                 .file_stem()
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            format!("{}/{stem}-plan.md", config.text("plans_dir"))
+            let plan = format!("{}/{stem}-plan.md", config.text("plans_dir"));
+            if !root.join(&plan).is_file() {
+                return Err(missing(
+                    "plan_path",
+                    format!(
+                        "no plan at {plan} in {}: write the spec's tasks there as a `- [ ]` \
+                         checklist, or name the plan (loopctl run SPEC PLAN)",
+                        root.display()
+                    ),
+                ));
+            }
+            plan
         }
     };
+    check_plan(root, &plan)?;
     let (name, name_source) = match &request.name {
         Some(name) => (name.clone(), NameSource::Explicit),
         None => {
@@ -115,16 +169,79 @@ fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {
     }
 }
 
-/// `path` as given when it exists under the workspace, else under `dir`; relative to the root.
-fn resolve_path(root: &Path, path: &str, dir: &str) -> Option<String> {
+/// `path` as given when it is a file under the workspace, else under `dir`; relative to the
+/// root. A path that leads out of the workspace (`..`, an absolute path elsewhere, a symlink
+/// out) is refused: a run reads and edits only its repository.
+fn resolve_path(root: &Path, path: &str, dir: &str) -> Result<Option<String>, RuntimeError> {
     let candidates = [PathBuf::from(path), Path::new(dir).join(path)];
-    candidates.into_iter().find_map(|candidate| {
+    for candidate in candidates {
         let full = root.join(&candidate);
-        full.is_file().then(|| match full.strip_prefix(root) {
-            Ok(relative) => relative.to_string_lossy().into_owned(),
-            Err(_) => full.to_string_lossy().into_owned(),
-        })
-    })
+        if !full.is_file() {
+            continue;
+        }
+        let real = full.canonicalize().map_err(|source| RuntimeError::Io {
+            what: full.display().to_string(),
+            source,
+        })?;
+        return match real.strip_prefix(root) {
+            Ok(relative) => Ok(Some(relative.to_string_lossy().into_owned())),
+            Err(_) => Err(RuntimeError::InvalidRequest {
+                what: "path".to_owned(),
+                reason: format!(
+                    "{path} is outside the workspace {}: specs and plans must live in the repository",
+                    root.display()
+                ),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+/// The longest run name taken.
+const MAX_NAME: usize = 100;
+
+fn check_name(name: &str) -> Result<(), RuntimeError> {
+    let problem = if name.trim().is_empty() {
+        Some("is empty".to_owned())
+    } else if name.chars().count() > MAX_NAME {
+        Some(format!("is longer than {MAX_NAME} characters"))
+    } else if name.chars().any(char::is_control) {
+        Some("has control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(RuntimeError::InvalidRequest {
+            what: "name".to_owned(),
+            reason: format!("the run name {problem}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The plan must have something to do.
+fn check_plan(root: &Path, plan: &str) -> Result<(), RuntimeError> {
+    let path = root.join(plan);
+    let text = std::fs::read_to_string(&path).map_err(|source| RuntimeError::Io {
+        what: path.display().to_string(),
+        source,
+    })?;
+    let parsed = loop_core::plan::Plan::parse(&text);
+    if parsed.tasks_total() == 0 {
+        return Err(RuntimeError::InvalidRequest {
+            what: "plan".to_owned(),
+            reason: format!(
+                "{plan} has no tasks: write them as a checklist (`- [ ] do this`), one per line"
+            ),
+        });
+    }
+    if parsed.is_complete() {
+        return Err(RuntimeError::PlanComplete {
+            plan: plan.to_owned(),
+            tasks: parsed.tasks_total(),
+        });
+    }
+    Ok(())
 }
 
 /// Lowercase letters and digits, other runs of characters as one `-`.

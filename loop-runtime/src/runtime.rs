@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use loop_core::config::Config;
 use loop_core::layout::step_log_name;
-use loop_core::projection::{Export, RunView, StepView};
+use loop_core::projection::{Export, RunView, StepView, Waiting};
 use loop_core::{Command, EventRecord, RunId, RunStatus, Seq, StepId};
 use loop_store::{EventStore, RunQuery};
 use tokio::sync::{Notify, broadcast};
@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) data_dir: PathBuf,
     pub(crate) live: broadcast::Sender<Chunk>,
+    /// Where this runtime's children are recorded while they live.
+    pub(crate) ledger: Arc<crate::process::ledger::Ledger>,
     agents: HashMap<String, Arc<dyn Agent>>,
     providers: HashMap<String, Arc<dyn WorktreeProvider>>,
     max_concurrency: usize,
@@ -95,6 +97,65 @@ impl Shared {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Says, in the view, why a run that is not moving waits: a log that refuses writes, a slot,
+    /// a busy workspace; a usage-limit wait from the log that is over is dropped.
+    fn explain_wait(&self, view: &mut RunView) {
+        let now = self.clock.now_ms();
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|wait| wait.until_ms.is_some_and(|until| until <= now))
+        {
+            view.waiting = None;
+        }
+        if view.status.is_terminal() || view.status == RunStatus::Paused {
+            return;
+        }
+        if let Some(trouble) = self.journal.health().trouble() {
+            view.waiting = Some(Waiting::new(
+                "store_unavailable",
+                format!(
+                    "the event log refuses writes since {}: {}; the run goes on once it takes them",
+                    loop_core::time::rfc3339_ms(trouble.since_ms),
+                    trouble.reason
+                ),
+            ));
+            return;
+        }
+        if view.status != RunStatus::Pending || self.claim == Claim::Nothing {
+            return;
+        }
+        let running = self.running();
+        if running.contains_key(&view.id) {
+            return;
+        }
+        let in_workspace: Vec<RunId> = running
+            .iter()
+            .filter(|(_, r)| r.workspace == view.workspace_root)
+            .map(|(id, _)| *id)
+            .collect();
+        view.waiting = Some(if running.len() >= self.max_concurrency {
+            Waiting::new(
+                "waiting_for_slot",
+                format!(
+                    "waiting for a slot: {} of {} runs are executing (--max-concurrency)",
+                    running.len(),
+                    self.max_concurrency
+                ),
+            )
+        } else if in_workspace.len() >= self.max_per_workspace {
+            Waiting::new(
+                "workspace_busy",
+                format!(
+                    "workspace busy: run {} is executing in {} (--max-runs-per-workspace {})",
+                    in_workspace[0], view.workspace_root, self.max_per_workspace
+                ),
+            )
+        } else {
+            Waiting::new("queued", "queued: the scheduler starts it next")
+        });
     }
 
     /// Removes a FAILED or CANCELED run's worktree when `worktree_cleanup` says so, and records
@@ -275,6 +336,7 @@ impl RuntimeBuilder {
         let shared = Arc::new(Shared {
             journal: Journal::new(store, Arc::clone(&self.clock)),
             clock: self.clock,
+            ledger: Arc::new(crate::process::ledger::Ledger::new(&data_dir)),
             data_dir,
             live,
             agents: self.agents,
@@ -383,14 +445,25 @@ impl Runtime {
     /// The run as the API shows it.
     pub async fn get(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         let store = Arc::clone(self.shared.journal.store());
-        blocking(move || store.run_view(run_id))
+        let mut view = blocking(move || store.run_view(run_id))
             .await?
-            .ok_or(RuntimeError::UnknownRun(run_id))
+            .ok_or(RuntimeError::UnknownRun(run_id))?;
+        self.shared.explain_wait(&mut view);
+        Ok(view)
     }
 
     pub async fn list(&self, query: RunQuery) -> Result<Vec<RunView>, RuntimeError> {
         let store = Arc::clone(self.shared.journal.store());
-        blocking(move || store.list_runs(&query)).await
+        let mut views = blocking(move || store.list_runs(&query)).await?;
+        for view in &mut views {
+            self.shared.explain_wait(view);
+        }
+        Ok(views)
+    }
+
+    /// Whether the log takes writes: `None` when it does, else since when and why not.
+    pub fn store_trouble(&self) -> Option<crate::journal::StoreTrouble> {
+        self.shared.journal.health().trouble()
     }
 
     pub async fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, RuntimeError> {
@@ -679,9 +752,12 @@ async fn claim(shared: &Arc<Shared>) -> Result<(), RuntimeError> {
         }
         let cancel = shared.shutdown.child_token();
         let span = tracing::info_span!("run", run_id = %view.id);
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            drive(Arc::clone(shared), view.id, cancel.clone()),
-            span,
+        let task = tokio::spawn(crate::process::ledger::scope(
+            Arc::clone(&shared.ledger),
+            tracing::Instrument::instrument(
+                drive(Arc::clone(shared), view.id, cancel.clone()),
+                span,
+            ),
         ));
         running.insert(
             view.id,
@@ -702,7 +778,8 @@ async fn drive(shared: Arc<Shared>, run_id: RunId, cancel: CancellationToken) {
     let result = Driver::start(Arc::clone(&shared), run_id, cancel).await;
     let settled = match result {
         Ok(DriverEnd::Settled) => true,
-        Ok(DriverEnd::Stopped) => false,
+        // Stopped from outside, or shut down while waiting for the log: nothing to record.
+        Ok(DriverEnd::Stopped) | Err(RuntimeError::Shutdown) => false,
         Err(error) => {
             // Whatever failed, the run must not be left RUNNING with no one driving it. When the
             // log itself refuses writes (a full disk, a read-only file), the failure is recorded

@@ -1,21 +1,31 @@
 //! Event streams: the log from a position on, caught up from the store then live.
 //!
 //! The live side is the runtime's own broadcast of what it appends. Records can reach it out of
-//! `seq` order (two runs append at once) or be lost to a slow reader; either shows as a gap in
-//! `seq`, and a gap is filled from the log, which has every committed event in order. Anything
-//! below the next expected `seq` is dropped, so nothing is seen twice.
+//! `seq` order (two runs append at once) or be lost to a slow reader; either shows as a gap, and
+//! a gap is filled from the log, which has every committed event in order. Anything already
+//! taken is dropped, so nothing is seen twice.
+//!
+//! - The stream of every run expects each global `seq` in turn: a live record past the next one
+//!   means some were missed.
+//! - A run's stream reads only that run's events from the log (its cost is the run's, not the
+//!   log's), ignores other runs' live records, and expects the run's `version`s in turn.
+//!
+//! Pages are small, so a thousand streams catching up at once hold little. An event that does
+//! not decode (written by a newer build, or damaged) is reported once, as an error naming its
+//! seq, and the stream goes on after it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use loop_core::{EventRecord, RunId, Seq};
-use loop_store::EventStore;
+use loop_core::{EventRecord, RunId, Seq, Version};
+use loop_store::{EventStore, StoreError};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::error::RuntimeError;
 use crate::journal::blocking;
 
-const PAGE: usize = 1024;
+/// Events read from the log per catch-up query: small, since every open stream may hold one.
+const PAGE: usize = 128;
 
 /// Every event after a position, of one run or of all, with no gap and no duplicate.
 pub struct EventStream {
@@ -23,8 +33,10 @@ pub struct EventStream {
     run: Option<RunId>,
     live: broadcast::Receiver<EventRecord>,
     buffer: VecDeque<EventRecord>,
-    /// The next global seq to take (events of other runs are skipped, not yielded).
-    next: Seq,
+    /// The seq of the last event taken (yielded, or skipped as undecodable).
+    last: Seq,
+    /// For a run's stream, the version expected next once one is known.
+    next_version: Option<Version>,
     catching_up: bool,
 }
 
@@ -32,7 +44,7 @@ impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
             .field("run", &self.run)
-            .field("next", &self.next)
+            .field("last", &self.last)
             .finish_non_exhaustive()
     }
 }
@@ -49,36 +61,95 @@ impl EventStream {
             run,
             live,
             buffer: VecDeque::new(),
-            next: Seq(after.0 + 1),
+            last: after,
+            next_version: None,
             catching_up: true,
         }
     }
 
-    /// The next event; `None` once the runtime is gone.
+    /// The next event; `None` once the runtime is gone. An error is reported once and the
+    /// stream goes on: an event that does not decode is skipped after its error.
     pub async fn next(&mut self) -> Option<Result<EventRecord, RuntimeError>> {
         loop {
-            while let Some(record) = self.buffer.pop_front() {
-                self.next = Seq(record.seq.0 + 1);
-                if self.run.is_none_or(|run| run == record.run_id) {
-                    return Some(Ok(record));
-                }
+            if let Some(record) = self.buffer.pop_front() {
+                self.last = record.seq;
+                self.next_version = Some(record.version.next());
+                return Some(Ok(record));
             }
             if self.catching_up {
-                let store = Arc::clone(&self.store);
-                let after = Seq(self.next.0 - 1);
-                match blocking(move || store.read_all(after, PAGE)).await {
+                match self.read_page(PAGE).await {
                     Ok(page) if page.is_empty() => self.catching_up = false,
                     Ok(page) => self.buffer.extend(page),
+                    // An event that does not decode: read the good ones before it one at a
+                    // time; when it is the next one, report it and go on after it.
+                    Err(error) if corrupt_seq(&error).is_some() => match self.read_page(1).await {
+                        Ok(page) => self.buffer.extend(page),
+                        Err(error) => {
+                            if let Some(seq) = corrupt_seq(&error) {
+                                self.last = seq;
+                                self.next_version = None;
+                            }
+                            return Some(Err(error));
+                        }
+                    },
                     Err(error) => return Some(Err(error)),
                 }
                 continue;
             }
             match self.live.recv().await {
-                Ok(record) if record.seq < self.next => {}
-                Ok(record) if record.seq == self.next => self.buffer.push_back(record),
-                Ok(_) | Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Ok(record) => match self.judge(&record) {
+                    Live::Take => self.buffer.push_back(record),
+                    Live::Ignore => {}
+                    Live::Gap => self.catching_up = true,
+                },
+                Err(RecvError::Lagged(_)) => self.catching_up = true,
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// What a live record means to this stream.
+    fn judge(&self, record: &EventRecord) -> Live {
+        if record.seq <= self.last {
+            return Live::Ignore;
+        }
+        match self.run {
+            None if record.seq.0 == self.last.0 + 1 => Live::Take,
+            None => Live::Gap,
+            Some(run) if record.run_id != run => Live::Ignore,
+            Some(_) => match self.next_version {
+                Some(next) if record.version > next => Live::Gap,
+                _ => Live::Take,
+            },
+        }
+    }
+
+    /// Up to `limit` events of the stream after the last one taken, from the log.
+    async fn read_page(&self, limit: usize) -> Result<Vec<EventRecord>, RuntimeError> {
+        let store = Arc::clone(&self.store);
+        let after = self.last;
+        let run = self.run;
+        blocking(move || match run {
+            Some(run) => store.read_run_after(run, after, limit),
+            None => store.read_all(after, limit),
+        })
+        .await
+    }
+}
+
+/// What a live record means to a stream.
+enum Live {
+    Take,
+    /// Already taken, or another run's.
+    Ignore,
+    /// Records were missed: the log has them.
+    Gap,
+}
+
+/// The seq of the event that does not decode, when that is the error.
+fn corrupt_seq(error: &RuntimeError) -> Option<Seq> {
+    match error {
+        RuntimeError::Store(StoreError::Corrupt { seq, .. }) => Some(*seq),
+        _ => None,
     }
 }

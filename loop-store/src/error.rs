@@ -68,4 +68,14 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
     }
+
+    /// The log cannot take writes or answer reads for now (a full disk, a read-only or locked
+    /// file, an I/O error); the same request may succeed later. Conflicts, refused appends and
+    /// corrupt data are not.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Write { .. } | StoreError::Io { .. } | StoreError::Sqlite { .. }
+        )
+    }
 }

@@ -9,7 +9,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use loop_core::projection::{RunView, StepView};
@@ -36,12 +36,25 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The most reading connections open at once. Many readers at a time (a burst of streams
+/// catching up) wait for a connection rather than each opening one: the files a connection
+/// holds, and its page cache, stay bounded.
+const MAX_READERS: usize = 8;
+
 struct Inner {
     path: PathBuf,
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: Condvar,
     subscribers: Arc<Subscribers>,
+}
+
+/// The reading connections: the idle ones, and how many exist.
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 impl Drop for Inner {
@@ -78,7 +91,8 @@ impl SqliteStore {
                 path,
                 requests: Some(requests),
                 writer: Some(handle),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::default(),
+                reader_free: Condvar::new(),
                 subscribers,
             }),
         })
@@ -109,17 +123,36 @@ impl Inner {
         &self,
         read: impl FnOnce(&Connection, &Path) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => schema::connect(&self.path)?,
-        };
+        let conn = self.take_reader()?;
         let result = read(&conn, &self.path);
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers.idle.push(conn);
+        drop(readers);
+        self.reader_free.notify_one();
         result
+    }
+
+    /// An idle connection, a new one while there are fewer than [`MAX_READERS`], else the next
+    /// one given back.
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(conn);
+            }
+            if readers.open < MAX_READERS {
+                readers.open += 1;
+                drop(readers);
+                return schema::connect(&self.path).inspect_err(|_| {
+                    self.readers.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+                    self.reader_free.notify_one();
+                });
+            }
+            readers = self
+                .reader_free
+                .wait(readers)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
@@ -168,6 +201,27 @@ impl EventStore for SqliteStore {
 
     fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.inner.read_all(after, limit)
+    }
+
+    fn read_run_after(
+        &self,
+        run_id: RunId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.with_reader(|conn, path| {
+            // The (run_id, version) index walks the run's own events: O(the run), not the log.
+            rows::query_events(
+                conn,
+                path,
+                "WHERE run_id = ?1 AND seq > ?2 ORDER BY version LIMIT ?3",
+                rusqlite::params![
+                    run_id.to_string(),
+                    i64::try_from(after.0).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+        })
     }
 
     fn last_seq(&self) -> Result<Seq, StoreError> {

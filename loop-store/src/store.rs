@@ -48,6 +48,15 @@ pub trait EventStore: Send + Sync {
     /// Up to `limit` events of every run with `seq > after`, in order.
     fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
 
+    /// Up to `limit` events of one run with `seq > after`, in order; costs what the run has,
+    /// not what the log has.
+    fn read_run_after(
+        &self,
+        run_id: RunId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
     /// The seq of the last committed event (0 when the log is empty).
     fn last_seq(&self) -> Result<Seq, StoreError>;
 

@@ -32,7 +32,8 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7700"
     )]
     pub addr: String,
-    /// Bearer token for the daemon.
+    /// Bearer token for the daemon (else LOOPD_AUTH_TOKEN, else the data dir's auth-token file;
+    /// the daemon's own user needs none on loopback).
     #[arg(long, global = true, env = "LOOPD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Machine output: one JSON document on stdout.

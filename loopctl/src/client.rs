@@ -28,7 +28,27 @@ pub struct Daemon {
     token: Option<String>,
 }
 
+/// The token to send: `--token`/`LOOPD_TOKEN` (`given`), else `LOOPD_AUTH_TOKEN` (the
+/// daemon's own variable), else the one a daemon of this account wrote into its data dir
+/// (`$LOOPD_DATA_DIR` or the default), when this user can read it.
+pub fn find_token(given: Option<String>) -> Option<String> {
+    let nonempty = |t: &String| !t.trim().is_empty();
+    given
+        .filter(nonempty)
+        .or_else(|| std::env::var("LOOPD_AUTH_TOKEN").ok().filter(nonempty))
+        .or_else(|| {
+            let file = loop_runtime::default_data_dir().join("auth-token");
+            std::fs::read_to_string(file).ok().filter(nonempty)
+        })
+        .map(|token| token.trim().to_owned())
+}
+
 impl Daemon {
+    /// The token this client sends, if any.
+    pub fn token(&self) -> Option<String> {
+        self.token.clone()
+    }
+
     pub fn new(addr: &str, token: Option<String>) -> Daemon {
         let addr = addr.trim().trim_end_matches('/');
         let addr = if addr.contains("://") {

@@ -89,7 +89,7 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
         Command::Completions { shell } => completions::run(shell),
         Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
         Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
-        Command::Exec { run, db } => exec::run(&run, db, out),
+        Command::Exec { run, db } => exec::run(&run, db, daemon.token(), out),
         Command::Prompt { mut run } => {
             picker::fill(&mut run, "prompt")?;
             prompt::run(&run, out)

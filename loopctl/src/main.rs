@@ -19,7 +19,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let out = output::Output::new(cli.json);
-    let daemon = client::Daemon::new(&cli.addr, cli.token);
+    let daemon = client::Daemon::new(&cli.addr, client::find_token(cli.token));
     match cmd::run(cli.command, &daemon, &out) {
         Ok(status) => status,
         Err(error) => {

@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 use crate::artifacts::{self, Artifact};
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::{self, Guard};
+
 use crate::metrics::Metrics;
 use crate::openapi::Routes;
 use crate::review;
@@ -52,14 +53,10 @@ impl AppState {
     }
 }
 
-/// The API as an axum router, guarded (`Host`, token) and limited (1 MiB bodies). Every route
+/// The API as an axum router, guarded (`crate::guard`) and limited (1 MiB bodies). Every route
 /// is added with `routes!`, from its handler's `#[utoipa::path]`: that is what puts it in the
 /// OpenAPI document (`crate::openapi`), and there is no other way in.
-pub fn app(state: AppState, allow_remote: bool, token: Option<String>) -> Router {
-    let guard = Guard {
-        allow_remote,
-        token: token.map(Arc::from),
-    };
+pub fn app(state: AppState, guard: Guard) -> Router {
     Routes::new()
         .routes(routes!(health))
         .routes(routes!(create_run, list_runs))
@@ -202,24 +199,50 @@ pub(crate) fn run_id(text: &str) -> Result<RunId, ApiError> {
 /// `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Health {
-    /// Always `ok`.
+    /// `ok`, or `degraded` while the event log refuses writes.
     status: &'static str,
     /// The daemon's version.
     version: &'static str,
+    /// Why the log refuses writes, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
 }
 
-/// Whether the daemon is up; never needs the token.
+/// Whether the daemon is up and its log takes writes; never needs the token.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "meta",
-    responses((status = 200, body = Health)),
+    responses(
+        (status = 200, description = "Up, and the log takes writes.", body = Health),
+        (status = 503, description = "Up, but the log refuses writes (a full disk, say): runs \
+                                      wait and new runs are refused until it takes them.",
+            body = Health),
+    ),
 )]
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+async fn health(State(state): State<AppState>) -> Response {
+    let version = env!("CARGO_PKG_VERSION");
+    match state.runtime.store_trouble() {
+        None => Json(Health {
+            status: "ok",
+            version,
+            store: None,
+        })
+        .into_response(),
+        Some(trouble) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "degraded",
+                version,
+                store: Some(format!(
+                    "the event log refuses writes since {}: {}",
+                    loop_core::time::rfc3339_ms(trouble.since_ms),
+                    trouble.reason
+                )),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// `{"run": Run}`.
@@ -367,6 +390,8 @@ impl CreateRun {
         (status = 400, description = "A bad field, named.", body = ErrorBody),
         (status = 404, description = "The spec or the workspace is missing.", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB.", body = ErrorBody),
+        (status = 503, description = "The event log refuses writes (`store_unavailable`).",
+            body = ErrorBody),
     ),
 )]
 async fn create_run(
@@ -779,15 +804,30 @@ async fn artifact(
 ) -> Result<Response, ApiError> {
     let dir = state.runtime.run_dir(run_id(&id)?).await?;
     let path = artifacts::resolve(&dir, &name)?;
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|error| ApiError::not_found(format!("cannot read artifact {name:?}: {error}")))?;
+    let unreadable = |error: std::io::Error| {
+        ApiError::not_found(format!("cannot read artifact {name:?}: {error}"))
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    let length = file.metadata().await.map_err(unreadable)?.len();
     let kind = if name.ends_with(".json") || name.ends_with(".jsonl") {
         "application/json"
     } else {
         "text/plain; charset=utf-8"
     };
-    Ok(([(header::CONTENT_TYPE, kind)], bytes).into_response())
+    // Streamed a piece at a time: a 100 MB log costs a download 64 KiB of memory, not 100 MB.
+    // A log still being written is sent as long as it was when asked for.
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        tokio::io::AsyncReadExt::take(file, length),
+        64 * 1024,
+    ));
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// The daemon's figures.

@@ -64,9 +64,10 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Config(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", message)
             }
-            RuntimeError::InvalidRequest { ref what, .. }
-                if what == "spec_path" || what == "workspace_root" || what == "config" =>
-            {
+            RuntimeError::PlanComplete { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "plan_complete", message)
+            }
+            RuntimeError::Missing { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             RuntimeError::InvalidRequest { .. } => ApiError::bad_request(message),
@@ -74,6 +75,11 @@ impl From<RuntimeError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "merge_failed", message)
             }
             RuntimeError::Busy { .. } => ApiError::new(StatusCode::CONFLICT, "busy", message),
+            RuntimeError::Store(ref store) if store.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the event log refuses writes for now: {message}"),
+            ),
             RuntimeError::Shutdown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }

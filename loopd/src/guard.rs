@@ -1,60 +1,191 @@
-//! What every request passes before a handler sees it: the `Host` check against DNS rebinding
-//! (421) and the bearer token (401), both before the body is read.
+//! What every request passes before a handler sees it, in this order, all before the body is
+//! read (the threat model is in `specs/daemon.md`):
+//!
+//! 1. one `Host`, a loopback name unless `--allow-remote` (DNS rebinding) — 400 / 421;
+//! 2. not from another site: a foreign `Origin`, or `Sec-Fetch-Site` other than `same-origin` /
+//!    `none`, is refused — 403. No CORS header is ever sent, so a page elsewhere cannot read an
+//!    answer either;
+//! 3. who is asking: the daemon's own user (and root) on loopback pass without a token; anyone
+//!    else needs the token (`Authorization: Bearer`, any case of the scheme). With
+//!    `LOOPD_AUTH_TOKEN` set, everyone needs it. `/health` is open — 401;
+//! 4. a body only as JSON: a request with a body must say `Content-Type: application/json`, so
+//!    no HTML form and no "simple" cross-site request can carry one — 415; a declared body over
+//!    the limit is refused before a byte of it is read — 413.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use crate::api::BODY_LIMIT;
 use crate::error::ApiError;
+use crate::server::Peer;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Guard {
     pub allow_remote: bool,
-    pub token: Option<Arc<str>>,
+    pub token: Arc<str>,
+    /// The token was given (`LOOPD_AUTH_TOKEN`): every request must carry it.
+    pub token_always: bool,
+    /// The daemon's own user id.
+    pub owner: u32,
+}
+
+impl Guard {
+    /// Whether `request` may reach a handler; the JSON refusal when it may not.
+    pub fn admit(&self, request: &Request) -> Result<(), ApiError> {
+        let headers = request.headers();
+        let host = single_host(request)?;
+        if !self.allow_remote && !is_loopback_host(&host) {
+            return Err(ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "host_not_allowed",
+                format!(
+                    "host {host:?} is not a loopback name; start loopd with --allow-remote to serve it"
+                ),
+            ));
+        }
+        same_origin(headers, &host)?;
+        if request.uri().path() != "/health" {
+            self.authenticate(request)?;
+        }
+        json_body_only(request.method(), headers)
+    }
+
+    fn authenticate(&self, request: &Request) -> Result<(), ApiError> {
+        let given = bearer(request.headers()).unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(self.token.as_bytes())) {
+            return Ok(());
+        }
+        let peer = request.extensions().get::<Peer>();
+        let own_user = peer
+            .and_then(|peer| peer.uid)
+            .is_some_and(|uid| uid == self.owner || uid == 0);
+        if own_user && !self.token_always {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            if self.token_always {
+                "missing or wrong bearer token: pass the daemon's LOOPD_AUTH_TOKEN \
+                 (loopctl: --token, LOOPD_AUTH_TOKEN or LOOPD_TOKEN)"
+            } else {
+                "missing or wrong bearer token: only loopd's own user may call it without one; \
+                 the token is in the data dir's auth-token file"
+            },
+        ))
+    }
 }
 
 pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if !guard.allow_remote {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().host())
-            .unwrap_or("");
-        if !is_loopback_host(host) {
-            return ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "host_not_allowed",
-                format!("host {host:?} is not a loopback name; start loopd with --allow-remote to serve it"),
-            )
-            .into_response();
+    match guard.admit(&request) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The request's one `Host` (HTTP/1.1 requires exactly one; with two, which one decides is
+/// anybody's guess, so neither does).
+fn single_host(request: &Request) -> Result<String, ApiError> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ApiError::bad_request(
+            "more than one Host header".to_owned(),
+        ));
+    }
+    match first {
+        Some(value) => value
+            .to_str()
+            .map(str::to_owned)
+            .map_err(|_| ApiError::bad_request("the Host header is not text".to_owned())),
+        None => Ok(request.uri().host().unwrap_or("").to_owned()),
+    }
+}
+
+/// Refuses a request a page of another origin made: its `Origin` is not this daemon's own
+/// (`http(s)://<host>`), or the browser says it crossed sites.
+fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), ApiError> {
+    let refuse = |why: String| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            format!("{why}: loopd answers only its own pages and non-browser clients"),
+        ))
+    };
+    for origin in headers.get_all(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let own = ["http://", "https://"].iter().any(|scheme| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        });
+        if !own {
+            return refuse(format!("a request from origin {origin:?}"));
         }
     }
-    if let Some(token) = &guard.token
-        && request.uri().path() != "/health"
-    {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let matches: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
-        if !matches {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token (set LOOPD_TOKEN or pass --token)",
-            )
-            .into_response();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("");
+        if !matches!(site, "same-origin" | "none") {
+            return refuse(format!("a {site} request"));
         }
     }
-    next.run(request).await
+    Ok(())
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is case-insensitive.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// A body must be JSON, and not over the limit by its own declaration.
+fn json_body_only(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {BODY_LIMIT} bytes"),
+        ));
+    }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let has_body =
+        declared.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING);
+    match headers.get(header::CONTENT_TYPE) {
+        Some(kind) => {
+            let kind = kind.to_str().unwrap_or("");
+            let media = kind.split(';').next().unwrap_or("").trim();
+            if media.eq_ignore_ascii_case("application/json") {
+                Ok(())
+            } else {
+                Err(unsupported(&format!("Content-Type {kind:?}")))
+            }
+        }
+        None if has_body => Err(unsupported("a body without a Content-Type")),
+        None => Ok(()),
+    }
+}
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("{what} is refused: send the body as Content-Type: application/json"),
+    )
 }
 
 /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
@@ -76,7 +207,8 @@ fn is_loopback_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::*;
+    use axum::body::Body;
 
     #[test]
     fn loopback_hosts() {
@@ -100,5 +232,132 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
+    }
+
+    fn guard(token_always: bool) -> Guard {
+        Guard {
+            allow_remote: false,
+            token: Arc::from("s3cret"),
+            token_always,
+            owner: 1000,
+        }
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)], uid: Option<u32>) -> Request {
+        let mut builder = Request::builder().method(method).uri("/runs");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        request.extensions_mut().insert(Peer {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            uid,
+        });
+        request
+    }
+
+    fn code(result: Result<(), ApiError>) -> Option<String> {
+        result.err().map(|error| error.code.to_owned())
+    }
+
+    const HOST: (&str, &str) = ("host", "127.0.0.1:7700");
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[test]
+    fn the_owner_needs_no_token_anyone_else_does() {
+        let g = guard(false);
+        assert_eq!(code(g.admit(&request("GET", &[HOST], Some(1000)))), None);
+        assert_eq!(code(g.admit(&request("GET", &[HOST], Some(0)))), None);
+        let stranger = request("GET", &[HOST], Some(1001));
+        assert_eq!(code(g.admit(&stranger)).as_deref(), Some("unauthorized"));
+        let unknown = request("GET", &[HOST], None);
+        assert_eq!(code(g.admit(&unknown)).as_deref(), Some("unauthorized"));
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let auth = format!("{scheme} s3cret");
+            let with_token = request("GET", &[HOST, ("authorization", &auth)], Some(1001));
+            assert_eq!(code(g.admit(&with_token)), None, "{scheme}");
+        }
+        // A token given by the person is needed by the owner too.
+        let owner = request("GET", &[HOST], Some(1000));
+        assert_eq!(
+            code(guard(true).admit(&owner)).as_deref(),
+            Some("unauthorized")
+        );
+    }
+
+    #[test]
+    fn pages_of_other_sites_are_refused() {
+        let g = guard(false);
+        for headers in [
+            vec![HOST, JSON, ("origin", "https://evil.example")],
+            vec![HOST, JSON, ("origin", "null")],
+            vec![HOST, JSON, ("origin", "http://localhost:3000")],
+            vec![HOST, JSON, ("sec-fetch-site", "cross-site")],
+            vec![HOST, JSON, ("sec-fetch-site", "same-site")],
+        ] {
+            let refused = request("POST", &headers, Some(1000));
+            assert_eq!(
+                code(g.admit(&refused)).as_deref(),
+                Some("cross_origin"),
+                "{headers:?}"
+            );
+        }
+        let own = request(
+            "POST",
+            &[
+                HOST,
+                JSON,
+                ("origin", "http://127.0.0.1:7700"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            Some(1000),
+        );
+        assert_eq!(code(g.admit(&own)), None);
+    }
+
+    #[test]
+    fn a_body_must_be_json_and_within_the_limit() {
+        let g = guard(false);
+        let form = request(
+            "POST",
+            &[
+                HOST,
+                ("content-type", "text/plain"),
+                ("content-length", "2"),
+            ],
+            Some(1000),
+        );
+        assert_eq!(
+            code(g.admit(&form)).as_deref(),
+            Some("unsupported_media_type")
+        );
+        let bare = request("POST", &[HOST, ("content-length", "2")], Some(1000));
+        assert_eq!(
+            code(g.admit(&bare)).as_deref(),
+            Some("unsupported_media_type")
+        );
+        let empty = request("POST", &[HOST, ("content-length", "0")], Some(1000));
+        assert_eq!(code(g.admit(&empty)), None);
+        let json = request(
+            "POST",
+            &[HOST, ("content-type", "application/json; charset=utf-8")],
+            Some(1000),
+        );
+        assert_eq!(code(g.admit(&json)), None);
+        let huge = request(
+            "POST",
+            &[HOST, JSON, ("content-length", "2000000")],
+            Some(1000),
+        );
+        assert_eq!(code(g.admit(&huge)).as_deref(), Some("payload_too_large"));
+    }
+
+    #[test]
+    fn two_host_headers_are_refused() {
+        let two = request("GET", &[HOST, ("host", "evil.example")], Some(1000));
+        assert_eq!(
+            code(guard(false).admit(&two)).as_deref(),
+            Some("bad_request")
+        );
     }
 }

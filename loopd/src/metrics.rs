@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use loop_core::event::Event;
 use loop_core::{EventRecord, RunId, RunStatus, Seq};
-use loop_runtime::Runtime;
+use loop_runtime::{Runtime, RuntimeError};
+use loop_store::StoreError;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -23,6 +24,8 @@ struct Counters {
 pub struct Metrics {
     counters: Mutex<Counters>,
     pub sse_subscribers: AtomicI64,
+    /// Events of the log this daemon could not read (written by a newer build, or damaged).
+    undecodable: AtomicI64,
 }
 
 impl Metrics {
@@ -57,8 +60,19 @@ impl Metrics {
     /// Follows the log from its first event for as long as the runtime lives.
     pub async fn follow(&self, runtime: Runtime) {
         let mut events = runtime.subscribe(None, Seq(0));
-        while let Some(Ok(record)) = events.next().await {
-            self.apply(&record);
+        // An event that does not decode is counted and skipped, never the end of the figures.
+        while let Some(next) = events.next().await {
+            match next {
+                Ok(record) => self.apply(&record),
+                Err(error) => {
+                    tracing::warn!(%error, "metrics skip an event they cannot read");
+                    self.undecodable.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(error, RuntimeError::Store(StoreError::Corrupt { .. })) {
+                        // The log cannot be read now: the stream resumes where it was.
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
         }
     }
 
@@ -111,6 +125,12 @@ impl Metrics {
                 "Time spent appending to the event log.",
                 "counter",
                 append_seconds,
+            ),
+            (
+                "loopd_undecodable_events_total",
+                "Events of the log this daemon could not read and skipped.",
+                "counter",
+                self.undecodable.load(Ordering::Relaxed) as f64,
             ),
             (
                 "loopd_sse_subscribers",

@@ -36,6 +36,9 @@ pub struct Options {
     /// Allow binding to a non-loopback address and requests for non-loopback hosts.
     #[arg(long)]
     pub allow_remote: bool,
+    /// How long a connection may take to send a whole request head, new or idle (tests).
+    #[arg(long, hide = true, default_value_t = 15_000)]
+    pub header_timeout_ms: u64,
     /// When set, every endpoint but /health needs `Authorization: Bearer <token>`.
     #[arg(long, env = "LOOPD_AUTH_TOKEN", hide_env_values = true, hide = true)]
     pub auth_token: Option<String>,

@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api::{AppState, app};
-use crate::lock::DataDirLock;
+use crate::guard::Guard;
 use crate::options::{self, Options};
+use crate::token::{self, Token};
+use loop_runtime::lock::{DataDirLock, LockError};
 
 /// Runs the daemon until SIGINT or SIGTERM, then stops accepting, stops the agents, records
 /// what was interrupted, and returns.
@@ -20,6 +22,9 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     // Handle the signals before anything can be interrupted half-done.
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    // Everything the daemon creates (the database and its -wal/-shm, run directories, logs) is
+    // its owner's alone.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let address = options.address();
     if !options.allow_remote && !address.ip().is_loopback() {
         bail!(
@@ -34,21 +39,37 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot make {} owner-only", data_dir.display()))?;
-    let mut lock = DataDirLock::take(&data_dir, &format!("http://{address}"))?;
+    let mut lock = match DataDirLock::take(&data_dir, &format!("on http://{address}")) {
+        Ok(lock) => lock,
+        Err(LockError::Held { dir, holder }) => bail!(
+            "another loopd already uses {} ({}); stop it or pass another --data-dir",
+            dir.display(),
+            if holder.text.is_empty() {
+                "holder unknown"
+            } else {
+                &holder.text
+            }
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let token = Token::load(&data_dir, options.auth_token.as_deref()).with_context(|| {
+        format!(
+            "cannot read or create {}",
+            data_dir.join(token::FILE).display()
+        )
+    })?;
+    let fd_limit = crate::server::raise_fd_limit();
+
+    // The database before the listener: a daemon that says it listens can serve.
+    let db = data_dir.join("loopd.db");
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    // What a dead daemon left running is stopped before anything runs again.
+    let swept = loop_runtime::process::sweep(&data_dir);
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (is something else using it?)"))?;
     let bound = listener.local_addr()?;
-    lock.record(&format!("http://{bound}"))?;
-    // The first line on stderr, before the runtime can log anything: scripts read the address
-    // from it. Connections made before the router is up wait in the listen backlog.
-    say(&format!(
-        "loopd listening on http://{bound} (data dir {})",
-        data_dir.display()
-    ));
-
-    let db = data_dir.join("loopd.db");
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    lock.record(&format!("on http://{bound}"))?;
     let runtime = Runtime::builder()
         .store(Arc::new(store))
         .data_dir(&data_dir)
@@ -62,22 +83,49 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let state = AppState::new(runtime.clone());
     let metrics = Arc::clone(&state.metrics);
     let follower = runtime.clone();
-    tokio::spawn(async move { metrics.follow(follower).await });
 
     let shutdown = state.shutdown.clone();
-    let router = app(state, options.allow_remote, options.auth_token.clone());
+    let guard = Guard {
+        allow_remote: options.allow_remote,
+        token_always: token.source == token::Source::Environment,
+        token: Arc::from(token.value.as_str()),
+        owner: nix::unistd::geteuid().as_raw(),
+    };
+    let router = app(state, guard);
+    // The first line on stderr, before the runtime can log anything: scripts read the address
+    // from it.
+    say(&format!(
+        "loopd listening on http://{bound} (data dir {})",
+        data_dir.display()
+    ));
+    tokio::spawn(async move { metrics.follow(follower).await });
+    if swept > 0 {
+        tracing::warn!(
+            groups = swept,
+            "stopped processes a previous loopd left running"
+        );
+    }
+    if let token::Source::File(path) = &token.source {
+        say(&format!(
+            "loopd: clients of other users or hosts need the token in {}",
+            path.display()
+        ));
+    }
 
     let stop = shutdown.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            say("loopd: stopping");
-            stop.cancel();
-        })
-        .await?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        say("loopd: stopping");
+        stop.cancel();
+    });
+    let limits = crate::server::Limits {
+        header_timeout: std::time::Duration::from_millis(options.header_timeout_ms.max(1)),
+        max_connections: crate::server::connection_cap(fd_limit),
+    };
+    crate::server::serve(listener, router, limits, shutdown).await;
     runtime.shutdown().await;
     say("loopd: stopped");
     Ok(())

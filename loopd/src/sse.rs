@@ -10,7 +10,8 @@ use axum::response::sse::{Event as Frame, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 use loop_core::StepId;
-use loop_runtime::{EventStream, OutputStream};
+use loop_runtime::{EventStream, OutputStream, RuntimeError};
+use loop_store::StoreError;
 use serde::Serialize;
 
 use crate::api::AppState;
@@ -54,13 +55,31 @@ pub fn events(
         if done {
             return None;
         }
-        let record = events.next().await?.ok()?;
-        let finished = end_after_terminal && record.event.is_terminal();
-        let frame = Frame::default()
-            .id(record.seq.to_string())
-            .event(record.event.event_type().as_str())
-            .data(record.to_json());
-        Some((Ok(frame), (events, finished, open)))
+        let frame = match events.next().await? {
+            Ok(record) => {
+                let finished = end_after_terminal && record.event.is_terminal();
+                let frame = Frame::default()
+                    .id(record.seq.to_string())
+                    .event(record.event.event_type().as_str())
+                    .data(record.to_json());
+                return Some((Ok(frame), (events, finished, open)));
+            }
+            // An event that does not decode is named and skipped; the stream goes on. Its seq
+            // is the frame's id, so a client resuming from it resumes after it.
+            Err(RuntimeError::Store(StoreError::Corrupt { seq, source, .. })) => {
+                Frame::default().id(seq.to_string()).event("error").data(
+                    serde_json::json!({
+                        "error": format!("event {seq} cannot be read by this loopd: {source}"),
+                        "code": "undecodable_event",
+                        "seq": seq,
+                    })
+                    .to_string(),
+                )
+            }
+            // Anything else (the log cannot be read now) ends the stream; the client resumes.
+            Err(_) => return None,
+        };
+        Some((Ok(frame), (events, false, open)))
     })
     .take_until(app.shutdown.clone().cancelled_owned());
     Sse::new(frames).keep_alive(keep_alive())

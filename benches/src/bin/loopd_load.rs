@@ -6,6 +6,7 @@
 //! loopd_load output [--mib 100] [--line-bytes 1024]
 //! loopd_load fanout [--subscribers 1000] [--tasks 20] [--sleep-ms 200] [--baseline 1]
 //! loopd_load cli    [--runs 10000] [--repeat 20]
+//! loopd_load memory [--clients 2000] [--bursts 3] [--tasks 100] [--downloads 10] [--mib 100]
 //! ```
 //!
 //! `loopd` and `noop_agent` are taken from beside this binary (or `$LOOPD_BIN`, `$NOOP_AGENT`);
@@ -63,8 +64,15 @@ fn main() {
             flag("baseline", 1) != 0,
         )),
         "cli" => cli(flag("runs", 10_000), flag("repeat", 20) as usize, &tokio),
+        "memory" => tokio.block_on(memory(
+            flag("clients", 2000) as usize,
+            flag("bursts", 3) as usize,
+            flag("tasks", 100) as usize,
+            flag("downloads", 10) as usize,
+            flag("mib", 100),
+        )),
         other => {
-            eprintln!("unknown command {other:?}: scale, output, fanout or cli");
+            eprintln!("unknown command {other:?}: scale, output, fanout, cli or memory");
             std::process::exit(2);
         }
     }
@@ -962,5 +970,137 @@ fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
         ms(sse_s),
         mib(sse_rss),
         ms(json_s)
+    );
+}
+
+/// The daemon's memory under many clients replaying a finished run's history at once, and under
+/// parallel downloads of a large artifact: the peak during each burst, and what is left once the
+/// clients are gone (the hardening bars: bounded per client, returned after).
+async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, mebibytes: u64) {
+    let dir = bench_dir();
+    let repo = git_repo(dir.path(), "history", tasks);
+    let daemon = Daemon::start(&dir.path().join("data"), &[]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client");
+    let agent_cmd = noop_agent_bin().display().to_string();
+    let body = run_body(
+        &repo,
+        &agent_cmd,
+        json!({ "reviewer": true, "verify_cmds": "true", "iterations": tasks + 5 }),
+    );
+    let run_id = post_run(&client, &daemon, &body).await;
+    let url = daemon.url(&format!("/runs/{run_id}"));
+    loop {
+        let run = get_json(&client, &url).await;
+        if ["COMPLETED", "FAILED", "CANCELED"]
+            .contains(&run["run"]["status"].as_str().unwrap_or(""))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = get_json(
+        &client,
+        &daemon.url(&format!("/runs/{run_id}/events?format=json")),
+    )
+    .await["events"]
+        .as_array()
+        .map_or(0, Vec::len);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = daemon.memory();
+    println!(
+        "memory: history of {events} events; idle daemon RSS {:.1} MiB, db files open {}",
+        mib(idle.rss),
+        open_files(daemon.pid, "loopd.db").1
+    );
+    for burst in 1..=bursts {
+        let (stop, peak) = sampler(daemon.pid, Duration::from_millis(20));
+        let started = Instant::now();
+        let mut readers = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let client = client.clone();
+            let url = daemon.url(&format!("/runs/{run_id}/events"));
+            readers.push(tokio::spawn(async move {
+                let response = client.get(url).send().await.expect("GET events");
+                let mut reader = SseReader::new(response);
+                let mut frames = 0usize;
+                while reader.next().await.is_some() {
+                    frames += 1;
+                }
+                frames
+            }));
+        }
+        let mut short = 0;
+        for reader in readers {
+            if reader.await.expect("reader") < events {
+                short += 1;
+            }
+        }
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        let peak = peak.join().expect("sampler");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = daemon.memory();
+        println!(
+            "memory: burst {burst}: {clients} SSE clients replayed {events} events each in {:.1} s \
+             ({short} short); peak RSS {:.1} MiB (+{:.1} over idle), {:.1} MiB 3 s after they left; \
+             db files open {}, threads {}",
+            took.as_secs_f64(),
+            mib(peak.rss),
+            mib(peak.rss.saturating_sub(idle.rss)),
+            mib(after.rss),
+            open_files(daemon.pid, "loopd.db").1,
+            after.threads
+        );
+    }
+    // Downloads: a large file in the run's directory, fetched by many at once.
+    let listed = get_json(&client, &daemon.url(&format!("/runs/{run_id}/artifacts"))).await;
+    assert!(listed["artifacts"].is_array(), "{listed}");
+    let run_dir = [
+        repo.join(format!("logs/loop/run-{run_id}")),
+        dir.path().join(format!("data/runs/run-{run_id}")),
+    ]
+    .into_iter()
+    .find(|dir| dir.join("report.tsv").is_file())
+    .expect("the run directory");
+    let big = run_dir.join("big.log");
+    {
+        use std::io::Write;
+        let chunk = vec![b'x'; 1024 * 1024];
+        let mut file = std::fs::File::create(&big).expect("big file");
+        for _ in 0..mebibytes {
+            file.write_all(&chunk).expect("write");
+        }
+    }
+    let before = daemon.memory();
+    let (stop, peak) = sampler(daemon.pid, Duration::from_millis(20));
+    let started = Instant::now();
+    let mut fetches = Vec::new();
+    for _ in 0..downloads {
+        let client = client.clone();
+        let url = daemon.url(&format!("/runs/{run_id}/artifacts/big.log"));
+        fetches.push(tokio::spawn(async move {
+            let mut response = client.get(url).send().await.expect("download");
+            let mut total = 0u64;
+            while let Some(chunk) = response.chunk().await.expect("chunk") {
+                total += chunk.len() as u64;
+            }
+            total
+        }));
+    }
+    for fetch in fetches {
+        assert_eq!(fetch.await.expect("fetch"), mebibytes * 1024 * 1024);
+    }
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let peak = peak.join().expect("sampler");
+    println!(
+        "memory: {downloads} parallel downloads of {mebibytes} MiB in {:.1} s: peak RSS {:.1} MiB \
+         (+{:.1} over before)",
+        took.as_secs_f64(),
+        mib(peak.rss),
+        mib(peak.rss.saturating_sub(before.rss))
     );
 }

@@ -37,6 +37,42 @@ pub struct RunView {
     pub postmortem: Option<String>,
     pub last_seq: Seq,
     pub version: Version,
+    /// Why the run is not moving now, when it waits: on a usage limit (from the log), or, added
+    /// when the runtime answers, for a free slot, a busy workspace or a log that refuses writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// What a run waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Waiting {
+    /// `usage_limit`, `waiting_for_slot`, `workspace_busy`, `store_unavailable`, ….
+    pub code: String,
+    /// For people.
+    pub reason: String,
+    /// When the wait ends, if known (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+impl Waiting {
+    pub fn new(code: &str, reason: impl Into<String>) -> Waiting {
+        Waiting {
+            code: code.to_owned(),
+            reason: reason.into(),
+            until: None,
+            until_ms: None,
+        }
+    }
+
+    pub fn until(mut self, until_ms: i64) -> Waiting {
+        self.until = Some(rfc3339_ms(until_ms));
+        self.until_ms = Some(until_ms);
+        self
+    }
 }
 
 /// Where the run works.
@@ -110,6 +146,7 @@ impl RunView {
             postmortem: None,
             last_seq: record.seq,
             version: record.version,
+            waiting: None,
         })
     }
 
@@ -129,6 +166,10 @@ impl RunView {
         self.updated_at = rfc3339_ms(record.ts_ms);
         self.last_seq = record.seq;
         self.version = record.version;
+        // A wait lasts until the run does something else (artifacts are written on the side).
+        if !matches!(record.event, Event::ArtifactWritten(_)) {
+            self.waiting = None;
+        }
         match &record.event {
             Event::RunCreated(_) => {}
             Event::RunNamed(named) => {
@@ -191,8 +232,11 @@ impl RunView {
             Event::PostmortemEnd(end) => {
                 self.postmortem = Some(end.status.as_str().to_owned());
             }
+            Event::AgentWaiting(wait) => {
+                self.waiting =
+                    Some(Waiting::new("usage_limit", wait.reason.clone()).until(wait.until_ms));
+            }
             Event::AgentRetry(_)
-            | Event::AgentWaiting(_)
             | Event::VerificationCommand(_)
             | Event::CompletionDetected(_)
             | Event::CompletionRejected(_)

@@ -11,7 +11,7 @@ use loop_core::agent_stream::claude::classify;
 use loop_core::event::Tokens;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
-use crate::process::{self, Ended, LineEffect, LineSink, Spec};
+use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink, Spec};
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -20,13 +20,21 @@ pub struct ClaudeAgent;
 struct Stream<'a> {
     output: &'a mut StepOutput,
     stream: ClaudeStream,
+    joiner: LineJoiner,
 }
 
 impl LineSink for Stream<'_> {
+    fn stdout_part(&mut self, part: &str) {
+        self.joiner.part(part);
+    }
+
     fn stdout_line(&mut self, line: &str) -> LineEffect {
         let texts_before = self.stream.transcript().assistant_texts.len();
         let had_result = self.stream.transcript().result.is_some();
-        self.stream.feed(line);
+        match self.joiner.line(line) {
+            Some(line) => self.stream.feed(&line),
+            None => self.stream.feed_oversized(),
+        }
         let transcript = self.stream.transcript();
         for text in &transcript.assistant_texts[texts_before..] {
             for text_line in text.lines() {
@@ -79,6 +87,7 @@ impl Agent for ClaudeAgent {
             let mut sink = Stream {
                 output: request.output,
                 stream: ClaudeStream::new(),
+                joiner: LineJoiner::default(),
             };
             let outcome = process::run(
                 &spec,

@@ -8,7 +8,7 @@ use loop_core::agent_stream::codex::classify;
 use loop_core::event::Tokens;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
-use crate::process::{self, LineEffect, LineSink, Spec};
+use crate::process::{self, LineEffect, LineJoiner, LineSink, Spec};
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,12 +17,20 @@ pub struct CodexAgent;
 struct Stream<'a> {
     output: &'a mut StepOutput,
     stream: CodexStream,
+    joiner: LineJoiner,
 }
 
 impl LineSink for Stream<'_> {
+    fn stdout_part(&mut self, part: &str) {
+        self.joiner.part(part);
+    }
+
     fn stdout_line(&mut self, line: &str) -> LineEffect {
         let before = self.stream.transcript().answer.clone();
-        self.stream.feed(line);
+        match self.joiner.line(line) {
+            Some(line) => self.stream.feed(&line),
+            None => self.stream.feed_oversized(),
+        }
         let answer = &self.stream.transcript().answer;
         if *answer != before
             && let Some(text) = answer
@@ -69,6 +77,7 @@ impl Agent for CodexAgent {
             let mut sink = Stream {
                 output: request.output,
                 stream: CodexStream::new(),
+                joiner: LineJoiner::default(),
             };
             let outcome = process::run(
                 &spec,

@@ -265,3 +265,26 @@ async fn an_explicit_name_is_never_replaced() {
     assert_eq!(count(&records, |e| matches!(e, Event::RunNamed(_))), 0);
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
+    let scratch = scratch(1);
+    let stub =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/long_line.sh");
+    let mut request = claude_request(&scratch, &[]);
+    request
+        .config
+        .insert("claude_bin".to_owned(), stub.to_string_lossy().into_owned());
+    let runtime = crate::support::runtime(&scratch);
+    let run = runtime.submit(request).await.expect("submit");
+    let done = finish(&runtime, run.id).await;
+    // Cut into pieces, the result line would read as a call without a result: a failure.
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let records = runtime.events(run.id).await.expect("events");
+    assert_eq!(
+        count(&records, |e| matches!(e, Event::CompletionDetected(_))),
+        1
+    );
+    assert!((done.cost_usd - 0.5).abs() < 1e-9, "{}", done.cost_usd);
+    runtime.shutdown().await;
+}

@@ -41,6 +41,14 @@ impl EventStore for Flaky {
     fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.store.read_all(after, limit)
     }
+    fn read_run_after(
+        &self,
+        run_id: RunId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.store.read_run_after(run_id, after, limit)
+    }
     fn last_seq(&self) -> Result<Seq, StoreError> {
         self.store.last_seq()
     }
@@ -62,7 +70,7 @@ impl EventStore for Flaky {
 }
 
 #[tokio::test]
-async fn a_log_that_refuses_writes_mid_run_ends_the_run_with_the_reason_once_it_recovers() {
+async fn a_log_that_refuses_writes_mid_run_holds_the_run_visibly_and_it_goes_on_once_it_recovers() {
     let scratch = scratch(2);
     let failing = Arc::new(AtomicBool::new(false));
     let store = Flaky {
@@ -92,24 +100,51 @@ async fn a_log_that_refuses_writes_mid_run_ends_the_run_with_the_reason_once_it_
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     failing.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Reads still work, and the run is not over while its end cannot be written.
-    let during = runtime
-        .get(run.id)
-        .await
-        .expect("reads work while writes fail");
+    // The step ends while the log refuses its end: the run says why it does not move.
+    let mut during = None;
+    for _ in 0..500 {
+        let view = runtime
+            .get(run.id)
+            .await
+            .expect("reads work while writes fail");
+        if view.waiting.is_some() {
+            during = Some(view);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let during = during.expect("the run shows it waits for the log");
     assert_eq!(during.status, RunStatus::Running);
-    failing.store(false, Ordering::SeqCst);
-
-    let done = finish(&runtime, run.id).await;
-    assert_eq!(done.status, RunStatus::Failed);
+    let waiting = during.waiting.expect("waiting");
+    assert_eq!(waiting.code, "store_unavailable");
     assert!(
-        done.failure_reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("disk is full (injected)"),
-        "{done:?}"
+        waiting.reason.contains("disk is full (injected)"),
+        "{waiting:?}"
     );
+    let trouble = runtime
+        .store_trouble()
+        .expect("the runtime knows the log refuses writes");
+    assert!(trouble.reason.contains("disk is full"), "{trouble:?}");
+    // A new run is refused at once, not queued into nowhere.
+    let refused = runtime
+        .submit(request(&scratch, "chatty.sh", &[("reviewer", "false")]))
+        .await
+        .expect_err("no new run while the log refuses writes");
+    assert!(
+        matches!(&refused, loop_runtime::RuntimeError::Store(e) if e.is_unavailable()),
+        "{refused:?}"
+    );
+
+    failing.store(false, Ordering::SeqCst);
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    assert_eq!(done.waiting, None);
+    assert_eq!(runtime.store_trouble(), None);
+    // Nothing was lost or recorded twice: the log folds, one finish per step.
+    let records = runtime.events(run.id).await.expect("events");
+    let started = count(&records, |e| matches!(e, Event::StepStarted(_)));
+    let finished = count(&records, |e| matches!(e, Event::StepFinished(_)));
+    assert_eq!(started, finished);
     runtime.shutdown().await;
 }
 

@@ -93,6 +93,26 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Makes a log of ours and its WAL files the owner's alone, whatever mode they were made with
+/// (by hand, or by an older build under a looser umask). Files of another owner are left as
+/// they are.
+fn tighten(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    for name in names {
+        if let Ok(meta) = std::fs::metadata(&name)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 /// Opens a connection with the pragmas every connection needs.
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -121,7 +141,9 @@ pub(crate) fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
         check_ours(&snapshot, path)?
     };
 
+    tighten(path);
     switch_to_wal(&conn, path)?;
+    tighten(path);
     if user_version < SCHEMA_VERSION {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)

@@ -158,6 +158,13 @@ impl Project {
         self.dir.path().join("repo")
     }
 
+    /// Writes the feature plan afresh with `tasks` tasks to do (a run in the workspace itself
+    /// ticks them off in place; the next run needs work left).
+    pub fn fresh_plan(&self, tasks: usize) {
+        let plan: String = (1..=tasks).map(|n| format!("- [ ] task {n}\n")).collect();
+        std::fs::write(self.root().join("specs/planning/feature-plan.md"), plan).expect("plan");
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_loopctl"));
         command

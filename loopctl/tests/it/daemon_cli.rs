@@ -159,6 +159,13 @@ fn the_picker_lists_specs_newest_first_and_words_filter_them() {
         "# Archive\n\n**Status:** Complete\n**Last Updated:** 2025-01-02\n",
     )
     .expect("spec");
+    for stem in ["billing", "archive"] {
+        std::fs::write(
+            specs.join(format!("planning/{stem}-plan.md")),
+            "- [ ] one task\n",
+        )
+        .expect("plan");
+    }
     let Some(screen) = on_a_terminal(&project, "prompt", "archive\n") else {
         eprintln!("skipped: no `script` to make a pseudo-terminal");
         return;

@@ -192,3 +192,87 @@ fn prompt_prints_the_first_prompt_with_the_next_task() {
     assert!(prompt.contains("@docs/api.md"), "{prompt}");
     assert!(prompt.contains("(line 1 of the plan): first"), "{prompt}");
 }
+
+#[test]
+fn exec_beside_a_daemon_hands_the_run_to_it_and_it_completes() {
+    let repo = repo("one_task.sh", "run_naming_mode=spec_slug\n");
+    let data = repo.dir.path().join("data");
+    let daemon = crate::daemon::Daemon::start(&data, "127.0.0.1:0", &[]);
+    let db = data.join("loopd.db");
+    let output = loopctl_in(
+        &repo,
+        &[
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("handing the run to it"), "{stderr}");
+    assert!(stderr.contains(&daemon.addr), "names the daemon: {stderr}");
+    // The daemon drove it: one run in its log, COMPLETED, no step finished twice.
+    drop(daemon);
+    let store = loop_store::SqliteStore::open(&db).expect("log");
+    let runs =
+        loop_store::EventStore::list_runs(&store, &loop_store::RunQuery::default()).expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].status,
+        loop_core::RunStatus::Completed,
+        "{:?}",
+        runs[0]
+    );
+    let report = loop_store::replay(&store, None).expect("replay");
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+}
+
+#[test]
+fn a_second_exec_on_the_same_data_dir_is_refused_naming_the_first() {
+    let repo = repo("sleep_once.sh", "run_naming_mode=spec_slug\n");
+    let db = repo.db();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_loopctl"))
+        .args(["exec", "specs/feature.md", "--no-worktree", "--db"])
+        .arg(&db)
+        .current_dir(repo.root())
+        .env("LOOPD_DATA_DIR", repo.dir.path().join("data"))
+        .env_remove("LOOP_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("first exec");
+    // The first holds the lock once its run has started.
+    let lock = db.with_file_name("loopd.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .contains("loopctl exec")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first exec never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = loopctl_in(
+        &repo,
+        &[
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success());
+    let stderr = text(&second.stderr);
+    assert!(
+        stderr.contains("in use by another loopctl exec"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+}

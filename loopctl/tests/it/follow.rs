@@ -47,6 +47,7 @@ fn run_follow_shows_every_step_once_with_status_lines_on_stderr() {
     assert!(stderr.contains("COMPLETED (complete_plan)"), "{stderr}");
 
     // The same under --json: one line per chunk, then the run.
+    project.fresh_plan(2);
     let output = project.loopctl(&[
         "run",
         "specs/feature.md",

@@ -18,6 +18,7 @@ fn run_wait_exits_0_for_a_completed_run_and_1_for_a_failed_one() {
     );
 
     // A config file (given with --config, read by loopctl) swaps in an agent that does nothing.
+    project.fresh_plan(2);
     let failing = project.dir.path().join("idle.conf");
     std::fs::write(&failing, format!("agent_cmd={}\n", stub("idle.sh"))).expect("config");
     let spec = project.root().join("specs/feature.md");

@@ -42,12 +42,25 @@ fn every_error_is_json_with_a_code() {
     let (status, _, message) = error_of(
         client
             .post(daemon.url("/runs"))
+            .header("content-type", "application/json")
             .body("{not json")
             .send()
             .expect("send"),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("invalid JSON"), "{message}");
+    // A body that does not say it is JSON is refused before it is read.
+    let (status, code, _) = error_of(
+        client
+            .post(daemon.url("/runs"))
+            .body("{}")
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
     let (status, _, message) = error_of(
         client
             .post(daemon.url("/runs"))
@@ -91,14 +104,16 @@ fn every_error_is_json_with_a_code() {
         (status, code.as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
+    let repo = repo(dir.path(), 1);
     let (status, _, message) = error_of(
         client
             .post(daemon.url("/runs"))
-            .json(&json!({"spec_path": "specs/x.md", "workspace_root": dir.path()}))
+            .json(&json!({"spec_path": "specs/x.md", "workspace_root": repo}))
             .send()
             .expect("send"),
     );
     assert_eq!(status, StatusCode::NOT_FOUND, "{message}");
+    assert!(message.contains("specs/x.md"), "{message}");
 }
 
 #[test]

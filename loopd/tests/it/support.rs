@@ -15,7 +15,22 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_loopd"));
+        Daemon::start_with(
+            &mut Command::new(env!("CARGO_BIN_EXE_loopd")),
+            data_dir,
+            extra,
+            env,
+        )
+    }
+
+    /// Starts the daemon through `command` (the binary itself, or a wrapper such as `prlimit`
+    /// whose arguments end with it).
+    pub fn start_with(
+        command: &mut Command,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -192,4 +207,18 @@ pub fn wait_for_end(daemon: &Daemon, run_id: &str) -> Value {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("run {run_id} did not end");
+}
+
+/// A file of a run's directory, wherever the run keeps it (its workspace's log dir or the
+/// data dir's mirror).
+pub fn run_file(repo: &Path, data_dir: &Path, run_id: &str, name: &str) -> PathBuf {
+    let candidates = [
+        data_dir.join(format!("runs/run-{run_id}/{name}")),
+        repo.join(format!("logs/loop/run-{run_id}/{name}")),
+    ];
+    candidates
+        .iter()
+        .find(|path| path.exists())
+        .unwrap_or(&candidates[0])
+        .clone()
 }

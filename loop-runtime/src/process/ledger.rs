@@ -1,0 +1,179 @@
+//! The ledger of live child process groups, so that none outlives a dead daemon unrecorded.
+//!
+//! Every supervised child's process group is written to `<data dir>/processes/<pgid>` (with the
+//! leader's start time, so a reused pid is never mistaken for it) before the child gets its
+//! input, and the file is removed once the group is gone. A daemon killed with SIGKILL cannot
+//! clean up; its children die with it (parent-death signal), but what they had started in their
+//! group — a test run, a build — would go on. Whoever takes the data dir next calls [`sweep`],
+//! which kills every group the ledger still names, before anything runs again.
+//!
+//! Why a file per group in the data dir and not an event in the log: a process group is a fact
+//! of one boot of one machine, meaningless to a replay or to another node, and the ledger must
+//! survive only the death of this process, which page-cache writes do (a machine crash takes the
+//! processes with it). So the entry costs no fsync on a step's path.
+//!
+//! The ledger a child is written to is the one of the runtime whose task starts it
+//! ([`scope`]); a child started outside any runtime's task is not recorded.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// The directory of a data dir's ledger.
+pub const DIR: &str = "processes";
+
+tokio::task_local! {
+    static LEDGER: Arc<Ledger>;
+}
+
+/// One data dir's ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    dir: PathBuf,
+}
+
+impl Ledger {
+    pub fn new(data_dir: &Path) -> Ledger {
+        Ledger {
+            dir: data_dir.join(DIR),
+        }
+    }
+}
+
+/// Runs `work` with children it starts recorded in `ledger`.
+pub async fn scope<F: Future>(ledger: Arc<Ledger>, work: F) -> F::Output {
+    LEDGER.scope(ledger, work).await
+}
+
+/// A group's line in the ledger, crossed out when dropped.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    path: PathBuf,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Records `group` (led by a child running `program`) in the current task's ledger.
+pub(crate) fn enter(group: Pid, program: &OsStr) -> Option<Entry> {
+    let ledger = LEDGER.try_with(Arc::clone).ok()?;
+    let start = start_time(group)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&ledger.dir)
+        .ok()?;
+    let path = ledger.dir.join(group.as_raw().to_string());
+    let line = format!("{start} {}\n", program.to_string_lossy());
+    match std::fs::write(&path, line) {
+        Ok(()) => Some(Entry { path }),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "cannot record a child process group");
+            None
+        }
+    }
+}
+
+/// Kills every process group the data dir's ledger names and clears it; returns how many groups
+/// were found alive. Call it holding the data dir, before any child is started.
+pub fn sweep(data_dir: &Path) -> usize {
+    let dir = data_dir.join(DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let group = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.parse::<i32>().ok())
+            .filter(|pid| *pid > 1)
+            .map(Pid::from_raw);
+        let recorded = std::fs::read_to_string(&path).ok().and_then(|text| {
+            text.split_whitespace()
+                .next()
+                .and_then(|start| start.parse::<u64>().ok())
+        });
+        if let (Some(group), Some(recorded)) = (group, recorded)
+            && still_ours(group, recorded)
+            && killpg(group, Signal::SIGKILL).is_ok()
+        {
+            tracing::debug!(
+                pgid = group.as_raw(),
+                "killed a process group a dead loop left running"
+            );
+            killed += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    killed
+}
+
+/// Whether the group recorded with this leader start time may still exist. Linux never hands a
+/// pid out again while a process group of that id has a member, so: the leader alive with the
+/// recorded start time is ours; the leader gone may leave members of ours; a different process
+/// under that pid means our group is gone entirely.
+fn still_ours(group: Pid, recorded: u64) -> bool {
+    match start_time(group) {
+        Some(start) => start == recorded,
+        None => true,
+    }
+}
+
+/// The start time of a process in clock ticks since boot (`/proc/<pid>/stat`, field 22).
+fn start_time(pid: Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw())).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Makes the child die when the thread that started it does (the daemon's, on kill -9 too).
+#[allow(unsafe_code)]
+pub(crate) fn die_with_parent(command: &mut tokio::process::Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // functions may be called; prctl(2) and getppid(2) are, and it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The parent may have died before the signal was armed: then nobody would send it.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the parent is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_start_time_of_a_live_process() {
+        let me = nix::unistd::getpid();
+        assert!(start_time(me).is_some());
+        assert!(still_ours(me, start_time(me).unwrap()));
+        assert!(!still_ours(me, start_time(me).unwrap() + 1));
+    }
+
+    #[test]
+    fn a_sweep_of_an_empty_or_missing_ledger_kills_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(sweep(dir.path()), 0);
+        std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
+        std::fs::write(dir.path().join(DIR).join("junk"), "x").unwrap();
+        assert_eq!(sweep(dir.path()), 0);
+        assert!(!dir.path().join(DIR).join("junk").exists());
+    }
+}

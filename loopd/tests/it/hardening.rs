@@ -1,0 +1,835 @@
+//! The fault suite of the hardening issue: each test is an attack or a fault that got through
+//! before — a web page or another user driving the daemon, agents outliving a killed daemon,
+//! idle connections and a low fd limit, bad input, a damaged log, loose file modes, large
+//! downloads. Tests that need root (another user, a tmpfs) say so loudly when skipped, and fail
+//! instead when `LOOP_REQUIRE_SYSTEM_TESTS` is set (CI runs as root).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, client, repo, run_body, run_file, wait_for_end};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips a test that needs root, loudly; fails instead under `LOOP_REQUIRE_SYSTEM_TESTS`.
+fn needs_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let why = format!("SKIPPED {test}: needs root (another user's uid, a tmpfs mount)");
+    assert!(
+        std::env::var_os("LOOP_REQUIRE_SYSTEM_TESTS").is_none(),
+        "{why}, and LOOP_REQUIRE_SYSTEM_TESTS is set"
+    );
+    eprintln!("{why}");
+    false
+}
+
+/// One raw HTTP/1.1 exchange: what the daemon answers to `request`, as (status, body).
+fn raw(daemon: &Daemon, request: &str) -> (u16, String) {
+    let address = daemon.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn host(daemon: &Daemon) -> String {
+    daemon.base.trim_start_matches("http://").to_owned()
+}
+
+/// The `POST /runs` body a page would send: a command agent that leaves a mark if it runs.
+fn pwn_body(repo: &Path, mark: &Path) -> String {
+    let mut body = run_body(repo, "one_task.sh", json!({}));
+    body["config"]["agent_cmd"] = json!(format!("touch {}", mark.display()));
+    body.to_string()
+}
+
+#[test]
+fn a_web_page_cannot_start_a_run_or_read_an_answer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let mark = dir.path().join("pwned");
+    let body = pwn_body(&repo, &mark);
+    let address = host(&daemon);
+    let post = |headers: &str| {
+        raw(
+            &daemon,
+            &format!(
+                "POST /runs HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // A form or fetch "simple request": text/plain from another origin, no preflight.
+    for (headers, want) in [
+        (
+            "Content-Type: text/plain\r\nOrigin: https://evil.example\r\n",
+            "cross_origin",
+        ),
+        (
+            "Content-Type: application/json\r\nOrigin: http://localhost:3000\r\n",
+            "cross_origin",
+        ),
+        (
+            "Content-Type: application/json\r\nSec-Fetch-Site: cross-site\r\n",
+            "cross_origin",
+        ),
+        ("Content-Type: text/plain\r\n", "unsupported_media_type"),
+        (
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "unsupported_media_type",
+        ),
+        ("", "unsupported_media_type"),
+    ] {
+        let (status, answer) = post(headers);
+        let answer: Value = serde_json::from_str(&answer).expect("a JSON refusal");
+        assert_eq!(answer["code"], want, "{headers:?}: {status} {answer}");
+        assert!(status == 403 || status == 415, "{headers:?}: {status}");
+    }
+    // A preflight gets no permission: no CORS header, ever.
+    let response = client()
+        .request(reqwest::Method::OPTIONS, daemon.url("/runs"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .expect("send");
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        response.headers()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!mark.exists(), "a refused request ran its command");
+    let runs: Value = client()
+        .get(daemon.url("/runs"))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(runs["runs"], json!([]), "no run was created");
+    // The daemon's own page (same origin) and programs (no Origin) still may.
+    let own = client()
+        .post(daemon.url("/runs"))
+        .header("Origin", daemon.base.as_str())
+        .header("Sec-Fetch-Site", "same-origin")
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("send");
+    assert_eq!(own.status(), StatusCode::CREATED);
+}
+
+#[test]
+fn another_local_user_needs_the_token_the_owner_does_not() {
+    if !needs_root("another_local_user_needs_the_token_the_owner_does_not") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &[], &[]);
+    // The token was made on first start, for the owner's eyes only.
+    let token_file = data.join("auth-token");
+    let mode = std::fs::metadata(&token_file)
+        .expect("a token file in the data dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_file)
+        .expect("token")
+        .trim()
+        .to_owned();
+    // The owner (root here) needs no token.
+    assert_eq!(
+        client()
+            .get(daemon.url("/runs"))
+            .send()
+            .expect("send")
+            .status(),
+        StatusCode::OK
+    );
+    // `nobody`, over the same loopback, is refused without it and let in with it.
+    let (address, port) = host(&daemon)
+        .rsplit_once(':')
+        .map(|(a, p)| (a.to_owned(), p.to_owned()))
+        .expect("host:port");
+    let as_nobody = |auth: &str| {
+        let script = format!(
+            "exec 3<>/dev/tcp/{address}/{port}; printf 'GET /runs HTTP/1.1\\r\\nHost: \
+             {address}:{port}\\r\\n{auth}Connection: close\\r\\n\\r\\n' >&3; head -c 12 <&3"
+        );
+        let output = Command::new("bash")
+            .args(["-c", &script])
+            .uid(65534)
+            .gid(65534)
+            .current_dir("/")
+            .output()
+            .expect("bash as nobody");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    use std::os::unix::process::CommandExt;
+    assert_eq!(as_nobody(""), "HTTP/1.1 401");
+    assert_eq!(
+        as_nobody(&format!("Authorization: Bearer {token}\\r\\n")),
+        "HTTP/1.1 200"
+    );
+}
+
+#[test]
+fn protocol_errors_and_odd_headers_get_json_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        &[],
+        &[("LOOPD_AUTH_TOKEN", "s3cret")],
+    );
+    let address = host(&daemon);
+    let json_code = |(status, body): (u16, String)| {
+        let body: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|_| panic!("status {status}: body {body:?} is not JSON"));
+        (status, body["code"].as_str().unwrap_or("").to_owned())
+    };
+    // A header block past what the daemon reads.
+    let big = "x".repeat(70 * 1024);
+    let (status, code) = json_code(raw(
+        &daemon,
+        &format!("GET /health HTTP/1.1\r\nHost: {address}\r\nX-Big: {big}\r\n\r\n"),
+    ));
+    assert_eq!((status, code.as_str()), (431, "headers_too_large"));
+    // A URI past it.
+    let (status, code) = json_code(raw(
+        &daemon,
+        &format!("GET /{big} HTTP/1.1\r\nHost: {address}\r\n\r\n"),
+    ));
+    assert!(status == 414 || status == 431, "{status} {code}");
+    // Two different lengths: which body is it?
+    let (status, code) = json_code(raw(
+        &daemon,
+        &format!(
+            "POST /runs HTTP/1.1\r\nHost: {address}\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{{}}"
+        ),
+    ));
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    // Two Hosts: neither decides.
+    let (status, code) = json_code(raw(
+        &daemon,
+        &format!(
+            "GET /runs HTTP/1.1\r\nHost: {address}\r\nHost: evil.example\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n"
+        ),
+    ));
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    // The scheme of a credential is case-insensitive.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, _) = raw(
+            &daemon,
+            &format!(
+                "GET /runs HTTP/1.1\r\nHost: {address}\r\nAuthorization: {scheme} s3cret\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(status, 200, "{scheme}");
+    }
+    // A declared body over the limit is refused before a byte of it is sent.
+    let mut stream = TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /runs HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer s3cret\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    )
+    .expect("headers");
+    let mut answer = [0u8; 12];
+    stream
+        .read_exact(&mut answer)
+        .expect("an answer before the body");
+    assert_eq!(&answer, b"HTTP/1.1 413");
+}
+
+#[test]
+fn idle_connections_are_dropped_and_a_low_fd_limit_still_serves_and_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    let data = dir.path().join("data");
+    // A soft and hard limit of 256 files, as a cautious system might set.
+    let daemon = Daemon::start_with(
+        Command::new("prlimit").args(["--nofile=256:256", env!("CARGO_BIN_EXE_loopd")]),
+        &data,
+        &["--header-timeout-ms", "1500"],
+        &[],
+    );
+    let address = host(&daemon);
+    // 300 connections that say nothing: more than the fds allow.
+    let idle: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(&address).ok())
+        .collect();
+    assert!(idle.len() >= 200, "only {} connected", idle.len());
+    // The daemon still answers at once (a JSON 503 while full), never a hang.
+    let quick = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let answered = quick.get(daemon.url("/health")).send().expect("an answer");
+    assert!(
+        [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(&answered.status()),
+        "{answered:?}"
+    );
+    // The silent ones are closed after the header timeout; then all is served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = quick.get(daemon.url("/health")).send().map(|r| r.status());
+        if status.as_ref().is_ok_and(|s| *s == StatusCode::OK) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never recovered: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut closed = 0;
+    for mut stream in idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut byte = [0u8; 512];
+        // EOF (0) or a 503 answer and then EOF: the daemon let go of it.
+        if stream.read(&mut byte).is_ok() {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 200, "{closed} closed");
+    // A run under the same limit completes (it does not fail with "Too many open files").
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+}
+
+/// The pid's process is alive (a zombie is not).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("X");
+            !matches!(state, "Z" | "X")
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    std::fs::write(repo.join(".orphan-rounds"), "3").expect("rounds");
+    // The stub's marker files stay out of the commits that count.
+    std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
+    let data = dir.path().join("data");
+    let client = client();
+    let mut daemon = Daemon::start(&data, &[], &[]);
+    let mut body = run_body(&repo, "orphan_maker.sh", json!({}));
+    body.as_object_mut().expect("object").remove("no_worktree");
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let mut killed_pids: Vec<i32> = Vec::new();
+    for round in 1..=3 {
+        // Wait for this round's agent and its tool.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            let pids_file = run_file(&repo, &data, &id, "pids");
+            let text = std::fs::read_to_string(&pids_file).unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .find(|line| line.starts_with(&format!("{round} ")))
+            {
+                break line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "round {round} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let pids: Vec<i32> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|pid| pid.parse().expect("pid"))
+            .collect();
+        daemon.child.kill().expect("SIGKILL");
+        daemon.child.wait().expect("reaped");
+        killed_pids.extend(&pids);
+        // The next daemon kills what the dead one left, before anything runs again.
+        daemon = Daemon::start(&data, &[], &[]);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while killed_pids.iter().any(|pid| alive(*pid)) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: still alive after the restart: {:?}",
+                killed_pids
+                    .iter()
+                    .filter(|pid| alive(**pid))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    // Every commit on the run branch is a task of a recorded step: no tool of a killed agent
+    // committed behind the log's back.
+    let branch = run["worktree"]["run_branch"].as_str().expect("branch");
+    let log = Command::new("git")
+        .args(["log", "--format=%s", &format!("main..{branch}")])
+        .current_dir(&repo)
+        .output()
+        .expect("git log");
+    let subjects = String::from_utf8_lossy(&log.stdout).into_owned();
+    assert!(!subjects.contains("late commit"), "{subjects}");
+    assert_eq!(subjects.lines().count(), 2, "{subjects}");
+    assert_eq!(run["tasks_done"], 2);
+    assert!(
+        !data.join("processes").exists()
+            || std::fs::read_dir(data.join("processes"))
+                .expect("ledger")
+                .next()
+                .is_none(),
+        "the ledger is empty once nothing runs"
+    );
+}
+
+#[test]
+fn agents_never_see_the_daemons_secrets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(
+        &data,
+        &[],
+        &[
+            ("LOOPD_AUTH_TOKEN", "s3cret-token"),
+            ("LOOPD_STORE", "postgres://loop:hunter2@db/loop"),
+        ],
+    );
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .bearer_auth("s3cret-token")
+        .json(&run_body(
+            &repo,
+            "env_dump.sh",
+            json!({"verify_cmds": "env > verify-env"}),
+        ))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let mut run = Value::Null;
+    for _ in 0..600 {
+        run = client()
+            .get(daemon.url(&format!("/runs/{id}")))
+            .bearer_auth("s3cret-token")
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        if run["run"]["status"] == "COMPLETED" || run["run"]["status"] == "FAILED" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(run["run"]["status"], "COMPLETED", "{run}");
+    let agent_env = std::fs::read_to_string(run_file(&repo, &data, &id, "agent-env"))
+        .expect("the agent's environment");
+    let verify_env = std::fs::read_to_string(repo.join("verify-env")).expect("verify's");
+    for env in [&agent_env, &verify_env] {
+        assert!(!env.contains("s3cret-token"), "{env}");
+        assert!(!env.contains("hunter2"), "{env}");
+        assert!(!env.contains("LOOPD_"), "{env}");
+        assert!(env.contains("LOOP_RUN_ID="), "{env}");
+    }
+}
+
+#[test]
+fn bad_run_requests_are_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let outside = dir.path().join("outside.md");
+    std::fs::write(&outside, "# Elsewhere\n").expect("outside spec");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    std::fs::write(repo.join("specs/planning/done-plan.md"), "- [x] all done\n").expect("plan");
+    std::fs::write(repo.join("specs/done.md"), "# Done\n").expect("spec");
+    std::fs::write(repo.join("specs/lonely.md"), "# No plan\n").expect("spec");
+    let long_name = "n".repeat(10_000);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"spec_path": outside, "workspace_root": repo}),
+            400,
+            "outside the workspace",
+        ),
+        (
+            json!({"spec_path": "../outside.md", "workspace_root": repo}),
+            400,
+            "outside the workspace",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "plan_path": "../outside.md", "workspace_root": repo}),
+            400,
+            "outside the workspace",
+        ),
+        (
+            json!({"spec_path": "specs/lonely.md", "workspace_root": repo}),
+            404,
+            "no plan",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "workspace_root": "/"}),
+            400,
+            "not the root of a git repository",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "workspace_root": empty}),
+            400,
+            "not the root of a git repository",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "workspace_root": "relative/path"}),
+            400,
+            "absolute",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "workspace_root": repo, "iterations": 0}),
+            400,
+            "at least 1",
+        ),
+        (
+            json!({"spec_path": "specs/feature.md", "workspace_root": repo, "name": long_name}),
+            400,
+            "longer than",
+        ),
+        (
+            json!({"spec_path": "specs/done.md", "workspace_root": repo}),
+            409,
+            "nothing to run",
+        ),
+    ];
+    for (body, want_status, want_text) in cases {
+        let response = client()
+            .post(daemon.url("/runs"))
+            .json(&body)
+            .send()
+            .expect("send");
+        let status = response.status().as_u16();
+        let answer: Value = response.json().expect("JSON");
+        let message = answer["error"].as_str().unwrap_or("");
+        assert_eq!(status, want_status, "{body}: {answer}");
+        assert!(message.contains(want_text), "{body}: {answer}");
+    }
+    let runs: Value = client()
+        .get(daemon.url("/runs"))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(runs["runs"], json!([]), "nothing was created");
+}
+
+#[test]
+fn a_bad_database_stops_the_daemon_before_it_says_it_listens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    std::fs::write(data.join("loopd.db"), b"this is not a database at all").expect("junk");
+    let output = Command::new(env!("CARGO_BIN_EXE_loopd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("LOOPD_AUTH_TOKEN")
+        .output()
+        .expect("run loopd");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("listening"), "{stderr}");
+    assert!(stderr.contains("loopd.db"), "{stderr}");
+}
+
+#[test]
+fn the_database_and_its_journal_files_are_the_owners_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // A log made by hand or an older build, readable by everyone.
+    drop(Daemon::start(&data, &[], &[]));
+    let db = data.join("loopd.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("loosen");
+    let repo = repo(dir.path(), 1);
+    let daemon = Daemon::start(&data, &[], &[]);
+    let created = client()
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for name in ["loopd.db", "loopd.db-wal", "loopd.db-shm"] {
+        let path = data.join(name);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{name} is not owner-only"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_event_that_does_not_decode_is_named_and_skipped_not_the_end_of_streams() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &[], &[]);
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    wait_for_end(&daemon, &id);
+    drop(daemon);
+    // An event a newer build wrote, of a type this one does not know, in the middle of the log.
+    let conn = rusqlite::Connection::open(data.join("loopd.db")).expect("open");
+    conn.execute(
+        "UPDATE events SET type = 'FROM_THE_FUTURE' WHERE seq = 3",
+        [],
+    )
+    .expect("tamper");
+    drop(conn);
+    let daemon = Daemon::start(&data, &[], &[]);
+    let response = client().get(daemon.url("/events")).send().expect("stream");
+    let mut seqs = Vec::new();
+    let mut errors = Vec::new();
+    crate::support::read_frames(response, |frame| {
+        let seq: u64 = frame.id.as_deref().unwrap_or("0").parse().unwrap_or(0);
+        if frame.event.as_deref() == Some("error") {
+            errors.push(frame.data.clone());
+        } else {
+            seqs.push(seq);
+        }
+        seq >= 6
+    });
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("undecodable_event"), "{errors:?}");
+    assert_eq!(&seqs[..4], &[1, 2, 4, 5], "the stream goes on after it");
+    let metrics = client()
+        .get(daemon.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("loopd_undecodable_events_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &[], &[]);
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    wait_for_end(&daemon, &id);
+    // A 64 MiB log in the run's directory (the one the API serves).
+    let run_dir = std::path::PathBuf::from(
+        run_file(&repo, &data, &id, "report.tsv")
+            .parent()
+            .expect("run dir"),
+    );
+    let served = [
+        repo.join(format!("logs/loop/run-{id}")),
+        data.join(format!("runs/run-{id}")),
+    ];
+    let big = served
+        .iter()
+        .find(|dir| dir.is_dir())
+        .unwrap_or(&run_dir)
+        .join("big.log");
+    let chunk = "0123456789abcdef".repeat(4096);
+    let mut file = std::fs::File::create(&big).expect("big");
+    for _ in 0..1024 {
+        file.write_all(chunk.as_bytes()).expect("write");
+    }
+    drop(file);
+    let rss_before = peak_rss_kib(daemon.child.id());
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = daemon.url(&format!("/runs/{id}/artifacts/big.log"));
+            std::thread::spawn(move || {
+                let mut response = client().get(url).send().expect("download");
+                let mut sink = [0u8; 64 * 1024];
+                let mut total = 0u64;
+                loop {
+                    let n = response.read(&mut sink).expect("read");
+                    if n == 0 {
+                        break total;
+                    }
+                    total += n as u64;
+                    // A slow reader: the daemon must not buffer the file for it.
+                    if total % (8 * 1024 * 1024) < 65536 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().expect("download"), 64 * 1024 * 1024);
+    }
+    let growth = peak_rss_kib(daemon.child.id()).saturating_sub(rss_before);
+    // Eight whole copies would be 512 MiB; streaming needs a few MiB.
+    assert!(growth < 64 * 1024, "peak RSS grew {growth} KiB");
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
+    if !needs_root("a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"])
+        .arg(&data)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "cannot mount a tmpfs as root");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&data);
+    let daemon = Daemon::start(&data, &[], &[]);
+    let client = client();
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&run_body(
+            &repo,
+            "chatty.sh",
+            json!({"artifact_mode": "workspace"}),
+        ))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    // Fill the disk while the run works.
+    let filler = data.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    // The run says why it does not move; new runs and the health check say so too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let run: Value = client
+            .get(daemon.url(&format!("/runs/{id}")))
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        if run["run"]["waiting"]["code"] == "store_unavailable" {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never showed the full disk: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(waiting["run"]["status"], "RUNNING", "{waiting}");
+    let health = client.get(daemon.url("/health")).send().expect("health");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = health.json().expect("json");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let refused = client
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused: Value = refused.json().expect("json");
+    assert_eq!(refused["code"], "store_unavailable", "{refused}");
+    // Space comes back: the run goes on to its end, and all is well again.
+    std::fs::remove_file(&filler).expect("free the space");
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let health: Value = client
+        .get(daemon.url("/health"))
+        .send()
+        .expect("health")
+        .json()
+        .expect("json");
+    assert_eq!(health["status"], "ok", "{health}");
+}
