@@ -28,7 +28,12 @@ pub(crate) struct Journal {
     appended: broadcast::Sender<EventRecord>,
     latency: Arc<AppendLatency>,
     health: Arc<StoreHealth>,
+    /// Catch-up reads of streams running at once (see [`crate::stream`]).
+    stream_reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Catch-up reads of event streams at once: as many as the store has reading connections.
+const STREAM_READS: usize = 8;
 
 /// Whether the log takes writes: the first refusal since the last success, if any.
 #[derive(Debug, Default)]
@@ -103,7 +108,12 @@ impl Journal {
             appended: broadcast::channel(4096).0,
             latency: Arc::default(),
             health: Arc::default(),
+            stream_reads: Arc::new(tokio::sync::Semaphore::new(STREAM_READS)),
         }
+    }
+
+    pub(crate) fn stream_reads(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.stream_reads
     }
 
     pub(crate) fn health(&self) -> &Arc<StoreHealth> {

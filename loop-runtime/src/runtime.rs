@@ -474,7 +474,13 @@ impl Runtime {
     /// Every event after `after`, of one run or of all, then live.
     pub fn subscribe(&self, run: Option<RunId>, after: Seq) -> EventStream {
         let live = self.shared.journal.subscribe();
-        EventStream::new(Arc::clone(self.shared.journal.store()), live, run, after)
+        EventStream::new(
+            Arc::clone(self.shared.journal.store()),
+            Arc::clone(self.shared.journal.stream_reads()),
+            live,
+            run,
+            after,
+        )
     }
 
     /// How long appends to the log have taken.

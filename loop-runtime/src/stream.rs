@@ -19,17 +19,21 @@ use std::sync::Arc;
 
 use loop_core::{EventRecord, RunId, Seq, Version};
 use loop_store::{EventStore, StoreError};
+use tokio::sync::Semaphore;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::error::RuntimeError;
 use crate::journal::blocking;
 
 /// Events read from the log per catch-up query: small, since every open stream may hold one.
-const PAGE: usize = 128;
+const PAGE: usize = 32;
 
 /// Every event after a position, of one run or of all, with no gap and no duplicate.
 pub struct EventStream {
     store: Arc<dyn EventStore>,
+    /// Shared by every stream of the runtime: how many catch-up reads run at once. A burst of
+    /// streams waits here instead of each taking a thread of the blocking pool.
+    reads: Arc<Semaphore>,
     run: Option<RunId>,
     live: broadcast::Receiver<EventRecord>,
     buffer: VecDeque<EventRecord>,
@@ -52,12 +56,14 @@ impl std::fmt::Debug for EventStream {
 impl EventStream {
     pub(crate) fn new(
         store: Arc<dyn EventStore>,
+        reads: Arc<Semaphore>,
         live: broadcast::Receiver<EventRecord>,
         run: Option<RunId>,
         after: Seq,
     ) -> EventStream {
         EventStream {
             store,
+            reads,
             run,
             live,
             buffer: VecDeque::new(),
@@ -126,6 +132,11 @@ impl EventStream {
 
     /// Up to `limit` events of the stream after the last one taken, from the log.
     async fn read_page(&self, limit: usize) -> Result<Vec<EventRecord>, RuntimeError> {
+        let _permit = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| RuntimeError::Shutdown)?;
         let store = Arc::clone(&self.store);
         let after = self.last;
         let run = self.run;

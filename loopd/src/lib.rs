@@ -6,6 +6,7 @@ mod artifacts;
 mod error;
 mod guard;
 mod insight;
+mod memory;
 mod metrics;
 mod openapi;
 mod options;

@@ -29,7 +29,10 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
+        if self.0.sse_subscribers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last stream closed: what a burst of them freed goes back to the system.
+            crate::memory::release_soon();
+        }
     }
 }
 

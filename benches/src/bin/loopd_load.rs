@@ -1042,17 +1042,22 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
         stop.store(true, Ordering::SeqCst);
         let peak = peak.join().expect("sampler");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let after = daemon.memory();
+        let soon = daemon.memory();
+        // Idle blocking threads end after 10 s, handing back what they held.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let later = daemon.memory();
         println!(
             "memory: burst {burst}: {clients} SSE clients replayed {events} events each in {:.1} s \
-             ({short} short); peak RSS {:.1} MiB (+{:.1} over idle), {:.1} MiB 3 s after they left; \
-             db files open {}, threads {}",
+             ({short} short); peak RSS {:.1} MiB (+{:.1} over idle); after they left {:.1} MiB at \
+             3 s, {:.1} MiB at 15 s; db files open {}, threads {} then {}",
             took.as_secs_f64(),
             mib(peak.rss),
             mib(peak.rss.saturating_sub(idle.rss)),
-            mib(after.rss),
+            mib(soon.rss),
+            mib(later.rss),
             open_files(daemon.pid, "loopd.db").1,
-            after.threads
+            soon.threads,
+            later.threads
         );
     }
     // Downloads: a large file in the run's directory, fetched by many at once.
