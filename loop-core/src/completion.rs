@@ -7,24 +7,7 @@
 /// The completion token the default prompts ask for.
 pub const TOKEN: &str = "<promise>COMPLETE</promise>";
 
-/// How strictly the token must stand in the answer (`completion_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// The whole answer, trimmed, is the token.
-    Exact,
-    /// The last non-empty line, trimmed, is the token.
-    Trailing,
-}
-
-impl Mode {
-    pub fn parse(text: &str) -> Option<Mode> {
-        match text {
-            "exact" => Some(Mode::Exact),
-            "trailing" => Some(Mode::Trailing),
-            _ => None,
-        }
-    }
-}
+pub use crate::config::CompletionMode as Mode;
 
 /// What an answer says about completion.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,9 +6,15 @@
 //! never halfway through a run. Layers are merged by precedence (flags > `--config` >
 //! `<workspace>/.loop/config` > defaults) and the result is frozen into `RUN_CREATED`.
 
+pub mod choice;
+pub mod run;
+
 use std::collections::BTreeMap;
 
 use thiserror::Error;
+
+pub use choice::{ArtifactMode, CompletionMode, MergeStrategy, NamingMode, WorktreeChoice};
+pub use run::RunConfig;
 
 /// What a key's value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +73,7 @@ pub const KEYS: &[Key] = &[
     key(
         "artifact_mode",
         "mirror",
-        OneOf(&["workspace", "global", "mirror"]),
+        OneOf(ArtifactMode::NAMES),
         "where run artifacts go",
     ),
     key(
@@ -99,7 +105,7 @@ pub const KEYS: &[Key] = &[
     key(
         "completion_mode",
         "trailing",
-        OneOf(&["exact", "trailing"]),
+        OneOf(CompletionMode::NAMES),
         "exact: whole answer is the token; trailing: last non-empty line",
     ),
     key(
@@ -183,7 +189,7 @@ pub const KEYS: &[Key] = &[
     key(
         "run_naming_mode",
         "haiku",
-        OneOf(&["haiku", "spec_slug"]),
+        OneOf(NamingMode::NAMES),
         "how a run is named",
     ),
     key("run_naming_model", "haiku", Text, "model for the run name"),
@@ -208,7 +214,7 @@ pub const KEYS: &[Key] = &[
     key(
         "merge_strategy",
         "squash",
-        OneOf(&["none", "merge", "squash"]),
+        OneOf(MergeStrategy::NAMES),
         "how to merge",
     ),
     key(
@@ -220,7 +226,7 @@ pub const KEYS: &[Key] = &[
     key(
         "worktree_provider",
         "auto",
-        OneOf(&["auto", "worktrunk", "git", "none"]),
+        OneOf(WorktreeChoice::NAMES),
         "auto = Worktrunk when wt answers, else git; none = work in the workspace itself",
     ),
     key("worktrunk_bin", "wt", Text, "the Worktrunk binary"),
@@ -361,7 +367,7 @@ fn check(name: &str, value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),
@@ -402,41 +408,9 @@ impl Config {
         &self.values
     }
 
-    pub fn text(&self, name: &str) -> &str {
-        self.values.get(name).map_or("", String::as_str)
-    }
-
-    /// A boolean key (false when unset or unreadable; values are checked on the way in).
-    pub fn flag(&self, name: &str) -> bool {
-        parse_bool(self.text(name)).unwrap_or(false)
-    }
-
-    /// A count key (0 when unset).
-    pub fn count(&self, name: &str) -> u64 {
-        self.text(name).parse().unwrap_or(0)
-    }
-
-    /// An amount key (0 when unset).
-    pub fn amount(&self, name: &str) -> f64 {
-        self.text(name).parse().unwrap_or(0.0)
-    }
-
-    /// `verify_cmds` split on `|`, blanks dropped.
-    pub fn verify_cmds(&self) -> Vec<String> {
-        self.text("verify_cmds")
-            .split('|')
-            .map(str::trim)
-            .filter(|cmd| !cmd.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The review model: `review_model`, else `model`.
-    pub fn review_model(&self) -> &str {
-        match self.text("review_model") {
-            "" => self.text("model"),
-            model => model,
-        }
+    /// The typed configuration these values make.
+    pub fn typed(&self) -> RunConfig {
+        RunConfig::of(self)
     }
 }
 
@@ -470,10 +444,10 @@ mod tests {
         assert_eq!(layer["model"], "sonnet");
         assert_eq!(layer["reviewer"], "false");
         assert_eq!(layer["iterations"], "7");
-        let config = Config::resolve([&layer]);
-        assert_eq!(config.verify_cmds(), ["cargo test", "cargo clippy"]);
-        assert_eq!(config.review_model(), "sonnet");
-        assert!(config.flag("postmortem"));
+        let config = Config::resolve([&layer]).typed();
+        assert_eq!(config.verify_cmds, ["cargo test", "cargo clippy"]);
+        assert_eq!(config.review_model, "sonnet");
+        assert!(config.postmortem);
     }
 
     #[test]
@@ -507,10 +481,11 @@ mod tests {
         let flags = Layer::from([("model".to_owned(), "haiku".to_owned())]);
         let file = parse("f", "model=sonnet\niterations=3").expect("valid");
         let config = Config::resolve([&flags, &file]);
-        assert_eq!(config.text("model"), "haiku");
-        assert_eq!(config.count("iterations"), 3);
-        assert_eq!(config.text("merge_strategy"), "squash");
         assert_eq!(config.values().len(), KEYS.len());
+        let config = config.typed();
+        assert_eq!(config.model, "haiku");
+        assert_eq!(config.iterations, 3);
+        assert_eq!(config.merge_strategy, MergeStrategy::Squash);
     }
 
     #[test]

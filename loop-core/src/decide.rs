@@ -1,6 +1,7 @@
 //! Commands, and the pure decision that turns a command into the events that record it.
 
 use crate::error::DomainError;
+use crate::event::FailureCause;
 use crate::event::{
     AgentRetry, AgentWaiting, ArtifactWritten, CompletionDetected, CompletionRejected, Event,
     ExitReason, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled,
@@ -9,6 +10,7 @@ use crate::event::{
     WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
+use crate::step::{self, Observation};
 
 /// Something asked of a run. Commands that can interrupt a running step carry the time, so the
 /// step they close gets its true duration without the domain reading a clock.
@@ -49,6 +51,7 @@ pub enum Command {
     Fail {
         exit_reason: ExitReason,
         reason: String,
+        cause: Option<FailureCause>,
         at_ms: i64,
     },
     /// After a crash: a step that started and never finished is recorded as INTERRUPTED.
@@ -106,11 +109,13 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
         Command::Fail {
             exit_reason,
             reason,
+            cause,
             at_ms,
         } => {
             let failed = RunFailed {
                 exit_reason,
                 reason,
+                cause,
             };
             (
                 closing(state, StepStatus::Failed, at_ms, failed.into()),
@@ -151,25 +156,20 @@ fn closing(state: &RunState, status: StepStatus, at_ms: i64, event: Event) -> Ve
 
 fn interrupted_step(state: &RunState, status: StepStatus, at_ms: i64) -> Option<Event> {
     let open = state.open_step()?;
+    let observation = Observation {
+        duration_ms: u64::try_from(at_ms - open.started_ms).unwrap_or(0),
+        ..Observation::default()
+    };
+    let message = format!("step {}", status.as_str().to_lowercase());
     Some(
-        StepFinished {
-            step_id: open.step_id,
-            phase: open.phase,
+        step::finished(
+            open.step_id,
+            open.phase,
             status,
-            exit_code: None,
-            duration_ms: u64::try_from(at_ms - open.started_ms).unwrap_or(0),
-            output_path: None,
-            output_bytes: 0,
-            output_lines: 0,
-            tokens: None,
-            cost_usd: None,
-            tasks_done: None,
-            tasks_total: None,
-            message: Some(format!("step {}", status.as_str().to_lowercase())),
-            head_commit: None,
-            plan_sha256: None,
-            answer_sha256: None,
-        }
+            Some(message),
+            &observation,
+            None,
+        )
         .into(),
     )
 }

@@ -5,8 +5,8 @@
 //! picks up exactly where the log says, and limits survive a restart. After a retry the limits
 //! count afresh.
 
-use crate::config::Config;
-use crate::event::{Event, EventRecord, ExitReason, Phase, StepStatus};
+use crate::config::RunConfig;
+use crate::event::{Event, EventRecord, ExitReason, FailureCause, Phase, StepStatus};
 
 /// What the current iteration has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,9 +111,8 @@ impl LoopProgress {
                     (Phase::Implementation, StepStatus::Succeeded) => {
                         self.stage = Stage::Implemented;
                         self.iterations_run += 1;
-                        let moved = step.head_commit != self.last_head
-                            || step.plan_sha256 != self.last_plan_sha256;
-                        self.idle_iterations = if moved { 0 } else { self.idle_iterations + 1 };
+                        self.idle_iterations = self
+                            .idle_after(step.head_commit.as_deref(), step.plan_sha256.as_deref());
                         self.last_head.clone_from(&step.head_commit);
                         self.last_plan_sha256.clone_from(&step.plan_sha256);
                         self.last_answer_sha256.clone_from(&step.answer_sha256);
@@ -159,6 +158,16 @@ impl LoopProgress {
     }
 }
 
+impl LoopProgress {
+    /// Iterations in a row that moved nothing, counting an implementation step that left the
+    /// working tree at `head` and the plan at `plan_sha256`: 0 when either changed.
+    pub fn idle_after(&self, head: Option<&str>, plan_sha256: Option<&str>) -> u32 {
+        let moved =
+            head != self.last_head.as_deref() || plan_sha256 != self.last_plan_sha256.as_deref();
+        if moved { 0 } else { self.idle_iterations + 1 }
+    }
+}
+
 /// What the driver should do next, given the progress, the configuration and what the driver
 /// observed of the plan (`plan_complete`: nothing pending or blocked).
 #[derive(Clone, Debug, PartialEq)]
@@ -189,23 +198,29 @@ pub enum Next {
     Fail {
         exit_reason: ExitReason,
         reason: String,
+        cause: FailureCause,
     },
 }
 
 /// The next thing to do in a RUNNING run with no open step.
-pub fn next(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Next {
-    let max_cost = config.amount("max_cost_usd");
-    if max_cost > 0.0 && progress.cost_usd >= max_cost {
+pub fn next(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) -> Next {
+    if let Some(max_cost) = config.max_cost_usd
+        && progress.cost_usd >= max_cost
+    {
         return Next::Fail {
             exit_reason: ExitReason::BudgetExhausted,
             reason: format!(
                 "agent cost ${:.2} reached max_cost_usd ${max_cost:.2}",
                 progress.cost_usd
             ),
+            cause: FailureCause::Budget {
+                cost_usd: progress.cost_usd,
+                max_usd: max_cost,
+            },
         };
     }
     let iteration = progress.iteration;
-    let has_verification = !config.verify_cmds().is_empty();
+    let has_verification = config.verifies();
     match progress.stage {
         Stage::Implement if iteration == 0 => Next::Implement {
             iteration: 1,
@@ -215,7 +230,7 @@ pub fn next(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Ne
             iteration,
             attempt: progress.implementation_attempts + 1,
         },
-        Stage::Implemented if config.flag("reviewer") => Next::Review { iteration },
+        Stage::Implemented if config.reviewer => Next::Review { iteration },
         Stage::Implemented | Stage::Reviewed if has_verification => Next::Verify { iteration },
         Stage::Implemented | Stage::Reviewed | Stage::Verified => {
             evaluate(progress, config, plan_complete)
@@ -224,29 +239,36 @@ pub fn next(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Ne
 }
 
 /// The end of an iteration: limits, completion, watchdog, or the next iteration.
-fn evaluate(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Next {
+fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) -> Next {
     let iteration = progress.iteration;
-    let verified = progress.verified || config.verify_cmds().is_empty();
-    let limit = |key: &str| config.count(key);
+    let verified = progress.verified || !config.verifies();
 
-    let max_review = limit("max_consecutive_review_failures");
-    if max_review > 0 && u64::from(progress.consecutive_review_failures) >= max_review {
+    if let Some(max_review) = config.max_consecutive_review_failures
+        && progress.consecutive_review_failures >= max_review
+    {
         return Next::Fail {
             exit_reason: ExitReason::Failed,
             reason: format!(
                 "{} reviews in a row asked for changes",
                 progress.consecutive_review_failures
             ),
+            cause: FailureCause::Review {
+                consecutive: progress.consecutive_review_failures,
+            },
         };
     }
-    let max_verify = limit("max_consecutive_verification_failures");
-    if max_verify > 0 && u64::from(progress.consecutive_verification_failures) >= max_verify {
+    if let Some(max_verify) = config.max_consecutive_verification_failures
+        && progress.consecutive_verification_failures >= max_verify
+    {
         return Next::Fail {
             exit_reason: ExitReason::Failed,
             reason: format!(
                 "verification failed {} times in a row",
                 progress.consecutive_verification_failures
             ),
+            cause: FailureCause::Verification {
+                consecutive: progress.consecutive_verification_failures,
+            },
         };
     }
 
@@ -270,7 +292,7 @@ fn evaluate(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Ne
     }
 
     if !progress.signals.is_empty() && !progress.rewritten {
-        if u64::from(progress.watchdog_rewrites) >= limit("max_watchdog_rewrites") {
+        if progress.watchdog_rewrites >= config.max_watchdog_rewrites {
             return Next::Fail {
                 exit_reason: ExitReason::Failed,
                 reason: format!(
@@ -278,6 +300,10 @@ fn evaluate(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Ne
                     progress.signals.join(", "),
                     progress.watchdog_rewrites
                 ),
+                cause: FailureCause::Watchdog {
+                    signals: progress.signals.clone(),
+                    rewrites: progress.watchdog_rewrites,
+                },
             };
         }
         return Next::RewritePrompt {
@@ -285,13 +311,16 @@ fn evaluate(progress: &LoopProgress, config: &Config, plan_complete: bool) -> Ne
         };
     }
 
-    if u64::from(progress.iterations_run) >= limit("iterations") {
+    if progress.iterations_run >= config.iterations {
         return Next::Fail {
             exit_reason: ExitReason::IterationsExhausted,
             reason: format!(
                 "{} iterations ran without completing the plan",
                 progress.iterations_run
             ),
+            cause: FailureCause::IterationsExhausted {
+                iterations: progress.iterations_run,
+            },
         };
     }
     Next::Implement {

@@ -2,6 +2,8 @@
 //!
 //! Each detector is a pure function of the evidence; the runtime records a `WATCHDOG_SIGNAL`
 //! for each signal, rewrites the prompt up to `max_watchdog_rewrites` times, then fails the run.
+//! The evidence is what the log keeps: digests of answers, and how many iterations in a row
+//! moved nothing (folded in [`crate::progress::LoopProgress`]).
 
 use crate::completion::Completion;
 
@@ -54,23 +56,21 @@ pub fn diagnosis(signals: &str) -> String {
     text
 }
 
-/// What one finished iteration left behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    pub new_commit: bool,
-    pub plan_changed: bool,
-}
+/// Implementation iterations in a row without a new commit or a plan change before the loop
+/// counts as [`Signal::Stalled`].
+pub const STALL_AFTER: u32 = 3;
 
-/// Everything the detectors look at after an iteration.
+/// Everything the detectors look at after an implementation step succeeded.
 #[derive(Clone, Copy, Debug)]
 pub struct Evidence<'a> {
-    pub previous_answer: Option<&'a str>,
     pub answer: &'a str,
+    /// The digest of this answer and of the previous iteration's, over [`normalized`] text
+    /// (the log keeps digests, not answers).
+    pub answer_digest: &'a str,
+    pub previous_digest: Option<&'a str>,
     pub completion: &'a Completion,
-    /// Progress of the iterations so far, oldest first, this one last.
-    pub history: &'a [Progress],
-    /// Iterations without progress before [`Signal::Stalled`] fires; 0 turns it off.
-    pub stall_after: usize,
+    /// Iterations in a row, this one included, that left no new commit and no plan change.
+    pub idle_iterations: u32,
 }
 
 /// Phrases with which agents report that they did nothing (compared in lower case).
@@ -89,32 +89,42 @@ const NO_PROGRESS_PHRASES: &[&str] = &[
     "already complete",
 ];
 
-/// Every signal the evidence shows, in a fixed order.
-pub fn signals(evidence: &Evidence<'_>) -> Vec<Signal> {
+/// Every signal the evidence shows, with a word on each, in a fixed order.
+pub fn signals(evidence: &Evidence<'_>) -> Vec<(Signal, String)> {
     let mut found = Vec::new();
-    if evidence
-        .previous_answer
-        .is_some_and(|previous| same_answer(previous, evidence.answer))
+    if !normalized(evidence.answer).is_empty()
+        && evidence.previous_digest == Some(evidence.answer_digest)
     {
-        found.push(Signal::RepeatedOutput);
+        found.push((
+            Signal::RepeatedOutput,
+            "same answer as the previous iteration".to_owned(),
+        ));
     }
     if says_no_progress(evidence.answer) {
-        found.push(Signal::NoProgress);
+        found.push((
+            Signal::NoProgress,
+            "the answer says nothing was done".to_owned(),
+        ));
     }
-    if matches!(evidence.completion, Completion::Malformed(_)) {
-        found.push(Signal::MalformedToken);
+    if let Completion::Malformed(why) = evidence.completion {
+        found.push((Signal::MalformedToken, why.clone()));
     }
-    if stalled(evidence.history, evidence.stall_after) {
-        found.push(Signal::Stalled);
+    if evidence.idle_iterations >= STALL_AFTER {
+        found.push((
+            Signal::Stalled,
+            format!(
+                "{} iterations without a commit or plan change",
+                evidence.idle_iterations
+            ),
+        ));
     }
     found
 }
 
-/// Equal once whitespace runs are collapsed; empty answers never count as repeated.
-pub fn same_answer(previous: &str, answer: &str) -> bool {
-    let normal = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let answer = normal(answer);
-    !answer.is_empty() && normal(previous) == answer
+/// The answer with whitespace runs collapsed: what its digest is taken of, so a reflowed
+/// repeat still counts as one.
+pub fn normalized(answer: &str) -> String {
+    answer.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub fn says_no_progress(answer: &str) -> bool {
@@ -124,64 +134,64 @@ pub fn says_no_progress(answer: &str) -> bool {
         .any(|phrase| lower.contains(phrase))
 }
 
-/// The last `after` iterations all left no commit and no plan change.
-pub fn stalled(history: &[Progress], after: usize) -> bool {
-    after > 0
-        && history.len() >= after
-        && history[history.len() - after..]
-            .iter()
-            .all(|p| !p.new_commit && !p.plan_changed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MOVED: Progress = Progress {
-        new_commit: true,
-        plan_changed: true,
-    };
-    const IDLE: Progress = Progress {
-        new_commit: false,
-        plan_changed: false,
-    };
+    fn evidence<'a>(
+        answer: &'a str,
+        previous: Option<&'a str>,
+        completion: &'a Completion,
+        idle: u32,
+    ) -> Evidence<'a> {
+        Evidence {
+            answer,
+            answer_digest: answer,
+            previous_digest: previous,
+            completion,
+            idle_iterations: idle,
+        }
+    }
+
+    fn kinds(found: Vec<(Signal, String)>) -> Vec<Signal> {
+        found.into_iter().map(|(signal, _)| signal).collect()
+    }
 
     #[test]
     fn each_detector_fires_on_its_evidence_only() {
         let absent = Completion::Absent;
-        let evidence = |previous, answer, history: &'static [Progress]| Evidence {
-            previous_answer: previous,
-            answer,
-            completion: &absent,
-            history,
-            stall_after: 2,
-        };
-        assert_eq!(signals(&evidence(None, "did task 2", &[MOVED])), []);
         assert_eq!(
-            signals(&evidence(Some("did  task\n2"), "did task 2", &[MOVED])),
+            kinds(signals(&evidence("did task 2", None, &absent, 0))),
+            []
+        );
+        assert_eq!(
+            kinds(signals(&evidence(
+                "did task 2",
+                Some("did task 2"),
+                &absent,
+                0
+            ))),
             [Signal::RepeatedOutput]
         );
         assert_eq!(
-            signals(&evidence(None, "Nothing to do here.", &[MOVED])),
+            kinds(signals(&evidence("Nothing to do here.", None, &absent, 0))),
             [Signal::NoProgress]
         );
         assert_eq!(
-            signals(&evidence(None, "worked", &[MOVED, IDLE, IDLE])),
+            kinds(signals(&evidence("worked", None, &absent, STALL_AFTER))),
             [Signal::Stalled]
         );
         let malformed = Completion::Malformed("case".to_owned());
-        let with_token = Evidence {
-            completion: &malformed,
-            ..evidence(None, "x", &[])
-        };
-        assert_eq!(signals(&with_token), [Signal::MalformedToken]);
+        assert_eq!(
+            kinds(signals(&evidence("x", None, &malformed, 0))),
+            [Signal::MalformedToken]
+        );
     }
 
     #[test]
-    fn stall_detection_needs_enough_history_and_can_be_off() {
-        assert!(!stalled(&[IDLE], 2));
-        assert!(stalled(&[IDLE, IDLE], 2));
-        assert!(!stalled(&[IDLE, IDLE], 0));
-        assert!(!same_answer("", "  "));
+    fn an_empty_answer_never_counts_as_repeated() {
+        let absent = Completion::Absent;
+        assert_eq!(kinds(signals(&evidence("  ", Some("  "), &absent, 0))), []);
+        assert_eq!(normalized(" did  task\n2 "), "did task 2");
     }
 }

@@ -14,7 +14,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 
-use loop_core::config::Config;
+use loop_core::config::RunConfig;
 use loop_core::event::Tokens;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ pub struct AgentRequest<'a> {
     pub workdir: &'a Path,
     /// `LOOP_RUN_ID`, `LOOP_ITERATION`, … for the child's environment.
     pub env: &'a [(String, String)],
-    pub config: &'a Config,
+    pub config: &'a RunConfig,
     /// Where the raw stream goes (`iter-NN-<phase>.jsonl`).
     pub raw_path: &'a Path,
     /// Text output: the `.log`, its tail and the live channel.
@@ -63,6 +63,21 @@ pub struct AgentReply {
     pub cost_usd: Option<f64>,
     pub tokens: Option<Tokens>,
     pub session_id: Option<String>,
+}
+
+impl AgentReply {
+    /// A call that ended as `end` before any answer: no output, no figures.
+    pub fn ended(end: CallEnd) -> AgentReply {
+        AgentReply {
+            end,
+            answer: String::new(),
+            exit_code: None,
+            process_end: Ended::Exited,
+            cost_usd: None,
+            tokens: None,
+            session_id: None,
+        }
+    }
 }
 
 /// A command-line coding agent.

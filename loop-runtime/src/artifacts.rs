@@ -11,7 +11,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use loop_core::RunId;
-use loop_core::config::Config;
+use loop_core::config::{ArtifactMode, RunConfig};
 use loop_core::event::{ArtifactLocation, ArtifactWritten, RunCreated};
 use loop_core::layout::{run_dir_name, workspace_run_dir};
 use sha2::{Digest, Sha256};
@@ -25,23 +25,28 @@ pub struct RunFiles {
 impl RunFiles {
     /// The run's directories per `artifact_mode`; `data_dir` is the mirror root when
     /// `global_log_dir` is unset.
-    pub fn new(created: &RunCreated, run_id: RunId, config: &Config, data_dir: &Path) -> RunFiles {
+    pub fn new(
+        created: &RunCreated,
+        run_id: RunId,
+        config: &RunConfig,
+        data_dir: &Path,
+    ) -> RunFiles {
         let workspace = (
             ArtifactLocation::Workspace,
             workspace_run_dir(created, run_id),
         );
-        let root = match config.text("global_log_dir") {
-            "" => data_dir.to_owned(),
-            dir => PathBuf::from(dir),
-        };
+        let root = config
+            .global_log_dir
+            .as_ref()
+            .map_or_else(|| data_dir.to_owned(), PathBuf::from);
         let global = (
             ArtifactLocation::Global,
             root.join("runs").join(run_dir_name(run_id)),
         );
-        let dirs = match config.text("artifact_mode") {
-            "workspace" => vec![workspace],
-            "global" => vec![global],
-            _ => vec![workspace, global],
+        let dirs = match config.artifact_mode {
+            ArtifactMode::Workspace => vec![workspace],
+            ArtifactMode::Global => vec![global],
+            ArtifactMode::Mirror => vec![workspace, global],
         };
         RunFiles { dirs }
     }

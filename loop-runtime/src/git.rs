@@ -41,6 +41,17 @@ async fn optional(dir: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// The branch checked out in `dir`; `None` outside a repository or on a detached `HEAD`.
+/// The main repository of the one `dir` is in (its worktrees share it).
+pub async fn main_repo(dir: &Path) -> Result<std::path::PathBuf, GitError> {
+    let common = run(
+        dir,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await?;
+    let common = std::path::PathBuf::from(common);
+    Ok(common.parent().map(Path::to_path_buf).unwrap_or(common))
+}
+
 pub async fn current_branch(dir: &Path) -> Option<String> {
     optional(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await
 }

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod agent;
+mod agent_call;
 mod artifacts;
 pub mod clock;
 mod driver;
@@ -41,7 +42,10 @@ pub mod process;
 mod prompting;
 mod request;
 mod review;
+mod run_context;
 mod runtime;
+mod scheduler;
+mod services;
 mod stats;
 pub mod step_output;
 mod stream;
@@ -58,6 +62,7 @@ pub use review::{
     DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,
     ScrapOutcome,
 };
-pub use runtime::{Claim, QueuePolicy, Runtime, RuntimeBuilder};
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use scheduler::{Claim, QueuePolicy};
 pub use step_output::Chunk;
 pub use stream::EventStream;

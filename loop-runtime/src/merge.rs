@@ -5,31 +5,61 @@
 //! does the target ref move, with a compare-and-swap on its old value. A conflict or a failing
 //! check leaves the target where it was and keeps the run branch.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
+use loop_core::config::MergeStrategy;
 use tokio_util::sync::CancellationToken;
 
 use crate::git;
+use crate::run_context::RunContext;
 use crate::step_output::StepOutput;
 use crate::verify;
 
-/// What to merge where.
+/// A run's branch to merge into a target: the merge on completion and the one on demand.
 #[derive(Debug)]
-pub(crate) struct MergePlan<'a> {
-    /// The main repository (not a worktree of it).
-    pub repo: &'a Path,
+pub(crate) struct RunMerge<'a> {
+    pub run: &'a RunContext,
     pub run_branch: &'a str,
     pub base_branch: &'a str,
     pub target: &'a str,
-    /// `merge` or `squash`.
-    pub strategy: &'a str,
-    pub message: &'a str,
-    pub verify_cmds: &'a [String],
-    pub verify_timeout: Option<Duration>,
-    pub env: &'a [(String, String)],
+    pub strategy: MergeStrategy,
+    /// The iteration it follows (`LOOP_ITERATION` of the verification commands).
+    pub iteration: u32,
     /// Where the temporary worktree goes (removed afterwards).
     pub scratch: &'a Path,
+}
+
+impl RunMerge<'_> {
+    /// Merges and verifies; the new commit of the target.
+    pub(crate) async fn land(
+        &self,
+        output: &mut StepOutput,
+        cancel: &CancellationToken,
+    ) -> Result<String, MergeFailure> {
+        let workspace = Path::new(&self.run.created.workspace_root);
+        let repo = match git::main_repo(&self.run.workdir).await {
+            Ok(repo) => repo,
+            Err(_) => git::main_repo(workspace)
+                .await
+                .unwrap_or_else(|_| workspace.to_owned()),
+        };
+        let plan = MergePlan {
+            repo,
+            merge: self,
+            message: self.run.merge_message(),
+            env: self.run.env(self.iteration, "merge"),
+        };
+        merge(&plan, output, cancel).await
+    }
+}
+
+/// A merge with everything resolved.
+struct MergePlan<'a> {
+    /// The main repository (not a worktree of it).
+    repo: PathBuf,
+    merge: &'a RunMerge<'a>,
+    message: String,
+    env: Vec<(String, String)>,
 }
 
 /// Why a merge did not land; `code` is the `merge_failed:<code>` of the run's reason.
@@ -46,15 +76,20 @@ fn failure(code: &'static str, detail: impl ToString) -> MergeFailure {
     }
 }
 
-/// Merges and verifies; the new commit of the target.
-pub(crate) async fn merge(
+async fn merge(
     plan: &MergePlan<'_>,
     output: &mut StepOutput,
     cancel: &CancellationToken,
 ) -> Result<String, MergeFailure> {
-    let repo = plan.repo;
-    if git::branch_commit(repo, plan.target).await.is_none() {
-        git::run(repo, &["branch", plan.target, plan.base_branch])
+    let repo = &plan.repo;
+    let RunMerge {
+        target,
+        base_branch,
+        scratch,
+        ..
+    } = *plan.merge;
+    if git::branch_commit(repo, target).await.is_none() {
+        git::run(repo, &["branch", target, base_branch])
             .await
             .map_err(|e| failure("git", e))?;
     }
@@ -62,21 +97,22 @@ pub(crate) async fn merge(
         .await
         .map_err(|e| failure("git", e))?
         .into_iter()
-        .find(|w| w.branch.as_deref() == Some(plan.target));
+        .find(|w| w.branch.as_deref() == Some(target));
     if let Some(worktree) = checked_out {
         return Err(failure(
             "target_checked_out",
             format!(
-                "{} is checked out in {}; moving it would change that checkout under its owner",
-                plan.target, worktree.path
+                "{target} is checked out in {}; moving it would change that checkout under its \
+                 owner",
+                worktree.path
             ),
         ));
     }
-    let old = git::branch_commit(repo, plan.target)
+    let old = git::branch_commit(repo, target)
         .await
-        .ok_or_else(|| failure("git", format!("{} has no commit", plan.target)))?;
+        .ok_or_else(|| failure("git", format!("{target} has no commit")))?;
 
-    let scratch = plan.scratch.to_string_lossy().into_owned();
+    let scratch = scratch.to_string_lossy().into_owned();
     let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
     git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
         .await
@@ -92,44 +128,46 @@ async fn merge_in(
     output: &mut StepOutput,
     cancel: &CancellationToken,
 ) -> Result<String, MergeFailure> {
-    let dir = plan.scratch;
-    let merged = match plan.strategy {
-        "merge" => {
-            git::run(
-                dir,
-                &["merge", "--no-ff", "-m", plan.message, plan.run_branch],
-            )
-            .await
+    let RunMerge {
+        run,
+        run_branch,
+        target,
+        strategy,
+        scratch: dir,
+        ..
+    } = *plan.merge;
+    let merged = match strategy {
+        MergeStrategy::Merge => {
+            git::run(dir, &["merge", "--no-ff", "-m", &plan.message, run_branch]).await
         }
-        _ => match git::run(dir, &["merge", "--squash", plan.run_branch]).await {
-            Ok(_)
-                if git::run(dir, &["diff", "--cached", "--quiet"])
-                    .await
-                    .is_ok() =>
-            {
-                // Nothing to squash: the target already has every change.
-                Ok(String::new())
+        MergeStrategy::Squash | MergeStrategy::None => {
+            match git::run(dir, &["merge", "--squash", run_branch]).await {
+                Ok(_)
+                    if git::run(dir, &["diff", "--cached", "--quiet"])
+                        .await
+                        .is_ok() =>
+                {
+                    // Nothing to squash: the target already has every change.
+                    Ok(String::new())
+                }
+                Ok(_) => git::run(dir, &["commit", "-m", &plan.message]).await,
+                Err(error) => Err(error),
             }
-            Ok(_) => git::run(dir, &["commit", "-m", plan.message]).await,
-            Err(error) => Err(error),
-        },
+        }
     };
     if let Err(error) = merged {
         output.line(&format!(
-            "merge of {} into {} failed: {error}",
-            plan.run_branch, plan.target
+            "merge of {run_branch} into {target} failed: {error}"
         ));
         return Err(failure("conflict", error.stderr));
     }
-    output.line(&format!(
-        "merged {} into {} ({})",
-        plan.run_branch, plan.target, plan.strategy
-    ));
-    for command in plan.verify_cmds {
-        let run = verify::run_command(command, dir, plan.env, plan.verify_timeout, output, cancel)
+    output.line(&format!("merged {run_branch} into {target} ({strategy})"));
+    for command in &run.config.verify_cmds {
+        let timeout = run.config.verify_timeout;
+        let result = verify::run_command(command, dir, &plan.env, timeout, output, cancel)
             .await
             .map_err(|e| failure("verification", e))?;
-        if !run.passed() {
+        if !result.passed() {
             return Err(failure(
                 "verification",
                 format!("`{command}` failed on the merged result"),
@@ -140,13 +178,8 @@ async fn merge_in(
         .await
         .ok_or_else(|| failure("git", "the merged result has no HEAD"))?;
     git::run(
-        plan.repo,
-        &[
-            "update-ref",
-            &format!("refs/heads/{}", plan.target),
-            &new,
-            old,
-        ],
+        &plan.repo,
+        &["update-ref", &format!("refs/heads/{target}"), &new, old],
     )
     .await
     .map_err(|e| failure("target_moved", e))?;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use loop_core::config::Config;
+use loop_core::config::RunConfig;
 use loop_core::event::RunCreated;
 use loop_core::plan::Plan;
 use loop_core::prompt::{self, ImplementationInputs};
@@ -13,12 +13,13 @@ use loop_core::watchdog;
 use crate::artifacts::RunFiles;
 use crate::error::RuntimeError;
 use crate::request::{self, RunRequest};
+use crate::run_context::in_workdir;
 
 /// What an implementation prompt is read from.
 #[derive(Debug)]
 pub(crate) struct PromptSources<'a> {
     pub created: &'a RunCreated,
-    pub config: &'a Config,
+    pub config: &'a RunConfig,
     pub workdir: &'a Path,
     /// The run directory, whose notes the prompt points at; `None` before a run exists.
     pub files: Option<&'a RunFiles>,
@@ -26,30 +27,16 @@ pub(crate) struct PromptSources<'a> {
     pub rewrite_signal: Option<&'a str>,
 }
 
-/// A path of the request as seen from the working directory.
-pub(crate) fn in_workdir(created: &RunCreated, workdir: &Path, path: &str) -> std::path::PathBuf {
-    let path = Path::new(path);
-    match path.strip_prefix(&created.workspace_root) {
-        Ok(relative) => workdir.join(relative),
-        Err(_) => workdir.join(path),
-    }
-}
-
 pub(crate) async fn implementation_prompt(sources: &PromptSources<'_>) -> String {
-    let template = match sources.config.text("prompt_file") {
-        "" => tokio::fs::read_to_string(sources.workdir.join(".loop/prompt.txt"))
+    let template = match &sources.config.prompt_file {
+        None => tokio::fs::read_to_string(sources.workdir.join(".loop/prompt.txt"))
             .await
             .ok(),
-        file => tokio::fs::read_to_string(in_workdir(sources.created, sources.workdir, file))
+        Some(file) => tokio::fs::read_to_string(in_workdir(sources.created, sources.workdir, file))
             .await
             .ok(),
     };
-    let context: Vec<String> = sources
-        .config
-        .text("context_files")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let context = &sources.config.context_files;
     let note = |name: &str| {
         let path = sources.files?.path(name);
         path.is_file().then(|| path.to_string_lossy().into_owned())
@@ -60,7 +47,7 @@ pub(crate) async fn implementation_prompt(sources: &PromptSources<'_>) -> String
         spec_path: &sources.created.spec_path,
         plan_path: &sources.created.plan_path,
         template: template.as_deref(),
-        context_files: &context,
+        context_files: context,
         runner_notes: runner_notes.as_deref(),
         review_notes: review_notes.as_deref(),
         task: sources.plan.and_then(Plan::next_task),
@@ -75,7 +62,7 @@ pub(crate) async fn implementation_prompt(sources: &PromptSources<'_>) -> String
 /// (what `loopctl prompt` prints).
 pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError> {
     let created = request::resolve(request)?;
-    let config = Config::from_frozen(&created.config);
+    let config = RunConfig::from_frozen(&created.config);
     let workdir = Path::new(&created.workspace_root);
     let plan_text = tokio::fs::read_to_string(in_workdir(&created, workdir, &created.plan_path))
         .await

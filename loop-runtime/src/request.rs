@@ -84,21 +84,23 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
     if let Some(layer) = read_layer(&root.join(".loop/config"))? {
         layers.push(layer);
     }
-    let config = Config::resolve(&layers);
+    let resolved = Config::resolve(&layers);
+    let config = resolved.typed();
     // A template mistake is reported now, not when the worktree is made.
-    loop_core::worktree_path::render(config.text("worktree_path_template"), "repo", "run/name")
-        .map_err(|error| RuntimeError::InvalidRequest {
+    loop_core::worktree_path::render(&config.worktree_path_template, "repo", "run/name").map_err(
+        |error| RuntimeError::InvalidRequest {
             what: "worktree_path_template".to_owned(),
             reason: error.to_string(),
-        })?;
+        },
+    )?;
 
-    if config.count("iterations") == 0 {
+    if config.iterations == 0 {
         return Err(invalid(
             "iterations",
             "must be at least 1 (a run of 0 iterations would do nothing)".to_owned(),
         ));
     }
-    let spec = resolve_path(root, &request.spec_path, config.text("specs_dir"))?;
+    let spec = resolve_path(root, &request.spec_path, &config.specs_dir)?;
     let Some(spec) = spec else {
         return Err(RuntimeError::Missing {
             what: "spec_path".to_owned(),
@@ -110,13 +112,13 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         });
     };
     let plan = match &request.plan_path {
-        Some(plan) => resolve_path(root, plan, config.text("plans_dir"))?.ok_or_else(|| {
+        Some(plan) => resolve_path(root, plan, &config.plans_dir)?.ok_or_else(|| {
             missing(
                 "plan_path",
                 format!(
                     "no plan {plan} in {} or its plans_dir ({})",
                     root.display(),
-                    config.text("plans_dir")
+                    config.plans_dir
                 ),
             )
         })?,
@@ -124,7 +126,7 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
             let stem = Path::new(&spec)
                 .file_stem()
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            let plan = format!("{}/{stem}-plan.md", config.text("plans_dir"));
+            let plan = format!("{}/{stem}-plan.md", config.plans_dir);
             if !root.join(&plan).is_file() {
                 return Err(missing(
                     "plan_path",
@@ -154,7 +156,7 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         workspace_root: root.to_string_lossy().into_owned(),
         spec_path: spec,
         plan_path: plan,
-        config: config.values().clone(),
+        config: resolved.values().clone(),
     })
 }
 

@@ -9,40 +9,37 @@ use loop_store::RunQuery;
 
 use crate::error::RuntimeError;
 use crate::journal::blocking;
-use crate::runtime::Runtime;
+use crate::services::Services;
 
-impl Runtime {
-    /// The figures of the runs created in the last `since` (all runs when `None`), of one
-    /// workspace root or of all, as of now.
-    pub async fn stats(
-        &self,
-        since: Option<Duration>,
-        workspace_root: Option<String>,
-    ) -> Result<Stats, RuntimeError> {
-        let now_ms = self.shared.clock.now_ms();
-        let scope = Scope {
-            since_ms: since.map(|age| {
-                now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
-            }),
-            workspace_root,
-        };
-        let store = Arc::clone(self.shared.journal.store());
-        blocking(move || {
-            let runs = store.list_runs(&RunQuery {
-                workspace_root: scope.workspace_root.clone(),
-                ..RunQuery::default()
-            })?;
-            let mut fold = StatsFold::new(scope.clone());
-            for run in runs
-                .iter()
-                .filter(|run| scope.since_ms.is_none_or(|since| run.created_ms >= since))
-            {
-                for record in store.read_run(run.id)? {
-                    fold.apply(&record);
-                }
+/// The figures of the runs created in the last `since` (all runs when `None`), of one
+/// workspace root or of all, as of now.
+pub(crate) async fn figures(
+    services: &Services,
+    since: Option<Duration>,
+    workspace_root: Option<String>,
+) -> Result<Stats, RuntimeError> {
+    let now_ms = services.clock.now_ms();
+    let scope = Scope {
+        since_ms: since
+            .map(|age| now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))),
+        workspace_root,
+    };
+    let store = Arc::clone(services.journal.store());
+    blocking(move || {
+        let runs = store.list_runs(&RunQuery {
+            workspace_root: scope.workspace_root.clone(),
+            ..RunQuery::default()
+        })?;
+        let mut fold = StatsFold::new(scope.clone());
+        for run in runs
+            .iter()
+            .filter(|run| scope.since_ms.is_none_or(|since| run.created_ms >= since))
+        {
+            for record in store.read_run(run.id)? {
+                fold.apply(&record);
             }
-            Ok(fold.finish(now_ms))
-        })
-        .await
-    }
+        }
+        Ok(fold.finish(now_ms))
+    })
+    .await
 }

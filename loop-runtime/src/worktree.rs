@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use loop_core::RunId;
-use loop_core::config::Config;
+use loop_core::config::RunConfig;
 
 use crate::agent::BoxFuture;
 
@@ -38,16 +38,16 @@ pub trait WorktreeProvider: Send + Sync + std::fmt::Debug {
         workspace_root: &'a Path,
         run_id: RunId,
         run_name: &'a str,
-        config: &'a Config,
+        config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>>;
     /// Removes the worktree; `config` is the run's frozen configuration.
     fn remove<'a>(
         &'a self,
         workspace: &'a Workspace,
-        config: &'a Config,
+        config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<(), WorktreeError>>;
     /// Whether the provider can work here (`auto` asks Worktrunk before falling back to git).
-    fn available<'a>(&'a self, _config: &'a Config) -> BoxFuture<'a, bool> {
+    fn available<'a>(&'a self, _config: &'a RunConfig) -> BoxFuture<'a, bool> {
         Box::pin(async { true })
     }
 }
@@ -66,7 +66,7 @@ impl WorktreeProvider for InPlace {
         workspace_root: &'a Path,
         _run_id: RunId,
         _run_name: &'a str,
-        _config: &'a Config,
+        _config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>> {
         Box::pin(async move {
             let branch = crate::git::current_branch(workspace_root)
@@ -85,7 +85,7 @@ impl WorktreeProvider for InPlace {
     fn remove<'a>(
         &'a self,
         _workspace: &'a Workspace,
-        _config: &'a Config,
+        _config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<(), WorktreeError>> {
         Box::pin(async { Ok(()) })
     }

@@ -45,8 +45,8 @@ impl Spec {
 /// The `.md` files under `<root>/<specs_dir>` (not under `plans_dir`), newest first: by
 /// `**Last Updated:**`, then by modification time.
 pub fn specs(root: &Path, config: &Config) -> Vec<Spec> {
-    let dir = root.join(config.text("specs_dir"));
-    let plans = root.join(config.text("plans_dir"));
+    let dir = root.join(&config.typed().specs_dir);
+    let plans = root.join(&config.typed().plans_dir);
     let mut found = Vec::new();
     let mut pending = vec![dir];
     while let Some(current) = pending.pop() {
@@ -105,7 +105,7 @@ pub fn pick(root: &Path, config: &Config, command: &str) -> anyhow::Result<PathB
     if all.is_empty() {
         bail!(
             "no spec given, and no spec in {}: write one there, or pass the spec file",
-            root.join(config.text("specs_dir")).display()
+            root.join(&config.typed().specs_dir).display()
         );
     }
     choose(

@@ -180,7 +180,50 @@ pub struct RunCompleted {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunFailed {
     pub exit_reason: ExitReason,
+    /// Why, for people.
     pub reason: String,
+    /// Why, for programs (notifications, figures); absent in events of older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<FailureCause>,
+}
+
+/// What made a run fail, as data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FailureCause {
+    /// An agent call failed for good: `end` is how it ended (`auth`, `failed`, `transient`
+    /// once the retries were spent, `usage_limit` when not waiting).
+    Agent {
+        end: String,
+    },
+    /// Verification failed this many times in a row.
+    Verification {
+        consecutive: u32,
+    },
+    /// The reviewer asked for changes this many times in a row.
+    Review {
+        consecutive: u32,
+    },
+    /// The watchdog's signals after its rewrites were spent.
+    Watchdog {
+        signals: Vec<String>,
+        rewrites: u32,
+    },
+    IterationsExhausted {
+        iterations: u32,
+    },
+    Budget {
+        cost_usd: f64,
+        max_usd: f64,
+    },
+    /// The merge on completion did not land: `conflict`, `verification`, `target_moved`, …
+    Merge {
+        code: String,
+    },
+    /// The run's worktree or directory could not be made.
+    Setup,
+    /// The runtime itself failed (an I/O error, a log that does not fold).
+    Runtime,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

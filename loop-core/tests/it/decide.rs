@@ -60,6 +60,7 @@ fn fail(at_ms: i64) -> Command {
     Command::Fail {
         exit_reason: ExitReason::ClaudeFailed,
         reason: "agent exited 1".into(),
+        cause: None,
         at_ms,
     }
 }
@@ -492,6 +493,7 @@ fn cancel_and_fail_close_the_open_step_first() {
             Event::RunFailed(RunFailed {
                 exit_reason: ExitReason::ClaudeFailed,
                 reason: "agent exited 1".into(),
+                cause: None,
             }),
         ),
     ] {

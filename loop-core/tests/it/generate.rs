@@ -679,6 +679,7 @@ impl Driver {
             } => Command::Fail {
                 exit_reason,
                 reason,
+                cause: None,
                 at_ms,
             },
             Intent::Recover => Command::Recover { at_ms },

@@ -421,6 +421,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
         RunFailed {
             exit_reason: ExitReason::Failed,
             reason: "probe".into(),
+            cause: None,
         }
         .into(),
         WorktreeProviderSelected {

@@ -559,6 +559,7 @@ fn exit_reason_is_reported_for_each_ending() {
             Command::Fail {
                 exit_reason: ExitReason::BudgetExhausted,
                 reason: "spent $20.00".into(),
+                cause: None,
                 at_ms: T0 + 10_000,
             },
             RunStatus::Failed,
@@ -569,6 +570,7 @@ fn exit_reason_is_reported_for_each_ending() {
             Command::Fail {
                 exit_reason: ExitReason::ClaudeFailed,
                 reason: "agent exited 1".into(),
+                cause: None,
                 at_ms: T0 + 10_000,
             },
             RunStatus::Failed,

@@ -187,6 +187,7 @@ fn fixture() -> Vec<Run> {
             Command::Fail {
                 exit_reason: ExitReason::Failed,
                 reason: "watchdog: stalled after 1 prompt rewrites".to_owned(),
+                cause: None,
                 at_ms: T0 + 240 * S,
             },
         );

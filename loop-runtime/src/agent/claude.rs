@@ -58,7 +58,7 @@ impl Agent for ClaudeAgent {
         Box::pin(async move {
             let session_id = uuid::Uuid::new_v4().to_string();
             let mut spec = Spec {
-                program: request.config.text("claude_bin").into(),
+                program: request.config.claude_bin.clone().into(),
                 args: [
                     "-p",
                     "--output-format",

@@ -39,20 +39,11 @@ impl LineSink for Text<'_> {
 impl Agent for CommandAgent {
     fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
         Box::pin(async move {
-            let command = request.config.text("agent_cmd");
-            if command.trim().is_empty() {
-                return Ok(AgentReply {
-                    end: CallEnd::Auth {
-                        reason: "agent=command needs agent_cmd set in .loop/config".to_owned(),
-                    },
-                    answer: String::new(),
-                    exit_code: None,
-                    process_end: process::Ended::Exited,
-                    cost_usd: None,
-                    tokens: None,
-                    session_id: None,
-                });
-            }
+            let Some(command) = request.config.agent_cmd.as_deref() else {
+                return Ok(AgentReply::ended(CallEnd::Auth {
+                    reason: "agent=command needs agent_cmd set in .loop/config".to_owned(),
+                }));
+            };
             let mut spec = Spec::shell(command, request.workdir);
             spec.stdin = request.prompt.as_bytes().to_vec();
             spec.env = request

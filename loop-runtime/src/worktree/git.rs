@@ -9,7 +9,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use loop_core::RunId;
-use loop_core::config::Config;
+use loop_core::config::RunConfig;
 use loop_core::worktree_path;
 
 use crate::agent::BoxFuture;
@@ -30,7 +30,7 @@ impl WorktreeProvider for GitWorktrees {
         workspace_root: &'a Path,
         run_id: RunId,
         run_name: &'a str,
-        config: &'a Config,
+        config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>> {
         Box::pin(prepare(workspace_root, run_id, run_name, config))
     }
@@ -38,7 +38,7 @@ impl WorktreeProvider for GitWorktrees {
     fn remove<'a>(
         &'a self,
         workspace: &'a Workspace,
-        _config: &'a Config,
+        _config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<(), WorktreeError>> {
         Box::pin(async move {
             let path = workspace.path.to_string_lossy();
@@ -65,15 +65,14 @@ async fn prepare(
     workspace_root: &Path,
     run_id: RunId,
     run_name: &str,
-    config: &Config,
+    config: &RunConfig,
 ) -> Result<Workspace, WorktreeError> {
     let (root, base, branch) = run_branch(workspace_root, run_id, run_name, config).await?;
     let repo_name = root
         .file_name()
         .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
-    let rendered =
-        worktree_path::render(config.text("worktree_path_template"), &repo_name, &branch)
-            .map_err(|e| WorktreeError(e.to_string()))?;
+    let rendered = worktree_path::render(&config.worktree_path_template, &repo_name, &branch)
+        .map_err(|e| WorktreeError(e.to_string()))?;
     let path = absolute(&root, Path::new(&rendered));
 
     let existing = git::worktrees(&root).await.map_err(err)?;
@@ -137,7 +136,7 @@ pub(crate) async fn run_branch(
     workspace_root: &Path,
     run_id: RunId,
     run_name: &str,
-    config: &Config,
+    config: &RunConfig,
 ) -> Result<(PathBuf, String, String), WorktreeError> {
     let root = git::run(workspace_root, &["rev-parse", "--show-toplevel"])
         .await
@@ -154,7 +153,7 @@ pub(crate) async fn run_branch(
         None => {
             free_branch(
                 &root,
-                &format!("{}{}", config.text("run_branch_prefix"), slug(run_name)),
+                &format!("{}{}", config.run_branch_prefix, slug(run_name)),
             )
             .await?
         }
@@ -163,9 +162,9 @@ pub(crate) async fn run_branch(
 }
 
 /// `base_branch`, else the workspace's branch, else the remote's HEAD, `main`, `master`.
-pub(crate) async fn base_branch(root: &Path, config: &Config) -> Result<String, WorktreeError> {
-    if !config.text("base_branch").is_empty() {
-        return Ok(config.text("base_branch").to_owned());
+pub(crate) async fn base_branch(root: &Path, config: &RunConfig) -> Result<String, WorktreeError> {
+    if let Some(base) = &config.base_branch {
+        return Ok(base.clone());
     }
     if let Some(branch) = git::current_branch(root).await {
         return Ok(branch);

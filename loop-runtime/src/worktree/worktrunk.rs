@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use loop_core::RunId;
-use loop_core::config::Config;
+use loop_core::config::RunConfig;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -44,10 +44,10 @@ struct Settings {
 }
 
 impl Settings {
-    fn of(config: &Config) -> Settings {
+    fn of(config: &RunConfig) -> Settings {
         Settings {
-            bin: config.text("worktrunk_bin").to_owned(),
-            config_path: config.text("worktrunk_config_path").to_owned(),
+            bin: config.worktrunk_bin.clone(),
+            config_path: config.worktrunk_config_path.clone().unwrap_or_default(),
         }
     }
 }
@@ -62,7 +62,7 @@ impl WorktreeProvider for Worktrunk {
         workspace_root: &'a Path,
         run_id: RunId,
         run_name: &'a str,
-        config: &'a Config,
+        config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<Workspace, WorktreeError>> {
         Box::pin(async move {
             prepare(
@@ -79,12 +79,12 @@ impl WorktreeProvider for Worktrunk {
     fn remove<'a>(
         &'a self,
         workspace: &'a Workspace,
-        config: &'a Config,
+        config: &'a RunConfig,
     ) -> BoxFuture<'a, Result<(), WorktreeError>> {
         Box::pin(remove_with(Settings::of(config), workspace))
     }
 
-    fn available<'a>(&'a self, config: &'a Config) -> BoxFuture<'a, bool> {
+    fn available<'a>(&'a self, config: &'a RunConfig) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             wt(&Settings::of(config), None, &["--version"], VERSION_TIMEOUT)
                 .await
@@ -98,7 +98,7 @@ async fn prepare(
     workspace_root: &Path,
     run_id: RunId,
     run_name: &str,
-    config: &Config,
+    config: &RunConfig,
 ) -> Result<Workspace, WorktreeError> {
     let (root, base, branch) = run_branch(workspace_root, run_id, run_name, config).await?;
 
@@ -139,7 +139,7 @@ async fn prepare(
     .await
     .map_err(|e| WorktreeError(e.to_string()))?;
     // Like the git provider, only a new worktree is filled; a reused one has its files.
-    if !reused && config.flag("worktrunk_copy_ignored") {
+    if !reused && config.worktrunk_copy_ignored {
         let args = ["step", "copy-ignored", "--to", &branch];
         wt(settings, Some(&root), &args, WORK_TIMEOUT).await?;
     }

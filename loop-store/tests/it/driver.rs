@@ -209,6 +209,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                     2 if lifecycle => Command::Fail {
                         exit_reason: ExitReason::ClaudeFailed,
                         reason: "agent crashed".to_owned(),
+                        cause: None,
                         at_ms,
                     },
                     3 => Command::Pause {
@@ -243,6 +244,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                 4 if lifecycle => Command::Fail {
                     exit_reason: ExitReason::Failed,
                     reason: "verification kept failing".to_owned(),
+                    cause: None,
                     at_ms,
                 },
                 _ => {

@@ -1,0 +1,95 @@
+//! The closed choices of configuration keys, each an enum whose names are the values a config
+//! file takes: the key table ([`crate::config::KEYS`]) checks values against the same names the
+//! enum parses, so the two cannot drift.
+
+/// Declares a choice: an enum, its `NAMES` in order, `as_str`, `parse` and `Display`.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, as a config file writes it.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// The choice named `text` (exactly as [`Self::NAMES`] spells it).
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice! {
+    /// Where a run's files go (`artifact_mode`).
+    ArtifactMode {
+        /// The workspace's log dir only.
+        Workspace => "workspace",
+        /// The data dir (or `global_log_dir`) only.
+        Global => "global",
+        /// Both.
+        Mirror => "mirror",
+    }
+}
+
+choice! {
+    /// How strictly the completion token must stand in an answer (`completion_mode`).
+    CompletionMode {
+        /// The whole answer, trimmed, is the token.
+        Exact => "exact",
+        /// The last non-empty line, trimmed, is the token.
+        Trailing => "trailing",
+    }
+}
+
+choice! {
+    /// How a run is named (`run_naming_mode`).
+    NamingMode {
+        /// A short agent call proposes a name; the spec's slug when that fails.
+        Haiku => "haiku",
+        /// The spec's file name, as a slug.
+        SpecSlug => "spec_slug",
+    }
+}
+
+choice! {
+    /// How a finished run's branch is merged (`merge_strategy`).
+    MergeStrategy {
+        /// Not at all.
+        None => "none",
+        /// A merge commit.
+        Merge => "merge",
+        /// One commit with the run's changes.
+        Squash => "squash",
+    }
+}
+
+choice! {
+    /// Where a run works (`worktree_provider`).
+    WorktreeChoice {
+        /// Worktrunk when `wt` answers, else git.
+        Auto => "auto",
+        Worktrunk => "worktrunk",
+        Git => "git",
+        /// The workspace itself, no worktree.
+        None => "none",
+    }
+}

@@ -1,0 +1,281 @@
+//! [`RunConfig`]: a run's configuration as types, read once from its frozen key table.
+//!
+//! The key table ([`crate::config::KEYS`]) stays the one list of keys: it parses and checks
+//! config files, writes `loopctl init`'s template and the README's table. A run's values are
+//! frozen into `RUN_CREATED` as that table's strings; this is the only place that turns them into
+//! types, so code reads `config.verify_timeout` (an `Option<Duration>`), never a string by key.
+//! Values were checked when the run was created; a frozen value an older build wrote that does
+//! not read takes the key's default.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::choice::{
+    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, WorktreeChoice,
+};
+use crate::config::{Config, default_of};
+
+/// A run's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    pub specs_dir: String,
+    pub plans_dir: String,
+    /// Where run directories go, under the workspace.
+    pub log_dir: String,
+    /// The global mirror's root; `None`: the daemon's data dir.
+    pub global_log_dir: Option<String>,
+    pub artifact_mode: ArtifactMode,
+    /// The agent adapter's name (`claude`, `codex`, `command`, or one an embedder registered).
+    pub agent: String,
+    pub agent_cmd: Option<String>,
+    pub claude_bin: String,
+    pub model: String,
+    /// The review step's model: `review_model`, else `model`.
+    pub review_model: String,
+    pub iterations: u32,
+    pub completion_mode: CompletionMode,
+    pub reviewer: bool,
+    pub prompt_file: Option<String>,
+    pub context_files: Vec<String>,
+    pub verify_cmds: Vec<String>,
+    pub verify_timeout: Option<Duration>,
+    /// Per agent call (`claude_timeout_sec`).
+    pub agent_timeout: Option<Duration>,
+    /// Stop an agent that prints nothing for this long.
+    pub agent_idle_timeout: Option<Duration>,
+    /// Retries of a failed agent call (`claude_retries`).
+    pub agent_retries: u32,
+    /// The first pause between them (`claude_retry_backoff_sec`).
+    pub agent_retry_backoff: Duration,
+    pub max_consecutive_verification_failures: Option<u32>,
+    pub max_consecutive_review_failures: Option<u32>,
+    pub max_watchdog_rewrites: u32,
+    pub max_cost_usd: Option<f64>,
+    pub usage_limit_wait: bool,
+    pub naming_mode: NamingMode,
+    pub naming_model: String,
+    pub base_branch: Option<String>,
+    pub run_branch_prefix: String,
+    pub merge_target_branch: Option<String>,
+    pub merge_strategy: MergeStrategy,
+    pub worktree_path_template: String,
+    pub worktree_provider: WorktreeChoice,
+    pub worktrunk_bin: String,
+    pub worktrunk_config_path: Option<String>,
+    pub worktrunk_copy_ignored: bool,
+    pub worktree_cleanup: bool,
+    pub summary_json: bool,
+    pub postmortem: bool,
+    pub notify_cmd: Option<String>,
+    pub notify_webhook: Option<String>,
+}
+
+impl RunConfig {
+    /// The typed configuration of a frozen key table (as `RUN_CREATED` holds it).
+    pub fn from_frozen(frozen: &BTreeMap<String, String>) -> RunConfig {
+        RunConfig::of(&Config::from_frozen(frozen))
+    }
+
+    /// The typed configuration of resolved values.
+    pub fn of(config: &Config) -> RunConfig {
+        let read = Read(config);
+        RunConfig {
+            specs_dir: read.text("specs_dir"),
+            plans_dir: read.text("plans_dir"),
+            log_dir: read.text("log_dir"),
+            global_log_dir: read.optional("global_log_dir"),
+            artifact_mode: read.choice("artifact_mode", ArtifactMode::parse),
+            agent: read.text("agent"),
+            agent_cmd: read.optional("agent_cmd"),
+            claude_bin: read.text("claude_bin"),
+            model: read.text("model"),
+            review_model: read
+                .optional("review_model")
+                .unwrap_or_else(|| read.text("model")),
+            iterations: read.number("iterations"),
+            completion_mode: read.choice("completion_mode", CompletionMode::parse),
+            reviewer: read.flag("reviewer"),
+            prompt_file: read.optional("prompt_file"),
+            context_files: read.words("context_files"),
+            verify_cmds: verify_commands(&read.text("verify_cmds")),
+            verify_timeout: read.seconds("verify_timeout_sec"),
+            agent_timeout: read.seconds("claude_timeout_sec"),
+            agent_idle_timeout: read.seconds("agent_idle_timeout_sec"),
+            agent_retries: read.number("claude_retries"),
+            agent_retry_backoff: Duration::from_secs(read.number("claude_retry_backoff_sec")),
+            max_consecutive_verification_failures: read
+                .limit("max_consecutive_verification_failures"),
+            max_consecutive_review_failures: read.limit("max_consecutive_review_failures"),
+            max_watchdog_rewrites: read.number("max_watchdog_rewrites"),
+            max_cost_usd: Some(read.amount("max_cost_usd")).filter(|cap| *cap > 0.0),
+            usage_limit_wait: read.flag("usage_limit_wait"),
+            naming_mode: read.choice("run_naming_mode", NamingMode::parse),
+            naming_model: read.text("run_naming_model"),
+            base_branch: read.optional("base_branch"),
+            run_branch_prefix: read.text("run_branch_prefix"),
+            merge_target_branch: read.optional("merge_target_branch"),
+            merge_strategy: read.choice("merge_strategy", MergeStrategy::parse),
+            worktree_path_template: read.text("worktree_path_template"),
+            worktree_provider: read.choice("worktree_provider", WorktreeChoice::parse),
+            worktrunk_bin: read.text("worktrunk_bin"),
+            worktrunk_config_path: read.optional("worktrunk_config_path"),
+            worktrunk_copy_ignored: read.flag("worktrunk_copy_ignored"),
+            worktree_cleanup: read.flag("worktree_cleanup"),
+            summary_json: read.flag("summary_json"),
+            postmortem: read.flag("postmortem"),
+            notify_cmd: read.optional("notify_cmd"),
+            notify_webhook: read.optional("notify_webhook"),
+        }
+    }
+
+    /// Whether iterations are verified by commands of the project's own.
+    pub fn verifies(&self) -> bool {
+        !self.verify_cmds.is_empty()
+    }
+
+    /// The merge to make when the run completes: target and strategy, when there is one.
+    pub fn merge_on_completion(&self) -> Option<(&str, MergeStrategy)> {
+        match (&self.merge_target_branch, self.merge_strategy) {
+            (_, MergeStrategy::None) | (None, _) => None,
+            (Some(target), strategy) => Some((target.as_str(), strategy)),
+        }
+    }
+}
+
+/// `verify_cmds` as commands: one a line; a value of one line is split on ` | ` as older
+/// configurations wrote it (see [`crate::config`] on the migration).
+pub fn verify_commands(value: &str) -> Vec<String> {
+    let lines: Vec<&str> = if value.contains('\n') {
+        value.lines().collect()
+    } else {
+        value.split('|').collect()
+    };
+    lines
+        .into_iter()
+        .map(str::trim)
+        .filter(|cmd| !cmd.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads checked values; a value that does not read takes the key's default.
+struct Read<'a>(&'a Config);
+
+impl Read<'_> {
+    fn raw(&self, key: &str) -> &str {
+        debug_assert!(
+            crate::config::find_key(key).is_some(),
+            "{key} is not in the key table"
+        );
+        self.0.values().get(key).map_or("", String::as_str)
+    }
+
+    fn or_default<T>(&self, key: &str, read: impl Fn(&str) -> Option<T>) -> T {
+        read(self.raw(key))
+            .or_else(|| read(&default_of(key)))
+            .unwrap_or_else(|| panic!("the default of {key} does not read"))
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.raw(key).to_owned()
+    }
+
+    fn optional(&self, key: &str) -> Option<String> {
+        Some(self.raw(key).trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
+    fn words(&self, key: &str) -> Vec<String> {
+        self.raw(key)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.or_default(key, crate::config::parse_bool)
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> T {
+        self.or_default(key, |v| v.parse().ok())
+    }
+
+    fn amount(&self, key: &str) -> f64 {
+        self.or_default(key, |v| v.parse().ok().filter(|n: &f64| n.is_finite()))
+    }
+
+    /// A count where 0 means "no limit".
+    fn limit(&self, key: &str) -> Option<u32> {
+        Some(self.number::<u32>(key)).filter(|n| *n > 0)
+    }
+
+    /// A count of seconds where 0 means "none".
+    fn seconds(&self, key: &str) -> Option<Duration> {
+        Some(self.number::<u64>(key))
+            .filter(|n| *n > 0)
+            .map(Duration::from_secs)
+    }
+
+    fn choice<T>(&self, key: &str, parse: fn(&str) -> Option<T>) -> T {
+        self.or_default(key, parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Layer, parse};
+
+    #[test]
+    fn the_defaults_read_as_types() {
+        let config = RunConfig::of(&Config::resolve([]));
+        assert_eq!(config.iterations, 50);
+        assert_eq!(config.model, "opus");
+        assert_eq!(config.review_model, "opus");
+        assert_eq!(config.agent_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(config.verify_timeout, None);
+        assert_eq!(config.max_cost_usd, None);
+        assert_eq!(config.max_consecutive_verification_failures, Some(3));
+        assert_eq!(config.max_consecutive_review_failures, None);
+        assert_eq!(config.worktree_provider, WorktreeChoice::Auto);
+        assert_eq!(config.merge_strategy, MergeStrategy::Squash);
+        assert_eq!(config.merge_on_completion(), None);
+        assert!(config.verify_cmds.is_empty());
+    }
+
+    #[test]
+    fn values_read_as_types_and_unreadable_frozen_values_take_defaults() {
+        let layer = parse(
+            "f",
+            "model=sonnet\nreview_model=haiku\nmax_cost_usd=2.5\nmerge_target_branch=main\n\
+             merge_strategy=merge\ncontext_files=a.md  b.md\nverify_timeout_sec=30\n",
+        )
+        .expect("valid");
+        let config = RunConfig::of(&Config::resolve([&layer]));
+        assert_eq!(config.review_model, "haiku");
+        assert_eq!(config.max_cost_usd, Some(2.5));
+        assert_eq!(
+            config.merge_on_completion(),
+            Some(("main", MergeStrategy::Merge))
+        );
+        assert_eq!(config.context_files, ["a.md", "b.md"]);
+        assert_eq!(config.verify_timeout, Some(Duration::from_secs(30)));
+        // A frozen table written by some other build, with a value this one cannot read.
+        let frozen = Layer::from([("iterations".to_owned(), "many".to_owned())]);
+        assert_eq!(RunConfig::from_frozen(&frozen).iterations, 50);
+    }
+
+    #[test]
+    fn verify_commands_are_lines_and_old_one_line_values_split_on_bars() {
+        assert_eq!(
+            verify_commands("cargo test\nfalse || true\n\ncmd | tee out\n"),
+            ["cargo test", "false || true", "cmd | tee out"]
+        );
+        assert_eq!(
+            verify_commands("cargo test | cargo clippy"),
+            ["cargo test", "cargo clippy"]
+        );
+        assert!(verify_commands("  ").is_empty());
+    }
+}

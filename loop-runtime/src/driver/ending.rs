@@ -1,0 +1,115 @@
+//! How an iteration ends the loop or turns it: completion (with the merge on completion), a
+//! rejected claim, the watchdog's prompt rewrite, and failure.
+
+use loop_core::event::{
+    CompletionRejected, ExitReason, FailureCause, MergeFinished, RunCompleted, WatchdogRewrite,
+};
+use loop_core::{Command, watchdog};
+
+use super::{Driver, DriverEnd, StepEnd, io_error};
+use crate::error::RuntimeError;
+
+impl Driver {
+    /// Merges when a target is set, then completes; a merge that does not land fails the run.
+    pub(super) async fn complete(&mut self, iteration: u32) -> Result<DriverEnd, RuntimeError> {
+        let worktree = self
+            .run
+            .worktree
+            .clone()
+            .filter(|worktree| worktree.provider != "none");
+        let merge = self
+            .run
+            .config
+            .merge_on_completion()
+            .map(|(target, strategy)| (target.to_owned(), strategy));
+        let mut commands = Vec::new();
+        if let (Some(worktree), Some((target, strategy))) = (worktree, merge) {
+            let finished = |commit, conflict| {
+                Command::Merge(MergeFinished {
+                    strategy: strategy.as_str().to_owned(),
+                    commit,
+                    conflict,
+                })
+            };
+            match self
+                .merge_step(iteration, &worktree, &target, strategy)
+                .await?
+            {
+                None => return Ok(DriverEnd::Stopped),
+                Some(Ok(commit)) => commands.push(finished(Some(commit), None)),
+                Some(Err(failure)) => {
+                    let at_ms = self.now();
+                    self.record(vec![
+                        finished(None, Some(failure.detail.clone())),
+                        Command::Fail {
+                            exit_reason: ExitReason::Failed,
+                            reason: format!("merge_failed:{}: {}", failure.code, failure.detail),
+                            cause: Some(FailureCause::Merge {
+                                code: failure.code.to_owned(),
+                            }),
+                            at_ms,
+                        },
+                    ])
+                    .await?;
+                    return Ok(DriverEnd::Settled);
+                }
+            }
+        }
+        commands.push(Command::Complete(RunCompleted {
+            exit_reason: ExitReason::CompletePlan,
+            completed_iteration: iteration,
+        }));
+        self.record(commands).await?;
+        Ok(DriverEnd::Settled)
+    }
+
+    pub(super) async fn reject(&mut self, iteration: u32, reason: String) -> StepEnd {
+        let rejected = CompletionRejected { iteration, reason };
+        self.record(vec![Command::RejectCompletion(rejected)])
+            .await?;
+        Ok(None)
+    }
+
+    /// The watchdog's rewrite: the prompt with a diagnosis of `signals` appended, kept as
+    /// `prompt.rewrite.N.txt` and used by the next iterations.
+    pub(super) async fn rewrite_prompt(&mut self, signals: &[String]) -> StepEnd {
+        let signals = signals.join(",");
+        let n = self.progress.watchdog_rewrites + 1;
+        let before = self.run.files.path("prompt.txt");
+        let previous = tokio::fs::read_to_string(&before).await.unwrap_or_default();
+        let name = format!("prompt.rewrite.{n}.txt");
+        let after = format!("{previous}{}", watchdog::diagnosis(&signals));
+        let mut commands: Vec<Command> = self
+            .run
+            .files
+            .write("prompt_rewrite", &name, after.as_bytes())
+            .map_err(io_error(&name))?
+            .into_iter()
+            .map(Command::RecordArtifact)
+            .collect();
+        commands.push(Command::RewritePrompt(WatchdogRewrite {
+            signal: signals,
+            prompt_before: before.to_string_lossy().into_owned(),
+            prompt_after: self.run.files.path(&name).to_string_lossy().into_owned(),
+        }));
+        self.record(commands).await?;
+        Ok(None)
+    }
+
+    pub(super) async fn fail(
+        &mut self,
+        exit_reason: ExitReason,
+        reason: String,
+        cause: Option<FailureCause>,
+    ) -> Result<DriverEnd, RuntimeError> {
+        let at_ms = self.now();
+        self.record(vec![Command::Fail {
+            exit_reason,
+            reason,
+            cause,
+            at_ms,
+        }])
+        .await?;
+        Ok(DriverEnd::Settled)
+    }
+}

@@ -1,0 +1,224 @@
+//! Before the loop: a step left open by a crash is closed, a pending run starts, its directory
+//! is made, it gets its name, and its worktree.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use loop_core::config::{NamingMode, WorktreeChoice};
+use loop_core::event::{
+    ExitReason, FailureCause, NameSource, RunNamed, WorktreeCreated, WorktreeProviderSelected,
+};
+use loop_core::{Command, RunStatus, naming};
+
+use super::{Driver, DriverEnd, StepEnd, new_step_id};
+use crate::agent::{Agent, CallEnd};
+use crate::agent_call::{Ask, CallLog};
+use crate::error::RuntimeError;
+use crate::process::Limits;
+use crate::run_context::AFTER_RESULT;
+use crate::worktree::WorktreeProvider;
+
+/// The longest a naming call may take.
+const NAMING_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Driver {
+    /// Recovers an open step, starts a pending run, makes its directory, names it and prepares
+    /// its worktree; `Some` when the run ends (or never was running) before the loop.
+    pub(super) async fn begin(&mut self) -> StepEnd {
+        let state = self.services.journal.state(self.run.run_id).await?;
+        if state.open_step().is_some() {
+            let at_ms = self.now();
+            self.record(vec![Command::Recover { at_ms }]).await?;
+        }
+        match state.status() {
+            Some(RunStatus::Pending) => {
+                self.record(vec![Command::Start]).await?;
+            }
+            Some(RunStatus::Running) => {}
+            _ => return Ok(Some(DriverEnd::Settled)),
+        }
+        if let Err(error) = self.run.files.create() {
+            let reason = format!(
+                "cannot create the run directory {}: {error}",
+                self.run.files.dir().display()
+            );
+            let end = self.fail(ExitReason::Failed, reason, Some(FailureCause::Setup));
+            return end.await.map(Some);
+        }
+        self.name_run().await?;
+        match state.worktree() {
+            Some(worktree) => {
+                self.run.workdir = PathBuf::from(&worktree.path);
+                Ok(None)
+            }
+            None => self.prepare_worktree().await,
+        }
+    }
+
+    /// `run_naming_mode=haiku`: a short call of the run's agent proposes a name before the
+    /// branch is made from it. Any failure keeps the spec slug, recorded as the source. Only
+    /// the claude and codex adapters are asked: a generic command agent is not a namer.
+    async fn name_run(&mut self) -> Result<(), RuntimeError> {
+        let config = &self.run.config;
+        let wanted = self.run.created.name_source == NameSource::SpecSlug
+            && config.naming_mode == NamingMode::Haiku
+            && matches!(config.agent.as_str(), "claude" | "codex");
+        if !wanted || self.named {
+            return Ok(());
+        }
+        let proposed = match self.services.agent(&config.agent) {
+            Some(agent) => self.ask_for_name(agent).await,
+            None => None,
+        };
+        let named = match proposed {
+            Some(name) => RunNamed {
+                name,
+                name_source: NameSource::Haiku,
+            },
+            None => RunNamed {
+                name: self.run.created.name.clone(),
+                name_source: NameSource::SpecSlug,
+            },
+        };
+        self.run.created.name.clone_from(&named.name);
+        self.named = true;
+        self.record(vec![Command::Name(named)]).await?;
+        Ok(())
+    }
+
+    async fn ask_for_name(&self, agent: Arc<dyn Agent>) -> Option<String> {
+        let spec = tokio::fs::read_to_string(self.run.spec_path())
+            .await
+            .unwrap_or_default();
+        let header = loop_core::spec::SpecHeader::parse(&spec);
+        let prompt = naming::naming_prompt(header.title.as_deref(), &spec);
+        let prompt_file = self.run.files.path("naming-prompt.txt");
+        std::fs::write(&prompt_file, &prompt).ok()?;
+        let mut log = CallLog::open(&self.services, &self.run, new_step_id(), "naming.log").ok()?;
+        let timeout = self
+            .run
+            .config
+            .agent_timeout
+            .map_or(NAMING_TIMEOUT, |timeout| timeout.min(NAMING_TIMEOUT));
+        let ask = Ask {
+            prompt: &prompt,
+            prompt_file: &prompt_file,
+            model: &self.run.config.naming_model,
+            env: &self.run.env(0, "naming"),
+            limits: Limits {
+                timeout: Some(timeout),
+                idle: None,
+                after_done: Some(AFTER_RESULT),
+            },
+        };
+        let reply = log
+            .call(&self.services, &self.run, agent.as_ref(), ask, &self.cancel)
+            .await
+            .ok()?;
+        let _ = log.close(&self.run, "naming_");
+        match reply.end {
+            CallEnd::Success => naming::proposed_name(&reply.answer),
+            _ => None,
+        }
+    }
+
+    async fn prepare_worktree(&mut self) -> StepEnd {
+        let setup_failed = |reason: String| (ExitReason::Failed, reason, Some(FailureCause::Setup));
+        let Some(provider) = self.choose_provider().await else {
+            let reason = format!(
+                "worktree_provider={} is not available: install it, or use --no-worktree \
+                 (worktree_provider=none) to work in the workspace itself",
+                self.run.config.worktree_provider
+            );
+            let (exit, reason, cause) = setup_failed(reason);
+            return self.fail(exit, reason, cause).await.map(Some);
+        };
+        let root = PathBuf::from(&self.run.created.workspace_root);
+        let prepared = provider
+            .prepare(
+                &root,
+                self.run.run_id,
+                &self.run.created.name,
+                &self.run.config,
+            )
+            .await;
+        let workspace = match prepared {
+            Ok(workspace) => workspace,
+            Err(error) => {
+                let (exit, reason, cause) =
+                    setup_failed(format!("cannot prepare the worktree: {error}"));
+                return self.fail(exit, reason, cause).await.map(Some);
+            }
+        };
+        self.run.workdir.clone_from(&workspace.path);
+        bring_inputs(
+            &self.run.created,
+            &self.run.config.context_files,
+            &root,
+            &self.run.workdir,
+        );
+        let created = WorktreeCreated {
+            provider: workspace.provider.clone(),
+            path: workspace.path.to_string_lossy().into_owned(),
+            base_branch: workspace.base_branch,
+            run_branch: workspace.run_branch,
+            reused: workspace.reused,
+        };
+        self.run.worktree = Some(created.clone());
+        self.record(vec![
+            Command::SelectWorktreeProvider(WorktreeProviderSelected {
+                provider: workspace.provider,
+            }),
+            Command::CreateWorktree(created),
+        ])
+        .await?;
+        Ok(None)
+    }
+
+    /// The configured provider; for `auto`, Worktrunk when it answers, else git.
+    async fn choose_provider(&self) -> Option<Arc<dyn WorktreeProvider>> {
+        let config = &self.run.config;
+        match config.worktree_provider {
+            WorktreeChoice::Auto => {
+                if let Some(worktrunk) = self.services.worktree_provider("worktrunk")
+                    && worktrunk.available(config).await
+                {
+                    return Some(worktrunk);
+                }
+                self.services.worktree_provider("git")
+            }
+            choice => {
+                let provider = self.services.worktree_provider(choice.as_str())?;
+                provider.available(config).await.then_some(provider)
+            }
+        }
+    }
+}
+
+/// Spec, plan and context files that the new worktree lacks (not committed yet) are copied in,
+/// so the agent edits the run branch's copies.
+fn bring_inputs(
+    created: &loop_core::event::RunCreated,
+    context_files: &[String],
+    root: &Path,
+    workdir: &Path,
+) {
+    if workdir == root {
+        return;
+    }
+    let inputs = [created.spec_path.as_str(), created.plan_path.as_str()]
+        .into_iter()
+        .chain(context_files.iter().map(String::as_str));
+    for input in inputs {
+        let relative = Path::new(input);
+        let relative = relative.strip_prefix(root).unwrap_or(relative);
+        let (from, to) = (root.join(relative), workdir.join(relative));
+        if from.is_file() && !to.exists() {
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::copy(&from, &to);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! [`RuntimeBuilder`]: the log, the data dir, the clock, the adapters and the limits a
+//! [`Runtime`] starts with.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use loop_store::EventStore;
+
+use super::Runtime;
+use crate::agent::{Agent, ClaudeAgent, CodexAgent, CommandAgent, DemoAgent};
+use crate::clock::{Clock, SystemClock};
+use crate::error::RuntimeError;
+use crate::journal::Journal;
+use crate::notify::Notifier;
+use crate::postmortem::Postmortems;
+use crate::scheduler::{Claim, Limits, QueuePolicy, Scheduler};
+use crate::services::Services;
+use crate::worktree::{GitWorktrees, InPlace, WorktreeProvider, Worktrunk};
+
+/// Builds a [`Runtime`].
+pub struct RuntimeBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    data_dir: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// The built-in adapters (`claude`, `codex`, `command`, `demo`) and worktree providers
+    /// (`git`, `worktrunk`, `none`), 3 runs at once, 1 per workspace, FIFO, claiming all.
+    pub(super) fn new() -> RuntimeBuilder {
+        let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
+        agents.insert("command".to_owned(), Arc::new(CommandAgent));
+        agents.insert("claude".to_owned(), Arc::new(ClaudeAgent));
+        agents.insert("codex".to_owned(), Arc::new(CodexAgent));
+        agents.insert(
+            "demo".to_owned(),
+            Arc::new(DemoAgent::new(std::time::Duration::from_millis(40))),
+        );
+        let mut providers: HashMap<String, Arc<dyn WorktreeProvider>> = HashMap::new();
+        providers.insert("none".to_owned(), Arc::new(InPlace));
+        providers.insert("git".to_owned(), Arc::new(GitWorktrees));
+        providers.insert("worktrunk".to_owned(), Arc::new(Worktrunk));
+        RuntimeBuilder {
+            store: None,
+            data_dir: None,
+            clock: Arc::new(SystemClock),
+            agents,
+            providers,
+            limits: Limits {
+                max_concurrency: 3,
+                max_per_workspace: 1,
+                queue_policy: QueuePolicy::Fifo,
+                claim: Claim::All,
+            },
+        }
+    }
+
+    /// The event log (required).
+    pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where the global artifact mirror goes when `global_log_dir` is unset (required).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds or replaces the agent adapter chosen by `agent=<name>`.
+    pub fn agent(mut self, name: &str, agent: Arc<dyn Agent>) -> Self {
+        self.agents.insert(name.to_owned(), agent);
+        self
+    }
+
+    /// Adds or replaces the provider chosen by `worktree_provider=<name>`.
+    pub fn worktree_provider(mut self, provider: Arc<dyn WorktreeProvider>) -> Self {
+        self.providers.insert(provider.name().to_owned(), provider);
+        self
+    }
+
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.limits.max_concurrency = n.max(1);
+        self
+    }
+
+    pub fn max_runs_per_workspace(mut self, n: usize) -> Self {
+        self.limits.max_per_workspace = n.max(1);
+        self
+    }
+
+    pub fn queue_policy(mut self, policy: QueuePolicy) -> Self {
+        self.limits.queue_policy = policy;
+        self
+    }
+
+    /// Which runs the scheduler drives (default: all).
+    pub fn claim(mut self, claim: Claim) -> Self {
+        self.limits.claim = claim;
+        self
+    }
+
+    /// Starts the runtime: recovers runs the log shows RUNNING and starts the scheduler. Must be
+    /// called inside a tokio runtime.
+    pub fn build(self) -> Result<Runtime, RuntimeError> {
+        let missing = |what: &str| RuntimeError::InvalidRequest {
+            what: "runtime".to_owned(),
+            reason: format!("{what} is required"),
+        };
+        let store = self.store.ok_or_else(|| missing("a store"))?;
+        let data_dir = self.data_dir.ok_or_else(|| missing("a data dir"))?;
+        let journal = Journal::new(store, Arc::clone(&self.clock));
+        let services = Arc::new(Services::new(
+            journal,
+            self.clock,
+            data_dir,
+            self.agents,
+            self.providers,
+        ));
+        let postmortems = Arc::new(Postmortems::new(Arc::clone(&services)));
+        if self.limits.claim == Claim::All {
+            let started_ms = services.clock.now_ms();
+            tokio::spawn(Arc::clone(&postmortems).recover(started_ms));
+        }
+        let notifier = Arc::new(if self.limits.claim == Claim::Nothing {
+            Notifier::idle()
+        } else {
+            Notifier::start(Arc::clone(&services))
+        });
+        let scheduler = Arc::new(Scheduler::new(
+            Arc::clone(&services),
+            Arc::clone(&postmortems),
+            self.limits,
+        ));
+        let task = tokio::spawn(Arc::clone(&scheduler).run());
+        Ok(Runtime {
+            services,
+            scheduler,
+            postmortems,
+            notifier,
+            scheduler_task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! The scheduler: which runs get a driver, and when.
+//!
+//! It claims runs when something changes (a submit, a resume, a retry, a run ending), never on
+//! a timer, within `max_concurrency` and `max_runs_per_workspace`, in the queue policy's order.
+//! Each claimed run gets a driver task; when the task ends with the run settled, the scheduler
+//! starts the postmortem, cleans up the worktree, writes the projection files and claims again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use loop_core::projection::{RunView, Waiting};
+use loop_core::{Command, RunId, RunStatus};
+use loop_store::RunQuery;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{Driver, DriverEnd};
+use crate::error::RuntimeError;
+use crate::journal::blocking;
+use crate::postmortem::Postmortems;
+use crate::services::Services;
+
+/// Which runs a runtime's scheduler drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Claim {
+    /// Every PENDING run, and every RUNNING run no one drives: what a daemon does.
+    #[default]
+    All,
+    /// Only runs submitted through this runtime: what a one-off front end (`loopctl exec`)
+    /// does, so it never drives a run that belongs to a daemon on the same log.
+    Submitted,
+    /// None: the runtime reads, reviews and records, but starts no agent.
+    Nothing,
+}
+
+/// The order in which pending runs are claimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueuePolicy {
+    #[default]
+    Fifo,
+    NewestFirst,
+}
+
+/// How many runs execute at once, and which.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_concurrency: usize,
+    pub max_per_workspace: usize,
+    pub queue_policy: QueuePolicy,
+    pub claim: Claim,
+}
+
+/// A run with a driver.
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    workspace: String,
+}
+
+pub(crate) struct Scheduler {
+    services: Arc<Services>,
+    postmortems: Arc<Postmortems>,
+    limits: Limits,
+    /// Runs submitted through this runtime (for [`Claim::Submitted`]).
+    submitted: Mutex<HashSet<RunId>>,
+    running: Mutex<HashMap<RunId, Running>>,
+    /// Runs whose driver ended and whose projection files are written.
+    settled: broadcast::Sender<RunId>,
+    wake: Notify,
+}
+
+/// How often a failure that the log refused is offered to it again.
+const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Scheduler {
+    pub(crate) fn new(
+        services: Arc<Services>,
+        postmortems: Arc<Postmortems>,
+        limits: Limits,
+    ) -> Scheduler {
+        Scheduler {
+            services,
+            postmortems,
+            limits,
+            submitted: Mutex::default(),
+            running: Mutex::default(),
+            settled: broadcast::channel(256).0,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Claims runs whenever woken, until shutdown.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let shutdown = self.services.shutdown.clone();
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Err(error) = self.claim().await {
+                // The next wake retries; a store that failed now may answer then.
+                tracing::warn!(%error, "cannot claim runs; trying at the next wake-up");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Something changed: claim what can run now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A run this runtime submitted (the only kind a [`Claim::Submitted`] runtime drives).
+    pub(crate) fn submitted(&self, run_id: RunId) {
+        self.submitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id);
+    }
+
+    pub(crate) fn is_running(&self, run_id: RunId) -> bool {
+        self.running().contains_key(&run_id)
+    }
+
+    /// Runs whose driver ended and whose files are written, from now on.
+    pub(crate) fn settled(&self) -> broadcast::Receiver<RunId> {
+        self.settled.subscribe()
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<RunId, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the run's driver, if it has one, and waits for it to end.
+    pub(crate) async fn stop(&self, run_id: RunId) {
+        let running = self.running().remove(&run_id);
+        if let Some(running) = running {
+            running.cancel.cancel();
+            let _ = running.task.await;
+        }
+    }
+
+    /// Stops every driver; the runs they drove.
+    pub(crate) async fn stop_all(&self) -> Vec<RunId> {
+        let ids: Vec<RunId> = self.running().keys().copied().collect();
+        for run_id in &ids {
+            self.stop(*run_id).await;
+        }
+        ids
+    }
+
+    async fn claim(self: &Arc<Self>) -> Result<(), RuntimeError> {
+        if self.limits.claim == Claim::Nothing {
+            return Ok(());
+        }
+        for view in self.candidates().await? {
+            let mut running = self.running();
+            if running.contains_key(&view.id) {
+                continue;
+            }
+            if running.len() >= self.limits.max_concurrency {
+                break;
+            }
+            let in_workspace = running
+                .values()
+                .filter(|r| r.workspace == view.workspace_root)
+                .count();
+            if in_workspace >= self.limits.max_per_workspace {
+                continue;
+            }
+            let cancel = self.services.shutdown.child_token();
+            let span = tracing::info_span!("run", run_id = %view.id);
+            let task = tokio::spawn(crate::process::ledger::scope(
+                Arc::clone(&self.services.ledger),
+                tracing::Instrument::instrument(
+                    Arc::clone(self).drive(view.id, cancel.clone()),
+                    span,
+                ),
+            ));
+            let workspace = view.workspace_root.clone();
+            running.insert(
+                view.id,
+                Running {
+                    cancel,
+                    task,
+                    workspace,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// RUNNING runs first (nobody drives them: a crash), then PENDING ones in queue order.
+    async fn candidates(&self) -> Result<Vec<RunView>, RuntimeError> {
+        let store = Arc::clone(self.services.journal.store());
+        let (running, pending) = blocking(move || {
+            let of = |status| RunQuery {
+                status: Some(status),
+                ..RunQuery::default()
+            };
+            Ok((
+                store.list_runs(&of(RunStatus::Running))?,
+                store.list_runs(&of(RunStatus::Pending))?,
+            ))
+        })
+        .await?;
+        // Newest first from the store: FIFO takes them from the back.
+        let mut candidates: Vec<RunView> = running.into_iter().rev().collect();
+        match self.limits.queue_policy {
+            QueuePolicy::Fifo => candidates.extend(pending.into_iter().rev()),
+            QueuePolicy::NewestFirst => candidates.extend(pending),
+        }
+        if self.limits.claim == Claim::Submitted {
+            let submitted = self.submitted.lock().unwrap_or_else(|e| e.into_inner());
+            candidates.retain(|view| submitted.contains(&view.id));
+        }
+        Ok(candidates)
+    }
+
+    async fn drive(self: Arc<Self>, run_id: RunId, cancel: CancellationToken) {
+        let result = Driver::start(Arc::clone(&self.services), run_id, cancel).await;
+        let settled = match result {
+            Ok(DriverEnd::Settled) => true,
+            // Stopped from outside, or shut down while waiting for the log: nothing to record.
+            Ok(DriverEnd::Stopped) | Err(RuntimeError::Shutdown) => false,
+            Err(error) => {
+                self.record_runtime_failure(run_id, error).await;
+                true
+            }
+        };
+        if settled {
+            self.settle(run_id).await;
+        }
+    }
+
+    /// Whatever failed, the run must not be left RUNNING with no one driving it. When the log
+    /// itself refuses writes, the failure is recorded as soon as it takes writes again.
+    async fn record_runtime_failure(&self, run_id: RunId, error: RuntimeError) {
+        let reason = format!("the runtime failed: {error}");
+        loop {
+            let failed = Command::Fail {
+                exit_reason: loop_core::event::ExitReason::Failed,
+                reason: reason.clone(),
+                cause: Some(loop_core::event::FailureCause::Runtime),
+                at_ms: self.services.clock.now_ms(),
+            };
+            match self.services.journal.execute(run_id, vec![failed]).await {
+                Err(RuntimeError::Store(_)) => {}
+                _ => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STORAGE_RETRY) => {}
+                () = self.services.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// After a run settled: its postmortem's snapshots (before a failed run's worktree goes),
+    /// the cleanup, the projection files; then the slot is free and the analyses run.
+    async fn settle(&self, run_id: RunId) {
+        let postmortem = self.postmortems.begin_after_end(run_id).await;
+        let _ = self.services.cleanup_worktree(run_id).await;
+        let _ = self.services.write_projections(run_id).await;
+        self.running().remove(&run_id);
+        let _ = self.settled.send(run_id);
+        self.wake();
+        if let Some(job) = postmortem {
+            self.postmortems.spawn(job);
+        }
+    }
+
+    /// Says, in the view, why a run that is not moving waits: a log that refuses writes, a slot,
+    /// a busy workspace; a usage-limit wait from the log that is over is dropped.
+    pub(crate) fn explain_wait(&self, view: &mut RunView) {
+        let now = self.services.clock.now_ms();
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|wait| wait.until_ms.is_some_and(|until| until <= now))
+        {
+            view.waiting = None;
+        }
+        if view.status.is_terminal() || view.status == RunStatus::Paused {
+            return;
+        }
+        if let Some(trouble) = self.services.journal.health().trouble() {
+            view.waiting = Some(Waiting::new(
+                "store_unavailable",
+                format!(
+                    "the event log refuses writes since {}: {}; the run goes on once it takes them",
+                    loop_core::time::rfc3339_ms(trouble.since_ms),
+                    trouble.reason
+                ),
+            ));
+            return;
+        }
+        if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {
+            view.waiting = self.queue_reason(view);
+        }
+    }
+
+    fn queue_reason(&self, view: &RunView) -> Option<Waiting> {
+        let running = self.running();
+        if running.contains_key(&view.id) {
+            return None;
+        }
+        let limits = &self.limits;
+        let busy: Vec<RunId> = running
+            .iter()
+            .filter(|(_, r)| r.workspace == view.workspace_root)
+            .map(|(id, _)| *id)
+            .collect();
+        Some(if running.len() >= limits.max_concurrency {
+            Waiting::new(
+                "waiting_for_slot",
+                format!(
+                    "waiting for a slot: {} of {} runs are executing (--max-concurrency)",
+                    running.len(),
+                    limits.max_concurrency
+                ),
+            )
+        } else if busy.len() >= limits.max_per_workspace {
+            Waiting::new(
+                "workspace_busy",
+                format!(
+                    "workspace busy: run {} is executing in {} (--max-runs-per-workspace {})",
+                    busy[0], view.workspace_root, limits.max_per_workspace
+                ),
+            )
+        } else {
+            Waiting::new("queued", "queued: the scheduler starts it next")
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! [`Services`]: what every part of the runtime works with — the log, the clock, the data dir,
+//! the live output channel, the process ledger, the agent adapters and worktree providers —
+//! and the few effects more than one part needs (writing a run's projection files, removing
+//! its worktree). It holds no scheduling state: the scheduler, the postmortems and the notifier
+//! own theirs and reach the rest through here, so every edge points one way.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use loop_core::projection::Export;
+use loop_core::{Command, RunId, RunStatus};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::clock::Clock;
+use crate::error::RuntimeError;
+use crate::journal::Journal;
+use crate::process::ledger::Ledger;
+use crate::run_context::RunContext;
+use crate::step_output::Chunk;
+use crate::worktree::{Workspace, WorktreeProvider};
+
+pub(crate) struct Services {
+    pub(crate) journal: Journal,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) data_dir: PathBuf,
+    /// Every step's text output as it is written.
+    pub(crate) live: broadcast::Sender<Chunk>,
+    /// Where the children of this runtime are recorded while they live.
+    pub(crate) ledger: Arc<Ledger>,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    /// Cancelled when the runtime shuts down; every task's token is a child of it.
+    pub(crate) shutdown: CancellationToken,
+    /// Held while a run's projection files are folded and written, so an older fold never
+    /// overwrites a newer one.
+    projections: tokio::sync::Mutex<()>,
+}
+
+impl Services {
+    pub(crate) fn new(
+        journal: Journal,
+        clock: Arc<dyn Clock>,
+        data_dir: PathBuf,
+        agents: HashMap<String, Arc<dyn Agent>>,
+        providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    ) -> Services {
+        Services {
+            journal,
+            clock,
+            ledger: Arc::new(Ledger::new(&data_dir)),
+            data_dir,
+            live: broadcast::channel(4096).0,
+            agents,
+            providers,
+            shutdown: CancellationToken::new(),
+            projections: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn agent(&self, name: &str) -> Option<Arc<dyn Agent>> {
+        self.agents.get(name).cloned()
+    }
+
+    /// The adapters' names, sorted (for messages).
+    pub(crate) fn agent_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn worktree_provider(&self, name: &str) -> Option<Arc<dyn WorktreeProvider>> {
+        self.providers.get(name).cloned()
+    }
+
+    /// The run's context as its log says now.
+    pub(crate) async fn run_context(&self, run_id: RunId) -> Result<RunContext, RuntimeError> {
+        let state = self.journal.state(run_id).await?;
+        RunContext::of(&state, &self.data_dir).ok_or(RuntimeError::UnknownRun(run_id))
+    }
+
+    /// Removes a FAILED or CANCELED run's worktree when `worktree_cleanup` says so, and records
+    /// it. A COMPLETED run keeps its worktree for review.
+    pub(crate) async fn cleanup_worktree(&self, run_id: RunId) -> Result<(), RuntimeError> {
+        let state = self.journal.state(run_id).await?;
+        let Some(context) = RunContext::of(&state, &self.data_dir) else {
+            return Ok(());
+        };
+        let ended_badly = matches!(
+            state.status(),
+            Some(RunStatus::Failed | RunStatus::Canceled)
+        );
+        if ended_badly && context.config.worktree_cleanup {
+            self.remove_worktree_of(run_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the worktree the run's log records, through its provider, and records
+    /// `WORKTREE_REMOVED`; the path removed, `None` when the run has none.
+    pub(crate) async fn remove_worktree_of(
+        &self,
+        run_id: RunId,
+    ) -> Result<Option<String>, RuntimeError> {
+        let state = self.journal.state(run_id).await?;
+        let (Some(context), Some(worktree)) = (
+            RunContext::of(&state, &self.data_dir),
+            state.worktree().cloned(),
+        ) else {
+            return Ok(None);
+        };
+        if worktree.provider == "none" {
+            return Ok(None);
+        }
+        let failed = |reason: String| RuntimeError::InvalidRequest {
+            what: format!("worktree {}", worktree.path),
+            reason,
+        };
+        let provider = self.worktree_provider(&worktree.provider).ok_or_else(|| {
+            failed(format!(
+                "this runtime has no worktree provider {:?} to remove it",
+                worktree.provider
+            ))
+        })?;
+        let workspace = Workspace {
+            provider: worktree.provider.clone(),
+            path: PathBuf::from(&worktree.path),
+            base_branch: worktree.base_branch.clone(),
+            run_branch: worktree.run_branch.clone(),
+            reused: worktree.reused,
+        };
+        provider
+            .remove(&workspace, &context.config)
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        let removed = loop_core::event::WorktreeRemoved {
+            path: worktree.path.clone(),
+        };
+        self.journal
+            .execute(run_id, vec![Command::RemoveWorktree(removed)])
+            .await?;
+        Ok(Some(worktree.path))
+    }
+
+    /// Writes every projection file of a run from its log.
+    pub(crate) async fn write_projections(&self, run_id: RunId) -> Result<(), RuntimeError> {
+        let _writing = self.projections.lock().await;
+        let records = self.journal.read_run(run_id).await?;
+        let Some(export) = Export::of(&records) else {
+            return Ok(());
+        };
+        let context = self.run_context(run_id).await?;
+        if context.files.create().is_err() {
+            return Ok(());
+        }
+        for (name, text) in export.files() {
+            if name == "summary.json" && !context.config.summary_json {
+                continue;
+            }
+            context
+                .files
+                .write_projection(name, text)
+                .map_err(|source| RuntimeError::Io {
+                    what: name.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
