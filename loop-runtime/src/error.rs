@@ -14,6 +14,15 @@ pub enum RuntimeError {
     Domain(#[from] DomainError),
     #[error("no run {0}")]
     UnknownRun(RunId),
+    /// No run is named so (by id, id prefix, name or branch).
+    #[error("no run matches {reference:?} (an id, an id prefix, a name or a branch)")]
+    NoMatch { reference: String },
+    /// Several runs are named so; `runs` are they, newest first.
+    #[error("{reference:?} names {} runs: {}; use more of an id", runs.len(), runs.iter().map(|r| format!("{} ({})", r.id, r.name)).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        reference: String,
+        runs: Vec<loop_core::projection::RunView>,
+    },
     #[error("the log of run {run_id} does not fold: {error}")]
     CorruptRun { run_id: RunId, error: DomainError },
     #[error("run {run_id} kept changing under this command; try again")]

@@ -30,7 +30,6 @@ use loop_core::event::{Event, PostmortemEnd, PostmortemStart, PostmortemStatus};
 use loop_core::postmortem::ANALYSIS_DIR;
 use loop_core::projection::RunView;
 use loop_core::{Command, RunId, RunStatus};
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,31 +38,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::RuntimeError;
 use crate::services::Services;
 
-/// The state of a run's postmortem and the files of its `analysis/` directory
-/// (`GET /runs/{id}/postmortem`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PostmortemReport {
-    pub run_id: RunId,
-    /// `running`, then `ok`, `failed` or `skipped`; `None` before the first postmortem.
-    pub status: Option<String>,
-    /// Why the last postmortem started (`run completed`, `on demand`, `prompt only`, …).
-    pub started_because: Option<String>,
-    /// Why it failed or was skipped.
-    pub reason: Option<String>,
-    /// The analysis directory (its primary copy).
-    pub dir: String,
-    /// Its files, sorted by name.
-    pub files: Vec<AnalysisFile>,
-}
-
-/// One file of a run's `analysis/` directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AnalysisFile {
-    pub name: String,
-    pub bytes: u64,
-}
+pub use loop_api::insight::{AnalysisFile, PostmortemReport};
 
 /// The postmortem tasks this runtime runs, so a retry or a shutdown can stop them.
 pub(crate) struct Postmortems {

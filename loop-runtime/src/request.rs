@@ -1,6 +1,8 @@
 //! A request for a new run, resolved into its frozen `RUN_CREATED`: paths found under the
 //! workspace or its `specs_dir`/`plans_dir`, the name, and the configuration by precedence
-//! (request values > `--config` file or `$LOOP_CONFIG` > `<workspace>/.loop/config` > defaults).
+//! (request values > a config file the front end names > `<workspace>/.loop/config` > defaults).
+//! Nothing here reads the process environment: a front end passes what it read (`loopctl`
+//! its `--config` or `$LOOP_CONFIG`); the daemon passes nothing of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -71,12 +73,8 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         flags.insert(key.clone(), config::check_value("request", key, value)?);
     }
     layers.push(flags);
-    let config_file = request
-        .config_file
-        .clone()
-        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
-    if let Some(file) = config_file {
-        layers.push(read_layer(&file)?.ok_or_else(|| RuntimeError::Missing {
+    if let Some(file) = &request.config_file {
+        layers.push(read_layer(file)?.ok_or_else(|| RuntimeError::Missing {
             what: "config".to_owned(),
             reason: format!("{} does not exist", file.display()),
         })?);

@@ -32,6 +32,9 @@ use crate::stream::EventStream;
 
 pub use builder::RuntimeBuilder;
 
+/// The most runs an ambiguous reference lists.
+const MAX_CANDIDATES: usize = 20;
+
 /// The loop engine. Cheap to clone; every clone drives the same runs.
 #[derive(Clone)]
 pub struct Runtime {
@@ -95,6 +98,28 @@ impl Runtime {
             self.scheduler.explain_wait(view);
         }
         Ok(views)
+    }
+
+    /// The one run a person's reference means: its id, a unique id prefix, its name, or its
+    /// branch (newest first when a name or branch was used again).
+    pub async fn find(&self, reference: &str) -> Result<RunView, RuntimeError> {
+        let store = Arc::clone(self.services.journal.store());
+        let wanted = reference.to_owned();
+        let mut found = blocking(move || store.find_runs(&wanted, MAX_CANDIDATES)).await?;
+        match found.len() {
+            0 => Err(RuntimeError::NoMatch {
+                reference: reference.to_owned(),
+            }),
+            1 => {
+                let mut view = found.remove(0);
+                self.scheduler.explain_wait(&mut view);
+                Ok(view)
+            }
+            _ => Err(RuntimeError::Ambiguous {
+                reference: reference.to_owned(),
+                runs: found,
+            }),
+        }
     }
 
     pub async fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, RuntimeError> {

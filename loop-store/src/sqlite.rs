@@ -280,6 +280,47 @@ impl EventStore for SqliteStore {
         })
     }
 
+    fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError> {
+        let reference = reference.trim();
+        if reference.is_empty() {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let order = "ORDER BY created_ms DESC, run_id DESC LIMIT ?2";
+        // An id's prefix, in the form ids are written (lowercase hex and dashes).
+        let prefix = reference.to_ascii_lowercase();
+        let is_prefix =
+            prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        self.inner.with_reader(|conn, path| {
+            let query = |filter: &str, value: &str| {
+                rows::load_runs(
+                    conn,
+                    path,
+                    &format!("{filter} {order}"),
+                    rusqlite::params![value, limit],
+                )
+            };
+            if is_prefix {
+                // `run_id >= p AND run_id < p + 0x7f`: the run_id index, not a scan.
+                let upper = format!("{prefix}\u{7f}");
+                let found = rows::load_runs(
+                    conn,
+                    path,
+                    &format!("WHERE run_id >= ?1 AND run_id < ?3 {order}"),
+                    rusqlite::params![prefix, limit, upper],
+                )?;
+                if !found.is_empty() {
+                    return Ok(found);
+                }
+            }
+            let by_name = query("WHERE name = ?1", reference)?;
+            if !by_name.is_empty() {
+                return Ok(by_name);
+            }
+            query("WHERE run_branch = ?1", reference)
+        })
+    }
+
     fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError> {
         self.inner
             .with_reader(|conn, path| rows::load_steps(conn, path, run_id))

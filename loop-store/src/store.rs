@@ -70,6 +70,11 @@ pub trait EventStore: Send + Sync {
     /// Stored `Run` projections, newest first.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError>;
 
+    /// The runs a person's reference may mean, newest first, at most `limit`: the run with
+    /// that id; else those whose id starts with it; else those of that name; else those whose
+    /// branch it is. Empty when none.
+    fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError>;
+
     /// The stored `Step` projections of one run, in the order they started.
     fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError>;
 

@@ -382,75 +382,9 @@ pub struct RunArgs {
     /// A config file between these flags and <workspace>/.loop/config (env LOOP_CONFIG).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The run's name; default: a short name from the agent, else the spec's.
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long, value_parser = ["haiku", "spec_slug"])]
-    pub name_source: Option<String>,
-    #[arg(long)]
-    pub model: Option<String>,
-    #[arg(long)]
-    pub iterations: Option<u32>,
-    /// A verification command (repeatable).
-    #[arg(long = "verify-cmd")]
-    pub verify_cmds: Vec<String>,
-    /// The agent adapter: claude, codex or command.
-    #[arg(long)]
-    pub agent: Option<String>,
-    #[arg(long)]
-    pub base_branch: Option<String>,
-    #[arg(long)]
-    pub run_branch_prefix: Option<String>,
-    #[arg(long)]
-    pub merge_target: Option<String>,
-    #[arg(long, value_parser = ["none", "merge", "squash"])]
-    pub merge_strategy: Option<String>,
-    #[arg(long)]
-    pub worktree_path_template: Option<String>,
-    #[arg(long, value_parser = ["auto", "worktrunk", "git"])]
-    pub worktree_provider: Option<String>,
-    #[arg(long)]
-    pub worktrunk_bin: Option<String>,
-    #[arg(long)]
-    pub worktrunk_config: Option<String>,
-    #[arg(long)]
-    pub worktrunk_copy_ignored: bool,
-    /// Work in the workspace itself instead of a worktree.
-    #[arg(long)]
-    pub no_worktree: bool,
-}
-
-impl RunArgs {
-    /// The flags as config keys and values.
-    pub fn config_values(&self) -> Vec<(&'static str, String)> {
-        let mut values: Vec<(&'static str, String)> = Vec::new();
-        let mut set = |key: &'static str, value: &Option<String>| {
-            if let Some(value) = value {
-                values.push((key, value.clone()));
-            }
-        };
-        set("run_naming_mode", &self.name_source);
-        set("model", &self.model);
-        set("agent", &self.agent);
-        set("base_branch", &self.base_branch);
-        set("run_branch_prefix", &self.run_branch_prefix);
-        set("merge_target_branch", &self.merge_target);
-        set("merge_strategy", &self.merge_strategy);
-        set("worktree_path_template", &self.worktree_path_template);
-        set("worktree_provider", &self.worktree_provider);
-        set("worktrunk_bin", &self.worktrunk_bin);
-        set("worktrunk_config_path", &self.worktrunk_config);
-        if let Some(n) = self.iterations {
-            values.push(("iterations", n.to_string()));
-        }
-        if !self.verify_cmds.is_empty() {
-            values.push(("verify_cmds", self.verify_cmds.join("|")));
-        }
-        if self.worktrunk_copy_ignored {
-            values.push(("worktrunk_copy_ignored", "true".to_owned()));
-        }
-        if self.no_worktree {
-            values.push(("worktree_provider", "none".to_owned()));
-        }
-        values
-    }
+    #[command(flatten)]
+    pub flags: loop_api::RunFlags,
 }

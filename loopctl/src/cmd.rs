@@ -2,17 +2,19 @@
 
 mod analyze;
 mod completions;
+mod control;
 mod demo;
 mod events;
 mod exec;
 mod export;
 mod follow;
 mod init;
+mod inspect;
+mod list;
 mod prompt;
 mod replay;
 mod review;
 mod run;
-mod runs;
 mod stats;
 mod tail;
 mod worktrees;
@@ -23,8 +25,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use loop_store::SqliteStore;
 
+use loop_client::Control;
+
 use crate::cli::Command;
-use crate::client::Daemon;
+use crate::connect::Daemon;
 use crate::output::Output;
 use crate::picker;
 
@@ -43,13 +47,13 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             status,
             workspace,
             limit,
-        } => runs::list(&daemon.connect()?, status.as_deref(), workspace, limit, out),
-        Command::Inspect { run } => runs::inspect(&daemon.connect()?, &run, out),
-        Command::Pause { run } => runs::control(&daemon.connect()?, &run, "pause", out),
-        Command::Resume { run } => runs::control(&daemon.connect()?, &run, "resume", out),
-        Command::Cancel { run } => runs::control(&daemon.connect()?, &run, "cancel", out),
-        Command::Retry { run } => runs::control(&daemon.connect()?, &run, "retry", out),
-        Command::Wait { run } => runs::wait(&daemon.connect()?, &run, out),
+        } => list::list(&daemon.connect()?, status.as_deref(), workspace, limit, out),
+        Command::Inspect { run } => inspect::inspect(&daemon.connect()?, &run, out),
+        Command::Pause { run } => control::control(&daemon.connect()?, &run, Control::Pause, out),
+        Command::Resume { run } => control::control(&daemon.connect()?, &run, Control::Resume, out),
+        Command::Cancel { run } => control::control(&daemon.connect()?, &run, Control::Cancel, out),
+        Command::Retry { run } => control::control(&daemon.connect()?, &run, Control::Retry, out),
+        Command::Wait { run } => control::wait(&daemon.connect()?, &run, out),
         Command::Tail { run, follow } => tail::tail(&daemon.connect()?, &run, follow, out),
         Command::Events { run, follow, after } => {
             events::events(&daemon.connect()?, &run, follow, after, out)

@@ -2,13 +2,13 @@
 //! the libraries.
 
 mod cli;
-mod client;
 mod cmd;
+mod connect;
 mod human;
 mod output;
 mod picker;
+mod render;
 mod run_ref;
-mod sse;
 mod table;
 mod workspace;
 
@@ -19,7 +19,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let out = output::Output::new(cli.json);
-    let daemon = client::Daemon::new(&cli.addr, client::find_token(cli.token));
+    let daemon = connect::Daemon::new(&cli.addr, connect::find_token(cli.token));
     match cmd::run(cli.command, &daemon, &out) {
         Ok(status) => status,
         Err(error) => {

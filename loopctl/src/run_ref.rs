@@ -1,54 +1,46 @@
-//! Naming a run on the command line: a full id, a unique id prefix, or a unique name.
+//! Naming a run on the command line: a full id, a unique id prefix, its name or its branch.
+//! The daemon looks it up (`GET /runs/lookup`); commands that read a log file directly ask the
+//! store the same question.
 
 use anyhow::{Context, bail};
+use loop_client::ClientError;
+use loop_client::blocking::Client;
 use loop_core::RunId;
 use loop_core::projection::RunView;
-use loop_store::{EventStore, RunQuery};
+use loop_store::EventStore;
 
-/// The run `text` names among the runs of `store`.
-pub fn resolve(store: &dyn EventStore, text: &str) -> anyhow::Result<RunId> {
-    resolve_among(text, || {
-        store
-            .list_runs(&RunQuery::default())
-            .context("cannot list runs")
+/// The run `text` names, as the daemon has it now.
+pub fn on_daemon(client: &Client, text: &str) -> anyhow::Result<RunView> {
+    client.find(text).map_err(|error| match error {
+        ClientError::Ambiguous { runs, .. } => ambiguous(text, &runs),
+        other if other.code() == Some("run_not_found") => anyhow::anyhow!(
+            "no run matches {text:?} (an id, an id prefix, a name or a branch): `loopctl list` \
+             shows the runs"
+        ),
+        other => other.into(),
     })
 }
 
-/// The run `text` names: a full id as it is, else the one run of `runs()` whose id starts with
-/// `text` or whose name is `text`. The runs are only listed when `text` is not a full id.
-pub fn resolve_among(
-    text: &str,
-    runs: impl FnOnce() -> anyhow::Result<Vec<RunView>>,
-) -> anyhow::Result<RunId> {
-    if let Ok(id) = text.parse::<RunId>() {
-        return Ok(id);
+/// The run `text` names in the log of `store`.
+pub fn in_log(store: &dyn EventStore, text: &str) -> anyhow::Result<RunId> {
+    let runs = store
+        .find_runs(text, 20)
+        .context("cannot look the run up")?;
+    match runs.as_slice() {
+        [] => bail!("no run matches {text:?} (give an id, an id prefix, a run name or its branch)"),
+        [only] => Ok(only.id),
+        several => Err(ambiguous(text, several)),
     }
-    pick(&runs()?, text)
 }
 
-fn pick(runs: &[RunView], text: &str) -> anyhow::Result<RunId> {
-    let lower = text.to_ascii_lowercase();
-    let by_prefix: Vec<&RunView> = runs
+fn ambiguous(text: &str, runs: &[RunView]) -> anyhow::Error {
+    let ids: Vec<String> = runs
         .iter()
-        .filter(|run| run.id.to_string().starts_with(&lower))
+        .map(|run| format!("{} ({})", run.id, run.name))
         .collect();
-    let by_name: Vec<&RunView> = runs.iter().filter(|run| run.name == text).collect();
-    match (by_prefix.as_slice(), by_name.as_slice()) {
-        ([only], []) | ([], [only]) => Ok(only.id),
-        ([a], [b]) if a.id == b.id => Ok(a.id),
-        ([], []) => bail!("no run matches {text:?} (give a full id, an id prefix or a run name)"),
-        (prefixed, named) => {
-            let mut ids: Vec<String> = prefixed
-                .iter()
-                .chain(named)
-                .map(|run| format!("{} ({})", run.id, run.name))
-                .collect();
-            ids.dedup();
-            bail!(
-                "{text:?} names {} runs: {}; give more of the id",
-                ids.len(),
-                ids.join(", ")
-            )
-        }
-    }
+    anyhow::anyhow!(
+        "{text:?} names {} runs: {}; give more of the id",
+        ids.len(),
+        ids.join(", ")
+    )
 }

@@ -37,10 +37,7 @@ pub fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
             _ => path.to_owned(),
         }
     };
-    let mut config = Layer::new();
-    for (key, value) in args.config_values() {
-        config.insert(key.to_owned(), value);
-    }
+    let config = args.flags.layer("flags")?;
     let spec_path = relative(spec);
     let plan_path = args.plan.as_deref().map(relative);
     Ok(RunRequest {
@@ -49,18 +46,21 @@ pub fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         plan_path,
         name: args.name.clone(),
         config,
-        config_file: args.config.clone(),
+        config_file: config_file_path(args),
     })
+}
+
+/// `--config`, else `$LOOP_CONFIG`: read by the front end, never by the library.
+fn config_file_path(args: &RunArgs) -> Option<PathBuf> {
+    args.config
+        .clone()
+        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from))
 }
 
 /// The `--config` file, else `$LOOP_CONFIG`, read and checked here: a daemon does not share the
 /// working directory or the environment of the command line. `None` when neither is given.
 pub fn config_file(args: &RunArgs) -> anyhow::Result<Option<Layer>> {
-    let path = args
-        .config
-        .clone()
-        .or_else(|| std::env::var_os("LOOP_CONFIG").map(PathBuf::from));
-    let Some(path) = path else {
+    let Some(path) = config_file_path(args) else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(&path).with_context(|| {
@@ -78,11 +78,7 @@ pub fn config_file(args: &RunArgs) -> anyhow::Result<Option<Layer>> {
 /// The configuration the flags give in `root`, by the runtime's precedence: flags, the config
 /// file, `<root>/.loop/config`, defaults.
 pub fn config(args: &RunArgs, root: &Path) -> anyhow::Result<Config> {
-    let mut flags = Layer::new();
-    for (key, value) in args.config_values() {
-        flags.insert(key.to_owned(), value);
-    }
-    let mut layers = vec![flags];
+    let mut layers = vec![args.flags.layer("flags")?];
     layers.extend(config_file(args)?);
     let project = root.join(".loop/config");
     if let Ok(text) = std::fs::read_to_string(&project) {

@@ -4,13 +4,14 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use loop_runtime::RuntimeError;
-use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The runs an ambiguous reference could mean, listed in the body as `runs`.
+    pub runs: Option<Vec<loop_core::projection::RunView>>,
 }
 
 impl ApiError {
@@ -19,7 +20,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            runs: None,
         }
+    }
+
+    fn with_runs(mut self, runs: Vec<loop_core::projection::RunView>) -> ApiError {
+        self.runs = Some(runs);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -31,23 +38,27 @@ impl ApiError {
     }
 }
 
-/// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for people.
-    pub error: String,
-    /// What went wrong, for programs: a snake_case word such as `not_found`,
-    /// `illegal_transition` or `bad_request`.
-    pub code: &'static str,
-}
+pub use loop_api::meta::ErrorBody;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.message,
-            code: self.code,
-        };
-        (self.status, Json(body)).into_response()
+        match self.runs {
+            Some(runs) => {
+                let body = loop_api::runs::Candidates {
+                    error: self.message,
+                    code: self.code.to_owned(),
+                    runs,
+                };
+                (self.status, Json(body)).into_response()
+            }
+            None => {
+                let body = ErrorBody {
+                    error: self.message,
+                    code: self.code.to_owned(),
+                };
+                (self.status, Json(body)).into_response()
+            }
+        }
     }
 }
 
@@ -55,8 +66,11 @@ impl From<RuntimeError> for ApiError {
     fn from(error: RuntimeError) -> ApiError {
         let message = error.to_string();
         match error {
-            RuntimeError::UnknownRun(_) => {
+            RuntimeError::UnknownRun(_) | RuntimeError::NoMatch { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "run_not_found", message)
+            }
+            RuntimeError::Ambiguous { runs, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "ambiguous", message).with_runs(runs)
             }
             RuntimeError::Domain(_) => {
                 ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)

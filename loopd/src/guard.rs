@@ -21,8 +21,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use crate::api::BODY_LIMIT;
 use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
 use crate::server::Peer;
 
 #[derive(Clone, Debug)]

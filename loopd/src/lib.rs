@@ -1,25 +1,28 @@
 //! The daemon as a library: [`serve`] runs `loopd` with its [`Options`]; [`app`] is the HTTP
 //! API over a [`loop_runtime::Runtime`], for tests and other front ends.
 
-mod api;
-mod artifacts;
+mod app;
 mod error;
+mod extract;
 mod guard;
-mod insight;
 mod memory;
 mod metrics;
 mod openapi;
 mod options;
 mod peer;
 mod protocol_errors;
-mod review;
+mod routes;
 mod serve;
 mod server;
 mod sse;
+mod state;
 mod token;
 
-pub use api::{AppState, app, decode_body, run_request_from_body};
+pub use app::app;
 pub use error::ApiError;
+pub use extract::decode_body;
 pub use guard::Guard;
 pub use options::Options;
+pub use routes::runs::run_request;
 pub use serve::serve;
+pub use state::AppState;

@@ -19,9 +19,9 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Response as Answer, ResponseBu
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use crate::api::AppState;
-use crate::error::ErrorBody;
-use crate::sse::OutputChunk;
+use loop_api::meta::{ErrorBody, OutputChunk};
+
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -10,9 +10,10 @@ use loop_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::api::{AppState, app};
+use crate::app::app;
 use crate::guard::Guard;
 use crate::options::{self, Options};
+use crate::state::AppState;
 use crate::token::{self, Token};
 use loop_runtime::lock::{DataDirLock, LockError};
 

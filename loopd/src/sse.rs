@@ -9,13 +9,12 @@ use std::time::Duration;
 use axum::response::sse::{Event as Frame, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
-use loop_core::StepId;
+use loop_api::meta::OutputChunk;
 use loop_runtime::{EventStream, OutputStream, RuntimeError};
 use loop_store::StoreError;
-use serde::Serialize;
 
-use crate::api::AppState;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// Counts an open stream for `/metrics` while it lives.
 struct Open(Arc<Metrics>);
@@ -86,15 +85,6 @@ pub fn events(
     })
     .take_until(app.shutdown.clone().cancelled_owned());
     Sse::new(frames).keep_alive(keep_alive())
-}
-
-/// The data of an output frame: a piece of a step's output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OutputChunk {
-    pub step_id: StepId,
-    /// Byte offset of `content` in the step's output.
-    pub offset: u64,
-    pub content: String,
 }
 
 /// A step's output as SSE frames `event: output`.

@@ -61,6 +61,9 @@ impl EventStore for Flaky {
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError> {
         self.store.list_runs(query)
     }
+    fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError> {
+        self.store.find_runs(reference, limit)
+    }
     fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError> {
         self.store.steps(run_id)
     }

@@ -116,10 +116,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 pub(crate) fn upsert_run(tx: &Connection, view: &RunView) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, status, workspace_root, name, created_ms, updated_ms, version, last_seq, view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (run_id) DO UPDATE SET status = ?2, updated_ms = ?6, version = ?7,
-             last_seq = ?8, view = ?9",
+        "INSERT INTO runs (run_id, status, workspace_root, name, created_ms, updated_ms, version, last_seq, view, run_branch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (run_id) DO UPDATE SET status = ?2, name = ?4, updated_ms = ?6, version = ?7,
+             last_seq = ?8, view = ?9, run_branch = ?10",
     )?
     .execute(params![
         view.id.to_string(),
@@ -131,6 +131,7 @@ pub(crate) fn upsert_run(tx: &Connection, view: &RunView) -> rusqlite::Result<()
         view.version.0 as i64,
         view.last_seq.0 as i64,
         to_json(view),
+        view.worktree.run_branch,
     ])?;
     Ok(())
 }

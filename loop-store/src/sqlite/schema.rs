@@ -45,6 +45,11 @@ const MIGRATIONS: &[&str] = &[
         view        TEXT    NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX steps_by_run ON steps (run_id, started_seq);",
+    // 2: runs found by name and by branch (`GET /runs/lookup`).
+    "ALTER TABLE runs ADD COLUMN run_branch TEXT;
+    UPDATE runs SET run_branch = json_extract(view, '$.worktree.run_branch');
+    CREATE INDEX runs_by_name ON runs (name);
+    CREATE INDEX runs_by_branch ON runs (run_branch);",
 ];
 
 /// How long a connection waits for another one's lock before giving up.

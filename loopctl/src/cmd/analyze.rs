@@ -15,7 +15,7 @@ use loop_store::RunQuery;
 use crate::cmd::open_existing;
 use crate::human::size;
 use crate::output::Output;
-use crate::{run_ref, workspace};
+use crate::workspace;
 
 /// `loopctl analyze [RUN | --latest] [--model M] [--prompt-only]`.
 pub fn run(
@@ -27,10 +27,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let report = embedded(db, async |runtime| {
         let run_id = match run {
-            Some(text) => {
-                let runs = runtime.list(RunQuery::default()).await;
-                run_ref::resolve_among(text, move || Ok(runs?))?
-            }
+            Some(text) => runtime.find(text).await?.id,
             None => latest(runtime).await?,
         };
         let view = runtime.get(run_id).await?;

@@ -12,9 +12,9 @@ use loop_core::RunStatus;
 use loop_runtime::lock::{DataDirLock, LockError};
 
 use crate::cli::RunArgs;
-use crate::client::Daemon;
 use crate::cmd::follow;
 use crate::cmd::run as daemon_run;
+use crate::connect::Daemon;
 use crate::output::Output;
 use crate::workspace;
 

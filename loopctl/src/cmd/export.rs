@@ -13,7 +13,7 @@ use crate::run_ref;
 
 pub fn run(db: &Path, run: &str, dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let store = open_existing(db)?;
-    let run_id = run_ref::resolve(&store, run)?;
+    let run_id = run_ref::in_log(&store, run)?;
     let records = store.read_run(run_id)?;
     if records.is_empty() {
         bail!("run {run_id} has no events in {}", db.display());

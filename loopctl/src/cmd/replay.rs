@@ -11,7 +11,7 @@ use crate::run_ref;
 
 pub fn run(db: &Path, run: Option<&str>, out: &Output) -> anyhow::Result<ExitCode> {
     let store = open_existing(db)?;
-    let only = run.map(|text| run_ref::resolve(&store, text)).transpose()?;
+    let only = run.map(|text| run_ref::in_log(&store, text)).transpose()?;
     let report = replay(&store, only)?;
 
     out.document(&serde_json::to_value(&report)?);

@@ -2,71 +2,61 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use loop_api::review::{MergeBody, PullRequestBody};
+use loop_client::blocking::Client;
+use serde_json::json;
 
-use crate::client::Client;
-use crate::cmd::runs;
+use crate::connect::named;
 use crate::output::Output;
+use crate::run_ref;
 use crate::table::{Colour, Paint};
-
-/// The part of an answer under `key` (`{"diff": {...}}`), or the whole answer when it is bare.
-fn part<'a>(answer: &'a Value, key: &str) -> &'a Value {
-    answer.get(key).unwrap_or(answer)
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
 
 /// `loopctl diff RUN`: the commits and file stats, then the patches.
 pub fn diff(client: &Client, run: &str, out: &Output) -> anyhow::Result<ExitCode> {
-    let id = runs::resolve(client, run)?;
-    let answer = client
-        .get(&format!("/runs/{id}/diff"))
-        .map_err(|error| runs::named(error, id))?;
-    out.document(&answer);
+    let id = run_ref::on_daemon(client, run)?.id;
+    let diff = client.diff(id).map_err(|error| named(error, id))?;
+    out.document(&json!({ "diff": diff }));
     if out.json {
         return Ok(ExitCode::SUCCESS);
     }
-    let diff = part(&answer, "diff");
     let colour = Colour::stdout();
-    let commits = diff["commits"].as_array().cloned().unwrap_or_default();
-    let files = diff["files"].as_array().cloned().unwrap_or_default();
+    let (commits, files) = (&diff.commits, &diff.files);
     out.line(&format!(
         "run {id}: {} against {}: {} commit{}, {} file{}, {} {}",
-        text(diff, "run_branch"),
-        text(diff, "base_branch"),
+        diff.run_branch,
+        diff.base_branch,
         commits.len(),
         if commits.len() == 1 { "" } else { "s" },
         files.len(),
         if files.len() == 1 { "" } else { "s" },
-        colour.paint(Paint::Green, &format!("+{}", diff["additions"])),
-        colour.paint(Paint::Red, &format!("-{}", diff["deletions"])),
+        colour.paint(Paint::Green, &format!("+{}", diff.additions)),
+        colour.paint(Paint::Red, &format!("-{}", diff.deletions)),
     ));
-    for commit in &commits {
-        let hash: String = text(commit, "hash").chars().take(10).collect();
-        let day: String = text(commit, "authored_at").chars().take(10).collect();
+    for commit in commits {
+        let hash: String = commit.hash.chars().take(10).collect();
+        let day: String = commit.authored_at.chars().take(10).collect();
         out.line(&format!(
             "  {} {} ({}, {day})",
             colour.paint(Paint::Yellow, &hash),
-            text(commit, "subject"),
-            text(commit, "author"),
+            commit.subject,
+            commit.author,
         ));
     }
-    for file in &files {
-        let renamed = file["old_path"]
-            .as_str()
+    for file in files {
+        let renamed = file
+            .old_path
+            .as_deref()
             .map(|old| format!("{old} → "))
             .unwrap_or_default();
-        let stat = if file["binary"].as_bool() == Some(true) {
+        let stat = if file.binary {
             "binary".to_owned()
         } else {
-            format!("+{} -{}", file["additions"], file["deletions"])
+            format!("+{} -{}", file.additions, file.deletions)
         };
-        out.line(&format!("  {stat:>12}  {renamed}{}", text(file, "path")));
+        out.line(&format!("  {stat:>12}  {renamed}{}", file.path));
     }
-    for file in &files {
-        let Some(patch) = file["patch"].as_str() else {
+    for file in files {
+        let Some(patch) = &file.patch else {
             continue;
         };
         out.line("");
@@ -85,7 +75,7 @@ pub fn diff(client: &Client, run: &str, out: &Output) -> anyhow::Result<ExitCode
             });
         }
     }
-    if diff["truncated"].as_bool() == Some(true) {
+    if diff.truncated {
         out.note("loopctl: some patches were left out (over 8 MiB); `git diff` in the workspace has them all");
     }
     Ok(ExitCode::SUCCESS)
@@ -99,45 +89,30 @@ pub fn merge(
     target: Option<&str>,
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
-    let id = runs::resolve(client, run)?;
-    let mut body = json!({});
-    if let Some(strategy) = strategy {
-        body["strategy"] = json!(strategy);
-    }
-    if let Some(target) = target {
-        body["target"] = json!(target);
-    }
-    let answer = client
-        .post(&format!("/runs/{id}/merge"), &body)
-        .map_err(|error| runs::named(error, id))?;
-    out.document(&answer);
-    let merged = part(&answer, "merge");
+    let id = run_ref::on_daemon(client, run)?.id;
+    let body = MergeBody {
+        strategy: strategy.map(str::to_owned),
+        target: target.map(str::to_owned),
+    };
+    let merged = client.merge(id, &body).map_err(|error| named(error, id))?;
+    out.document(&json!({ "merge": merged }));
     out.line(&format!(
         "merged run {id} into {} as {} ({}); the merge log is {}",
-        text(merged, "target"),
-        text(merged, "commit"),
-        text(merged, "strategy"),
-        text(merged, "log_path"),
+        merged.target, merged.commit, merged.strategy, merged.log_path,
     ));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `loopctl scrap RUN`.
 pub fn scrap(client: &Client, run: &str, out: &Output) -> anyhow::Result<ExitCode> {
-    let id = runs::resolve(client, run)?;
-    let answer = client
-        .post(&format!("/runs/{id}/scrap"), &json!({}))
-        .map_err(|error| runs::named(error, id))?;
-    out.document(&answer);
-    let scrapped = part(&answer, "scrap");
+    let id = run_ref::on_daemon(client, run)?.id;
+    let scrapped = client.scrap(id).map_err(|error| named(error, id))?;
+    out.document(&json!({ "scrap": scrapped }));
     let mut said = vec![format!("scrapped run {id}")];
-    if let Some(path) = scrapped["worktree_removed"].as_str() {
+    if let Some(path) = &scrapped.worktree_removed {
         said.push(format!("removed the worktree {path}"));
     }
-    match (
-        scrapped["branch_deleted"].as_str(),
-        scrapped["branch_commit"].as_str(),
-    ) {
+    match (&scrapped.branch_deleted, &scrapped.branch_commit) {
         (Some(branch), Some(commit)) => said.push(format!(
             "deleted the branch {branch} (`git branch {branch} {commit}` brings it back)"
         )),
@@ -156,25 +131,19 @@ pub fn pr(
     body: Option<&str>,
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
-    let id = runs::resolve(client, run)?;
-    let mut request = json!({});
-    if let Some(title) = title {
-        request["title"] = json!(title);
-    }
-    if let Some(body) = body {
-        request["body"] = json!(body);
-    }
-    let answer = client
-        .post(&format!("/runs/{id}/create-pr"), &request)
-        .map_err(|error| runs::named(error, id))?;
-    out.document(&answer);
-    let pr = part(&answer, "pull_request");
+    let id = run_ref::on_daemon(client, run)?.id;
+    let request = PullRequestBody {
+        title: title.map(str::to_owned),
+        body: body.map(str::to_owned),
+    };
+    let pr = client
+        .create_pr(id, &request)
+        .map_err(|error| named(error, id))?;
+    out.document(&json!({ "pull_request": pr }));
     out.note(&format!(
         "pushed {} to {} and opened a pull request into {}",
-        text(pr, "branch"),
-        text(pr, "remote"),
-        text(pr, "base")
+        pr.branch, pr.remote, pr.base
     ));
-    out.line(text(pr, "url"));
+    out.line(&pr.url);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,14 +5,16 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use loop_client::ClientError;
+use loop_client::blocking::Client;
 use loop_core::projection::{RunView, StepView};
 use loop_core::{RunId, RunStatus, StepId};
-use serde_json::Value;
 
-use crate::client::{Client, ClientError};
-use crate::cmd::runs::{self, cut, lost, retrying};
+use crate::connect::{named, reconnect_notes, retrying};
 use crate::human::{self, duration};
 use crate::output::Output;
+use crate::render::summary;
+use crate::run_ref;
 use crate::table::{Colour, Paint};
 
 /// Where following starts.
@@ -26,10 +28,10 @@ pub enum Start {
 
 /// `loopctl tail RUN [-f]`.
 pub fn tail(client: &Client, text: &str, follow: bool, out: &Output) -> anyhow::Result<ExitCode> {
-    let id = runs::resolve(client, text)?;
-    let (_, view) = follow_output(client, id, follow, Start::Current, out)?;
+    let id = run_ref::on_daemon(client, text)?.id;
+    let view = follow_output(client, id, follow, Start::Current, out)?;
     if follow {
-        out.note(&runs::summary(&view));
+        out.note(&summary(&view));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -42,15 +44,15 @@ pub fn follow_output(
     across: bool,
     start: Start,
     out: &Output,
-) -> anyhow::Result<(Value, RunView)> {
+) -> anyhow::Result<RunView> {
     let follower = Follower {
         client,
         id,
         out,
         colour: Colour::stderr(),
     };
-    let steps = retrying(client, out, || runs::steps(client, id))?.1;
-    let (_, view) = retrying(client, out, || runs::get(client, id))?;
+    let steps = follower.steps()?;
+    let view = follower.run()?;
     let mut next = match start {
         Start::First => 0,
         Start::Current => view
@@ -63,8 +65,8 @@ pub fn follow_output(
     let mut shown_steps = 0;
     let mut noted: Option<RunStatus> = None;
     loop {
-        let (run, view) = retrying(client, out, || runs::get(client, id))?;
-        let steps = retrying(client, out, || runs::steps(client, id))?.1;
+        let view = follower.run()?;
+        let steps = follower.steps()?;
         let (step, offset) = match cursor {
             Some(at) => at,
             None => match steps.get(next) {
@@ -73,16 +75,14 @@ pub fn follow_output(
                     (step.id, 0)
                 }
                 None if view.status.is_terminal() || (!across && shown_steps > 0) => {
-                    return Ok((run, view));
+                    return Ok(view);
                 }
                 None => {
                     if noted != Some(view.status) {
                         follower.waiting(&view);
                         noted = Some(view.status);
                     }
-                    if let Err(error) = follower.next_event(&view) {
-                        follower.recover(error)?;
-                    }
+                    follower.next_event(&view)?;
                     continue;
                 }
             },
@@ -115,7 +115,7 @@ pub fn follow_output(
             // shortly rather than at once.
             Ok(()) if at == offset => std::thread::sleep(Duration::from_millis(200)),
             Ok(()) => {}
-            Err(error) => follower.recover(error)?,
+            Err(error) => return Err(named(error, id)),
         }
     }
 }
@@ -170,41 +170,37 @@ impl Follower<'_> {
             .note(&self.colour.paint(Paint::Dim, &format!("── run {why}")));
     }
 
+    fn run(&self) -> anyhow::Result<RunView> {
+        retrying(self.client, self.out, || self.client.run(self.id))
+            .map_err(|error| named(error, self.id))
+    }
+
+    fn steps(&self) -> anyhow::Result<Vec<StepView>> {
+        retrying(self.client, self.out, || self.client.steps(self.id))
+            .map_err(|error| named(error, self.id))
+    }
+
     /// Shows a step's output from `offset`, moving `offset` past every byte shown, until the
-    /// stream ends.
+    /// stream ends (it resumes by itself after a lost connection).
     fn stream(&self, step: StepId, offset: &mut u64) -> Result<(), ClientError> {
-        let resume = format!("{step}:{offset}");
-        let mut frames = self
-            .client
-            .stream(&format!("/runs/{}/output", self.id), Some(&resume))?;
-        while let Some(frame) = frames.next_frame().map_err(|e| cut(self.client, &e))? {
-            if frame.event.as_deref() != Some("output") {
-                continue;
-            }
-            let Ok(chunk) = serde_json::from_str::<Value>(&frame.data) else {
-                continue;
-            };
-            let content = chunk["content"].as_str().unwrap_or("");
-            let start = chunk["offset"].as_u64().unwrap_or(*offset);
-            let end = frame
-                .id
-                .as_deref()
-                .and_then(|id| id.rsplit_once(':'))
-                .and_then(|(_, end)| end.parse::<u64>().ok())
-                .unwrap_or(start + content.len() as u64);
+        let output = self.client.output(self.id, Some(step), *offset);
+        for chunk in output.on_reconnect(reconnect_notes(self.client)) {
+            let chunk = chunk?;
+            let end = chunk.offset + chunk.content.len() as u64;
             if end <= *offset {
                 continue;
             }
             // Never show a byte twice, even from a chunk that overlaps what was shown.
-            let skip = usize::try_from(offset.saturating_sub(start)).unwrap_or(usize::MAX);
-            let text = content.get(skip..).unwrap_or("");
+            let skip = usize::try_from(offset.saturating_sub(chunk.offset)).unwrap_or(usize::MAX);
+            let text = chunk.content.get(skip..).unwrap_or("");
             if self.out.json {
                 let mut line = chunk.clone();
                 if skip > 0 {
-                    line["offset"] = Value::from(*offset);
-                    line["content"] = Value::from(text);
+                    line.offset = *offset;
+                    line.content = text.to_owned();
                 }
-                self.out.document(&line);
+                self.out
+                    .document(&serde_json::to_value(&line).unwrap_or_default());
             } else {
                 self.out.raw(text);
             }
@@ -213,22 +209,17 @@ impl Follower<'_> {
         Ok(())
     }
 
-    /// Blocks until the run's log grows past what `view` has seen (or its stream ends).
-    fn next_event(&self, view: &RunView) -> Result<(), ClientError> {
-        let after = view.last_seq.0.to_string();
-        let mut frames = self
+    /// Blocks until the run's log grows past what `view` has seen.
+    fn next_event(&self, view: &RunView) -> anyhow::Result<()> {
+        let mut events = self
             .client
-            .stream(&format!("/runs/{}/events", self.id), Some(&after))?;
-        frames.next_frame().map_err(|e| cut(self.client, &e))?;
-        Ok(())
-    }
-
-    /// Waits out a lost connection; any other error ends following.
-    fn recover(&self, error: ClientError) -> anyhow::Result<()> {
-        if error.is_transient() {
-            lost(self.client, self.out)
-        } else {
-            Err(runs::named(error, self.id))
+            .events(Some(self.id), view.last_seq)
+            .on_reconnect(reconnect_notes(self.client));
+        match events.next() {
+            Some(Err(error)) if !matches!(error, ClientError::Undecodable { .. }) => {
+                Err(named(error, self.id))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -140,6 +140,8 @@ fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
 fn runs_are_named_by_id_prefix_or_name_and_an_ambiguous_one_is_an_error() {
     let project = Project::new(&stub("one_task.sh"), 1);
     let alpha = project.create(&["--name", "alpha"]);
+    // Alpha may have done the plan's one task already (it works in the checkout itself).
+    project.fresh_plan(1);
     let beta = project.create(&["--name", "beta"]);
     project.wait(&beta);
 

@@ -261,6 +261,15 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     schema
 }
 
+/// A schema and, for one made of `allOf` parts (a flattened struct), each part, resolved.
+fn parts<'a>(doc: &'a Value, schema: &'a Value) -> Vec<&'a Value> {
+    let schema = resolve(doc, schema);
+    match schema.get("allOf").and_then(Value::as_array) {
+        Some(parts) => parts.iter().map(|part| resolve(doc, part)).collect(),
+        None => vec![schema],
+    }
+}
+
 fn types(schema: &Value) -> Vec<&str> {
     match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
@@ -272,6 +281,16 @@ fn types(schema: &Value) -> Vec<&str> {
 /// A value the schema accepts, with some values at its edges.
 fn generate(doc: &Value, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
     let schema = resolve(doc, schema);
+    if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+        // A flattened struct: the fields of every part in one object.
+        let mut merged = Map::new();
+        for part in parts {
+            if let Value::Object(fields) = generate(doc, part, rng, depth) {
+                merged.extend(fields);
+            }
+        }
+        return Value::Object(merged);
+    }
     if let Some(options) = schema.get("enum").and_then(Value::as_array) {
         return rng.pick(options).clone();
     }
@@ -591,10 +610,11 @@ fn case(
 /// A body from the schema, or one of its mutations.
 fn body(doc: &Value, schema: &Value, rng: &mut Rng) -> (Option<Vec<u8>>, String) {
     let valid = generate(doc, schema, rng, 0);
-    let properties: Vec<(String, Value)> = resolve(doc, schema)["properties"]
-        .as_object()
-        .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let properties: Vec<(String, Value)> = parts(doc, schema)
+        .iter()
+        .filter_map(|part| part["properties"].as_object())
+        .flat_map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .collect();
     let text = |value: &Value| Some(value.to_string().into_bytes());
     match rng.below(13) {
         0..=3 => (text(&valid), "valid".to_owned()),
@@ -606,7 +626,10 @@ fn body(doc: &Value, schema: &Value, rng: &mut Rng) -> (Option<Vec<u8>>, String)
         }
         5 => {
             let mut value = valid;
-            let required = resolve(doc, schema)["required"].clone();
+            let required: Value = parts(doc, schema)
+                .iter()
+                .flat_map(|part| part["required"].as_array().cloned().unwrap_or_default())
+                .collect();
             if let (Some(object), Some(name)) = (
                 value.as_object_mut(),
                 required.as_array().and_then(|r| r.first()),

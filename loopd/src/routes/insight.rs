@@ -6,29 +6,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use loop_api::insight::{PostmortemBody, PostmortemEnvelope, StatsEnvelope};
 use loop_core::RunId;
-use loop_core::stats::{Stats, parse_age};
-use loop_runtime::PostmortemReport;
-use serde::{Deserialize, Serialize};
+use loop_core::stats::parse_age;
+use serde::Deserialize;
 
-use crate::api::{AppState, Body, PathParams, QueryParams, run_id};
 use crate::error::{ApiError, ErrorBody};
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostmortemBody {
-    /// The model of the analyses: the run's review model unless given.
-    model: Option<String>,
-    /// Write the snapshots and the prompts only; ask no agent.
-    #[serde(default)]
-    prompt_only: bool,
-}
-
-/// `{"postmortem": PostmortemReport}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PostmortemEnvelope {
-    postmortem: PostmortemReport,
-}
+use crate::extract::{Body, PathParams, QueryParams, run_id};
+use crate::state::AppState;
 
 /// Starts a postmortem of a finished run; it runs in the background.
 #[utoipa::path(
@@ -94,12 +79,6 @@ pub struct StatsQuery {
     since: Option<String>,
     /// Only runs of this workspace root.
     workspace_root: Option<String>,
-}
-
-/// `{"stats": Stats}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StatsEnvelope {
-    stats: Stats,
 }
 
 /// Outcomes, iterations, time and cost per task, pass rates, waits and retries across runs.

@@ -6,18 +6,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use loop_api::review::{
+    DiffEnvelope, GcBody, GcEnvelope, MergeBody, MergeEnvelope, PullRequestBody,
+    PullRequestEnvelope, RemoveWorktreeBody, ScrapEnvelope, WorktreeEnvelope, WorktreesEnvelope,
+};
 use loop_core::RunId;
-use loop_runtime::{GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree, ScrapOutcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::api::{AppState, Body, PathParams, QueryParams, run_id};
 use crate::error::{ApiError, ErrorBody};
-
-/// `{"diff": RunDiff}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DiffEnvelope {
-    diff: RunDiff,
-}
+use crate::extract::{Body, PathParams, QueryParams, run_id};
+use crate::state::AppState;
 
 /// The run's work against its base branch: commits, files, patches.
 #[utoipa::path(
@@ -38,21 +36,6 @@ pub async fn diff(
 ) -> Result<Json<DiffEnvelope>, ApiError> {
     let diff = state.runtime.diff(run_id(&id)?).await?;
     Ok(Json(DiffEnvelope { diff }))
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MergeBody {
-    /// `merge`, `squash` or `rebase`: the run's own unless given.
-    strategy: Option<String>,
-    /// The branch to merge into: the run's merge target unless given.
-    target: Option<String>,
-}
-
-/// `{"merge": MergeOutcome}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MergeEnvelope {
-    merge: MergeOutcome,
 }
 
 /// Merges a finished run's branch, after its checks pass in a worktree of the target.
@@ -86,12 +69,6 @@ pub async fn merge(
     Ok(Json(MergeEnvelope { merge }))
 }
 
-/// `{"scrap": ScrapOutcome}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScrapEnvelope {
-    scrap: ScrapOutcome,
-}
-
 /// Removes a finished run's worktree and deletes its branch.
 #[utoipa::path(
     post,
@@ -110,19 +87,6 @@ pub async fn scrap(
 ) -> Result<Json<ScrapEnvelope>, ApiError> {
     let scrap = state.runtime.scrap(run_id(&id)?).await?;
     Ok(Json(ScrapEnvelope { scrap }))
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PullRequestBody {
-    title: Option<String>,
-    body: Option<String>,
-}
-
-/// `{"pull_request": PullRequest}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PullRequestEnvelope {
-    pull_request: PullRequest,
 }
 
 /// Pushes a finished run's branch and opens a pull request for it.
@@ -159,12 +123,6 @@ pub struct WorkspaceQuery {
     workspace_root: Option<PathBuf>,
 }
 
-/// `{"worktrees": [RunWorktree]}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorktreesEnvelope {
-    worktrees: Vec<RunWorktree>,
-}
-
 /// The worktrees runs still have on disk, newest run first, with their sizes.
 #[utoipa::path(
     get,
@@ -185,26 +143,6 @@ pub async fn worktrees(
         .worktrees(query.workspace_root.as_deref())
         .await?;
     Ok(Json(WorktreesEnvelope { worktrees }))
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GcBody {
-    /// Report what would be removed, and remove nothing.
-    #[serde(default)]
-    dry_run: bool,
-    /// Only worktrees of runs that last changed at least this many days ago.
-    #[schema(minimum = 0)]
-    older_than_days: Option<f64>,
-    /// Only the worktrees of this workspace's runs.
-    #[schema(value_type = Option<String>)]
-    workspace_root: Option<PathBuf>,
-}
-
-/// `{"gc": GcReport}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GcEnvelope {
-    gc: GcReport,
 }
 
 /// Removes the worktrees of finished runs (their branches stay).
@@ -236,23 +174,6 @@ pub async fn gc(
         .gc(body.workspace_root.as_deref(), body.dry_run, older_than)
         .await?;
     Ok(Json(GcEnvelope { gc }))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveWorktreeBody {
-    /// The worktree's path, as `GET /worktrees` lists it.
-    #[schema(value_type = String)]
-    path: PathBuf,
-    /// Remove it even while its run is RUNNING or PAUSED.
-    #[serde(default)]
-    force: bool,
-}
-
-/// `{"worktree": RunWorktree}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorktreeEnvelope {
-    worktree: RunWorktree,
 }
 
 /// Removes one run worktree.

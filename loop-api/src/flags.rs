@@ -1,0 +1,158 @@
+//! [`RunFlags`]: the run flags of `loopctl run` and `loopctl exec`, and the same fields of
+//! `POST /runs`, declared once. Each is a shorthand for a configuration key; [`RunFlags::layer`]
+//! turns the ones given into the highest configuration layer of the run.
+//!
+//! A new flag is a field here and its line in [`RunFlags::layer`]: `loopctl` takes it as
+//! `--kebab-case` (with the `clap` feature), `POST /runs` as a `snake_case` field, the OpenAPI
+//! document lists it (with the `openapi` feature), and the runtime sees its key.
+
+use loop_core::config::{self, ConfigError, Layer};
+#[cfg(feature = "clap")]
+use loop_core::config::{MergeStrategy, NamingMode};
+use serde::{Deserialize, Serialize};
+
+/// The run flags.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunFlags {
+    /// How the run is named: `haiku` (a short agent call) or `spec_slug` (run_naming_mode).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(NamingMode::NAMES)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_source: Option<String>,
+    /// The model for implementation (model).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Implementation iterations before the run gives up (iterations).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
+    /// A verification command, run whole with `sh -c`; repeatable (verify_cmds).
+    #[cfg_attr(feature = "clap", arg(long = "verify-cmd", value_name = "CMD"))]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verify_cmds: Vec<String>,
+    /// The agent adapter: claude, codex or command (agent).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The branch the run starts from; default: the checkout's (base_branch).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_branch: Option<String>,
+    /// The run branch is this prefix and the run's name (run_branch_prefix).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_branch_prefix: Option<String>,
+    /// Merge the finished run into this branch (merge_target_branch).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_target: Option<String>,
+    /// How to merge: none, merge or squash (merge_strategy).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(MergeStrategy::NAMES)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_strategy: Option<String>,
+    /// Where the run's worktree goes, a template (worktree_path_template).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree_path_template: Option<String>,
+    /// auto, worktrunk or git (worktree_provider).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = ["auto", "worktrunk", "git"]))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree_provider: Option<String>,
+    /// The Worktrunk binary (worktrunk_bin).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktrunk_bin: Option<String>,
+    /// The Worktrunk config file (worktrunk_config_path).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktrunk_config: Option<String>,
+    /// Copy ignored files into a new Worktrunk worktree (worktrunk_copy_ignored).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "is_false")]
+    pub worktrunk_copy_ignored: bool,
+    /// Work in the workspace itself instead of a worktree (worktree_provider=none).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_worktree: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl RunFlags {
+    /// The flags given, as a configuration layer, each value checked; `source` names where
+    /// they came from in errors (`flags`, `request`).
+    pub fn layer(&self, source: &str) -> Result<Layer, ConfigError> {
+        let text = |value: &Option<String>| value.clone();
+        let number = |value: Option<u32>| value.map(|n| n.to_string());
+        let yes = |set: bool| set.then(|| "true".to_owned());
+        let list = |values: &[String]| (!values.is_empty()).then(|| values.join("\n"));
+        let given = [
+            ("run_naming_mode", text(&self.name_source)),
+            ("model", text(&self.model)),
+            ("iterations", number(self.iterations)),
+            ("verify_cmds", list(&self.verify_cmds)),
+            ("agent", text(&self.agent)),
+            ("base_branch", text(&self.base_branch)),
+            ("run_branch_prefix", text(&self.run_branch_prefix)),
+            ("merge_target_branch", text(&self.merge_target)),
+            ("merge_strategy", text(&self.merge_strategy)),
+            ("worktree_path_template", text(&self.worktree_path_template)),
+            ("worktree_provider", text(&self.worktree_provider)),
+            ("worktrunk_bin", text(&self.worktrunk_bin)),
+            ("worktrunk_config_path", text(&self.worktrunk_config)),
+            ("worktrunk_copy_ignored", yes(self.worktrunk_copy_ignored)),
+            (
+                "worktree_provider",
+                self.no_worktree.then(|| "none".to_owned()),
+            ),
+        ];
+        let mut layer = Layer::new();
+        for (key, value) in given {
+            if let Some(value) = value {
+                layer.insert(key.to_owned(), config::check_value(source, key, &value)?);
+            }
+        }
+        Ok(layer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_become_their_keys_and_bad_values_name_the_key() {
+        let flags = RunFlags {
+            model: Some("sonnet".to_owned()),
+            iterations: Some(7),
+            verify_cmds: vec!["cargo test".to_owned(), "false || true".to_owned()],
+            merge_target: Some("main".to_owned()),
+            no_worktree: true,
+            ..RunFlags::default()
+        };
+        let layer = flags.layer("flags").expect("valid");
+        assert_eq!(layer["model"], "sonnet");
+        assert_eq!(layer["iterations"], "7");
+        assert_eq!(layer["merge_target_branch"], "main");
+        assert_eq!(layer["worktree_provider"], "none");
+        let config = config::Config::resolve([&layer]).typed();
+        assert_eq!(config.verify_cmds, ["cargo test", "false || true"]);
+        let bad = RunFlags {
+            merge_strategy: Some("rebase".to_owned()),
+            ..RunFlags::default()
+        };
+        let error = bad.layer("request").expect_err("rebase is no strategy");
+        assert_eq!(error.key, "merge_strategy");
+        assert!(
+            RunFlags::default()
+                .layer("flags")
+                .expect("empty")
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! Knowing what happened: a run's postmortem and the figures across runs.
+
+use loop_core::RunId;
+use loop_core::stats::Stats;
+use serde::{Deserialize, Serialize};
+
+/// The state of a run's postmortem and the files of its `analysis/` directory
+/// (`GET /runs/{id}/postmortem`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostmortemReport {
+    pub run_id: RunId,
+    /// `running`, then `ok`, `failed` or `skipped`; `None` before the first postmortem.
+    pub status: Option<String>,
+    /// Why the last postmortem started (`run completed`, `on demand`, `prompt only`, …).
+    pub started_because: Option<String>,
+    /// Why it failed or was skipped.
+    pub reason: Option<String>,
+    /// The analysis directory (its primary copy).
+    pub dir: String,
+    /// Its files, sorted by name.
+    pub files: Vec<AnalysisFile>,
+}
+
+/// One file of a run's `analysis/` directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnalysisFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// `POST /runs/{id}/postmortem` (may be empty).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostmortemBody {
+    /// The model of the analyses: the run's review model unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Write the snapshots and the prompts only; ask no agent.
+    #[serde(default)]
+    pub prompt_only: bool,
+}
+
+/// `{"postmortem": PostmortemReport}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostmortemEnvelope {
+    pub postmortem: PostmortemReport,
+}
+
+/// `{"stats": Stats}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsEnvelope {
+    pub stats: Stats,
+}

@@ -1,0 +1,71 @@
+//! The state changes (`pause`, `resume`, `cancel`, `retry`) and `wait`.
+
+use std::process::ExitCode;
+
+use loop_client::blocking::Client;
+use loop_client::{ClientError, Control};
+use loop_core::projection::RunView;
+use loop_core::{RunId, RunStatus};
+use serde_json::json;
+
+use crate::connect::named;
+use crate::output::Output;
+use crate::render::{exit_status, summary};
+use crate::run_ref;
+use crate::table::{Colour, Paint};
+
+/// `loopctl pause|resume|cancel|retry RUN`.
+pub fn control(
+    client: &Client,
+    text: &str,
+    action: Control,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let id = run_ref::on_daemon(client, text)?.id;
+    let view = client
+        .control(id, action)
+        .map_err(|error| named(error, id))?;
+    out.document(&json!({ "run": view }));
+    let colour = Colour::stdout();
+    out.line(&format!(
+        "run {} ({}) is {}",
+        view.id,
+        view.name,
+        colour.paint(Paint::of_status(view.status), view.status.as_str())
+    ));
+    if action == Control::Pause {
+        out.note(&format!("`loopctl resume {}` goes on from here", view.name));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Blocks until run `id` is in a terminal state, following its event stream (which resumes
+/// by itself after a lost connection); the final run.
+pub fn wait_for_end(client: &Client, id: RunId) -> anyhow::Result<RunView> {
+    let view = client.run(id).map_err(|error| named(error, id))?;
+    if view.status.is_terminal() {
+        return Ok(view);
+    }
+    for event in client.events(Some(id), view.last_seq) {
+        match event {
+            Ok(record) if record.event.is_terminal() => break,
+            Ok(_) | Err(ClientError::Undecodable { .. }) => {}
+            Err(error) => return Err(named(error, id)),
+        }
+    }
+    let view = client.run(id).map_err(|error| named(error, id))?;
+    if view.status == RunStatus::Pending {
+        // Retried meanwhile: it goes on.
+        return wait_for_end(client, id);
+    }
+    Ok(view)
+}
+
+/// `loopctl wait RUN`: exit 0 only for COMPLETED.
+pub fn wait(client: &Client, text: &str, out: &Output) -> anyhow::Result<ExitCode> {
+    let id = run_ref::on_daemon(client, text)?.id;
+    let view = wait_for_end(client, id)?;
+    out.document(&json!({ "run": view }));
+    out.line(&summary(&view));
+    Ok(exit_status(&view))
+}

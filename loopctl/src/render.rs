@@ -1,0 +1,101 @@
+//! How a run reads for people: its verdict, a closing summary, short ids, where it works.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use loop_core::RunStatus;
+use loop_core::projection::{RunView, StepView};
+
+use crate::human::{duration, money};
+
+/// Each id cut to the shortest prefix (8 characters at least) that no other listed id shares.
+pub fn short_ids(views: &[RunView]) -> Vec<String> {
+    let ids: Vec<String> = views.iter().map(|v| v.id.to_string()).collect();
+    let sorted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    let sorted: Vec<&str> = sorted.into_iter().collect();
+    let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    ids.iter()
+        .map(|id| {
+            let at = sorted.binary_search(&id.as_str()).unwrap_or(0);
+            let before = at.checked_sub(1).map_or(0, |i| common(id, sorted[i]));
+            let after = sorted.get(at + 1).map_or(0, |other| common(id, other));
+            let keep = (before.max(after) + 1).max(8).min(id.len());
+            id[..keep].to_owned()
+        })
+        .collect()
+}
+
+/// The run directory, as the steps' files show it.
+pub fn run_dir_of(steps: &[StepView]) -> Option<PathBuf> {
+    steps
+        .iter()
+        .flat_map(|s| [s.output_path.as_deref(), s.prompt_path.as_deref()])
+        .flatten()
+        .map(Path::new)
+        .find(|p| p.is_absolute())
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+}
+
+pub fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max - 1).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+pub fn worktree(view: &RunView) -> String {
+    let tree = &view.worktree;
+    match (&tree.worktree_path, &tree.provider) {
+        (_, Some(provider)) if provider == "none" => "none (works in the workspace)".to_owned(),
+        (Some(path), provider) => format!(
+            "{path} (branch {} from {}, {}){}",
+            tree.run_branch.as_deref().unwrap_or("?"),
+            tree.base_branch.as_deref().unwrap_or("?"),
+            provider.as_deref().unwrap_or("?"),
+            if tree.removed { ", removed" } else { "" }
+        ),
+        (None, Some(provider)) => format!("not made yet ({provider})"),
+        (None, None) => "not made yet".to_owned(),
+    }
+}
+
+/// The status with why it ended: `COMPLETED (complete_plan)`, `FAILED: <reason>`.
+pub fn verdict(view: &RunView) -> String {
+    match (&view.exit_reason, &view.failure_reason) {
+        (_, Some(reason)) if view.status == RunStatus::Failed => {
+            format!("{}: {}", view.status, one_line(reason, 200))
+        }
+        (Some(exit), _) if view.status.is_terminal() => {
+            format!("{} ({})", view.status, exit.as_str())
+        }
+        _ => view.status.to_string(),
+    }
+}
+
+/// A closing line for a run that ended.
+pub fn summary(view: &RunView) -> String {
+    format!(
+        "run {} ({}) {}; {}/{} tasks, {} iterations, {}, {}",
+        view.id,
+        view.name,
+        verdict(view),
+        view.tasks_done,
+        view.tasks_total,
+        view.iteration,
+        duration((view.updated_ms - view.created_ms).max(0) as u64),
+        money(view.cost_usd)
+    )
+}
+
+/// 0 for a COMPLETED run, 1 for any other end.
+pub fn exit_status(view: &RunView) -> ExitCode {
+    if view.status == RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

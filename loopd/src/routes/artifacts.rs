@@ -1,0 +1,134 @@
+//! A run's files: listed, and served one at a time a piece at a time, nothing outside the run
+//! directory.
+
+use std::path::{Component, Path, PathBuf};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use loop_api::meta::{Artifact, ArtifactsEnvelope};
+use loop_core::RunId;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{PathParams, run_id};
+use crate::state::AppState;
+
+/// The files of a run's directory.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/artifacts",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "Every file of the run directory.", body = ArtifactsEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
+pub async fn list_artifacts(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ArtifactsEnvelope>, ApiError> {
+    let dir = state.runtime.run_dir(run_id(&id)?).await?;
+    Ok(Json(ArtifactsEnvelope {
+        artifacts: list(&dir),
+    }))
+}
+
+/// One file of a run's directory, and nothing outside it.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/artifacts/{*name}",
+    tag = "runs",
+    params(
+        ("id" = RunId, Path, description = "The run's id."),
+        ("name" = String, Path, description = "The file's path in the run directory."),
+    ),
+    responses(
+        (status = 200, description = "The file: JSON for `.json` and `.jsonl`, else text.",
+            content(("application/json"), ("text/plain"))),
+        (status = 400, description = "The name leaves the run directory.", body = ErrorBody),
+        (status = 404, description = "No such run or file.", body = ErrorBody),
+    ),
+)]
+pub async fn artifact(
+    State(state): State<AppState>,
+    PathParams((id, name)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let dir = state.runtime.run_dir(run_id(&id)?).await?;
+    let path = resolve(&dir, &name)?;
+    let unreadable = |error: std::io::Error| {
+        ApiError::not_found(format!("cannot read artifact {name:?}: {error}"))
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    let length = file.metadata().await.map_err(unreadable)?.len();
+    let kind = if name.ends_with(".json") || name.ends_with(".jsonl") {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    // Streamed a piece at a time: a 100 MB log costs a download 64 KiB of memory, not 100 MB.
+    // A log still being written is sent as long as it was when asked for.
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        tokio::io::AsyncReadExt::take(file, length),
+        64 * 1024,
+    ));
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Every regular file under `dir`, sorted by name. Symbolic links are not followed.
+pub fn list(dir: &Path) -> Vec<Artifact> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file()
+                && let Ok(relative) = path.strip_prefix(dir)
+            {
+                found.push(Artifact {
+                    name: relative.to_string_lossy().into_owned(),
+                    bytes: entry.metadata().map_or(0, |m| m.len()),
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// The file `name` names inside `dir`: refused when it is absolute, climbs with `..`, or
+/// resolves (through a symlink) outside the directory.
+pub fn resolve(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+    let relative = Path::new(name);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if name.is_empty() || !plain {
+        return Err(ApiError::bad_request(format!(
+            "artifact name {name:?} must be a plain path inside the run directory"
+        )));
+    }
+    let missing = || ApiError::not_found(format!("no artifact {name:?}"));
+    let root = dir.canonicalize().map_err(|_| missing())?;
+    let path = root.join(relative).canonicalize().map_err(|_| missing())?;
+    if !path.starts_with(&root) || !path.is_file() {
+        return Err(missing());
+    }
+    Ok(path)
+}
