@@ -73,6 +73,10 @@ pub struct RunFlags {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(skip_serializing_if = "is_false")]
     pub worktrunk_copy_ignored: bool,
+    /// Stop the run once its agent calls have cost this many dollars (max_cost_usd).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "USD"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
     /// Work in the workspace itself instead of a worktree (worktree_provider=none).
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(skip_serializing_if = "is_false")]
@@ -106,6 +110,7 @@ impl RunFlags {
             ("worktrunk_bin", text(&self.worktrunk_bin)),
             ("worktrunk_config_path", text(&self.worktrunk_config)),
             ("worktrunk_copy_ignored", yes(self.worktrunk_copy_ignored)),
+            ("max_cost_usd", self.max_cost.map(|usd| usd.to_string())),
             (
                 "worktree_provider",
                 self.no_worktree.then(|| "none".to_owned()),
@@ -132,10 +137,12 @@ mod tests {
             iterations: Some(7),
             verify_cmds: vec!["cargo test".to_owned(), "false || true".to_owned()],
             merge_target: Some("main".to_owned()),
+            max_cost: Some(2.5),
             no_worktree: true,
             ..RunFlags::default()
         };
         let layer = flags.layer("flags").expect("valid");
+        assert_eq!(layer["max_cost_usd"], "2.5");
         assert_eq!(layer["model"], "sonnet");
         assert_eq!(layer["iterations"], "7");
         assert_eq!(layer["merge_target_branch"], "main");

@@ -222,3 +222,13 @@ fn state_changes_say_the_new_state_and_an_illegal_one_names_the_current() {
         text(&illegal.stderr)
     );
 }
+
+#[test]
+fn a_run_flag_reaches_the_frozen_config_through_the_daemon() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let id = project.create(&["--max-cost", "0.5", "--verify-cmd", "false || true"]);
+    let events = project.json(&["events", &id]);
+    let created = &events["events"][0]["payload"]["config"];
+    assert_eq!(created["max_cost_usd"], "0.5", "{created}");
+    assert_eq!(created["verify_cmds"], "false || true", "{created}");
+}
