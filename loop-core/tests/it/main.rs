@@ -13,6 +13,7 @@ mod agents;
 mod decide;
 mod generate;
 mod laws;
+mod policy;
 mod projections;
 mod readme;
 mod schema;

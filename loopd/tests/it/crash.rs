@@ -10,25 +10,14 @@ use serde_json::{Value, json};
 
 use crate::support::{Daemon, client, repo, run_body};
 
-/// A small deterministic generator, so a failure can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn runs_survive_the_daemon_being_killed_at_random_moments() {
     let seed = std::env::var("LOOP_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_u64);
-    let mut rng = Rng(seed);
+    // Seeded, so a failure can be replayed from its seed.
+    let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let runs = 6;
@@ -57,7 +46,7 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
                 ids.push(created["run"]["id"].as_str().expect("id").to_owned());
             }
         }
-        std::thread::sleep(Duration::from_millis(150 + rng.below(600)));
+        std::thread::sleep(Duration::from_millis(150 + rng.u64(..600)));
         daemon.child.kill().expect("SIGKILL");
         daemon.child.wait().expect("reaped");
     }
