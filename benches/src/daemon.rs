@@ -1,21 +1,13 @@
-//! The real `loopd` binary for the load tools (`src/bin/loopd_load.rs`): started on an ephemeral
-//! port (its address read from the first line of its stderr, as `loopd`'s own tests do), its
-//! memory read from `/proc`, and a minimal reader of its server-sent events.
+//! The real `loopd` binary for the load tools (`src/bin/loopd_load.rs`), started through
+//! `loop-testkit` as the test suites start it, its memory and CPU read from `/proc`, and a
+//! `loop-client` to talk to it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-/// A running daemon, stopped (SIGTERM, then SIGKILL) when dropped.
-#[derive(Debug)]
-pub struct Daemon {
-    child: Child,
-    pub base: String,
-    pub pid: u32,
-}
+pub use loop_testkit::Daemon;
 
 /// The `loopd` binary: `$LOOPD_BIN`, else the one beside the running executable (same target
 /// directory and profile: `cargo build --release -p loopd -p loop-benches`).
@@ -52,74 +44,34 @@ pub fn noop_agent_bin() -> PathBuf {
     panic!("no noop_agent beside {}: set NOOP_AGENT", exe.display());
 }
 
-impl Daemon {
-    /// Starts `loopd --listen 127.0.0.1:0 --data-dir <data_dir> <extra>`.
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(loopd_bin())
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("LOOPD_AUTH_TOKEN")
-            .env_remove("LOOPD_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start loopd");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("loopd's first line");
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        // Keep draining its stderr (it may write more), echoing all but its INFO lines.
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                if !line.contains(" INFO ") {
-                    eprintln!("[loopd] {line}");
-                }
-            }
-        });
-        let pid = child.id();
-        Daemon { child, base, pid }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// `VmRSS` and `VmHWM` (peak RSS) from `/proc/<pid>/status`, in bytes.
-    pub fn memory(&self) -> Memory {
-        memory_of(self.pid)
-    }
-
-    /// User + system CPU time of the daemon so far (`/proc/<pid>/stat`, 10 ms ticks).
-    pub fn cpu(&self) -> Duration {
-        cpu_of(self.pid)
-    }
-
-    /// SIGTERM, and wait up to `limit` before SIGKILL.
-    pub fn stop(&mut self, limit: Duration) {
-        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `loopd --data-dir <data_dir> <extra>` on a free loopback port, its warnings echoed.
+pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
+    loop_testkit::Loopd::new(loopd_bin(), data_dir)
+        .args(extra)
+        .echo_warnings()
+        .start()
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(10));
+/// A client of `daemon` over `http` (a load tool picks its own connection pool).
+pub fn api(daemon: &Daemon, http: reqwest::Client) -> loop_client::Client {
+    loop_client::Client::with_http(&daemon.base, None, http)
+}
+
+/// What the load tools read of a daemon's process.
+pub trait Measured {
+    /// `VmRSS`, `VmHWM` and threads from `/proc/<pid>/status`.
+    fn memory(&self) -> Memory;
+    /// User + system CPU time so far.
+    fn cpu(&self) -> Duration;
+}
+
+impl Measured for Daemon {
+    fn memory(&self) -> Memory {
+        memory_of(self.pid())
+    }
+
+    fn cpu(&self) -> Duration {
+        cpu_of(self.pid())
     }
 }
 
@@ -207,74 +159,9 @@ pub fn run_body(repo: &Path, agent_cmd: &str, config: Value) -> Value {
         }
     }
     json!({
-        "spec_path": crate::scratch::SPEC,
+        "spec_path": loop_testkit::repo::SPEC,
         "workspace_root": repo,
         "no_worktree": true,
         "config": all,
     })
-}
-
-/// One server-sent event.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Frame {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// Reads frames from a streaming response, chunk by chunk.
-#[derive(Debug)]
-pub struct SseReader {
-    response: reqwest::Response,
-    buf: Vec<u8>,
-    /// Body bytes read so far.
-    pub bytes: u64,
-}
-
-impl SseReader {
-    pub fn new(response: reqwest::Response) -> SseReader {
-        SseReader {
-            response,
-            buf: Vec::new(),
-            bytes: 0,
-        }
-    }
-
-    /// The next frame; `None` when the stream ends (or fails).
-    pub async fn next(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&block[..end]);
-                let mut frame = Frame::default();
-                let mut any = false;
-                for line in text.lines() {
-                    if let Some(id) = line.strip_prefix("id:") {
-                        frame.id = Some(id.trim().to_owned());
-                        any = true;
-                    } else if let Some(event) = line.strip_prefix("event:") {
-                        frame.event = Some(event.trim().to_owned());
-                        any = true;
-                    } else if let Some(data) = line.strip_prefix("data:") {
-                        if !frame.data.is_empty() {
-                            frame.data.push('\n');
-                        }
-                        frame.data.push_str(data.strip_prefix(' ').unwrap_or(data));
-                        any = true;
-                    }
-                }
-                if any {
-                    return Some(frame);
-                }
-                continue;
-            }
-            match self.response.chunk().await {
-                Ok(Some(chunk)) => {
-                    self.bytes += chunk.len() as u64;
-                    self.buf.extend_from_slice(&chunk);
-                }
-                Ok(None) | Err(_) => return None,
-            }
-        }
-    }
 }

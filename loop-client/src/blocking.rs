@@ -81,6 +81,8 @@ impl Client {
         fn find(&self, reference: &str) -> RunView;
         fn steps(&self, run_id: RunId) -> Vec<StepView>;
         fn control(&self, run_id: RunId, action: Control) -> RunView;
+        /// Until the run is in a terminal state; the final run.
+        fn wait(&self, run_id: RunId) -> RunView;
         fn events_so_far(&self, run_id: RunId, after: Seq) -> Vec<EventRecord>;
         fn artifacts(&self, run_id: RunId) -> Vec<Artifact>;
         fn artifact(&self, run_id: RunId, name: &str) -> Vec<u8>;

@@ -66,22 +66,28 @@ pub struct ListRuns {
 impl Client {
     /// A client of the daemon at `addr` (`http://host:port`, or `host:port`).
     pub fn new(addr: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            // Streams last as long as the run: only connecting is bounded.
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|error| ClientError::Setup(error.to_string()))?;
+        Ok(Client::with_http(addr, token, http))
+    }
+
+    /// The same over an HTTP client of the caller's (its own pool, proxy or timeouts). Give it
+    /// no overall timeout: streams last as long as the run.
+    pub fn with_http(addr: &str, token: Option<String>, http: reqwest::Client) -> Client {
         let addr = addr.trim().trim_end_matches('/');
         let base = if addr.contains("://") {
             addr.to_owned()
         } else {
             format!("http://{addr}")
         };
-        let http = reqwest::Client::builder()
-            // Streams last as long as the run: only connecting is bounded.
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|error| ClientError::Setup(error.to_string()))?;
-        Ok(Client {
+        Client {
             base,
             token: token.filter(|t| !t.trim().is_empty()),
             http,
-        })
+        }
     }
 
     /// The daemon's address.
@@ -226,6 +232,26 @@ impl Client {
         let path = format!("/runs/{run_id}/{}", action.as_str());
         let answer: RunEnvelope = self.post(&path, None::<&()>).await?;
         Ok(answer.run)
+    }
+
+    /// Blocks until the run is in a terminal state, following its event stream (which resumes
+    /// by itself after a lost connection); the final run. A run retried meanwhile is waited
+    /// for again.
+    pub async fn wait(&self, run_id: RunId) -> Result<RunView, ClientError> {
+        loop {
+            let view = self.run(run_id).await?;
+            if view.status.is_terminal() {
+                return Ok(view);
+            }
+            let mut events = self.events(Some(run_id), view.last_seq);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(record) if record.event.is_terminal() => break,
+                    Ok(_) | Err(ClientError::Undecodable { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
     }
 
     /// The run's events so far, after `after`.

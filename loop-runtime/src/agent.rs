@@ -9,6 +9,7 @@ mod codex;
 mod command;
 mod demo;
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -18,7 +19,7 @@ use loop_core::config::RunConfig;
 use loop_core::event::Tokens;
 use tokio_util::sync::CancellationToken;
 
-use crate::process::{Ended, Limits};
+use crate::process::{Ended, Limits, Spec};
 use crate::step_output::StepOutput;
 
 pub use claude::ClaudeAgent;
@@ -50,6 +51,29 @@ pub struct AgentRequest<'a> {
     pub cancel: &'a CancellationToken,
     /// The time now, for turning "resets in 2 hours" into a time.
     pub now_ms: i64,
+}
+
+impl AgentRequest<'_> {
+    /// The process of this call: `program args` in the working directory, the prompt on stdin,
+    /// the run's environment plus `LOOP_PROMPT_FILE`, less `env_remove`.
+    pub(crate) fn process(
+        &self,
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        env_remove: &[&str],
+    ) -> Spec {
+        let mut env: Vec<(OsString, OsString)> =
+            self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        env.push(("LOOP_PROMPT_FILE".into(), self.prompt_file.into()));
+        Spec {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            cwd: self.workdir.to_owned(),
+            env,
+            env_remove: env_remove.iter().map(Into::into).collect(),
+            stdin: self.prompt.as_bytes().to_vec(),
+        }
+    }
 }
 
 /// What a call produced.

@@ -36,6 +36,39 @@ pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .to_owned())
 }
 
+/// The run that owns `branch`: `git config branch.<branch>.loop-run`, written when a run
+/// creates or takes the branch, so that a later run never mistakes it for its own.
+fn owner_key(branch: &str) -> String {
+    format!("branch.{branch}.loop-run")
+}
+
+/// Records `run` as the owner of `branch`.
+pub async fn set_branch_owner(repo: &Path, branch: &str, run: &str) -> Result<(), GitError> {
+    self::run(repo, &["config", &owner_key(branch), run])
+        .await
+        .map(drop)
+}
+
+/// The run recorded as the owner of `branch`, if any.
+pub async fn branch_owner(repo: &Path, branch: &str) -> Option<String> {
+    optional(repo, &["config", "--get", &owner_key(branch)]).await
+}
+
+/// The branch whose recorded owner is `run`, if any.
+pub async fn owned_branch(repo: &Path, run: &str) -> Option<String> {
+    let text = self::run(repo, &["config", "--get-regexp", r"^branch\..*\.loop-run$"])
+        .await
+        .ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (value == run).then(|| {
+            key.strip_prefix("branch.")?
+                .strip_suffix(".loop-run")
+                .map(str::to_owned)
+        })?
+    })
+}
+
 async fn optional(dir: &Path, args: &[&str]) -> Option<String> {
     run(dir, args).await.ok().filter(|text| !text.is_empty())
 }

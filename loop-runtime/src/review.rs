@@ -124,9 +124,8 @@ async fn main_repo(dir: &Path) -> Result<PathBuf, RuntimeError> {
 /// Refuses a branch that records another run as its owner: its name was free again and a
 /// later run took it.
 async fn check_owner(repo: &Path, branch: &str, run_id: RunId) -> Result<(), RuntimeError> {
-    let key = format!("branch.{branch}.loop-run");
-    match git::run(repo, &["config", "--get", &key]).await {
-        Ok(owner) if !owner.is_empty() && owner != run_id.to_string() => Err(invalid(
+    match git::branch_owner(repo, branch).await {
+        Some(owner) if owner != run_id.to_string() => Err(invalid(
             format!("branch {branch}"),
             format!("it belongs to run {owner} now, not to run {run_id}; it was left alone"),
         )),

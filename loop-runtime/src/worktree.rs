@@ -12,6 +12,7 @@ mod git;
 mod worktrunk;
 
 pub use git::GitWorktrees;
+pub(crate) use git::absolute;
 pub use worktrunk::Worktrunk;
 
 /// A run's working tree, once prepared.

@@ -19,11 +19,7 @@ mod stats;
 mod tail;
 mod worktrees;
 
-use std::path::Path;
 use std::process::ExitCode;
-
-use anyhow::{Context, bail};
-use loop_store::SqliteStore;
 
 use loop_client::Control;
 
@@ -109,16 +105,4 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             db,
         } => worktrees::gc(dry_run, older_than, all, db, out),
     }
-}
-
-/// Opens an existing event log; never creates one (a typo in `--db` must not look like an
-/// empty log).
-fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
-    if !db.is_file() {
-        bail!(
-            "no event log at {}: pass the loopd.db file with --db",
-            db.display()
-        );
-    }
-    SqliteStore::open(db).with_context(|| format!("cannot open the event log {}", db.display()))
 }

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod connect;
 mod human;
+mod log;
 mod output;
 mod picker;
 mod render;

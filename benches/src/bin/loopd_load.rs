@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use loop_benches::bench_dir;
 use loop_benches::daemon::{
-    Daemon, Frame, Memory, SseReader, cpu_of, memory_of, mib, noop_agent_bin, now_ms, open_files,
-    run_body,
+    Daemon, Measured, Memory, api, cpu_of, memory_of, mib, noop_agent_bin, now_ms, open_files,
+    run_body, start,
 };
 use loop_benches::scratch::{git_repo, git_repos};
+use loop_core::{RunId, Seq};
 use serde_json::{Value, json};
 
 fn main() {
@@ -196,31 +197,28 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
 
     let data = dir.path().join("data");
     let max = runs.to_string();
-    let daemon = Daemon::start(&data, &["--max-concurrency", &max]);
+    let daemon = start(&data, &["--max-concurrency", &max]);
     let client = client();
     let idle = daemon.memory();
     let cpu0 = daemon.cpu();
-    let (stop, peak) = sampler(daemon.pid, Duration::from_millis(50));
+    let (stop, peak) = sampler(daemon.pid(), Duration::from_millis(50));
 
-    // Follow every run's start and end on the global stream.
-    let events = client
-        .get(daemon.url("/events"))
-        .send()
-        .await
-        .expect("GET /events");
+    // Follow every run's start and end on the global stream (from the first event: none is
+    // missed however late the stream connects).
+    let mut events = api(&daemon, client.clone()).events(None, Seq(0));
     let started = Instant::now();
     let follower = tokio::spawn(async move {
-        let mut reader = SseReader::new(events);
         let (mut running, mut peak_running, mut ended) = (0usize, 0usize, 0usize);
         let mut ends: Vec<f64> = Vec::new();
         let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-        while let Some(frame) = reader.next().await {
-            match frame.event.as_deref() {
-                Some("RUN_STARTED") => {
+        while let Some(record) = events.next().await {
+            let Ok(record) = record else { continue };
+            match record.event.event_type().as_str() {
+                "RUN_STARTED" => {
                     running += 1;
                     peak_running = peak_running.max(running);
                 }
-                Some(kind @ ("RUN_COMPLETED" | "RUN_FAILED" | "RUN_CANCELED")) => {
+                kind @ ("RUN_COMPLETED" | "RUN_FAILED" | "RUN_CANCELED") => {
                     running = running.saturating_sub(1);
                     ended += 1;
                     ends.push(started.elapsed().as_secs_f64());
@@ -338,14 +336,14 @@ async fn output(mebibytes: u64, line_bytes: u64) {
     let (pipe_wall, pipe_print) = baseline("pipe", "| cat >");
 
     let repo = git_repo(dir.path(), "repo", 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[]);
+    let daemon = start(&dir.path().join("data"), &[]);
     let client = client();
     // Let the daemon settle before its idle RSS is taken.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = daemon.memory();
     let cpu0 = daemon.cpu();
     let client_cpu0 = cpu_of(std::process::id());
-    let (stop, samples) = timeline(daemon.pid, Duration::from_millis(10));
+    let (stop, samples) = timeline(daemon.pid(), Duration::from_millis(10));
 
     // The agent waits for a file, so the live stream is attached before it prints.
     let go = dir.path().join("go");
@@ -356,59 +354,47 @@ async fn output(mebibytes: u64, line_bytes: u64) {
     );
     let body = run_body(&repo, &agent_cmd, json!({ "reviewer": false }));
     let run_id = post_run(&client, &daemon, &body).await;
-    let events = client
-        .get(daemon.url(&format!("/runs/{run_id}/events")))
-        .send()
-        .await
-        .expect("GET events");
-    let mut events = SseReader::new(events);
+    let api = api(&daemon, client.clone());
+    let mut events = api.events(Some(run_id.parse().expect("a run id")), Seq(0));
     let step_id = loop {
-        let frame = events.next().await.expect("a STEP_STARTED");
-        if frame.event.as_deref() == Some("STEP_STARTED") {
-            let record: Value = serde_json::from_str(&frame.data).expect("record JSON");
-            break record["payload"]["step_id"]
-                .as_str()
-                .expect("step_id")
-                .to_owned();
+        let record = events
+            .next()
+            .await
+            .expect("a STEP_STARTED")
+            .expect("an event");
+        if let loop_core::event::Event::StepStarted(started) = record.event {
+            break started.step_id;
         }
     };
     // The rest of the run's events, with their stamps: when the step and the run finished.
     let follow = tokio::spawn(async move {
         let mut stamps: Vec<(String, f64)> = Vec::new();
-        while let Some(frame) = events.next().await {
-            let record: Value = serde_json::from_str(&frame.data).unwrap_or(Value::Null);
-            let kind = frame.event.unwrap_or_default();
-            stamps.push((kind, record["ts_ms"].as_f64().unwrap_or(f64::NAN)));
+        while let Some(record) = events.next().await {
+            let Ok(record) = record else { continue };
+            let kind = record.event.event_type().as_str().to_owned();
+            stamps.push((kind, record.ts_ms as f64));
         }
         stamps
     });
-    let response = client
-        .get(daemon.url(&format!("/runs/{run_id}/output?step={step_id}")))
-        .send()
-        .await
-        .expect("GET output");
-    assert!(response.status().is_success(), "GET output");
+    let mut output = api.output(run_id.parse().expect("a run id"), Some(step_id), 0);
     std::fs::write(&go, "").expect("release the agent");
-    let mut reader = SseReader::new(response);
     let (mut content, mut frames) = (0u64, 0u64);
     let mut first_ms = None;
     let mut last_content_ms = f64::NAN;
     let mut contiguous = true;
     let mut next_offset = 0u64;
-    while let Some(frame) = reader.next().await {
-        let chunk: Value = serde_json::from_str(&frame.data).expect("chunk JSON");
-        let offset = chunk["offset"].as_u64().expect("offset");
-        let text = chunk["content"].as_str().expect("content");
-        contiguous &= offset == next_offset;
-        next_offset = offset + text.len() as u64;
-        content += text.len() as u64;
+    while let Some(chunk) = output.next().await {
+        let chunk = chunk.expect("a chunk of output");
+        contiguous &= chunk.offset == next_offset;
+        next_offset = chunk.offset + chunk.content.len() as u64;
+        content += chunk.content.len() as u64;
         frames += 1;
         last_content_ms = now_ms();
         first_ms.get_or_insert(last_content_ms);
     }
     let stream_end_ms = now_ms();
     let client_cpu = cpu_of(std::process::id()) - client_cpu0;
-    let sse_wire = reader.bytes;
+    let step_id = step_id.to_string();
     // Wait for the run to end (its artifacts are recorded after the step's output).
     loop {
         let run = get_json(&client, &daemon.url(&format!("/runs/{run_id}"))).await;
@@ -500,7 +486,7 @@ async fn output(mebibytes: u64, line_bytes: u64) {
         rate(bytes, capture_s)
     );
     println!(
-        "  live SSE: {content} B of content in {frames} frames ({sse_wire} B on the wire), contiguous offsets: {contiguous}; \
+        "  live SSE: {content} B of content in {frames} frames, contiguous offsets: {contiguous}; \
          first frame {:.0} ms after printing began, last {:.2} s after: {:.0} MB/s of content (bar >= 200 MB/s); \
          the stream closed {:.2} s after printing began; client CPU {:.2} s",
         first_ms.unwrap_or(f64::NAN) - print_start,
@@ -554,29 +540,26 @@ struct Seen {
 }
 
 async fn subscribe(
-    client: reqwest::Client,
-    url: String,
+    client: loop_client::Client,
+    run_id: RunId,
     connected: Arc<AtomicU64>,
     from_ms: Arc<AtomicU64>,
 ) -> Seen {
-    let response = client.get(url).send().await.expect("GET events");
-    assert!(response.status().is_success(), "GET events");
-    connected.fetch_add(1, Ordering::SeqCst);
-    let mut reader = SseReader::new(response);
+    let mut events = client.events(Some(run_id), Seq(0));
     let mut seen = Seen {
         seqs: Vec::new(),
         latencies: Vec::new(),
     };
-    while let Some(Frame { data, .. }) = reader.next().await {
+    while let Some(record) = events.next().await {
         let received = now_ms();
-        let Ok(record) = serde_json::from_str::<Value>(&data) else {
-            continue;
-        };
-        let (Some(seq), Some(ts_ms)) = (record["seq"].as_u64(), record["ts_ms"].as_f64()) else {
-            continue;
-        };
-        seen.seqs.push(seq);
+        let record = record.expect("an event");
+        if seen.seqs.is_empty() {
+            // The run's history comes first: its first event says the stream is open.
+            connected.fetch_add(1, Ordering::SeqCst);
+        }
+        seen.seqs.push(record.seq.0);
         let from = from_ms.load(Ordering::SeqCst) as f64;
+        let ts_ms = record.ts_ms as f64;
         if from > 0.0 && ts_ms >= from {
             seen.latencies.push(received - ts_ms);
         }
@@ -605,13 +588,14 @@ async fn fanout_round(
     let run_id = post_run(client, daemon, &body).await;
     let connected = Arc::new(AtomicU64::new(0));
     let from_ms = Arc::new(AtomicU64::new(0));
-    let url = daemon.url(&format!("/runs/{run_id}/events"));
+    let api = api(daemon, client.clone());
+    let run_id: RunId = run_id.parse().expect("a run id");
     let mut tasks = tokio::task::JoinSet::new();
     let connect_started = Instant::now();
     for _ in 0..subscribers {
         tasks.spawn(subscribe(
-            client.clone(),
-            url.clone(),
+            api.clone(),
+            run_id,
             Arc::clone(&connected),
             Arc::clone(&from_ms),
         ));
@@ -626,7 +610,7 @@ async fn fanout_round(
     }
     let connect_time = connect_started.elapsed();
     let mem_connected = daemon.memory();
-    let fds_connected = open_files(daemon.pid, "loopd.db");
+    let fds_connected = open_files(daemon.pid(), "loopd.db");
     // Count only events stamped from now on: the catch-up of earlier ones is no latency.
     tokio::time::sleep(Duration::from_millis(200)).await;
     from_ms.store(now_ms().ceil() as u64, Ordering::SeqCst);
@@ -672,7 +656,7 @@ async fn fanout_round(
         expected.len()
     );
     let mem_after = daemon.memory();
-    let fds_after = open_files(daemon.pid, "loopd.db");
+    let fds_after = open_files(daemon.pid(), "loopd.db");
     println!(
         "  connected all in {:.2} s; daemon RSS then {:.1} MiB, {} threads, {} open fds of which {} on loopd.db; \
          after the run and its streams ended: RSS {:.1} MiB, {} threads, {} fds on loopd.db",
@@ -706,7 +690,7 @@ async fn fanout_round(
 
 async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64, baseline: bool) {
     let dir = bench_dir();
-    let daemon = Daemon::start(&dir.path().join("data"), &["--max-concurrency", "4"]);
+    let daemon = start(&dir.path().join("data"), &["--max-concurrency", "4"]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -828,7 +812,7 @@ fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
         "cli: {runs} finished runs (25 events each) written in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let daemon = Daemon::start(&data, &[]);
+    let daemon = start(&data, &[]);
     let loopctl = loopctl_bin();
     let base = daemon.base.clone();
     let list = |extra: &'static [&'static str]| {
@@ -915,14 +899,10 @@ fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
         let id = newest["runs"][0]["id"].as_str().expect("a run").to_owned();
         let before = daemon.memory().rss;
         let started = Instant::now();
-        let response = client
-            .get(daemon.url(&format!("/runs/{id}/events")))
-            .send()
-            .await
-            .expect("GET events");
-        let mut reader = SseReader::new(response);
+        let mut events =
+            api(&daemon, client.clone()).events(Some(id.parse().expect("a run id")), Seq(0));
         let mut count = 0usize;
-        while reader.next().await.is_some() {
+        while events.next().await.is_some() {
             count += 1;
         }
         let sse_s = started.elapsed().as_secs_f64();
@@ -979,7 +959,7 @@ fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
 async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, mebibytes: u64) {
     let dir = bench_dir();
     let repo = git_repo(dir.path(), "history", tasks);
-    let daemon = Daemon::start(&dir.path().join("data"), &[]);
+    let daemon = start(&dir.path().join("data"), &[]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -1013,20 +993,19 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
     println!(
         "memory: history of {events} events; idle daemon RSS {:.1} MiB, db files open {}",
         mib(idle.rss),
-        open_files(daemon.pid, "loopd.db").1
+        open_files(daemon.pid(), "loopd.db").1
     );
     for burst in 1..=bursts {
-        let (stop, peak) = sampler(daemon.pid, Duration::from_millis(20));
+        let (stop, peak) = sampler(daemon.pid(), Duration::from_millis(20));
         let started = Instant::now();
         let mut readers = Vec::with_capacity(clients);
+        let api = api(&daemon, client.clone());
+        let run: RunId = run_id.parse().expect("a run id");
         for _ in 0..clients {
-            let client = client.clone();
-            let url = daemon.url(&format!("/runs/{run_id}/events"));
+            let mut events = api.events(Some(run), Seq(0));
             readers.push(tokio::spawn(async move {
-                let response = client.get(url).send().await.expect("GET events");
-                let mut reader = SseReader::new(response);
                 let mut frames = 0usize;
-                while reader.next().await.is_some() {
+                while events.next().await.is_some() {
                     frames += 1;
                 }
                 frames
@@ -1055,7 +1034,7 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
             mib(peak.rss.saturating_sub(idle.rss)),
             mib(soon.rss),
             mib(later.rss),
-            open_files(daemon.pid, "loopd.db").1,
+            open_files(daemon.pid(), "loopd.db").1,
             soon.threads,
             later.threads
         );
@@ -1080,7 +1059,7 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
         }
     }
     let before = daemon.memory();
-    let (stop, peak) = sampler(daemon.pid, Duration::from_millis(20));
+    let (stop, peak) = sampler(daemon.pid(), Duration::from_millis(20));
     let started = Instant::now();
     let mut fetches = Vec::new();
     for _ in 0..downloads {

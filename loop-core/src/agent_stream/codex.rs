@@ -63,13 +63,13 @@ impl CodexStream {
         CodexStream::default()
     }
 
-    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
-    /// counted in [`CodexTranscript::lines`].
     /// A line too long to be kept whole (over 64 MiB): counted as bad, never parsed in part.
     pub fn feed_oversized(&mut self) {
         self.transcript.lines.bad = self.transcript.lines.bad.saturating_add(1);
     }
 
+    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
+    /// counted in [`CodexTranscript::lines`].
     pub fn feed(&mut self, line: &str) {
         let t = &mut self.transcript;
         let Some((kind, event)) = t.lines.read(line) else {

@@ -11,7 +11,7 @@ use loop_core::agent_stream::claude::classify;
 use loop_core::event::Tokens;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
-use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink, Spec};
+use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,9 +57,9 @@ impl Agent for ClaudeAgent {
     fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
         Box::pin(async move {
             let session_id = uuid::Uuid::new_v4().to_string();
-            let mut spec = Spec {
-                program: request.config.claude_bin.clone().into(),
-                args: [
+            let spec = request.process(
+                &request.config.claude_bin,
+                [
                     "-p",
                     "--output-format",
                     "stream-json",
@@ -69,21 +69,10 @@ impl Agent for ClaudeAgent {
                     "--dangerously-skip-permissions",
                     "--session-id",
                     &session_id,
-                ]
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-                cwd: request.workdir.to_owned(),
-                env: request
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-                env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
-                stdin: request.prompt.as_bytes().to_vec(),
-            };
-            spec.env
-                .push(("LOOP_PROMPT_FILE".into(), request.prompt_file.into()));
+                ],
+                // So that it runs when the loop itself was started from a Claude Code session.
+                &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT"],
+            );
             let mut sink = Stream {
                 output: request.output,
                 stream: ClaudeStream::new(),

@@ -8,7 +8,7 @@ use loop_core::agent_stream::codex::classify;
 use loop_core::event::Tokens;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
-use crate::process::{self, LineEffect, LineJoiner, LineSink, Spec};
+use crate::process::{self, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,20 +60,7 @@ impl Agent for CodexAgent {
                 "--skip-git-repo-check".into(),
                 "-".into(),
             ]);
-            let mut spec = Spec {
-                program: "codex".into(),
-                args: args.into_iter().map(Into::into).collect(),
-                cwd: request.workdir.to_owned(),
-                env: request
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-                env_remove: Vec::new(),
-                stdin: request.prompt.as_bytes().to_vec(),
-            };
-            spec.env
-                .push(("LOOP_PROMPT_FILE".into(), request.prompt_file.into()));
+            let spec = request.process("codex", args, &[]);
             let mut sink = Stream {
                 output: request.output,
                 stream: CodexStream::new(),

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, CallEnd, stopped};
-use crate::process::{self, LineEffect, LineSink, Spec};
+use crate::process::{self, LineEffect, LineSink};
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,15 +44,7 @@ impl Agent for CommandAgent {
                     reason: "agent=command needs agent_cmd set in .loop/config".to_owned(),
                 }));
             };
-            let mut spec = Spec::shell(command, request.workdir);
-            spec.stdin = request.prompt.as_bytes().to_vec();
-            spec.env = request
-                .env
-                .iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect();
-            spec.env
-                .push(("LOOP_PROMPT_FILE".into(), request.prompt_file.into()));
+            let spec = request.process("sh", ["-c", command], &[]);
             let mut sink = Text {
                 output: request.output,
                 answer: String::new(),

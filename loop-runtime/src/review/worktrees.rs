@@ -1,7 +1,7 @@
 //! Run worktrees left on disk: listed with their size, collected once their run is over,
 //! removed one by one.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,19 +205,8 @@ fn tree_bytes(root: &Path) -> u64 {
 
 /// `path` made absolute with `.` and `..` resolved, through symbolic links when it exists.
 fn normalized(path: &Path) -> PathBuf {
-    if let Ok(real) = std::fs::canonicalize(path) {
-        return real;
-    }
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut out = PathBuf::new();
-    for component in absolute.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
+    std::fs::canonicalize(path).unwrap_or_else(|_| {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        crate::worktree::absolute(&cwd, path)
+    })
 }

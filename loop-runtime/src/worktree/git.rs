@@ -109,16 +109,9 @@ async fn prepare(
             .await
             .map_err(err)?;
         }
-        git::run(
-            &root,
-            &[
-                "config",
-                &format!("branch.{branch}.loop-run"),
-                &run_id.to_string(),
-            ],
-        )
-        .await
-        .map_err(err)?;
+        git::set_branch_owner(&root, &branch, &run_id.to_string())
+            .await
+            .map_err(err)?;
         copy_included(&root, &path).await?;
     }
     Ok(Workspace {
@@ -148,7 +141,7 @@ pub(crate) async fn run_branch(
         })?;
     let root = PathBuf::from(root);
     let base = base_branch(&root, config).await?;
-    let branch = match own_branch(&root, run_id).await {
+    let branch = match git::owned_branch(&root, &run_id.to_string()).await {
         Some(branch) => branch,
         None => {
             free_branch(
@@ -187,22 +180,6 @@ pub(crate) async fn base_branch(root: &Path, config: &RunConfig) -> Result<Strin
         "cannot tell which branch to start from in {}: set base_branch",
         root.display()
     )))
-}
-
-/// The branch an earlier attempt of this run created, if any.
-pub(crate) async fn own_branch(root: &Path, run_id: RunId) -> Option<String> {
-    let text = git::run(root, &["config", "--get-regexp", r"^branch\..*\.loop-run$"])
-        .await
-        .ok()?;
-    let run = run_id.to_string();
-    text.lines().find_map(|line| {
-        let (key, value) = line.split_once(' ')?;
-        (value == run).then(|| {
-            key.strip_prefix("branch.")?
-                .strip_suffix(".loop-run")
-                .map(str::to_owned)
-        })?
-    })
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`, … whichever no branch or worktree has.

@@ -128,16 +128,9 @@ async fn prepare(
     }
     let reused = switched.action != "created";
 
-    git::run(
-        &root,
-        &[
-            "config",
-            &format!("branch.{branch}.loop-run"),
-            &run_id.to_string(),
-        ],
-    )
-    .await
-    .map_err(|e| WorktreeError(e.to_string()))?;
+    git::set_branch_owner(&root, &branch, &run_id.to_string())
+        .await
+        .map_err(|e| WorktreeError(e.to_string()))?;
     // Like the git provider, only a new worktree is filled; a reused one has its files.
     if !reused && config.worktrunk_copy_ignored {
         let args = ["step", "copy-ignored", "--to", &branch];

@@ -10,13 +10,12 @@ use loop_runtime::Runtime;
 use loop_runtime::clock::{Clock, ManualClock};
 use loop_store::SqliteStore;
 
-use crate::support::{Scratch, count, finish, request, scratch};
+use crate::support::{Scratch, count, finish, request_without_agent, scratch};
 
 const T0: i64 = 1_790_000_000_000;
 
 fn claude_request(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::RunRequest {
-    let stub =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/claude_stub.sh");
+    let stub = loop_testkit::agents::path("claude_stub.sh");
     let stub = stub.to_string_lossy().into_owned();
     let mut all = vec![
         ("agent", "claude"),
@@ -24,7 +23,7 @@ fn claude_request(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::R
         ("reviewer", "false"),
     ];
     all.extend_from_slice(config);
-    let mut request = request(scratch, "unused", &[]);
+    let mut request = request_without_agent(scratch, &[]);
     for (key, value) in all {
         request.config.insert(key.to_owned(), value.to_owned());
     }
@@ -32,11 +31,7 @@ fn claude_request(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::R
 }
 
 fn stub_plan(scratch: &Scratch, lines: &[String]) {
-    std::fs::write(
-        scratch.workspace().join(".stub-plan"),
-        lines.join("\n") + "\n",
-    )
-    .expect("stub plan");
+    std::fs::write(scratch.repo().join(".stub-plan"), lines.join("\n") + "\n").expect("stub plan");
 }
 
 /// A runtime on a manual clock, and a task that moves the clock on by `step` every few
@@ -228,7 +223,7 @@ async fn a_run_is_named_by_the_agent_and_falls_back_to_the_spec_slug() {
     ] {
         let scratch = scratch(1);
         stub_plan(&scratch, &[]);
-        std::fs::write(scratch.workspace().join(".stub-name"), stub_name).expect("stub name");
+        std::fs::write(scratch.repo().join(".stub-name"), stub_name).expect("stub name");
         let runtime = crate::support::runtime(&scratch);
         let config = [("run_naming_mode", "haiku"), ("claude_timeout_sec", "2")];
         let run = runtime
@@ -269,8 +264,7 @@ async fn an_explicit_name_is_never_replaced() {
 #[tokio::test]
 async fn an_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
     let scratch = scratch(1);
-    let stub =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/long_line.sh");
+    let stub = loop_testkit::agents::path("long_line.sh");
     let mut request = claude_request(&scratch, &[]);
     request
         .config

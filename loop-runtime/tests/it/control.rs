@@ -86,7 +86,7 @@ async fn pause_stops_the_agent_and_resume_runs_the_same_iteration_again() {
     assert_eq!(first[1], (1, 2, StepStatus::Succeeded));
     // Each attempt keeps its own log: the paused one's output is still there.
     let dir = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id));
     let paused_log = std::fs::read_to_string(dir.join("iter-01-impl.log")).expect("first attempt");

@@ -192,9 +192,9 @@ async fn a_hanging_verification_command_is_killed_at_its_timeout() {
 async fn an_agent_that_exits_without_reading_a_large_prompt_does_not_break_the_run() {
     let scratch = scratch(1);
     // A 1 MiB prompt is more than a pipe holds: the write meets a closed pipe.
-    std::fs::create_dir_all(scratch.workspace().join(".loop")).expect("dir");
+    std::fs::create_dir_all(scratch.repo().join(".loop")).expect("dir");
     std::fs::write(
-        scratch.workspace().join(".loop/prompt.txt"),
+        scratch.repo().join(".loop/prompt.txt"),
         "x".repeat(1024 * 1024),
     )
     .expect("prompt");

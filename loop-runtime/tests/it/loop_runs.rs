@@ -50,7 +50,7 @@ async fn completes_a_plan_one_task_per_iteration() {
 
     // The run directory holds the step logs and the projections, equal to an export.
     let dir = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id));
     for name in [
@@ -149,7 +149,7 @@ async fn a_failing_verification_is_fed_back_until_it_passes() {
     );
     // The prompt after the failure pointed at the notes; the pass removed them.
     let dir = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id));
     assert!(!dir.join("runner-notes.txt").exists());
@@ -188,7 +188,7 @@ async fn consecutive_verification_failures_fail_the_run() {
         "{done:?}"
     );
     let notes = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id))
         .join("runner-notes.txt");
@@ -225,7 +225,7 @@ async fn the_watchdog_rewrites_the_prompt_then_fails_the_run() {
         1
     );
     let dir = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id));
     let rewritten = std::fs::read_to_string(dir.join("prompt.rewrite.1.txt")).expect("rewrite");
@@ -259,7 +259,7 @@ async fn a_hung_agent_is_killed_with_its_grandchild_at_the_timeout() {
         "{done:?}"
     );
     let dir = scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{}", run.id));
     let pid: i32 = std::fs::read_to_string(dir.join("grandchild.pid"))
@@ -320,7 +320,7 @@ async fn an_agent_printing_megabytes_of_binary_without_newlines_leaves_the_run_h
     assert!(steps[0].output_bytes > 8_000_000, "{:?}", steps[0]);
     let tail = std::fs::read_to_string(
         scratch
-            .workspace()
+            .repo()
             .join("logs/loop")
             .join(format!("run-{}", run.id))
             .join("iter-01-impl.tail.txt"),

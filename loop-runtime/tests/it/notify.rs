@@ -235,7 +235,7 @@ async fn an_event_appended_while_no_notifier_runs_is_delivered_by_the_next_one_o
     // The first runtime sets the cursor (at the log's end) and stops.
     runtime(&scratch).shutdown().await;
     let store = SqliteStore::open(scratch.db()).expect("open log");
-    let run_id = completed_run_in_log(&store, &saving_cmd(&inbox), &scratch.workspace());
+    let run_id = completed_run_in_log(&store, &saving_cmd(&inbox), &scratch.repo());
     drop(store);
     assert!(notified(&inbox).is_empty());
 

@@ -12,7 +12,7 @@ use loop_runtime::agent::DemoAgent;
 use loop_runtime::{Claim, PostmortemReport, RunRequest, Runtime};
 use loop_store::SqliteStore;
 
-use crate::support::{Scratch, count, finish, request, runtime, scratch, types};
+use crate::support::{Scratch, count, finish, request_without_agent, runtime, scratch, types};
 
 const ANALYSES: [&str; 3] = ["spec-compliance", "run-quality", "summary"];
 const SNAPSHOTS: [&str; 4] = [
@@ -24,9 +24,9 @@ const SNAPSHOTS: [&str; 4] = [
 
 /// A run of the claude stub in a git worktree, with its postmortem on.
 fn claude_run(scratch: &Scratch, config: &[(&str, &str)]) -> RunRequest {
-    let stub = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/claude_stub.sh");
+    let stub = loop_testkit::agents::path("claude_stub.sh");
     let stub = stub.to_string_lossy().into_owned();
-    let mut request = request(scratch, "unused", &[]);
+    let mut request = request_without_agent(scratch, &[]);
     for (key, value) in [
         ("agent", "claude"),
         ("claude_bin", stub.as_str()),
@@ -46,7 +46,7 @@ fn claude_run(scratch: &Scratch, config: &[(&str, &str)]) -> RunRequest {
 
 fn analysis_dir(scratch: &Scratch, run_id: RunId) -> PathBuf {
     scratch
-        .workspace()
+        .repo()
         .join("logs/loop")
         .join(format!("run-{run_id}"))
         .join("analysis")
@@ -85,7 +85,7 @@ fn artifact_kinds(records: &[&EventRecord]) -> Vec<String> {
 #[tokio::test]
 async fn a_completed_run_gets_git_snapshots_and_three_analyses() {
     let scratch = scratch(1);
-    std::fs::write(scratch.workspace().join(".stub-plan"), "\n").expect("stub plan");
+    std::fs::write(scratch.repo().join(".stub-plan"), "\n").expect("stub plan");
     let runtime = runtime(&scratch);
     let run = runtime
         .submit(claude_run(&scratch, &[]))
@@ -182,7 +182,7 @@ async fn a_completed_run_gets_git_snapshots_and_three_analyses() {
 async fn a_failing_or_silent_analysis_ends_the_postmortem_failed_and_leaves_the_run_completed() {
     let scratch = scratch(1);
     std::fs::write(
-        scratch.workspace().join(".stub-analysis"),
+        scratch.repo().join(".stub-analysis"),
         "run-quality=fail\nsummary=hang\n",
     )
     .expect("stub analysis");
@@ -239,9 +239,8 @@ async fn an_agent_this_runtime_lacks_fails_the_postmortem_and_prompt_only_asks_n
         .build()
         .expect("runtime");
     let run = runtime
-        .submit(request(
+        .submit(request_without_agent(
             &scratch,
-            "unused",
             &[("agent", "helper"), ("reviewer", "false")],
         ))
         .await
@@ -315,20 +314,20 @@ async fn a_failed_run_is_snapshotted_before_its_worktree_goes_and_a_retry_stops_
     let scratch = scratch(1);
     // The first agent call hits a usage limit, which fails the run (no waiting); analyses of
     // spec compliance hang until the retry stops them.
-    std::fs::write(scratch.workspace().join(".stub-plan"), "limit:4102444800\n").expect("plan");
+    std::fs::write(scratch.repo().join(".stub-plan"), "limit:4102444800\n").expect("plan");
     std::fs::write(
-        scratch.workspace().join(".stub-analysis"),
+        scratch.repo().join(".stub-analysis"),
         "spec-compliance=hang\n",
     )
     .expect("stub analysis");
     std::process::Command::new("git")
         .args(["add", ".stub-analysis", ".stub-plan"])
-        .current_dir(scratch.workspace())
+        .current_dir(scratch.repo())
         .status()
         .expect("git add");
     std::process::Command::new("git")
         .args(["commit", "-qm", "stubs"])
-        .current_dir(scratch.workspace())
+        .current_dir(scratch.repo())
         .status()
         .expect("git commit");
     let runtime = runtime(&scratch);
@@ -396,7 +395,7 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
     let created = RunCreated {
         name: "crashed".to_owned(),
         name_source: NameSource::Explicit,
-        workspace_root: scratch.workspace().to_string_lossy().into_owned(),
+        workspace_root: scratch.repo().to_string_lossy().into_owned(),
         spec_path: "specs/feature.md".to_owned(),
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config: Default::default(),

@@ -137,7 +137,7 @@ async fn a_run_still_working_cannot_be_reviewed() {
 #[tokio::test]
 async fn merge_on_demand_lands_on_the_target_and_records_review_action() {
     let scratch = scratch(2);
-    let repo = scratch.workspace();
+    let repo = scratch.repo();
     let runtime = runtime(&scratch);
     let run = finished_run(&scratch, &runtime, &[("verify_cmds", "test -f work.txt")]).await;
     let checkout = (
@@ -188,7 +188,7 @@ async fn merge_on_demand_lands_on_the_target_and_records_review_action() {
 #[tokio::test]
 async fn a_conflicting_merge_on_demand_is_an_error_and_leaves_the_target_unchanged() {
     let scratch = scratch(1);
-    let repo = scratch.workspace();
+    let repo = scratch.repo();
     git(&repo, &["branch", "integration"]);
     let other = scratch.dir.path().join("integration-wt");
     git(
@@ -244,7 +244,7 @@ async fn a_conflicting_merge_on_demand_is_an_error_and_leaves_the_target_unchang
 #[tokio::test]
 async fn scrap_removes_the_worktree_and_the_branch() {
     let scratch = scratch(1);
-    let repo = scratch.workspace();
+    let repo = scratch.repo();
     let runtime = runtime(&scratch);
     let run = finished_run(&scratch, &runtime, &[]).await;
     let path = worktree_path(&run);
@@ -307,7 +307,7 @@ async fn worktrees_lists_a_finished_runs_worktree_with_its_size() {
     let runtime = runtime(&scratch);
     let run = finished_run(&scratch, &runtime, &[]).await;
     let listed = runtime
-        .worktrees(Some(&scratch.workspace()))
+        .worktrees(Some(&scratch.repo()))
         .await
         .expect("worktrees");
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -330,7 +330,7 @@ async fn worktrees_lists_a_finished_runs_worktree_with_its_size() {
 #[tokio::test]
 async fn gc_dry_run_changes_nothing_and_gc_removes_and_reports_the_bytes_freed() {
     let scratch = scratch(1);
-    let repo = scratch.workspace();
+    let repo = scratch.repo();
     let runtime = runtime(&scratch);
     let run = finished_run(&scratch, &runtime, &[]).await;
     let path = worktree_path(&run);
@@ -398,14 +398,14 @@ async fn worktree_rm_takes_only_run_worktrees_and_a_paused_run_only_when_forced(
     let runtime = runtime(&scratch);
 
     let error = runtime
-        .remove_worktree(&scratch.workspace(), true)
+        .remove_worktree(&scratch.repo(), true)
         .await
         .expect_err("the person's checkout is no run worktree");
     assert!(
         error.to_string().contains("not the worktree of any run"),
         "{error}"
     );
-    assert!(scratch.workspace().join("specs/feature.md").is_file());
+    assert!(scratch.repo().join("specs/feature.md").is_file());
 
     let run = runtime
         .submit(request(

@@ -1,8 +1,6 @@
 //! A scratch workspace (git repository with a spec and a plan), a runtime over a temp log, and
-//! the stub agents in `tests/it/agents/`.
+//! the stub agents of `loop-testkit`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,66 +10,16 @@ use loop_core::event::Event;
 use loop_runtime::{RunRequest, Runtime};
 use loop_store::SqliteStore;
 
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub fn workspace(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    pub fn db(&self) -> PathBuf {
-        self.dir.path().join("loop.db")
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "loop test")
-        .env("GIT_AUTHOR_EMAIL", "loop@example.invalid")
-        .env("GIT_COMMITTER_NAME", "loop test")
-        .env("GIT_COMMITTER_EMAIL", "loop@example.invalid")
-        .status()
-        .expect("git runs");
-    assert!(status.success(), "git {args:?}");
-}
+pub use loop_testkit::Scratch;
 
 /// A git repository with `specs/feature.md` and a plan of `tasks` pending tasks.
 pub fn scratch(tasks: usize) -> Scratch {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(repo.join("specs/planning")).expect("dirs");
-    std::fs::write(
-        repo.join("specs/feature.md"),
-        "# Feature\n\n**Status:** Draft\n**Last Updated:** 2026-11-25\n\nBuild it.\n",
-    )
-    .expect("spec");
-    let mut plan = String::from("# Plan\n\n");
-    for n in 1..=tasks {
-        plan.push_str(&format!("- [ ] task {n}\n"));
-    }
-    std::fs::write(repo.join("specs/planning/feature-plan.md"), plan).expect("plan");
-    std::fs::write(repo.join(".gitignore"), "logs/\n").expect("gitignore");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.name", "loop test"]);
-    git(&repo, &["config", "user.email", "loop@example.invalid"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "start"]);
-    Scratch { dir }
+    Scratch::new(tasks)
 }
 
+/// The stub agent `name` as an `agent_cmd`.
 pub fn agent(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/agents")
-        .join(name);
-    format!("sh {}", path.display())
+    loop_testkit::agents::cmd(name)
 }
 
 pub fn runtime(scratch: &Scratch) -> Runtime {
@@ -85,6 +33,15 @@ pub fn runtime(scratch: &Scratch) -> Runtime {
 
 /// A request for the scratch spec with the stub `agent` and these config values on top.
 pub fn request(scratch: &Scratch, agent_script: &str, config: &[(&str, &str)]) -> RunRequest {
+    let mut request = request_without_agent(scratch, config);
+    request
+        .config
+        .insert("agent_cmd".to_owned(), agent(agent_script));
+    request
+}
+
+/// A request for the scratch spec with no `agent_cmd`: for an agent `config` names.
+pub fn request_without_agent(scratch: &Scratch, config: &[(&str, &str)]) -> RunRequest {
     let mut layer = Layer::new();
     for (key, value) in [
         ("agent", "command"),
@@ -96,12 +53,11 @@ pub fn request(scratch: &Scratch, agent_script: &str, config: &[(&str, &str)]) -
     ] {
         layer.insert(key.to_owned(), value.to_owned());
     }
-    layer.insert("agent_cmd".to_owned(), agent(agent_script));
     for (key, value) in config {
         layer.insert((*key).to_owned(), (*value).to_owned());
     }
     RunRequest {
-        workspace_root: scratch.workspace(),
+        workspace_root: scratch.repo(),
         spec_path: "specs/feature.md".to_owned(),
         config: layer,
         ..RunRequest::default()

@@ -41,7 +41,7 @@ fn in_worktrees(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::Run
 #[tokio::test]
 async fn two_runs_of_one_spec_get_their_own_branches_and_worktrees_and_leave_the_checkout_alone() {
     let scratch = scratch(1);
-    let before = checkout_state(&scratch.workspace());
+    let before = checkout_state(&scratch.repo());
     let runtime = runtime(&scratch);
     let first = runtime
         .submit(in_worktrees(&scratch, &[]))
@@ -69,10 +69,10 @@ async fn two_runs_of_one_spec_get_their_own_branches_and_worktrees_and_leave_the
     );
     // Each branch has its run's commit; the person's checkout did not move.
     assert!(
-        git(&scratch.workspace(), &["log", "--format=%s", "run/feature"])
+        git(&scratch.repo(), &["log", "--format=%s", "run/feature"])
             .contains("task of iteration 1")
     );
-    assert_eq!(checkout_state(&scratch.workspace()), before);
+    assert_eq!(checkout_state(&scratch.repo()), before);
     // A completed run keeps its worktree for review.
     assert!(root.join("repo.run-feature").join("work.txt").is_file());
     runtime.shutdown().await;
@@ -109,8 +109,8 @@ async fn a_stray_directory_at_the_worktree_path_is_refused_and_left_alone() {
 async fn squash_and_merge_each_land_one_verified_result_on_the_target() {
     for strategy in ["squash", "merge"] {
         let scratch = scratch(2);
-        let before = checkout_state(&scratch.workspace());
-        let base = git(&scratch.workspace(), &["rev-parse", "main"]);
+        let before = checkout_state(&scratch.repo());
+        let base = git(&scratch.repo(), &["rev-parse", "main"]);
         let runtime = runtime(&scratch);
         let config = [
             ("merge_target_branch", "integration"),
@@ -123,7 +123,7 @@ async fn squash_and_merge_each_land_one_verified_result_on_the_target() {
             .expect("submit");
         let done = finish(&runtime, run.id).await;
         assert_eq!(done.status, RunStatus::Completed, "{strategy}: {done:?}");
-        let repo = scratch.workspace();
+        let repo = scratch.repo();
         let subject = git(&repo, &["log", "-1", "--format=%s", "integration"]);
         assert_eq!(
             subject,
@@ -175,7 +175,7 @@ async fn squash_and_merge_each_land_one_verified_result_on_the_target() {
 #[tokio::test]
 async fn a_merge_conflict_fails_the_run_and_leaves_target_and_checkout_as_they_were() {
     let scratch = scratch(1);
-    let repo = scratch.workspace();
+    let repo = scratch.repo();
     // The target already changed the file the run will write.
     git(&repo, &["branch", "integration"]);
     git(
@@ -262,9 +262,7 @@ async fn a_failed_runs_worktree_is_removed_and_its_branch_kept() {
     assert_eq!(done.status, RunStatus::Failed);
     assert!(done.worktree.removed, "{done:?}");
     assert!(!scratch.dir.path().join("repo.run-feature").exists());
-    assert!(
-        git(&scratch.workspace(), &["branch", "--list", "run/feature"]).contains("run/feature")
-    );
+    assert!(git(&scratch.repo(), &["branch", "--list", "run/feature"]).contains("run/feature"));
     runtime.shutdown().await;
 }
 

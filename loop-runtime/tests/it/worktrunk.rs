@@ -11,7 +11,7 @@ use crate::support::{Scratch, count, finish, request, runtime, scratch};
 
 /// The stub `wt`, ready to run from the scratch dir.
 fn stub_wt(scratch: &Scratch) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/agents/wt_stub.sh");
+    let from = loop_testkit::agents::path("wt_stub.sh");
     let to = scratch.dir.path().join("wt");
     std::fs::copy(from, &to).expect("copy the stub");
     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");

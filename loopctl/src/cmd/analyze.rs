@@ -4,16 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use loop_core::RunId;
 use loop_core::postmortem::Analysis;
-use loop_runtime::{Claim, PostmortemReport, Runtime};
+use loop_runtime::{PostmortemReport, Runtime};
 use loop_store::RunQuery;
 
-use crate::cmd::open_existing;
 use crate::human::size;
+use crate::log::embedded;
 use crate::output::Output;
 use crate::workspace;
 
@@ -119,28 +118,4 @@ async fn latest(runtime: &Runtime) -> anyhow::Result<RunId> {
             root.display()
         ),
     }
-}
-
-/// Runs `work` with a runtime embedded over the log at `db` (default: the data dir's), which
-/// must exist. It drives no run; a postmortem it starts runs in it, so `work` waits for it.
-pub(super) fn embedded<T>(
-    db: Option<PathBuf>,
-    work: impl AsyncFnOnce(&Runtime) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let data_dir = loop_runtime::default_data_dir();
-    let db = db.unwrap_or_else(|| data_dir.join("loopd.db"));
-    let store = open_existing(&db)?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    tokio.block_on(async {
-        let runtime = Runtime::builder()
-            .store(Arc::new(store))
-            .data_dir(&data_dir)
-            .claim(Claim::Nothing)
-            .build()?;
-        let result = work(&runtime).await;
-        runtime.shutdown().await;
-        result
-    })
 }

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
+use loop_client::Control;
 use loop_client::blocking::Client;
-use loop_client::{ClientError, Control};
+use loop_core::RunId;
 use loop_core::projection::RunView;
-use loop_core::{RunId, RunStatus};
 use serde_json::json;
 
 use crate::connect::named;
@@ -39,26 +39,9 @@ pub fn control(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Blocks until run `id` is in a terminal state, following its event stream (which resumes
-/// by itself after a lost connection); the final run.
+/// Blocks until run `id` is in a terminal state; the final run.
 pub fn wait_for_end(client: &Client, id: RunId) -> anyhow::Result<RunView> {
-    let view = client.run(id).map_err(|error| named(error, id))?;
-    if view.status.is_terminal() {
-        return Ok(view);
-    }
-    for event in client.events(Some(id), view.last_seq) {
-        match event {
-            Ok(record) if record.event.is_terminal() => break,
-            Ok(_) | Err(ClientError::Undecodable { .. }) => {}
-            Err(error) => return Err(named(error, id)),
-        }
-    }
-    let view = client.run(id).map_err(|error| named(error, id))?;
-    if view.status == RunStatus::Pending {
-        // Retried meanwhile: it goes on.
-        return wait_for_end(client, id);
-    }
-    Ok(view)
+    client.wait(id).map_err(|error| named(error, id))
 }
 
 /// `loopctl wait RUN`: exit 0 only for COMPLETED.

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use loop_core::projection::Export;
 use loop_store::EventStore;
 
-use crate::cmd::open_existing;
+use crate::log::open_existing;
 use crate::output::Output;
 use crate::run_ref;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use loop_store::replay;
 
-use crate::cmd::open_existing;
+use crate::log::open_existing;
 use crate::output::Output;
 use crate::run_ref;
 

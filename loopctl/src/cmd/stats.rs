@@ -9,8 +9,8 @@ use anyhow::Context;
 use loop_core::stats::Stats;
 use loop_core::time::rfc3339_ms;
 
-use crate::cmd::analyze::embedded;
 use crate::human::{duration, money};
+use crate::log::embedded;
 use crate::output::Output;
 use crate::workspace;
 

@@ -4,21 +4,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use loop_runtime::{Claim, RunWorktree, Runtime};
+use loop_runtime::RunWorktree;
 
-use crate::cmd::open_existing;
 use crate::human::size;
+use crate::log::embedded;
 use crate::output::Output;
 use crate::workspace;
 
 /// `loopctl worktrees`: this workspace's run worktrees (every workspace's with `all`).
 pub fn list(db: Option<PathBuf>, all: bool, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = scope(all)?;
-    let worktrees = offline(db, async |runtime| {
+    let worktrees = embedded(db, async |runtime| {
         Ok(runtime.worktrees(workspace.as_deref()).await?)
     })?;
     out.document(&serde_json::json!({ "worktrees": worktrees }));
@@ -55,7 +54,7 @@ pub fn remove(
 ) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let path = cwd.join(path);
-    let removed = offline(db, async |runtime| {
+    let removed = embedded(db, async |runtime| {
         Ok(runtime.remove_worktree(&path, force).await?)
     })?;
     out.document(&serde_json::json!({ "removed": removed }));
@@ -79,7 +78,7 @@ pub fn gc(
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
     let workspace = scope(all)?;
-    let report = offline(db, async |runtime| {
+    let report = embedded(db, async |runtime| {
         Ok(runtime
             .gc(workspace.as_deref(), dry_run, older_than)
             .await?)
@@ -124,31 +123,6 @@ fn scope(all: bool) -> anyhow::Result<Option<PathBuf>> {
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(Some(workspace::root_of(&cwd)))
-}
-
-/// Runs `work` with a runtime embedded over the log at `db` (default: the data dir's), which
-/// must exist.
-fn offline<T>(
-    db: Option<PathBuf>,
-    work: impl AsyncFnOnce(&Runtime) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let data_dir = loop_runtime::default_data_dir();
-    let db = db.unwrap_or_else(|| data_dir.join("loopd.db"));
-    let store = open_existing(&db)?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    tokio.block_on(async {
-        let runtime = Runtime::builder()
-            .store(Arc::new(store))
-            .data_dir(&data_dir)
-            // Looking at worktrees must never start an agent, nor drive a daemon's run.
-            .claim(Claim::Nothing)
-            .build()?;
-        let result = work(&runtime).await;
-        runtime.shutdown().await;
-        result
-    })
 }
 
 fn row(worktree: &RunWorktree) -> String {

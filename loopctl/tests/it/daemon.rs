@@ -5,12 +5,12 @@
 //! `CARGO_BIN_EXE_loopd`, and `cargo test -p loopctl` does not build it, so the first test that
 //! needs it runs `cargo build -p loopd` once: a no-op when it is fresh, and never a stale daemon.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
 
+use loop_testkit::Scratch;
 use serde_json::Value;
 
 use crate::support::text;
@@ -38,131 +38,44 @@ pub fn loopd_bin() -> PathBuf {
     path
 }
 
-/// A running daemon, stopped with SIGTERM when dropped.
-pub struct Daemon {
-    child: Child,
-    pub addr: String,
+pub use loop_testkit::Daemon;
+
+/// A daemon on `listen` (`127.0.0.1:0` for any free port) over `data_dir`.
+pub fn start_daemon(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Daemon {
+    let mut loopd = loop_testkit::Loopd::new(loopd_bin(), data_dir).listen(listen);
+    for (key, value) in env {
+        loopd = loopd.env(key, value);
+    }
+    loopd.start()
 }
 
-impl Daemon {
-    /// A daemon on `listen` (`127.0.0.1:0` for any free port) over `data_dir`.
-    pub fn start(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(loopd_bin());
-        command
-            .args(["--listen", listen, "--data-dir"])
-            .arg(data_dir)
-            .env_remove("LOOPD_AUTH_TOKEN")
-            .env_remove("LOOPD_LISTEN")
-            .env_remove("LOOP_CONFIG")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("start loopd");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("first line");
-        let addr = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        // Drained, so a chatty daemon never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Daemon { child, addr }
-    }
-
-    /// SIGTERM, then waits for the daemon to exit.
-    pub fn stop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The runtime tests' stub agent `name`, as an `agent_cmd`.
+/// The stub agent `name`, as an `agent_cmd`.
 pub fn stub(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../loop-runtime/tests/it/agents")
-        .join(name);
-    format!("sh {}", path.display())
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
+    loop_testkit::agents::cmd(name)
 }
 
 /// A repository with a spec and a plan of `tasks` tasks, a daemon, and `loopctl` for both.
 pub struct Project {
-    pub dir: tempfile::TempDir,
+    pub scratch: Scratch,
     pub daemon: Daemon,
 }
 
 impl Project {
     /// The repository runs `agent_cmd` with no reviewer, no postmortem and the spec's name.
     pub fn new(agent_cmd: &str, tasks: usize) -> Project {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("repo");
-        std::fs::create_dir_all(root.join("specs/planning")).expect("dirs");
-        std::fs::create_dir_all(root.join(".loop")).expect("dirs");
-        std::fs::write(
-            root.join("specs/feature.md"),
-            "# Feature\n\n**Status:** Draft\n**Last Updated:** 2026-11-20\n",
-        )
-        .expect("spec");
-        let plan: String = (1..=tasks).map(|n| format!("- [ ] task {n}\n")).collect();
-        std::fs::write(root.join("specs/planning/feature-plan.md"), plan).expect("plan");
-        std::fs::write(
-            root.join(".loop/config"),
-            format!(
-                "agent=command\nagent_cmd={agent_cmd}\nreviewer=false\npostmortem=false\n\
-                 run_naming_mode=spec_slug\n"
-            ),
-        )
-        .expect("config");
-        std::fs::write(root.join(".gitignore"), "logs/\n").expect("ignore");
-        git(&root, &["init", "-q", "-b", "main"]);
-        git(&root, &["config", "user.name", "loop test"]);
-        git(&root, &["config", "user.email", "loop@example.invalid"]);
-        git(&root, &["add", "-A"]);
-        git(&root, &["commit", "-qm", "start"]);
-        let daemon = Daemon::start(&dir.path().join("data"), "127.0.0.1:0", &[]);
-        Project { dir, daemon }
+        let scratch = Scratch::with(|repo| repo.tasks(tasks).command_agent(agent_cmd, ""));
+        let daemon = start_daemon(&scratch.data_dir(), "127.0.0.1:0", &[]);
+        Project { scratch, daemon }
     }
 
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("repo")
+        self.scratch.repo()
     }
 
     /// Writes the feature plan afresh with `tasks` tasks to do (a run in the workspace itself
     /// ticks them off in place; the next run needs work left).
     pub fn fresh_plan(&self, tasks: usize) {
-        let plan: String = (1..=tasks).map(|n| format!("- [ ] task {n}\n")).collect();
-        std::fs::write(self.root().join("specs/planning/feature-plan.md"), plan).expect("plan");
+        self.scratch.fresh_plan(tasks);
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -170,7 +83,7 @@ impl Project {
         command
             .args(args)
             .current_dir(self.root())
-            .env("LOOPD_ADDR", &self.daemon.addr)
+            .env("LOOPD_ADDR", &self.daemon.base)
             .env_remove("LOOPD_TOKEN")
             .env_remove("LOOP_CONFIG")
             .env_remove("NO_COLOR")
@@ -239,14 +152,4 @@ pub fn collect(mut reader: impl Read + Send + 'static) -> std::thread::JoinHandl
     })
 }
 
-/// Polls `check` every 20 ms for up to `limit`; panics with `what` when it never holds.
-pub fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
+pub use loop_testkit::until;

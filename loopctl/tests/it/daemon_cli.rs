@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
-use crate::daemon::{Daemon, Project, collect, stub};
+use crate::daemon::{Project, collect, start_daemon, stub};
 use crate::support::{loopctl, text};
 
 #[test]
@@ -34,8 +34,8 @@ fn no_daemon_is_a_one_line_error_that_names_the_address_and_how_to_start_one() {
 #[test]
 fn the_token_is_sent_as_a_bearer_and_a_refusal_says_how_to_pass_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(dir.path(), "127.0.0.1:0", &[("LOOPD_AUTH_TOKEN", "s3cret")]);
-    let refused = loopctl(&["--addr", &daemon.addr, "list"]);
+    let daemon = start_daemon(dir.path(), "127.0.0.1:0", &[("LOOPD_AUTH_TOKEN", "s3cret")]);
+    let refused = loopctl(&["--addr", &daemon.base, "list"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         text(&refused.stderr).contains("pass its token with --token or LOOPD_TOKEN"),
@@ -44,7 +44,7 @@ fn the_token_is_sent_as_a_bearer_and_a_refusal_says_how_to_pass_it() {
     );
     let listed = loopctl(&[
         "--addr",
-        &daemon.addr,
+        &daemon.base,
         "--token",
         "s3cret",
         "list",
@@ -127,7 +127,7 @@ fn on_a_terminal(project: &Project, args: &str, input: &str) -> Option<String> {
     let mut child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(project.root())
-        .env("LOOPD_ADDR", &project.daemon.addr)
+        .env("LOOPD_ADDR", &project.daemon.base)
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -151,7 +151,7 @@ fn the_picker_lists_specs_newest_first_and_words_filter_them() {
     let specs = project.root().join("specs");
     std::fs::write(
         specs.join("billing.md"),
-        "# Billing\n\n**Status:** In Progress\n**Last Updated:** 2026-11-24\n",
+        "# Billing\n\n**Status:** In Progress\n**Last Updated:** 2026-11-28\n",
     )
     .expect("spec");
     std::fs::write(
@@ -177,7 +177,7 @@ fn the_picker_lists_specs_newest_first_and_words_filter_them() {
         billing < feature && feature < archive,
         "newest first: {screen}"
     );
-    assert!(screen.contains("2026-11-24  In Progress"), "{screen}");
+    assert!(screen.contains("2026-11-28  In Progress"), "{screen}");
     assert!(
         !screen.contains("feature-plan.md"),
         "plans are not specs: {screen}"

@@ -1,73 +1,24 @@
 //! `exec` and `prompt`: the commands that run the engine in-process, no daemon.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::text;
 
-struct Repo {
-    dir: tempfile::TempDir,
-}
+use loop_testkit::Scratch as Repo;
 
-impl Repo {
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("loop.db")
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-/// A git repository whose `.loop/config` runs the `agent` stub of the runtime's tests.
+/// A git repository with a plan of two tasks whose `.loop/config` runs the stub `agent`.
 fn repo(agent: &str, extra_config: &str) -> Repo {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("repo");
-    std::fs::create_dir_all(root.join("specs/planning")).expect("dirs");
-    std::fs::create_dir_all(root.join(".loop")).expect("dirs");
-    std::fs::write(
-        root.join("specs/feature.md"),
-        "# Feature\n\n**Status:** Draft\n",
-    )
-    .expect("spec");
-    std::fs::write(
-        root.join("specs/planning/feature-plan.md"),
-        "- [ ] first\n- [ ] second\n",
-    )
-    .expect("plan");
-    std::fs::write(root.join(".gitignore"), "logs/\n").expect("ignore");
-    let stub = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../loop-runtime/tests/it/agents")
-        .join(agent);
-    std::fs::write(
-        root.join(".loop/config"),
-        format!(
-            "agent=command\nagent_cmd=sh {}\nreviewer=false\npostmortem=false\n{extra_config}",
-            stub.display()
-        ),
-    )
-    .expect("config");
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["config", "user.name", "loop test"]);
-    git(&root, &["config", "user.email", "loop@example.invalid"]);
-    git(&root, &["add", "-A"]);
-    git(&root, &["commit", "-qm", "start"]);
-    Repo { dir }
+    let config = format!(
+        "agent=command\nagent_cmd={}\nreviewer=false\npostmortem=false\n{extra_config}",
+        loop_testkit::agents::cmd(agent)
+    );
+    Repo::with(|repo| repo.tasks(2).config(&config))
 }
 
 fn loopctl_in(repo: &Repo, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loopctl"))
         .args(args)
-        .current_dir(repo.root())
+        .current_dir(repo.repo())
         .env("LOOPD_DATA_DIR", repo.dir.path().join("data"))
         .env_remove("LOOP_CONFIG")
         .output()
@@ -101,7 +52,7 @@ fn exec_runs_a_loop_to_completion_and_exits_0() {
     );
 
     // The run directory's projections are what `export` writes from the log alone.
-    let run_dir = std::fs::read_dir(repo.root().join("logs/loop"))
+    let run_dir = std::fs::read_dir(repo.repo().join("logs/loop"))
         .expect("log dir")
         .next()
         .expect("a run dir")
@@ -190,14 +141,14 @@ fn prompt_prints_the_first_prompt_with_the_next_task() {
         "{prompt}"
     );
     assert!(prompt.contains("@docs/api.md"), "{prompt}");
-    assert!(prompt.contains("(line 1 of the plan): first"), "{prompt}");
+    assert!(prompt.contains("(line 3 of the plan): task 1"), "{prompt}");
 }
 
 #[test]
 fn exec_beside_a_daemon_hands_the_run_to_it_and_it_completes() {
     let repo = repo("one_task.sh", "run_naming_mode=spec_slug\n");
     let data = repo.dir.path().join("data");
-    let daemon = crate::daemon::Daemon::start(&data, "127.0.0.1:0", &[]);
+    let daemon = crate::daemon::start_daemon(&data, "127.0.0.1:0", &[]);
     let db = data.join("loopd.db");
     let output = loopctl_in(
         &repo,
@@ -212,7 +163,7 @@ fn exec_beside_a_daemon_hands_the_run_to_it_and_it_completes() {
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("handing the run to it"), "{stderr}");
-    assert!(stderr.contains(&daemon.addr), "names the daemon: {stderr}");
+    assert!(stderr.contains(&daemon.base), "names the daemon: {stderr}");
     // The daemon drove it: one run in its log, COMPLETED, no step finished twice.
     drop(daemon);
     let store = loop_store::SqliteStore::open(&db).expect("log");
@@ -236,7 +187,7 @@ fn a_second_exec_on_the_same_data_dir_is_refused_naming_the_first() {
     let mut first = Command::new(env!("CARGO_BIN_EXE_loopctl"))
         .args(["exec", "specs/feature.md", "--no-worktree", "--db"])
         .arg(&db)
-        .current_dir(repo.root())
+        .current_dir(repo.repo())
         .env("LOOPD_DATA_DIR", repo.dir.path().join("data"))
         .env_remove("LOOP_CONFIG")
         .stdout(std::process::Stdio::null())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Daemon, Project, collect, stub, until};
+use crate::daemon::{Project, collect, start_daemon, stub, until};
 use crate::support::text;
 
 #[test]
@@ -164,9 +164,9 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let data = project.dir.path().join("data-fixed");
+    let data = project.scratch.dir.path().join("data-fixed");
     let listen = format!("127.0.0.1:{port}");
-    project.daemon = Daemon::start(&data, &listen, &[]);
+    project.daemon = start_daemon(&data, &listen, &[]);
 
     let mut follower = project
         .command(&[
@@ -193,7 +193,7 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
     std::thread::sleep(Duration::from_millis(350));
     project.daemon.stop();
     std::thread::sleep(Duration::from_millis(300));
-    project.daemon = Daemon::start(&data, &listen, &[]);
+    project.daemon = start_daemon(&data, &listen, &[]);
 
     let status = follower.wait().expect("loopctl ends");
     let stdout = stdout.join().expect("stdout");

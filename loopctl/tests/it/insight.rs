@@ -10,42 +10,8 @@ use crate::support::{log_with_runs, path_arg, text};
 /// A git repository whose runs use the built-in demo agent, with the postmortem off (so only
 /// `analyze` makes one).
 fn demo_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("repo");
-    std::fs::create_dir_all(root.join("specs/planning")).expect("dirs");
-    std::fs::create_dir_all(root.join(".loop")).expect("dirs");
-    std::fs::write(
-        root.join("specs/feature.md"),
-        "# Feature\n\n**Status:** Draft\n",
-    )
-    .expect("spec");
-    std::fs::write(
-        root.join("specs/planning/feature-plan.md"),
-        "- [ ] only task\n",
-    )
-    .expect("plan");
-    std::fs::write(root.join(".gitignore"), "logs/\n").expect("ignore");
-    std::fs::write(
-        root.join(".loop/config"),
-        "agent=demo\nreviewer=false\npostmortem=false\n",
-    )
-    .expect("config");
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["config", "user.name", "loop test"],
-        &["config", "user.email", "loop@example.invalid"],
-        &["add", "-A"],
-        &["commit", "-qm", "start"],
-    ] {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(&root)
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    }
-    dir
+    let config = "agent=demo\nreviewer=false\npostmortem=false\n";
+    loop_testkit::Scratch::with(|repo| repo.config(config)).dir
 }
 
 fn loopctl_in(dir: &Path, args: &[&str]) -> Output {

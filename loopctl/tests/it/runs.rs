@@ -19,7 +19,7 @@ fn run_wait_exits_0_for_a_completed_run_and_1_for_a_failed_one() {
 
     // A config file (given with --config, read by loopctl) swaps in an agent that does nothing.
     project.fresh_plan(2);
-    let failing = project.dir.path().join("idle.conf");
+    let failing = project.scratch.dir.path().join("idle.conf");
     std::fs::write(&failing, format!("agent_cmd={}\n", stub("idle.sh"))).expect("config");
     let spec = project.root().join("specs/feature.md");
     let failed = project.loopctl(&[
@@ -140,7 +140,8 @@ fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
 fn runs_are_named_by_id_prefix_or_name_and_an_ambiguous_one_is_an_error() {
     let project = Project::new(&stub("one_task.sh"), 1);
     let alpha = project.create(&["--name", "alpha"]);
-    // Alpha may have done the plan's one task already (it works in the checkout itself).
+    // Alpha does the plan's one task in the checkout itself; beta needs one to do.
+    project.wait(&alpha);
     project.fresh_plan(1);
     let beta = project.create(&["--name", "beta"]);
     project.wait(&beta);

@@ -58,40 +58,11 @@ impl Finished {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(output.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 fn finished_run() -> Finished {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("repo");
-    std::fs::create_dir_all(root.join("specs/planning")).expect("dirs");
-    std::fs::create_dir_all(root.join(".loop")).expect("dirs");
-    std::fs::write(root.join("specs/feature.md"), "# Feature\n").expect("spec");
-    std::fs::write(root.join("specs/planning/feature-plan.md"), "- [ ] first\n").expect("plan");
-    std::fs::write(root.join(".gitignore"), "logs/\n").expect("ignore");
-    let stub =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../loop-runtime/tests/it/agents/one_task.sh");
-    std::fs::write(
-        root.join(".loop/config"),
-        format!(
-            "agent=command\nagent_cmd=sh {}\nreviewer=false\npostmortem=false\nrun_naming_mode=spec_slug\n",
-            stub.display()
-        ),
-    )
-    .expect("config");
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["config", "user.name", "loop test"]);
-    git(&root, &["config", "user.email", "loop@example.invalid"]);
-    git(&root, &["add", "-A"]);
-    git(&root, &["commit", "-qm", "start"]);
-    let finished = Finished { dir };
+    let scratch = loop_testkit::Scratch::with(|repo| {
+        repo.command_agent(&loop_testkit::agents::cmd("one_task.sh"), "")
+    });
+    let finished = Finished { dir: scratch.dir };
     let db = finished.db();
     let exec = finished.loopctl(&[
         "exec",
@@ -166,7 +137,7 @@ fn gc_dry_run_changes_nothing_and_gc_removes_the_worktree_and_keeps_the_branch()
     assert!(!run.worktree().exists());
     assert_eq!(run.events(), events + 1, "one WORKTREE_REMOVED");
     assert_eq!(
-        git(&run.root(), &["branch", "--list", "run/feature"]),
+        loop_testkit::git(&run.root(), &["branch", "--list", "run/feature"]),
         "run/feature"
     );
     let listed = run.json(&["--json", "worktrees", "--db", &db]);

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, repo, run_body, wait_for_end};
+use crate::support::{client, repo, run_body, start_daemon, wait_for_end};
 
 fn error_of(response: reqwest::blocking::Response) -> (StatusCode, String, String) {
     let status = response.status();
@@ -18,7 +18,7 @@ fn error_of(response: reqwest::blocking::Response) -> (StatusCode, String, Strin
 #[test]
 fn every_error_is_json_with_a_code() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
 
     let health: Value = client
@@ -119,7 +119,7 @@ fn every_error_is_json_with_a_code() {
 #[test]
 fn a_request_for_another_host_is_misdirected() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let response = client()
         .get(daemon.url("/health"))
         .header("Host", "attacker.example:7700")
@@ -135,7 +135,7 @@ fn a_request_for_another_host_is_misdirected() {
 #[test]
 fn with_a_token_every_endpoint_but_health_needs_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &dir.path().join("data"),
         &[],
         &[("LOOPD_AUTH_TOKEN", "s3cret")],
@@ -192,7 +192,7 @@ fn with_a_token_every_endpoint_but_health_needs_it() {
 fn runs_are_created_listed_paged_and_controlled() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &dir.path().join("data"),
         &["--max-runs-per-workspace", "3"],
         &[],
@@ -286,7 +286,7 @@ fn runs_are_created_listed_paged_and_controlled() {
 fn artifacts_are_served_from_the_run_directory_and_nothing_outside_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let created: Value = client
         .post(daemon.url("/runs"))
@@ -352,7 +352,7 @@ fn artifacts_are_served_from_the_run_directory_and_nothing_outside_it() {
 fn review_endpoints_diff_merge_and_scrap_a_finished_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let mut body = run_body(&repo, "one_task.sh", json!({}));
     body["no_worktree"] = json!(false);

@@ -8,7 +8,7 @@ use loop_core::event::{Event, StepStatus};
 use loop_store::{EventStore, SqliteStore};
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, repo, run_body};
+use crate::support::{client, repo, run_body, start_daemon};
 
 #[test]
 fn runs_survive_the_daemon_being_killed_at_random_moments() {
@@ -32,7 +32,7 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
     let client = client();
     let mut ids: Vec<String> = Vec::new();
     for round in 0..4 {
-        let mut daemon = Daemon::start(&data, &["--max-concurrency", "6"], &[]);
+        let mut daemon = start_daemon(&data, &["--max-concurrency", "6"], &[]);
         if round == 0 {
             for repo in &repos {
                 let body = run_body(repo, "sleepy.sh", json!({"verify_cmds": "true"}));
@@ -47,12 +47,11 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
             }
         }
         std::thread::sleep(Duration::from_millis(150 + rng.u64(..600)));
-        daemon.child.kill().expect("SIGKILL");
-        daemon.child.wait().expect("reaped");
+        daemon.kill();
     }
 
     // A last daemon lets every run finish.
-    let mut daemon = Daemon::start(&data, &["--max-concurrency", "6"], &[]);
+    let mut daemon = start_daemon(&data, &["--max-concurrency", "6"], &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     for id in &ids {
         loop {

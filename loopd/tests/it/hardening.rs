@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, repo, run_body, run_file, wait_for_end};
+use crate::support::{Daemon, Loopd, client, repo, run_body, run_file, start_daemon, wait_for_end};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -71,7 +71,7 @@ fn pwn_body(repo: &Path, mark: &Path) -> String {
 fn a_web_page_cannot_start_a_run_or_read_an_answer() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let mark = dir.path().join("pwned");
     let body = pwn_body(&repo, &mark);
     let address = host(&daemon);
@@ -152,7 +152,7 @@ fn another_local_user_needs_the_token_the_owner_does_not() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     // The token was made on first start, for the owner's eyes only.
     let token_file = data.join("auth-token");
     let mode = std::fs::metadata(&token_file)
@@ -203,7 +203,7 @@ fn another_local_user_needs_the_token_the_owner_does_not() {
 #[test]
 fn protocol_errors_and_odd_headers_get_json_answers() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &dir.path().join("data"),
         &[],
         &[("LOOPD_AUTH_TOKEN", "s3cret")],
@@ -278,12 +278,11 @@ fn idle_connections_are_dropped_and_a_low_fd_limit_still_serves_and_runs() {
     let repo = repo(dir.path(), 2);
     let data = dir.path().join("data");
     // A soft and hard limit of 256 files, as a cautious system might set.
-    let daemon = Daemon::start_with(
-        Command::new("prlimit").args(["--nofile=256:256", env!("CARGO_BIN_EXE_loopd")]),
-        &data,
-        &["--header-timeout-ms", "1500"],
-        &[],
-    );
+    let mut prlimit = Command::new("prlimit");
+    prlimit.args(["--nofile=256:256", env!("CARGO_BIN_EXE_loopd")]);
+    let daemon = Loopd::through(prlimit, &data)
+        .args(["--header-timeout-ms", "1500"])
+        .start();
     let address = host(&daemon);
     // 300 connections that say nothing: more than the fds allow.
     let idle: Vec<TcpStream> = (0..300)
@@ -361,7 +360,7 @@ fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
     std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
     let data = dir.path().join("data");
     let client = client();
-    let mut daemon = Daemon::start(&data, &[], &[]);
+    let mut daemon = start_daemon(&data, &[], &[]);
     let mut body = run_body(&repo, "orphan_maker.sh", json!({}));
     body.as_object_mut().expect("object").remove("no_worktree");
     let created: Value = client
@@ -393,11 +392,11 @@ fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
             .skip(1)
             .map(|pid| pid.parse().expect("pid"))
             .collect();
-        daemon.child.kill().expect("SIGKILL");
-        daemon.child.wait().expect("reaped");
+        daemon.kill();
+
         killed_pids.extend(&pids);
         // The next daemon kills what the dead one left, before anything runs again.
-        daemon = Daemon::start(&data, &[], &[]);
+        daemon = start_daemon(&data, &[], &[]);
         let deadline = Instant::now() + Duration::from_secs(3);
         while killed_pids.iter().any(|pid| alive(*pid)) {
             assert!(
@@ -440,7 +439,7 @@ fn agents_never_see_the_daemons_secrets() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
     let data = dir.path().join("data");
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &data,
         &[],
         &[
@@ -491,7 +490,7 @@ fn agents_never_see_the_daemons_secrets() {
 fn bad_run_requests_are_refused_with_the_field_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let outside = dir.path().join("outside.md");
     std::fs::write(&outside, "# Elsewhere\n").expect("outside spec");
     let empty = dir.path().join("empty");
@@ -596,11 +595,11 @@ fn the_database_and_its_journal_files_are_the_owners_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     // A log made by hand or an older build, readable by everyone.
-    drop(Daemon::start(&data, &[], &[]));
+    drop(start_daemon(&data, &[], &[]));
     let db = data.join("loopd.db");
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("loosen");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     let created = client()
         .post(daemon.url("/runs"))
         .json(&run_body(&repo, "one_task.sh", json!({})))
@@ -624,7 +623,7 @@ fn an_event_that_does_not_decode_is_named_and_skipped_not_the_end_of_streams() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     let created: Value = client()
         .post(daemon.url("/runs"))
         .json(&run_body(&repo, "one_task.sh", json!({})))
@@ -643,7 +642,7 @@ fn an_event_that_does_not_decode_is_named_and_skipped_not_the_end_of_streams() {
     )
     .expect("tamper");
     drop(conn);
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     let response = client().get(daemon.url("/events")).send().expect("stream");
     let mut seqs = Vec::new();
     let mut errors = Vec::new();
@@ -676,7 +675,7 @@ fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     let created: Value = client()
         .post(daemon.url("/runs"))
         .json(&run_body(&repo, "one_task.sh", json!({})))
@@ -707,7 +706,7 @@ fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
         file.write_all(chunk.as_bytes()).expect("write");
     }
     drop(file);
-    let rss_before = peak_rss_kib(daemon.child.id());
+    let rss_before = peak_rss_kib(daemon.pid());
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let url = daemon.url(&format!("/runs/{id}/artifacts/big.log"));
@@ -732,7 +731,7 @@ fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
     for handle in handles {
         assert_eq!(handle.join().expect("download"), 64 * 1024 * 1024);
     }
-    let growth = peak_rss_kib(daemon.child.id()).saturating_sub(rss_before);
+    let growth = peak_rss_kib(daemon.pid()).saturating_sub(rss_before);
     // Eight whole copies would be 512 MiB; streaming needs a few MiB.
     assert!(growth < 64 * 1024, "peak RSS grew {growth} KiB");
 }
@@ -769,7 +768,7 @@ fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
         }
     }
     let _unmount = Unmount(&data);
-    let daemon = Daemon::start(&data, &[], &[]);
+    let daemon = start_daemon(&data, &[], &[]);
     let client = client();
     let created: Value = client
         .post(daemon.url("/runs"))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, repo, run_body, wait_for_end};
+use crate::support::{Daemon, client, repo, run_body, start_daemon, wait_for_end};
 
 fn create_run(daemon: &Daemon, body: &Value) -> String {
     let created: Value = client()
@@ -24,7 +24,7 @@ fn create_run(daemon: &Daemon, body: &Value) -> String {
 fn a_postmortem_on_demand_runs_in_the_background_and_lists_its_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let id = create_run(&daemon, &run_body(&repo, "one_task.sh", json!({})));
     assert_eq!(wait_for_end(&daemon, &id)["status"], "COMPLETED");
@@ -116,7 +116,7 @@ fn uuid_like() -> &'static str {
 fn stats_count_runs_by_outcome_in_a_time_window_and_a_workspace() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let failing = create_run(
         &daemon,

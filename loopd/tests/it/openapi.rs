@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
-use crate::support::{Daemon, client, repo, run_body, stub, wait_for_end};
+use crate::support::{Daemon, client, repo, run_body, start_daemon, stub, wait_for_end};
 
 /// The routes of contract §3 (and the worktree routes), as `METHOD /path` with OpenAPI
 /// parameter names. Each one that is served must be in the document.
@@ -108,7 +108,7 @@ fn fell_back(response: Response) -> bool {
 #[test]
 fn the_document_describes_exactly_the_routes_served() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let doc = document(&daemon, &client);
     let version = doc["openapi"].as_str().expect("openapi version");
@@ -158,7 +158,7 @@ fn the_document_describes_exactly_the_routes_served() {
 #[test]
 fn the_document_needs_the_token_like_every_route_but_health() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &dir.path().join("data"),
         &[],
         &[("LOOPD_AUTH_TOKEN", "s3cret")],
@@ -766,7 +766,7 @@ fn generated_requests_never_get_a_server_error_and_every_answer_matches_the_docu
         .unwrap_or(0x5EED_1009);
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
 
     // A finished run, so that some requests reach past the "no such run" answer.
@@ -873,7 +873,7 @@ fn generated_requests_never_get_a_server_error_and_every_answer_matches_the_docu
 #[test]
 fn inputs_that_once_broke_the_api_get_json_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let cases: &[(&str, &str, Option<Value>, StatusCode)] = &[
         // `Duration::from_secs_f64` panicked on an age no `Duration` holds.

@@ -2,13 +2,13 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, read_frames, repo, run_body, wait_for_end};
+use crate::support::{client, read_frames, repo, run_body, start_daemon, wait_for_end};
 
 #[test]
 fn a_runs_events_stream_live_to_its_end_and_resume_without_gap_or_repeat() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 2);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let created: Value = client
         .post(daemon.url("/runs"))
@@ -123,7 +123,7 @@ fn a_runs_events_stream_live_to_its_end_and_resume_without_gap_or_repeat() {
 fn the_global_stream_carries_every_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
-    let daemon = Daemon::start(&dir.path().join("data"), &[], &[]);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
     let created: Value = client
         .post(daemon.url("/runs"))

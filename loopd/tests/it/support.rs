@@ -1,89 +1,21 @@
-//! Starting the daemon binary, a scratch repository, and reading SSE.
+//! The daemon under test (started through `loop-testkit`), run bodies for it, and a
+//! wire-level SSE reader: these tests check the frames themselves, which a client hides.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A running daemon, stopped (SIGTERM) when dropped.
-pub struct Daemon {
-    pub child: Child,
-    pub base: String,
-}
+pub use loop_testkit::{Daemon, Loopd};
 
-impl Daemon {
-    pub fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_with(
-            &mut Command::new(env!("CARGO_BIN_EXE_loopd")),
-            data_dir,
-            extra,
-            env,
-        )
+/// `loopd` over `data_dir` on a free loopback port, with `extra` arguments and `env`.
+pub fn start_daemon(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    let mut loopd = Loopd::new(env!("CARGO_BIN_EXE_loopd"), data_dir).args(extra);
+    for (key, value) in env {
+        loopd = loopd.env(key, value);
     }
-
-    /// Starts the daemon through `command` (the binary itself, or a wrapper such as `prlimit`
-    /// whose arguments end with it).
-    pub fn start_with(
-        command: &mut Command,
-        data_dir: &Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Daemon {
-        command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("LOOPD_AUTH_TOKEN")
-            .env_remove("LOOPD_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("start loopd");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("first line");
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        // Read to the end on a thread of its own: a daemon whose stderr pipe is full (64 KiB of
-        // logs nobody reads) blocks in its next log line, and stops answering.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Daemon { child, base }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM, and the exit status within `limit`.
-    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.terminate(Duration::from_secs(5)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    loopd.start()
 }
 
 pub fn client() -> reqwest::blocking::Client {
@@ -93,41 +25,15 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-/// A git repository with a spec, a plan of `tasks` tasks, and a `.gitignore` for the logs.
+/// A git repository `root/repo` with a spec and a plan of `tasks` tasks.
 pub fn repo(root: &Path, tasks: usize) -> PathBuf {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(repo.join("specs/planning")).expect("dirs");
-    std::fs::write(
-        repo.join("specs/feature.md"),
-        "# Feature\n\n**Status:** Draft\n",
-    )
-    .expect("spec");
-    let plan: String = (1..=tasks).map(|n| format!("- [ ] task {n}\n")).collect();
-    std::fs::write(repo.join("specs/planning/feature-plan.md"), plan).expect("plan");
-    std::fs::write(repo.join(".gitignore"), "logs/\n").expect("ignore");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.name", "loop test"]);
-    git(&repo, &["config", "user.email", "loop@example.invalid"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "start"]);
-    repo
+    loop_testkit::Repo::at(root.join("repo"))
+        .tasks(tasks)
+        .create()
 }
 
 pub fn stub(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../loop-runtime/tests/it/agents")
-        .join(name);
-    format!("sh {}", path.display())
+    loop_testkit::agents::cmd(name)
 }
 
 /// A `POST /runs` body for the repo with the stub agent.
@@ -190,23 +96,12 @@ pub fn read_frames(body: impl Read, mut until: impl FnMut(&Frame) -> bool) -> Ve
     frames
 }
 
-/// Polls `GET /runs/{id}` until the run is in a terminal state.
+/// Follows the run's events until it is in a terminal state; the final run, as JSON.
 pub fn wait_for_end(daemon: &Daemon, run_id: &str) -> Value {
-    let client = client();
-    for _ in 0..600 {
-        let run: Value = client
-            .get(daemon.url(&format!("/runs/{run_id}")))
-            .send()
-            .expect("get")
-            .json()
-            .expect("json");
-        let status = run["run"]["status"].as_str().unwrap_or("").to_owned();
-        if ["COMPLETED", "FAILED", "CANCELED"].contains(&status.as_str()) {
-            return run["run"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("run {run_id} did not end");
+    let client = loop_client::blocking::Client::new(&daemon.base, None).expect("a client");
+    let run_id = run_id.parse().expect("a run id");
+    let view = client.wait(run_id).expect("the run ends");
+    serde_json::to_value(view).expect("a run as JSON")
 }
 
 /// A file of a run's directory, wherever the run keeps it (its workspace's log dir or the
