@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::agent::BoxFuture;
 
@@ -34,10 +34,19 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to: for tests of waits and backoffs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ManualClock {
     now: Arc<AtomicI64>,
     moved: Arc<Notify>,
+    /// The times the tasks asleep on this clock wait for, so a test can see that a task is
+    /// parked (and until when) instead of sleeping and hoping nothing happens.
+    parked: Arc<watch::Sender<Vec<i64>>>,
+}
+
+impl Default for ManualClock {
+    fn default() -> ManualClock {
+        ManualClock::new(0)
+    }
 }
 
 impl ManualClock {
@@ -45,7 +54,16 @@ impl ManualClock {
         ManualClock {
             now: Arc::new(AtomicI64::new(now_ms)),
             moved: Arc::new(Notify::new()),
+            parked: Arc::new(watch::Sender::new(Vec::new())),
         }
+    }
+
+    /// Waits until some task sleeps on this clock until `until_ms`: from then on, it does
+    /// nothing before the clock is moved there.
+    pub async fn parked_until(&self, until_ms: i64) {
+        let mut parked = self.parked.subscribe();
+        // The sender lives as long as `self`: the wait ends only when a sleeper appears.
+        let _ = parked.wait_for(|times| times.contains(&until_ms)).await;
     }
 
     /// Moves the clock forward and wakes every sleeper.
@@ -62,6 +80,7 @@ impl Clock for ManualClock {
 
     fn sleep_until(&self, until_ms: i64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            let _parked = Parked::new(&self.parked, until_ms);
             loop {
                 let moved = self.moved.notified();
                 if self.now_ms() >= until_ms {
@@ -70,5 +89,28 @@ impl Clock for ManualClock {
                 moved.await;
             }
         })
+    }
+}
+
+/// One sleeper's entry in [`ManualClock::parked`], removed when its sleep ends or is dropped.
+struct Parked<'a> {
+    parked: &'a watch::Sender<Vec<i64>>,
+    until_ms: i64,
+}
+
+impl<'a> Parked<'a> {
+    fn new(parked: &'a watch::Sender<Vec<i64>>, until_ms: i64) -> Parked<'a> {
+        parked.send_modify(|times| times.push(until_ms));
+        Parked { parked, until_ms }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.parked.send_modify(|times| {
+            if let Some(at) = times.iter().position(|t| *t == self.until_ms) {
+                times.swap_remove(at);
+            }
+        });
     }
 }

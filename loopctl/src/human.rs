@@ -2,6 +2,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytesize::ByteSize;
+use jiff::SignedDuration;
+use jiff::fmt::friendly::{Designator, Direction, FractionalUnit, SpanPrinter};
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -9,43 +13,52 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// How long ago `then_ms` was, seen at `now_ms`: `just now`, `42 s ago`, `3 min ago`, `5 h ago`,
-/// `2 d ago`.
+/// How long ago `then_ms` was, seen at `now_ms`, in its largest whole unit: `just now`,
+/// `42s ago`, `3m ago`, `5h ago`, `2d ago`.
 pub fn ago(then_ms: i64, now_ms: i64) -> String {
     let secs = (now_ms - then_ms).max(0) / 1000;
-    match secs {
-        0..5 => "just now".to_owned(),
-        5..60 => format!("{secs} s ago"),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} d ago", secs / 86_400),
+    if secs < 5 {
+        return "just now".to_owned();
+    }
+    let unit = match secs {
+        0..60 => 1,
+        60..3600 => 60,
+        3600..86_400 => 3600,
+        _ => 86_400,
+    };
+    let whole = SignedDuration::from_secs(-(secs - secs % unit));
+    let days = whole.as_secs() / 86_400;
+    if days != 0 {
+        // jiff's largest unit of a duration is the hour; a day is written by hand.
+        return format!("{}d ago", -days);
+    }
+    printer()
+        .direction(Direction::Suffix)
+        .duration_to_string(&whole)
+}
+
+/// A duration: `850ms`, `4.2s`, `3m 5s`, `2h 7m`.
+pub fn duration(ms: u64) -> String {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    let duration = SignedDuration::from_millis(ms);
+    match ms {
+        0..1000 => printer().duration_to_string(&duration),
+        1000..60_000 => printer()
+            .fractional(Some(FractionalUnit::Second))
+            .precision(Some(1))
+            .duration_to_string(&duration),
+        60_000..3_600_000 => printer().duration_to_string(&SignedDuration::from_secs(ms / 1000)),
+        _ => printer().duration_to_string(&SignedDuration::from_secs(ms / 60_000 * 60)),
     }
 }
 
-/// A duration: `850 ms`, `4.2 s`, `3 min 05 s`, `2 h 07 min`.
-pub fn duration(ms: u64) -> String {
-    let secs = ms / 1000;
-    match ms {
-        0..1000 => format!("{ms} ms"),
-        1000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{} min {:02} s", secs / 60, secs % 60),
-        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
-    }
+fn printer() -> SpanPrinter {
+    SpanPrinter::new().designator(Designator::Compact)
 }
 
 /// Bytes in binary units, one decimal: `512 B`, `1.5 KiB`, `12.0 MiB`.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    ByteSize(bytes).display().iec().to_string()
 }
 
 /// Dollars, to the cent below a hundred: `$0.25`, `$12.50`, `$140`.
@@ -76,10 +89,10 @@ mod tests {
         for (then, text) in [
             (now, "just now"),
             (now + 5_000, "just now"),
-            (now - 42_000, "42 s ago"),
-            (now - 3 * 60_000 - 10_000, "3 min ago"),
-            (now - 5 * 3_600_000, "5 h ago"),
-            (now - 2 * 86_400_000, "2 d ago"),
+            (now - 42_000, "42s ago"),
+            (now - 3 * 60_000 - 10_000, "3m ago"),
+            (now - 5 * 3_600_000 - 59_000, "5h ago"),
+            (now - 2 * 86_400_000 - 3_600_000, "2d ago"),
         ] {
             assert_eq!(ago(then, now), text);
         }
@@ -88,10 +101,11 @@ mod tests {
     #[test]
     fn durations_sizes_money_and_tokens() {
         for (ms, text) in [
-            (850, "850 ms"),
-            (4_200, "4.2 s"),
-            (185_000, "3 min 05 s"),
-            (7_620_000, "2 h 07 min"),
+            (850, "850ms"),
+            (4_200, "4.2s"),
+            (185_000, "3m 5s"),
+            (7_620_000, "2h 7m"),
+            (7_200_000, "2h"),
         ] {
             assert_eq!(duration(ms), text);
         }

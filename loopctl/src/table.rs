@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 
+use comfy_table::{Attribute, CellAlignment, Color, ContentArrangement};
+
 use loop_core::RunStatus;
 use loop_core::event::StepStatus;
 
@@ -89,6 +91,19 @@ impl Cell {
             paint: Some(paint),
         }
     }
+
+    fn styled(&self) -> comfy_table::Cell {
+        let cell = comfy_table::Cell::new(&self.text);
+        match self.paint {
+            None => cell,
+            Some(Paint::Bold) => cell.add_attribute(Attribute::Bold),
+            Some(Paint::Dim) => cell.add_attribute(Attribute::Dim),
+            Some(Paint::Green) => cell.fg(Color::DarkGreen),
+            Some(Paint::Red) => cell.fg(Color::DarkRed),
+            Some(Paint::Yellow) => cell.fg(Color::DarkYellow),
+            Some(Paint::Cyan) => cell.fg(Color::DarkCyan),
+        }
+    }
 }
 
 impl From<String> for Cell {
@@ -103,7 +118,8 @@ impl From<&str> for Cell {
     }
 }
 
-/// Rows under a header, each column as wide as its widest cell; numbers to the right.
+/// Rows under a header, each column as wide as its widest cell, two spaces apart, no borders;
+/// numbers to the right.
 #[derive(Debug)]
 pub struct Table {
     header: Vec<&'static str>,
@@ -127,51 +143,34 @@ impl Table {
 
     /// The lines of the table, trailing spaces trimmed.
     pub fn lines(&self, colour: Colour) -> Vec<String> {
-        let width = |text: &str| text.chars().count();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(width(&cell.text));
-                }
-            }
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::NOTHING)
+            // Never wrapped to the terminal's width: a long path stays one line to copy.
+            .set_content_arrangement(ContentArrangement::Disabled);
+        if colour.0 {
+            table.enforce_styling();
+        } else {
+            table.force_no_tty();
         }
-        let line = |cells: Vec<(String, Option<Paint>)>| {
-            let mut text = String::new();
-            for (i, (cell, paint)) in cells.into_iter().enumerate() {
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                let pad = " ".repeat(widths[i].saturating_sub(width(&cell)));
-                let shown = match paint {
-                    Some(paint) => colour.paint(paint, &cell),
-                    None => cell,
-                };
-                if self.right[i] {
-                    text.push_str(&pad);
-                    text.push_str(&shown);
-                } else {
-                    text.push_str(&shown);
-                    text.push_str(&pad);
-                }
-            }
-            text.trim_end().to_owned()
-        };
-        let mut lines = vec![line(
+        table.set_header(
             self.header
                 .iter()
-                .map(|h| (h.to_string(), Some(Paint::Bold)))
-                .collect(),
-        )];
+                .map(|h| Cell::painted(*h, Paint::Bold).styled()),
+        );
         for row in &self.rows {
-            lines.push(line(
-                row.iter()
-                    .take(widths.len())
-                    .map(|c| (c.text.clone(), c.paint))
-                    .collect(),
-            ));
+            table.add_row(row.iter().take(self.header.len()).map(Cell::styled));
         }
-        lines
+        for (column, right) in table.column_iter_mut().zip(&self.right) {
+            column.set_padding((0, 2));
+            if *right {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        table
+            .lines()
+            .map(|line| line.trim_end().to_owned())
+            .collect()
     }
 }
 

@@ -134,7 +134,10 @@ async fn a_usage_limit_waits_for_its_reset_without_spending_a_retry() {
         reset_s * 1000 + 60_000,
         "the reset time plus a margin"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The driver is parked on the clock until then: nothing can happen before it moves.
+    tokio::time::timeout(Duration::from_secs(10), clock.parked_until(until))
+        .await
+        .expect("the run sleeps on the clock until the reset");
     let records = events_of(&runtime, run.id).await;
     assert_eq!(
         records.last().map(|r| r.event.event_type().as_str()),
