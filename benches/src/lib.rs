@@ -298,6 +298,8 @@ impl RunScript {
                 self.slug(),
                 self.steps
             )),
+            resumed: Default::default(),
+            session_id: Default::default(),
         }
         .into()
     }
@@ -321,6 +323,8 @@ impl RunScript {
             tokens: Some(Tokens {
                 input: 182_344 + self.steps * 31,
                 output: 9_312 + self.steps * 7,
+                cached: Default::default(),
+                reasoning: Default::default(),
             }),
             cost_usd: Some(0.4127),
             tasks_done: Some(iteration.min(12)),
@@ -340,6 +344,7 @@ impl RunScript {
                 u128::from(iteration) * 0x9e37_79b9_7f4a_7c15
             )),
             answer_sha256: None,
+            agent: Default::default(),
         }
         .into()
     }

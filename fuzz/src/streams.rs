@@ -3,7 +3,7 @@
 
 use loop_core::agent_stream::{
     CallEnd, ClaudeStream, ClaudeTranscript, CodexStream, CodexTranscript, LineStats,
-    RESET_MARGIN_MS, claude, codex,
+    RESET_MARGIN_MS, When, claude, codex,
 };
 
 /// The clock `classify` is given: 2026-09-21, as in loop-core's agent tests.
@@ -100,7 +100,8 @@ pub fn claude_stream(data: &[u8]) -> Streamed {
     );
     let _ = transcript.answer();
 
-    let ends = EXIT_CODES.map(|code| claude::classify(&transcript, code, &stderr, NOW_MS));
+    let ends =
+        EXIT_CODES.map(|code| claude::classify(&transcript, code, &stderr, &When::utc(NOW_MS)));
     let fed = lines.len() as u64;
     check_common(fed, transcript.lines, &ends);
     if transcript.result.is_some() || transcript.rejected_rate_limit.is_some() {
@@ -132,7 +133,8 @@ pub fn codex_stream(data: &[u8]) -> Streamed {
         "\\r\\n line endings give another transcript"
     );
 
-    let ends = EXIT_CODES.map(|code| codex::classify(&transcript, code, &stderr, NOW_MS));
+    let ends =
+        EXIT_CODES.map(|code| codex::classify(&transcript, code, &stderr, &When::utc(NOW_MS)));
     let fed = lines.len() as u64;
     check_common(fed, transcript.lines, &ends);
     if transcript.usage_limit.is_some()

@@ -237,20 +237,24 @@ impl Client {
     /// Blocks until the run is in a terminal state, following its event stream (which resumes
     /// by itself after a lost connection); the final run. A run retried meanwhile is waited
     /// for again.
+    ///
+    /// The daemon ends a run's stream after its terminal event once the run's files are
+    /// written, so the run's `summary.json` and reports are there when this returns.
     pub async fn wait(&self, run_id: RunId) -> Result<RunView, ClientError> {
+        let mut after = self.run(run_id).await?.last_seq;
         loop {
-            let view = self.run(run_id).await?;
-            if view.status.is_terminal() {
-                return Ok(view);
-            }
-            let mut events = self.events(Some(run_id), view.last_seq);
+            let mut events = self.events(Some(run_id), after);
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(record) if record.event.is_terminal() => break,
                     Ok(_) | Err(ClientError::Undecodable { .. }) => {}
                     Err(error) => return Err(error),
                 }
             }
+            let view = self.run(run_id).await?;
+            if view.status.is_terminal() {
+                return Ok(view);
+            }
+            after = view.last_seq;
         }
     }
 

@@ -19,6 +19,9 @@ pub mod claude;
 pub mod codex;
 mod error_text;
 
+use jiff::tz::TimeZone;
+
+use crate::event::{AgentDetail, Tokens};
 use serde_json::{Map, Value};
 
 pub use claude::{ClaudeStream, ClaudeTranscript};
@@ -32,6 +35,26 @@ pub const RESET_MARGIN_MS: i64 = 60_000;
 /// that names no instant (a clock time without a zone): short, because the next call's message
 /// may say more, and a call refused for a limit costs nothing.
 pub const UNKNOWN_RESET_WAIT_MS: i64 = 30 * 60_000;
+
+/// The moment a call is classified, and the time zone of the machine the agent ran on: reset
+/// times come as "in 2 hours", as an instant, as a clock time in a named zone, or as a clock
+/// time with no zone at all (Codex writes "try again at Jul 29th, 2026 1:05 AM" in the
+/// machine's local time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct When {
+    pub now_ms: i64,
+    pub local: TimeZone,
+}
+
+impl When {
+    /// `now_ms` on a machine whose local time is UTC.
+    pub fn utc(now_ms: i64) -> When {
+        When {
+            now_ms,
+            local: TimeZone::UTC,
+        }
+    }
+}
 
 /// How a call to an agent ended, as far as the runtime needs to decide what to do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +96,15 @@ impl CallEnd {
             | CallEnd::Failed { reason } => reason,
         }
     }
+}
+
+/// What a call cost and reported of itself, whatever its end: a failed, refused or retried
+/// call that was paid for is counted too.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallFigures {
+    pub cost_usd: Option<f64>,
+    pub tokens: Option<Tokens>,
+    pub detail: AgentDetail,
 }
 
 /// What became of the lines fed to a stream.

@@ -94,6 +94,7 @@ pub const KEYS: &[Key] = &[
         Text,
         "path or name of the Claude Code CLI",
     ),
+    key("codex_bin", "codex", Text, "path or name of the Codex CLI"),
     key("model", "opus", Text, "model for implementation"),
     key("review_model", "", Text, "model for review; empty = model"),
     key(
@@ -155,6 +156,24 @@ pub const KEYS: &[Key] = &[
         "5",
         Count,
         "first backoff between agent retries",
+    ),
+    key(
+        "transient_retries",
+        "8",
+        Count,
+        "retries of an agent call that met a network error, 429, 529 or 5xx",
+    ),
+    key(
+        "transient_backoff_sec",
+        "15",
+        Count,
+        "first backoff between those retries; doubles, at most 600",
+    ),
+    key(
+        "agent_heartbeat_sec",
+        "60",
+        Count,
+        "a progress line in the step log after this long without output; 0 = none",
     ),
     key(
         "max_consecutive_verification_failures",

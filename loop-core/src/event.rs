@@ -167,6 +167,35 @@ impl Event {
             Event::RunCompleted(_) | Event::RunFailed(_) | Event::RunCanceled(_)
         )
     }
+
+    /// What the paid agent calls this event records cost: each call is recorded once, on the
+    /// `AGENT_RETRY` or `AGENT_WAITING` it led to, or on the `STEP_FINISHED` that closed its
+    /// step, the `RUN_NAMED` of the naming call, the `POSTMORTEM_END` of the analyses. A run's
+    /// cost and its budget add up every one of them.
+    pub fn paid(&self) -> Option<Paid> {
+        let paid = match self {
+            Event::StepFinished(step) => Paid {
+                cost_usd: step.cost_usd,
+                tokens: step.tokens,
+            },
+            Event::AgentRetry(retry) => retry.paid,
+            Event::AgentWaiting(wait) => wait.paid,
+            Event::RunNamed(named) => named.paid,
+            Event::PostmortemEnd(end) => end.paid,
+            _ => return None,
+        };
+        (paid.cost_usd.is_some() || paid.tokens.is_some()).then_some(paid)
+    }
+}
+
+impl RunFailed {
+    /// Whether the watchdog gave the run up (events of older builds only say so in words).
+    pub fn watchdog_gave_up(&self) -> bool {
+        match &self.cause {
+            Some(cause) => matches!(cause, FailureCause::Watchdog { .. }),
+            None => self.reason.starts_with("watchdog:"),
+        }
+    }
 }
 
 /// An event as the log holds it.

@@ -165,7 +165,8 @@ fn preamble(inputs: &Inputs<'_>) -> String {
          task.\n\
          \n\
          Run {name} ({id}) ended {status}: {ending}.\n\
-         The spec is @{spec} and the plan is @{plan}.\n\
+         The spec: @{spec}\n\
+         The plan: @{plan}\n\
          Snapshots of the run's working tree, taken when it ended, are in {dir}/: \
          git-status.txt, git-last-commit.txt, git-last-commit.patch ({last} bytes) and \
          git-diff.patch ({diff} bytes: everything the run's branch changed since it left its \
@@ -376,8 +377,10 @@ mod tests {
             for part in [
                 "tidy-otter",
                 "ended FAILED: claude_failed: overloaded",
-                "@specs/feature.md",
-                "@specs/planning/feature-plan.md",
+                // Each reference ends its line: punctuation after it would be read as part of
+                // the path, and the file not attached.
+                "@specs/feature.md\n",
+                "@specs/planning/feature-plan.md\n",
                 "read-only",
                 "\"iterations_run\": 3",
             ]

@@ -60,6 +60,11 @@ pub struct LoopProgress {
     pub idle_iterations: u32,
     /// A usage-limit wait that has not ended, as of the log.
     pub waiting_until_ms: Option<i64>,
+    /// The agent session of the implementation step in progress, if the runtime named one.
+    pub implementing_session: Option<String>,
+    /// The session of an implementation step a crash, a pause or a shutdown interrupted: the
+    /// next attempt goes on with it.
+    pub resumable_session: Option<String>,
 }
 
 impl LoopProgress {
@@ -72,6 +77,9 @@ impl LoopProgress {
     }
 
     pub fn apply(&mut self, record: &EventRecord) {
+        if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
+            self.cost_usd = crate::projection::add_cost(self.cost_usd, cost);
+        }
         match &record.event {
             Event::RunRetried(_) => {
                 // Limits count afresh; the iteration number goes on.
@@ -97,6 +105,8 @@ impl LoopProgress {
                     self.rewritten = false;
                 }
                 self.implementation_attempts += 1;
+                self.implementing_session.clone_from(&step.session_id);
+                self.resumable_session = None;
             }
             Event::StepStarted(step) => match step.phase {
                 Phase::Review => self.review_attempts += 1,
@@ -104,45 +114,45 @@ impl LoopProgress {
                 Phase::Merge => self.merge_attempts += 1,
                 Phase::Implementation | Phase::Watchdog => {}
             },
-            Event::StepFinished(step) => {
-                self.cost_usd =
-                    crate::projection::add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
-                match (step.phase, step.status) {
-                    (Phase::Implementation, StepStatus::Succeeded) => {
-                        self.stage = Stage::Implemented;
-                        self.iterations_run += 1;
-                        self.idle_iterations = self
-                            .idle_after(step.head_commit.as_deref(), step.plan_sha256.as_deref());
-                        self.last_head.clone_from(&step.head_commit);
-                        self.last_plan_sha256.clone_from(&step.plan_sha256);
-                        self.last_answer_sha256.clone_from(&step.answer_sha256);
-                    }
-                    (Phase::Review, status)
-                        if status.is_final()
-                            && status != StepStatus::Canceled
-                            && status != StepStatus::Interrupted =>
-                    {
-                        self.stage = Stage::Reviewed;
-                        self.review_outstanding = status != StepStatus::Succeeded;
-                        if self.review_outstanding {
-                            self.consecutive_review_failures += 1;
-                        } else {
-                            self.consecutive_review_failures = 0;
-                        }
-                    }
-                    (Phase::Verification, StepStatus::Succeeded) => {
-                        self.stage = Stage::Verified;
-                        self.verified = true;
-                        self.consecutive_verification_failures = 0;
-                    }
-                    (Phase::Verification, StepStatus::Failed) => {
-                        self.stage = Stage::Verified;
-                        self.verified = false;
-                        self.consecutive_verification_failures += 1;
-                    }
-                    _ => {}
+            Event::StepFinished(step) => match (step.phase, step.status) {
+                (Phase::Implementation, StepStatus::Canceled | StepStatus::Interrupted) => {
+                    self.resumable_session = self.implementing_session.take();
                 }
-            }
+                (Phase::Implementation, StepStatus::Succeeded) => {
+                    self.implementing_session = None;
+                    self.stage = Stage::Implemented;
+                    self.iterations_run += 1;
+                    self.idle_iterations =
+                        self.idle_after(step.head_commit.as_deref(), step.plan_sha256.as_deref());
+                    self.last_head.clone_from(&step.head_commit);
+                    self.last_plan_sha256.clone_from(&step.plan_sha256);
+                    self.last_answer_sha256.clone_from(&step.answer_sha256);
+                }
+                (Phase::Review, status)
+                    if status.is_final()
+                        && status != StepStatus::Canceled
+                        && status != StepStatus::Interrupted =>
+                {
+                    self.stage = Stage::Reviewed;
+                    self.review_outstanding = status != StepStatus::Succeeded;
+                    if self.review_outstanding {
+                        self.consecutive_review_failures += 1;
+                    } else {
+                        self.consecutive_review_failures = 0;
+                    }
+                }
+                (Phase::Verification, StepStatus::Succeeded) => {
+                    self.stage = Stage::Verified;
+                    self.verified = true;
+                    self.consecutive_verification_failures = 0;
+                }
+                (Phase::Verification, StepStatus::Failed) => {
+                    self.stage = Stage::Verified;
+                    self.verified = false;
+                    self.consecutive_verification_failures += 1;
+                }
+                _ => {}
+            },
             Event::CompletionDetected(_) => self.claimed = true,
             Event::CompletionRejected(_) => self.completion_checked = true,
             Event::WatchdogSignal(signal) => self.signals.push(signal.signal.clone()),

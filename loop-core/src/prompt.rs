@@ -25,6 +25,20 @@ pub struct ImplementationInputs<'a> {
     pub task: Option<&'a Task>,
 }
 
+/// The `@references` of a prompt that an agent would not resolve: Claude Code reads `@` and
+/// every non-blank character after it as the path, so `@specs/plan.md.` or `(@notes.txt)`
+/// names a file that does not exist, and the file is silently not attached.
+pub fn unresolvable_references(prompt: &str) -> Vec<&str> {
+    prompt
+        .split_whitespace()
+        .filter_map(|word| word.find('@').map(|at| &word[at..]))
+        .filter(|reference| {
+            reference.len() > 1
+                && reference.ends_with(['.', ',', ';', ':', '!', '?', ')', ']', '"', '\'', '`'])
+        })
+        .collect()
+}
+
 /// The implementation prompt for one iteration.
 pub fn implementation_prompt(inputs: &ImplementationInputs<'_>) -> String {
     let mut prompt = match inputs.template {
@@ -45,13 +59,13 @@ pub fn implementation_prompt(inputs: &ImplementationInputs<'_>) -> String {
     if let Some(notes) = inputs.runner_notes {
         prompt.push_str(&format!(
             "\nVerification failed after the last iteration. The failing commands and their \
-             output are in @{notes}. Make them pass before anything else.\n"
+             output are in this file:\n@{notes}\nMake them pass before anything else.\n"
         ));
     }
     if let Some(notes) = inputs.review_notes {
         prompt.push_str(&format!(
-            "\nThe reviewer asked for changes, listed in @{notes}. Address every one of them \
-             in this iteration.\n"
+            "\nThe reviewer asked for changes, listed in this file:\n@{notes}\nAddress every \
+             one of them in this iteration.\n"
         ));
     }
     if let Some(task) = inputs.task {
@@ -67,7 +81,9 @@ fn default_prompt(spec: &str, plan: &str) -> String {
     format!(
         "You are working through a plan, one task per iteration.\n\
          \n\
-         The spec is @{spec} and the plan is @{plan}. Read both.\n\
+         Read both of these files first:\n\
+         - the spec: @{spec}\n\
+         - the plan: @{plan}\n\
          \n\
          In this iteration:\n\
          1. Take exactly one task: the one named below, or else the first unchecked `- [ ]` \
@@ -108,7 +124,10 @@ pub fn review_prompt(inputs: &ReviewInputs<'_>) -> String {
         .map(|task| format!("The task was: {}\n\n", task.text))
         .unwrap_or_default();
     format!(
-        "Review the change just made for the plan @{plan} (spec: @{spec}).\n\
+        "Review the change just made for a task of this plan:\n\
+         @{plan}\n\
+         The spec it follows:\n\
+         @{spec}\n\
          \n\
          {task}Read the change with `git diff {changes}` and `git log -1`. Check that it does \
          what the task asks and the spec requires, that it has tests, that nothing unrelated \
@@ -181,6 +200,51 @@ mod tests {
         ] {
             assert!(prompt.contains(part), "missing {part:?} in\n{prompt}");
         }
+    }
+
+    #[test]
+    fn no_built_in_prompt_puts_punctuation_right_after_a_reference() {
+        let task = Task {
+            line: 3,
+            state: TaskState::Pending,
+            optional: false,
+            text: "write the parser".to_owned(),
+            section: None,
+            blocking: true,
+        };
+        let context = ["docs/api.md".to_owned(), "docs/design.md".to_owned()];
+        let implementation = implementation_prompt(&ImplementationInputs {
+            spec_path: "specs/a.md",
+            plan_path: "specs/planning/a-plan.md",
+            context_files: &context,
+            runner_notes: Some("logs/loop/run-1/runner-notes.txt"),
+            review_notes: Some("logs/loop/run-1/review-notes.txt"),
+            task: Some(&task),
+            ..ImplementationInputs::default()
+        });
+        let review = review_prompt(&ReviewInputs {
+            spec_path: "specs/a.md",
+            plan_path: "specs/planning/a-plan.md",
+            changes: "HEAD~1..HEAD",
+            task: Some(&task),
+        });
+        for prompt in [&implementation, &review] {
+            assert_eq!(
+                unresolvable_references(prompt),
+                Vec::<&str>::new(),
+                "{prompt}"
+            );
+            assert!(prompt.contains("@specs/planning/a-plan.md\n"), "{prompt}");
+        }
+    }
+
+    #[test]
+    fn a_reference_ending_in_punctuation_is_unresolvable() {
+        assert_eq!(
+            unresolvable_references("the plan is @specs/p.md. Read (@notes.txt) and @a.md\n@b, ok"),
+            vec!["@specs/p.md.", "@notes.txt)", "@b,"]
+        );
+        assert!(unresolvable_references("mail me @ noon; user@example.com").is_empty());
     }
 
     #[test]

@@ -207,6 +207,9 @@ impl RunFacts {
         if let Some((since, until)) = self.waiting.take() {
             self.waited_ms += span(since, until.min(at));
         }
+        if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
+            self.cost_usd = add_cost(self.cost_usd, cost);
+        }
         match &record.event {
             Event::RunStarted(_) | Event::RunResumed(_) => {
                 self.status = RunStatus::Running;
@@ -228,11 +231,10 @@ impl RunFacts {
             }
             Event::RunFailed(failed) => {
                 self.end(RunStatus::Failed, failed.exit_reason.as_str(), at);
-                self.gave_up = failed.reason.starts_with("watchdog:");
+                self.gave_up = failed.watchdog_gave_up();
             }
             Event::RunCanceled(_) => self.end(RunStatus::Canceled, "canceled", at),
             Event::StepFinished(step) => {
-                self.cost_usd = add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
                 if let Some(done) = step.tasks_done {
                     self.tasks_done = done;
                 }

@@ -1,7 +1,7 @@
 //! The `STEP_FINISHED` of a step: one function builds it from what the runtime observed, for
 //! every phase and for steps closed by a pause, a cancel or a crash.
 
-use crate::event::{Phase, StepFinished, StepStatus, Tokens};
+use crate::event::{AgentDetail, Phase, StepFinished, StepStatus, Tokens};
 use crate::ids::StepId;
 use crate::plan::Plan;
 
@@ -42,6 +42,8 @@ pub struct CallReport {
     pub cost_usd: Option<f64>,
     /// Digest of the normalized answer (implementation steps: the watchdog's evidence).
     pub answer_sha256: Option<String>,
+    /// Session, models, turns and rate-limit window, as the agent reported them.
+    pub agent: Option<AgentDetail>,
 }
 
 /// The `STEP_FINISHED` of step `step_id`.
@@ -71,6 +73,7 @@ pub fn finished(
         head_commit: observation.head_commit.clone(),
         plan_sha256: observation.plan_sha256.clone(),
         answer_sha256: call.and_then(|c| c.answer_sha256.clone()),
+        agent: call.and_then(|c| c.agent.clone()).map(Box::new),
     }
 }
 

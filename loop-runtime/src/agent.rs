@@ -8,6 +8,7 @@ mod claude;
 mod codex;
 mod command;
 mod demo;
+mod progress;
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -15,8 +16,9 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 
+use loop_core::agent_stream::{CallFigures, When};
 use loop_core::config::RunConfig;
-use loop_core::event::Tokens;
+use loop_core::event::Paid;
 use tokio_util::sync::CancellationToken;
 
 use crate::process::{Ended, Limits, Spec};
@@ -51,6 +53,26 @@ pub struct AgentRequest<'a> {
     pub cancel: &'a CancellationToken,
     /// The time now, for turning "resets in 2 hours" into a time.
     pub now_ms: i64,
+    /// The agent session to run in, for agents that let the caller name it (Claude Code);
+    /// `None` lets the adapter start one of its own.
+    pub session: Option<Session>,
+}
+
+/// Which agent session a call runs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// A new session with this id.
+    New(String),
+    /// Go on with an earlier session (its call was interrupted).
+    Resume(String),
+}
+
+impl Session {
+    pub fn id(&self) -> &str {
+        match self {
+            Session::New(id) | Session::Resume(id) => id,
+        }
+    }
 }
 
 impl AgentRequest<'_> {
@@ -84,9 +106,8 @@ pub struct AgentReply {
     pub answer: String,
     pub exit_code: Option<i32>,
     pub process_end: Ended,
-    pub cost_usd: Option<f64>,
-    pub tokens: Option<Tokens>,
-    pub session_id: Option<String>,
+    /// Cost, tokens, session and what else the agent said of the call, however it ended.
+    pub figures: CallFigures,
 }
 
 impl AgentReply {
@@ -97,16 +118,35 @@ impl AgentReply {
             answer: String::new(),
             exit_code: None,
             process_end: Ended::Exited,
-            cost_usd: None,
-            tokens: None,
-            session_id: None,
+            figures: CallFigures::default(),
         }
+    }
+
+    /// What the call cost, as recorded on the event that follows it.
+    pub fn paid(&self) -> Paid {
+        Paid {
+            cost_usd: self.figures.cost_usd,
+            tokens: self.figures.tokens,
+        }
+    }
+}
+
+/// The moment of a request, with the machine's time zone (agents print reset times in it).
+pub(crate) fn when(request: &AgentRequest<'_>) -> When {
+    When {
+        now_ms: request.now_ms,
+        local: jiff::tz::TimeZone::system(),
     }
 }
 
 /// A command-line coding agent.
 pub trait Agent: Send + Sync + std::fmt::Debug {
     fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>>;
+
+    /// Whether a call can go on with an earlier session ([`Session::Resume`]).
+    fn resumes(&self) -> bool {
+        false
+    }
 }
 
 /// The end of a call that was stopped rather than finished.

@@ -12,7 +12,7 @@ use loop_core::layout::tail_path_of;
 use loop_core::step::OutputFile;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentReply, AgentRequest};
+use crate::agent::{Agent, AgentReply, AgentRequest, Session};
 use crate::process::Limits;
 use crate::run_context::RunContext;
 use crate::services::Services;
@@ -35,6 +35,8 @@ pub(crate) struct Ask<'a> {
     pub model: &'a str,
     pub env: &'a [(String, String)],
     pub limits: Limits,
+    /// The agent session to run in, when the runtime names it.
+    pub session: Option<&'a Session>,
 }
 
 impl CallLog {
@@ -80,6 +82,7 @@ impl CallLog {
                 limits: ask.limits,
                 cancel,
                 now_ms: services.clock.now_ms(),
+                session: ask.session.cloned(),
             })
             .await
     }

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loop_core::event::{Event, FailureCause};
+use loop_core::event::Event;
 use loop_core::{EventRecord, RunId, Seq};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ const PAGE: usize = 256;
 pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
     Some(match event {
         Event::RunCompleted(_) => "run_completed",
-        Event::RunFailed(failed) if gave_up(failed) => "watchdog_gave_up",
+        Event::RunFailed(failed) if failed.watchdog_gave_up() => "watchdog_gave_up",
         Event::RunFailed(_) => "run_failed",
         Event::RunCanceled(_) => "run_canceled",
         Event::AgentWaiting(_) => "usage_limit_wait",
@@ -77,13 +77,6 @@ pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
 }
 
 /// The watchdog failed the run: its cause says so (events of older builds, by their reason).
-fn gave_up(failed: &loop_core::event::RunFailed) -> bool {
-    match &failed.cause {
-        Some(cause) => matches!(cause, FailureCause::Watchdog { .. }),
-        None => failed.reason.starts_with("watchdog:"),
-    }
-}
-
 /// The notifier task of a runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
@@ -458,7 +451,8 @@ impl Delivering<'_> {
 #[cfg(test)]
 mod tests {
     use loop_core::event::{
-        AgentWaiting, ExitReason, MergeFinished, RunCanceled, RunCompleted, RunFailed, RunStarted,
+        AgentWaiting, ExitReason, FailureCause, MergeFinished, RunCanceled, RunCompleted,
+        RunFailed, RunStarted,
     };
 
     use super::*;
@@ -512,6 +506,7 @@ mod tests {
                     step_id: None,
                     until_ms: 1,
                     reason: "limit".to_owned(),
+                    paid: Default::default(),
                 }),
                 Some("usage_limit_wait"),
             ),

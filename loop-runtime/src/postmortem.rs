@@ -260,6 +260,7 @@ impl Postmortems {
             let end = PostmortemEnd {
                 status: PostmortemStatus::Failed,
                 reason: Some("interrupted: the runtime stopped before it ended".to_owned()),
+                paid: Default::default(),
             };
             let ended = self
                 .services

@@ -77,6 +77,8 @@ pub struct Limits {
     pub idle: Option<Duration>,
     /// Stop this long after the sink reported [`LineEffect::Done`].
     pub after_done: Option<Duration>,
+    /// Tell the sink ([`LineSink::quiet`]) each time the child has printed nothing this long.
+    pub heartbeat: Option<Duration>,
 }
 
 /// How the child ended.
@@ -120,6 +122,11 @@ pub trait LineSink: Send {
     /// A piece of a long stdout line; the line goes on in the next call.
     fn stdout_part(&mut self, part: &str) {
         let _ = self.stdout_line(part);
+    }
+    /// The child has printed nothing for a while ([`Limits::heartbeat`]); `running` is how
+    /// long it has run.
+    fn quiet(&mut self, running: Duration) {
+        let _ = running;
     }
 }
 
@@ -249,6 +256,7 @@ pub async fn run(
     let deadline = limits.timeout.map_or(far, |t| start + t);
     let mut idle_deadline = limits.idle.map_or(far, |t| start + t);
     let mut done_deadline = far;
+    let mut quiet_deadline = limits.heartbeat.map_or(far, |t| start + t);
     let mut stderr_tail = String::new();
     let mut exit_status = None;
     let mut open = true;
@@ -259,6 +267,9 @@ pub async fn run(
                 Some(line) => {
                     if let Some(idle) = limits.idle {
                         idle_deadline = Instant::now() + idle;
+                    }
+                    if let Some(heartbeat) = limits.heartbeat {
+                        quiet_deadline = Instant::now() + heartbeat;
                     }
                     match line {
                         Line::Out(text) => {
@@ -284,6 +295,10 @@ pub async fn run(
             () = sleep_until(deadline) => break Ended::TimedOut,
             () = sleep_until(idle_deadline) => break Ended::Idle,
             () = sleep_until(done_deadline) => break Ended::StoppedAfterDone,
+            () = sleep_until(quiet_deadline) => {
+                sink.quiet(start.elapsed());
+                quiet_deadline = limits.heartbeat.map_or(far, |t| Instant::now() + t);
+            }
             () = cancel.cancelled() => break Ended::Canceled,
         }
     };

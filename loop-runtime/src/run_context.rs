@@ -17,8 +17,6 @@ use crate::process::Limits;
 
 /// A `result` line ends an agent call this long after it arrives, exited or not.
 pub(crate) const AFTER_RESULT: Duration = Duration::from_secs(5);
-/// Transient agent errors retried within one step before it fails.
-const TRANSIENT_RETRIES: u32 = 8;
 
 #[derive(Clone, Debug)]
 pub(crate) struct RunContext {
@@ -100,6 +98,7 @@ impl RunContext {
             timeout: self.config.agent_timeout,
             idle: self.config.agent_idle_timeout,
             after_done: Some(AFTER_RESULT),
+            heartbeat: self.config.agent_heartbeat,
         }
     }
 
@@ -108,11 +107,16 @@ impl RunContext {
         RetryPolicy {
             failed_retries: self.config.agent_retries,
             failed_backoff: self.config.agent_retry_backoff,
-            transient_retries: TRANSIENT_RETRIES,
-            transient_backoff: self.config.agent_retry_backoff.max(Duration::from_secs(1)),
+            transient_retries: self.config.transient_retries,
+            transient_backoff: self.config.transient_backoff,
             max_backoff: RetryPolicy::MAX_BACKOFF,
             wait_on_usage_limit: self.config.usage_limit_wait,
-            fails_as: ExitReason::ClaudeFailed,
+            // `claude_failed` is Claude Code's; any other agent fails as itself.
+            fails_as: if self.config.agent == "claude" {
+                ExitReason::ClaudeFailed
+            } else {
+                ExitReason::AgentFailed
+            },
         }
     }
 

@@ -203,12 +203,13 @@ impl Runtime {
             at_ms,
         };
         self.check(run_id, pause(0)).await?;
-        self.scheduler.stop(run_id).await;
+        let held = self.scheduler.stop(run_id).await;
         let at_ms = self.services.clock.now_ms();
         self.services
             .journal
             .execute(run_id, vec![pause(at_ms)])
             .await?;
+        drop(held);
         self.get(run_id).await
     }
 
@@ -229,12 +230,13 @@ impl Runtime {
             at_ms,
         };
         self.check(run_id, cancel(0)).await?;
-        self.scheduler.stop(run_id).await;
+        let held = self.scheduler.stop(run_id).await;
         let at_ms = self.services.clock.now_ms();
         self.services
             .journal
             .execute(run_id, vec![cancel(at_ms)])
             .await?;
+        drop(held);
         let postmortem = self.postmortems.begin_after_end(run_id).await;
         self.services.write_projections(run_id).await?;
         if let Some(job) = postmortem {

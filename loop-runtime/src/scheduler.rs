@@ -58,6 +58,23 @@ struct Running {
     workspace: String,
 }
 
+/// A run no driver may take, until dropped ([`Scheduler::stop`]).
+pub(crate) struct Held<'a> {
+    scheduler: &'a Scheduler,
+    run_id: RunId,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.scheduler
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.run_id);
+        self.scheduler.wake();
+    }
+}
+
 pub(crate) struct Scheduler {
     services: Arc<Services>,
     postmortems: Arc<Postmortems>,
@@ -65,6 +82,9 @@ pub(crate) struct Scheduler {
     /// Runs submitted through this runtime (for [`Claim::Submitted`]).
     submitted: Mutex<HashSet<RunId>>,
     running: Mutex<HashMap<RunId, Running>>,
+    /// Runs being paused or canceled: their driver is stopped but their status still says
+    /// RUNNING until the command is recorded, and a claim must not take them for crashed.
+    held: Mutex<HashSet<RunId>>,
     /// Runs whose driver ended and whose projection files are written.
     settled: broadcast::Sender<RunId>,
     wake: Notify,
@@ -85,6 +105,7 @@ impl Scheduler {
             limits,
             submitted: Mutex::default(),
             running: Mutex::default(),
+            held: Mutex::default(),
             settled: broadcast::channel(256).0,
             wake: Notify::new(),
         }
@@ -134,20 +155,31 @@ impl Scheduler {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stops the run's driver, if it has one, and waits for it to end.
-    pub(crate) async fn stop(&self, run_id: RunId) {
+    /// Stops the run's driver, if it has one, and waits for it to end. No driver takes the run
+    /// again while the returned hold lives: the caller records why it stopped (a pause, a
+    /// cancel) first.
+    pub(crate) async fn stop(&self, run_id: RunId) -> Held<'_> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id);
+        let held = Held {
+            scheduler: self,
+            run_id,
+        };
         let running = self.running().remove(&run_id);
         if let Some(running) = running {
             running.cancel.cancel();
             let _ = running.task.await;
         }
+        held
     }
 
     /// Stops every driver; the runs they drove.
     pub(crate) async fn stop_all(&self) -> Vec<RunId> {
         let ids: Vec<RunId> = self.running().keys().copied().collect();
         for run_id in &ids {
-            self.stop(*run_id).await;
+            drop(self.stop(*run_id).await);
         }
         ids
     }
@@ -157,8 +189,13 @@ impl Scheduler {
             return Ok(());
         }
         for view in self.candidates().await? {
+            let held = self
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&view.id);
             let mut running = self.running();
-            if running.contains_key(&view.id) {
+            if held || running.contains_key(&view.id) {
                 continue;
             }
             if running.len() >= self.limits.max_concurrency {

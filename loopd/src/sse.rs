@@ -10,6 +10,7 @@ use axum::response::sse::{Event as Frame, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 use loop_api::meta::OutputChunk;
+use loop_core::RunId;
 use loop_runtime::{EventStream, OutputStream, RuntimeError};
 use loop_store::StoreError;
 
@@ -46,42 +47,50 @@ pub fn closed() -> Sse<impl Stream<Item = Result<Frame, Infallible>> + use<>> {
     Sse::new(stream::empty())
 }
 
-/// The log as SSE; with `end_after_terminal`, the stream ends after a terminal event.
+/// The log as SSE. A run's stream (`run` given) ends after the run's terminal event, once the
+/// run has settled: its files are written, so a client that waited for the end finds them.
 pub fn events(
     events: EventStream,
-    end_after_terminal: bool,
+    run: Option<RunId>,
     app: &AppState,
 ) -> Sse<impl Stream<Item = Result<Frame, Infallible>> + use<>> {
     let state = (events, false, Open::new(&app.metrics));
-    let frames = stream::unfold(state, move |(mut events, done, open)| async move {
-        if done {
-            return None;
+    let runtime = app.runtime.clone();
+    let frames = stream::unfold(state, move |(mut events, done, open)| {
+        let runtime = runtime.clone();
+        async move {
+            if done {
+                if let Some(run_id) = run {
+                    let _ = runtime.wait(run_id).await;
+                }
+                return None;
+            }
+            let frame = match events.next().await? {
+                Ok(record) => {
+                    let finished = run.is_some() && record.event.is_terminal();
+                    let frame = Frame::default()
+                        .id(record.seq.to_string())
+                        .event(record.event.event_type().as_str())
+                        .data(record.to_json());
+                    return Some((Ok(frame), (events, finished, open)));
+                }
+                // An event that does not decode is named and skipped; the stream goes on. Its seq
+                // is the frame's id, so a client resuming from it resumes after it.
+                Err(RuntimeError::Store(StoreError::Corrupt { seq, source, .. })) => {
+                    Frame::default().id(seq.to_string()).event("error").data(
+                        serde_json::json!({
+                            "error": format!("event {seq} cannot be read by this loopd: {source}"),
+                            "code": "undecodable_event",
+                            "seq": seq,
+                        })
+                        .to_string(),
+                    )
+                }
+                // Anything else (the log cannot be read now) ends the stream; the client resumes.
+                Err(_) => return None,
+            };
+            Some((Ok(frame), (events, false, open)))
         }
-        let frame = match events.next().await? {
-            Ok(record) => {
-                let finished = end_after_terminal && record.event.is_terminal();
-                let frame = Frame::default()
-                    .id(record.seq.to_string())
-                    .event(record.event.event_type().as_str())
-                    .data(record.to_json());
-                return Some((Ok(frame), (events, finished, open)));
-            }
-            // An event that does not decode is named and skipped; the stream goes on. Its seq
-            // is the frame's id, so a client resuming from it resumes after it.
-            Err(RuntimeError::Store(StoreError::Corrupt { seq, source, .. })) => {
-                Frame::default().id(seq.to_string()).event("error").data(
-                    serde_json::json!({
-                        "error": format!("event {seq} cannot be read by this loopd: {source}"),
-                        "code": "undecodable_event",
-                        "seq": seq,
-                    })
-                    .to_string(),
-                )
-            }
-            // Anything else (the log cannot be read now) ends the stream; the client resumes.
-            Err(_) => return None,
-        };
-        Some((Ok(frame), (events, false, open)))
     })
     .take_until(app.shutdown.clone().cancelled_owned());
     Sse::new(frames).keep_alive(keep_alive())
@@ -96,7 +105,7 @@ pub fn output(
     let frames = stream::unfold(state, |(mut output, open)| async move {
         let chunk = output.next().await?.ok()?;
         let end = chunk.offset + chunk.content.len() as u64;
-        let id = format!("{}:{end}", chunk.step_id);
+        let id = loop_core::resume::output_resume_id(chunk.step_id, end);
         let data = OutputChunk {
             step_id: chunk.step_id,
             offset: chunk.offset,

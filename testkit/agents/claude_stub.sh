@@ -1,11 +1,44 @@
 #!/bin/sh
 # Speaks Claude Code's stream-json. What each call does is read from ./.stub-plan in the working
-# directory, one line per call: `overloaded`, `limit:<epoch seconds>`, `linger` (a task, then
-# no exit), or `task` (the default once the lines run out): do one plan task, or claim
-# completion when none is left. Every successful call reports a cost of 0.6 (or ./.stub-cost).
+# directory, one line per call:
+#   task        do one plan task, or claim completion when none is left (the default once the
+#               lines run out); every successful call reports a cost of 0.6 (or ./.stub-cost)
+#   linger      a task, then no exit
+#   overloaded  a 529 after retries
+#   limit:<s>   the usage limit, resetting at epoch second <s>
+#   network     ECONNREFUSED, the result line real 2.1.285 printed (tests/data/agents/real)
+#   max_turns   error_max_turns after 31 turns and $1.0062815, as a real CLI printed it
+#   overage     a rate_limit_event `rejected` that overage served, then a task
+#   tool        a Bash tool call, then a task
+#   quiet:<s>   <s> seconds of silence, then a task
+#   hang        init, then silence for 300 s (a step to pause or kill)
+# Sessions as the real CLI has them: `--session-id X` starts X, `--resume X` goes on with X and
+# fails as the real CLI does ("No conversation found") when X was never started. Each
+# implementation or review call appends `[--resume ]<session> <phase>` to
+# $LOOP_RUN_DIR/claude-args once its session and count are recorded.
 # Postmortem analyses (LOOP_PHASE=postmortem) are answered apart, as ./.stub-analysis says.
-cat > /dev/null
-echo '{"type":"system","subtype":"init","session_id":"stub-session","model":"opus","cwd":".","tools":[]}'
+prompt=$(cat)
+. "$(dirname "$0")/references.sh"
+check_references "$prompt"
+session=stub-session
+resume=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --session-id) session=$2; shift ;;
+    --resume) session=$2; resume=yes; shift ;;
+  esac
+  shift
+done
+if [ -n "$LOOP_RUN_DIR" ]; then
+  sessions="$LOOP_RUN_DIR/claude-sessions"
+  if [ -n "$resume" ] && ! grep -qx "$session" "$sessions" 2>/dev/null; then
+    echo "--resume $session $LOOP_PHASE" >> "$LOOP_RUN_DIR/claude-args"
+    echo "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"duration_ms\":0,\"duration_api_ms\":0,\"is_error\":true,\"num_turns\":0,\"stop_reason\":null,\"session_id\":\"$session\",\"total_cost_usd\":0,\"usage\":{\"input_tokens\":0,\"output_tokens\":0},\"permission_denials\":[],\"errors\":[\"No conversation found with session ID: $session\"]}"
+    exit 1
+  fi
+  echo "$session" >> "$sessions"
+fi
+echo "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"$session\",\"model\":\"opus\",\"cwd\":\".\",\"tools\":[]}"
 if [ "$LOOP_PHASE" = naming ]; then
   # The naming call: ./.stub-name says `fail`, `hang`, or the name to propose.
   name=$(cat .stub-name 2>/dev/null || echo quiet-harbor-lights)
@@ -13,7 +46,7 @@ if [ "$LOOP_PHASE" = naming ]; then
     fail) echo "naming broke" >&2; exit 1 ;;
     hang) sleep 300 ;;
   esac
-  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"$name\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0.01}"
+  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"$name\",\"session_id\":\"$session\",\"num_turns\":1,\"total_cost_usd\":0.01}"
   exit 0
 fi
 if [ "$LOOP_PHASE" = postmortem ]; then
@@ -26,13 +59,15 @@ if [ "$LOOP_PHASE" = postmortem ]; then
   esac
   echo "$LOOP_ANALYSIS" >> "$LOOP_RUN_DIR/analysis-calls"
   first=$(head -n 1 "$LOOP_PROMPT_FILE" | tr -d '"\\')
-  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"# $LOOP_ANALYSIS of $LOOP_RUN_ID\\n\\n$first\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0.05}"
+  printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"# $LOOP_ANALYSIS of $LOOP_RUN_ID\\n\\n$first\",\"session_id\":\"$session\",\"num_turns\":1,\"total_cost_usd\":0.05}"
   exit 0
 fi
 calls="$LOOP_RUN_DIR/claude-calls"
 n=$(cat "$calls" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > "$calls"
+# Written once the call's state is: a test that waits for this line may stop the call.
+echo "${resume:+--resume }$session $LOOP_PHASE" >> "$LOOP_RUN_DIR/claude-args"
 mode=$(sed -n "${n}p" .stub-plan 2>/dev/null)
 linger=no
 if [ "$mode" = linger ]; then linger=yes; mode=task; fi
@@ -44,8 +79,32 @@ case "$mode" in
     echo '{"type":"result","subtype":"success","is_error":true,"result":"API Error: Repeated 529 Overloaded errors","session_id":"stub-session","num_turns":1,"total_cost_usd":0,"api_error_status":529}'
     exit 1
     ;;
+  network)
+    echo '{"type":"assistant","message":{"model":"<synthetic>","role":"assistant","content":[{"type":"text","text":"API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"}]},"error":"server_error","is_api_error_message":true}'
+    echo "{\"duration_api_ms\":0,\"stop_reason\":\"stop_sequence\",\"session_id\":\"$session\",\"total_cost_usd\":0,\"usage\":{\"input_tokens\":0,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":0},\"modelUsage\":{},\"permission_denials\":[],\"terminal_reason\":\"api_error\",\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"api_error_status\":null,\"duration_ms\":180512,\"num_turns\":1,\"result\":\"API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)\"}"
+    exit 1
+    ;;
+  max_turns)
+    echo "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"duration_ms\":153305,\"duration_api_ms\":114858,\"is_error\":true,\"num_turns\":31,\"stop_reason\":\"tool_use\",\"session_id\":\"$session\",\"total_cost_usd\":1.0062815,\"usage\":{\"input_tokens\":35,\"cache_creation_input_tokens\":33598,\"cache_read_input_tokens\":1218250,\"output_tokens\":7404},\"modelUsage\":{\"claude-haiku-4-5-20251001\":{},\"claude-opus-4-7[1m]\":{}},\"permission_denials\":[{\"tool_name\":\"Bash\"}],\"terminal_reason\":\"max_turns\",\"errors\":[\"Reached maximum number of turns (30)\"]}"
+    exit 1
+    ;;
+  overage)
+    echo '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1774458000,"rateLimitType":"five_hour","overageStatus":"allowed","isUsingOverage":true}}'
+    mode=task
+    ;;
+  tool)
+    echo '{"type":"assistant","message":{"id":"msg_tool","model":"opus","content":[{"type":"tool_use","id":"toolu_1","name":"Bash","input":{"command":"cargo test --quiet","description":"Run the tests"}}],"usage":{"input_tokens":10,"output_tokens":5}}}'
+    mode=task
+    ;;
+  quiet:*)
+    sleep "${mode#quiet:}"
+    mode=task
+    ;;
+  hang)
+    sleep 300
+    ;;
   limit:*)
-    echo "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Claude AI usage limit reached|${mode#limit:}\",\"session_id\":\"stub-session\",\"num_turns\":1,\"total_cost_usd\":0}"
+    echo "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Claude AI usage limit reached|${mode#limit:}\",\"session_id\":\"$session\",\"num_turns\":1,\"total_cost_usd\":0}"
     exit 1
     ;;
 esac
@@ -62,6 +121,6 @@ else
 fi
 echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"Working.\"}]}}"
 echo "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"content\":\"Claude AI usage limit reached|1\"}]}}"
-printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"stub-session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"
+printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"$session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"
 # Some versions print their result and then never exit.
 if [ "$linger" = yes ]; then sleep 300; fi

@@ -1,6 +1,8 @@
 #!/bin/sh
 # A well-behaved agent: one plan task per implementation call, approves every review.
-cat > /dev/null
+prompt=$(cat)
+. "$(dirname "$0")/references.sh"
+check_references "$prompt"
 if [ "$LOOP_PHASE" = review ]; then
   echo "The change does what the task asks."
   echo "APPROVED"

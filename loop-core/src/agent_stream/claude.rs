@@ -7,8 +7,11 @@
 
 use serde_json::{Map, Value};
 
+use std::collections::BTreeMap;
+
 use super::error_text::{self, Agent, Signal};
-use super::{CallEnd, LineStats, i64_field, object_field, str_field, u64_field};
+use super::{CallEnd, CallFigures, LineStats, When, i64_field, object_field, str_field, u64_field};
+use crate::event::{AgentDetail, RateLimitSeen, Tokens};
 
 /// Reads Claude Code's stream one line at a time.
 #[derive(Clone, Debug, Default)]
@@ -23,9 +26,18 @@ pub struct ClaudeTranscript {
     pub session_id: Option<String>,
     /// From the `init` event.
     pub model: Option<String>,
+    /// Every model named by the `init` event, the assistant messages and the `result`'s
+    /// `modelUsage`, in the order first seen.
+    pub models: Vec<String>,
     /// The text of each assistant message that had text, in order (a message's text blocks
     /// joined with newlines); synthetic error messages are not among them.
     pub assistant_texts: Vec<String>,
+    /// Each tool the agent called, as people read it: `Bash(cargo test)`, `Edit(src/lib.rs)`.
+    pub tool_calls: Vec<String>,
+    /// Token counts of the assistant messages so far, by message id (the stream repeats a
+    /// message's usage with each of its content blocks): what a long call has used before its
+    /// `result` says.
+    pub usage_by_message: BTreeMap<String, ClaudeUsage>,
     /// The last synthetic assistant message reporting an API error.
     pub api_error: Option<ApiErrorMessage>,
     /// The last `rate_limit_event`, whatever its status.
@@ -47,13 +59,58 @@ pub struct ApiErrorMessage {
 }
 
 /// A `rate_limit_event`'s `rate_limit_info`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RateLimit {
     pub status: RateLimitStatus,
     /// `resetsAt`, Unix seconds.
     pub resets_at_s: Option<i64>,
     /// `rateLimitType`: `five_hour`, `seven_day`, ….
     pub limit_type: Option<String>,
+    /// `utilization`, 0 to 1.
+    pub utilization: Option<f64>,
+    /// `isUsingOverage`: the request is served from overage (paid beyond the plan).
+    pub using_overage: bool,
+    /// `overageStatus`: whether overage may serve requests (`allowed`, `rejected`, …).
+    pub overage_status: Option<RateLimitStatus>,
+}
+
+impl RateLimit {
+    fn read(info: Option<&Map<String, Value>>) -> RateLimit {
+        let text = |key| info.and_then(|info| str_field(info, key));
+        RateLimit {
+            status: RateLimitStatus::parse(text("status").unwrap_or_default()),
+            resets_at_s: info.and_then(|info| i64_field(info, "resetsAt")),
+            limit_type: text("rateLimitType").map(str::to_owned),
+            utilization: info
+                .and_then(|info| info.get("utilization"))
+                .and_then(Value::as_f64)
+                .filter(|u| u.is_finite()),
+            using_overage: info.and_then(|info| info.get("isUsingOverage"))
+                == Some(&Value::Bool(true)),
+            overage_status: text("overageStatus").map(RateLimitStatus::parse),
+        }
+    }
+
+    /// Whether a request refused by the plan's window is still served: overage is in use, or
+    /// overage says it allows requests.
+    pub fn overage_serves(&self) -> bool {
+        self.using_overage
+            || matches!(
+                self.overage_status,
+                Some(RateLimitStatus::Allowed | RateLimitStatus::AllowedWarning)
+            )
+    }
+
+    /// As recorded on a step.
+    pub fn seen(&self) -> RateLimitSeen {
+        RateLimitSeen {
+            status: self.status.as_str().to_owned(),
+            window: self.limit_type.clone(),
+            resets_at_ms: self.resets_at_s.and_then(|s| s.checked_mul(1000)),
+            utilization: self.utilization,
+            overage_in_use: Some(self.using_overage),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +122,15 @@ pub enum RateLimitStatus {
 }
 
 impl RateLimitStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RateLimitStatus::Allowed => "allowed",
+            RateLimitStatus::AllowedWarning => "allowed_warning",
+            RateLimitStatus::Rejected => "rejected",
+            RateLimitStatus::Other(other) => other,
+        }
+    }
+
     fn parse(text: &str) -> RateLimitStatus {
         match text {
             "allowed" => RateLimitStatus::Allowed,
@@ -85,7 +151,15 @@ pub struct ClaudeResult {
     pub session_id: Option<String>,
     pub num_turns: Option<u64>,
     pub duration_ms: Option<u64>,
+    pub duration_api_ms: Option<u64>,
     pub total_cost_usd: Option<f64>,
+    /// How many tool uses the permission settings refused (`permission_denials`).
+    pub permission_denials: Option<u64>,
+    /// `errors`: what went wrong, on error results of newer versions (which may carry no
+    /// `result` text at all).
+    pub errors: Vec<String>,
+    /// The models in `modelUsage`.
+    pub models: Vec<String>,
     pub usage: Option<ClaudeUsage>,
     /// Why the session ended (`completed`, `api_error`, …), in versions that say.
     pub terminal_reason: Option<String>,
@@ -145,21 +219,14 @@ impl ClaudeStream {
                 if str_field(&event, "subtype") == Some("init") {
                     t.session_id = str_field(&event, "session_id").map(str::to_owned);
                     t.model = str_field(&event, "model").map(str::to_owned);
+                    if let Some(model) = t.model.clone() {
+                        t.saw_model(model);
+                    }
                 }
             }
             "assistant" => t.assistant(&event),
             "rate_limit_event" => {
-                let info = object_field(&event, "rate_limit_info");
-                let limit = RateLimit {
-                    status: RateLimitStatus::parse(
-                        info.and_then(|info| str_field(info, "status"))
-                            .unwrap_or_default(),
-                    ),
-                    resets_at_s: info.and_then(|info| i64_field(info, "resetsAt")),
-                    limit_type: info
-                        .and_then(|info| str_field(info, "rateLimitType"))
-                        .map(str::to_owned),
-                };
+                let limit = RateLimit::read(object_field(&event, "rate_limit_info"));
                 if limit.status == RateLimitStatus::Rejected {
                     t.rejected_rate_limit = Some(limit.clone());
                 }
@@ -169,6 +236,9 @@ impl ClaudeStream {
                 let result = ClaudeResult::read(&event);
                 if result.session_id.is_some() {
                     t.session_id.clone_from(&result.session_id);
+                }
+                for model in &result.models {
+                    t.saw_model(model.clone());
                 }
                 t.result = Some(result);
             }
@@ -188,16 +258,56 @@ impl ClaudeStream {
 }
 
 impl ClaudeTranscript {
-    /// The answer, for completion detection: the `result` text when there is one, else the
-    /// assistant messages' text, each message on its own line.
+    /// The answer, for completion detection: the `result` text; when it is empty (real CLIs
+    /// sometimes end so after the reply was written) the last assistant message's text; with no
+    /// `result`, the assistant messages' text, each message on its own line.
     pub fn answer(&self) -> String {
         match self
             .result
             .as_ref()
             .and_then(|result| result.result.as_ref())
         {
-            Some(text) => text.clone(),
+            Some(text) if !text.trim().is_empty() => text.clone(),
+            Some(_) => self.assistant_texts.last().cloned().unwrap_or_default(),
             None => self.assistant_texts.join("\n"),
+        }
+    }
+
+    /// Cost, tokens and what else the call reported of itself, whatever its end: a failed or
+    /// refused call that was paid for says so too.
+    pub fn figures(&self) -> CallFigures {
+        let result = self.result.as_ref();
+        let tokens = result
+            .and_then(|r| r.usage)
+            .or_else(|| (!self.usage_by_message.is_empty()).then(|| self.usage_so_far()))
+            .map(ClaudeUsage::tokens);
+        CallFigures {
+            cost_usd: result
+                .and_then(|r| r.total_cost_usd)
+                .filter(|c| c.is_finite() && *c >= 0.0),
+            tokens,
+            detail: AgentDetail {
+                session_id: self.session_id.clone(),
+                models: self.models.clone(),
+                calls: None,
+                num_turns: result.and_then(|r| r.num_turns),
+                duration_api_ms: result.and_then(|r| r.duration_api_ms),
+                permission_denials: result.and_then(|r| r.permission_denials),
+                rate_limit: self.rate_limit.as_ref().map(RateLimit::seen),
+            },
+        }
+    }
+
+    /// The assistant messages' usage so far, each message counted once.
+    pub fn usage_so_far(&self) -> ClaudeUsage {
+        self.usage_by_message
+            .values()
+            .fold(ClaudeUsage::default(), |sum, usage| sum.plus(*usage))
+    }
+
+    fn saw_model(&mut self, model: String) {
+        if model != "<synthetic>" && !model.is_empty() && !self.models.contains(&model) {
+            self.models.push(model);
         }
     }
 
@@ -215,9 +325,65 @@ impl ClaudeTranscript {
                 text,
                 error: str_field(event, "error").map(str::to_owned),
             });
-        } else if !text.is_empty() {
+            return;
+        }
+        if let Some(message) = message {
+            if let Some(model) = str_field(message, "model") {
+                self.saw_model(model.to_owned());
+            }
+            if let (Some(id), Some(usage)) =
+                (str_field(message, "id"), object_field(message, "usage"))
+            {
+                self.usage_by_message
+                    .insert(id.to_owned(), ClaudeUsage::read(usage));
+            }
+            self.tool_calls.extend(tool_calls_of(message));
+        }
+        if !text.is_empty() {
             self.assistant_texts.push(text);
         }
+    }
+}
+
+/// `Bash(cargo test)`, `Edit(src/lib.rs)`, `Grep(fn parse_plan)`: each `tool_use` block of a
+/// message, named with the one argument that says what it does.
+fn tool_calls_of(message: &Map<String, Value>) -> Vec<String> {
+    let Some(Value::Array(blocks)) = message.get("content") else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|block| str_field(block, "type") == Some("tool_use"))
+        .map(|block| {
+            let name = str_field(block, "name").unwrap_or("tool");
+            let input = object_field(block, "input");
+            let argument = [
+                "command",
+                "file_path",
+                "path",
+                "pattern",
+                "url",
+                "query",
+                "description",
+                "prompt",
+            ]
+            .iter()
+            .find_map(|key| input.and_then(|input| str_field(input, key)));
+            match argument {
+                Some(argument) => format!("{name}({})", one_line(argument, 80)),
+                None => name.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// `text` on one line, cut to `chars` characters.
+pub(super) fn one_line(text: &str, chars: usize) -> String {
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match words.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &words[..cut]),
+        None => words,
     }
 }
 
@@ -236,9 +402,61 @@ fn text_of(message: &Map<String, Value>) -> String {
     }
 }
 
+impl ClaudeUsage {
+    fn read(usage: &Map<String, Value>) -> ClaudeUsage {
+        let count = |key| u64_field(usage, key).unwrap_or(0);
+        ClaudeUsage {
+            input_tokens: count("input_tokens"),
+            output_tokens: count("output_tokens"),
+            cache_creation_input_tokens: count("cache_creation_input_tokens"),
+            cache_read_input_tokens: count("cache_read_input_tokens"),
+        }
+    }
+
+    fn plus(self, other: ClaudeUsage) -> ClaudeUsage {
+        ClaudeUsage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cache_creation_input_tokens: self
+                .cache_creation_input_tokens
+                .saturating_add(other.cache_creation_input_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .saturating_add(other.cache_read_input_tokens),
+        }
+    }
+
+    /// As recorded: every input token (fresh, written to the cache, read from it), and of
+    /// them the cache reads.
+    pub fn tokens(self) -> Tokens {
+        Tokens {
+            input: self
+                .input_tokens
+                .saturating_add(self.cache_creation_input_tokens)
+                .saturating_add(self.cache_read_input_tokens),
+            output: self.output_tokens,
+            cached: self.cache_read_input_tokens,
+            reasoning: 0,
+        }
+    }
+}
+
 impl ClaudeResult {
     fn read(event: &Map<String, Value>) -> ClaudeResult {
         let text = |key| str_field(event, key).map(str::to_owned);
+        let strings = |value: Option<&Value>| -> Vec<String> {
+            match value {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|item| match item {
+                        Value::String(text) => Some(text.clone()),
+                        Value::Object(object) => str_field(object, "message").map(str::to_owned),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
         ClaudeResult {
             subtype: str_field(event, "subtype").map(ResultSubtype::parse),
             is_error: event.get("is_error") == Some(&Value::Bool(true)),
@@ -246,14 +464,17 @@ impl ClaudeResult {
             session_id: text("session_id"),
             num_turns: u64_field(event, "num_turns"),
             duration_ms: u64_field(event, "duration_ms"),
+            duration_api_ms: u64_field(event, "duration_api_ms"),
             total_cost_usd: event.get("total_cost_usd").and_then(Value::as_f64),
-            usage: object_field(event, "usage").map(|usage| ClaudeUsage {
-                input_tokens: u64_field(usage, "input_tokens").unwrap_or(0),
-                output_tokens: u64_field(usage, "output_tokens").unwrap_or(0),
-                cache_creation_input_tokens: u64_field(usage, "cache_creation_input_tokens")
-                    .unwrap_or(0),
-                cache_read_input_tokens: u64_field(usage, "cache_read_input_tokens").unwrap_or(0),
-            }),
+            permission_denials: match event.get("permission_denials") {
+                Some(Value::Array(denials)) => Some(denials.len() as u64),
+                _ => None,
+            },
+            errors: strings(event.get("errors")),
+            models: object_field(event, "modelUsage")
+                .map(|usage| usage.keys().cloned().collect())
+                .unwrap_or_default(),
+            usage: object_field(event, "usage").map(ClaudeUsage::read),
             terminal_reason: text("terminal_reason"),
             api_error_status: i64_field(event, "api_error_status")
                 .and_then(|status| u16::try_from(status).ok()),
@@ -261,57 +482,52 @@ impl ClaudeResult {
     }
 }
 
-/// How a Claude Code call ended, in the order `design/agents.md` gives:
+/// How a Claude Code call ended:
 ///
-/// 1. a `rate_limit_event` with status `rejected`: the usage limit, until its `resetsAt`;
-/// 2. an errored `result`: the turn or budget cap by `subtype`; else by the text of the result,
-///    of a synthetic API error message and of the stderr tail (a usage limit in any of them
-///    first), then by `api_error_status`;
-/// 3. a `result` that is not an error is a success, whatever the exit code: once the final
-///    answer is out, the process ending badly (an MCP server failing at exit, or the runtime
-///    stopping it a grace period after the `result`) does not undo it. So the caller passes
-///    the exit code it saw, `None` for a signal, and need not say why it stopped the process;
-/// 4. no `result`: a synthetic API error or the stderr tail is read as in 2; failing that, an
+/// 1. a `result` that is not an error (`is_error` false, subtype `success`) is a success,
+///    whatever its text and the exit code: the request was served. A `rate_limit_event` that
+///    said `rejected` on the way (overage served it) and an answer that begins "API Error"
+///    change nothing, and once the final answer is out, the process ending badly (an MCP
+///    server failing at exit, or the runtime stopping it after the `result`) does not undo it.
+///    So the caller passes the exit code it saw, `None` for a signal;
+/// 2. a call not served (an errored `result`, or none) after a `rate_limit_event` with status
+///    `rejected`: the usage limit, until its `resetsAt`;
+/// 3. an errored `result`: the turn or budget cap by `subtype`; else by its text, its
+///    `errors`, a synthetic API error message and the stderr tail (a usage limit in any of
+///    them first), then by `api_error_status`; else a failed attempt quoting them;
+/// 4. no `result`: a synthetic API error or the stderr tail is read as in 3; failing that, an
 ///    exit code 0 with answer text is a success, and anything else a failed attempt (crashed
 ///    or killed), its reason ending with the stderr tail.
 ///
-/// A `result` with `is_error: false` whose text starts like one of the CLI's error messages
-/// ("Claude AI usage limit reached|…", "API Error: …") counts as errored: older versions
-/// reported a usage limit that way with exit code 0. The `error_*` subtypes are errors even
-/// without `is_error`.
+/// Only texts known to be errors are read for what they say, so an answer or a tool's output
+/// that talks about limits never stops a run.
 pub fn classify(
     transcript: &ClaudeTranscript,
     exit_code: Option<i32>,
     stderr_tail: &str,
-    now_ms: i64,
+    when: &When,
 ) -> CallEnd {
     let agent = Agent::Claude;
     let api_error = transcript
         .api_error
         .as_ref()
         .map_or("", |error| error.text.as_str());
+    let result = transcript.result.as_ref();
+    if result.is_some_and(ClaudeResult::served) {
+        return CallEnd::Success;
+    }
+    let errors = result.map(|r| r.errors.join("; ")).unwrap_or_default();
+    let result_text = result.and_then(|r| r.result.as_deref()).unwrap_or("");
+
     if let Some(limit) = &transcript.rejected_rate_limit {
-        // A clean answer that came despite the rejection says nothing about the limit.
-        let result_text = transcript
-            .result
-            .as_ref()
-            .filter(|result| {
-                result.is_error
-                    || result
-                        .result
-                        .as_deref()
-                        .is_some_and(error_text::is_error_message)
-            })
-            .and_then(|result| result.result.as_deref())
-            .unwrap_or("");
-        let said = [api_error, result_text]
+        let said = [api_error, result_text, errors.as_str()]
             .into_iter()
             .find(|text| !text.trim().is_empty());
         let reset_ms = limit
             .resets_at_s
             .and_then(|seconds| seconds.checked_mul(1000))
             .or_else(
-                || match said.and_then(|text| error_text::read(text, now_ms)) {
+                || match said.and_then(|text| error_text::read(text, when)) {
                     Some(Signal::UsageLimit { reset_ms }) => reset_ms,
                     _ => None,
                 },
@@ -323,11 +539,10 @@ pub fn classify(
             },
             str::to_owned,
         );
-        return error_text::usage_limit(agent, reset_ms, &said, now_ms);
+        return error_text::usage_limit(agent, reset_ms, &said, when.now_ms);
     }
 
-    if let Some(result) = &transcript.result {
-        let text = result.result.as_deref().unwrap_or("");
+    if let Some(result) = result {
         match result.subtype {
             Some(ResultSubtype::ErrorMaxTurns) => {
                 let turns = result
@@ -343,18 +558,16 @@ pub fn classify(
             }
             _ => {}
         }
-        let during_execution = result.subtype == Some(ResultSubtype::ErrorDuringExecution);
-        if !(result.is_error || during_execution || error_text::is_error_message(text)) {
-            return CallEnd::Success;
-        }
-        let texts = [text, api_error, stderr_tail];
-        if let Some(end) = error_text::read_all(agent, &texts, result.api_error_status, now_ms) {
+        let texts = [result_text, errors.as_str(), api_error, stderr_tail];
+        if let Some(end) = error_text::read_all(agent, &texts, result.api_error_status, when) {
             return end;
         }
-        let head = match (&result.terminal_reason, during_execution) {
-            (_, true) => "Claude Code failed during execution".to_owned(),
-            (Some(reason), false) => format!("Claude Code reported an error ({reason})"),
-            (None, false) => "Claude Code reported an error".to_owned(),
+        let head = match (&result.subtype, &result.terminal_reason) {
+            (Some(ResultSubtype::ErrorDuringExecution), _) => {
+                "Claude Code failed during execution".to_owned()
+            }
+            (_, Some(reason)) => format!("Claude Code reported an error ({reason})"),
+            (_, None) => "Claude Code reported an error".to_owned(),
         };
         let said = texts
             .into_iter()
@@ -363,7 +576,7 @@ pub fn classify(
         return failed(error_text::quoting(head, said));
     }
 
-    if let Some(end) = error_text::read_all(agent, &[api_error], None, now_ms) {
+    if let Some(end) = error_text::read_all(agent, &[api_error], None, when) {
         return end;
     }
     if !api_error.trim().is_empty() {
@@ -375,10 +588,22 @@ pub fn classify(
     if exit_code == Some(0) && !transcript.assistant_texts.is_empty() {
         return CallEnd::Success;
     }
-    if let Some(end) = error_text::read_all(agent, &[stderr_tail], None, now_ms) {
+    if let Some(end) = error_text::read_all(agent, &[stderr_tail], None, when) {
         return end;
     }
     error_text::died_without_final_event(agent, "result", exit_code, stderr_tail)
+}
+
+impl ClaudeResult {
+    /// The request was served and this is its answer: not an error, by flag or by subtype.
+    pub fn served(&self) -> bool {
+        let errored_subtype = match &self.subtype {
+            Some(ResultSubtype::Success) | None => false,
+            Some(ResultSubtype::Other(other)) => other.starts_with("error"),
+            Some(_) => true,
+        };
+        !self.is_error && !errored_subtype
+    }
 }
 
 fn failed(reason: String) -> CallEnd {
@@ -425,7 +650,7 @@ mod tests {
                 cache_read_input_tokens: 30,
             })
         );
-        assert_eq!(classify(&t, Some(0), "", NOW), CallEnd::Success);
+        assert_eq!(classify(&t, Some(0), "", &When::utc(NOW)), CallEnd::Success);
     }
 
     #[test]
@@ -445,7 +670,7 @@ mod tests {
         ]);
         for exit in [Some(0), Some(1), Some(143), None] {
             assert_eq!(
-                classify(&t, exit, "Killed", NOW),
+                classify(&t, exit, "Killed", &When::utc(NOW)),
                 CallEnd::Success,
                 "{exit:?}"
             );
@@ -453,28 +678,70 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_rate_limit_wins_over_everything_else() {
-        let t = transcript(&[
+    fn a_rejected_rate_limit_is_a_usage_limit_only_when_the_call_was_not_served() {
+        let events = [
             INIT,
             r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","resetsAt":1790003600,"rateLimitType":"seven_day"}}"#,
-            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1790010000,"rateLimitType":"five_hour"}}"#,
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1790010000,"rateLimitType":"five_hour","isUsingOverage":true,"overageStatus":"allowed"}}"#,
             r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1790020000,"rateLimitType":"seven_day"}}"#,
-            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#,
-        ]);
+        ];
+        // Served from overage: the answer stands.
+        let served = transcript(
+            &[
+                &events[..],
+                &[r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#],
+            ]
+            .concat(),
+        );
         assert_eq!(
-            t.rate_limit.as_ref().map(|limit| &limit.status),
+            served.rate_limit.as_ref().map(|limit| &limit.status),
             Some(&RateLimitStatus::Allowed)
         );
-        let end = classify(&t, Some(0), "", NOW);
-        assert_eq!(end.as_str(), "usage_limit");
-        assert!(matches!(
-            end,
-            CallEnd::UsageLimit {
-                until_ms: 1_790_010_060_000,
-                ..
-            }
-        ));
-        assert!(end.reason().contains("five_hour"), "{}", end.reason());
+        let rejected = served.rejected_rate_limit.as_ref().unwrap();
+        assert!(rejected.overage_serves());
+        assert_eq!(
+            classify(&served, Some(0), "", &When::utc(NOW)),
+            CallEnd::Success
+        );
+        // Not served (an error result, or none): the limit, until its reset.
+        for last in [
+            Some(
+                r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit"}"#,
+            ),
+            None,
+        ] {
+            let lines: Vec<&str> = events.iter().copied().chain(last).collect();
+            let end = classify(&transcript(&lines), Some(1), "", &When::utc(NOW));
+            assert!(
+                matches!(
+                    end,
+                    CallEnd::UsageLimit {
+                        until_ms: 1_790_010_060_000,
+                        ..
+                    }
+                ),
+                "{last:?}: {end:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_that_reads_like_an_error_is_still_an_answer() {
+        for text in [
+            "API Error: the handler now returns 502 on upstream failure",
+            "Claude AI usage limit reached|1790006400",
+        ] {
+            let line = format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"result":{}}}"#,
+                serde_json::to_string(text).unwrap()
+            );
+            let t = transcript(&[INIT, &line]);
+            assert_eq!(
+                classify(&t, Some(0), "", &When::utc(NOW)),
+                CallEnd::Success,
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -489,7 +756,7 @@ mod tests {
         );
         assert!(t.assistant_texts.is_empty());
         assert!(matches!(
-            classify(&t, Some(1), "", NOW),
+            classify(&t, Some(1), "", &When::utc(NOW)),
             CallEnd::UsageLimit {
                 until_ms: 1_790_006_460_000,
                 ..
@@ -547,13 +814,13 @@ mod tests {
                 "(prompt_too_long) (Prompt is too long)",
             ),
             (
-                r#""subtype":"success","is_error":false,"result":"Claude AI usage limit reached|1790006400""#,
+                r#""subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1790006400""#,
                 "usage_limit",
                 "2026-09-21T16:00:00.000Z",
             ),
         ];
         for (fields, kind, part) in cases {
-            let end = classify(&result(fields), Some(1), "", NOW);
+            let end = classify(&result(fields), Some(1), "", &When::utc(NOW));
             assert_eq!(end.as_str(), kind, "{fields}: {end:?}");
             assert!(end.reason().contains(part), "{fields}: {end:?}");
         }
@@ -565,17 +832,29 @@ mod tests {
             INIT,
             r#"{"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}"#,
         ]);
-        assert_eq!(classify(&started, Some(0), "", NOW), CallEnd::Success);
-        let end = classify(&started, Some(137), "out of memory\n", NOW);
+        assert_eq!(
+            classify(&started, Some(0), "", &When::utc(NOW)),
+            CallEnd::Success
+        );
+        let end = classify(&started, Some(137), "out of memory\n", &When::utc(NOW));
         assert_eq!(end.as_str(), "failed");
         assert!(end.reason().contains("exit code 137"), "{end:?}");
         assert!(end.reason().ends_with("out of memory"), "{end:?}");
-        let end = classify(&started, None, "", NOW);
+        let end = classify(&started, None, "", &When::utc(NOW));
         assert!(end.reason().contains("signal"), "{end:?}");
         let silent = transcript(&[INIT]);
-        assert_eq!(classify(&silent, Some(0), "", NOW).as_str(), "failed");
         assert_eq!(
-            classify(&silent, Some(1), "Invalid API key · Please run /login", NOW).as_str(),
+            classify(&silent, Some(0), "", &When::utc(NOW)).as_str(),
+            "failed"
+        );
+        assert_eq!(
+            classify(
+                &silent,
+                Some(1),
+                "Invalid API key · Please run /login",
+                &When::utc(NOW)
+            )
+            .as_str(),
             "auth"
         );
     }

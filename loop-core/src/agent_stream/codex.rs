@@ -10,7 +10,8 @@
 use serde_json::{Map, Value};
 
 use super::error_text::{self, Agent};
-use super::{CallEnd, LineStats, i64_field, object_field, str_field, u64_field};
+use super::{CallEnd, CallFigures, LineStats, When, i64_field, object_field, str_field, u64_field};
+use crate::event::{AgentDetail, Tokens};
 
 /// How deep into an error event a `usage_limit_reached` object is looked for.
 const ERROR_DEPTH: usize = 6;
@@ -31,6 +32,9 @@ pub struct CodexTranscript {
     pub usage: CodexUsage,
     /// The text of the last `agent_message` item.
     pub answer: Option<String>,
+    /// Each command, file change or tool call started, as people read it: `Shell(cargo
+    /// test)`, `Edit(src/lib.rs)`.
+    pub tool_calls: Vec<String>,
     /// Messages of `error` and `turn.failed` events since the last completed turn, oldest
     /// first: the errors the call ended with.
     pub errors: Vec<String>,
@@ -41,12 +45,26 @@ pub struct CodexTranscript {
     pub lines: LineStats,
 }
 
-/// A `turn.completed`'s `usage`, or their sum; a missing count is 0.
+/// A `turn.completed`'s `usage`, or their sum; a missing count is 0. Codex counts the cached
+/// input in `input_tokens` and the reasoning in `output_tokens`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CodexUsage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
     pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
+}
+
+impl CodexUsage {
+    /// As recorded: the counts as Codex gives them, none added twice.
+    pub fn tokens(self) -> Tokens {
+        Tokens {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cached: self.cached_input_tokens,
+            reasoning: self.reasoning_output_tokens,
+        }
+    }
 }
 
 /// An error object of type `usage_limit_reached`.
@@ -88,6 +106,9 @@ impl CodexStream {
                         .cached_input_tokens
                         .saturating_add(count("cached_input_tokens"));
                     sum.output_tokens = sum.output_tokens.saturating_add(count("output_tokens"));
+                    sum.reasoning_output_tokens = sum
+                        .reasoning_output_tokens
+                        .saturating_add(count("reasoning_output_tokens"));
                 }
                 t.recovered_errors.append(&mut t.errors);
                 t.usage_limit = None;
@@ -103,11 +124,26 @@ impl CodexStream {
                 }
             }
             "item.started" | "item.updated" | "item.completed" => {
-                let message = object_field(&event, "item")
-                    .filter(|item| str_field(item, "type") == Some("agent_message"))
-                    .and_then(|item| str_field(item, "text"));
-                if let Some(text) = message {
-                    t.answer = Some(text.to_owned());
+                let Some(item) = object_field(&event, "item") else {
+                    return;
+                };
+                match str_field(item, "type") {
+                    Some("agent_message") => {
+                        if let Some(text) = str_field(item, "text") {
+                            t.answer = Some(text.to_owned());
+                        }
+                    }
+                    // A tool call is shown once, when it starts (or completes, for the kinds
+                    // that are only reported done).
+                    Some(kind) if kind != "reasoning" && kind != "error" => {
+                        let first_sight = kind == "file_change"
+                            || kind == "web_search"
+                            || str_field(&event, "type") == Some("item.started");
+                        if first_sight && let Some(call) = tool_call(kind, item) {
+                            t.tool_calls.push(call);
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => t.lines.unknown += 1,
@@ -118,9 +154,55 @@ impl CodexStream {
     pub fn transcript(&self) -> &CodexTranscript {
         &self.transcript
     }
+}
 
+impl CodexTranscript {
+    /// Tokens and the thread, whatever the call's end (Codex reports no dollar cost).
+    pub fn figures(&self) -> CallFigures {
+        let used = self.turns_completed > 0;
+        CallFigures {
+            cost_usd: None,
+            tokens: used.then(|| self.usage.tokens()),
+            detail: AgentDetail {
+                session_id: self.thread_id.clone(),
+                num_turns: used.then_some(u64::from(self.turns_completed)),
+                ..AgentDetail::default()
+            },
+        }
+    }
+}
+
+impl CodexStream {
     pub fn finish(self) -> CodexTranscript {
         self.transcript
+    }
+}
+
+/// `Shell(cargo test)`, `Edit(src/lib.rs)`, `Tool(server.tool)`, `Search(query)`: an item a
+/// person watching wants to see, by its type.
+fn tool_call(kind: &str, item: &Map<String, Value>) -> Option<String> {
+    let shown =
+        |name: &str, argument: &str| format!("{name}({})", super::claude::one_line(argument, 80));
+    match kind {
+        "command_execution" => str_field(item, "command").map(|command| shown("Shell", command)),
+        "file_change" => {
+            let paths: Vec<&str> = match item.get("changes") {
+                Some(Value::Array(changes)) => changes
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .filter_map(|change| str_field(change, "path"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some(shown("Edit", &paths.join(", ")))
+        }
+        "mcp_tool_call" => {
+            let server = str_field(item, "server").unwrap_or("mcp");
+            let tool = str_field(item, "tool").unwrap_or("tool");
+            Some(format!("Tool({server}.{tool})"))
+        }
+        "web_search" => str_field(item, "query").map(|query| shown("Search", query)),
+        _ => None,
     }
 }
 
@@ -185,8 +267,9 @@ pub fn classify(
     transcript: &CodexTranscript,
     exit_code: Option<i32>,
     stderr_tail: &str,
-    now_ms: i64,
+    when: &When,
 ) -> CallEnd {
+    let now_ms = when.now_ms;
     let agent = Agent::Codex;
     let last_error = transcript.errors.last().map_or("", String::as_str);
     if let Some(limit) = transcript.usage_limit {
@@ -202,7 +285,7 @@ pub fn classify(
     if !transcript.errors.is_empty() {
         let mut texts: Vec<&str> = transcript.errors.iter().rev().map(String::as_str).collect();
         texts.push(stderr_tail);
-        return error_text::read_all(agent, &texts, None, now_ms).unwrap_or_else(|| {
+        return error_text::read_all(agent, &texts, None, when).unwrap_or_else(|| {
             CallEnd::Failed {
                 reason: error_text::quoting("Codex reported an error".to_owned(), last_error),
             }
@@ -215,7 +298,7 @@ pub fn classify(
     if transcript.turns_completed > 0 || (exit_code == Some(0) && answered) {
         return CallEnd::Success;
     }
-    if let Some(end) = error_text::read_all(agent, &[stderr_tail], None, now_ms) {
+    if let Some(end) = error_text::read_all(agent, &[stderr_tail], None, when) {
         return end;
     }
     error_text::died_without_final_event(agent, "turn.completed", exit_code, stderr_tail)
@@ -255,10 +338,11 @@ mod tests {
             CodexUsage {
                 input_tokens: 150,
                 cached_input_tokens: 40,
-                output_tokens: 10
+                output_tokens: 10,
+                reasoning_output_tokens: 0,
             }
         );
-        assert_eq!(classify(&t, Some(0), "", NOW), CallEnd::Success);
+        assert_eq!(classify(&t, Some(0), "", &When::utc(NOW)), CallEnd::Success);
     }
 
     #[test]
@@ -277,7 +361,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    classify(&t, Some(1), "", NOW),
+                    classify(&t, Some(1), "", &When::utc(NOW)),
                     CallEnd::UsageLimit {
                         until_ms: 1_790_013_660_000,
                         ..
@@ -290,7 +374,7 @@ mod tests {
             r#"{"type":"turn.failed","error":{"type":"usage_limit_reached","resets_in_seconds":600}}"#,
         ]);
         assert!(matches!(
-            classify(&relative, Some(1), "", NOW),
+            classify(&relative, Some(1), "", &When::utc(NOW)),
             CallEnd::UsageLimit { until_ms, .. } if until_ms == NOW + 660_000
         ));
     }
@@ -305,7 +389,7 @@ mod tests {
         ]);
         assert!(t.errors.is_empty());
         assert_eq!(t.recovered_errors, ["Reconnecting... 1/5"]);
-        assert_eq!(classify(&t, Some(0), "", NOW), CallEnd::Success);
+        assert_eq!(classify(&t, Some(0), "", &When::utc(NOW)), CallEnd::Success);
     }
 
     #[test]
@@ -319,7 +403,7 @@ mod tests {
         let t = failing("You've hit your usage limit. Try again in 3 hours 5 minutes.");
         assert_eq!(t.errors.len(), 1, "repeats are kept once");
         assert!(matches!(
-            classify(&t, Some(1), "", NOW),
+            classify(&t, Some(1), "", &When::utc(NOW)),
             CallEnd::UsageLimit { until_ms, .. } if until_ms == NOW + (185 * 60 + 60) * 1000
         ));
         let cases = [
@@ -338,7 +422,7 @@ mod tests {
         ];
         for (message, kind) in cases {
             assert_eq!(
-                classify(&failing(message), Some(1), "", NOW).as_str(),
+                classify(&failing(message), Some(1), "", &When::utc(NOW)).as_str(),
                 kind,
                 "{message}"
             );
@@ -351,12 +435,21 @@ mod tests {
             r#"{"type":"thread.started","thread_id":"t"}"#,
             r#"{"type":"turn.started"}"#,
         ]);
-        let end = classify(&started, None, "", NOW);
+        let end = classify(&started, None, "", &When::utc(NOW));
         assert_eq!(end.as_str(), "failed");
         assert!(end.reason().contains("signal"), "{end:?}");
-        assert_eq!(classify(&started, Some(0), "", NOW).as_str(), "failed");
         assert_eq!(
-            classify(&started, Some(1), "Error: 401 Unauthorized", NOW).as_str(),
+            classify(&started, Some(0), "", &When::utc(NOW)).as_str(),
+            "failed"
+        );
+        assert_eq!(
+            classify(
+                &started,
+                Some(1),
+                "Error: 401 Unauthorized",
+                &When::utc(NOW)
+            )
+            .as_str(),
             "auth"
         );
     }

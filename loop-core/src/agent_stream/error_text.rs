@@ -8,9 +8,9 @@
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use jiff::tz::{TimeZone, TimeZoneDatabase};
+use jiff::tz::TimeZoneDatabase;
 
-use super::{CallEnd, RESET_MARGIN_MS, UNKNOWN_RESET_WAIT_MS};
+use super::{CallEnd, RESET_MARGIN_MS, UNKNOWN_RESET_WAIT_MS, When};
 use crate::time::rfc3339_ms;
 
 /// A reset time that passed less than this long ago still counts as this reset, not as
@@ -59,6 +59,10 @@ pub(super) enum Signal {
     RateLimited,
     Overloaded,
     ServerError,
+    /// The API could not be reached or the connection broke: refused, reset, timed out.
+    Network,
+    /// The account has no credit left: no reset will come until a person adds some.
+    OutOfCredit,
 }
 
 /// What an HTTP status reported by the agent means, if anything in particular.
@@ -74,11 +78,11 @@ fn from_status(status: u16) -> Option<Signal> {
 
 /// Reads an error text. A usage limit wins over everything else it may also mention (a 429,
 /// say), then a login problem, then the kinds of transient trouble.
-pub(super) fn read(text: &str, now_ms: i64) -> Option<Signal> {
+pub(super) fn read(text: &str, when: &When) -> Option<Signal> {
     let lower = normalize(text);
     if is_usage_limit(&lower) {
         return Some(Signal::UsageLimit {
-            reset_ms: reset_time(&lower, now_ms),
+            reset_ms: reset_time(&lower, when),
         });
     }
     let any = |needles: &[&str]| needles.iter().any(|needle| lower.contains(needle));
@@ -89,8 +93,17 @@ pub(super) fn read(text: &str, now_ms: i64) -> Option<Signal> {
         "codex login",
         "oauth token has expired",
         "oauth token revoked",
+        "failed to authenticate",
+        "oauth session expired",
     ]) {
         return Some(Signal::NotLoggedIn);
+    }
+    if any(&[
+        "credit balance is too low",
+        "billing_error",
+        "insufficient_quota",
+    ]) {
+        return Some(Signal::OutOfCredit);
     }
     if has_code(&lower, "401") || any(&["authentication_error", "unauthorized"]) {
         return Some(Signal::Refused(401));
@@ -116,34 +129,51 @@ pub(super) fn read(text: &str, now_ms: i64) -> Option<Signal> {
     {
         return Some(Signal::ServerError);
     }
+    if any(NETWORK_TROUBLE) {
+        return Some(Signal::Network);
+    }
     None
 }
 
-/// Whether a text that arrived as an answer (Claude's `result` with `is_error: false`) is in
-/// fact one of the CLI's error messages: older versions reported a usage limit that way. Only
-/// the start of the text counts, so an answer that discusses such messages is still an answer.
-pub(super) fn is_error_message(text: &str) -> bool {
-    let lower = normalize(text.trim_start());
-    [
-        "claude ai usage limit reached",
-        "claude usage limit reached",
-        "you've hit your",
-        "you have hit your",
-        "api error",
-        "not logged in",
-        "invalid api key",
-        "oauth token",
-        "please run /login",
-    ]
-    .iter()
-    .any(|start| lower.starts_with(start))
-}
+/// How the agents and their HTTP stacks word a connection that failed or broke (Node's error
+/// codes, Bun's, and the CLIs' own sentences).
+const NETWORK_TROUBLE: &[&str] = &[
+    "connection refused",
+    "econnrefused",
+    "connection reset",
+    "econnreset",
+    "socket hang up",
+    "fetch failed",
+    "failedtoopensocket",
+    "failed to open socket",
+    "unable to connect",
+    "network error",
+    "connection error",
+    "connection closed",
+    "etimedout",
+    "timed out",
+    "timeout",
+    "enotfound",
+    "eai_again",
+    "getaddrinfo",
+    "stream disconnected",
+    "error sending request",
+];
 
 /// The end a signal gives a call; `text` is the message it came from, quoted in the reason.
 pub(super) fn call_end(signal: Signal, agent: Agent, text: &str, now_ms: i64) -> CallEnd {
     let name = agent.name();
     match signal {
         Signal::UsageLimit { reset_ms } => usage_limit(agent, reset_ms, text, now_ms),
+        Signal::Network => CallEnd::Transient {
+            reason: quoting("network error".to_owned(), text),
+        },
+        Signal::OutOfCredit => CallEnd::Auth {
+            reason: quoting(
+                format!("{name}'s account is out of credit: add credit or use another account"),
+                text,
+            ),
+        },
         Signal::NotLoggedIn => CallEnd::Auth {
             reason: quoting(format!("{name} is not logged in: {}", agent.login()), text),
         },
@@ -177,11 +207,11 @@ pub(super) fn read_all(
     agent: Agent,
     texts: &[&str],
     status: Option<u16>,
-    now_ms: i64,
+    when: &When,
 ) -> Option<CallEnd> {
     let signals: Vec<(Signal, &str)> = texts
         .iter()
-        .filter_map(|text| read(text, now_ms).map(|signal| (signal, *text)))
+        .filter_map(|text| read(text, when).map(|signal| (signal, *text)))
         .collect();
     let usage_limit = signals
         .iter()
@@ -194,7 +224,7 @@ pub(super) fn read_all(
         }
         (None, None) => *signals.first()?,
     };
-    Some(call_end(signal, agent, text, now_ms))
+    Some(call_end(signal, agent, text, when.now_ms))
 }
 
 /// A process that ended before printing its final event (`event`): crashed, killed, or gone
@@ -315,7 +345,8 @@ fn has_code(lower: &str, code: &str) -> bool {
 }
 
 /// When a usage-limit message says the limit resets, as Unix milliseconds.
-fn reset_time(lower: &str, now_ms: i64) -> Option<i64> {
+fn reset_time(lower: &str, when: &When) -> Option<i64> {
+    let now_ms = when.now_ms;
     if let Some(reset_ms) = after(lower, "limit reached|").and_then(|rest| epoch(rest).0) {
         return Some(reset_ms);
     }
@@ -329,7 +360,7 @@ fn reset_time(lower: &str, now_ms: i64) -> Option<i64> {
     for keyword in ["resets ", "reset at ", "try again at "] {
         let found = lower
             .match_indices(keyword)
-            .find_map(|(at, _)| clock_time(&lower[at + keyword.len()..], now_ms));
+            .find_map(|(at, _)| clock_time(&lower[at + keyword.len()..], when));
         if found.is_some() {
             return found;
         }
@@ -416,27 +447,26 @@ fn duration_ms(text: &str) -> Option<i64> {
 /// `9am (America/Chicago)`, `12:50pm (Europe/Paris)`, `Jul 31, 2am (UTC)`, `Sep 25 at 7pm
 /// (America/New_York)`: the instant it names, in Unix milliseconds.
 ///
-/// Without a date, the next such wall-clock time after `now_ms` (one that passed less than
+/// Without a date, the next such wall-clock time after now (one that passed less than
 /// [`PASSED_TOLERANCE_MS`] ago still counts); with a month and day, the one of that date
-/// nearest to now. A date without a zone is read in UTC (off by at most a day's offsets, on a
-/// wait of days); a bare clock time without a zone names no instant, so it gives `None`.
-fn clock_time(text: &str, now_ms: i64) -> Option<i64> {
+/// nearest to now, or of the year given (`Jul 29th, 2026 1:05 AM`). A time without a zone is
+/// the machine's local time ([`When::local`]), which is what the agents print.
+fn clock_time(text: &str, when: &When) -> Option<i64> {
+    let now_ms = when.now_ms;
     let mut rest = text.trim_start();
     rest = rest.strip_prefix("at ").unwrap_or(rest).trim_start();
-    let date = month_day(rest).map(|(month, day, after)| {
+    let date = month_day(rest).map(|(date, after)| {
         rest = after;
-        (month, day)
+        date
     });
     let (time, after_time) = clock(rest)?;
-    let zone = after_time
+    let named = after_time
         .trim_start()
         .strip_prefix('(')
-        .and_then(|inside| inside.split_once(')'))
-        .and_then(|(name, _)| TimeZoneDatabase::bundled().get(name.trim()).ok());
-    let zone = match (zone, date) {
-        (Some(zone), _) => zone,
-        (None, Some(_)) => TimeZone::UTC,
-        (None, None) => return None,
+        .and_then(|inside| inside.split_once(')'));
+    let zone = match named {
+        Some((name, _)) => TimeZoneDatabase::bundled().get(name.trim()).ok()?,
+        None => when.local.clone(),
     };
     let now = Timestamp::from_millisecond(now_ms).ok()?;
     let today = zone.to_datetime(now).date();
@@ -457,15 +487,32 @@ fn clock_time(text: &str, now_ms: i64) -> Option<i64> {
             }
             None
         }
-        Some((month, day)) => [today.year() - 1, today.year(), today.year() + 1]
+        Some(MonthDay {
+            year: Some(year),
+            month,
+            day,
+        }) => Date::new(year, month, day).ok().and_then(instant),
+        Some(MonthDay {
+            year: None,
+            month,
+            day,
+        }) => [today.year() - 1, today.year(), today.year() + 1]
             .into_iter()
             .filter_map(|year| Date::new(year, month, day).ok().and_then(instant))
             .min_by_key(|at| at.abs_diff(now_ms)),
     }
 }
 
-/// `sep 25`, `jul 31,`, `september 25 at`: month and day, and the text after them.
-fn month_day(text: &str) -> Option<(i8, i8, &str)> {
+/// A date as the agents write it, the year optional.
+#[derive(Clone, Copy, Debug)]
+struct MonthDay {
+    year: Option<i16>,
+    month: i8,
+    day: i8,
+}
+
+/// `sep 25`, `jul 31,`, `september 25 at`, `jul 29th, 2026`: the date, and the text after it.
+fn month_day(text: &str) -> Option<(MonthDay, &str)> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
@@ -478,9 +525,26 @@ fn month_day(text: &str) -> Option<(i8, i8, &str)> {
         .position(|month| word.len() >= 3 && word.starts_with(month))?;
     let (digits, rest) = split_digits(text[word_end..].trim_start());
     let day: i8 = digits.parse().ok().filter(|day| (1..=31).contains(day))?;
-    let rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    let rest = ["st", "nd", "rd", "th"]
+        .iter()
+        .find_map(|suffix| rest.strip_prefix(suffix))
+        .unwrap_or(rest);
+    let mut rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    // A four-digit year, then the time: `2026 1:05 am` (not `13:00`, a time).
+    let (year_digits, after_year) = split_digits(rest);
+    let year = (year_digits.len() == 4 && !after_year.starts_with(':'))
+        .then(|| year_digits.parse::<i16>().ok())
+        .flatten();
+    if year.is_some() {
+        rest = after_year.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    }
     let rest = rest.strip_prefix("at ").unwrap_or(rest);
-    Some((month as i8 + 1, day, rest))
+    let date = MonthDay {
+        year,
+        month: month as i8 + 1,
+        day,
+    };
+    Some((date, rest))
 }
 
 /// `9am`, `12:50pm`, `4:30 am`, `13:00`: a time of day, and the text after it. A bare number
@@ -521,7 +585,7 @@ mod tests {
     const NOW: i64 = 1_790_000_000_000;
 
     fn reset(text: &str) -> Option<i64> {
-        match read(text, NOW) {
+        match read(text, &When::utc(NOW)) {
             Some(Signal::UsageLimit { reset_ms }) => reset_ms,
             other => panic!("{text:?} is not a usage limit: {other:?}"),
         }
@@ -566,7 +630,11 @@ mod tests {
                 "You've hit your weekly limit · resets Sep 20 at 7pm",
                 Some("2026-09-20T19:00:00Z"),
             ),
-            ("You've hit your limit · resets 10pm", None),
+            // A clock time with no zone is the machine's (UTC here): the next 10pm.
+            (
+                "You've hit your limit · resets 10pm",
+                Some("2026-09-21T22:00:00Z"),
+            ),
             ("You've hit your usage limit.", None),
             (
                 "You've hit your usage limit. Upgrade to Pro or try again in 2 days 17 hours 14 minutes.",
@@ -606,7 +674,7 @@ mod tests {
         assert_eq!(
             read(
                 "You've hit your limit · resets 1pm (Europe/Lisbon)",
-                before_change
+                &When::utc(before_change)
             ),
             Some(Signal::UsageLimit {
                 reset_ms: Some(utc("2026-10-25T13:00:00Z"))
@@ -656,25 +724,73 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(read(text, NOW), Some(*expected), "{text}");
+            assert_eq!(read(text, &When::utc(NOW)), Some(*expected), "{text}");
         }
         assert_eq!(
             read(
                 "API Error: 400 invalid_request_error: prompt is too long",
-                NOW
+                &When::utc(NOW)
             ),
             None
         );
-        assert_eq!(read("request req_011Ce2pP401x failed", NOW), None);
+        assert_eq!(
+            read("request req_011Ce2pP401x failed", &When::utc(NOW)),
+            None
+        );
     }
 
     #[test]
-    fn only_a_text_that_starts_as_an_error_message_is_one() {
-        assert!(is_error_message("Claude AI usage limit reached|1790006400"));
-        assert!(is_error_message("  API Error: 529 overloaded"));
-        assert!(!is_error_message(
-            "Fixed the parser: it now reports \"Claude AI usage limit reached\" as a limit."
-        ));
+    fn a_connection_that_failed_or_broke_is_a_network_error() {
+        // The first two as real CLIs printed them (tests/data/agents/real/); the others are
+        // composed from the error texts of Node's HTTP stack and the CLIs.
+        for text in [
+            "API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)",
+            "API Error: Unable to connect to API (FailedToOpenSocket)",
+            "API Error: Connection error.",
+            "stream disconnected before completion: error sending request for url (https://chatgpt.com/backend-api/codex/responses)",
+            "API Error: socket hang up",
+            "TypeError: fetch failed",
+            "API Error: Request timed out.",
+        ] {
+            assert_eq!(read(text, &When::utc(NOW)), Some(Signal::Network), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_dated_reset_without_a_zone_is_read_in_the_machines_zone() {
+        // Codex, as printed on a machine in Taipei (UTC+8, no daylight saving).
+        let text = "You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/codex/settings/usage to purchase more credits or try again at Jul 29th, 2026 1:05 AM.";
+        let taipei = When {
+            now_ms: utc("2026-07-24T10:00:00Z"),
+            local: TimeZoneDatabase::bundled().get("Asia/Taipei").unwrap(),
+        };
+        assert_eq!(
+            read(text, &taipei),
+            Some(Signal::UsageLimit {
+                reset_ms: Some(utc("2026-07-28T17:05:00Z"))
+            })
+        );
+        // The same words on a machine whose zone is UTC.
+        assert_eq!(
+            read(text, &When::utc(utc("2026-07-24T10:00:00Z"))),
+            Some(Signal::UsageLimit {
+                reset_ms: Some(utc("2026-07-29T01:05:00Z"))
+            })
+        );
+        for (text, at) in [
+            (
+                "try again at Sep 12th, 2026 10:21 AM.",
+                "2026-09-12T10:21:00Z",
+            ),
+            ("try again at Oct 1st 2026 9:00 PM", "2026-10-01T21:00:00Z"),
+            (
+                "try again at Nov 22nd, 2026 12:05 AM",
+                "2026-11-22T00:05:00Z",
+            ),
+        ] {
+            let limit = format!("You've hit your usage limit. {text}");
+            assert_eq!(reset(&limit), Some(utc(at)), "{text}");
+        }
     }
 
     #[test]

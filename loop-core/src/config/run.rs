@@ -29,6 +29,7 @@ pub struct RunConfig {
     pub agent: String,
     pub agent_cmd: Option<String>,
     pub claude_bin: String,
+    pub codex_bin: String,
     pub model: String,
     /// The review step's model: `review_model`, else `model`.
     pub review_model: String,
@@ -47,6 +48,12 @@ pub struct RunConfig {
     pub agent_retries: u32,
     /// The first pause between them (`claude_retry_backoff_sec`).
     pub agent_retry_backoff: Duration,
+    /// Retries of a call that met a network error, a rate limit, an overload or a server error.
+    pub transient_retries: u32,
+    /// The first pause between them.
+    pub transient_backoff: Duration,
+    /// A progress line in the step log after this long without output.
+    pub agent_heartbeat: Option<Duration>,
     pub max_consecutive_verification_failures: Option<u32>,
     pub max_consecutive_review_failures: Option<u32>,
     pub max_watchdog_rewrites: u32,
@@ -88,6 +95,7 @@ impl RunConfig {
             agent: read.text("agent"),
             agent_cmd: read.optional("agent_cmd"),
             claude_bin: read.text("claude_bin"),
+            codex_bin: read.text("codex_bin"),
             model: read.text("model"),
             review_model: read
                 .optional("review_model")
@@ -103,6 +111,9 @@ impl RunConfig {
             agent_idle_timeout: read.seconds("agent_idle_timeout_sec"),
             agent_retries: read.number("claude_retries"),
             agent_retry_backoff: Duration::from_secs(read.number("claude_retry_backoff_sec")),
+            transient_retries: read.number("transient_retries"),
+            transient_backoff: Duration::from_secs(read.number("transient_backoff_sec")),
+            agent_heartbeat: read.seconds("agent_heartbeat_sec"),
             max_consecutive_verification_failures: read
                 .limit("max_consecutive_verification_failures"),
             max_consecutive_review_failures: read.limit("max_consecutive_review_failures"),

@@ -50,7 +50,10 @@ pub enum ExitReason {
     CompletePlan,
     CompleteReviewer,
     IterationsExhausted,
+    /// Claude Code's calls failed for good.
     ClaudeFailed,
+    /// Another agent's calls (Codex, a command) failed for good.
+    AgentFailed,
     BudgetExhausted,
     Failed,
     Canceled,
@@ -63,6 +66,7 @@ impl ExitReason {
             ExitReason::CompleteReviewer => "complete_reviewer",
             ExitReason::IterationsExhausted => "iterations_exhausted",
             ExitReason::ClaudeFailed => "claude_failed",
+            ExitReason::AgentFailed => "agent_failed",
             ExitReason::BudgetExhausted => "budget_exhausted",
             ExitReason::Failed => "failed",
             ExitReason::Canceled => "canceled",
@@ -119,7 +123,12 @@ impl PostmortemStatus {
     }
 }
 
-/// Token counts an agent reported for one call.
+/// Token counts an agent reported for one call (or several, summed).
+///
+/// `input` counts every input token the model read, cached or not; `cached` says how many of
+/// them came from the prompt cache (Claude's cache reads, Codex's `cached_input_tokens`, which
+/// Codex already counts in its `input_tokens`). `output` counts every output token; `reasoning`
+/// says how many of them were reasoning (Codex's `reasoning_output_tokens`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tokens {
@@ -127,6 +136,100 @@ pub struct Tokens {
     pub input: u64,
     #[serde(default)]
     pub output: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning: u64,
+}
+
+impl Tokens {
+    /// Both counts added, saturating.
+    pub fn plus(self, other: Tokens) -> Tokens {
+        Tokens {
+            input: self.input.saturating_add(other.input),
+            output: self.output.saturating_add(other.output),
+            cached: self.cached.saturating_add(other.cached),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What one paid agent call cost, recorded on the event that follows it: the `AGENT_RETRY` or
+/// `AGENT_WAITING` it led to, the `RUN_NAMED` of a naming call, the `POSTMORTEM_END` of the
+/// analyses. (A step's last call is on its `STEP_FINISHED`.) Absent on older events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Paid {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+}
+
+impl Paid {
+    /// Both calls' figures added; a figure neither call reported stays absent.
+    pub fn plus(self, other: Paid) -> Paid {
+        let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+        Paid {
+            cost_usd: add(self.cost_usd, other.cost_usd),
+            tokens: match (self.tokens, other.tokens) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or_default().plus(b.unwrap_or_default())),
+            },
+        }
+    }
+}
+
+/// The rate-limit window an agent reported during a call (Claude Code's `rate_limit_event`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RateLimitSeen {
+    /// `allowed`, `allowed_warning` or `rejected`.
+    pub status: String,
+    /// `five_hour`, `seven_day`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// When the window resets, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at_ms: Option<i64>,
+    /// How much of the window is used, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<f64>,
+    /// Whether the request was served from overage (paid beyond the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage_in_use: Option<bool>,
+}
+
+/// What an agent said of a step's calls beyond cost and tokens, for people reading the step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentDetail {
+    /// The agent's session (Claude Code's session id, Codex's thread id) of the last call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The models the calls used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Agent calls made in the step (retries included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_turns: Option<u64>,
+    /// Time spent waiting on the model's API, as the agent measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_api_ms: Option<u64>,
+    /// Tool uses the agent's permission settings refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_denials: Option<u64>,
+    /// The last rate-limit window state the agent reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSeen>,
 }
 
 /// A run is asked for: the request and its configuration, resolved and frozen.
@@ -148,6 +251,9 @@ pub struct RunCreated {
 pub struct RunNamed {
     pub name: String,
     pub name_source: NameSource,
+    /// The naming call, when one was made.
+    #[serde(flatten)]
+    pub paid: Paid,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -255,6 +361,17 @@ pub struct StepStarted {
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_path: Option<String>,
+    /// The agent session the step's call runs in, for agents whose session the runtime names
+    /// (Claude Code): a step interrupted by a crash, a pause or a shutdown goes on with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Whether `session_id` is an interrupted step's session, continued (`claude --resume`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resumed: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn one() -> u32 {
@@ -297,6 +414,10 @@ pub struct StepFinished {
     /// SHA-256 of the agent's answer with whitespace runs collapsed, to spot a repeated answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_sha256: Option<String>,
+    /// What the agent said of its calls (session, models, turns, rate-limit window); boxed,
+    /// so that every other event stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Box<AgentDetail>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -305,6 +426,9 @@ pub struct AgentRetry {
     pub attempt: u32,
     pub delay_ms: u64,
     pub reason: String,
+    /// The call that is being retried.
+    #[serde(flatten)]
+    pub paid: Paid,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -313,6 +437,9 @@ pub struct AgentWaiting {
     pub step_id: Option<StepId>,
     pub until_ms: i64,
     pub reason: String,
+    /// The call that met the limit (a refused call usually costs nothing).
+    #[serde(flatten)]
+    pub paid: Paid,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -383,6 +510,9 @@ pub struct PostmortemEnd {
     /// Why it failed or was skipped, in words (which analysis, what the agent said).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The analyses' calls, summed.
+    #[serde(flatten)]
+    pub paid: Paid,
 }
 
 /// A person acted on a finished run: diff, merge, scrap or create-pr.

@@ -170,6 +170,9 @@ impl RunView {
         if !matches!(record.event, Event::ArtifactWritten(_)) {
             self.waiting = None;
         }
+        if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
+            self.cost_usd = add_cost(self.cost_usd, cost);
+        }
         match &record.event {
             Event::RunCreated(_) => {}
             Event::RunNamed(named) => {
@@ -220,7 +223,6 @@ impl RunView {
             }
             Event::StepFinished(step) => {
                 self.current_step = None;
-                self.cost_usd = add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
                 if let Some(done) = step.tasks_done {
                     self.tasks_done = done;
                 }

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventRecord, Phase, StepStatus, Tokens};
+use crate::event::{AgentDetail, Event, EventRecord, Paid, Phase, StepStatus, Tokens};
 use crate::ids::{RunId, StepId};
+use crate::projection::add_cost;
 use crate::time::rfc3339_ms;
 
 /// One step as the API shows it (`contract.md` §3).
@@ -27,11 +28,19 @@ pub struct StepView {
     pub output_path: Option<String>,
     pub output_bytes: u64,
     pub output_lines: u64,
+    /// Every call of the step, retried ones included.
     pub tokens: Option<Tokens>,
+    /// Every call of the step, retried ones included.
     pub cost_usd: Option<f64>,
     pub message: Option<String>,
     /// Agent calls retried within this step.
     pub retries: u32,
+    /// The agent session this step went on with, when an earlier attempt was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumes_session: Option<String>,
+    /// Session, models, turns and rate-limit window the agent reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDetail>,
     /// For a verification step: each command and how it ended.
     pub commands: Vec<CommandOutcome>,
 }
@@ -51,6 +60,7 @@ pub fn step_of(event: &Event) -> Option<StepId> {
         Event::StepStarted(e) => Some(e.step_id),
         Event::StepFinished(e) => Some(e.step_id),
         Event::AgentRetry(e) => Some(e.step_id),
+        Event::AgentWaiting(e) => e.step_id,
         Event::VerificationCommand(e) => Some(e.step_id),
         _ => None,
     }
@@ -84,6 +94,8 @@ impl StepView {
             message: None,
             retries: 0,
             commands: Vec::new(),
+            resumes_session: step.session_id.clone().filter(|_| step.resumed),
+            agent: None,
         })
     }
 
@@ -99,11 +111,17 @@ impl StepView {
                 self.output_path.clone_from(&done.output_path);
                 self.output_bytes = done.output_bytes;
                 self.output_lines = done.output_lines;
-                self.tokens = done.tokens;
-                self.cost_usd = done.cost_usd;
                 self.message.clone_from(&done.message);
+                self.agent = done.agent.as_deref().cloned();
+                self.add(record.event.paid());
             }
-            Event::AgentRetry(retry) if retry.step_id == self.id => self.retries += 1,
+            Event::AgentRetry(retry) if retry.step_id == self.id => {
+                self.retries += 1;
+                self.add(Some(retry.paid));
+            }
+            Event::AgentWaiting(wait) if wait.step_id == Some(self.id) => {
+                self.add(Some(wait.paid));
+            }
             Event::VerificationCommand(command) if command.step_id == self.id => {
                 self.commands.push(CommandOutcome {
                     command: command.command.clone(),
@@ -112,6 +130,17 @@ impl StepView {
                 });
             }
             _ => {}
+        }
+    }
+
+    /// Adds a call's figures to the step's.
+    fn add(&mut self, paid: Option<Paid>) {
+        let Some(paid) = paid else { return };
+        if let Some(cost) = paid.cost_usd {
+            self.cost_usd = Some(add_cost(self.cost_usd.unwrap_or(0.0), cost));
+        }
+        if let Some(tokens) = paid.tokens {
+            self.tokens = Some(self.tokens.unwrap_or_default().plus(tokens));
         }
     }
 

@@ -88,6 +88,13 @@ impl Summary {
     }
 
     fn apply(&mut self, record: &EventRecord) {
+        if let Some(paid) = record.event.paid() {
+            self.cost_usd = add_cost(self.cost_usd, paid.cost_usd.unwrap_or(0.0));
+            if let Some(tokens) = paid.tokens {
+                self.input_tokens += tokens.input;
+                self.output_tokens += tokens.output;
+            }
+        }
         match &record.event {
             Event::RunStarted(_) => {
                 self.start_ms.get_or_insert(record.ts_ms);
@@ -103,33 +110,26 @@ impl Summary {
             }
             Event::RunFailed(failed) => self.end(record, failed.exit_reason),
             Event::RunCanceled(_) => self.end(record, ExitReason::Canceled),
-            Event::StepFinished(step) => {
-                self.cost_usd = add_cost(self.cost_usd, step.cost_usd.unwrap_or(0.0));
-                if let Some(tokens) = step.tokens {
-                    self.input_tokens += tokens.input;
-                    self.output_tokens += tokens.output;
-                }
-                match step.phase {
-                    Phase::Implementation => {
-                        self.iterations_run += 1;
-                        self.implementation_ms += step.duration_ms;
-                        self.avg_duration_ms =
-                            Some(self.implementation_ms / u64::from(self.iterations_run));
-                        self.last_exit_code = step.exit_code;
-                        if let Some(log) = &step.output_path {
-                            self.last_iteration_tail = Some(tail_path_of(log));
-                            self.last_iteration_log = Some(log.clone());
-                        }
+            Event::StepFinished(step) => match step.phase {
+                Phase::Implementation => {
+                    self.iterations_run += 1;
+                    self.implementation_ms += step.duration_ms;
+                    self.avg_duration_ms =
+                        Some(self.implementation_ms / u64::from(self.iterations_run));
+                    self.last_exit_code = step.exit_code;
+                    if let Some(log) = &step.output_path {
+                        self.last_iteration_tail = Some(tail_path_of(log));
+                        self.last_iteration_log = Some(log.clone());
                     }
-                    Phase::Review => self.review_iterations += 1,
-                    Phase::Verification => match step.status {
-                        StepStatus::Succeeded => self.verification_passes += 1,
-                        StepStatus::Failed => self.verification_failures += 1,
-                        _ => {}
-                    },
-                    Phase::Watchdog | Phase::Merge => {}
                 }
-            }
+                Phase::Review => self.review_iterations += 1,
+                Phase::Verification => match step.status {
+                    StepStatus::Succeeded => self.verification_passes += 1,
+                    StepStatus::Failed => self.verification_failures += 1,
+                    _ => {}
+                },
+                Phase::Watchdog | Phase::Merge => {}
+            },
             _ => {}
         }
     }

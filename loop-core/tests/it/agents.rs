@@ -1,21 +1,28 @@
-//! The agents' output, as recorded in `tests/data/agents/{claude,codex}/`: every shape
-//! `design/agents.md` lists. Each `<name>.jsonl` is a call's stdout, `<name>.stderr` (if any)
-//! its stderr tail, and `<name>.expected` says, one fact a line:
+//! The agents' output, as real CLIs printed it (`tests/data/agents/real/`, each session with
+//! its provenance) and as composed from `design/agents.md` for shapes no public transcript
+//! shows (`tests/data/agents/{claude,codex}/`, see the README there). Each `<name>.jsonl` is a
+//! call's stdout, `<name>.stderr` (if any) its stderr tail, and `<name>.expected` says, one
+//! fact a line (`#` starts a comment):
 //!
-//! - `exit 0`, `exit 137` or `exit signal`: how the process ended;
-//! - `end success|transient|auth|failed`, or `end usage_limit <until_ms>`: the classification
-//!   at [`NOW`];
-//! - optionally `answer <text>` (`\n` for a newline), and `skipped N`, `bad N`, `unknown N`
-//!   for the line counts.
+//! - `exit 0`, `exit 137` or `exit signal`: how the process ended; `at <unix s>`: when the
+//!   call was made, for a reset given as a clock time (else [`NOW`]);
+//! - `end success|transient|auth|failed|usage_limit`, or `end usage_limit <until_ms>`: the
+//!   classification; `resets_at <unix s>`: the reset a usage limit names;
+//! - `cost <usd>`, `tokens input=.. cached=.. output=.. [cache_creation=..] [reasoning=..]` as
+//!   the CLI printed them (Claude's `input` is its uncached input; Codex's includes `cached`),
+//!   `session <id>`, `answer <text>` (`\n` for a newline);
+//! - `skipped N`, `bad N`, `unknown N` for the line counts.
 //!
 //! Then properties: no line makes a stream or a classification panic, and a stream reads the
 //! same whether its lines end in `\r\n` or `\n`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use loop_core::agent_stream::{
-    CallEnd, ClaudeStream, ClaudeTranscript, CodexStream, CodexTranscript, LineStats, claude, codex,
+    CallEnd, CallFigures, ClaudeStream, ClaudeTranscript, CodexStream, CodexTranscript, LineStats,
+    RESET_MARGIN_MS, When, claude, codex,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -33,24 +40,38 @@ enum Agent {
 struct Outcome {
     end: CallEnd,
     answer: String,
+    figures: CallFigures,
     lines: LineStats,
 }
 
 fn run(agent: Agent, lines: &[&str], exit_code: Option<i32>, stderr: &str) -> Outcome {
+    run_at(agent, lines, exit_code, stderr, NOW)
+}
+
+fn run_at(
+    agent: Agent,
+    lines: &[&str],
+    exit_code: Option<i32>,
+    stderr: &str,
+    now_ms: i64,
+) -> Outcome {
+    let when = When::utc(now_ms);
     match agent {
         Agent::Claude => {
             let t = claude_transcript(lines);
             Outcome {
-                end: claude::classify(&t, exit_code, stderr, NOW),
+                end: claude::classify(&t, exit_code, stderr, &when),
                 answer: t.answer(),
+                figures: t.figures(),
                 lines: t.lines,
             }
         }
         Agent::Codex => {
             let t = codex_transcript(lines);
             Outcome {
-                end: codex::classify(&t, exit_code, stderr, NOW),
+                end: codex::classify(&t, exit_code, stderr, &when),
                 answer: t.answer.clone().unwrap_or_default(),
+                figures: t.figures(),
                 lines: t.lines,
             }
         }
@@ -69,10 +90,14 @@ fn codex_transcript<S: AsRef<str>>(lines: &[S]) -> CodexTranscript {
     stream.finish()
 }
 
-fn fixtures(agent: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+fn data(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/agents")
-        .join(agent);
+        .join(dir)
+}
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let dir = data(dir);
     let mut found: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         .map(|entry| entry.expect("readable entry").path())
@@ -80,6 +105,53 @@ fn fixtures(agent: &str) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
+}
+
+/// `input=3 cached=0 output=6` as numbers by name (a missing one is 0).
+fn counts(text: &str) -> BTreeMap<&str, u64> {
+    text.split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key, value.parse().expect("a token count")))
+        .collect()
+}
+
+/// The recorded tokens as the `.expected` line states them, in the CLI's own terms.
+fn tokens_as_printed(agent: Agent, figures: &CallFigures) -> String {
+    let Some(tokens) = figures.tokens else {
+        return "none".to_owned();
+    };
+    match agent {
+        Agent::Claude => format!(
+            "uncached input + cache writes={} cached={} output={}",
+            tokens.input - tokens.cached,
+            tokens.cached,
+            tokens.output
+        ),
+        Agent::Codex => format!(
+            "input={} cached={} output={} reasoning={}",
+            tokens.input, tokens.cached, tokens.output, tokens.reasoning
+        ),
+    }
+}
+
+fn tokens_expected(agent: Agent, want: &str) -> String {
+    let n = counts(want);
+    let get = |key: &str| n.get(key).copied().unwrap_or(0);
+    match agent {
+        Agent::Claude => format!(
+            "uncached input + cache writes={} cached={} output={}",
+            get("input") + get("cache_creation"),
+            get("cached"),
+            get("output")
+        ),
+        Agent::Codex => format!(
+            "input={} cached={} output={} reasoning={}",
+            get("input"),
+            get("cached"),
+            get("output"),
+            get("reasoning")
+        ),
+    }
 }
 
 /// Checks one fixture against its `.expected`; returns the mismatches.
@@ -93,27 +165,59 @@ fn check(agent: Agent, jsonl: &Path) -> Vec<String> {
     let lines: Vec<&str> = stdout.split_terminator('\n').collect();
     let mut facts: Vec<(&str, &str)> = expected
         .lines()
-        .filter(|line| !line.trim().is_empty())
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .map(|line| line.split_once(' ').unwrap_or((line, "")))
         .collect();
     let exit_code = match facts.iter().find(|(key, _)| *key == "exit") {
         Some((_, "signal")) => None,
-        Some((_, code)) => Some(code.parse().expect("exit code")),
+        Some((_, code)) => Some(code.trim().parse().expect("exit code")),
         None => panic!("{name}: .expected has no `exit` line"),
     };
-    let outcome = run(agent, &lines, exit_code, &stderr);
+    let now_ms = match facts.iter().find(|(key, _)| *key == "at") {
+        Some((_, at)) => at.trim().parse::<i64>().expect("unix seconds") * 1000,
+        None => NOW,
+    };
+    let outcome = run_at(agent, &lines, exit_code, &stderr, now_ms);
+    let figures = &outcome.figures;
     let mut mismatches = Vec::new();
-    facts.retain(|(key, _)| *key != "exit");
+    facts.retain(|(key, _)| *key != "exit" && *key != "at");
     for (key, want) in facts {
-        let got = match key {
+        let want = want.trim();
+        let (got, want) = match key {
             "end" => match &outcome.end {
-                CallEnd::UsageLimit { until_ms, .. } => format!("usage_limit {until_ms}"),
-                other => other.as_str().to_owned(),
+                CallEnd::UsageLimit { until_ms, .. } if want.contains(' ') => {
+                    (format!("usage_limit {until_ms}"), want.to_owned())
+                }
+                other => (other.as_str().to_owned(), want.to_owned()),
             },
-            "answer" => outcome.answer.replace('\n', "\\n"),
-            "skipped" => outcome.lines.skipped.to_string(),
-            "bad" => outcome.lines.bad.to_string(),
-            "unknown" => outcome.lines.unknown.to_string(),
+            "resets_at" => {
+                let got = match &outcome.end {
+                    CallEnd::UsageLimit { until_ms, .. } => {
+                        ((until_ms - RESET_MARGIN_MS) / 1000).to_string()
+                    }
+                    other => format!("no usage limit ({other:?})"),
+                };
+                (got, want.to_owned())
+            }
+            "cost" => {
+                let got = figures
+                    .cost_usd
+                    .map_or("none".to_owned(), |c| c.to_string());
+                let want = want.parse::<f64>().expect("a cost").to_string();
+                (got, want)
+            }
+            "tokens" => (
+                tokens_as_printed(agent, figures),
+                tokens_expected(agent, want),
+            ),
+            "session" => (
+                figures.detail.session_id.clone().unwrap_or_default(),
+                want.to_owned(),
+            ),
+            "answer" => (outcome.answer.replace('\n', "\\n"), want.to_owned()),
+            "skipped" => (outcome.lines.skipped.to_string(), want.to_owned()),
+            "bad" => (outcome.lines.bad.to_string(), want.to_owned()),
+            "unknown" => (outcome.lines.unknown.to_string(), want.to_owned()),
             other => panic!("{name}: unknown fact `{other}`"),
         };
         if got != want {
@@ -126,30 +230,45 @@ fn check(agent: Agent, jsonl: &Path) -> Vec<String> {
     mismatches
 }
 
-#[test]
-fn every_recorded_call_is_classified_as_expected() {
+fn check_all(dirs: &[(Agent, &str)]) -> (usize, Vec<String>) {
     let mut mismatches = Vec::new();
     let mut count = 0;
-    for (agent, dir) in [(Agent::Claude, "claude"), (Agent::Codex, "codex")] {
+    for (agent, dir) in dirs {
         for fixture in fixtures(dir) {
-            mismatches.extend(check(agent, &fixture));
+            mismatches.extend(check(*agent, &fixture));
             count += 1;
         }
     }
+    (count, mismatches)
+}
+
+#[test]
+fn every_real_transcript_is_classified_as_its_real_outcome() {
+    let claude = fixtures("real/claude").len();
+    let codex = fixtures("real/codex").len();
+    assert!(claude >= 15 && codex >= 5, "{claude} Claude, {codex} Codex");
+    for dir in ["real/claude", "real/codex"] {
+        for fixture in fixtures(dir) {
+            let source = fixture.with_extension("source.md");
+            assert!(source.is_file(), "{}: no provenance", fixture.display());
+        }
+    }
+    let (_, mismatches) =
+        check_all(&[(Agent::Claude, "real/claude"), (Agent::Codex, "real/codex")]);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn every_composed_call_is_classified_as_expected() {
+    let (count, mismatches) = check_all(&[(Agent::Claude, "claude"), (Agent::Codex, "codex")]);
     assert!(count >= 30, "only {count} fixtures");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
 #[test]
 fn failures_carry_a_reason_a_person_can_act_on() {
-    let fixture = |agent: &str, name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/agents")
-            .join(agent)
-            .join(format!("{name}.jsonl"))
-    };
-    let reason = |agent, dir, name, exit_code| {
-        let path = fixture(dir, name);
+    let reason = |agent, dir: &str, name: &str, exit_code| {
+        let path = data(dir).join(format!("{name}.jsonl"));
         let stdout = fs::read_to_string(&path).unwrap();
         let stderr = fs::read_to_string(path.with_extension("stderr")).unwrap_or_default();
         let lines: Vec<&str> = stdout.lines().collect();
@@ -178,6 +297,21 @@ fn failures_carry_a_reason_a_person_can_act_on() {
     assert!(limit.contains("2026-09-22T12:00:00.000Z"), "{limit}");
     let codex_auth = reason(Agent::Codex, "codex", "not_logged_in", Some(1));
     assert!(codex_auth.contains("codex login"), "{codex_auth}");
+    // A real max-turns stop names its turns; a real error_during_execution quotes `errors`.
+    let max_turns = reason(
+        Agent::Claude,
+        "real/claude",
+        "max_turns_with_permission_denial",
+        Some(1),
+    );
+    assert!(max_turns.contains("turn limit"), "{max_turns}");
+    let during = reason(
+        Agent::Claude,
+        "real/claude",
+        "error_during_execution_resume_missing",
+        Some(1),
+    );
+    assert!(during.contains("during execution ("), "{during}");
 }
 
 // Property tests.
@@ -317,9 +451,10 @@ proptest! {
             prop_assert!(stats.unknown <= stats.events);
         }
         let _ = claude_t.answer();
+        let _ = (claude_t.figures(), codex_t.figures());
         for end in [
-            claude::classify(&claude_t, exit_code, &stderr, now_ms),
-            codex::classify(&codex_t, exit_code, &stderr, now_ms),
+            claude::classify(&claude_t, exit_code, &stderr, &When::utc(now_ms)),
+            codex::classify(&codex_t, exit_code, &stderr, &When::utc(now_ms)),
         ] {
             if let CallEnd::UsageLimit { until_ms, .. } = end {
                 prop_assert!(until_ms >= now_ms);

@@ -34,6 +34,8 @@ fn start(step_id: StepId, phase: Phase) -> Command {
         iteration: 1,
         attempt: 1,
         prompt_path: None,
+        session_id: Default::default(),
+        resumed: Default::default(),
     })
 }
 
@@ -200,6 +202,7 @@ fn rejects_work_after_each_terminal_event() {
                 step_id: None,
                 until_ms: T0 + 60_000,
                 reason: "usage limit".into(),
+                paid: Default::default(),
             }),
         ),
         (
@@ -556,6 +559,7 @@ fn postmortem_runs_once_at_a_time_and_only_after_the_end() {
         Command::EndPostmortem(PostmortemEnd {
             status: PostmortemStatus::Ok,
             reason: None,
+            paid: Default::default(),
         })
     };
     assert_eq!(

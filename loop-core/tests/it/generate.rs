@@ -177,6 +177,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
             end: PostmortemEnd {
                 status,
                 reason: None,
+                paid: Default::default(),
             },
         },
     );
@@ -200,6 +201,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
                 attempt,
                 delay_ms,
                 reason,
+                paid: Default::default(),
             },
         },
     );
@@ -211,6 +213,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
                     step_id: None,
                     until_ms: T0 + later,
                     reason,
+                    paid: Default::default(),
                 },
             }
         });
@@ -282,6 +285,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         Intent::EndPostmortem(PostmortemEnd {
             status,
             reason: None,
+            paid: Default::default(),
         })
     });
     let review = (
@@ -294,7 +298,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         24 => advance,
         1 => run_created().prop_map(Intent::Create),
         1 => (text(), proptest::sample::select(vec![NameSource::Haiku, NameSource::SpecSlug]))
-            .prop_map(|(name, name_source)| Intent::Name(RunNamed { name, name_source })),
+            .prop_map(|(name, name_source)| Intent::Name(RunNamed { name, name_source, paid: Default::default(),  })),
         2 => Just(Intent::Start),
         1 => of(text()).prop_map(Intent::Pause),
         2 => Just(Intent::Resume),
@@ -433,6 +437,8 @@ fn step_started() -> impl Strategy<Value = StepStarted> {
             iteration,
             attempt,
             prompt_path,
+            session_id: Default::default(),
+            resumed: Default::default(),
         },
     )
 }
@@ -449,7 +455,12 @@ fn step_finished() -> impl Strategy<Value = StepFinished> {
     );
     let figures = (
         proptest::option::of(
-            (0u64..200_000, 0u64..50_000).prop_map(|(input, output)| Tokens { input, output }),
+            (0u64..200_000, 0u64..50_000).prop_map(|(input, output)| Tokens {
+                input,
+                output,
+                cached: Default::default(),
+                reasoning: Default::default(),
+            }),
         ),
         // Any finite cost: summing and JSON must keep every bit.
         proptest::option::of(0.0f64..5.0),

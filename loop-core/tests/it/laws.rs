@@ -406,6 +406,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
         RunNamed {
             name: "quiet-harbor".into(),
             name_source: NameSource::Haiku,
+            paid: Default::default(),
         }
         .into(),
         RunStarted {}.into(),
@@ -446,12 +447,15 @@ fn probes(driver: &Driver) -> Vec<Event> {
             iteration: 1,
             attempt: 1,
             prompt_path: None,
+            session_id: Default::default(),
+            resumed: Default::default(),
         }
         .into(),
         AgentWaiting {
             step_id: None,
             until_ms: generate::T0,
             reason: "probe".into(),
+            paid: Default::default(),
         }
         .into(),
         CompletionDetected {
@@ -497,6 +501,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
         PostmortemEnd {
             status: PostmortemStatus::Ok,
             reason: None,
+            paid: Default::default(),
         }
         .into(),
         ReviewAction {
@@ -520,6 +525,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 attempt: 2,
                 delay_ms: 10,
                 reason: "probe".into(),
+                paid: Default::default(),
             }
             .into(),
         );

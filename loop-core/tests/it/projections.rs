@@ -46,6 +46,8 @@ fn started(step_id: StepId, phase: Phase, iteration: u32, prompt: &str) -> Comma
         iteration,
         attempt: 1,
         prompt_path: Some(in_run_dir(prompt)),
+        session_id: Default::default(),
+        resumed: Default::default(),
     })
 }
 
@@ -69,9 +71,12 @@ fn finished(finish: Finish) -> Command {
         output_path: Some(in_run_dir(finish.log)),
         output_bytes: finish.output_bytes,
         output_lines: finish.output_lines,
-        tokens: finish
-            .tokens
-            .map(|(input, output)| Tokens { input, output }),
+        tokens: finish.tokens.map(|(input, output)| Tokens {
+            input,
+            output,
+            cached: Default::default(),
+            reasoning: Default::default(),
+        }),
         cost_usd: finish.cost_usd,
         tasks_done: finish.tasks.map(|(done, _)| done),
         tasks_total: finish.tasks.map(|(_, total)| total),
@@ -145,6 +150,7 @@ fn golden_run() -> Vec<EventRecord> {
                 attempt: 2,
                 delay_ms: 5_000,
                 reason: "overloaded".into(),
+                paid: Default::default(),
             }),
         ),
         (
@@ -208,6 +214,8 @@ fn golden_run() -> Vec<EventRecord> {
                 iteration: 2,
                 attempt: 1,
                 prompt_path: None,
+                session_id: Default::default(),
+                resumed: Default::default(),
             }),
         ),
         (
@@ -268,6 +276,7 @@ fn golden_run() -> Vec<EventRecord> {
             Command::EndPostmortem(PostmortemEnd {
                 status: PostmortemStatus::Ok,
                 reason: None,
+                paid: Default::default(),
             }),
         ),
     ];
@@ -385,7 +394,9 @@ fn golden_steps_have_their_outcomes() {
         first.tokens,
         Some(Tokens {
             input: 120_345,
-            output: 8_210
+            output: 8_210,
+            cached: Default::default(),
+            reasoning: Default::default(),
         })
     );
     assert_eq!(first.cost_usd, Some(0.8125));

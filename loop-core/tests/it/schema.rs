@@ -155,7 +155,9 @@ fn newer_events_with_unknown_fields_decode() {
         finished.tokens,
         Some(Tokens {
             input: 10,
-            output: 5
+            output: 5,
+            cached: Default::default(),
+            reasoning: Default::default(),
         })
     );
     assert_eq!(finished.cost_usd, Some(0.25));

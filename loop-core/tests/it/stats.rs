@@ -68,6 +68,8 @@ impl Run {
                 iteration: 1,
                 attempt: 1,
                 prompt_path: None,
+                session_id: Default::default(),
+                resumed: Default::default(),
             }),
         );
         let mut finished = finished_payload(step_id, phase, StepStatus::Succeeded);
@@ -88,6 +90,8 @@ impl Run {
                 iteration: 1,
                 attempt: 1,
                 prompt_path: None,
+                session_id: Default::default(),
+                resumed: Default::default(),
             }),
         );
         step_id
@@ -147,6 +151,7 @@ fn fixture() -> Vec<Run> {
             attempt: 2,
             delay_ms: 1_000,
             reason: "overloaded".to_owned(),
+            paid: Default::default(),
         }),
     );
     let mut done = finished_payload(second, Phase::Implementation, StepStatus::Succeeded);
@@ -201,6 +206,7 @@ fn fixture() -> Vec<Run> {
             step_id: Some(waiting),
             until_ms: T0 + 400 * S,
             reason: "usage limit".to_owned(),
+            paid: Default::default(),
         }),
     )
     .at(
@@ -218,6 +224,7 @@ fn fixture() -> Vec<Run> {
             step_id: None,
             until_ms: T0 + 600 * S,
             reason: "usage limit".to_owned(),
+            paid: Default::default(),
         }),
     );
 

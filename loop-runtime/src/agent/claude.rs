@@ -1,16 +1,18 @@
 //! `agent=claude`: Claude Code in print mode with its JSON stream.
 //!
 //! `claude -p --output-format stream-json --verbose --model M --dangerously-skip-permissions
-//! --session-id ID`, the prompt on stdin, `CLAUDECODE` removed from the environment so it runs
-//! when the loop itself was started from a Claude Code session.
+//! --session-id ID` (or `--resume ID` to go on with an interrupted session), the prompt on
+//! stdin, `CLAUDECODE` removed from the environment so it runs when the loop itself was started
+//! from a Claude Code session.
 
 use std::io;
+use std::time::Duration;
 
 use loop_core::agent_stream::ClaudeStream;
 use loop_core::agent_stream::claude::classify;
-use loop_core::event::Tokens;
 
-use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
+use crate::agent::progress::{heartbeat, tool_line};
+use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, Session, stopped, when};
 use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
@@ -29,8 +31,9 @@ impl LineSink for Stream<'_> {
     }
 
     fn stdout_line(&mut self, line: &str) -> LineEffect {
-        let texts_before = self.stream.transcript().assistant_texts.len();
-        let had_result = self.stream.transcript().result.is_some();
+        let before = self.stream.transcript();
+        let (texts_before, tools_before) = (before.assistant_texts.len(), before.tool_calls.len());
+        let had_result = before.result.is_some();
         match self.joiner.line(line) {
             Some(line) => self.stream.feed(&line),
             None => self.stream.feed_oversized(),
@@ -40,6 +43,9 @@ impl LineSink for Stream<'_> {
             for text_line in text.lines() {
                 self.output.line(text_line);
             }
+        }
+        for call in &transcript.tool_calls[tools_before..] {
+            self.output.line(&tool_line(call));
         }
         if !had_result && transcript.result.is_some() {
             LineEffect::Done
@@ -51,12 +57,24 @@ impl LineSink for Stream<'_> {
     fn stderr_line(&mut self, line: &str) {
         self.output.line(&format!("[stderr] {line}"));
     }
+
+    fn quiet(&mut self, running: Duration) {
+        let tokens = Some(self.stream.transcript().usage_so_far().tokens());
+        self.output.line(&heartbeat(running, tokens, None));
+    }
 }
 
 impl Agent for ClaudeAgent {
     fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
         Box::pin(async move {
-            let session_id = uuid::Uuid::new_v4().to_string();
+            let session = request
+                .session
+                .clone()
+                .unwrap_or_else(|| Session::New(uuid::Uuid::new_v4().to_string()));
+            let (session_flag, session_id) = match &session {
+                Session::New(id) => ("--session-id", id.as_str()),
+                Session::Resume(id) => ("--resume", id.as_str()),
+            };
             let spec = request.process(
                 &request.config.claude_bin,
                 [
@@ -67,8 +85,8 @@ impl Agent for ClaudeAgent {
                     "--model",
                     request.model,
                     "--dangerously-skip-permissions",
-                    "--session-id",
-                    &session_id,
+                    session_flag,
+                    session_id,
                 ],
                 // So that it runs when the loop itself was started from a Claude Code session.
                 &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT"],
@@ -93,25 +111,29 @@ impl Agent for ClaudeAgent {
             };
             let end = match stopped(outcome.ended, &request.limits) {
                 Some(end) => end,
-                None => classify(&transcript, exit_code, &outcome.stderr_tail, request.now_ms),
+                None => classify(
+                    &transcript,
+                    exit_code,
+                    &outcome.stderr_tail,
+                    &when(&request),
+                ),
             };
-            let result = transcript.result.as_ref();
+            let mut figures = transcript.figures();
+            figures
+                .detail
+                .session_id
+                .get_or_insert_with(|| session.id().to_owned());
             Ok(AgentReply {
                 answer: transcript.answer(),
                 end,
                 exit_code: outcome.exit_code,
                 process_end: outcome.ended,
-                cost_usd: result
-                    .and_then(|r| r.total_cost_usd)
-                    .filter(|c| c.is_finite() && *c >= 0.0),
-                tokens: result.and_then(|r| r.usage).map(|usage| Tokens {
-                    input: usage.input_tokens
-                        + usage.cache_creation_input_tokens
-                        + usage.cache_read_input_tokens,
-                    output: usage.output_tokens,
-                }),
-                session_id: transcript.session_id.clone().or(Some(session_id)),
+                figures,
             })
         })
+    }
+
+    fn resumes(&self) -> bool {
+        true
     }
 }

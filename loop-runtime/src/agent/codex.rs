@@ -3,11 +3,13 @@
 
 use std::io;
 
+use std::time::Duration;
+
 use loop_core::agent_stream::CodexStream;
 use loop_core::agent_stream::codex::classify;
-use loop_core::event::Tokens;
 
-use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped};
+use crate::agent::progress::{heartbeat, tool_line};
+use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped, when};
 use crate::process::{self, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
@@ -27,9 +29,13 @@ impl LineSink for Stream<'_> {
 
     fn stdout_line(&mut self, line: &str) -> LineEffect {
         let before = self.stream.transcript().answer.clone();
+        let tools_before = self.stream.transcript().tool_calls.len();
         match self.joiner.line(line) {
             Some(line) => self.stream.feed(&line),
             None => self.stream.feed_oversized(),
+        }
+        for call in &self.stream.transcript().tool_calls[tools_before..] {
+            self.output.line(&tool_line(call));
         }
         let answer = &self.stream.transcript().answer;
         if *answer != before
@@ -44,6 +50,11 @@ impl LineSink for Stream<'_> {
 
     fn stderr_line(&mut self, line: &str) {
         self.output.line(&format!("[stderr] {line}"));
+    }
+
+    fn quiet(&mut self, running: Duration) {
+        let tokens = self.stream.transcript().figures().tokens;
+        self.output.line(&heartbeat(running, tokens, None));
     }
 }
 
@@ -60,7 +71,7 @@ impl Agent for CodexAgent {
                 "--skip-git-repo-check".into(),
                 "-".into(),
             ]);
-            let spec = request.process("codex", args, &[]);
+            let spec = request.process(&request.config.codex_bin, args, &[]);
             let mut sink = Stream {
                 output: request.output,
                 stream: CodexStream::new(),
@@ -81,7 +92,7 @@ impl Agent for CodexAgent {
                     &transcript,
                     outcome.exit_code,
                     &outcome.stderr_tail,
-                    request.now_ms,
+                    &when(&request),
                 ),
             };
             Ok(AgentReply {
@@ -89,12 +100,7 @@ impl Agent for CodexAgent {
                 end,
                 exit_code: outcome.exit_code,
                 process_end: outcome.ended,
-                cost_usd: None,
-                tokens: Some(Tokens {
-                    input: transcript.usage.input_tokens + transcript.usage.cached_input_tokens,
-                    output: transcript.usage.output_tokens,
-                }),
-                session_id: transcript.thread_id.clone(),
+                figures: transcript.figures(),
             })
         })
     }

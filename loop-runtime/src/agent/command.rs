@@ -3,6 +3,8 @@
 
 use std::io;
 
+use loop_core::agent_stream::CallFigures;
+
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, CallEnd, stopped};
 use crate::process::{self, LineEffect, LineSink};
 use crate::step_output::StepOutput;
@@ -77,9 +79,7 @@ impl Agent for CommandAgent {
                 answer: sink.answer,
                 exit_code: outcome.exit_code,
                 process_end: outcome.ended,
-                cost_usd: None,
-                tokens: None,
-                session_id: None,
+                figures: CallFigures::default(),
             })
         })
     }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use loop_core::completion::TOKEN;
 use loop_core::plan::Plan;
 
+use loop_core::agent_stream::CallFigures;
+
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, CallEnd};
 use crate::git;
 use crate::process::Ended;
@@ -76,9 +78,7 @@ impl Agent for DemoAgent {
                 answer,
                 exit_code: Some(0),
                 process_end: Ended::Exited,
-                cost_usd: None,
-                tokens: None,
-                session_id: None,
+                figures: CallFigures::default(),
             })
         })
     }

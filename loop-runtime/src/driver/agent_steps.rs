@@ -10,25 +10,24 @@ use loop_core::layout::step_log_name;
 use loop_core::plan::Plan;
 use loop_core::policy::{AfterCall, CallCounters, after_call};
 use loop_core::prompt::{self, ReviewInputs, Verdict};
-use loop_core::step::{self, CallReport, OutputFile};
+use loop_core::step::{self, CallReport};
 use loop_core::watchdog::{self, Evidence};
 use loop_core::{Command, StepId};
 
 use super::{Driver, DriverEnd, StepEnd, io_error, new_step_id};
-use crate::agent::{Agent, AgentReply, CallEnd};
+use crate::agent::{Agent, AgentReply, CallEnd, Session};
 use crate::agent_call::{Ask, CallLog};
 use crate::artifacts::sha256_hex;
 use crate::error::RuntimeError;
 use crate::prompting;
 
-/// How an agent step ended, before it is recorded.
-enum AgentStep {
-    Stopped,
-    Done {
-        step_id: StepId,
-        outcome: Result<AgentReply, Failure>,
-        output: OutputFile,
-    },
+/// An agent step whose calls are over, before it is recorded.
+struct AgentDone {
+    step_id: StepId,
+    /// The accepted reply and the calls made, or why the step failed.
+    outcome: Result<(AgentReply, u32), Failure>,
+    /// The working tree and the step's output as the calls left them.
+    observation: step::Observation,
 }
 
 /// The end-of-call policy failed the step.
@@ -36,6 +35,22 @@ struct Failure {
     exit_reason: ExitReason,
     reason: String,
     end: &'static str,
+    /// The last call, whose cost and figures the failed step records.
+    call: Option<CallReport>,
+}
+
+/// What a step records of its last call: exit code, cost, tokens, and what else the agent
+/// said; `calls` counts every call the step made.
+fn call_report(reply: &AgentReply, calls: u32, answer_sha256: Option<String>) -> CallReport {
+    let mut agent = reply.figures.detail.clone();
+    agent.calls = Some(calls);
+    CallReport {
+        exit_code: reply.exit_code,
+        tokens: reply.figures.tokens,
+        cost_usd: reply.figures.cost_usd,
+        answer_sha256,
+        agent: Some(agent),
+    }
 }
 
 impl Driver {
@@ -56,29 +71,32 @@ impl Driver {
         .await;
         let model = self.run.config.model.clone();
         let phase = Phase::Implementation;
+        let resume = self.progress.resumable_session.clone();
         let step = self
-            .agent_step(phase, iteration, attempt, &prompt, "prompt.txt", &model)
+            .agent_step(
+                phase,
+                iteration,
+                attempt,
+                &prompt,
+                "prompt.txt",
+                &model,
+                resume,
+            )
             .await?;
-        let AgentStep::Done {
+        let Some(AgentDone {
             step_id,
             outcome,
-            output,
-        } = step
+            observation,
+        }) = step
         else {
             return Ok(Some(DriverEnd::Stopped));
         };
-        let observation = self.observe(Some(output), true).await;
-        let reply = match outcome {
-            Ok(reply) => reply,
+        let (reply, calls) = match outcome {
+            Ok(done) => done,
             Err(failure) => return self.fail_step(step_id, phase, &observation, failure).await,
         };
         let digest = sha256_hex(watchdog::normalized(&reply.answer).as_bytes());
-        let call = CallReport {
-            exit_code: reply.exit_code,
-            tokens: reply.tokens,
-            cost_usd: reply.cost_usd,
-            answer_sha256: Some(digest.clone()),
-        };
+        let call = call_report(&reply, calls, Some(digest.clone()));
         let finished = step::finished(
             step_id,
             phase,
@@ -137,32 +155,27 @@ impl Driver {
                 &prompt,
                 "review-prompt.txt",
                 &model,
+                None,
             )
             .await?;
-        let AgentStep::Done {
+        let Some(AgentDone {
             step_id,
             outcome,
-            output,
-        } = step
+            observation,
+        }) = step
         else {
             return Ok(Some(DriverEnd::Stopped));
         };
-        let observation = self.observe(Some(output), false).await;
         let (status, message, call, mut commands) = match outcome {
-            Ok(reply) => {
-                let call = CallReport {
-                    exit_code: reply.exit_code,
-                    tokens: reply.tokens,
-                    cost_usd: reply.cost_usd,
-                    answer_sha256: None,
-                };
+            Ok((reply, calls)) => {
+                let call = call_report(&reply, calls, None);
                 let (status, message, notes) = self.take_verdict(&reply.answer)?;
                 (status, message, Some(call), notes)
             }
             Err(failure) => (
                 StepStatus::Failed,
                 Some(format!("review did not run: {}", failure.reason)),
-                None,
+                failure.call,
                 Vec::new(),
             ),
         };
@@ -221,7 +234,7 @@ impl Driver {
             StepStatus::Failed,
             message,
             observation,
-            None,
+            failure.call.as_ref(),
         );
         let at_ms = self.now();
         self.record(vec![
@@ -239,7 +252,11 @@ impl Driver {
         Ok(Some(DriverEnd::Settled))
     }
 
-    /// Runs one agent step: prompt file, `STEP_STARTED`, the calls, the step's files.
+    /// Runs one agent step: prompt file, `STEP_STARTED`, the calls, the step's files; `None`
+    /// when it was stopped from outside. An agent
+    /// whose sessions the runtime names gets one, recorded on the step: `resume`, an
+    /// interrupted step's session to go on with, or a new one.
+    #[allow(clippy::too_many_arguments)]
     async fn agent_step(
         &mut self,
         phase: Phase,
@@ -248,8 +265,17 @@ impl Driver {
         prompt: &str,
         prompt_name: &str,
         model: &str,
-    ) -> Result<AgentStep, RuntimeError> {
+        resume: Option<String>,
+    ) -> Result<Option<AgentDone>, RuntimeError> {
         let step_id = new_step_id();
+        let names_sessions = self
+            .services
+            .agent(&self.run.config.agent)
+            .is_some_and(|agent| agent.resumes());
+        let session = names_sessions.then(|| match resume {
+            Some(id) => Session::Resume(id),
+            None => Session::New(uuid::Uuid::new_v4().to_string()),
+        });
         let mut commands: Vec<Command> = self
             .run
             .files
@@ -270,6 +296,8 @@ impl Driver {
                     .to_string_lossy()
                     .into_owned(),
             ),
+            session_id: session.as_ref().map(|session| session.id().to_owned()),
+            resumed: matches!(session, Some(Session::Resume(_))),
         }));
         self.record(commands).await?;
 
@@ -282,28 +310,38 @@ impl Driver {
             model,
             env: &self.run.env(iteration, phase.as_str()),
             limits: self.run.agent_limits(),
+            session: session.as_ref(),
         };
         let Some(outcome) = self.call_until_decided(&mut log, step_id, ask).await? else {
-            return Ok(AgentStep::Stopped);
+            return Ok(None);
         };
         let (output, artifacts) = log.close(&self.run, "").map_err(io_error(&log_name))?;
         self.record(artifacts.into_iter().map(Command::RecordArtifact).collect())
             .await?;
-        Ok(AgentStep::Done {
+        // The plan's digest is the watchdog's evidence, kept for implementation steps.
+        let observation = self
+            .observe(Some(output), phase == Phase::Implementation)
+            .await;
+        Ok(Some(AgentDone {
             step_id,
             outcome,
-            output,
-        })
+            observation,
+        }))
     }
 
     /// Calls the agent until the end-of-call policy accepts an answer or fails the step,
-    /// recording each retry and usage-limit wait; `None` when stopped from outside.
+    /// recording each retry and usage-limit wait with what its call cost; the accepted reply
+    /// and the number of calls made, or `None` when stopped from outside.
+    ///
+    /// A call that fails to go on with an interrupted session is made again at once in a new
+    /// session, charged to no retry budget: the session may be gone (`No conversation found`),
+    /// and the work is in the working tree anyway.
     async fn call_until_decided(
         &mut self,
         log: &mut CallLog,
         step_id: StepId,
         ask: Ask<'_>,
-    ) -> Result<Option<Result<AgentReply, Failure>>, RuntimeError> {
+    ) -> Result<Option<Result<(AgentReply, u32), Failure>>, RuntimeError> {
         let agent_name = self.run.config.agent.clone();
         let policy = self.run.retry_policy();
         let Some(agent) = self.services.agent(&agent_name) else {
@@ -311,16 +349,39 @@ impl Driver {
                 exit_reason: policy.fails_as,
                 reason: format!("no agent adapter named {agent_name}"),
                 end: "failed",
+                call: None,
             })));
         };
         let mut counters = CallCounters::default();
+        let mut calls = 0;
+        let mut session = ask.session.cloned();
         loop {
-            let reply = self.call_once(log, agent.as_ref(), ask).await;
+            let this_call = Ask {
+                session: session.as_ref(),
+                ..ask
+            };
+            let reply = self.call_once(log, agent.as_ref(), this_call).await;
+            calls += 1;
             if self.cancel.is_cancelled() {
                 return Ok(None);
             }
+            if let (Some(Session::Resume(id)), CallEnd::Failed { reason }) = (&session, &reply.end)
+            {
+                let retry = loop_core::event::AgentRetry {
+                    step_id,
+                    attempt: calls + 1,
+                    delay_ms: 0,
+                    reason: format!(
+                        "could not go on with session {id} ({reason}); starting afresh"
+                    ),
+                    paid: reply.paid(),
+                };
+                self.record(vec![Command::RecordRetry(retry)]).await?;
+                session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
+                continue;
+            }
             let until = match after_call(&reply.end, &mut counters, &policy) {
-                AfterCall::Done => return Ok(Some(Ok(reply))),
+                AfterCall::Done => return Ok(Some(Ok((reply, calls)))),
                 AfterCall::Fail {
                     exit_reason,
                     reason,
@@ -330,14 +391,16 @@ impl Driver {
                         exit_reason,
                         reason,
                         end,
+                        call: Some(call_report(&reply, calls, None)),
                     })));
                 }
                 AfterCall::Retry { delay, reason } => {
                     let retry = loop_core::event::AgentRetry {
                         step_id,
-                        attempt: counters.calls + 1,
+                        attempt: calls + 1,
                         delay_ms: delay.as_millis() as u64,
                         reason,
+                        paid: reply.paid(),
                     };
                     self.record(vec![Command::RecordRetry(retry)]).await?;
                     self.now() + delay.as_millis() as i64
@@ -347,11 +410,16 @@ impl Driver {
                         step_id: Some(step_id),
                         until_ms,
                         reason,
+                        paid: reply.paid(),
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
                     until_ms
                 }
             };
+            // The next call starts a session of its own (a retried call's may be half done).
+            if session.is_some() {
+                session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
+            }
             tokio::select! {
                 () = self.services.clock.sleep_until(until) => {}
                 () = self.cancel.cancelled() => return Ok(None),

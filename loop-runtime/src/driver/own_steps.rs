@@ -36,6 +36,8 @@ impl Driver {
             iteration,
             attempt,
             prompt_path: None,
+            resumed: Default::default(),
+            session_id: Default::default(),
         })])
         .await?;
         let output = StepOutput::create(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use loop_core::config::{NamingMode, WorktreeChoice};
 use loop_core::event::{
-    ExitReason, FailureCause, NameSource, RunNamed, WorktreeCreated, WorktreeProviderSelected,
+    ExitReason, FailureCause, NameSource, Paid, RunNamed, WorktreeCreated, WorktreeProviderSelected,
 };
 use loop_core::{Command, RunStatus, naming};
 
@@ -67,18 +67,20 @@ impl Driver {
         if !wanted || self.named {
             return Ok(());
         }
-        let proposed = match self.services.agent(&config.agent) {
+        let (proposed, paid) = match self.services.agent(&config.agent) {
             Some(agent) => self.ask_for_name(agent).await,
-            None => None,
+            None => (None, Paid::default()),
         };
         let named = match proposed {
             Some(name) => RunNamed {
                 name,
                 name_source: NameSource::Haiku,
+                paid,
             },
             None => RunNamed {
                 name: self.run.created.name.clone(),
                 name_source: NameSource::SpecSlug,
+                paid,
             },
         };
         self.run.created.name.clone_from(&named.name);
@@ -87,15 +89,21 @@ impl Driver {
         Ok(())
     }
 
-    async fn ask_for_name(&self, agent: Arc<dyn Agent>) -> Option<String> {
+    /// The name the agent proposes, if it proposes a usable one, and what the call cost.
+    async fn ask_for_name(&self, agent: Arc<dyn Agent>) -> (Option<String>, Paid) {
         let spec = tokio::fs::read_to_string(self.run.spec_path())
             .await
             .unwrap_or_default();
         let header = loop_core::spec::SpecHeader::parse(&spec);
         let prompt = naming::naming_prompt(header.title.as_deref(), &spec);
         let prompt_file = self.run.files.path("naming-prompt.txt");
-        std::fs::write(&prompt_file, &prompt).ok()?;
-        let mut log = CallLog::open(&self.services, &self.run, new_step_id(), "naming.log").ok()?;
+        if std::fs::write(&prompt_file, &prompt).is_err() {
+            return (None, Paid::default());
+        }
+        let Ok(mut log) = CallLog::open(&self.services, &self.run, new_step_id(), "naming.log")
+        else {
+            return (None, Paid::default());
+        };
         let timeout = self
             .run
             .config
@@ -108,18 +116,21 @@ impl Driver {
             env: &self.run.env(0, "naming"),
             limits: Limits {
                 timeout: Some(timeout),
-                idle: None,
                 after_done: Some(AFTER_RESULT),
+                ..Limits::default()
             },
+            session: None,
         };
         let reply = log
             .call(&self.services, &self.run, agent.as_ref(), ask, &self.cancel)
-            .await
-            .ok()?;
+            .await;
         let _ = log.close(&self.run, "naming_");
-        match reply.end {
-            CallEnd::Success => naming::proposed_name(&reply.answer),
-            _ => None,
+        match reply {
+            Ok(reply) if reply.end == CallEnd::Success => {
+                (naming::proposed_name(&reply.answer), reply.paid())
+            }
+            Ok(reply) => (None, reply.paid()),
+            Err(_) => (None, Paid::default()),
         }
     }
 

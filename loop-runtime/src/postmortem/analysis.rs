@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use loop_core::event::{ArtifactWritten, PostmortemEnd, PostmortemStatus};
+use loop_core::event::{ArtifactWritten, Paid, PostmortemEnd, PostmortemStatus};
 use loop_core::layout::tail_path_of;
 use loop_core::postmortem::{ANALYSIS_DIR, Analysis, GIT_SNAPSHOTS, Inputs};
 use loop_core::projection::{Export, RunView, Summary};
@@ -53,12 +53,14 @@ pub(super) async fn run(services: &Services, mut job: Job, cancel: &Cancellation
         Err(error) => PostmortemEnd {
             status: PostmortemStatus::Failed,
             reason: Some(error.to_string()),
+            paid: Paid::default(),
         },
     };
     if cancel.is_cancelled() {
         end = PostmortemEnd {
             status: PostmortemStatus::Failed,
             reason: Some("interrupted: stopped before it ended (a retry or a shutdown)".to_owned()),
+            paid: end.paid,
         };
     }
     info!(
@@ -117,6 +119,7 @@ async fn work(
     };
     let material = Material::read(&context).await;
     let mut answers: Vec<(Analysis, String)> = Vec::new();
+    let mut paid = Paid::default();
     for analysis in Analysis::ALL {
         if cancel.is_cancelled() {
             break;
@@ -142,7 +145,7 @@ async fn work(
             .model
             .clone()
             .unwrap_or_else(|| context.run.config.review_model.clone());
-        match ask(
+        let (answer, cost) = ask(
             services,
             &context.run,
             agent,
@@ -151,8 +154,9 @@ async fn work(
             &model,
             cancel,
         )
-        .await
-        {
+        .await;
+        paid = paid.plus(cost);
+        match answer {
             Ok(answer) => {
                 let answer_name = format!("{ANALYSIS_DIR}/{}", analysis.answer_file());
                 record_file(
@@ -177,15 +181,18 @@ async fn work(
             PostmortemEnd {
                 status,
                 reason: Some(job.problems.join("; ")),
+                paid,
             }
         }
         None if job.problems.is_empty() => PostmortemEnd {
             status: PostmortemStatus::Ok,
             reason: None,
+            paid,
         },
         None => PostmortemEnd {
             status: PostmortemStatus::Failed,
             reason: Some(job.problems.join("; ")),
+            paid,
         },
     })
 }
@@ -306,7 +313,8 @@ async fn record(
     Ok(())
 }
 
-/// One analysis through the run's agent: its answer, or why there is none.
+/// One analysis through the run's agent: its answer, or why there is none; and what the call
+/// cost, whatever its end.
 async fn ask(
     services: &Services,
     run: &RunContext,
@@ -315,11 +323,18 @@ async fn ask(
     prompt: &str,
     model: &str,
     cancel: &CancellationToken,
-) -> Result<String, String> {
+) -> (Result<String, String>, Paid) {
     let name = analysis.name();
     let log_name = format!("{ANALYSIS_DIR}/{name}.log");
-    let mut log = CallLog::open(services, run, new_step_id(), &log_name)
-        .map_err(|error| format!("cannot write {log_name}: {error}"))?;
+    let mut log = match CallLog::open(services, run, new_step_id(), &log_name) {
+        Ok(log) => log,
+        Err(error) => {
+            return (
+                Err(format!("cannot write {log_name}: {error}")),
+                Paid::default(),
+            );
+        }
+    };
     let mut env = run.env(0, "postmortem");
     env.push(("LOOP_ANALYSIS".to_owned(), name.to_owned()));
     let prompt_file = run
@@ -331,14 +346,24 @@ async fn ask(
         model,
         env: &env,
         limits: run.agent_limits(),
+        session: None,
     };
     info!(analysis = name, model, "analysis started");
     let reply = log.call(services, run, agent, ask, cancel).await;
     if let Ok((_, written)) = log.close(run, "analysis_") {
         let _ = record(services, run.run_id, written).await;
     }
-    let reply = reply.map_err(|error| format!("cannot start the agent: {error}"))?;
-    match reply.end {
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => {
+            return (
+                Err(format!("cannot start the agent: {error}")),
+                Paid::default(),
+            );
+        }
+    };
+    let paid = reply.paid();
+    let answer = match reply.end {
         CallEnd::Success if reply.answer.trim().is_empty() => {
             Err("the agent answered nothing".to_owned())
         }
@@ -347,7 +372,8 @@ async fn ask(
         CallEnd::Transient { reason } | CallEnd::Auth { reason } | CallEnd::Failed { reason } => {
             Err(reason)
         }
-    }
+    };
+    (answer, paid)
 }
 
 /// The git snapshots of the run's working tree into `analysis/`, recorded. A git command that

@@ -97,7 +97,7 @@ async fn overloaded_calls_back_off_exponentially_then_succeed() {
     let runtime = runtime_on(&scratch, &clock);
     let ticking = keep_advancing(&clock, Duration::from_millis(250));
     let run = runtime
-        .submit(claude_request(&scratch, &[]))
+        .submit(claude_request(&scratch, &[("transient_backoff_sec", "1")]))
         .await
         .expect("submit");
     let done = finish(&runtime, run.id).await;

@@ -238,3 +238,52 @@ async fn runs_of_one_workspace_take_turns_in_submission_order() {
         runtime.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn no_driver_takes_a_run_while_it_is_being_paused() {
+    // An agent that ignores SIGTERM: stopping it takes the full grace before SIGKILL, and in
+    // that window the run still says RUNNING. Another submission wakes the scheduler then; it
+    // must not take the run for a crashed one and start a second driver on it.
+    let scratch = scratch(2);
+    let stubborn = scratch.dir.path().join("stubborn.sh");
+    std::fs::write(
+        &stubborn,
+        "trap '' TERM\ncat > /dev/null\nwhile :; do sleep 0.1; done\n",
+    )
+    .expect("stub");
+    let runtime = runtime(&scratch);
+    let mut first = request(&scratch, "one_task.sh", &[("reviewer", "false")]);
+    first.config.insert(
+        "agent_cmd".to_owned(),
+        format!("exec sh {}", stubborn.display()),
+    );
+    let run = runtime.submit(first).await.expect("submit");
+    wait_for_step(&runtime, run.id).await;
+
+    let other = crate::support::scratch(1);
+    let (paused, _) = tokio::join!(runtime.pause(run.id), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        runtime
+            .submit(request(&other, "one_task.sh", &[("reviewer", "false")]))
+            .await
+            .expect("submit another")
+    });
+    assert_eq!(paused.expect("pause").status, RunStatus::Paused);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = runtime.events(run.id).await.expect("events");
+    let started = count(&records, |e| matches!(e, Event::StepStarted(_)));
+    let interrupted = count(
+        &records,
+        |e| matches!(e, Event::StepFinished(step) if step.status == StepStatus::Interrupted),
+    );
+    assert_eq!(
+        (started, interrupted),
+        (1, 0),
+        "a second driver took the run"
+    );
+    assert_eq!(
+        runtime.get(run.id).await.expect("get").status,
+        RunStatus::Paused
+    );
+    runtime.shutdown().await;
+}

@@ -250,7 +250,8 @@ async fn a_hung_agent_is_killed_with_its_grandchild_at_the_timeout() {
         .expect("submit");
     let done = finish(&runtime, run.id).await;
     assert_eq!(done.status, RunStatus::Failed);
-    assert_eq!(done.exit_reason, Some(ExitReason::ClaudeFailed));
+    // A command agent is no Claude Code: it fails as itself.
+    assert_eq!(done.exit_reason, Some(ExitReason::AgentFailed));
     assert!(
         done.failure_reason
             .as_deref()

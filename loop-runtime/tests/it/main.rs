@@ -8,6 +8,7 @@ mod loop_runs;
 mod notify;
 mod output;
 mod postmortem;
+mod real_agents;
 mod review;
 mod support;
 mod worktrees;

@@ -64,12 +64,21 @@ pub fn request_without_agent(scratch: &Scratch, config: &[(&str, &str)]) -> RunR
     }
 }
 
-/// Waits for the run to end, at most a minute.
+/// Waits for the run to end, at most a minute; on timeout, says where the run stands.
 pub async fn finish(runtime: &Runtime, run_id: loop_core::RunId) -> loop_core::projection::RunView {
-    tokio::time::timeout(Duration::from_secs(60), runtime.wait(run_id))
-        .await
-        .expect("the run ends within a minute")
-        .expect("wait")
+    match tokio::time::timeout(Duration::from_secs(60), runtime.wait(run_id)).await {
+        Ok(view) => view.expect("wait"),
+        Err(_) => {
+            let view = runtime.get(run_id).await.expect("get");
+            let records = runtime.events(run_id).await.expect("events");
+            panic!(
+                "the run did not end within a minute: {:?} {:?}, events {:?}",
+                view.status,
+                view.waiting,
+                types(&records)
+            );
+        }
+    }
 }
 
 pub fn types(records: &[EventRecord]) -> Vec<&'static str> {

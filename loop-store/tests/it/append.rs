@@ -216,6 +216,8 @@ fn a_step_cost_that_json_cannot_hold_is_refused_and_the_run_stays_readable() {
                 iteration: 1,
                 attempt: 1,
                 prompt_path: None,
+                resumed: Default::default(),
+                session_id: Default::default(),
             }),
         ],
     )
@@ -238,6 +240,7 @@ fn a_step_cost_that_json_cannot_hold_is_refused_and_the_run_stays_readable() {
             head_commit: None,
             plan_sha256: None,
             answer_sha256: None,
+            agent: Default::default(),
         }
         .into();
         let error = store
@@ -273,6 +276,8 @@ fn a_step_id_another_run_already_started_is_refused() {
             iteration: 1,
             attempt: 1,
             prompt_path: None,
+            resumed: Default::default(),
+            session_id: Default::default(),
         })
     };
     let mut first = create(&store, 1, T0);

@@ -197,6 +197,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         attempt: 2,
                         delay_ms: 1000,
                         reason: "overloaded".to_owned(),
+                        paid: Default::default(),
                     }),
                     1 if phase == Phase::Verification => {
                         Command::RecordVerification(VerificationCommand {
@@ -224,6 +225,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                     step_id: None,
                     until_ms: ts_ms + 60_000,
                     reason: "usage limit".to_owned(),
+                    paid: Default::default(),
                 }),
                 1 => Command::RecordWatchdogSignal(WatchdogSignal {
                     iteration: 1,
@@ -259,6 +261,8 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         iteration: rng.between(1, 20) as u32,
                         attempt: 1,
                         prompt_path: Some("prompt.txt".to_owned()),
+                        resumed: Default::default(),
+                        session_id: Default::default(),
                     })
                 }
             },
@@ -266,6 +270,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
         _ if state.postmortem_running() => Command::EndPostmortem(PostmortemEnd {
             status: PostmortemStatus::Ok,
             reason: None,
+            paid: Default::default(),
         }),
         RunStatus::Failed if rng.one_in(3) => Command::Retry,
         RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled => {
@@ -297,6 +302,8 @@ fn finished(rng: &mut Rng, step_id: StepId, phase: Phase, iteration: u32) -> Ste
         tokens: Some(Tokens {
             input: rng.below(10_000),
             output: rng.below(10_000),
+            cached: Default::default(),
+            reasoning: Default::default(),
         }),
         // Thousandths are not exact in binary: the stored sum must still equal a fresh fold's.
         cost_usd: Some(rng.below(1000) as f64 / 1000.0),
@@ -306,5 +313,6 @@ fn finished(rng: &mut Rng, step_id: StepId, phase: Phase, iteration: u32) -> Ste
         head_commit: None,
         plan_sha256: None,
         answer_sha256: None,
+        agent: Default::default(),
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use loop_client::blocking::Client;
+use loop_core::projection::StepView;
 use serde_json::json;
 
 use crate::connect::named;
@@ -149,6 +150,18 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         for line in table.lines(colour) {
             out.line(&line);
         }
+        let notes: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .filter_map(|(n, step)| agent_note(step).map(|note| format!("  #{}  {note}", n + 1)))
+            .collect();
+        if !notes.is_empty() {
+            out.line("");
+            out.line("what the agent said of its calls");
+            for note in notes {
+                out.line(&note);
+            }
+        }
     }
     out.line("");
     match (&run_dir, files.is_empty()) {
@@ -165,4 +178,56 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         out.line(&format!("  {name:<width$}  {:>10}", size(*bytes)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Session, models, turns, API time, denials, calls and the rate-limit window of a step's
+/// calls, on one line; `None` when the agent said none of it.
+fn agent_note(step: &StepView) -> Option<String> {
+    let agent = step.agent.as_ref()?;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(session) = &agent.session_id {
+        let resumed = if step.resumes_session.is_some() {
+            " (resumed)"
+        } else {
+            ""
+        };
+        parts.push(format!("session {session}{resumed}"));
+    }
+    if !agent.models.is_empty() {
+        parts.push(agent.models.join(", "));
+    }
+    if let Some(calls) = agent.calls.filter(|calls| *calls > 1) {
+        parts.push(format!("{calls} calls"));
+    }
+    if let Some(turns) = agent.num_turns {
+        parts.push(format!("{turns} turns"));
+    }
+    if let Some(ms) = agent.duration_api_ms {
+        parts.push(format!("{} in the API", duration(ms)));
+    }
+    if let Some(denials) = agent.permission_denials.filter(|n| *n > 0) {
+        parts.push(format!("{denials} tool uses denied"));
+    }
+    if let Some(tokens) = step.tokens.filter(|t| t.cached > 0 || t.reasoning > 0) {
+        parts.push(format!(
+            "{} of the input cached, {} of the output reasoning",
+            self::tokens(tokens.cached),
+            self::tokens(tokens.reasoning)
+        ));
+    }
+    if let Some(limit) = &agent.rate_limit {
+        let mut window = format!(
+            "{} window {}",
+            limit.window.as_deref().unwrap_or("rate-limit"),
+            limit.status
+        );
+        if let Some(used) = limit.utilization {
+            window.push_str(&format!(", {:.0}% used", used * 100.0));
+        }
+        if limit.overage_in_use == Some(true) {
+            window.push_str(", served from overage");
+        }
+        parts.push(window);
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }

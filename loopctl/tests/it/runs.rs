@@ -233,3 +233,37 @@ fn a_run_flag_reaches_the_frozen_config_through_the_daemon() {
     assert_eq!(created["max_cost_usd"], "0.5", "{created}");
     assert_eq!(created["verify_cmds"], "false || true", "{created}");
 }
+
+#[test]
+fn inspect_shows_what_the_agent_said_of_its_calls() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    // Claude Code's stream, replayed by the stub: a window that rejected the request and
+    // overage that served it, as real CLIs print it.
+    std::fs::write(
+        project.root().join(".loop/config"),
+        format!(
+            "agent=claude\nclaude_bin={}\nreviewer=false\npostmortem=false\n\
+             run_naming_mode=spec_slug\n",
+            loop_testkit::agents::path("claude_stub.sh").display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(project.root().join(".stub-plan"), "overage\n").expect("stub plan");
+    let run = project.create(&[]);
+    assert_eq!(project.wait(&run)["status"], "COMPLETED");
+    let inspect = project.loopctl(&["inspect", &run]);
+    let shown = text(&inspect.stdout);
+    assert!(
+        shown.contains("what the agent said of its calls"),
+        "{shown}"
+    );
+    assert!(shown.contains("five_hour window rejected"), "{shown}");
+    assert!(shown.contains("served from overage"), "{shown}");
+    let json = project.json(&["inspect", &run]);
+    let step = &json["steps"][0];
+    assert_eq!(
+        step["agent"]["rate_limit"]["overage_in_use"], true,
+        "{step}"
+    );
+    assert!(step["agent"]["session_id"].is_string(), "{step}");
+}

@@ -67,6 +67,8 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             iteration: 1,
             attempt: 1,
             prompt_path: None,
+            resumed: Default::default(),
+            session_id: Default::default(),
         };
         apply(
             store,
@@ -102,6 +104,8 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             tokens: Some(Tokens {
                 input: 1000,
                 output: 200,
+                cached: Default::default(),
+                reasoning: Default::default(),
             }),
             cost_usd: Some(0.25),
             tasks_done: Some(3),
@@ -110,6 +114,7 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             head_commit: None,
             plan_sha256: None,
             answer_sha256: None,
+            agent: Default::default(),
         };
         apply(
             store,

@@ -80,12 +80,13 @@ pub async fn run_events(
             .collect();
         return Ok(Json(EventsEnvelope { events }).into_response());
     }
-    // A finished run read past its end has nothing more to send.
+    // A finished run read past its end has nothing more to send, once its files are written.
     let events = state.runtime.subscribe(Some(id), after);
     if view.status.is_terminal() && after >= view.last_seq {
+        let _ = state.runtime.wait(id).await;
         return Ok(sse::closed().into_response());
     }
-    Ok(sse::events(events, true, &state).into_response())
+    Ok(sse::events(events, Some(id), &state).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -119,7 +120,7 @@ pub async fn all_events(
 ) -> Result<Response, ApiError> {
     let after = resume_after(&headers, query.after.as_deref())?;
     let events = state.runtime.subscribe(None, after);
-    Ok(sse::events(events, false, &state).into_response())
+    Ok(sse::events(events, None, &state).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Speaks `codex exec --json`. ./.stub-codex says what the call does: `task` (the default: one
+# plan task, an agent_message and a turn.completed with usage as codex-cli 0.144 prints it) or
+# `fail` (the error and turn.failed a real codex-cli 0.144.0 printed for an unsupported model,
+# tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl).
+prompt=$(cat)
+. "$(dirname "$0")/references.sh"
+check_references "$prompt"
+mode=$(cat .stub-codex 2>/dev/null || echo task)
+if [ "$mode" = fail ]; then
+  cat "$(dirname "$0")/../../loop-core/tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl"
+  exit 1
+fi
+echo '{"type":"thread.started","thread_id":"019f90b8-96af-7582-a50f-e158e39fd20a"}'
+echo '{"type":"turn.started"}'
+echo '{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"bash -lc ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}'
+if [ "$LOOP_PHASE" = review ]; then
+  answer=APPROVED
+elif grep -q -- '- \[ \]' "$LOOP_PLAN_PATH"; then
+  sed -i '0,/- \[ \]/s//- [x]/' "$LOOP_PLAN_PATH"
+  echo "codex $LOOP_ITERATION" >> work.txt
+  git add -A >/dev/null && git commit -qm "codex task" >/dev/null
+  answer="DONE: task $LOOP_ITERATION"
+else
+  answer='<promise>COMPLETE</promise>'
+fi
+echo "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_1\",\"type\":\"agent_message\",\"text\":\"$answer\"}}"
+echo '{"type":"turn.completed","usage":{"input_tokens":24763,"cached_input_tokens":24448,"output_tokens":122,"reasoning_output_tokens":64}}'
