@@ -83,14 +83,14 @@ impl Driver {
                 resume,
             )
             .await?;
-        let Some(AgentDone {
+        let Some(done) = step else {
+            return Ok(Some(DriverEnd::Stopped));
+        };
+        let AgentDone {
             step_id,
             outcome,
             observation,
-        }) = step
-        else {
-            return Ok(Some(DriverEnd::Stopped));
-        };
+        } = done;
         let (reply, calls) = match outcome {
             Ok(done) => done,
             Err(failure) => return self.fail_step(step_id, phase, &observation, failure).await,
@@ -158,15 +158,11 @@ impl Driver {
                 None,
             )
             .await?;
-        let Some(AgentDone {
-            step_id,
-            outcome,
-            observation,
-        }) = step
-        else {
+        let Some(done) = step else {
             return Ok(Some(DriverEnd::Stopped));
         };
-        let (status, message, call, mut commands) = match outcome {
+        let (step_id, observation) = (done.step_id, done.observation);
+        let (status, message, call, mut commands) = match done.outcome {
             Ok((reply, calls)) => {
                 let call = call_report(&reply, calls, None);
                 let (status, message, notes) = self.take_verdict(&reply.answer)?;
