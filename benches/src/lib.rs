@@ -278,6 +278,7 @@ impl RunScript {
             spec_path: format!("{}/specs/rate-limiter.md", self.workspace()),
             plan_path: format!("{}/specs/rate-limiter.plan.md", self.workspace()),
             config,
+            prompt_template: Default::default(),
         }
         .into()
     }

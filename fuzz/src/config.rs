@@ -52,10 +52,17 @@ fn check_layer(layer: &Layer) {
 }
 
 /// A layer as a config file: `key=value` lines, the value in double quotes when it would not
-/// read back as it is (surrounding whitespace, or quotes of its own around it).
+/// read back as it is (surrounding whitespace, or quotes of its own around it). A list (a value
+/// of several lines, as `verify_cmds` is kept) is one line per item, the key repeated.
 fn render(layer: &Layer) -> String {
     let mut out = String::new();
     for (name, value) in layer {
+        if value.contains('\n') {
+            for item in value.lines() {
+                out.push_str(&format!("{name}={item}\n"));
+            }
+            continue;
+        }
         let quoted = value.len() >= 2
             && ['"', '\'']
                 .iter()

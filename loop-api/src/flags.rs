@@ -18,7 +18,14 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunFlags {
     /// How the run is named: `haiku` (a short agent call) or `spec_slug` (run_naming_mode).
-    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(NamingMode::NAMES)))]
+    // `--name-source` is the contract's spelling (`contract.md` §1) and stays; the config key's
+    // spelling, `--run-naming-mode`, is a visible alias so both are found in --help.
+    #[cfg_attr(feature = "clap", arg(
+        long = "name-source",
+        visible_alias = "run-naming-mode",
+        value_name = "MODE",
+        value_parser = clap::builder::PossibleValuesParser::new(NamingMode::NAMES),
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_source: Option<String>,
     /// The model for implementation (model).
@@ -37,6 +44,12 @@ pub struct RunFlags {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// For `--agent command`: a shell command that gets the prompt on stdin and in
+    /// $LOOP_PROMPT_FILE (agent_cmd). It does not choose the adapter: pass --agent command too,
+    /// or set agent=command in the config.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CMD"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_cmd: Option<String>,
     /// The branch the run starts from; default: the checkout's (base_branch).
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +114,7 @@ impl RunFlags {
             ("iterations", number(self.iterations)),
             ("verify_cmds", list(&self.verify_cmds)),
             ("agent", text(&self.agent)),
+            ("agent_cmd", text(&self.agent_cmd)),
             ("base_branch", text(&self.base_branch)),
             ("run_branch_prefix", text(&self.run_branch_prefix)),
             ("merge_target_branch", text(&self.merge_target)),
@@ -138,6 +152,7 @@ mod tests {
             verify_cmds: vec!["cargo test".to_owned(), "false || true".to_owned()],
             merge_target: Some("main".to_owned()),
             max_cost: Some(2.5),
+            agent_cmd: Some("./my-agent --fast".to_owned()),
             no_worktree: true,
             ..RunFlags::default()
         };
@@ -146,6 +161,11 @@ mod tests {
         assert_eq!(layer["model"], "sonnet");
         assert_eq!(layer["iterations"], "7");
         assert_eq!(layer["merge_target_branch"], "main");
+        assert_eq!(layer["agent_cmd"], "./my-agent --fast");
+        assert!(
+            !layer.contains_key("agent"),
+            "--agent-cmd implies no adapter"
+        );
         assert_eq!(layer["worktree_provider"], "none");
         let config = config::Config::resolve([&layer]).typed();
         assert_eq!(config.verify_cmds, ["cargo test", "false || true"]);

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-pub use choice::{ArtifactMode, CompletionMode, MergeStrategy, NamingMode, WorktreeChoice};
+pub use choice::{
+    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
+    WorktreeChoice,
+};
 pub use run::RunConfig;
 
 /// What a key's value must look like.
@@ -96,10 +99,16 @@ pub const KEYS: &[Key] = &[
     ),
     key("codex_bin", "codex", Text, "path or name of the Codex CLI"),
     key("model", "opus", Text, "model for implementation"),
+    key(
+        "claude_permission_mode",
+        "bypassPermissions",
+        OneOf(PermissionMode::NAMES),
+        "what Claude Code may do unasked: bypassPermissions (all), acceptEdits, default, plan",
+    ),
     key("review_model", "", Text, "model for review; empty = model"),
     key(
         "iterations",
-        "50",
+        "20",
         Count,
         "implementation iterations before iterations_exhausted",
     ),
@@ -131,7 +140,7 @@ pub const KEYS: &[Key] = &[
         "verify_cmds",
         "",
         Text,
-        "verification commands, separated by |",
+        "verification commands: repeat the key, one command each, run whole by sh -c",
     ),
     key(
         "verify_timeout_sec",
@@ -195,7 +204,7 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "max_cost_usd",
-        "0",
+        "25",
         Amount,
         "stop the run once reported agent cost passes this; 0 = none",
     ),
@@ -265,9 +274,15 @@ pub const KEYS: &[Key] = &[
     key("summary_json", "true", Bool, "write summary.json"),
     key(
         "postmortem",
-        "true",
-        Bool,
-        "run a postmortem analysis at run end",
+        "failed",
+        OneOf(PostmortemWhen::NAMES),
+        "postmortem analysis at run end: failed (runs only), always, never",
+    ),
+    key(
+        "postmortem_model",
+        "sonnet",
+        Text,
+        "model for the postmortem's analyses",
     ),
     key(
         "agent_idle_timeout_sec",
@@ -318,6 +333,8 @@ pub type Layer = BTreeMap<String, String>;
 /// Parses one config file. `source_name` names it in errors.
 pub fn parse(source_name: &str, text: &str) -> Result<Layer, ConfigError> {
     let mut layer = Layer::new();
+    // `verify_cmds` is a list: each line of it one command, the key repeated for more.
+    let mut verify_lines: Vec<usize> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -335,9 +352,71 @@ pub fn parse(source_name: &str, text: &str) -> Result<Layer, ConfigError> {
         let name = name.trim();
         let value = unquote(value.trim());
         let normalized = check(name, value).map_err(|problem| error(name, problem))?;
+        if name == "verify_cmds" {
+            verify_lines.push(index + 1);
+            let earlier = layer.remove(name).unwrap_or_default();
+            layer.insert(name.to_owned(), earlier + &normalized);
+            continue;
+        }
         layer.insert(name.to_owned(), normalized);
     }
+    if let [line] = verify_lines[..]
+        && let Some(value) = layer.get("verify_cmds")
+        && has_lone_bar(value)
+    {
+        return Err(ConfigError {
+            source_name: source_name.to_owned(),
+            line,
+            key: "verify_cmds".to_owned(),
+            problem: format!(
+                "`{}` has a `|`: each verify_cmds line is now one command, run whole by sh -c \
+                 (it used to separate commands). Write one `verify_cmds=` line per command; a \
+                 pipeline on one of several lines, or as `sh -c '…'`, runs whole",
+                value.trim_end()
+            ),
+        });
+    }
     Ok(layer)
+}
+
+/// A `verify_cmds` value as its canonical list: one command a line, each line ending in `\n`
+/// (a frozen value without a newline is from an earlier version, where `|` separated commands).
+fn command_lines(value: &str) -> String {
+    value
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Whether `value` has a `|` outside quotes that is not part of `||`: a pipe, or the separator
+/// earlier versions read it as.
+pub(crate) fn has_lone_bar(value: &str) -> bool {
+    lone_bars(value).next().is_some()
+}
+
+/// The byte offsets of the lone `|`s of `value` outside single or double quotes.
+pub(crate) fn lone_bars(value: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = value.as_bytes();
+    let mut quote: Option<u8> = None;
+    (0..bytes.len()).filter(move |&i| {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                false
+            }
+            Some(_) => false,
+            None if c == b'\'' || c == b'"' => {
+                quote = Some(c);
+                false
+            }
+            None => {
+                c == b'|' && bytes.get(i + 1) != Some(&b'|') && (i == 0 || bytes[i - 1] != b'|')
+            }
+        }
+    })
 }
 
 /// Checks one value given outside a file (a flag or an API field).
@@ -363,6 +442,17 @@ fn check(name: &str, value: &str) -> Result<String, String> {
     let Some(key) = find_key(name) else {
         return Err("unknown key".to_owned());
     };
+    if name == "verify_cmds" {
+        return Ok(command_lines(value));
+    }
+    // `postmortem` was a boolean: its old values still read.
+    if name == "postmortem" {
+        match parse_bool(value) {
+            Some(true) => return Ok("always".to_owned()),
+            Some(false) => return Ok("never".to_owned()),
+            None => {}
+        }
+    }
     match key.kind {
         Text => Ok(value.to_owned()),
         Bool => parse_bool(value)
@@ -457,7 +547,7 @@ mod tests {
     fn parses_values_quotes_comments_and_booleans() {
         let layer = parse(
             ".loop/config",
-            "# comment\n\nmodel = \"sonnet\"\nreviewer=OFF\niterations='7'\nverify_cmds=cargo test | cargo clippy\n",
+            "# comment\n\nmodel = \"sonnet\"\nreviewer=OFF\niterations='7'\nverify_cmds=cargo test\nverify_cmds=cargo clippy\n",
         )
         .expect("valid config");
         assert_eq!(layer["model"], "sonnet");
@@ -466,7 +556,7 @@ mod tests {
         let config = Config::resolve([&layer]).typed();
         assert_eq!(config.verify_cmds, ["cargo test", "cargo clippy"]);
         assert_eq!(config.review_model, "sonnet");
-        assert!(config.postmortem);
+        assert_eq!(config.postmortem, PostmortemWhen::Failed);
     }
 
     #[test]

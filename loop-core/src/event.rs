@@ -189,6 +189,15 @@ impl Event {
 }
 
 impl RunFailed {
+    /// Whether the run failed only because its merge on completion did not land (what earlier
+    /// versions did; the run's work was done and verified).
+    pub fn merge_did_not_land(&self) -> bool {
+        match &self.cause {
+            Some(cause) => matches!(cause, FailureCause::Merge { .. }),
+            None => self.reason.starts_with("merge_failed:"),
+        }
+    }
+
     /// Whether the watchdog gave the run up (events of older builds only say so in words).
     pub fn watchdog_gave_up(&self) -> bool {
         match &self.cause {

@@ -111,6 +111,18 @@ impl Plan {
         self.pending().next().is_none()
     }
 
+    /// Tasks still written as a template's placeholder (`<first task: …>`, the way
+    /// `loopctl init` writes them): an agent given one would invent the work.
+    pub fn placeholders(&self) -> impl Iterator<Item = &Task> {
+        self.pending().filter(|task| {
+            let text = task.text.trim();
+            text.len() > 2
+                && text.starts_with('<')
+                && text.ends_with('>')
+                && !text.starts_with("</")
+        })
+    }
+
     /// The task the next iteration should take: the first counted pending one, else the first
     /// optional pending one.
     pub fn next_task(&self) -> Option<&Task> {
@@ -200,6 +212,20 @@ mod tests {
         - [ ] still a check\n\
         ## After\n\
         * [ ] counted again\n";
+
+    #[test]
+    fn a_template_placeholder_is_found_and_written_tasks_are_not() {
+        let template = "## Tasks\n- [ ] <first task: the smallest piece>\n- [ ] <second task>\n";
+        let found: Vec<usize> = Plan::parse(template)
+            .placeholders()
+            .map(|t| t.line)
+            .collect();
+        assert_eq!(found, [2, 3]);
+        let written = "## Tasks\n- [ ] render <title> in the header\n- [ ] accept <br> tags\n\
+            - [x] <done placeholder>\n";
+        assert_eq!(Plan::parse(written).placeholders().count(), 0);
+        assert_eq!(Plan::parse(PLAN).placeholders().count(), 0);
+    }
 
     #[test]
     fn reads_every_state_and_section() {

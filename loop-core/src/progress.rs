@@ -82,10 +82,14 @@ impl LoopProgress {
         }
         match &record.event {
             Event::RunRetried(_) => {
-                // Limits count afresh; the iteration number goes on.
-                let iteration = self.iteration;
+                // Limits count afresh; the iteration number and its attempts go on, so the
+                // retried steps write logs of their own next to the earlier attempt's.
                 *self = LoopProgress {
-                    iteration,
+                    iteration: self.iteration,
+                    implementation_attempts: self.implementation_attempts,
+                    review_attempts: self.review_attempts,
+                    verification_attempts: self.verification_attempts,
+                    merge_attempts: self.merge_attempts,
                     ..LoopProgress::default()
                 };
             }
@@ -301,6 +305,12 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
         };
     }
 
+    // The plan is finished, nothing the reviewer asked for is outstanding and the verification
+    // passed: there is nothing left for the agent to do, and asking it to say so is paid for.
+    if plan_complete && !progress.review_outstanding && verified && progress.iterations_run > 0 {
+        return Next::Complete { iteration };
+    }
+
     if !progress.signals.is_empty() && !progress.rewritten {
         if progress.watchdog_rewrites >= config.max_watchdog_rewrites {
             return Next::Fail {
@@ -336,5 +346,93 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
     Next::Implement {
         iteration: iteration + 1,
         attempt: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> RunConfig {
+        let frozen: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RunConfig::from_frozen(&frozen)
+    }
+
+    /// The first iteration, implemented, reviewed and verified as `verified` says.
+    fn verified_iteration(verified: bool) -> LoopProgress {
+        LoopProgress {
+            iteration: 1,
+            stage: Stage::Verified,
+            verified,
+            iterations_run: 1,
+            ..LoopProgress::default()
+        }
+    }
+
+    #[test]
+    fn a_finished_and_verified_plan_completes_without_another_agent_call() {
+        let config = config(&[("verify_cmds", "cargo test")]);
+        assert_eq!(
+            next(&verified_iteration(true), &config, true),
+            Next::Complete { iteration: 1 }
+        );
+    }
+
+    #[test]
+    fn a_finished_plan_that_fails_verification_or_review_goes_on() {
+        let config = config(&[("verify_cmds", "cargo test")]);
+        let next_iteration = Next::Implement {
+            iteration: 2,
+            attempt: 1,
+        };
+        assert_eq!(
+            next(&verified_iteration(false), &config, true),
+            next_iteration
+        );
+        let asked_for_changes = LoopProgress {
+            review_outstanding: true,
+            ..verified_iteration(true)
+        };
+        assert_eq!(next(&asked_for_changes, &config, true), next_iteration);
+        // Tasks left: the next iteration takes one.
+        assert_eq!(
+            next(&verified_iteration(true), &config, false),
+            next_iteration
+        );
+    }
+
+    #[test]
+    fn a_retried_run_goes_on_with_the_next_attempt_and_fresh_limits() {
+        let failed = LoopProgress {
+            iteration: 3,
+            stage: Stage::Implemented,
+            implementation_attempts: 1,
+            consecutive_verification_failures: 3,
+            cost_usd: 4.0,
+            ..LoopProgress::default()
+        };
+        let mut progress = failed;
+        progress.apply(&EventRecord {
+            seq: crate::ids::Seq(9),
+            run_id: crate::ids::RunId::from_parts(1_790_000_000_000, [1; 10]),
+            version: crate::ids::Version(9),
+            ts_ms: 1_790_000_000_000,
+            schema: 1,
+            event: Event::RunRetried(crate::event::RunRetried {}),
+        });
+        assert_eq!(progress.consecutive_verification_failures, 0);
+        assert_eq!(progress.cost_usd, 0.0);
+        assert_eq!(
+            next(&progress, &config(&[]), false),
+            Next::Implement {
+                iteration: 3,
+                attempt: 2
+            }
+        );
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Ask<'a> {
     pub limits: Limits,
     /// The agent session to run in, when the runtime names it.
     pub session: Option<&'a Session>,
+    /// Where the agent runs, when not in the run's working tree (a scratch directory).
+    pub cwd: Option<&'a Path>,
 }
 
 impl CallLog {
@@ -74,7 +76,7 @@ impl CallLog {
                 prompt: ask.prompt,
                 prompt_file: ask.prompt_file,
                 model: ask.model,
-                workdir: &run.workdir,
+                workdir: ask.cwd.unwrap_or(&run.workdir),
                 env: ask.env,
                 config: &run.config,
                 raw_path: &run.files.path(&self.raw_name),

@@ -36,6 +36,37 @@ pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .to_owned())
 }
 
+/// Adds `pattern` to the repository's own ignore list (`info/exclude` in its common git dir,
+/// shared by its worktrees) unless it is there: the tool's files stay out of the person's
+/// `git status` and `git add -A` without touching a tracked `.gitignore`.
+pub async fn exclude(repo: &Path, pattern: &str) -> Result<(), GitError> {
+    let common = run(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await?;
+    let file = Path::new(&common).join("info/exclude");
+    let error = |e: std::io::Error| GitError {
+        command: "info/exclude".to_owned(),
+        dir: file.display().to_string(),
+        stderr: e.to_string(),
+    };
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    if text.lines().any(|line| line.trim() == pattern) {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(error)?;
+    }
+    let separator = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let added = format!("{text}{separator}# loop's run logs\n{pattern}\n");
+    std::fs::write(&file, added).map_err(error)
+}
+
 /// The run that owns `branch`: `git config branch.<branch>.loop-run`, written when a run
 /// creates or takes the branch, so that a later run never mistakes it for its own.
 fn owner_key(branch: &str) -> String {

@@ -45,6 +45,7 @@ mod review;
 mod run_context;
 mod runtime;
 mod scheduler;
+mod scratch;
 mod services;
 mod stats;
 pub mod step_output;

@@ -1,9 +1,12 @@
-//! Merging a finished run's branch into the target without touching the person's checkout.
+//! Merging a finished run's branch into the target.
 //!
 //! The merge happens in a temporary detached worktree of the target: `merge` (a merge commit)
 //! or `squash` (one commit), then the run's `verify_cmds` run there, and only when they pass
-//! does the target ref move, with a compare-and-swap on its old value. A conflict or a failing
-//! check leaves the target where it was and keeps the run branch.
+//! does the target move: with a compare-and-swap on the ref's old value, or, when the target
+//! is checked out in a worktree (the person's own checkout, usually), by a fast-forward there,
+//! which updates its files as `git merge` would. A checkout with uncommitted changes is left
+//! alone and the merge refused, saying what to do. A conflict or a failing check leaves the
+//! target where it was and keeps the run branch.
 
 use std::path::{Path, PathBuf};
 
@@ -97,16 +100,22 @@ async fn merge(
         .await
         .map_err(|e| failure("git", e))?
         .into_iter()
-        .find(|w| w.branch.as_deref() == Some(target));
-    if let Some(worktree) = checked_out {
-        return Err(failure(
-            "target_checked_out",
-            format!(
-                "{target} is checked out in {}; moving it would change that checkout under its \
-                 owner",
-                worktree.path
-            ),
-        ));
+        .find(|w| w.branch.as_deref() == Some(target))
+        .map(|w| PathBuf::from(w.path));
+    if let Some(checkout) = &checked_out {
+        let changes = git::run(checkout, &["status", "--porcelain", "--untracked-files=no"])
+            .await
+            .map_err(|e| failure("git", e))?;
+        if !changes.is_empty() {
+            return Err(failure(
+                "target_dirty",
+                format!(
+                    "{target} is checked out in {} with uncommitted changes; commit or stash \
+                     them there, then merge again (`loopctl merge <run>`)",
+                    checkout.display()
+                ),
+            ));
+        }
     }
     let old = git::branch_commit(repo, target)
         .await
@@ -117,7 +126,7 @@ async fn merge(
     git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
         .await
         .map_err(|e| failure("git", e))?;
-    let result = merge_in(plan, &old, output, cancel).await;
+    let result = merge_in(plan, &old, checked_out.as_deref(), output, cancel).await;
     let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
     result
 }
@@ -125,6 +134,7 @@ async fn merge(
 async fn merge_in(
     plan: &MergePlan<'_>,
     old: &str,
+    checkout: Option<&Path>,
     output: &mut StepOutput,
     cancel: &CancellationToken,
 ) -> Result<String, MergeFailure> {
@@ -177,11 +187,48 @@ async fn merge_in(
     let new = git::head(dir)
         .await
         .ok_or_else(|| failure("git", "the merged result has no HEAD"))?;
-    git::run(
-        &plan.repo,
-        &["update-ref", &format!("refs/heads/{target}"), &new, old],
-    )
-    .await
-    .map_err(|e| failure("target_moved", e))?;
+    match checkout {
+        // Its branch and its files move together, and only forward: if the target moved
+        // meanwhile, or a change appeared, the fast-forward refuses and nothing changes.
+        Some(checkout) => git::run(checkout, &["merge", "--ff-only", "--quiet", &new])
+            .await
+            .map_err(|e| checkout_refused(target, checkout, e))?,
+        None => git::run(
+            &plan.repo,
+            &["update-ref", &format!("refs/heads/{target}"), &new, old],
+        )
+        .await
+        .map_err(|e| failure("target_moved", e))?,
+    };
     Ok(new)
+}
+
+/// Why git would not move a checked-out target forward. Files the person has not added to git
+/// (typically the spec and plan they wrote before the run, which the run committed) would be
+/// overwritten: git refuses, and so do we, naming them and what to do; they are the person's
+/// and may differ from the run's versions. Committing them would not help (both sides would add
+/// the file: a conflict), moving them away does.
+fn checkout_refused(target: &str, checkout: &Path, error: git::GitError) -> MergeFailure {
+    const UNTRACKED: &str = "untracked working tree files would be overwritten by merge:";
+    let Some((_, rest)) = error.stderr.split_once(UNTRACKED) else {
+        return failure("target_moved", error);
+    };
+    let files: Vec<&str> = rest
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| {
+            !line.is_empty() && !line.starts_with("Please") && !line.starts_with("Aborting")
+        })
+        .collect();
+    failure(
+        "target_untracked",
+        format!(
+            "{target} is checked out in {} with files git does not track that the merge would \
+             overwrite: {}; move them away (the run's branch has its own versions, which the merge \
+             brings), then merge again (`loopctl merge <run>`)",
+            checkout.display(),
+            files.join(", ")
+        ),
+    )
 }

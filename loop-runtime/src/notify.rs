@@ -361,6 +361,32 @@ impl Delivering<'_> {
         targets
     }
 
+    /// The event's JSON, with what a person reading a notification wants beside it: `run`
+    /// (`name`, `workspace_root`, `status`, `cost_usd`, `tasks_done`, `tasks_total`, as of now).
+    async fn body(&self, record: &EventRecord, targets: &Targets) -> String {
+        let mut body = serde_json::to_value(record).unwrap_or_default();
+        let store = Arc::clone(self.services.journal.store());
+        let run_id = record.run_id;
+        let view = blocking(move || store.run_view(run_id))
+            .await
+            .ok()
+            .flatten();
+        if let serde_json::Value::Object(fields) = &mut body {
+            let mut run = serde_json::json!({
+                "name": targets.name,
+                "workspace_root": targets.workdir,
+            });
+            if let Some(view) = view {
+                run["status"] = serde_json::json!(view.status);
+                run["cost_usd"] = serde_json::json!(view.cost_usd);
+                run["tasks_done"] = serde_json::json!(view.tasks_done);
+                run["tasks_total"] = serde_json::json!(view.tasks_total);
+            }
+            fields.insert("run".to_owned(), run);
+        }
+        body.to_string()
+    }
+
     /// Runs `work` to its end, unless the runtime shuts down and it outlasts the drain.
     async fn bounded<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
         let mut work = std::pin::pin!(work);
@@ -384,7 +410,7 @@ impl Delivering<'_> {
         targets: &Targets,
         book: &mut Book,
     ) -> bool {
-        let body = record.to_json();
+        let body = self.body(record, targets).await;
         for (channel, target) in targets.channels() {
             if book.is_done(record.seq, channel) {
                 continue;

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use loop_core::config::PostmortemWhen;
 use loop_core::event::{Event, PostmortemEnd, PostmortemStart, PostmortemStatus};
 use loop_core::postmortem::ANALYSIS_DIR;
 use loop_core::projection::RunView;
@@ -173,7 +174,12 @@ impl Postmortems {
         let records = self.services.journal.read_run(run_id).await.ok()?;
         let view = RunView::fold(&records)?;
         let run = self.services.run_context(run_id).await.ok()?;
-        if !view.status.is_terminal() || !run.config.postmortem {
+        let wanted = match run.config.postmortem {
+            PostmortemWhen::Always => true,
+            PostmortemWhen::Failed => view.status == RunStatus::Failed,
+            PostmortemWhen::Never => false,
+        };
+        if !view.status.is_terminal() || !wanted {
             return None;
         }
         let end = records.iter().rposition(|r| r.event.is_terminal())?;

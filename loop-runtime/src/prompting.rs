@@ -1,6 +1,6 @@
-//! The implementation prompt of an iteration, from the files a run reads: the custom template
-//! (`prompt_file`, else `.loop/prompt.txt`), the context files, the notes of the last
-//! verification and review, the plan's next task and the watchdog's diagnosis.
+//! The implementation prompt of an iteration: the custom template frozen into the run at submit
+//! (`RunCreated::prompt_template`), the context files, the notes of the last verification and
+//! review, the plan's next task and the watchdog's diagnosis.
 
 use std::path::Path;
 
@@ -20,22 +20,16 @@ use crate::run_context::in_workdir;
 pub(crate) struct PromptSources<'a> {
     pub created: &'a RunCreated,
     pub config: &'a RunConfig,
-    pub workdir: &'a Path,
     /// The run directory, whose notes the prompt points at; `None` before a run exists.
     pub files: Option<&'a RunFiles>,
     pub plan: Option<&'a Plan>,
     pub rewrite_signal: Option<&'a str>,
 }
 
-pub(crate) async fn implementation_prompt(sources: &PromptSources<'_>) -> String {
-    let template = match &sources.config.prompt_file {
-        None => tokio::fs::read_to_string(sources.workdir.join(".loop/prompt.txt"))
-            .await
-            .ok(),
-        Some(file) => tokio::fs::read_to_string(in_workdir(sources.created, sources.workdir, file))
-            .await
-            .ok(),
-    };
+pub(crate) fn implementation_prompt(sources: &PromptSources<'_>) -> String {
+    // Frozen at submit from the person's checkout: never read from the worktree, where an
+    // uncommitted template would be missing.
+    let template = sources.created.prompt_template.clone();
     let context = &sources.config.context_files;
     let note = |name: &str| {
         let path = sources.files?.path(name);
@@ -71,10 +65,8 @@ pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError
     Ok(implementation_prompt(&PromptSources {
         created: &created,
         config: &config,
-        workdir,
         files: None,
         plan: plan.as_ref(),
         rewrite_signal: None,
-    })
-    .await)
+    }))
 }

@@ -139,6 +139,7 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         }
     };
     check_plan(root, &plan)?;
+    let prompt_template = read_template(root, config.prompt_file.as_deref())?;
     let (name, name_source) = match &request.name {
         Some(name) => (name.clone(), NameSource::Explicit),
         None => {
@@ -155,7 +156,24 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         spec_path: spec,
         plan_path: plan,
         config: resolved.values().clone(),
+        prompt_template,
     })
+}
+
+/// The custom prompt from the person's checkout: `prompt_file` (relative to the workspace, or
+/// absolute), which must exist, else `.loop/prompt.txt` if there is one.
+fn read_template(root: &Path, prompt_file: Option<&str>) -> Result<Option<String>, RuntimeError> {
+    let Some(file) = prompt_file else {
+        return Ok(std::fs::read_to_string(root.join(".loop/prompt.txt")).ok());
+    };
+    let path = root.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) => Err(RuntimeError::Missing {
+            what: "prompt_file".to_owned(),
+            reason: format!("cannot read {}: {error}", path.display()),
+        }),
+    }
 }
 
 fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {
@@ -232,6 +250,16 @@ fn check_plan(root: &Path, plan: &str) -> Result<(), RuntimeError> {
             what: "plan".to_owned(),
             reason: format!(
                 "{plan} has no tasks: write them as a checklist (`- [ ] do this`), one per line"
+            ),
+        });
+    }
+    if let Some(task) = parsed.placeholders().next() {
+        return Err(RuntimeError::InvalidRequest {
+            what: "plan".to_owned(),
+            reason: format!(
+                "{plan}:{} is still a placeholder ({}): write your own tasks in its place",
+                task.line,
+                task.text.trim()
             ),
         });
     }

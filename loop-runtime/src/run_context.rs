@@ -87,6 +87,12 @@ impl RunContext {
             ("LOOP_ITERATION".to_owned(), iteration.to_string()),
             ("LOOP_PHASE".to_owned(), phase.to_owned()),
             ("LOOP_RUN_DIR".to_owned(), text(self.files.dir())),
+            // The person's workspace: a call that runs in a scratch directory (naming, the
+            // postmortem) can still find what it was given there.
+            (
+                "LOOP_WORKSPACE".to_owned(),
+                self.created.workspace_root.clone(),
+            ),
             ("LOOP_SPEC_PATH".to_owned(), text(&self.spec_path())),
             ("LOOP_PLAN_PATH".to_owned(), text(&self.plan_path())),
         ]

@@ -60,7 +60,11 @@ impl Runtime {
 
     /// Resolves the request's configuration and records a new PENDING run.
     pub async fn submit(&self, request: RunRequest) -> Result<RunView, RuntimeError> {
-        let created = request::resolve(&request)?;
+        let mut created = request::resolve(&request)?;
+        // A name the person gave stands; one made from the spec gets a suffix when taken.
+        if created.name_source != loop_core::event::NameSource::Explicit {
+            created.name = self.services.free_name(&created.name, None).await?;
+        }
         let agent = created.config.get("agent").map_or("", String::as_str);
         if self.services.agent(agent).is_none() {
             return Err(RuntimeError::InvalidRequest {

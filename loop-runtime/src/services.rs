@@ -76,6 +76,31 @@ impl Services {
     }
 
     /// The run's context as its log says now.
+    /// `wanted`, or `wanted-2`, `wanted-3`, … whichever no other run is called (as branches
+    /// are): a person names a run by its name, so two runs never share one they were given.
+    pub(crate) async fn free_name(
+        &self,
+        wanted: &str,
+        other_than: Option<RunId>,
+    ) -> Result<String, RuntimeError> {
+        for n in 1u32.. {
+            let candidate = match n {
+                1 => wanted.to_owned(),
+                n => format!("{wanted}-{n}"),
+            };
+            let store = Arc::clone(self.journal.store());
+            let reference = candidate.clone();
+            let found = crate::journal::blocking(move || store.find_runs(&reference, 64)).await?;
+            if !found
+                .iter()
+                .any(|view| view.name == candidate && Some(view.id) != other_than)
+            {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("some name is free")
+    }
+
     pub(crate) async fn run_context(&self, run_id: RunId) -> Result<RunContext, RuntimeError> {
         let state = self.journal.state(run_id).await?;
         RunContext::of(&state, &self.data_dir).ok_or(RuntimeError::UnknownRun(run_id))

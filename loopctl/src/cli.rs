@@ -190,8 +190,10 @@ pub enum Command {
     /// summary (root cause, evidence, changes to make) from the run's agent, into the run's
     /// analysis/ directory.
     ///
-    /// Works without a daemon, on the event log. --prompt-only writes and prints the prompts
-    /// and asks no agent. Exits 1 when an analysis failed.
+    /// Prints the summary analysis, then where the other files are. Runs in the daemon at
+    /// --addr; with --db, or with no daemon at the default address, in this process over the
+    /// event log. --prompt-only writes and prints the prompts and asks no agent. Exits 1 when an
+    /// analysis failed.
     #[command(after_help = "Examples:
   loopctl analyze --latest
   loopctl analyze 0196f3c2 --model sonnet
@@ -209,14 +211,15 @@ pub enum Command {
         /// Write and print the prompts; ask no agent.
         #[arg(long)]
         prompt_only: bool,
-        /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// Figures across runs: outcomes, iterations to completion, time and cost per task,
     /// verification pass rate, watchdog signals, usage-limit waits and agent retries.
     ///
-    /// Reads the event log directly (no daemon). --json gives the figures as one document.
+    /// From the daemon at --addr; with --db, or with no daemon at the default address, from the
+    /// event log directly. --json gives the figures as one document.
     #[command(after_help = "Examples:
   loopctl stats
   loopctl stats --since 7d --workspace
@@ -224,12 +227,12 @@ pub enum Command {
     Stats {
         /// Only runs created this recently: 7d, 24h, 90m, 2w.
         #[arg(long, value_name = "AGE", value_parser = age)]
-        since: Option<Duration>,
+        since: Option<String>,
         /// Only runs of this workspace (the git root of the current directory).
         #[arg(long)]
         workspace: bool,
-        /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// A shell completion script, on stdout.
@@ -249,8 +252,23 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Write a commented .loop/config with every key and its default (never overwrites).
-    Init,
+    /// Set up this repository for loop: a commented .loop/config, a first spec and plan, and
+    /// the run logs kept out of git.
+    ///
+    /// Writes .loop/config with every key and its default unless one exists (then it is left
+    /// as it is). When the repository has no spec yet, or with --spec, writes
+    /// <specs_dir>/<NAME>.md and <plans_dir>/<NAME>-plan.md from templates whose <placeholders>
+    /// are explained inside; an existing file is never overwritten. Adds log_dir to
+    /// .git/info/exclude, so run logs stay out of `git status` without touching .gitignore.
+    #[command(after_help = "Examples:
+  loopctl init
+  loopctl init --spec billing     # specs/billing.md and specs/planning/billing-plan.md")]
+    Init {
+        /// The name of the spec to scaffold; default: `feature`, and only when the repository
+        /// has no spec yet.
+        #[arg(long, value_name = "NAME", value_parser = spec_name)]
+        spec: Option<String>,
+    },
     /// Run one loop in this process, with no daemon, following its output live.
     ///
     /// The exit status is 0 only when the run COMPLETED.
@@ -261,7 +279,7 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// Print the implementation prompt the first iteration would be sent.
@@ -297,8 +315,8 @@ pub enum Command {
     },
     /// The run worktrees of this workspace, with their run and size on disk.
     ///
-    /// Reads the event log directly (no daemon): the worktrees its runs created and have not
-    /// removed.
+    /// The worktrees the runs created and have not removed, from the daemon at --addr; with
+    /// --db, or with no daemon at the default address, from the event log directly.
     #[command(
         after_help = "Examples:\n  loopctl worktrees\n  loopctl worktrees --all --db ~/.local/share/loopd/loopd.db"
     )]
@@ -306,8 +324,8 @@ pub enum Command {
         /// Every workspace's run worktrees, not only this one's.
         #[arg(long)]
         all: bool,
-        /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// Remove one run worktree; the run's branch is kept.
@@ -324,8 +342,8 @@ pub enum Command {
         /// Remove it even though its run is RUNNING or PAUSED.
         #[arg(long)]
         force: bool,
-        /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// Remove the worktrees of finished runs of this workspace and report the disk freed.
@@ -342,8 +360,8 @@ pub enum Command {
         /// Every workspace's finished runs, not only this one's.
         #[arg(long)]
         all: bool,
-        /// The event log; default: loopd.db in the data dir.
-        #[arg(long)]
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
 }
@@ -358,9 +376,26 @@ fn run_status(text: &str) -> Result<String, String> {
         })
 }
 
-/// An age like `7d` or `24h`, as a duration.
-fn age(text: &str) -> Result<Duration, String> {
-    loop_core::stats::parse_age(text).map(|ms| Duration::from_millis(ms as u64))
+/// An age like `7d` or `24h`, checked and kept as typed: the daemon reads the same text.
+fn age(text: &str) -> Result<String, String> {
+    loop_core::stats::parse_age(text).map(|_| text.trim().to_owned())
+}
+
+/// A spec's name for `init --spec`: a file stem, not a path.
+fn spec_name(text: &str) -> Result<String, String> {
+    let name = text.trim().trim_end_matches(".md");
+    let fine = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if fine {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a spec name: letters, digits, '-', '_' and '.' only (e.g. billing)"
+        ))
+    }
 }
 
 /// A number of days, as a duration.

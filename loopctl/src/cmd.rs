@@ -26,7 +26,7 @@ use loop_client::Control;
 use crate::cli::Command;
 use crate::connect::Daemon;
 use crate::output::Output;
-use crate::picker;
+use crate::{picker, source};
 
 pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<ExitCode> {
     match command {
@@ -80,12 +80,23 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             model,
             prompt_only,
             db,
-        } => analyze::run(run.as_deref(), model, prompt_only, db, out),
+        } => analyze::run(
+            source::resolve(daemon, db, out)?,
+            run.as_deref(),
+            model,
+            prompt_only,
+            out,
+        ),
         Command::Stats {
             since,
             workspace,
             db,
-        } => stats::run(since, workspace, db, out),
+        } => stats::run(
+            source::resolve(daemon, db, out)?,
+            since.as_deref(),
+            workspace,
+            out,
+        ),
         Command::Completions { shell } => completions::run(shell),
         Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
         Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
@@ -95,14 +106,24 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             prompt::run(&run, out)
         }
         Command::Demo { dir } => demo::run(dir, out),
-        Command::Init => init::run(out),
-        Command::Worktrees { all, db } => worktrees::list(db, all, out),
-        Command::WorktreeRm { path, force, db } => worktrees::remove(&path, force, db, out),
+        Command::Init { spec } => init::run(spec.as_deref(), out),
+        Command::Worktrees { all, db } => {
+            worktrees::list(source::resolve(daemon, db, out)?, all, out)
+        }
+        Command::WorktreeRm { path, force, db } => {
+            worktrees::remove(source::resolve(daemon, db, out)?, &path, force, out)
+        }
         Command::Gc {
             dry_run,
             older_than,
             all,
             db,
-        } => worktrees::gc(dry_run, older_than, all, db, out),
+        } => worktrees::gc(
+            source::resolve(daemon, db, out)?,
+            dry_run,
+            older_than,
+            all,
+            out,
+        ),
     }
 }

@@ -6,10 +6,11 @@ use loop_client::blocking::Client;
 use loop_client::{ClientError, Reconnect};
 use loop_core::RunId;
 
+use crate::error::Coded;
 use crate::output::Output;
 
 /// How long a command waits for `/health` before giving up (`contract.md` §1).
-const PROBE_FOR: Duration = Duration::from_secs(5);
+pub const PROBE_FOR: Duration = Duration::from_secs(5);
 /// How long a follower keeps trying to reach a daemon that went away (a restart).
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
@@ -18,14 +19,27 @@ const RECONNECT_FOR: Duration = Duration::from_secs(60);
 pub struct Daemon {
     addr: String,
     token: Option<String>,
+    chosen: bool,
 }
 
 impl Daemon {
-    pub fn new(addr: &str, token: Option<String>) -> Daemon {
+    /// The daemon at `addr`; `chosen` when the person gave the address (`--addr`,
+    /// `LOOPD_ADDR`) rather than left the default.
+    pub fn new(addr: &str, token: Option<String>, chosen: bool) -> Daemon {
         Daemon {
             addr: addr.to_owned(),
             token,
+            chosen,
         }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the address was given rather than the default.
+    pub fn chosen(&self) -> bool {
+        self.chosen
     }
 
     /// The token this client sends, if any.
@@ -35,7 +49,12 @@ impl Daemon {
 
     /// A client of a daemon that answers `/health` (probed for up to 5 s).
     pub fn connect(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(&self.addr, self.token.clone(), PROBE_FOR)?)
+        Ok(self.probe(PROBE_FOR)?)
+    }
+
+    /// A client of a daemon that answers `/health` within `limit`.
+    pub fn probe(&self, limit: Duration) -> Result<Client, ClientError> {
+        Client::connect(&self.addr, self.token.clone(), limit)
     }
 }
 
@@ -54,11 +73,15 @@ pub fn find_token(given: Option<String>) -> Option<String> {
         .map(|token| token.trim().to_owned())
 }
 
-/// A daemon error about run `id`, with the run named.
+/// A daemon error about run `id`, with the run named (and the daemon's code kept).
 pub fn named(error: ClientError, id: RunId) -> anyhow::Error {
     match error.code() {
-        Some("run_not_found") => anyhow::anyhow!("no run {id}: `loopctl list` shows the runs"),
-        Some("illegal_transition") => anyhow::anyhow!("run {id}: {error}"),
+        Some("run_not_found") => Coded::like(
+            &error,
+            format!("no run {id}: `loopctl list` shows the runs"),
+        )
+        .into(),
+        Some("illegal_transition") => Coded::like(&error, format!("run {id}: {error}")).into(),
         _ => error.into(),
     }
 }

@@ -1,35 +1,40 @@
-//! The event log on this machine, read without a daemon: `replay`, `export`, `analyze`,
-//! `stats` and the worktree commands open it directly.
+//! The event log on this machine, read without a daemon: `replay` and `export` open it directly;
+//! `analyze`, `stats` and the worktree commands do when `source.rs` says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use loop_runtime::{Claim, Runtime};
 use loop_store::SqliteStore;
+
+use crate::error::Coded;
 
 /// Opens an existing event log; never creates one (a typo in `--db` must not look like an
 /// empty log).
 pub fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
     if !db.is_file() {
-        bail!(
-            "no event log at {}: pass the loopd.db file with --db",
-            db.display()
-        );
+        return Err(Coded::new(
+            "no_event_log",
+            format!(
+                "no event log at {}: pass the loopd.db file with --db",
+                db.display()
+            ),
+        )
+        .into());
     }
     SqliteStore::open(db).with_context(|| format!("cannot open the event log {}", db.display()))
 }
 
-/// Runs `work` with a runtime embedded over the log at `db` (default: the data dir's), which
-/// must exist. The runtime claims no run: looking at a log never starts an agent nor drives a
-/// daemon's run. A postmortem `work` starts runs in it, so `work` waits for it.
+/// Runs `work` with a runtime embedded over the log at `db`, which must exist. The runtime
+/// claims no run: looking at a log never starts an agent nor drives a daemon's run. A
+/// postmortem `work` starts runs in it, so `work` waits for it.
 pub fn embedded<T>(
-    db: Option<PathBuf>,
+    db: &Path,
     work: impl AsyncFnOnce(&Runtime) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let data_dir = loop_runtime::default_data_dir();
-    let db = db.unwrap_or_else(|| data_dir.join("loopd.db"));
-    let store = open_existing(&db)?;
+    let store = open_existing(db)?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

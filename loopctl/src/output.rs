@@ -47,12 +47,24 @@ impl Output {
         }
     }
 
-    /// An error in one line, with its causes.
+    /// An error in one line, with its causes; under `--json`, one JSON object
+    /// `{"error": "<message>", "code": "<code>"}` (see [`crate::error::code_of`]).
     pub fn error(&self, error: &anyhow::Error) {
-        let mut text = format!("loopctl: {error}");
+        let mut text = error.to_string();
         for cause in error.chain().skip(1) {
             text.push_str(&format!(": {cause}"));
         }
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        if self.json {
+            let code = crate::error::code_of(error);
+            error_document(&text, &code);
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "loopctl: {text}");
+        }
     }
+}
+
+/// An error as scripts read it under `--json`: one JSON object on stderr, the daemon's shape.
+pub fn error_document(message: &str, code: &str) {
+    let document = serde_json::json!({ "error": message, "code": code });
+    let _ = writeln!(std::io::stderr().lock(), "{document}");
 }

@@ -1,6 +1,12 @@
 //! The spec picker, for `run` and `prompt` given no spec on a terminal: the specs under
-//! `specs_dir` with their status and date, newest first; a line of text filters them, a number
-//! or Enter picks. Line-based on purpose: it needs no terminal library and works in any shell.
+//! `specs_dir` with their status and last update, newest first.
+//!
+//! On a terminal it is a fuzzy filter, as fzf and gum are: type to filter, arrow keys to move,
+//! Enter picks the highlighted spec, Esc or Ctrl-C cancels (inquire's `Select`, drawn on
+//! stderr). When stdin is a terminal but stderr is not, or `TERM=dumb`, it is a line-based
+//! dialogue instead, which any screen can show: a numbered list with labelled columns, a
+//! number picks, words filter. Either way a bare Enter alone never picks by default: `run`
+//! starts a paid agent, and an Enter pressed out of habit must not.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +21,8 @@ use crate::workspace;
 
 /// At most this many specs are listed at once; filtering finds the others.
 const SHOWN: usize = 20;
-
+/// Rows of the fuzzy picker's list; it scrolls.
+const PAGE: usize = 12;
 /// A spec file and what its header says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -104,15 +111,29 @@ pub fn pick(root: &Path, config: &Config, command: &str) -> anyhow::Result<PathB
     let all = specs(root, config);
     if all.is_empty() {
         bail!(
-            "no spec given, and no spec in {}: write one there, or pass the spec file",
+            "no spec given, and no spec in {}: write one there (`loopctl init` writes a \
+             template), or pass the spec file",
             root.join(&config.typed().specs_dir).display()
         );
     }
-    choose(
-        &all,
-        &mut std::io::stdin().lock(),
-        &mut std::io::stderr().lock(),
-    )
+    let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
+    let picked = if std::io::stderr().is_terminal() && !dumb {
+        fuzzy(&all, command)?
+    } else {
+        None
+    };
+    let path = match picked {
+        Some(spec) => {
+            let _ = writeln!(std::io::stderr(), "picked {}", spec.shown);
+            spec.path.clone()
+        }
+        None => choose(
+            &all,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr().lock(),
+        )?,
+    };
+    Ok(path)
 }
 
 /// Fills in the spec of `args` from the picker when none was given.
@@ -128,18 +149,70 @@ pub fn fill(args: &mut RunArgs, command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dialogue itself, over any input and output.
+/// One spec as a line of the fuzzy picker: its path, status, last update and title (the text
+/// filtered on, too).
+struct Item<'a> {
+    spec: &'a Spec,
+    width: usize,
+}
+
+impl std::fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header = &self.spec.header;
+        write!(
+            f,
+            "{:<width$}  {:<11}  updated {:<10}  {}",
+            self.spec.shown,
+            header.status.as_deref().unwrap_or("no status"),
+            header.last_updated.as_deref().unwrap_or("-"),
+            header.title.as_deref().unwrap_or(""),
+            width = self.width,
+        )
+    }
+}
+
+/// The fuzzy filter; `None` when the terminal cannot run it (the line dialogue is used then).
+fn fuzzy<'a>(all: &'a [Spec], command: &str) -> anyhow::Result<Option<&'a Spec>> {
+    use inquire::InquireError;
+    let width = all
+        .iter()
+        .map(|s| s.shown.chars().count())
+        .max()
+        .unwrap_or(0);
+    let items: Vec<Item> = all.iter().map(|spec| Item { spec, width }).collect();
+    let message = format!("loopctl {command}: which spec?");
+    let answer = inquire::Select::new(&message, items)
+        .with_page_size(PAGE)
+        .with_help_message("type to filter · ↑↓ to move · Enter picks · Esc cancels")
+        .with_formatter(&|picked| picked.value.spec.shown.clone())
+        .prompt();
+    match answer {
+        Ok(item) => Ok(Some(item.spec)),
+        Err(InquireError::OperationCanceled | InquireError::OperationInterrupted) => {
+            bail!("no spec picked: pass the spec file, or run again and pick one")
+        }
+        Err(InquireError::NotTTY) => Ok(None),
+        Err(error) => Err(error).context("the spec picker failed"),
+    }
+}
+
+/// The line dialogue, over any input and output: a numbered list, a number picks, words
+/// filter, an empty line picks nothing (it says so and asks again), end of input cancels.
 fn choose(
     all: &[Spec],
     input: &mut dyn BufRead,
     screen: &mut dyn Write,
 ) -> anyhow::Result<PathBuf> {
     let mut shown: Vec<&Spec> = all.iter().collect();
+    let mut listed = false;
     loop {
-        list(&shown, screen)?;
+        if !listed {
+            list(&shown, screen)?;
+            listed = true;
+        }
         write!(
             screen,
-            "spec: a number, words to filter, Enter for 1 (Ctrl-D to stop): "
+            "spec: a number, or words to filter (Ctrl-D to stop): "
         )?;
         screen.flush()?;
         let mut line = String::new();
@@ -148,11 +221,16 @@ fn choose(
             bail!("no spec picked: pass the spec file, or run again and pick one");
         }
         let answer = line.trim();
-        let picked = if answer.is_empty() {
-            shown.first().copied()
-        } else if let Ok(n) = answer.parse::<usize>() {
+        if answer.is_empty() {
+            writeln!(
+                screen,
+                "an empty line picks nothing: type the number of a spec, or words to filter"
+            )?;
+            continue;
+        }
+        let picked = if let Ok(n) = answer.parse::<usize>() {
             match shown.get(n.wrapping_sub(1)) {
-                Some(spec) => Some(*spec),
+                Some(spec) => *spec,
                 None => {
                     writeln!(screen, "no spec {n} here")?;
                     continue;
@@ -160,34 +238,39 @@ fn choose(
             }
         } else {
             let matching: Vec<&Spec> = all.iter().filter(|s| s.matches(answer)).collect();
+            listed = false;
             match matching.as_slice() {
                 [] => {
                     writeln!(screen, "nothing matches {answer:?}")?;
                     shown = all.iter().collect();
                     continue;
                 }
-                [only] => Some(*only),
+                [only] => *only,
                 _ => {
                     shown = matching;
                     continue;
                 }
             }
         };
-        if let Some(spec) = picked {
-            writeln!(screen, "picked {}", spec.shown)?;
-            return Ok(spec.path.clone());
-        }
-        shown = all.iter().collect();
+        writeln!(screen, "picked {}", picked.shown)?;
+        return Ok(picked.path.clone());
     }
 }
 
+/// The numbered list, under a line that names its columns.
 fn list(specs: &[&Spec], screen: &mut dyn Write) -> std::io::Result<()> {
     let width = specs
         .iter()
         .take(SHOWN)
         .map(|s| s.shown.chars().count())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max("SPEC".len());
+    writeln!(
+        screen,
+        "{:>3}  {:<10}  {:<12}  {:<width$}  TITLE",
+        "#", "UPDATED", "STATUS", "SPEC"
+    )?;
     for (i, spec) in specs.iter().take(SHOWN).enumerate() {
         writeln!(
             screen,
@@ -238,9 +321,23 @@ mod tests {
     }
 
     #[test]
-    fn enter_picks_the_first_and_a_number_picks_that_one() {
-        assert_eq!(dialogue("\n").0.unwrap(), Path::new("specs/alpha.md"));
-        assert_eq!(dialogue("3\n").0.unwrap(), Path::new("specs/beta-two.md"));
+    fn a_number_picks_that_one_under_labelled_columns() {
+        let (picked, screen) = dialogue("3\n");
+        assert_eq!(picked.unwrap(), Path::new("specs/beta-two.md"));
+        let header = screen.lines().next().expect("a header");
+        for label in ["#", "UPDATED", "STATUS", "SPEC", "TITLE"] {
+            assert!(header.contains(label), "{label} in {header:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_line_picks_nothing_and_asks_again() {
+        let (picked, screen) = dialogue("\n");
+        assert!(picked.is_err(), "Enter alone picks nothing: {screen}");
+        assert!(screen.contains("an empty line picks nothing"), "{screen}");
+        assert!(!screen.contains("picked"), "{screen}");
+        let (picked, _) = dialogue("\n\n2\n");
+        assert_eq!(picked.unwrap(), Path::new("specs/beta.md"));
     }
 
     #[test]

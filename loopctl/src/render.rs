@@ -79,16 +79,24 @@ pub fn verdict(view: &RunView) -> String {
 /// A closing line for a run that ended.
 pub fn summary(view: &RunView) -> String {
     format!(
-        "run {} ({}) {}; {}/{} tasks, {} iterations, {}, {}",
+        "run {} ({}) {}; {}/{} tasks, {}, {}, {}",
         view.id,
         view.name,
         verdict(view),
         view.tasks_done,
         view.tasks_total,
-        view.iteration,
+        iterations(view.iteration),
         duration((view.updated_ms - view.created_ms).max(0) as u64),
         money(view.cost_usd)
     )
+}
+
+/// `1 iteration`, `3 iterations`.
+pub fn iterations(count: u32) -> String {
+    match count {
+        1 => "1 iteration".to_owned(),
+        n => format!("{n} iterations"),
+    }
 }
 
 /// 0 for a COMPLETED run, 1 for any other end.

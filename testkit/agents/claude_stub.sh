@@ -4,6 +4,7 @@
 #   task        do one plan task, or claim completion when none is left (the default once the
 #               lines run out); every successful call reports a cost of 0.6 (or ./.stub-cost)
 #   linger      a task, then no exit
+#   exit1       a task, then exit status 1
 #   overloaded  a 529 after retries
 #   limit:<s>   the usage limit, resetting at epoch second <s>
 #   network     ECONNREFUSED, the result line real 2.1.285 printed (tests/data/agents/real)
@@ -41,7 +42,7 @@ fi
 echo "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"$session\",\"model\":\"opus\",\"cwd\":\".\",\"tools\":[]}"
 if [ "$LOOP_PHASE" = naming ]; then
   # The naming call: ./.stub-name says `fail`, `hang`, or the name to propose.
-  name=$(cat .stub-name 2>/dev/null || echo quiet-harbor-lights)
+  name=$(cat "${LOOP_WORKSPACE:-.}/.stub-name" 2>/dev/null || echo quiet-harbor-lights)
   case "$name" in
     fail) echo "naming broke" >&2; exit 1 ;;
     hang) sleep 300 ;;
@@ -52,7 +53,7 @@ fi
 if [ "$LOOP_PHASE" = postmortem ]; then
   # An analysis call: ./.stub-analysis may say `<analysis>=fail` or `<analysis>=hang`; any
   # other analysis answers with its name, the run id and the first line of its prompt file.
-  mode=$(sed -n "s/^$LOOP_ANALYSIS=//p" .stub-analysis 2>/dev/null)
+  mode=$(sed -n "s/^$LOOP_ANALYSIS=//p" "${LOOP_WORKSPACE:-.}/.stub-analysis" 2>/dev/null)
   case "$mode" in
     fail) echo "analysis broke" >&2; exit 1 ;;
     hang) sleep 300 ;;
@@ -71,6 +72,8 @@ echo "${resume:+--resume }$session $LOOP_PHASE" >> "$LOOP_RUN_DIR/claude-args"
 mode=$(sed -n "${n}p" .stub-plan 2>/dev/null)
 linger=no
 if [ "$mode" = linger ]; then linger=yes; mode=task; fi
+status=0
+if [ "$mode" = exit1 ]; then status=1; mode=task; fi
 cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
 [ -n "$mode" ] || mode=task
 case "$mode" in
@@ -113,6 +116,9 @@ if [ "$LOOP_PHASE" = review ]; then
   answer='APPROVED'
 elif grep -q -- '- \[ \]' "$LOOP_PLAN_PATH"; then
   sed -i '0,/- \[ \]/s//- [x]/' "$LOOP_PLAN_PATH"
+  # $CLAUDE_STUB_WORK, when set, is the work itself: a script run in the worktree with the plan
+  # just ticked (a test's stand-in for the edits a real agent makes).
+  if [ -n "$CLAUDE_STUB_WORK" ]; then sh "$CLAUDE_STUB_WORK" || exit 4; fi
   echo "call $n" >> work.txt
   git add -A >/dev/null && git commit -qm "task $n" >/dev/null
   answer="DONE: task $n"
@@ -121,6 +127,10 @@ else
 fi
 echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"Working.\"}]}}"
 echo "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"content\":\"Claude AI usage limit reached|1\"}]}}"
+# The real CLI streams its last turn as an assistant message before the result line repeats it.
+echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"$answer\"}]}}"
 printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"$session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"
-# Some versions print their result and then never exit.
+# Some versions print their result and then never exit; some exit 1 after it (an MCP server
+# failing at shutdown).
 if [ "$linger" = yes ]; then sleep 300; fi
+exit "$status"

@@ -1,12 +1,19 @@
 #!/bin/sh
 # Speaks `codex exec --json`. ./.stub-codex says what the call does: `task` (the default: one
-# plan task, an agent_message and a turn.completed with usage as codex-cli 0.144 prints it) or
+# plan task, an agent_message and a turn.completed with usage as codex-cli 0.144 prints it),
 # `fail` (the error and turn.failed a real codex-cli 0.144.0 printed for an unsupported model,
-# tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl).
+# tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl), `long` (as `task`, the
+# agent_message a single line over 1 MiB: a 1,100,000-character summary, then the answer) or
+# `flood` (as `task`, after 257 MiB of output lines that are no events, as a command's output
+# echoed to stdout would be).
 prompt=$(cat)
 . "$(dirname "$0")/references.sh"
 check_references "$prompt"
 mode=$(cat .stub-codex 2>/dev/null || echo task)
+if [ "$mode" = flood ]; then
+  line=$(head -c 4095 /dev/zero | tr '\0' x)
+  yes "$line" | head -c 269484032
+fi
 if [ "$mode" = fail ]; then
   cat "$(dirname "$0")/../../loop-core/tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl"
   exit 1
@@ -24,5 +31,10 @@ elif grep -q -- '- \[ \]' "$LOOP_PLAN_PATH"; then
 else
   answer='<promise>COMPLETE</promise>'
 fi
-echo "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_1\",\"type\":\"agent_message\",\"text\":\"$answer\"}}"
+if [ "$mode" = long ]; then
+  summary=$(head -c 1100000 /dev/zero | tr '\0' a)
+  printf '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"%s\\n%s"}}\n' "$summary" "$answer"
+else
+  echo "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_1\",\"type\":\"agent_message\",\"text\":\"$answer\"}}"
+fi
 echo '{"type":"turn.completed","usage":{"input_tokens":24763,"cached_input_tokens":24448,"output_tokens":122,"reasoning_output_tokens":64}}'

@@ -93,3 +93,30 @@ choice! {
         None => "none",
     }
 }
+
+choice! {
+    /// When a run gets a postmortem analysis (`postmortem`).
+    PostmortemWhen {
+        /// Only a run that FAILED: a completed one needs no one to find out what went wrong.
+        Failed => "failed",
+        /// Every run that ended after doing something.
+        Always => "always",
+        Never => "never",
+    }
+}
+
+choice! {
+    /// What Claude Code may do without asking (`claude_permission_mode`): it runs unattended,
+    /// so whatever would ask is refused instead.
+    PermissionMode {
+        /// Everything (`--dangerously-skip-permissions`): the agent edits files and runs any
+        /// command in the run's worktree.
+        BypassPermissions => "bypassPermissions",
+        /// File edits; commands that would ask are refused.
+        AcceptEdits => "acceptEdits",
+        /// What the person's Claude Code settings allow; the rest is refused.
+        Default => "default",
+        /// Read and plan only.
+        Plan => "plan",
+    }
+}

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::choice::{
-    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, WorktreeChoice,
+    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
+    WorktreeChoice,
 };
 use crate::config::{Config, default_of};
 
@@ -72,7 +73,9 @@ pub struct RunConfig {
     pub worktrunk_copy_ignored: bool,
     pub worktree_cleanup: bool,
     pub summary_json: bool,
-    pub postmortem: bool,
+    pub postmortem: PostmortemWhen,
+    pub postmortem_model: String,
+    pub permission_mode: PermissionMode,
     pub notify_cmd: Option<String>,
     pub notify_webhook: Option<String>,
 }
@@ -133,7 +136,9 @@ impl RunConfig {
             worktrunk_copy_ignored: read.flag("worktrunk_copy_ignored"),
             worktree_cleanup: read.flag("worktree_cleanup"),
             summary_json: read.flag("summary_json"),
-            postmortem: read.flag("postmortem"),
+            postmortem: read.choice("postmortem", PostmortemWhen::parse),
+            postmortem_model: read.text("postmortem_model"),
+            permission_mode: read.choice("claude_permission_mode", PermissionMode::parse),
             notify_cmd: read.optional("notify_cmd"),
             notify_webhook: read.optional("notify_webhook"),
         }
@@ -159,7 +164,15 @@ pub fn verify_commands(value: &str) -> Vec<String> {
     let lines: Vec<&str> = if value.contains('\n') {
         value.lines().collect()
     } else {
-        value.split('|').collect()
+        // Frozen by an earlier version: `|` (not `||`, not quoted) separated the commands.
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for bar in crate::config::lone_bars(value) {
+            parts.push(&value[start..bar]);
+            start = bar + 1;
+        }
+        parts.push(&value[start..]);
+        parts
     };
     lines
         .into_iter()
@@ -241,12 +254,17 @@ mod tests {
     #[test]
     fn the_defaults_read_as_types() {
         let config = RunConfig::of(&Config::resolve([]));
-        assert_eq!(config.iterations, 50);
+        // What a careful person would pick for an unattended agent: a bounded number of
+        // iterations and dollars, and a postmortem only when something went wrong.
+        assert_eq!(config.iterations, 20);
+        assert_eq!(config.max_cost_usd, Some(25.0));
+        assert_eq!(config.postmortem, PostmortemWhen::Failed);
+        assert_eq!(config.postmortem_model, "sonnet");
+        assert_eq!(config.permission_mode, PermissionMode::BypassPermissions);
         assert_eq!(config.model, "opus");
         assert_eq!(config.review_model, "opus");
         assert_eq!(config.agent_timeout, Some(Duration::from_secs(600)));
         assert_eq!(config.verify_timeout, None);
-        assert_eq!(config.max_cost_usd, None);
         assert_eq!(config.max_consecutive_verification_failures, Some(3));
         assert_eq!(config.max_consecutive_review_failures, None);
         assert_eq!(config.worktree_provider, WorktreeChoice::Auto);
@@ -274,7 +292,13 @@ mod tests {
         assert_eq!(config.verify_timeout, Some(Duration::from_secs(30)));
         // A frozen table written by some other build, with a value this one cannot read.
         let frozen = Layer::from([("iterations".to_owned(), "many".to_owned())]);
-        assert_eq!(RunConfig::from_frozen(&frozen).iterations, 50);
+        assert_eq!(RunConfig::from_frozen(&frozen).iterations, 20);
+        // `postmortem` was a boolean; its old values still read.
+        let old = parse("f", "postmortem=true\n").expect("valid");
+        assert_eq!(
+            RunConfig::of(&Config::resolve([&old])).postmortem,
+            PostmortemWhen::Always
+        );
     }
 
     #[test]
@@ -283,10 +307,41 @@ mod tests {
             verify_commands("cargo test\nfalse || true\n\ncmd | tee out\n"),
             ["cargo test", "false || true", "cmd | tee out"]
         );
+        assert_eq!(verify_commands("cmd | tee out\n"), ["cmd | tee out"]);
+        // What an earlier version froze.
         assert_eq!(
             verify_commands("cargo test | cargo clippy"),
             ["cargo test", "cargo clippy"]
         );
+        assert_eq!(
+            verify_commands("false || true | sh -c 'a | b'"),
+            ["false || true", "sh -c 'a | b'"]
+        );
         assert!(verify_commands("  ").is_empty());
+    }
+
+    #[test]
+    fn a_config_file_lists_verify_commands_one_per_line() {
+        let layer = parse(
+            ".loop/config",
+            "verify_cmds=cargo test\nverify_cmds=cmd | tee out\nverify_cmds=false || true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            verify_commands(&layer["verify_cmds"]),
+            ["cargo test", "cmd | tee out", "false || true"]
+        );
+        let one = parse(".loop/config", "verify_cmds=sh -c 'a | b'\n").unwrap();
+        assert_eq!(verify_commands(&one["verify_cmds"]), ["sh -c 'a | b'"]);
+        // A lone `|` on the key's only line is what earlier versions split on: refused, saying
+        // how to write it now.
+        let error = parse(".loop/config", "reviewer=true\nverify_cmds=a | b\n").unwrap_err();
+        assert_eq!((error.line, error.key.as_str()), (2, "verify_cmds"));
+        assert!(
+            error
+                .problem
+                .contains("one `verify_cmds=` line per command"),
+            "{error}"
+        );
     }
 }

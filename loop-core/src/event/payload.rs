@@ -244,6 +244,11 @@ pub struct RunCreated {
     /// Every configuration key with its resolved value; later config changes never reach this run.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// The custom implementation prompt (`prompt_file`, else `.loop/prompt.txt`) as the
+    /// person's checkout held it when the run was submitted: what `loopctl prompt` previews is
+    /// what every iteration is sent, whatever the run's worktree holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<String>,
 }
 
 /// The run got its final name (from a short agent call, or the spec slug when that failed).
@@ -322,7 +327,8 @@ pub enum FailureCause {
         cost_usd: f64,
         max_usd: f64,
     },
-    /// The merge on completion did not land: `conflict`, `verification`, `target_moved`, …
+    /// The merge on completion did not land: `conflict`, `verification`, `target_moved`,
+    /// `target_dirty`, `target_untracked`, …
     Merge {
         code: String,
     },

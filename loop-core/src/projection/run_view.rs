@@ -41,6 +41,24 @@ pub struct RunView {
     /// when the runtime answers, for a free slot, a busy workspace or a log that refuses writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// The last merge of the run's branch (on completion or asked for), once one was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeView>,
+}
+
+/// How the last merge of a run's branch went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MergeView {
+    /// Whether the branch is in the target now.
+    pub landed: bool,
+    /// The target's new commit, when it landed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Why it did not land (a conflict, a failing check, a checkout with changes), and that
+    /// `loopctl merge` tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// What a run waits for.
@@ -147,6 +165,7 @@ impl RunView {
             last_seq: record.seq,
             version: record.version,
             waiting: None,
+            merge: None,
         })
     }
 
@@ -238,13 +257,27 @@ impl RunView {
                 self.waiting =
                     Some(Waiting::new("usage_limit", wait.reason.clone()).until(wait.until_ms));
             }
+            Event::MergeFinished(merge) => {
+                self.merge = Some(MergeView {
+                    landed: merge.commit.is_some(),
+                    commit: merge.commit.clone(),
+                    problem: merge.conflict.clone(),
+                });
+            }
+            Event::ReviewAction(action) if action.action == "merge" => {
+                let commit = action.detail.get("commit").cloned();
+                self.merge = Some(MergeView {
+                    landed: commit.is_some(),
+                    commit,
+                    problem: action.detail.get("conflict").cloned(),
+                });
+            }
             Event::AgentRetry(_)
             | Event::VerificationCommand(_)
             | Event::CompletionDetected(_)
             | Event::CompletionRejected(_)
             | Event::WatchdogSignal(_)
             | Event::WatchdogRewrite(_)
-            | Event::MergeFinished(_)
             | Event::ArtifactWritten(_)
             | Event::ReviewAction(_) => {}
         }

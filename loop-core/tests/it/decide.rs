@@ -20,6 +20,7 @@ fn created() -> RunCreated {
         spec_path: "specs/parser.md".into(),
         plan_path: "IMPLEMENTATION_PLAN.md".into(),
         config: BTreeMap::new(),
+        prompt_template: Default::default(),
     }
 }
 

@@ -425,6 +425,7 @@ fn run_created() -> impl Strategy<Value = RunCreated> {
                 spec_path,
                 plan_path,
                 config: config.into_iter().collect::<BTreeMap<_, _>>(),
+                prompt_template: Default::default(),
             },
         )
 }

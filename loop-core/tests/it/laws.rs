@@ -401,6 +401,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
             spec_path: "spec.md".into(),
             plan_path: "plan.md".into(),
             config: BTreeMap::new(),
+            prompt_template: Default::default(),
         }
         .into(),
         RunNamed {

@@ -105,6 +105,7 @@ fn created() -> RunCreated {
         spec_path: "specs/parser.md".into(),
         plan_path: "IMPLEMENTATION_PLAN.md".into(),
         config,
+        prompt_template: Default::default(),
     }
 }
 

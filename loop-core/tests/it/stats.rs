@@ -36,6 +36,7 @@ impl Run {
                 spec_path: "specs/a.md".to_owned(),
                 plan_path: "specs/planning/a-plan.md".to_owned(),
                 config: BTreeMap::new(),
+                prompt_template: Default::default(),
             }),
         );
         run

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use loop_core::agent_stream::ClaudeStream;
 use loop_core::agent_stream::claude::classify;
+use loop_core::config::PermissionMode;
 
 use crate::agent::progress::{heartbeat, tool_line};
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, Session, stopped, when};
@@ -75,19 +76,25 @@ impl Agent for ClaudeAgent {
                 Session::New(id) => ("--session-id", id.as_str()),
                 Session::Resume(id) => ("--resume", id.as_str()),
             };
+            // Unattended: whatever the mode would ask about is refused (and counted in the
+            // step's permission denials).
+            let permissions: &[&str] = match request.config.permission_mode {
+                PermissionMode::BypassPermissions => &["--dangerously-skip-permissions"],
+                mode => &["--permission-mode", mode.as_str()],
+            };
+            let mut args = vec![
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                request.model,
+            ];
+            args.extend_from_slice(permissions);
+            args.extend([session_flag, session_id]);
             let spec = request.process(
                 &request.config.claude_bin,
-                [
-                    "-p",
-                    "--output-format",
-                    "stream-json",
-                    "--verbose",
-                    "--model",
-                    request.model,
-                    "--dangerously-skip-permissions",
-                    session_flag,
-                    session_id,
-                ],
+                args,
                 // So that it runs when the loop itself was started from a Claude Code session.
                 &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT"],
             );

@@ -39,6 +39,17 @@ struct Failure {
     call: Option<CallReport>,
 }
 
+/// A served answer from an agent that then exited badly: the answer stands (its final event
+/// was out), and the step says how the process ended rather than losing it.
+fn exit_note(reply: &AgentReply) -> Option<String> {
+    match reply.exit_code {
+        Some(code) if code != 0 => Some(format!(
+            "the agent exited with status {code} after its answer; the answer was kept"
+        )),
+        _ => None,
+    }
+}
+
 /// What a step records of its last call: exit code, cost, tokens, and what else the agent
 /// said; `calls` counts every call the step made.
 fn call_report(reply: &AgentReply, calls: u32, answer_sha256: Option<String>) -> CallReport {
@@ -63,12 +74,10 @@ impl Driver {
         let prompt = prompting::implementation_prompt(&prompting::PromptSources {
             created: &self.run.created,
             config: &self.run.config,
-            workdir: &self.run.workdir,
             files: Some(&self.run.files),
             plan,
             rewrite_signal: self.progress.rewrite_signal.as_deref(),
-        })
-        .await;
+        });
         let model = self.run.config.model.clone();
         let phase = Phase::Implementation;
         let resume = self.progress.resumable_session.clone();
@@ -101,7 +110,7 @@ impl Driver {
             step_id,
             phase,
             StepStatus::Succeeded,
-            None,
+            exit_note(&reply),
             &observation,
             Some(&call),
         );
@@ -307,6 +316,7 @@ impl Driver {
             env: &self.run.env(iteration, phase.as_str()),
             limits: self.run.agent_limits(),
             session: session.as_ref(),
+            cwd: None,
         };
         let Some(outcome) = self.call_until_decided(&mut log, step_id, ask).await? else {
             return Ok(None);

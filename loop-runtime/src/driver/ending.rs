@@ -10,7 +10,9 @@ use super::{Driver, DriverEnd, StepEnd, io_error};
 use crate::error::RuntimeError;
 
 impl Driver {
-    /// Merges when a target is set, then completes; a merge that does not land fails the run.
+    /// Merges when a target is set, then completes. A merge that does not land leaves the run
+    /// COMPLETED all the same (its work is done and verified), with the merge recorded as not
+    /// landed; `loopctl merge` tries it again at any time.
     pub(super) async fn complete(&mut self, iteration: u32) -> Result<DriverEnd, RuntimeError> {
         let worktree = self
             .run
@@ -37,22 +39,10 @@ impl Driver {
             {
                 None => return Ok(DriverEnd::Stopped),
                 Some(Ok(commit)) => commands.push(finished(Some(commit), None)),
-                Some(Err(failure)) => {
-                    let at_ms = self.now();
-                    self.record(vec![
-                        finished(None, Some(failure.detail.clone())),
-                        Command::Fail {
-                            exit_reason: ExitReason::Failed,
-                            reason: format!("merge_failed:{}: {}", failure.code, failure.detail),
-                            cause: Some(FailureCause::Merge {
-                                code: failure.code.to_owned(),
-                            }),
-                            at_ms,
-                        },
-                    ])
-                    .await?;
-                    return Ok(DriverEnd::Settled);
-                }
+                Some(Err(failure)) => commands.push(finished(
+                    None,
+                    Some(format!("{}: {}", failure.code, failure.detail)),
+                )),
             }
         }
         commands.push(Command::Complete(RunCompleted {

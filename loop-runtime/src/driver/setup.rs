@@ -17,6 +17,7 @@ use crate::agent_call::{Ask, CallLog};
 use crate::error::RuntimeError;
 use crate::process::Limits;
 use crate::run_context::AFTER_RESULT;
+use crate::scratch::Scratch;
 use crate::worktree::WorktreeProvider;
 
 /// The longest a naming call may take.
@@ -37,6 +38,17 @@ impl Driver {
             }
             Some(RunStatus::Running) => {}
             _ => return Ok(Some(DriverEnd::Settled)),
+        }
+        // The run directory lives in the workspace: keep it out of the person's git (and out of
+        // an agent's `git add -A` in a run without a worktree). A failure here costs nothing
+        // but a noisier `git status`.
+        let log_dir = &self.run.config.log_dir;
+        if Path::new(log_dir).is_relative() {
+            let pattern = format!("/{}/", log_dir.trim_matches('/'));
+            let workspace = PathBuf::from(&self.run.created.workspace_root);
+            if let Err(error) = crate::git::exclude(&workspace, &pattern).await {
+                tracing::warn!(%error, "cannot add the run logs to .git/info/exclude");
+            }
         }
         if let Err(error) = self.run.files.create() {
             let reason = format!(
@@ -70,6 +82,14 @@ impl Driver {
         let (proposed, paid) = match self.services.agent(&config.agent) {
             Some(agent) => self.ask_for_name(agent).await,
             None => (None, Paid::default()),
+        };
+        let proposed = match proposed {
+            Some(name) => Some(
+                self.services
+                    .free_name(&name, Some(self.run.run_id))
+                    .await?,
+            ),
+            None => None,
         };
         let named = match proposed {
             Some(name) => RunNamed {
@@ -109,6 +129,15 @@ impl Driver {
             .config
             .agent_timeout
             .map_or(NAMING_TIMEOUT, |timeout| timeout.min(NAMING_TIMEOUT));
+        // The run has no worktree yet (its branch is named after the run), and the naming call
+        // needs nothing but its prompt: it runs in an empty directory, never in the person's
+        // checkout.
+        let Ok(scratch) = Scratch::empty(
+            &self.services.data_dir,
+            &format!("naming-{}", self.run.run_id),
+        ) else {
+            return (None, Paid::default());
+        };
         let ask = Ask {
             prompt: &prompt,
             prompt_file: &prompt_file,
@@ -120,10 +149,12 @@ impl Driver {
                 ..Limits::default()
             },
             session: None,
+            cwd: Some(scratch.path()),
         };
         let reply = log
             .call(&self.services, &self.run, agent.as_ref(), ask, &self.cancel)
             .await;
+        scratch.remove().await;
         let _ = log.close(&self.run, "naming_");
         match reply {
             Ok(reply) if reply.end == CallEnd::Success => {

@@ -20,6 +20,7 @@ use crate::agent_call::{Ask, CallLog};
 use crate::driver::new_step_id;
 use crate::error::RuntimeError;
 use crate::run_context::RunContext;
+use crate::scratch::Scratch;
 use crate::services::Services;
 
 /// How long one git snapshot may take.
@@ -118,6 +119,16 @@ async fn work(
         None
     };
     let material = Material::read(&context).await;
+    // The analyses read the spec and plan as the run left them, in a worktree of their own:
+    // never in the person's checkout, and not in the run's worktree, which may be gone.
+    let scratch = match skip {
+        Some(_) => None,
+        None => Some(analysis_checkout(services, &context.run).await),
+    };
+    let cwd = scratch
+        .as_ref()
+        .and_then(|s| s.as_ref().ok())
+        .map(Scratch::path);
     let mut answers: Vec<(Analysis, String)> = Vec::new();
     let mut paid = Paid::default();
     for analysis in Analysis::ALL {
@@ -141,17 +152,29 @@ async fn work(
         let Some(agent) = agent.as_deref().filter(|_| skip.is_none()) else {
             continue;
         };
+        if cwd.is_none() {
+            if let Some(Err(error)) = &scratch {
+                job.problems.push(format!(
+                    "{}: no scratch directory: {error}",
+                    analysis.name()
+                ));
+            }
+            continue;
+        }
         let model = job
             .model
             .clone()
-            .unwrap_or_else(|| context.run.config.review_model.clone());
+            .unwrap_or_else(|| context.run.config.postmortem_model.clone());
         let (answer, cost) = ask(
             services,
             &context.run,
             agent,
-            analysis,
-            &prompt,
-            &model,
+            Question {
+                analysis,
+                prompt: &prompt,
+                model: &model,
+                cwd,
+            },
             cancel,
         )
         .await;
@@ -174,6 +197,9 @@ async fn work(
                 job.problems.push(format!("{}: {reason}", analysis.name()));
             }
         }
+    }
+    if let Some(Ok(scratch)) = scratch {
+        scratch.remove().await;
     }
     Ok(match skip {
         Some((status, reason)) => {
@@ -313,17 +339,46 @@ async fn record(
     Ok(())
 }
 
+/// A worktree of the run's branch (else of the workspace's `HEAD`) for the analyses.
+async fn analysis_checkout(services: &Services, run: &RunContext) -> std::io::Result<Scratch> {
+    let workspace = Path::new(&run.created.workspace_root);
+    let rev = run
+        .worktree
+        .as_ref()
+        .filter(|w| w.provider != "none")
+        .map_or("HEAD", |w| w.run_branch.as_str());
+    Scratch::checkout(
+        &services.data_dir,
+        &format!("postmortem-{}", run.run_id),
+        workspace,
+        rev,
+    )
+    .await
+}
+
+/// What one analysis asks, and where the agent runs.
+struct Question<'a> {
+    analysis: Analysis,
+    prompt: &'a str,
+    model: &'a str,
+    cwd: Option<&'a Path>,
+}
+
 /// One analysis through the run's agent: its answer, or why there is none; and what the call
 /// cost, whatever its end.
 async fn ask(
     services: &Services,
     run: &RunContext,
     agent: &dyn Agent,
-    analysis: Analysis,
-    prompt: &str,
-    model: &str,
+    question: Question<'_>,
     cancel: &CancellationToken,
 ) -> (Result<String, String>, Paid) {
+    let Question {
+        analysis,
+        prompt,
+        model,
+        cwd,
+    } = question;
     let name = analysis.name();
     let log_name = format!("{ANALYSIS_DIR}/{name}.log");
     let mut log = match CallLog::open(services, run, new_step_id(), &log_name) {
@@ -347,6 +402,8 @@ async fn ask(
         env: &env,
         limits: run.agent_limits(),
         session: None,
+        // Without a scratch checkout, an empty scratch directory: still not the person's.
+        cwd,
     };
     info!(analysis = name, model, "analysis started");
     let reply = log.call(services, run, agent, ask, cancel).await;

@@ -36,7 +36,21 @@ pub(crate) async fn merge(
     target: Option<&str>,
 ) -> Result<MergeOutcome, RuntimeError> {
     let view = view_of(services, run_id).await?;
-    if view.status != RunStatus::Completed {
+    // Runs of earlier versions failed when their merge on completion did not land; their work
+    // was done and verified all the same, so they may be merged too.
+    let merge_failed_earlier = view.status == RunStatus::Failed
+        && services
+            .journal
+            .read_run(run_id)
+            .await?
+            .iter()
+            .rev()
+            .find_map(|record| match &record.event {
+                loop_core::event::Event::RunFailed(failed) => Some(failed.merge_did_not_land()),
+                _ => None,
+            })
+            .unwrap_or(false);
+    if view.status != RunStatus::Completed && !merge_failed_earlier {
         return Err(DomainError::IllegalInState {
             action: "merge",
             status: view.status,

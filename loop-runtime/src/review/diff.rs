@@ -4,7 +4,7 @@ use loop_core::event::{Event, ReviewAction};
 use loop_core::time::rfc3339_ms;
 use loop_core::{Command, RunId};
 
-use super::{DiffCommit, FileDiff, RunBranch, RunDiff, detail, invalid, require_finished, view_of};
+use super::{DiffCommit, FileDiff, RunBranch, RunDiff, detail, invalid, view_of};
 use crate::error::RuntimeError;
 use crate::git;
 use crate::services::Services;
@@ -21,7 +21,9 @@ const LOG_FORMAT: &str = "--format=%H%x1f%an%x1f%at%x1f%s%x1e";
 /// event is that same record: looking again at an unchanged diff adds nothing to the log.
 pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, RuntimeError> {
     let view = view_of(services, run_id).await?;
-    require_finished(&view, "diff")?;
+    // A run still working shows its work so far (what it has committed); only a finished run's
+    // diff is recorded as a person's review of it.
+    let finished = view.status.is_terminal();
     let branch = RunBranch::of(view)?;
     let dir = branch.workspace();
     let (base, run) = (&branch.base_branch, &branch.run_branch);
@@ -87,7 +89,7 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     };
     let records = services.journal.read_run(run_id).await?;
     let same = matches!(records.last().map(|r| &r.event), Some(Event::ReviewAction(last)) if *last == action);
-    if !same {
+    if finished && !same {
         services
             .journal
             .execute(run_id, vec![Command::Review(action)])

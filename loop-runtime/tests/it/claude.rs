@@ -72,9 +72,10 @@ async fn a_plan_completes_with_cost_and_tokens_from_the_stream() {
         .expect("submit");
     let done = finish(&runtime, run.id).await;
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    // Two tasks, two calls at $0.6: a finished, verified plan needs no call to say so.
     assert!(
-        (done.cost_usd - 1.8).abs() < 1e-9,
-        "three calls at $0.6: {}",
+        (done.cost_usd - 1.2).abs() < 1e-9,
+        "two calls at $0.6: {}",
         done.cost_usd
     );
     let steps = runtime.steps(run.id).await.expect("steps");
@@ -277,11 +278,8 @@ async fn an_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
     let done = finish(&runtime, run.id).await;
     // Cut into pieces, the result line would read as a call without a result: a failure.
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
-    let records = runtime.events(run.id).await.expect("events");
-    assert_eq!(
-        count(&records, |e| matches!(e, Event::CompletionDetected(_))),
-        1
-    );
-    assert!((done.cost_usd - 0.5).abs() < 1e-9, "{}", done.cost_usd);
+    assert_eq!(done.tasks_done, 1, "the one task is done: {done:?}");
+    // The cost is on the long line itself: it was read whole.
+    assert!((done.cost_usd - 0.25).abs() < 1e-9, "{}", done.cost_usd);
     runtime.shutdown().await;
 }

@@ -4,10 +4,12 @@
 mod claude;
 mod control;
 mod faults;
+mod first_hour;
 mod loop_runs;
 mod notify;
 mod output;
 mod postmortem;
+mod raw_cap;
 mod real_agents;
 mod review;
 mod support;

@@ -95,6 +95,28 @@ async fn notify_cmd_gets_the_completed_event_once_even_across_a_restart() {
         &got[0],
         records.iter().find(|r| r.seq == got[0].seq).unwrap()
     );
+    // Beside the event, what a person reading the notification wants to know of the run.
+    let raw = std::fs::read_dir(&inbox)
+        .expect("inbox")
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .expect("a notification");
+    let body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(raw).expect("read")).expect("json");
+    assert_eq!(body["run"]["name"], "feature", "{body}");
+    assert_eq!(
+        body["run"]["workspace_root"],
+        scratch
+            .repo()
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy()
+            .as_ref(),
+        "{body}"
+    );
+    assert_eq!(body["run"]["status"], "COMPLETED", "{body}");
+    assert!(body["run"]["cost_usd"].is_number(), "{body}");
     let lines = deliveries(&scratch);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["status"], "delivered");
@@ -206,6 +228,7 @@ fn completed_run_in_log(store: &SqliteStore, notify_cmd: &str, workspace: &Path)
         spec_path: "specs/feature.md".to_owned(),
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config: BTreeMap::from([("notify_cmd".to_owned(), notify_cmd.to_owned())]),
+        prompt_template: Default::default(),
     };
     let completed = RunCompleted {
         exit_reason: ExitReason::CompletePlan,

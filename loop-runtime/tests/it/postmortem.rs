@@ -399,6 +399,7 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
         spec_path: "specs/feature.md".to_owned(),
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config: Default::default(),
+        prompt_template: Default::default(),
     };
     let commands = [
         Command::Create(created),

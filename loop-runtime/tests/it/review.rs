@@ -113,7 +113,7 @@ async fn diff_of_a_completed_run_shows_its_commits_and_files_with_stats_and_patc
 }
 
 #[tokio::test]
-async fn a_run_still_working_cannot_be_reviewed() {
+async fn a_run_still_working_shows_its_work_so_far_but_cannot_be_merged() {
     let scratch = scratch(1);
     let runtime = runtime(&scratch);
     let run = runtime
@@ -125,7 +125,15 @@ async fn a_run_still_working_cannot_be_reviewed() {
         .await
         .expect("submit");
     wait_for_worktree(&runtime, run.id).await;
-    let error = runtime.diff(run.id).await.expect_err("not finished");
+    // A person looks at what the run has done so far; that is not a review of its result.
+    let diff = runtime.diff(run.id).await.expect("a diff while it works");
+    assert_eq!(diff.run_branch, "run/feature");
+    let records = runtime.events(run.id).await.expect("events");
+    assert!(reviews(&records).is_empty(), "no review action recorded");
+    let error = runtime
+        .merge(run.id, None, Some("main"))
+        .await
+        .expect_err("not finished");
     assert!(
         matches!(error, RuntimeError::Domain(_)) && error.to_string().contains("RUNNING"),
         "{error}"

@@ -173,7 +173,7 @@ async fn squash_and_merge_each_land_one_verified_result_on_the_target() {
 }
 
 #[tokio::test]
-async fn a_merge_conflict_fails_the_run_and_leaves_target_and_checkout_as_they_were() {
+async fn a_merge_conflict_completes_the_run_unmerged_and_leaves_target_and_checkout_as_they_were() {
     let scratch = scratch(1);
     let repo = scratch.repo();
     // The target already changed the file the run will write.
@@ -214,14 +214,18 @@ async fn a_merge_conflict_fails_the_run_and_leaves_target_and_checkout_as_they_w
         .await
         .expect("submit");
     let done = finish(&runtime, run.id).await;
-    assert_eq!(done.status, RunStatus::Failed);
-    assert_eq!(done.exit_reason, Some(ExitReason::Failed));
+    // The run's work is done and verified: it completes, its merge recorded as not landed.
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    assert_eq!(done.exit_reason, Some(ExitReason::CompletePlan));
+    let merge = done.merge.clone().expect("the merge is recorded");
+    assert!(!merge.landed, "{merge:?}");
     assert!(
-        done.failure_reason
+        merge
+            .problem
             .as_deref()
             .unwrap_or("")
-            .starts_with("merge_failed:conflict"),
-        "{done:?}"
+            .starts_with("conflict"),
+        "{merge:?}"
     );
     assert_eq!(
         git(&repo, &["rev-parse", "integration"]),

@@ -41,6 +41,7 @@ pub fn run_created(name: &str, workspace_root: &str) -> RunCreated {
             ("base_branch".to_owned(), "main".to_owned()),
             ("iterations".to_owned(), "10".to_owned()),
         ]),
+        prompt_template: Default::default(),
     }
 }
 

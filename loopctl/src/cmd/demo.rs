@@ -56,9 +56,19 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
         config: Layer::new(),
         config_file: None,
     };
-    let view = follow::run_in_process(request, &db, &data_dir, out)?;
+    let follow::Followed::Ended(view) = follow::run_in_process(request, &db, &data_dir, out)?
+    else {
+        return Ok(ExitCode::from(130));
+    };
 
     let run_dir = repo.join("logs/loop").join(format!("run-{}", view.id));
+    // The document of `loopctl run --wait` (`{"run": Run}`), with where the demo's files are.
+    out.document(&serde_json::json!({
+        "run": view,
+        "repository": repo,
+        "run_dir": run_dir,
+        "event_log": db,
+    }));
     out.line("");
     out.line(&format!("run directory   {}", run_dir.display()));
     out.line(&format!(
@@ -75,7 +85,7 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
     out.line(&format!("event log       {}", db.display()));
     out.line("");
     out.line("Try it with a real agent, in your own repository:");
-    out.line("  loopctl init                                   # writes .loop/config");
+    out.line("  loopctl init                                   # .loop/config, a spec and a plan");
     out.line("  loopctl exec specs/<feature>.md --verify-cmd 'cargo test'");
     out.line(&format!(
         "  loopctl replay --db {}     # the log folds back to the same state",

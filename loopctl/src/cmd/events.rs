@@ -43,6 +43,10 @@ pub fn events(
     // A run that ended has a log that will not grow unless it is retried: the rest of it is
     // read at once (a stream would wait for a terminal event that already passed).
     let view = retrying(client, out, || client.run(id)).map_err(|error| named(error, id))?;
+    if view.status == loop_core::RunStatus::Pending {
+        let why = crate::cmd::tail::pending(&view, "its events follow as it runs");
+        out.note(&format!("── run {why}"));
+    }
     let events: Box<dyn Iterator<Item = Result<EventRecord, ClientError>>> =
         if view.status.is_terminal() {
             let events = client

@@ -57,7 +57,7 @@ pub fn run(
                  not the run",
                 dir.display()
             ));
-            let client = Daemon::new(&address, token).connect()?;
+            let client = Daemon::new(&address, token, true).connect()?;
             return daemon_run::run(&client, args, true, false, out);
         }
         Err(LockError::Held { dir, holder }) => anyhow::bail!(
@@ -74,7 +74,12 @@ pub fn run(
             data_dir.display()
         ));
     }
-    let view = follow::run_in_process(request, &db, &data_dir, out)?;
+    let follow::Followed::Ended(view) = follow::run_in_process(request, &db, &data_dir, out)?
+    else {
+        return Ok(ExitCode::from(130));
+    };
+    // The document of `loopctl run --wait`, so a script reads a run the same way from both.
+    out.document(&serde_json::json!({ "run": view }));
     Ok(if view.status == RunStatus::Completed {
         ExitCode::SUCCESS
     } else {

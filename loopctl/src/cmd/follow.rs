@@ -1,5 +1,6 @@
 //! Running one loop in this process and following it: the agent's output on stdout as it is
-//! written, a timeline of steps on stderr, the final run as JSON under `--json`.
+//! written, a timeline of steps on stderr. The caller prints the final run (under `--json`,
+//! `{"run": Run, …}`, the document `loopctl run --wait` prints).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,13 +14,23 @@ use loop_store::SqliteStore;
 
 use crate::output::Output;
 
-/// Submits `request` to an embedded runtime over the log at `db` and follows it to its end.
+/// How a run followed in this process ended for this process.
+pub enum Followed {
+    /// The run reached a terminal state.
+    Ended(Box<RunView>),
+    /// Ctrl-C: the runtime stopped its agent and recorded the step as interrupted; the run is
+    /// still RUNNING in the log, for a daemon on the same data dir to continue.
+    Interrupted,
+}
+
+/// Submits `request` to an embedded runtime over the log at `db` and follows it to its end, or
+/// until Ctrl-C.
 pub fn run_in_process(
     request: RunRequest,
     db: &Path,
     data_dir: &Path,
     out: &Output,
-) -> anyhow::Result<RunView> {
+) -> anyhow::Result<Followed> {
     let store = SqliteStore::open(db)
         .with_context(|| format!("cannot open the event log {}", db.display()))?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -42,8 +53,25 @@ pub fn run_in_process(
             db.display()
         ));
         let mut events = runtime.subscribe(Some(run.id), Seq(0));
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(interrupt);
         let finished = loop {
             tokio::select! {
+                _ = &mut interrupt => {
+                    // The default SIGINT would kill this process between two appends and leave
+                    // the agent to the next start's sweep; stopping the runtime instead ends the
+                    // step as INTERRUPTED, which is what a daemon's recovery continues from.
+                    runtime.shutdown().await;
+                    out.note(&format!(
+                        "\nloopctl: interrupted; run {} stays RUNNING in {}. \
+                         `loopd --data-dir {}` continues it (then `loopctl cancel {}` stops it).",
+                        run.name,
+                        db.display(),
+                        data_dir.display(),
+                        run.name,
+                    ));
+                    return Ok(Followed::Interrupted);
+                }
                 chunk = output.recv() => {
                     if let Ok(chunk) = chunk
                         && chunk.run_id == run.id
@@ -68,29 +96,39 @@ pub fn run_in_process(
             && view.postmortem.as_deref() == Some("running")
         {
             out.note("── postmortem: analysing the run (Ctrl-C skips it)");
-            let report = runtime.wait_postmortem(view.id).await?;
-            out.note(&format!(
-                "── postmortem {} in {}{}",
-                report.status.as_deref().unwrap_or("unknown"),
-                report.dir,
-                report.reason.map(|r| format!(": {r}")).unwrap_or_default()
-            ));
+            tokio::select! {
+                report = runtime.wait_postmortem(view.id) => {
+                    let report = report?;
+                    out.note(&format!(
+                        "── postmortem {} in {}{}",
+                        report.status.as_deref().unwrap_or("unknown"),
+                        report.dir,
+                        report.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ));
+                }
+                _ = &mut interrupt => out.note(&format!(
+                    "── postmortem skipped; `loopctl analyze {}` runs it later",
+                    view.name
+                )),
+            }
         }
         runtime.shutdown().await;
         let Some(view) = finished else {
             anyhow::bail!("the runtime stopped before the run ended");
         };
-        out.document(&serde_json::to_value(&view)?);
         let verdict = match (&view.exit_reason, &view.failure_reason) {
             (_, Some(reason)) => format!("{}: {reason}", view.status),
             (Some(exit), None) => format!("{} ({})", view.status, exit.as_str()),
             _ => view.status.to_string(),
         };
         out.note(&format!(
-            "{verdict}; {} of {} tasks, {} iterations, ${:.2}",
-            view.tasks_done, view.tasks_total, view.iteration, view.cost_usd
+            "{verdict}; {} of {} tasks, {}, ${:.2}",
+            view.tasks_done,
+            view.tasks_total,
+            crate::render::iterations(view.iteration),
+            view.cost_usd
         ));
-        Ok(view)
+        Ok(Followed::Ended(Box::new(view)))
     })
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::cli::RunArgs;
 use crate::cmd::control::wait_for_end;
 use crate::cmd::tail::{self, Start};
+use crate::interrupt;
 use crate::output::Output;
 use crate::render::{exit_status, summary};
 use crate::workspace;
@@ -27,6 +28,7 @@ pub fn run(
         view.id, view.name, view.workspace_root
     ));
     if follow {
+        interrupt::leave_running(&view.name);
         let view = tail::follow_output(client, view.id, true, Start::First, out)?;
         out.document(&json!({ "run": view }));
         out.note(&summary(&view));

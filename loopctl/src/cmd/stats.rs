@@ -1,24 +1,25 @@
-//! `loopctl stats`: figures across runs, folded from the event log (no daemon needed): a table
-//! for people, the figures as one JSON document for scripts.
+//! `loopctl stats`: figures across runs, folded from the event log, from the daemon or from a
+//! log file (see `source.rs`): a table for people, the figures as one JSON document for scripts.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use loop_core::stats::Stats;
+use loop_core::stats::{Stats, parse_age};
 use loop_core::time::rfc3339_ms;
 
 use crate::human::{duration, money};
 use crate::log::embedded;
 use crate::output::Output;
+use crate::source::Source;
 use crate::workspace;
 
-/// `loopctl stats [--since AGE] [--workspace] [--db PATH]`.
+/// `loopctl stats [--since AGE] [--workspace] [--db PATH]`; `since` as typed (`7d`), already
+/// checked by the parser.
 pub fn run(
-    since: Option<Duration>,
+    source: Source,
+    since: Option<&str>,
     this_workspace: bool,
-    db: Option<PathBuf>,
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
     let workspace_root = if this_workspace {
@@ -27,9 +28,20 @@ pub fn run(
     } else {
         None
     };
-    let stats = embedded(db, async |runtime| {
-        Ok(runtime.stats(since, workspace_root).await?)
-    })?;
+    let stats = match source {
+        // The daemon reads the age as the command line does (`parse_age`).
+        Source::Daemon(client) => client.stats(since, workspace_root.as_deref())?,
+        Source::Log(db) => {
+            let since = since
+                .map(parse_age)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .map(|ms| Duration::from_millis(ms.max(0) as u64));
+            embedded(&db, async |runtime| {
+                Ok(runtime.stats(since, workspace_root).await?)
+            })?
+        }
+    };
     out.document(&serde_json::to_value(&stats)?);
     for line in table(&stats) {
         out.line(&line);

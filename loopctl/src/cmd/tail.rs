@@ -12,6 +12,7 @@ use loop_core::{RunId, RunStatus, StepId};
 
 use crate::connect::{named, reconnect_notes, retrying};
 use crate::human::{self, duration};
+use crate::interrupt;
 use crate::output::Output;
 use crate::render::summary;
 use crate::run_ref;
@@ -28,8 +29,11 @@ pub enum Start {
 
 /// `loopctl tail RUN [-f]`.
 pub fn tail(client: &Client, text: &str, follow: bool, out: &Output) -> anyhow::Result<ExitCode> {
-    let id = run_ref::on_daemon(client, text)?.id;
-    let view = follow_output(client, id, follow, Start::Current, out)?;
+    let run = run_ref::on_daemon(client, text)?;
+    if follow {
+        interrupt::leave_running(&run.name);
+    }
+    let view = follow_output(client, run.id, follow, Start::Current, out)?;
     if follow {
         out.note(&summary(&view));
     }
@@ -120,6 +124,15 @@ pub fn follow_output(
     }
 }
 
+/// Why a PENDING run has not started, then what follows, for a person waiting on it.
+pub fn pending(view: &RunView, follows: &str) -> String {
+    let why = view
+        .waiting
+        .as_ref()
+        .map_or("about to start", |waiting| waiting.reason.as_str());
+    format!("PENDING ({why}); {follows}")
+}
+
 /// Whether a later step of `steps` runs the same phase of the same iteration as `step`.
 fn superseded(steps: &[StepView], step: StepId) -> bool {
     let mut later = steps.iter().skip_while(|s| s.id != step);
@@ -163,7 +176,8 @@ impl Follower<'_> {
     fn waiting(&self, view: &RunView) {
         let why = match view.status {
             RunStatus::Paused => format!("paused: `loopctl resume {}` goes on", view.id),
-            // Pending (queued, or about to start) or between two steps: nothing worth a line.
+            RunStatus::Pending => pending(view, "its output follows when its first step starts"),
+            // Between two steps: nothing worth a line.
             _ => return,
         };
         self.out

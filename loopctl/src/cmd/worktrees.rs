@@ -1,25 +1,33 @@
-//! `loopctl worktrees`, `worktree-rm` and `gc` without a daemon: the runtime embedded over the
-//! event log, as `exec` does. The worktrees are those the log records for runs and has not seen
-//! removed; every removal is recorded as `WORKTREE_REMOVED`. Run branches are kept.
+//! `loopctl worktrees`, `worktree-rm` and `gc`, through the daemon or with the runtime embedded
+//! over a log file (see `source.rs`). The worktrees are those the log records for runs and has
+//! not seen removed; every removal is recorded as `WORKTREE_REMOVED`. Run branches are kept.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use loop_api::review::{GcBody, RemoveWorktreeBody};
 use loop_runtime::RunWorktree;
 
 use crate::human::size;
 use crate::log::embedded;
 use crate::output::Output;
+use crate::source::Source;
 use crate::workspace;
 
 /// `loopctl worktrees`: this workspace's run worktrees (every workspace's with `all`).
-pub fn list(db: Option<PathBuf>, all: bool, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn list(source: Source, all: bool, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = scope(all)?;
-    let worktrees = embedded(db, async |runtime| {
-        Ok(runtime.worktrees(workspace.as_deref()).await?)
-    })?;
+    let worktrees = match source {
+        Source::Daemon(client) => {
+            let root = workspace.as_deref().map(Path::to_string_lossy);
+            client.worktrees(root.as_deref())?
+        }
+        Source::Log(db) => embedded(&db, async |runtime| {
+            Ok(runtime.worktrees(workspace.as_deref()).await?)
+        })?,
+    };
     out.document(&serde_json::json!({ "worktrees": worktrees }));
     if worktrees.is_empty() {
         out.line(&match &workspace {
@@ -46,17 +54,15 @@ pub fn list(db: Option<PathBuf>, all: bool, out: &Output) -> anyhow::Result<Exit
 }
 
 /// `loopctl worktree-rm PATH [--force]`.
-pub fn remove(
-    path: &Path,
-    force: bool,
-    db: Option<PathBuf>,
-    out: &Output,
-) -> anyhow::Result<ExitCode> {
+pub fn remove(source: Source, path: &Path, force: bool, out: &Output) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let path = cwd.join(path);
-    let removed = embedded(db, async |runtime| {
-        Ok(runtime.remove_worktree(&path, force).await?)
-    })?;
+    let removed = match source {
+        Source::Daemon(client) => client.remove_worktree(&RemoveWorktreeBody { path, force })?,
+        Source::Log(db) => embedded(&db, async |runtime| {
+            Ok(runtime.remove_worktree(&path, force).await?)
+        })?,
+    };
     out.document(&serde_json::json!({ "removed": removed }));
     out.line(&format!(
         "removed {} (run {} {}, branch {} kept): {} freed",
@@ -71,18 +77,25 @@ pub fn remove(
 
 /// `loopctl gc [--dry-run] [--older-than DAYS]`: exits 1 when a worktree could not be removed.
 pub fn gc(
+    source: Source,
     dry_run: bool,
     older_than: Option<Duration>,
     all: bool,
-    db: Option<PathBuf>,
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
     let workspace = scope(all)?;
-    let report = embedded(db, async |runtime| {
-        Ok(runtime
-            .gc(workspace.as_deref(), dry_run, older_than)
-            .await?)
-    })?;
+    let report = match source {
+        Source::Daemon(client) => client.gc(&GcBody {
+            dry_run,
+            older_than_days: older_than.map(|age| age.as_secs_f64() / 86_400.0),
+            workspace_root: workspace,
+        })?,
+        Source::Log(db) => embedded(&db, async |runtime| {
+            Ok(runtime
+                .gc(workspace.as_deref(), dry_run, older_than)
+                .await?)
+        })?,
+    };
     out.document(&serde_json::to_value(&report)?);
     let verb = if dry_run { "would remove" } else { "removed" };
     for worktree in &report.removed {

@@ -105,8 +105,11 @@ fn exec_json_is_one_document_and_a_failed_run_exits_1() {
         ],
     );
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    let run: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
-    assert_eq!(run["status"], "FAILED");
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    // The document of `loopctl run --wait`.
+    let run = &document["run"];
+    assert_eq!(run["status"], "FAILED", "{document}");
     assert_eq!(run["exit_reason"], "iterations_exhausted");
 }
 
@@ -226,4 +229,67 @@ fn a_second_exec_on_the_same_data_dir_is_refused_naming_the_first() {
         "{stderr}"
     );
     assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_in_exec_interrupts_the_step_and_a_daemon_on_the_data_dir_finishes_the_run() {
+    let repo = repo("sleep_once.sh", "run_naming_mode=spec_slug\n");
+    let data = repo.dir.path().join("data");
+    let db = data.join("loopd.db");
+    let exec = Command::new(env!("CARGO_BIN_EXE_loopctl"))
+        .args(["exec", "specs/feature.md", "--no-worktree", "--db"])
+        .arg(&db)
+        .current_dir(repo.repo())
+        .env_remove("LOOP_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start exec");
+    // The agent's first call sleeps; once it has begun, the person presses Ctrl-C.
+    let runs = repo.repo().join("logs/loop");
+    loop_testkit::until(
+        "the agent started",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_dir(&runs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|run| run.path().join("slept").exists())
+        },
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(exec.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let output = exec.wait_with_output().expect("exec ends");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stays RUNNING") && stderr.contains("loopd --data-dir"),
+        "{stderr}"
+    );
+    {
+        let store = loop_store::SqliteStore::open(&db).expect("log");
+        let runs = loop_store::EventStore::list_runs(&store, &loop_store::RunQuery::default())
+            .expect("runs");
+        assert_eq!(runs[0].status, loop_core::RunStatus::Running);
+        let steps = loop_store::EventStore::steps(&store, runs[0].id).expect("steps");
+        assert_eq!(
+            steps[0].status,
+            loop_core::event::StepStatus::Interrupted,
+            "{steps:?}"
+        );
+    }
+
+    // A daemon on the same data dir takes the run up and finishes it.
+    let daemon = crate::daemon::start_daemon(&data, "127.0.0.1:0", &[]);
+    let client = loop_client::blocking::Client::new(&daemon.base, None).expect("a client");
+    let store = loop_store::SqliteStore::open(&db).expect("log");
+    let id = loop_store::EventStore::list_runs(&store, &loop_store::RunQuery::default())
+        .expect("runs")[0]
+        .id;
+    let done = client.wait(id).expect("the run ends");
+    assert_eq!(done.status, loop_core::RunStatus::Completed, "{done:?}");
 }

@@ -40,7 +40,7 @@ fn run_follow_shows_every_step_once_with_status_lines_on_stderr() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("── implementation · iteration 3"),
+        stderr.contains("── implementation · iteration 2"),
         "{stderr}"
     );
     assert!(stderr.contains(" elapsed · 1/2 tasks"), "{stderr}");
@@ -82,12 +82,13 @@ fn tail_and_events_of_a_finished_run() {
     let id = project.create(&["--name", "tidy"]);
     project.wait(&id);
 
-    // `tail` is the last step's output; -f follows from there to the end.
+    // `tail` is the last step's output; -f follows from there to the end. The plan's one task
+    // done and verified completes the run: the last step is the one that did it.
     let tail = project.loopctl(&["tail", "tidy"]);
     assert!(tail.status.success(), "{}", text(&tail.stderr));
     assert_eq!(
         text(&tail.stdout),
-        "Every task is done.\n<promise>COMPLETE</promise>\n"
+        "Implemented the next task.\nDONE: task 1\n"
     );
     let followed = project.loopctl(&["tail", "-f", "tidy"]);
     assert!(followed.status.success());
@@ -102,7 +103,7 @@ fn tail_and_events_of_a_finished_run() {
         chunk["content"]
             .as_str()
             .expect("content")
-            .contains("COMPLETE")
+            .contains("DONE: task 1")
     );
 
     // `events`: one line per event for people, one document for scripts.
@@ -235,4 +236,111 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
         2,
         "{stdout}"
     );
+}
+
+#[test]
+fn ctrl_c_while_following_says_the_run_goes_on_and_how_to_reattach() {
+    // sleep_once.sh prints a line, then sleeps through its first call.
+    let project = Project::new(&stub("sleep_once.sh"), 1);
+    for args in [
+        &[
+            "run",
+            "specs/feature.md",
+            "--no-worktree",
+            "--name",
+            "patient",
+            "--follow",
+        ][..],
+        &["tail", "patient", "-f"],
+    ] {
+        let mut follower = project
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start loopctl");
+        let mut stdout = std::io::BufReader::new(follower.stdout.take().expect("stdout"));
+        let stderr = collect(follower.stderr.take().expect("stderr"));
+        // Following for real: the agent's first line is on the screen.
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("a line");
+        assert_eq!(line, "thinking\n", "{args:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(follower.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("SIGINT");
+        let status = follower.wait().expect("loopctl ends");
+        let stderr = stderr.join().expect("stderr");
+        assert_eq!(status.code(), Some(130), "{args:?}: {stderr}");
+        assert!(stderr.contains("goes on in the daemon"), "{stderr}");
+        assert!(
+            stderr.contains("`loopctl tail patient --follow`"),
+            "{stderr}"
+        );
+        assert_eq!(
+            project.json(&["inspect", "patient"])["run"]["status"],
+            "RUNNING",
+            "{args:?}: the run goes on"
+        );
+    }
+    let canceled = project.loopctl(&["cancel", "patient"]);
+    assert!(canceled.status.success(), "{}", text(&canceled.stderr));
+}
+
+#[test]
+fn tail_and_events_of_a_queued_run_say_why_it_waits() {
+    let scratch =
+        loop_testkit::Scratch::with(|repo| repo.tasks(1).command_agent(&stub("hang.sh"), ""));
+    let daemon = loop_testkit::Loopd::new(crate::daemon::loopd_bin(), &scratch.data_dir())
+        .listen("127.0.0.1:0")
+        .args(["--max-concurrency", "1"])
+        .start();
+    let project = Project { scratch, daemon };
+    let busy = project.create(&["--name", "busy"]);
+    let queued = project.create(&["--name", "queued"]);
+
+    for args in [["tail", "queued"], ["events", "queued"]] {
+        let mut args = args.to_vec();
+        if args[0] == "events" {
+            args.push("--follow");
+        }
+        let mut child = project
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start loopctl");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+        let line = seen
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{args:?} said nothing"));
+        assert!(
+            line.contains("PENDING (waiting for a slot"),
+            "{args:?}: {line}"
+        );
+        assert!(
+            child.try_wait().expect("status").is_none(),
+            "{args:?} waits"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(
+        project.json(&["inspect", "queued"])["run"]["status"],
+        "PENDING"
+    );
+    for run in [&busy, &queued] {
+        project.loopctl(&["cancel", run]);
+    }
 }

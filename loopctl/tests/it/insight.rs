@@ -98,10 +98,21 @@ fn analyze_prints_the_prompts_alone_then_runs_the_analyses() {
             "{name} in {postmortem}"
         );
     }
+    let summary = std::fs::read_to_string(analysis.join("summary.md")).expect("summary");
+    assert!(summary.contains("## Root cause"));
+    assert_eq!(document["summary"], summary.as_str());
+
+    // For people: the findings, then one line saying where the files are (not a list of them).
+    let shown = loopctl_in(dir.path(), &["analyze", &run_id, "--db", db]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let stdout = text(&shown.stdout);
+    assert!(stdout.starts_with(&summary), "the summary first: {stdout}");
+    let rest = &stdout[summary.len()..];
+    let lines: Vec<&str> = rest.lines().filter(|line| !line.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "then one line: {stdout}");
     assert!(
-        std::fs::read_to_string(analysis.join("summary.md"))
-            .expect("summary")
-            .contains("## Root cause")
+        lines[0].starts_with(&format!("full analysis in {}", analysis.display())),
+        "{stdout}"
     );
 
     let unknown = loopctl_in(dir.path(), &["analyze", "no-such-run", "--db", db]);

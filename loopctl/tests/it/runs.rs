@@ -50,6 +50,55 @@ fn run_wait_exits_0_for_a_completed_run_and_1_for_a_failed_one() {
 }
 
 #[test]
+fn run_wait_demo_and_exec_print_the_same_document_for_a_run() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let waited = project.json(&["run", "specs/feature.md", "--no-worktree", "--wait"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_loopctl"))
+        .args(["demo", "--json", "--dir"])
+        .arg(dir.path().join("tour"))
+        .env_remove("LOOP_CONFIG")
+        .output()
+        .expect("run demo");
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let demo: serde_json::Value = serde_json::from_slice(&demo.stdout).expect("one document");
+
+    project.fresh_plan(1);
+    let db = project.scratch.dir.path().join("exec.db");
+    let exec = project
+        .command(&[
+            "exec",
+            "specs/feature.md",
+            "--no-worktree",
+            "--json",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .expect("run exec");
+    assert!(exec.status.success(), "{}", text(&exec.stderr));
+    let exec: serde_json::Value = serde_json::from_slice(&exec.stdout).expect("one document");
+
+    let keys = |document: &serde_json::Value| -> Vec<String> {
+        let run = document["run"].as_object().expect("a run under \"run\"");
+        run.keys().cloned().collect()
+    };
+    assert_eq!(keys(&demo), keys(&waited), "demo: {demo}");
+    assert_eq!(keys(&exec), keys(&waited), "exec: {exec}");
+    for document in [&waited, &demo, &exec] {
+        assert_eq!(document["run"]["status"], "COMPLETED", "{document}");
+    }
+    // The demo adds where its files are, beside the run.
+    assert!(
+        std::path::Path::new(demo["run_dir"].as_str().expect("run_dir"))
+            .join("summary.json")
+            .is_file(),
+        "{demo}"
+    );
+}
+
+#[test]
 fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
     let project = Project::new(&stub("one_task.sh"), 1);
     let id = project.create(&["--name", "tidy-otter"]);
@@ -108,7 +157,7 @@ fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
         "COMPLETED (complete_plan)",
         "specs/planning/feature-plan.md",
         "none (works in the workspace)",
-        "iteration 2 · tasks 1/1",
+        "iteration 1 · tasks 1/1",
         "PHASE",
         "DURATION",
         "implementation",
@@ -121,7 +170,8 @@ fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
     }
     let document = project.json(&["inspect", &id]);
     assert_eq!(document["run"]["id"], id.as_str());
-    assert_eq!(document["steps"].as_array().map(Vec::len), Some(2));
+    // One implementation step did the plan's one task; no call to say COMPLETE.
+    assert_eq!(document["steps"].as_array().map(Vec::len), Some(1));
     let run_dir = document["run_dir"].as_str().expect("run dir");
     assert!(
         std::path::Path::new(run_dir).join("summary.json").is_file(),
@@ -231,7 +281,32 @@ fn a_run_flag_reaches_the_frozen_config_through_the_daemon() {
     let events = project.json(&["events", &id]);
     let created = &events["events"][0]["payload"]["config"];
     assert_eq!(created["max_cost_usd"], "0.5", "{created}");
-    assert_eq!(created["verify_cmds"], "false || true", "{created}");
+    // One command per line, kept whole: `||` is the shell's, not a separator.
+    assert_eq!(created["verify_cmds"], "false || true\n", "{created}");
+}
+
+#[test]
+fn agent_cmd_and_run_naming_mode_flags_reach_the_frozen_config() {
+    let project = Project::new(&stub("one_task.sh"), 1);
+    let agent = stub("chatty.sh");
+    let id = project.create(&["--agent-cmd", &agent, "--run-naming-mode", "spec_slug"]);
+    let events = project.json(&["events", &id]);
+    let created = &events["events"][0]["payload"]["config"];
+    assert_eq!(created["agent_cmd"], agent.as_str(), "{created}");
+    assert_eq!(created["run_naming_mode"], "spec_slug", "{created}");
+    // --agent-cmd sets that key alone: the adapter is still the config's.
+    assert_eq!(created["agent"], "command", "{created}");
+    project.wait(&id);
+
+    // The contract's spelling, --name-source, is the same flag.
+    project.fresh_plan(1);
+    let id = project.create(&["--name-source", "spec_slug"]);
+    let events = project.json(&["events", &id]);
+    assert_eq!(
+        events["events"][0]["payload"]["config"]["run_naming_mode"],
+        "spec_slug"
+    );
+    project.wait(&id);
 }
 
 #[test]

@@ -53,6 +53,7 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
         spec_path: "specs/feature.md".to_owned(),
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config,
+        prompt_template: Default::default(),
     };
     apply(store, &mut state, run_id, at(0), Command::Create(created));
     apply(store, &mut state, run_id, at(10), Command::Start);

@@ -140,7 +140,8 @@ fn stats_count_runs_by_outcome_in_a_time_window_and_a_workspace() {
     assert_eq!(all["runs"]["failed"], 1);
     // A command agent fails as itself, not as Claude Code.
     assert_eq!(all["runs"]["by_exit_reason"]["agent_failed"], 1);
-    assert_eq!(all["iterations_to_completion"]["max"], 2);
+    // One task, one iteration: a finished, verified plan completes without another call.
+    assert_eq!(all["iterations_to_completion"]["max"], 1);
     assert_eq!(all["tasks_done"], 1);
     let workspace = repo.to_string_lossy().into_owned();
     let recent = stats(&format!("?since=1h&workspace_root={workspace}"));
