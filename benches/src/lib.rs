@@ -477,16 +477,36 @@ pub fn paired(
             .map(|p| p.0.as_secs_f64() / p.1.as_secs_f64())
             .collect(),
     );
+    let ratios: Vec<f64> = pairs
+        .iter()
+        .map(|p| p.0.as_secs_f64() / p.1.as_secs_f64())
+        .collect();
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let per = |s: f64| elements as f64 / s;
     eprintln!(
         "paired {label}: {rounds} rounds of {elements} events; store median {:.3} ms \
-         ({:.0} events/s), raw median {:.3} ms ({:.0} events/s), median ratio store/raw {ratio:.2}",
+         ({:.0} events/s), raw median {:.3} ms ({:.0} events/s), median ratio store/raw {ratio:.2} \
+         (range {low:.2}–{high:.2})",
         store_s * 1e3,
         per(store_s),
         raw_s * 1e3,
         per(raw_s),
     );
+    row(&[
+        label,
+        &format!("{elements}"),
+        &format!("{:.0}/s", per(store_s)),
+        &format!("{:.0}/s", per(raw_s)),
+        &format!("{ratio:.2} ({low:.2}–{high:.2}, {rounds} rounds)"),
+    ]);
     ratio
+}
+
+/// One row of a BENCHMARKS.md table on stdout (`| a | b |`): `benches/regenerate.sh` gathers
+/// these lines from every benchmark's output into the document's generated section.
+pub fn row(cells: &[&str]) {
+    println!("| {} |", cells.join(" | "));
 }
 
 /// Whether the benchmark binary runs as a benchmark (`cargo bench`, which passes `--bench`)

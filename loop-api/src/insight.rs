@@ -1,7 +1,7 @@
 //! Knowing what happened: a run's postmortem and the figures across runs.
 
 use loop_core::RunId;
-use loop_core::stats::Stats;
+use loop_core::stats::{DayOutcomes, Stats};
 use serde::{Deserialize, Serialize};
 
 /// The state of a run's postmortem and the files of its `analysis/` directory
@@ -50,9 +50,21 @@ pub struct PostmortemEnvelope {
     pub postmortem: PostmortemReport,
 }
 
-/// `{"stats": Stats}`.
+/// `{"stats": Stats, "runs_by_day": [DayOutcomes]}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsEnvelope {
     pub stats: Stats,
+    /// The same runs by the UTC day they were created, oldest first, each under the status it
+    /// stands in now; days without a run are left out. Absent from older daemons.
+    #[serde(default)]
+    pub runs_by_day: Vec<DayOutcomes>,
+}
+
+impl StatsEnvelope {
+    /// The figures, with their series beside them.
+    pub fn new(mut stats: Stats) -> StatsEnvelope {
+        let runs_by_day = std::mem::take(&mut stats.runs_by_day);
+        StatsEnvelope { stats, runs_by_day }
+    }
 }

@@ -6,6 +6,9 @@
 //! interleave in any way (the result is the same), so a caller can feed the whole log or only
 //! the runs it already knows are in scope. The clock arrives as an argument of
 //! [`StatsFold::finish`], for runs still active or still waiting.
+//!
+//! Beside the totals, [`Stats::runs_by_day`] counts the same runs by the UTC day they were
+//! created, each under the status it stands in now: how outcomes move over time.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,10 @@ use crate::event::{Event, EventRecord, Phase, StepStatus};
 use crate::ids::RunId;
 use crate::projection::add_cost;
 use crate::state::RunStatus;
+use crate::time::rfc3339_ms;
+
+/// A day in milliseconds: the buckets of [`Stats::runs_by_day`] are UTC days.
+const DAY_MS: i64 = 86_400_000;
 
 /// Which runs count: those created at or after `since_ms`, in `workspace_root`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +83,50 @@ pub struct Stats {
     pub usage_limits: UsageLimits,
     /// Agent calls retried (`AGENT_RETRY`).
     pub agent_retries: u64,
+    /// The same runs by the UTC day they were created, oldest first; days without a run are
+    /// left out. `GET /stats` serves it beside the figures (`runs_by_day` of its envelope);
+    /// it is not part of the figures' own JSON, which `loopctl stats --json` prints and
+    /// scripts already read.
+    #[serde(skip)]
+    pub runs_by_day: Vec<DayOutcomes>,
+}
+
+/// The runs created on one UTC day, each under the status it stands in now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayOutcomes {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The day's first millisecond (UTC).
+    pub day_ms: i64,
+    pub total: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub canceled: u64,
+    /// PENDING, RUNNING or PAUSED.
+    pub active: u64,
+}
+
+impl DayOutcomes {
+    fn starting(day_ms: i64) -> DayOutcomes {
+        let mut day = rfc3339_ms(day_ms);
+        day.truncate("YYYY-MM-DD".len());
+        DayOutcomes {
+            day,
+            day_ms,
+            ..DayOutcomes::default()
+        }
+    }
+
+    fn count(&mut self, status: RunStatus) {
+        self.total += 1;
+        match status {
+            RunStatus::Completed => self.completed += 1,
+            RunStatus::Failed => self.failed += 1,
+            RunStatus::Canceled => self.canceled += 1,
+            RunStatus::Pending | RunStatus::Running | RunStatus::Paused => self.active += 1,
+        }
+    }
 }
 
 /// How the runs in scope stand.
@@ -160,6 +211,8 @@ pub struct UsageLimits {
 /// One run's part of the figures.
 #[derive(Clone, Debug)]
 struct RunFacts {
+    /// When its `RUN_CREATED` was recorded.
+    created_ms: i64,
     status: RunStatus,
     exit_reason: Option<&'static str>,
     completed_iteration: Option<u32>,
@@ -181,8 +234,9 @@ struct RunFacts {
 }
 
 impl RunFacts {
-    fn new() -> RunFacts {
+    fn new(created_ms: i64) -> RunFacts {
         RunFacts {
+            created_ms,
             status: RunStatus::Pending,
             exit_reason: None,
             completed_iteration: None,
@@ -326,7 +380,7 @@ impl StatsFold {
             Event::RunCreated(created)
                 if self.scope.admits(record.ts_ms, &created.workspace_root) =>
             {
-                self.runs.insert(record.run_id, RunFacts::new());
+                self.runs.insert(record.run_id, RunFacts::new(record.ts_ms));
             }
             _ => {
                 self.outside.insert(record.run_id);
@@ -343,7 +397,12 @@ impl StatsFold {
             ..Stats::default()
         };
         let mut iterations = Vec::new();
+        let mut days: BTreeMap<i64, DayOutcomes> = BTreeMap::new();
         for facts in self.runs.values() {
+            let day_ms = facts.created_ms.div_euclid(DAY_MS) * DAY_MS;
+            days.entry(day_ms)
+                .or_insert_with(|| DayOutcomes::starting(day_ms))
+                .count(facts.status);
             let runs = &mut stats.runs;
             runs.total += 1;
             match facts.status {
@@ -381,6 +440,7 @@ impl StatsFold {
             stats.agent_retries += facts.retries;
         }
         stats.iterations_to_completion = Spread::of(iterations);
+        stats.runs_by_day = days.into_values().collect();
         stats.time_per_task_ms = stats.active_ms.checked_div(stats.tasks_done);
         if stats.tasks_done > 0 {
             stats.cost_per_task_usd = Some(round(stats.cost_usd / stats.tasks_done as f64, 6));

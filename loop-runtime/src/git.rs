@@ -1,4 +1,7 @@
-//! The git the runtime runs: a command in a directory, its output or a clear error.
+//! The git the runtime runs: a command in a directory, its output or a clear error; `HEAD`
+//! and branches read from the repository's files where they answer plainly ([`refs`]).
+
+mod refs;
 
 use std::path::Path;
 
@@ -121,12 +124,24 @@ pub async fn current_branch(dir: &Path) -> Option<String> {
 }
 
 /// The commit `HEAD` points at; `None` outside a repository or before the first commit.
+///
+/// Read from the repository's files (no process: this is asked around every step); git is
+/// run only when the files do not answer plainly.
 pub async fn head(dir: &Path) -> Option<String> {
-    optional(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]).await
+    match refs::head(dir) {
+        refs::Resolved::Commit(commit) => Some(commit),
+        refs::Resolved::Missing => None,
+        refs::Resolved::Ask => optional(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]).await,
+    }
 }
 
-/// The commit a branch points at, if the branch exists.
+/// The commit a branch points at, if the branch exists (read as [`head`] is).
 pub async fn branch_commit(dir: &Path, branch: &str) -> Option<String> {
+    match refs::branch(dir, branch) {
+        refs::Resolved::Commit(commit) => return Some(commit),
+        refs::Resolved::Missing => return None,
+        refs::Resolved::Ask => {}
+    }
     optional(
         dir,
         &[

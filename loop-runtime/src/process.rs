@@ -44,6 +44,8 @@ const TERM_GRACE: Duration = Duration::from_secs(1);
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// The stderr kept for error classification.
 const STDERR_TAIL: usize = 16 * 1024;
+/// Batches of lines (one read each) on their way from the pipes to the sink.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -128,6 +130,11 @@ pub trait LineSink: Send {
     fn quiet(&mut self, running: Duration) {
         let _ = running;
     }
+    /// The lines of one read of a pipe follow, until [`LineSink::batch_end`]: a sink that
+    /// writes them can gather them into one write ([`crate::step_output::StepOutput::hold`]).
+    fn batch_start(&mut self) {}
+    /// The lines of one read have all been handed on.
+    fn batch_end(&mut self) {}
 }
 
 /// Whether `error` says the machine is out of something that comes back (file descriptors,
@@ -232,15 +239,16 @@ pub async fn run(
 
     let raw_file = match raw {
         Some(path) => Some(
-            tokio::fs::OpenOptions::new()
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
-                .await?,
+                .open(path)?,
         ),
         None => None,
     };
-    let (lines, mut received) = mpsc::channel::<Line>(256);
+    // A batch is the lines of one read (at most 64 KiB, or a piece of a long line): a few
+    // batches in flight bound the memory as well as a few hundred lines did.
+    let (lines, mut received) = mpsc::channel::<Vec<Line>>(BATCHES_IN_FLIGHT);
     let stdout = child.stdout.take().map(|out| {
         let lines = lines.clone();
         tokio::spawn(read_lines(out, raw_file, lines, Stream::Stdout))
@@ -263,27 +271,19 @@ pub async fn run(
 
     let ended = loop {
         tokio::select! {
-            line = received.recv(), if open => match line {
-                Some(line) => {
+            batch = received.recv(), if open => match batch {
+                Some(batch) => {
+                    let now = Instant::now();
                     if let Some(idle) = limits.idle {
-                        idle_deadline = Instant::now() + idle;
+                        idle_deadline = now + idle;
                     }
                     if let Some(heartbeat) = limits.heartbeat {
-                        quiet_deadline = Instant::now() + heartbeat;
+                        quiet_deadline = now + heartbeat;
                     }
-                    match line {
-                        Line::Out(text) => {
-                            if sink.stdout_line(&text) == LineEffect::Done
-                                && let Some(after) = limits.after_done
-                            {
-                                done_deadline = done_deadline.min(Instant::now() + after);
-                            }
-                        }
-                        Line::OutPart(text) => sink.stdout_part(&text),
-                        Line::Err(text) => {
-                            push_tail(&mut stderr_tail, &text);
-                            sink.stderr_line(&text);
-                        }
+                    if hand_on(batch, sink, &mut stderr_tail) == LineEffect::Done
+                        && let Some(after) = limits.after_done
+                    {
+                        done_deadline = done_deadline.min(Instant::now() + after);
                     }
                 }
                 None => open = false,
@@ -314,13 +314,8 @@ pub async fn run(
     let drain_until = Instant::now() + DRAIN_GRACE;
     while open {
         tokio::select! {
-            line = received.recv() => match line {
-                Some(Line::Out(text)) => { sink.stdout_line(&text); }
-                Some(Line::OutPart(text)) => sink.stdout_part(&text),
-                Some(Line::Err(text)) => {
-                    push_tail(&mut stderr_tail, &text);
-                    sink.stderr_line(&text);
-                }
+            batch = received.recv() => match batch {
+                Some(batch) => { hand_on(batch, sink, &mut stderr_tail); }
                 None => open = false,
             },
             () = sleep_until(drain_until) => break,
@@ -344,6 +339,28 @@ pub async fn run(
         stdout_bytes,
         stderr_tail,
     })
+}
+
+/// Hands the lines of one read to `sink`; `Done` when a stdout line said so.
+fn hand_on(batch: Vec<Line>, sink: &mut dyn LineSink, stderr_tail: &mut String) -> LineEffect {
+    let mut effect = LineEffect::Continue;
+    sink.batch_start();
+    for line in batch {
+        match line {
+            Line::Out(text) => {
+                if sink.stdout_line(&text) == LineEffect::Done {
+                    effect = LineEffect::Done;
+                }
+            }
+            Line::OutPart(text) => sink.stdout_part(&text),
+            Line::Err(text) => {
+                push_tail(stderr_tail, &text);
+                sink.stderr_line(&text);
+            }
+        }
+    }
+    sink.batch_end();
+    effect
 }
 
 /// SIGTERM to the group, then SIGKILL if it has not gone after a grace.
@@ -399,14 +416,19 @@ impl Stream {
     }
 }
 
-/// Reads a pipe to its end: raw bytes to `raw` (up to [`RAW_OUTPUT_CAP`]), lines to `lines`.
-/// Returns the bytes read.
+/// Reads a pipe to its end: raw bytes to `raw` (up to [`RAW_OUTPUT_CAP`]), lines to `lines`,
+/// the lines of one read in one batch. Returns the bytes read.
+///
+/// The raw bytes are written with a plain `write(2)` on this task: a write into the page
+/// cache takes microseconds, where `tokio::fs` took a round trip through the blocking pool
+/// per read before the next read could start.
 async fn read_lines(
     mut pipe: impl AsyncRead + Unpin,
-    mut raw: Option<tokio::fs::File>,
-    lines: mpsc::Sender<Line>,
+    mut raw: Option<std::fs::File>,
+    lines: mpsc::Sender<Vec<Line>>,
     stream: Stream,
 ) -> u64 {
+    use std::io::Write;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0u64;
@@ -418,39 +440,36 @@ async fn read_lines(
         if let Some(file) = raw.as_mut() {
             let room = RAW_OUTPUT_CAP.saturating_sub(total);
             let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
-            if keep == 0 || file.write_all(&buf[..keep]).await.is_err() {
-                let _ = file.flush().await;
+            if keep == 0 || file.write_all(&buf[..keep]).is_err() {
                 raw = None;
             }
         }
         total += n as u64;
+        let mut batch = Vec::new();
         let mut rest = &buf[..n];
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-            pending.extend_from_slice(&rest[..end]);
+        while let Some(end) = newline(rest) {
+            let line = if pending.is_empty() {
+                // The whole line is in this read: one copy, straight into its string.
+                text_of(&rest[..end])
+            } else {
+                pending.extend_from_slice(&rest[..end]);
+                take_line(&mut pending)
+            };
             rest = &rest[end + 1..];
-            if lines
-                .send(stream.line(take_line(&mut pending)))
-                .await
-                .is_err()
-            {
-                return total;
-            }
+            batch.push(stream.line(line));
         }
         pending.extend_from_slice(rest);
         while pending.len() >= MAX_LINE {
             let cut = char_boundary(&pending, MAX_LINE);
             let piece: Vec<u8> = pending.drain(..cut).collect();
-            let text = String::from_utf8_lossy(&piece).into_owned();
-            if lines.send(stream.part(text)).await.is_err() {
-                return total;
-            }
+            batch.push(stream.part(String::from_utf8_lossy(&piece).into_owned()));
+        }
+        if !batch.is_empty() && lines.send(batch).await.is_err() {
+            return total;
         }
     }
     if !pending.is_empty() {
-        let _ = lines.send(stream.line(take_line(&mut pending))).await;
-    }
-    if let Some(file) = raw.as_mut() {
-        let _ = file.flush().await;
+        let _ = lines.send(vec![stream.line(take_line(&mut pending))]).await;
     }
     total
 }
@@ -469,10 +488,78 @@ fn char_boundary(bytes: &[u8], at: usize) -> usize {
 }
 
 fn take_line(pending: &mut Vec<u8>) -> String {
-    if pending.last() == Some(&b'\r') {
-        pending.pop();
-    }
-    let text = String::from_utf8_lossy(pending).into_owned();
+    let text = text_of(pending);
     pending.clear();
     text
+}
+
+/// A line's bytes as text, without a final `\r`; invalid UTF-8 replaced.
+fn text_of(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // `from_utf8` checks a valid line faster than the lossy decoder walks it.
+    match std::str::from_utf8(line) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
+    }
+}
+
+/// The first `\n` in `bytes`, eight bytes at a time (a byte-by-byte search was the capture
+/// path's largest own cost).
+fn newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let x = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8])) ^ NEWLINES;
+        // A zero byte of `x` (a newline in `word`) sets its high bit here.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return word.iter().position(|b| *b == b'\n').map(|i| at + i);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{newline, text_of};
+
+    #[test]
+    fn finds_the_first_newline_as_a_plain_search_does() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\n".to_vec(),
+            b"no newline at all".to_vec(),
+            b"0123456\n89".to_vec(),
+            b"01234567\n".to_vec(),
+            b"0123456789abcdef0123\n\n".to_vec(),
+            "h\u{e9}llo \u{2603}\nrest".as_bytes().to_vec(),
+            vec![0x8a; 40],
+            vec![0x0a ^ 0x80; 17],
+        ];
+        for len in 0..40 {
+            let mut bytes = vec![b'x'; len];
+            bytes.push(b'\n');
+            bytes.extend_from_slice(b"tail\n");
+            cases.push(bytes);
+        }
+        for bytes in cases {
+            let plain = bytes.iter().position(|b| *b == b'\n');
+            assert_eq!(newline(&bytes), plain, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_loses_its_carriage_return_and_keeps_invalid_bytes_visible() {
+        assert_eq!(text_of(b"plain"), "plain");
+        assert_eq!(text_of(b"crlf\r"), "crlf");
+        assert_eq!(text_of(b"\r"), "");
+        assert_eq!(text_of(b"bad \xff byte"), "bad \u{fffd} byte");
+    }
 }

@@ -39,6 +39,12 @@ pub(crate) struct Services {
     projections: tokio::sync::Mutex<()>,
 }
 
+/// Live output chunks kept for subscribers that are behind, across all runs. A chunk is the
+/// lines of one read of a pipe (up to 64 KiB, [`crate::step_output`]), so this bounds what a
+/// slow subscriber can hold in memory to about 16 MiB; one further behind reads the `.log`
+/// instead ([`crate::output`]).
+const LIVE_CHUNKS: usize = 256;
+
 impl Services {
     pub(crate) fn new(
         journal: Journal,
@@ -52,7 +58,7 @@ impl Services {
             clock,
             ledger: Arc::new(Ledger::new(&data_dir)),
             data_dir,
-            live: broadcast::channel(4096).0,
+            live: broadcast::channel(LIVE_CHUNKS).0,
             agents,
             providers,
             shutdown: CancellationToken::new(),
@@ -75,32 +81,57 @@ impl Services {
         self.providers.get(name).cloned()
     }
 
-    /// The run's context as its log says now.
     /// `wanted`, or `wanted-2`, `wanted-3`, … whichever no other run is called (as branches
     /// are): a person names a run by its name, so two runs never share one they were given.
+    ///
+    /// The taken names of one spec are usually a block (`feature`, `feature-2` … `feature-k`):
+    /// the look-ups gallop past the block and bisect back to its end, O(log k) of them rather
+    /// than k, which made a thousand runs of one spec quadratic to submit. With gaps in the
+    /// block, the name found is free but not always the lowest free one.
     pub(crate) async fn free_name(
         &self,
         wanted: &str,
         other_than: Option<RunId>,
     ) -> Result<String, RuntimeError> {
-        for n in 1u32.. {
-            let candidate = match n {
-                1 => wanted.to_owned(),
-                n => format!("{wanted}-{n}"),
-            };
-            let store = Arc::clone(self.journal.store());
-            let reference = candidate.clone();
-            let found = crate::journal::blocking(move || store.find_runs(&reference, 64)).await?;
-            if !found
-                .iter()
-                .any(|view| view.name == candidate && Some(view.id) != other_than)
-            {
-                return Ok(candidate);
+        let candidate = |n: u64| match n {
+            1 => wanted.to_owned(),
+            n => format!("{wanted}-{n}"),
+        };
+        if !self.name_taken(&candidate(1), other_than).await? {
+            return Ok(candidate(1));
+        }
+        // `taken` is a taken suffix, `free` a free one above it.
+        let (mut taken, mut free) = (1u64, 2u64);
+        while self.name_taken(&candidate(free), other_than).await? {
+            taken = free;
+            free = free.saturating_mul(2);
+        }
+        while free - taken > 1 {
+            let middle = taken + (free - taken) / 2;
+            if self.name_taken(&candidate(middle), other_than).await? {
+                taken = middle;
+            } else {
+                free = middle;
             }
         }
-        unreachable!("some name is free")
+        Ok(candidate(free))
     }
 
+    /// Whether a run other than `other_than` is called `name`.
+    async fn name_taken(
+        &self,
+        name: &str,
+        other_than: Option<RunId>,
+    ) -> Result<bool, RuntimeError> {
+        let store = Arc::clone(self.journal.store());
+        let reference = name.to_owned();
+        let found = crate::journal::blocking(move || store.find_runs(&reference, 64)).await?;
+        Ok(found
+            .iter()
+            .any(|view| view.name == name && Some(view.id) != other_than))
+    }
+
+    /// The run's context as its log says now.
     pub(crate) async fn run_context(&self, run_id: RunId) -> Result<RunContext, RuntimeError> {
         let state = self.journal.state(run_id).await?;
         RunContext::of(&state, &self.data_dir).ok_or(RuntimeError::UnknownRun(run_id))

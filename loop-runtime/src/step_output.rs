@@ -2,7 +2,12 @@
 //!
 //! Text is appended a whole line at a time, so every live chunk starts and ends on a UTF-8
 //! boundary and its offset is the byte offset of the chunk in the `.log` file: a reader that
-//! has the file up to some offset can continue from the live channel without a gap.
+//! has the file up to some offset can continue from the live channel without a gap. A chunk is
+//! written to the file before it goes live.
+//!
+//! Lines that arrive together (one read of a child's pipe) can be held and released as one
+//! write and one live chunk ([`StepOutput::hold`]): a write and a chunk per line capped capture
+//! at 125–225 MB/s with 1 KiB lines and 36 MB/s with 100 B lines.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -16,6 +21,9 @@ use tokio::sync::broadcast;
 pub const TAIL_LINES: usize = 200;
 /// A tail line longer than this is cut (the `.log` keeps it whole).
 const TAIL_LINE_MAX: usize = 2048;
+/// Held lines are released once they are this large, whatever the holder says (a chunk is
+/// at most this plus one line).
+const HOLD_MAX: usize = 64 * 1024;
 
 /// A piece of a step's text output, as the live channel carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,11 +42,15 @@ pub struct StepOutput {
     step_id: StepId,
     log: File,
     log_path: PathBuf,
+    /// Bytes written to the file (and sent live).
     offset: u64,
     lines: u64,
     tail: VecDeque<String>,
     live: broadcast::Sender<Chunk>,
     failed: Option<io::Error>,
+    /// Lines held for one write, after `offset`.
+    pending: String,
+    held: bool,
 }
 
 impl StepOutput {
@@ -58,14 +70,53 @@ impl StepOutput {
             tail: VecDeque::with_capacity(TAIL_LINES),
             live,
             failed: None,
+            pending: String::new(),
+            held: false,
         })
     }
 
-    /// Appends one line of text (a newline is added).
+    /// Appends one line of text (a newline is added): written and sent live at once, or with
+    /// the other held lines at [`StepOutput::release`].
     pub fn line(&mut self, text: &str) {
-        let mut content = String::with_capacity(text.len() + 1);
-        content.push_str(text);
-        content.push('\n');
+        self.pending.reserve(text.len() + 1);
+        self.pending.push_str(text);
+        self.pending.push('\n');
+        self.lines += 1;
+        let mut cut = text.len().min(TAIL_LINE_MAX);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // The oldest tail line's buffer is reused: no allocation per line once the tail is full.
+        let mut kept = if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        kept.clear();
+        kept.push_str(&text[..cut]);
+        self.tail.push_back(kept);
+        if !self.held || self.pending.len() >= HOLD_MAX {
+            self.emit();
+        }
+    }
+
+    /// Holds the lines that follow until [`StepOutput::release`], to write them at once.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Writes the held lines and sends them live as one chunk.
+    pub fn release(&mut self) {
+        self.held = false;
+        self.emit();
+    }
+
+    /// Writes what is pending to the file, then sends it live.
+    fn emit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let content = std::mem::take(&mut self.pending);
         if self.failed.is_none()
             && let Err(error) = self.log.write_all(content.as_bytes())
         {
@@ -74,15 +125,6 @@ impl StepOutput {
         }
         let offset = self.offset;
         self.offset += content.len() as u64;
-        self.lines += 1;
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        let mut cut = text.len().min(TAIL_LINE_MAX);
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.tail.push_back(text[..cut].to_owned());
         // Nobody listening is fine.
         let _ = self.live.send(Chunk {
             run_id: self.run_id,
@@ -94,6 +136,7 @@ impl StepOutput {
 
     /// Flushes the log and writes the tail file beside it; returns (bytes, lines).
     pub fn finish(mut self) -> io::Result<(u64, u64)> {
+        self.emit();
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
@@ -110,5 +153,83 @@ impl StepOutput {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use loop_core::{RunId, StepId};
+    use tokio::sync::broadcast;
+
+    use super::{Chunk, StepOutput, TAIL_LINES};
+
+    fn output(dir: &std::path::Path) -> (StepOutput, broadcast::Receiver<Chunk>) {
+        let (live, receiver) = broadcast::channel(64);
+        let log = dir.join("iter-01-impl.log");
+        let run = RunId::from_uuid(uuid::Uuid::now_v7());
+        let step = StepId::from_uuid(uuid::Uuid::now_v7());
+        (
+            StepOutput::create(run, step, &log, live).expect("create"),
+            receiver,
+        )
+    }
+
+    fn drain(receiver: &mut broadcast::Receiver<Chunk>) -> Vec<(u64, String)> {
+        std::iter::from_fn(|| receiver.try_recv().ok())
+            .map(|chunk| (chunk.offset, chunk.content))
+            .collect()
+    }
+
+    #[test]
+    fn held_lines_go_out_as_one_chunk_at_their_offset_in_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut output, mut live) = output(dir.path());
+        output.line("first");
+        assert_eq!(
+            drain(&mut live),
+            [(0, "first\n".to_owned())],
+            "a line goes out at once"
+        );
+        output.hold();
+        output.line("second");
+        output.line("third");
+        assert_eq!(drain(&mut live), [], "held");
+        output.release();
+        assert_eq!(drain(&mut live), [(6, "second\nthird\n".to_owned())]);
+        let log = output.log_path().to_owned();
+        let on_disk = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(
+            on_disk, "first\nsecond\nthird\n",
+            "released lines are in the file"
+        );
+        output.hold();
+        output.line("fourth");
+        assert_eq!(
+            output.finish().expect("finish"),
+            (26, 4),
+            "finish writes held lines"
+        );
+        assert_eq!(drain(&mut live), [(19, "fourth\n".to_owned())]);
+        assert_eq!(
+            std::fs::read_to_string(&log).expect("log"),
+            "first\nsecond\nthird\nfourth\n"
+        );
+    }
+
+    #[test]
+    fn the_tail_file_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut output, _live) = output(dir.path());
+        output.hold();
+        for n in 0..TAIL_LINES + 50 {
+            output.line(&format!("line {n}"));
+        }
+        output.release();
+        output.finish().expect("finish");
+        let tail = std::fs::read_to_string(dir.path().join("iter-01-impl.tail.txt")).expect("tail");
+        let expected: String = (50..TAIL_LINES + 50)
+            .map(|n| format!("line {n}\n"))
+            .collect();
+        assert_eq!(tail, expected);
     }
 }

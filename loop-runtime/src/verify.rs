@@ -53,6 +53,14 @@ impl LineSink for Capture<'_> {
     fn stderr_line(&mut self, line: &str) {
         self.keep(line);
     }
+
+    fn batch_start(&mut self) {
+        self.output.hold();
+    }
+
+    fn batch_end(&mut self) {
+        self.output.release();
+    }
 }
 
 /// Runs one command with `sh -c` in `workdir`, its output into the step's log.

@@ -1,7 +1,8 @@
 //! [`SqliteStore`]: the event log in one SQLite file.
 //!
 //! One writer thread owns the only writing connection (see `writer`); readers take a
-//! connection from a small pool, so reads never wait for a commit (WAL).
+//! connection from a small pool, so reads never wait for a commit (WAL). What is stored and
+//! what is folded when read is described in `rows`.
 
 mod rows;
 mod schema;

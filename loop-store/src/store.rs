@@ -64,7 +64,8 @@ pub trait EventStore: Send + Sync {
     /// commit, with no gap and no duplicate.
     fn subscribe(&self, after: Seq) -> Result<Subscription, StoreError>;
 
-    /// The stored `Run` projection of one run.
+    /// The `Run` projection of one run, as of its last committed event; costs what the run
+    /// has, not what the log has.
     fn run_view(&self, run_id: RunId) -> Result<Option<RunView>, StoreError>;
 
     /// Stored `Run` projections, newest first.
@@ -75,7 +76,8 @@ pub trait EventStore: Send + Sync {
     /// branch it is. Empty when none.
     fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError>;
 
-    /// The stored `Step` projections of one run, in the order they started.
+    /// The `Step` projections of one run, in the order they started; costs what the run has
+    /// (folded from its events when read, not stored).
     fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, StoreError>;
 
     /// Drops every projection table's rows and refolds them from the log.

@@ -1,27 +1,30 @@
 //! The API as one router: every route added from its handler's annotation (see
-//! [`crate::openapi::Routes`]), JSON answers for unknown routes and methods, the body limit,
-//! and the guard in front of it all.
+//! [`crate::openapi::Routes`]), the dashboard's pages beside it ([`crate::dashboard`]), JSON
+//! answers for unknown routes and methods, the body limit, and the guard in front of it all.
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::{Router, middleware};
 use utoipa_axum::routes;
 
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::guard::{self, Guard};
 use crate::openapi::Routes;
-use crate::routes::{artifacts, insight, meta, review, runs, streams};
+use crate::routes::{artifacts, insight, meta, plan, review, runs, streams, workspace};
 use crate::state::AppState;
 
-/// The API as an axum router, guarded ([`crate::guard`]) and limited (1 MiB bodies).
+/// The API and the dashboard as an axum router, guarded ([`crate::guard`]) and limited (1 MiB bodies).
 pub fn app(state: AppState, guard: Guard) -> Router {
     Routes::new()
         .routes(routes!(meta::health))
         .routes(routes!(runs::create_run, runs::list_runs))
         .routes(routes!(runs::lookup_run))
+        .routes(routes!(workspace::specs))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::steps))
+        .routes(routes!(plan::plan))
         .routes(routes!(runs::pause))
         .routes(routes!(runs::resume))
         .routes(routes!(runs::cancel))
@@ -42,6 +45,7 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(insight::stats))
         .routes(routes!(meta::metrics))
         .finish()
+        .merge(dashboard::router(&guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

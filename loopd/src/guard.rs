@@ -6,21 +6,28 @@
 //!    `none`, is refused — 403. No CORS header is ever sent, so a page elsewhere cannot read an
 //!    answer either;
 //! 3. who is asking: the daemon's own user (and root) on loopback pass without a token; anyone
-//!    else needs the token (`Authorization: Bearer`, any case of the scheme). With
-//!    `LOOPD_AUTH_TOKEN` set, everyone needs it. `/health` is open — 401;
+//!    else needs the token (`Authorization: Bearer`, any case of the scheme) or the dashboard's
+//!    session cookie, which `POST /login` gives for the token. With `LOOPD_AUTH_TOKEN` set,
+//!    everyone needs one of them. `/health` and the dashboard's login page and static assets
+//!    (no data in them) are open — 401, or for a dashboard page a redirect to its login;
 //! 4. a body only as JSON: a request with a body must say `Content-Type: application/json`, so
 //!    no HTML form and no "simple" cross-site request can carry one — 415; a declared body over
 //!    the limit is refused before a byte of it is read — 413.
+//!
+//! One exception to 2: a person following a link from another site to a dashboard page (a
+//! top-level `GET` navigation to `/` or `/login`) gets the page; it is static, changes nothing,
+//! and cannot be framed. Everything the page then asks for is same-origin.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::server::Peer;
@@ -33,6 +40,10 @@ pub struct Guard {
     pub token_always: bool,
     /// The daemon's own user id.
     pub owner: u32,
+    /// The dashboard's session: the value of the cookie `POST /login` sets for the token.
+    /// Random for each start of the daemon, so a cookie never outlives the daemon that gave it,
+    /// and the token itself is never stored in a browser.
+    pub session: Arc<str>,
 }
 
 impl Guard {
@@ -49,16 +60,24 @@ impl Guard {
                 ),
             ));
         }
-        same_origin(headers, &host)?;
-        if request.uri().path() != "/health" {
-            self.authenticate(request)?;
+        let path = request.uri().path();
+        if !page_navigation(request) {
+            same_origin(headers, &host)?;
+        }
+        if path != "/health" && !dashboard::is_open(path) {
+            self.authenticate(request, &host)?;
         }
         json_body_only(request.method(), headers)
     }
 
-    fn authenticate(&self, request: &Request) -> Result<(), ApiError> {
+    fn authenticate(&self, request: &Request, host: &str) -> Result<(), ApiError> {
         let given = bearer(request.headers()).unwrap_or("");
         if bool::from(given.as_bytes().ct_eq(self.token.as_bytes())) {
+            return Ok(());
+        }
+        let name = session_cookie(host);
+        let cookie = cookie(request.headers(), &name).unwrap_or("");
+        if bool::from(cookie.as_bytes().ct_eq(self.session.as_bytes())) {
             return Ok(());
         }
         let peer = request.extensions().get::<Peer>();
@@ -85,8 +104,86 @@ impl Guard {
 pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     match guard.admit(&request) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => refusal.into_response(),
+        // A person opening the dashboard without credentials is shown where to give them.
+        Err(refusal)
+            if refusal.status == StatusCode::UNAUTHORIZED
+                && request.method() == Method::GET
+                && dashboard::is_page(request.uri().path()) =>
+        {
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, "/login"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+            )
+                .into_response()
+        }
+        // Refused before its body was read: hyper reads no more of that body and closes the
+        // connection after the answer, which the answer must say, or the client keeps the
+        // connection for its next request and finds it closed under it ("connection closed
+        // before message completed").
+        Err(refusal) => {
+            let mut response = refusal.into_response();
+            if has_body(request.headers()) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
     }
+}
+
+/// Whether a request says it carries a body.
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
+/// The name of the dashboard's session cookie for the daemon `host` names. Cookies are not
+/// kept apart by port, so two daemons on one host would otherwise log each other out.
+pub fn session_cookie(host: &str) -> String {
+    let port = host
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    match port {
+        Some(port) => format!("loopd_session_{port}"),
+        None => "loopd_session".to_owned(),
+    }
+}
+
+/// The value of the cookie `name`, from any `Cookie` header.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// A top-level `GET` navigation to a dashboard page, which a link on another site may start.
+fn page_navigation(request: &Request) -> bool {
+    let headers = request.headers();
+    let is = |name: &str, expected: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(expected))
+    };
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && dashboard::is_page(request.uri().path())
+        && is("sec-fetch-mode", "navigate")
+        && is("sec-fetch-dest", "document")
+        && !headers.contains_key(header::ORIGIN)
 }
 
 /// The request's one `Host` (HTTP/1.1 requires exactly one; with two, which one decides is
@@ -240,6 +337,7 @@ mod tests {
             token: Arc::from("s3cret"),
             token_always,
             owner: 1000,
+            session: Arc::from("sess10n"),
         }
     }
 
@@ -350,6 +448,65 @@ mod tests {
             Some(1000),
         );
         assert_eq!(code(g.admit(&huge)).as_deref(), Some("payload_too_large"));
+    }
+
+    #[test]
+    fn the_session_cookie_stands_for_the_token() {
+        let g = guard(true);
+        let with = |cookie: &str| {
+            let cookies = format!("theme=dark; {cookie}");
+            request("GET", &[HOST, ("cookie", &cookies)], Some(1001))
+        };
+        assert_eq!(code(g.admit(&with("loopd_session_7700=sess10n"))), None);
+        for wrong in [
+            "loopd_session_7700=sess10",
+            "loopd_session_7700=",
+            "loopd_session_7701=sess10n",
+            "loopd_session=sess10n",
+            // The token itself is not a session.
+            "loopd_session_7700=s3cret",
+        ] {
+            assert_eq!(
+                code(g.admit(&with(wrong))).as_deref(),
+                Some("unauthorized"),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_from_another_site_opens_a_page_and_nothing_else() {
+        let g = guard(false);
+        let navigate = [
+            HOST,
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+        ];
+        let page = |method: &str, uri: &str, headers: &[(&str, &str)]| {
+            let mut request = request(method, headers, Some(1000));
+            *request.uri_mut() = uri.parse().unwrap();
+            request
+        };
+        assert_eq!(code(g.admit(&page("GET", "/", &navigate))), None);
+        assert_eq!(
+            code(g.admit(&page("GET", "/runs", &navigate))).as_deref(),
+            Some("cross_origin")
+        );
+        assert_eq!(
+            code(g.admit(&page("POST", "/", &navigate))).as_deref(),
+            Some("cross_origin")
+        );
+        let framed = [
+            HOST,
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "iframe"),
+        ];
+        assert_eq!(
+            code(g.admit(&page("GET", "/", &framed))).as_deref(),
+            Some("cross_origin")
+        );
     }
 
     #[test]

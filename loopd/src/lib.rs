@@ -2,6 +2,7 @@
 //! API over a [`loop_runtime::Runtime`], for tests and other front ends.
 
 mod app;
+mod dashboard;
 mod error;
 mod extract;
 mod guard;

@@ -4,6 +4,8 @@
 pub mod artifacts;
 pub mod insight;
 pub mod meta;
+pub mod plan;
 pub mod review;
 pub mod runs;
 pub mod streams;
+pub mod workspace;

@@ -23,7 +23,7 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,9 @@ const MAX_HEAD: usize = 32 * 1024;
 const MAX_BUFFER: usize = 64 * 1024;
 /// How long open connections may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long a connection over the cap is kept: to read its request head, answer it, and
+/// drain the rest.
+const REFUSAL: Duration = Duration::from_secs(2);
 /// The pause after an accept that failed (out of file descriptors, most likely).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -134,6 +137,14 @@ pub async fn serve(
 }
 
 /// Answers a connection over the cap with a JSON 503 and closes it.
+///
+/// The answer waits for the request head: an HTTP/1.1 client does not expect bytes before it
+/// has sent its request, and hyper's client (reqwest's) fails such a connection with
+/// "unexpected message" instead of reading the 503. Answering at once raced the client: on a
+/// busy machine the 503 often arrived between its connect and its request. After the answer,
+/// what else the client sends (a body) is drained until it closes, so the socket is not closed
+/// with unread input, which would reset the connection. A client that says nothing is closed
+/// without an answer after [`REFUSAL`].
 async fn refuse(mut stream: TcpStream, max: usize) {
     let body = serde_json::json!({
         "error": format!("loopd already holds {max} open connections; try again shortly"),
@@ -145,11 +156,36 @@ async fn refuse(mut stream: TcpStream, max: usize) {
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    let _ = tokio::time::timeout(REFUSAL, async {
+        if !read_head(&mut stream).await {
+            return;
+        }
         let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+/// Reads until the end of a request head (or [`MAX_HEAD`] bytes of one); false when the
+/// client closed or failed first.
+async fn read_head(stream: &mut TcpStream) -> bool {
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                // The blank line may straddle two reads: look from 3 bytes before this one.
+                let from = head.len().saturating_sub(3);
+                head.extend_from_slice(&buffer[..n]);
+                if head[from..].windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= MAX_HEAD {
+                    return true;
+                }
+            }
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit, so the connection cap, not the

@@ -56,7 +56,7 @@ impl Token {
 }
 
 /// 244 random bits from the system's generator, in hex.
-fn generate() -> String {
+pub fn generate() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),

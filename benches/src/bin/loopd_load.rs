@@ -164,7 +164,8 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
     );
     let noop = noop_agent_bin();
     let agent_cmd = format!("{} --sleep-ms {sleep_ms}", noop.display());
-    let iterations = tasks + 1;
+    // A finished, verified plan completes the run without another call: one call per task.
+    let iterations = tasks;
 
     // Baseline: the same agent processes, `runs` at a time, with nothing around them.
     let baseline = {
@@ -208,12 +209,14 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
     let mut events = api(&daemon, client.clone()).events(None, Seq(0));
     let started = Instant::now();
     let follower = tokio::spawn(async move {
-        let (mut running, mut peak_running, mut ended) = (0usize, 0usize, 0usize);
+        let (mut running, mut peak_running, mut ended, mut steps) =
+            (0usize, 0usize, 0usize, 0usize);
         let mut ends: Vec<f64> = Vec::new();
         let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
         while let Some(record) = events.next().await {
             let Ok(record) = record else { continue };
             match record.event.event_type().as_str() {
+                "STEP_STARTED" => steps += 1,
                 "RUN_STARTED" => {
                     running += 1;
                     peak_running = peak_running.max(running);
@@ -230,7 +233,7 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
                 _ => {}
             }
         }
-        (peak_running, ends, statuses)
+        (peak_running, ends, statuses, steps)
     });
 
     let mut submits = tokio::task::JoinSet::new();
@@ -244,10 +247,10 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
     }
     submits.join_all().await;
     let submitted = started.elapsed();
-    let (peak_running, ends, statuses) =
-        match tokio::time::timeout(Duration::from_secs(240), follower).await {
+    let (peak_running, ends, statuses, steps) =
+        match tokio::time::timeout(Duration::from_secs(600), follower).await {
             Ok(result) => result.expect("follower"),
-            Err(_) => panic!("not every run ended within 4 minutes"),
+            Err(_) => panic!("not every run ended within 10 minutes"),
         };
     let all_ended = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -289,10 +292,25 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
         mib(end.rss)
     );
     println!(
-        "  daemon CPU during the test: {:.2} s ({:.1} ms per run)",
+        "  daemon CPU during the test: {:.2} s ({:.1} ms per run, {:.2} ms per step over {steps} steps)",
         cpu.as_secs_f64(),
-        cpu.as_secs_f64() * 1e3 / runs as f64
+        cpu.as_secs_f64() * 1e3 / runs as f64,
+        cpu.as_secs_f64() * 1e3 / steps.max(1) as f64
     );
+    let completed = statuses.get("RUN_COMPLETED").copied().unwrap_or(0);
+    loop_benches::row(&[
+        &format!("{runs}"),
+        &format!("{completed}/{runs}"),
+        &format!("{:.2} s", all_ended.as_secs_f64()),
+        &format!("{:.2} s", baseline.as_secs_f64()),
+        &format!(
+            "{:.2} ms",
+            (all_ended.as_secs_f64() - baseline.as_secs_f64()).max(0.0) * 1e3 / steps.max(1) as f64
+        ),
+        &format!("{:.2} ms", cpu.as_secs_f64() * 1e3 / steps.max(1) as f64),
+        &format!("{:.1} MiB", mib(peak.rss)),
+        &format!("{:.1} MiB", mib(end.hwm)),
+    ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,6 +531,14 @@ async fn output(mebibytes: u64, line_bytes: u64) {
         mib(end.rss)
     );
     println!("  daemon CPU during the run: {:.2} s", cpu.as_secs_f64());
+    loop_benches::row(&[
+        &format!("{mebibytes} MiB in lines of {line_bytes} B"),
+        &format!("{:.0} MB/s", rate(bytes, capture_s)),
+        &format!("{:.0} MB/s", rate(content, sse_s)),
+        &format!("{:.0} MB/s", rate(bytes, pipe_print)),
+        &format!("{:.0} MB/s", rate(bytes, file_print)),
+        &format!("{:.1} MiB", mib(end.hwm.saturating_sub(idle.rss))),
+    ]);
 }
 
 fn print_times(path: &Path) -> (f64, f64) {
@@ -686,6 +712,13 @@ async fn fanout_round(
         elapsed.as_secs_f64(),
         cpu.as_secs_f64()
     );
+    loop_benches::row(&[
+        &format!("{subscribers}"),
+        &format!("{complete}/{subscribers}"),
+        &format!("{:.1} ms", percentile(&latencies, 50.0)),
+        &format!("{:.1} ms", percentile(&latencies, 99.0)),
+        &format!("{:.1} MiB", mib(mem_connected.rss)),
+    ]);
 }
 
 async fn fanout(subscribers: usize, tasks: usize, sleep_ms: u64, baseline: bool) {
@@ -951,6 +984,13 @@ fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
         mib(sse_rss),
         ms(json_s)
     );
+    loop_benches::row(&[
+        &format!("{runs}"),
+        &format!("{:.1} ms", ms(default.0)),
+        &format!("{:.1} ms", ms(all.0)),
+        &format!("{:.1} ms", ms(curl.0)),
+        &format!("{:.1} ms", ms(version.0)),
+    ]);
 }
 
 /// The daemon's memory under many clients replaying a finished run's history at once, and under
@@ -1038,6 +1078,13 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
             soon.threads,
             later.threads
         );
+        loop_benches::row(&[
+            &format!("burst {burst}: {clients} SSE clients x {events} events"),
+            &format!("{:.1} MiB", mib(idle.rss)),
+            &format!("{:.1} MiB", mib(peak.rss)),
+            &format!("{:.1} MiB", mib(later.rss)),
+            &format!("{}", open_files(daemon.pid(), "loopd.db").1),
+        ]);
     }
     // Downloads: a large file in the run's directory, fetched by many at once.
     let listed = get_json(&client, &daemon.url(&format!("/runs/{run_id}/artifacts"))).await;
@@ -1087,4 +1134,11 @@ async fn memory(clients: usize, bursts: usize, tasks: usize, downloads: usize, m
         mib(peak.rss),
         mib(peak.rss.saturating_sub(before.rss))
     );
+    loop_benches::row(&[
+        &format!("{downloads} downloads of {mebibytes} MiB"),
+        &format!("{:.1} MiB", mib(before.rss)),
+        &format!("{:.1} MiB", mib(peak.rss)),
+        "",
+        "",
+    ]);
 }

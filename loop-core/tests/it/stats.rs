@@ -306,6 +306,77 @@ fn figures_of_a_handful_of_runs_equal_the_hand_computed_ones() {
 }
 
 #[test]
+fn runs_by_day_count_each_run_on_its_utc_creation_day_under_its_status_now() {
+    // T0 is 2026-09-21T14:13:20Z: the day starts 51,200 s before it and ends 35,200 s after.
+    let day = T0 - 51_200 * S;
+    let fail = |at: i64| Command::Fail {
+        exit_reason: ExitReason::Failed,
+        reason: "verification failed".to_owned(),
+        cause: None,
+        at_ms: at,
+    };
+    let cancel = |at: i64| Command::Cancel {
+        reason: None,
+        at_ms: at,
+    };
+    let mut runs = Vec::new();
+    // 2026-09-21: one completed (the next day), one created in its last millisecond, pending.
+    let mut g = Run::create(0x1, T0, "/w");
+    g.at(T0 + S, Command::Start)
+        .at(T0 + 36_000 * S, complete(1));
+    runs.push(g);
+    runs.push(Run::create(0x2, day + 86_400 * S - 1, "/w"));
+    // 2026-09-22, from its first millisecond: one failed, one canceled, one running.
+    let mut h = Run::create(0x3, day + 86_400 * S, "/w");
+    h.at(day + 86_401 * S, Command::Start)
+        .at(day + 86_500 * S, fail(day + 86_500 * S));
+    runs.push(h);
+    let mut i = Run::create(0x4, day + 90_000 * S, "/w");
+    i.at(day + 90_001 * S, cancel(day + 90_001 * S));
+    runs.push(i);
+    let mut j = Run::create(0x5, day + 172_799 * S, "/w");
+    j.at(day + 172_799 * S, Command::Start);
+    runs.push(j);
+    // Nothing on 2026-09-23; 2026-09-24: one completed.
+    let mut k = Run::create(0x6, day + 3 * 86_400 * S + 5 * S, "/w");
+    k.at(day + 3 * 86_400 * S + 6 * S, Command::Start)
+        .at(day + 3 * 86_400 * S + 7 * S, complete(1));
+    runs.push(k);
+
+    let stats = StatsFold::fold(Scope::default(), &log(&runs), day + 4 * 86_400 * S);
+    let by_day = serde_json::to_value(&stats.runs_by_day).unwrap();
+    let expected = serde_json::json!([
+        {"day": "2026-09-21", "day_ms": 1_789_948_800_000_i64,
+         "total": 2, "completed": 1, "failed": 0, "canceled": 0, "active": 1},
+        {"day": "2026-09-22", "day_ms": 1_790_035_200_000_i64,
+         "total": 3, "completed": 0, "failed": 1, "canceled": 1, "active": 1},
+        {"day": "2026-09-24", "day_ms": 1_790_208_000_000_i64,
+         "total": 1, "completed": 1, "failed": 0, "canceled": 0, "active": 0},
+    ]);
+    assert_eq!(by_day, expected);
+    // The series is served beside the figures, not inside their JSON.
+    assert!(
+        serde_json::to_value(&stats)
+            .unwrap()
+            .get("runs_by_day")
+            .is_none()
+    );
+
+    // A scope narrows the series as it narrows the totals.
+    let since = Scope {
+        since_ms: Some(day + 86_400 * S),
+        workspace_root: None,
+    };
+    let later = StatsFold::fold(since, &log(&runs), day + 4 * 86_400 * S);
+    let days: Vec<(&str, u64)> = later
+        .runs_by_day
+        .iter()
+        .map(|d| (d.day.as_str(), d.total))
+        .collect();
+    assert_eq!(days, [("2026-09-22", 3), ("2026-09-24", 1)]);
+}
+
+#[test]
 fn an_empty_scope_has_no_rates() {
     let stats = StatsFold::fold(Scope::default(), &[], T0);
     assert_eq!(stats.runs.total, 0);

@@ -63,6 +63,14 @@ impl LineSink for Stream<'_> {
         let tokens = Some(self.stream.transcript().usage_so_far().tokens());
         self.output.line(&heartbeat(running, tokens, None));
     }
+
+    fn batch_start(&mut self) {
+        self.output.hold();
+    }
+
+    fn batch_end(&mut self) {
+        self.output.release();
+    }
 }
 
 impl Agent for ClaudeAgent {

@@ -56,6 +56,14 @@ impl LineSink for Stream<'_> {
         let tokens = self.stream.transcript().figures().tokens;
         self.output.line(&heartbeat(running, tokens, None));
     }
+
+    fn batch_start(&mut self) {
+        self.output.hold();
+    }
+
+    fn batch_end(&mut self) {
+        self.output.release();
+    }
 }
 
 impl Agent for CodexAgent {

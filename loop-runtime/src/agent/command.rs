@@ -36,6 +36,14 @@ impl LineSink for Text<'_> {
     fn stderr_line(&mut self, line: &str) {
         self.output.line(line);
     }
+
+    fn batch_start(&mut self) {
+        self.output.hold();
+    }
+
+    fn batch_end(&mut self) {
+        self.output.release();
+    }
 }
 
 impl Agent for CommandAgent {

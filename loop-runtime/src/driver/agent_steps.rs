@@ -28,6 +28,9 @@ struct AgentDone {
     outcome: Result<(AgentReply, u32), Failure>,
     /// The working tree and the step's output as the calls left them.
     observation: step::Observation,
+    /// The step's log files to record, in the same append as the step's end (one commit
+    /// instead of two: nothing acts on them in between).
+    artifacts: Vec<Command>,
 }
 
 /// The end-of-call policy failed the step.
@@ -99,10 +102,15 @@ impl Driver {
             step_id,
             outcome,
             observation,
+            artifacts,
         } = done;
         let (reply, calls) = match outcome {
             Ok(done) => done,
-            Err(failure) => return self.fail_step(step_id, phase, &observation, failure).await,
+            Err(failure) => {
+                return self
+                    .fail_step(step_id, phase, &observation, artifacts, failure)
+                    .await;
+            }
         };
         let digest = sha256_hex(watchdog::normalized(&reply.answer).as_bytes());
         let call = call_report(&reply, calls, Some(digest.clone()));
@@ -125,7 +133,8 @@ impl Driver {
                 observation.plan_sha256.as_deref(),
             ),
         });
-        let mut commands = vec![Command::FinishStep(finished)];
+        let mut commands = artifacts;
+        commands.push(Command::FinishStep(finished));
         if completion == Completion::Claimed {
             commands.push(Command::DetectCompletion(CompletionDetected {
                 iteration,
@@ -170,18 +179,18 @@ impl Driver {
         let Some(done) = step else {
             return Ok(Some(DriverEnd::Stopped));
         };
-        let (step_id, observation) = (done.step_id, done.observation);
-        let (status, message, call, mut commands) = match done.outcome {
+        let (step_id, observation, mut commands) = (done.step_id, done.observation, done.artifacts);
+        let (status, message, call) = match done.outcome {
             Ok((reply, calls)) => {
                 let call = call_report(&reply, calls, None);
                 let (status, message, notes) = self.take_verdict(&reply.answer)?;
-                (status, message, Some(call), notes)
+                commands.extend(notes);
+                (status, message, Some(call))
             }
             Err(failure) => (
                 StepStatus::Failed,
                 Some(format!("review did not run: {}", failure.reason)),
                 failure.call,
-                Vec::new(),
             ),
         };
         let finished = step::finished(
@@ -230,6 +239,7 @@ impl Driver {
         step_id: StepId,
         phase: Phase,
         observation: &step::Observation,
+        artifacts: Vec<Command>,
         failure: Failure,
     ) -> StepEnd {
         let message = Some(failure.reason.clone());
@@ -242,7 +252,8 @@ impl Driver {
             failure.call.as_ref(),
         );
         let at_ms = self.now();
-        self.record(vec![
+        let mut commands = artifacts;
+        commands.extend([
             Command::FinishStep(finished),
             Command::Fail {
                 exit_reason: failure.exit_reason,
@@ -252,8 +263,8 @@ impl Driver {
                 }),
                 at_ms,
             },
-        ])
-        .await?;
+        ]);
+        self.record(commands).await?;
         Ok(Some(DriverEnd::Settled))
     }
 
@@ -322,8 +333,6 @@ impl Driver {
             return Ok(None);
         };
         let (output, artifacts) = log.close(&self.run, "").map_err(io_error(&log_name))?;
-        self.record(artifacts.into_iter().map(Command::RecordArtifact).collect())
-            .await?;
         // The plan's digest is the watchdog's evidence, kept for implementation steps.
         let observation = self
             .observe(Some(output), phase == Phase::Implementation)
@@ -332,6 +341,7 @@ impl Driver {
             step_id,
             outcome,
             observation,
+            artifacts: artifacts.into_iter().map(Command::RecordArtifact).collect(),
         }))
     }
 

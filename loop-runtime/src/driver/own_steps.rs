@@ -77,7 +77,13 @@ impl Driver {
             .await?;
         let env = self.run.env(iteration, Phase::Verification.as_str());
         let mut failed = Vec::new();
+        // A command's result is recorded when the next command starts, or with the step's end
+        // for the last one: the same events in the same order, one append fewer a step.
+        let mut ran: Option<Command> = None;
         for command in self.run.config.verify_cmds.clone() {
+            if let Some(result) = ran.take() {
+                self.record(vec![result]).await?;
+            }
             let timeout = self.run.config.verify_timeout;
             let run = verify::run_command(
                 &command,
@@ -92,25 +98,26 @@ impl Driver {
             if self.cancel.is_cancelled() {
                 return Ok(Some(DriverEnd::Stopped));
             }
-            self.record(vec![Command::RecordVerification(VerificationCommand {
+            ran = Some(Command::RecordVerification(VerificationCommand {
                 step_id: step.step_id,
                 command: command.clone(),
                 exit_code: run.exit_code,
                 duration_ms: run.duration.as_millis() as u64,
-            })])
-            .await?;
+            }));
             if !run.passed() {
                 failed.push(run);
             }
         }
         let (step_id, log_name, output) = self.close_own_step(step)?;
         let files = &self.run.files;
-        let mut commands: Vec<Command> = files
-            .record("verify_log", &log_name)
-            .map_err(io_error(&log_name))?
-            .into_iter()
-            .map(Command::RecordArtifact)
-            .collect();
+        let mut commands: Vec<Command> = ran.into_iter().collect();
+        commands.extend(
+            files
+                .record("verify_log", &log_name)
+                .map_err(io_error(&log_name))?
+                .into_iter()
+                .map(Command::RecordArtifact),
+        );
         let observation = self.observe(Some(output), false).await;
         let finished = if failed.is_empty() {
             files

@@ -14,18 +14,26 @@
 //!
 //! The ledger a child is written to is the one of the runtime whose task starts it
 //! ([`scope`]); a child started outside any runtime's task is not recorded.
+//!
+//! A crossed-out entry's file is not deleted but moved to `<data dir>/processes.spare/`, and
+//! the next entry is written there and moved into the ledger: a child per step made a new
+//! inode and a deletion per step, and on ext4 without a journal every new inode pays for the
+//! ones deleted in the last seconds (a new file cost up to 1.4 ms on the benchmark machine).
+//! The ledger directory itself holds only live groups, as before.
 
 use std::ffi::OsStr;
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// The directory of a data dir's ledger.
 pub const DIR: &str = "processes";
+/// Files of crossed-out entries, kept for reuse; never read.
+const SPARE_DIR: &str = "processes.spare";
 
 tokio::task_local! {
     static LEDGER: Arc<Ledger>;
@@ -35,12 +43,56 @@ tokio::task_local! {
 #[derive(Debug)]
 pub struct Ledger {
     dir: PathBuf,
+    spare_dir: PathBuf,
+    /// Spare files ready for reuse, and the number of spare names handed out so far.
+    spares: Mutex<(Vec<PathBuf>, u64)>,
 }
 
 impl Ledger {
     pub fn new(data_dir: &Path) -> Ledger {
         Ledger {
             dir: data_dir.join(DIR),
+            spare_dir: data_dir.join(SPARE_DIR),
+            spares: Mutex::default(),
+        }
+    }
+
+    fn spares(&self) -> std::sync::MutexGuard<'_, (Vec<PathBuf>, u64)> {
+        self.spares.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `line` as the entry `path`: into a spare file moved into place when there is one
+    /// (the entry appears whole, and no inode is made), else into a new file.
+    fn write(&self, path: &Path, line: &str) -> std::io::Result<()> {
+        let spare = self.spares().0.pop();
+        if let Some(spare) = spare {
+            match std::fs::write(&spare, line).and_then(|()| std::fs::rename(&spare, path)) {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    let _ = std::fs::remove_file(&spare);
+                }
+            }
+        }
+        std::fs::write(path, line)
+    }
+
+    /// Crosses out the entry `path`: moves its file to the spares, or removes it.
+    fn cross_out(&self, path: &Path) {
+        let spare = {
+            let mut spares = self.spares();
+            spares.1 += 1;
+            self.spare_dir.join(spares.1.to_string())
+        };
+        let moved = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.spare_dir)
+            .and_then(|()| std::fs::rename(path, &spare));
+        match moved {
+            Ok(()) => self.spares().0.push(spare),
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
@@ -53,12 +105,13 @@ pub async fn scope<F: Future>(ledger: Arc<Ledger>, work: F) -> F::Output {
 /// A group's line in the ledger, crossed out when dropped.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    ledger: Arc<Ledger>,
     path: PathBuf,
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        self.ledger.cross_out(&self.path);
     }
 }
 
@@ -73,8 +126,8 @@ pub(crate) fn enter(group: Pid, program: &OsStr) -> Option<Entry> {
         .ok()?;
     let path = ledger.dir.join(group.as_raw().to_string());
     let line = format!("{start} {}\n", program.to_string_lossy());
-    match std::fs::write(&path, line) {
-        Ok(()) => Some(Entry { path }),
+    match ledger.write(&path, &line) {
+        Ok(()) => Some(Entry { ledger, path }),
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "cannot record a child process group");
             None
@@ -85,6 +138,8 @@ pub(crate) fn enter(group: Pid, program: &OsStr) -> Option<Entry> {
 /// Kills every process group the data dir's ledger names and clears it; returns how many groups
 /// were found alive. Call it holding the data dir, before any child is started.
 pub fn sweep(data_dir: &Path) -> usize {
+    // A dead runtime's spares are not worth keeping: they would only be this runtime's too.
+    let _ = std::fs::remove_dir_all(data_dir.join(SPARE_DIR));
     let dir = data_dir.join(DIR);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
@@ -165,6 +220,41 @@ mod tests {
         assert!(start_time(me).is_some());
         assert!(still_ours(me, start_time(me).unwrap()));
         assert!(!still_ours(me, start_time(me).unwrap() + 1));
+    }
+
+    #[tokio::test]
+    async fn a_crossed_out_entry_leaves_the_ledger_empty_and_its_file_is_reused() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::new(dir.path()));
+        let me = nix::unistd::getpid();
+        let entries = dir.path().join(DIR);
+        let path = entries.join(me.as_raw().to_string());
+        let empty = || std::fs::read_dir(&entries).unwrap().next().is_none();
+        scope(ledger, async {
+            let entry = enter(me, OsStr::new("agent")).expect("recorded");
+            let start = start_time(me).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                format!("{start} agent\n")
+            );
+            let inode = std::fs::metadata(&path).unwrap().ino();
+            drop(entry);
+            assert!(empty(), "crossed out");
+            let entry = enter(me, OsStr::new("verify")).expect("recorded");
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                format!("{start} verify\n")
+            );
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().ino(),
+                inode,
+                "the file is reused"
+            );
+            drop(entry);
+            assert!(empty(), "crossed out again");
+        })
+        .await;
     }
 
     #[test]

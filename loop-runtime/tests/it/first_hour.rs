@@ -19,6 +19,23 @@ fn in_worktree(scratch: &Scratch, config: &[(&str, &str)]) -> loop_runtime::RunR
     request(scratch, "one_task.sh", &all)
 }
 
+/// Runs the plan with a merge into `main` that does not land: the run COMPLETED, and why the
+/// merge is pending.
+async fn completed_with_merge_pending(
+    runtime: &loop_runtime::Runtime,
+    scratch: &Scratch,
+) -> (loop_core::projection::RunView, String) {
+    let run = runtime
+        .submit(in_worktree(scratch, &[("merge_target_branch", "main")]))
+        .await
+        .expect("submit");
+    let done = finish(runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let merge = done.merge.clone().expect("the merge is recorded");
+    assert!(!merge.landed, "{merge:?}");
+    (done, merge.problem.unwrap_or_default())
+}
+
 #[tokio::test]
 async fn a_merge_into_the_branch_the_person_is_on_updates_their_clean_checkout() {
     let scratch = scratch(1);
@@ -51,15 +68,7 @@ async fn a_merge_refused_by_a_dirty_checkout_leaves_the_run_completed_and_can_be
     // The person is editing a tracked file on main while the run works.
     std::fs::write(repo.join("specs/feature.md"), "# Feature\n\nediting…\n").expect("edit");
     let runtime = runtime(&scratch);
-    let run = runtime
-        .submit(in_worktree(&scratch, &[("merge_target_branch", "main")]))
-        .await
-        .expect("submit");
-    let done = finish(&runtime, run.id).await;
-    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
-    let merge = done.merge.clone().expect("the merge is recorded");
-    assert!(!merge.landed);
-    let problem = merge.problem.unwrap_or_default();
+    let (run, problem) = completed_with_merge_pending(&runtime, &scratch).await;
     assert!(
         problem.contains("uncommitted changes") && problem.contains("loopctl merge"),
         "{problem}"
@@ -92,15 +101,7 @@ async fn a_plan_never_committed_in_the_checkout_is_named_when_it_blocks_the_merg
     );
     git(&repo, &["commit", "-qm", "the plan is not tracked"]);
     let runtime = runtime(&scratch);
-    let run = runtime
-        .submit(in_worktree(&scratch, &[("merge_target_branch", "main")]))
-        .await
-        .expect("submit");
-    let done = finish(&runtime, run.id).await;
-    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
-    let merge = done.merge.clone().expect("the merge is recorded");
-    assert!(!merge.landed);
-    let problem = merge.problem.unwrap_or_default();
+    let (run, problem) = completed_with_merge_pending(&runtime, &scratch).await;
     assert!(
         problem.contains("target_untracked")
             && problem.contains("specs/planning/feature-plan.md")
@@ -347,5 +348,36 @@ async fn an_agent_that_exits_badly_after_its_answer_is_recorded_so() {
             .contains("exited with status 1"),
         "{step:?}"
     );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn runs_of_one_spec_get_names_no_other_run_has() {
+    let scratch = scratch(1);
+    let runtime = runtime(&scratch);
+    let mut names = Vec::new();
+    for _ in 0..6 {
+        let run = runtime
+            .submit(request(&scratch, "hang.sh", &[("reviewer", "false")]))
+            .await
+            .expect("submit");
+        names.push(run.name);
+    }
+    assert_eq!(
+        names,
+        [
+            "feature",
+            "feature-2",
+            "feature-3",
+            "feature-4",
+            "feature-5",
+            "feature-6"
+        ]
+    );
+    // A name given explicitly is taken as it is.
+    let mut named = request(&scratch, "hang.sh", &[("reviewer", "false")]);
+    named.name = Some("feature-9".to_owned());
+    let run = runtime.submit(named).await.expect("submit");
+    assert_eq!(run.name, "feature-9");
     runtime.shutdown().await;
 }

@@ -1,4 +1,9 @@
-//! Rows to domain values and back: the events table and the projection tables.
+//! Rows to domain values and back: the events table and the `runs` snapshots.
+//!
+//! A run's row is a snapshot of its view, searched by its columns (`status`, `name`,
+//! `run_branch`, `created_ms`, `workspace_root`), which are always current; the view inside
+//! may lag the run by fewer than [`SNAPSHOT_EVERY`] events, folded in when it is read. Steps
+//! have no rows: they are folded from their run's events when asked for.
 
 use std::path::Path;
 
@@ -10,59 +15,50 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::StoreError;
 use crate::sqlite::schema::error_at;
 
+/// A run's stored row is rewritten at least every this many of its events, so bringing it up
+/// to date on read folds fewer than this many.
+pub(crate) const SNAPSHOT_EVERY: u64 = 32;
+
 pub(crate) const SELECT_EVENTS: &str =
     "SELECT seq, run_id, version, type, ts_ms, schema, payload FROM events";
 
-/// The columns of an events row, before decoding, so a decode error can name the row.
-pub(crate) struct RawEvent {
-    seq: i64,
-    run_id: String,
-    version: i64,
-    event_type: String,
-    ts_ms: i64,
-    schema: i64,
-    payload: String,
-}
-
-impl RawEvent {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
-        Ok(RawEvent {
-            seq: row.get(0)?,
-            run_id: row.get(1)?,
-            version: row.get(2)?,
-            event_type: row.get(3)?,
-            ts_ms: row.get(4)?,
-            schema: row.get(5)?,
-            payload: row.get(6)?,
-        })
-    }
-
-    pub(crate) fn decode(self, path: &Path) -> Result<EventRecord, StoreError> {
-        let seq = Seq(self.seq as u64);
-        let corrupt = |source| StoreError::Corrupt {
-            path: path.to_owned(),
-            seq,
-            run_id: self.run_id.clone(),
-            source,
-        };
-        // A bad run id is a bad field of the envelope, not an unknown event type.
-        let run_id: RunId = self.run_id.parse().map_err(|e: uuid::Error| {
-            corrupt(DecodeError::Envelope(serde::de::Error::custom(format!(
-                "run_id {:?}: {e}",
-                self.run_id
-            ))))
-        })?;
-        let event_type: EventType = self.event_type.parse().map_err(&corrupt)?;
-        let event = Event::decode(event_type, &self.payload).map_err(&corrupt)?;
-        Ok(EventRecord {
-            seq,
-            run_id,
-            version: Version(self.version as u64),
-            ts_ms: self.ts_ms,
-            schema: self.schema as u32,
-            event,
-        })
-    }
+/// Decodes the events row under the cursor (the columns of [`SELECT_EVENTS`]), borrowing its
+/// text rather than copying it, so a decode error can still name the row.
+pub(crate) fn decode_row(row: &Row<'_>, path: &Path) -> Result<EventRecord, StoreError> {
+    let sql = |source| error_at(path, "read events")(source);
+    let seq = Seq(row.get::<_, i64>(0).map_err(sql)? as u64);
+    let run_id_text = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
+    let corrupt = |source| StoreError::Corrupt {
+        path: path.to_owned(),
+        seq,
+        run_id: run_id_text.to_owned(),
+        source,
+    };
+    // A bad run id is a bad field of the envelope, not an unknown event type.
+    let run_id: RunId = run_id_text.parse().map_err(|e: uuid::Error| {
+        corrupt(DecodeError::Envelope(serde::de::Error::custom(format!(
+            "run_id {run_id_text:?}: {e}"
+        ))))
+    })?;
+    let version: i64 = row.get(2).map_err(sql)?;
+    let event_type: EventType = row
+        .get_ref(3)
+        .and_then(|v| Ok(v.as_str()?))
+        .map_err(sql)?
+        .parse()
+        .map_err(&corrupt)?;
+    let ts_ms: i64 = row.get(4).map_err(sql)?;
+    let schema: i64 = row.get(5).map_err(sql)?;
+    let payload = row.get_ref(6).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
+    let event = Event::decode(event_type, payload).map_err(&corrupt)?;
+    Ok(EventRecord {
+        seq,
+        run_id,
+        version: Version(version as u64),
+        ts_ms,
+        schema: schema as u32,
+        event,
+    })
 }
 
 /// Reads and decodes events matching `filter` (a `WHERE …` suffix) with its parameters.
@@ -72,18 +68,31 @@ pub(crate) fn query_events(
     filter: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<EventRecord>, StoreError> {
+    let mut records = Vec::new();
+    for_each_event(conn, path, filter, params, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Reads and decodes events matching `filter`, handing each to `each` as it is decoded.
+pub(crate) fn for_each_event(
+    conn: &Connection,
+    path: &Path,
+    filter: &str,
+    params: impl rusqlite::Params,
+    mut each: impl FnMut(EventRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let sql = format!("{SELECT_EVENTS} {filter}");
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(error_at(path, "prepare an event query"))?;
-    let rows = stmt
-        .query_map(params, RawEvent::from_row)
-        .map_err(error_at(path, "read events"))?;
-    let mut records = Vec::new();
-    for row in rows {
-        records.push(row.map_err(error_at(path, "read events"))?.decode(path)?);
+    let mut rows = stmt.query(params).map_err(error_at(path, "read events"))?;
+    while let Some(row) = rows.next().map_err(error_at(path, "read events"))? {
+        each(decode_row(row, path)?)?;
     }
-    Ok(records)
+    Ok(())
 }
 
 pub(crate) fn insert_event(tx: &Connection, record: &EventRecord) -> rusqlite::Result<()> {
@@ -136,24 +145,6 @@ pub(crate) fn upsert_run(tx: &Connection, view: &RunView) -> rusqlite::Result<()
     Ok(())
 }
 
-pub(crate) fn upsert_step(
-    tx: &Connection,
-    view: &StepView,
-    started_seq: Seq,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO steps (step_id, run_id, started_seq, view) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (step_id) DO UPDATE SET view = ?4",
-    )?
-    .execute(params![
-        view.id.to_string(),
-        view.run_id.to_string(),
-        started_seq.0 as i64,
-        to_json(view),
-    ])?;
-    Ok(())
-}
-
 fn parse_view<T: serde::de::DeserializeOwned>(
     path: &Path,
     what: impl FnOnce() -> String,
@@ -166,7 +157,8 @@ fn parse_view<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(crate) fn load_run(
+/// The stored snapshot of one run's view, not brought up to date.
+fn load_snapshot(
     conn: &Connection,
     path: &Path,
     run_id: RunId,
@@ -182,29 +174,83 @@ pub(crate) fn load_run(
         .transpose()
 }
 
-/// The run whose step row has this id, if any.
-pub(crate) fn step_owner(conn: &Connection, step_id: StepId) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT run_id FROM steps WHERE step_id = ?1")?
-        .query_row([step_id.to_string()], |row| row.get(0))
+/// Brings a run's stored snapshot up to date with the run's events after it: at most
+/// [`SNAPSHOT_EVERY`] of them, found by the `(run_id, version)` index.
+pub(crate) fn catch_up(
+    conn: &Connection,
+    path: &Path,
+    view: &mut RunView,
+) -> Result<(), StoreError> {
+    for_each_event(
+        conn,
+        path,
+        "WHERE run_id = ?1 AND version > ?2 ORDER BY version",
+        params![view.id.to_string(), view.version.0 as i64],
+        |record| {
+            view.apply(&record);
+            Ok(())
+        },
+    )
+}
+
+/// A run's view: its stored snapshot brought up to date. `None` when the run has no row.
+pub(crate) fn load_run(
+    conn: &Connection,
+    path: &Path,
+    run_id: RunId,
+) -> Result<Option<RunView>, StoreError> {
+    let Some(mut view) = load_snapshot(conn, path, run_id)? else {
+        return Ok(None);
+    };
+    catch_up(conn, path, &mut view)?;
+    Ok(Some(view))
+}
+
+/// What the writer needs to know of a run's stored row to tell whether to rewrite it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RowKeys {
+    pub(crate) version: Version,
+    pub(crate) status: String,
+    pub(crate) name: String,
+    pub(crate) run_branch: Option<String>,
+}
+
+impl RowKeys {
+    /// Whether the row no longer answers a search for `view` correctly, or lags it by so many
+    /// events that reading it would cost more than writing it.
+    pub(crate) fn stale_for(&self, view: &RunView) -> bool {
+        self.status != view.status.as_str()
+            || self.name != view.name
+            || self.run_branch != view.worktree.run_branch
+            || view.version.0 >= self.version.0 + SNAPSHOT_EVERY
+            || view.version.0 < self.version.0
+    }
+}
+
+pub(crate) fn row_keys(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<RowKeys>> {
+    conn.prepare_cached("SELECT version, status, name, run_branch FROM runs WHERE run_id = ?1")?
+        .query_row([run_id.to_string()], |row| {
+            Ok(RowKeys {
+                version: Version(row.get::<_, i64>(0)? as u64),
+                status: row.get(1)?,
+                name: row.get(2)?,
+                run_branch: row.get(3)?,
+            })
+        })
         .optional()
 }
 
-pub(crate) fn load_step(
-    conn: &Connection,
-    path: &Path,
-    step_id: StepId,
-) -> Result<Option<StepView>, StoreError> {
-    let text: Option<String> = conn
-        .prepare_cached("SELECT view FROM steps WHERE step_id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([step_id.to_string()], |row| row.get(0))
-                .optional()
-        })
-        .map_err(error_at(path, "read a step"))?;
-    text.map(|text: String| parse_view(path, || format!("step {step_id}"), &text))
-        .transpose()
+/// The run that started the step with this id, if any (the index over `STEP_STARTED` events).
+pub(crate) fn step_owner(conn: &Connection, step_id: StepId) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT run_id FROM events
+         WHERE type = 'STEP_STARTED' AND json_extract(payload, '$.step_id') = ?1 LIMIT 1",
+    )?
+    .query_row([step_id.to_string()], |row| row.get(0))
+    .optional()
 }
 
+/// Runs matching `filter`, each brought up to date with its later events.
 pub(crate) fn load_runs(
     conn: &Connection,
     path: &Path,
@@ -215,36 +261,32 @@ pub(crate) fn load_runs(
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(error_at(path, "prepare a run query"))?;
-    let rows = stmt
-        .query_map(params, |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(error_at(path, "read runs"))?;
+    let mut rows = stmt.query(params).map_err(error_at(path, "read runs"))?;
     let mut views = Vec::new();
-    for row in rows {
-        let (run_id, text) = row.map_err(error_at(path, "read runs"))?;
-        views.push(parse_view(path, || format!("run {run_id}"), &text)?);
+    while let Some(row) = rows.next().map_err(error_at(path, "read runs"))? {
+        let run_id = row.get_ref(0).and_then(|v| Ok(v.as_str()?));
+        let text = row.get_ref(1).and_then(|v| Ok(v.as_str()?));
+        let (run_id, text) = run_id
+            .and_then(|id| Ok((id, text?)))
+            .map_err(error_at(path, "read runs"))?;
+        let mut view: RunView = parse_view(path, || format!("run {run_id}"), text)?;
+        catch_up(conn, path, &mut view)?;
+        views.push(view);
     }
     Ok(views)
 }
 
+/// A run's steps, folded from its events in the order they started.
 pub(crate) fn load_steps(
     conn: &Connection,
     path: &Path,
     run_id: RunId,
 ) -> Result<Vec<StepView>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT step_id, view FROM steps WHERE run_id = ?1 ORDER BY started_seq")
-        .map_err(error_at(path, "prepare a step query"))?;
-    let rows = stmt
-        .query_map([run_id.to_string()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(error_at(path, "read steps"))?;
-    let mut views = Vec::new();
-    for row in rows {
-        let (step_id, text) = row.map_err(error_at(path, "read steps"))?;
-        views.push(parse_view(path, || format!("step {step_id}"), &text)?);
-    }
-    Ok(views)
+    let events = query_events(
+        conn,
+        path,
+        "WHERE run_id = ?1 ORDER BY version",
+        [run_id.to_string()],
+    )?;
+    Ok(StepView::fold(&events))
 }

@@ -50,6 +50,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE runs SET run_branch = json_extract(view, '$.worktree.run_branch');
     CREATE INDEX runs_by_name ON runs (name);
     CREATE INDEX runs_by_branch ON runs (run_branch);",
+    // 3: steps are folded from their run's events when read, not stored; a step id stays
+    // global through an index over the events that start steps. The `runs` row becomes a
+    // snapshot: rewritten when a column it is searched by changes, else every few events, and
+    // brought up to date on read from the run's later events.
+    "CREATE INDEX events_by_started_step ON events (json_extract(payload, '$.step_id'))
+        WHERE type = 'STEP_STARTED';
+    DROP TABLE steps;",
 ];
 
 /// How long a connection waits for another one's lock before giving up.

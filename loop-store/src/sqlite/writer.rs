@@ -1,17 +1,26 @@
 //! The single writer: every append goes through one thread that commits them in groups.
 //!
-//! Appenders queue requests; the writer takes whatever is queued (up to [`MAX_BATCH`]), writes
-//! each request inside its own savepoint (so a conflict or a bad request affects only itself),
-//! and commits the whole group with one fsync (`synchronous=FULL`). Only then does it answer the
-//! appenders and publish the records to subscribers. Durability is that of a lone commit; the
-//! cost of the fsync is shared.
+//! Appenders queue requests; the writer takes whatever is queued (up to [`MAX_BATCH`]) and
+//! commits the whole group in one transaction with one fsync (`synchronous=FULL`). Only then
+//! does it answer the appenders and publish the records to subscribers. Durability is that of
+//! a lone commit; the cost of the fsync is shared.
+//!
+//! An append is checked completely before it writes anything (expected version, the store's
+//! rules, a step id started twice), so a refused append leaves nothing behind and needs no
+//! savepoint: a savepoint per append used to copy every page an append touched into the
+//! statement journal. A failure while writing (a full disk, say) is not the append's fault:
+//! the whole group is rolled back and every appender in it hears why.
+//!
+//! An append writes its events and, only when needed, its run's row (see `rows`): when a
+//! column the row is searched by changes, or every [`rows::SNAPSHOT_EVERY`] events. Steps have
+//! no rows. So most appends write the events rows and nothing else, as a raw insert would.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use loop_core::projection::{RunView, StepView, step_of};
+use loop_core::projection::RunView;
 use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version, event::SCHEMA};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -49,24 +58,18 @@ struct Append {
     reply: Reply<Vec<EventRecord>>,
 }
 
-/// What one append changes, kept apart until its savepoint is released.
+/// What one append wrote, kept apart until the group commits.
 struct Staged {
     records: Vec<EventRecord>,
     view: RunView,
-    /// The step rows it wrote, as written.
-    steps: Vec<(StepView, Seq)>,
 }
-
-type StepCache = HashMap<StepId, (StepView, Seq)>;
 
 pub(crate) struct Writer {
     conn: Connection,
     path: PathBuf,
     last_seq: u64,
-    /// Committed run views (and so versions), to spare a read and a parse per append.
+    /// Committed run views (and so versions), to spare a read and a fold per append.
     runs: HashMap<RunId, RunView>,
-    /// Committed rows of steps still open: their next event needs them.
-    open_steps: StepCache,
     subscribers: Arc<Subscribers>,
 }
 
@@ -82,7 +85,6 @@ impl Writer {
             path,
             last_seq,
             runs: HashMap::new(),
-            open_steps: HashMap::new(),
             subscribers,
         })
     }
@@ -152,7 +154,6 @@ impl Writer {
             // why, and the in-memory state is re-read from the database.
             let reason = error.to_string();
             self.runs.clear();
-            self.open_steps.clear();
             if let Ok(seq) = read_last_seq(&self.conn, &self.path) {
                 self.last_seq = seq;
             }
@@ -180,17 +181,7 @@ impl Writer {
                 if self.runs.len() >= RUN_CACHE_LIMIT {
                     self.runs.clear();
                 }
-                if self.open_steps.len() >= RUN_CACHE_LIMIT {
-                    self.open_steps.clear();
-                }
                 self.runs.insert(append.run_id, staged.view);
-                for (step, started_seq) in staged.steps {
-                    if step.status.is_final() {
-                        self.open_steps.remove(&step.id);
-                    } else {
-                        self.open_steps.insert(step.id, (step, started_seq));
-                    }
-                }
                 published.extend_from_slice(&staged.records);
                 staged.records
             });
@@ -209,7 +200,7 @@ impl Writer {
         outcomes: &mut Vec<Result<Staged, StoreError>>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let mut tx = self
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error_at(&path, "begin a write"))?;
@@ -219,64 +210,31 @@ impl Writer {
         let stored_last_seq = read_last_seq(&tx, &path)?;
         if stored_last_seq != self.last_seq {
             self.runs.clear();
-            self.open_steps.clear();
             self.last_seq = stored_last_seq;
         }
         let mut next_seq = self.last_seq + 1;
-        if let [append] = batch {
-            // A lone append needs no savepoint: if it is refused, the whole transaction is.
-            let base = self.runs.get(&append.run_id).cloned();
-            match stage(
-                &tx,
-                &path,
-                append,
-                base,
-                &|id| self.open_steps.get(&id).cloned(),
-                next_seq,
-            ) {
+        // Views this group has changed but not yet committed.
+        let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
+        for append in batch {
+            let base = staged_views
+                .get(&append.run_id)
+                .or_else(|| self.runs.get(&append.run_id))
+                .cloned();
+            match stage(&tx, &path, append, base, next_seq)? {
                 Ok(staged) => {
                     next_seq += staged.records.len() as u64;
+                    if batch.len() > 1 {
+                        staged_views.insert(append.run_id, staged.view.clone());
+                    }
                     outcomes.push(Ok(staged));
                 }
-                Err(refused) => {
-                    outcomes.push(Err(refused));
-                    tx.rollback().map_err(error_at(&path, "roll back"))?;
-                    return Ok(());
-                }
+                Err(refused) => outcomes.push(Err(refused)),
             }
-        } else {
-            let mut staged_views: HashMap<RunId, RunView> = HashMap::new();
-            let mut staged_steps: StepCache = HashMap::new();
-            for append in batch {
-                let savepoint = tx
-                    .savepoint()
-                    .map_err(error_at(&path, "open a savepoint"))?;
-                let base = staged_views
-                    .get(&append.run_id)
-                    .or_else(|| self.runs.get(&append.run_id))
-                    .cloned();
-                let cached = |id| {
-                    staged_steps
-                        .get(&id)
-                        .or_else(|| self.open_steps.get(&id))
-                        .cloned()
-                };
-                match stage(&savepoint, &path, append, base, &cached, next_seq) {
-                    Ok(staged) => {
-                        savepoint
-                            .commit()
-                            .map_err(error_at(&path, "release a savepoint"))?;
-                        next_seq += staged.records.len() as u64;
-                        staged_views.insert(append.run_id, staged.view.clone());
-                        for (step, seq) in &staged.steps {
-                            staged_steps.insert(step.id, (step.clone(), *seq));
-                        }
-                        outcomes.push(Ok(staged));
-                    }
-                    // Dropping the savepoint rolls back whatever the append had written.
-                    Err(refused) => outcomes.push(Err(refused)),
-                }
-            }
+        }
+        if next_seq == self.last_seq + 1 {
+            // Every append was refused and none wrote anything: nothing to make durable.
+            tx.rollback().map_err(error_at(&path, "roll back"))?;
+            return Ok(());
         }
         tx.commit().map_err(error_at(&path, "commit"))?;
         self.last_seq = next_seq - 1;
@@ -286,17 +244,15 @@ impl Writer {
     fn rebuild(&mut self) -> Result<RebuildStats, StoreError> {
         let path = self.path.clone();
         self.runs.clear();
-        self.open_steps.clear();
-        // Off for the rebuild only: a DELETE without foreign keys truncates instead of deleting
-        // row by row, and rows can be written in the order they are ready. A bigger page cache
-        // keeps the projection B-trees in memory while they are rewritten.
+        // A bigger page cache for the rebuild only, so that the `runs` B-tree and the pages of
+        // the log it reads stay in memory while the rows are rewritten.
         self.conn
-            .execute_batch("PRAGMA foreign_keys = OFF; PRAGMA cache_size = -262144;")
+            .execute_batch("PRAGMA cache_size = -262144;")
             .map_err(error_at(&path, "prepare the rebuild"))?;
         let result = self.refold_projections();
         let restored = self
             .conn
-            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000;")
+            .execute_batch("PRAGMA cache_size = -2000;")
             .map_err(error_at(&path, "finish the rebuild"));
         let stats = result?;
         restored?;
@@ -309,75 +265,33 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error_at(&path, "begin a rebuild"))?;
-        tx.execute_batch("DELETE FROM steps; DELETE FROM runs;")
+        tx.execute_batch("DELETE FROM runs;")
             .map_err(error_at(&path, "clear the projections"))?;
 
         let mut stats = RebuildStats::default();
         let mut runs: HashMap<RunId, RunView> = HashMap::new();
-        // Steps stay in memory while open and are written when they finish: step ids are
-        // UUIDv7, so finishing order is close to key order and the inserts stay sequential.
-        let mut open_steps: StepCache = HashMap::new();
-        let mut after = 0i64;
-        loop {
-            let page = rows::query_events(
-                &tx,
-                &path,
-                "WHERE seq > ?1 ORDER BY seq LIMIT 8192",
-                [after],
-            )?;
-            let Some(last) = page.last() else { break };
-            after = last.seq.0 as i64;
-            for record in &page {
-                stats.events += 1;
-                match runs.get_mut(&record.run_id) {
-                    Some(view) => view.apply(record),
-                    None => {
-                        if let Some(view) = RunView::created(record) {
-                            runs.insert(record.run_id, view);
-                        }
-                    }
-                }
-                if let Some(step) = StepView::started(record) {
-                    open_steps.insert(step.id, (step, record.seq));
-                } else if let Some(step_id) = step_of(&record.event)
-                    && let Some((step, _)) = open_steps.get_mut(&step_id)
-                {
-                    step.apply(record);
-                    if step.status.is_final()
-                        && let Some((step, started_seq)) = open_steps.remove(&step_id)
-                    {
-                        rows::upsert_step(&tx, &step, started_seq)
-                            .map_err(error_at(&path, "write a step"))?;
-                        stats.steps += 1;
+        // One pass over the log in seq order; steps are folded when read, so only counted.
+        rows::for_each_event(&tx, &path, "ORDER BY seq", [], |record| {
+            stats.events += 1;
+            if matches!(record.event, Event::StepStarted(_)) {
+                stats.steps += 1;
+            }
+            match runs.get_mut(&record.run_id) {
+                Some(view) => view.apply(&record),
+                None => {
+                    if let Some(view) = RunView::created(&record) {
+                        runs.insert(record.run_id, view);
                     }
                 }
             }
-        }
-        let mut open: Vec<_> = open_steps.into_values().collect();
-        open.sort_by_key(|(step, _)| step.id);
-        for (step, started_seq) in &open {
-            rows::upsert_step(&tx, step, *started_seq).map_err(error_at(&path, "write a step"))?;
-            stats.steps += 1;
-        }
+            Ok(())
+        })?;
+        // In key order: the inserts append to the `runs` B-tree instead of splitting it.
         let mut runs: Vec<RunView> = runs.into_values().collect();
         runs.sort_by_key(|view| view.id);
         for view in &runs {
             rows::upsert_run(&tx, view).map_err(error_at(&path, "write a run"))?;
             stats.runs += 1;
-        }
-        // Steps of runs that have no RUN_CREATED would break the foreign key later: say so.
-        let orphans: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM steps WHERE run_id NOT IN (SELECT run_id FROM runs)",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(error_at(&path, "check the rebuilt steps"))?;
-        if orphans > 0 {
-            return Err(StoreError::Write {
-                path: path.clone(),
-                reason: format!("{orphans} steps belong to runs with no RUN_CREATED event"),
-            });
         }
         tx.commit().map_err(error_at(&path, "commit the rebuild"))?;
         Ok(stats)
@@ -391,20 +305,47 @@ fn read_last_seq(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
     Ok(seq.unwrap_or(0) as u64)
 }
 
-/// Writes one append (inside its savepoint) and computes its projections.
+/// Checks one append against the run's view (`cached`, else read), then writes it. The outer
+/// `Err` is a failure to write, after which the transaction must not commit; the inner one a
+/// refusal, for which nothing was written.
 fn stage(
     conn: &Connection,
     path: &Path,
     append: &Append,
     cached: Option<RunView>,
-    cached_step: &dyn Fn(StepId) -> Option<(StepView, Seq)>,
     first_seq: u64,
-) -> Result<Staged, StoreError> {
+) -> Result<Result<Staged, StoreError>, StoreError> {
+    let sql = |action| error_at(path, action);
+    let (records, view, write_row) = match check(conn, path, append, cached, first_seq) {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    for record in &records {
+        rows::insert_event(conn, record).map_err(sql("append an event"))?;
+    }
+    if write_row {
+        rows::upsert_run(conn, &view).map_err(sql("write a run"))?;
+    }
+    Ok(Ok(Staged { records, view }))
+}
+
+/// Everything that may refuse an append, before anything is written: the records it would
+/// store, the run's view after them, and whether the run's row must be rewritten.
+fn check(
+    conn: &Connection,
+    path: &Path,
+    append: &Append,
+    cached: Option<RunView>,
+    first_seq: u64,
+) -> Result<(Vec<EventRecord>, RunView, bool), StoreError> {
     let run_id = append.run_id;
     let sql = |action| error_at(path, action);
-    let mut view = match cached {
-        Some(view) => Some(view),
-        None => rows::load_run(conn, path, run_id)?,
+    // Read even when the view is cached: a row deleted by hand is written back at once.
+    let row = rows::row_keys(conn, run_id).map_err(sql("read a run's row"))?;
+    let mut view = match (cached, &row) {
+        (Some(view), _) => Some(view),
+        (None, Some(_)) => rows::load_run(conn, path, run_id)?,
+        (None, None) => None,
     };
     let actual = match &view {
         Some(view) => view.version,
@@ -418,6 +359,16 @@ fn stage(
         });
     }
     validate(append)?;
+    if view.is_none() && actual != Version::NONE {
+        // The run exists but its row does not (dropped by hand, say): refold it.
+        let earlier = rows::query_events(
+            conn,
+            path,
+            "WHERE run_id = ?1 AND version <= ?2 ORDER BY version",
+            rusqlite::params![run_id.to_string(), actual.0 as i64],
+        )?;
+        view = RunView::fold(&earlier);
+    }
 
     let records: Vec<EventRecord> = append
         .events
@@ -432,69 +383,35 @@ fn stage(
             event: event.clone(),
         })
         .collect();
-    for record in &records {
-        rows::insert_event(conn, record).map_err(sql("append an event"))?;
-    }
-
-    if view.is_none() && actual != Version::NONE {
-        // The run exists but its projection row does not (dropped by hand, say): refold it.
-        let earlier = rows::query_events(
-            conn,
-            path,
-            "WHERE run_id = ?1 AND version <= ?2 ORDER BY version",
-            rusqlite::params![run_id.to_string(), actual.0 as i64],
-        )?;
-        view = RunView::fold(&earlier);
-    }
-    let mut steps: HashMap<StepId, (StepView, Seq)> = HashMap::new();
+    let mut started: Vec<StepId> = Vec::new();
     for record in &records {
         match &mut view {
             Some(view) => view.apply(record),
             None => view = RunView::created(record),
         }
-        if let Some(step) = StepView::started(record) {
-            // Step ids are global (the steps table's key): a second start would overwrite
-            // another step's row, and no rebuild could tell the two apart again.
-            let owner = if steps.contains_key(&step.id) {
+        if let Event::StepStarted(step) = &record.event {
+            // Step ids are global: with a second start, two steps would have one id and
+            // nothing that names a step could tell them apart.
+            let owner = if started.contains(&step.step_id) {
                 Some(run_id.to_string())
             } else {
-                rows::step_owner(conn, step.id).map_err(sql("read a step"))?
+                rows::step_owner(conn, step.step_id).map_err(sql("read a step"))?
             };
             if let Some(owner) = owner {
                 return Err(StoreError::InvalidAppend {
                     run_id,
-                    reason: format!("step {} was already started by run {owner}", step.id),
+                    reason: format!("step {} was already started by run {owner}", step.step_id),
                 });
             }
-            steps.insert(step.id, (step, record.seq));
-        } else if let Some(step_id) = step_of(&record.event) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = steps.entry(step_id) {
-                let known = match cached_step(step_id) {
-                    Some(step) => Some(step),
-                    None => rows::load_step(conn, path, step_id)?.map(|step| (step, Seq(0))),
-                };
-                if let Some(step) = known {
-                    slot.insert(step);
-                }
-            }
-            if let Some((step, _)) = steps.get_mut(&step_id) {
-                step.apply(record);
-            }
+            started.push(step.step_id);
         }
     }
     let view = view.ok_or_else(|| StoreError::InvalidAppend {
         run_id,
         reason: "the run has no RUN_CREATED event".to_owned(),
     })?;
-    rows::upsert_run(conn, &view).map_err(sql("write a run"))?;
-    for (step, started_seq) in steps.values() {
-        rows::upsert_step(conn, step, *started_seq).map_err(sql("write a step"))?;
-    }
-    Ok(Staged {
-        records,
-        view,
-        steps: steps.into_values().collect(),
-    })
+    let write_row = row.is_none_or(|row| row.stale_for(&view));
+    Ok((records, view, write_row))
 }
 
 /// The store's own rules; the domain's are `loop_core::decide`'s.

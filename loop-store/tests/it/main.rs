@@ -9,6 +9,7 @@ mod crash;
 mod driver;
 mod durability;
 mod group_commit;
+mod migrate;
 mod projections;
 mod read;
 mod rng;

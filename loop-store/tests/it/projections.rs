@@ -215,14 +215,14 @@ fn rebuild_restores_damaged_projections_and_replay_names_the_damage_first() {
         .filter(|r| store.steps(r.id).expect("steps").len() >= 2)
         .collect();
     assert!(with_steps.len() >= 3, "need runs with steps to damage");
-    let (altered, stepless, deleted) = (with_steps[0].id, with_steps[1].id, with_steps[2].id);
+    // Steps have no rows to damage (they are folded from the log when read): only runs do.
+    let (altered, deleted) = (with_steps[0].id, with_steps[2].id);
     let altered_status = store.run_view(altered).expect("view").expect("run").status;
     let fake_status = if altered_status == RunStatus::Canceled {
         "PAUSED"
     } else {
         "CANCELED"
     };
-    let step = store.steps(altered).expect("steps")[0].clone();
     let phantom = RunId::from_parts(T0 as u64, [0xAB; 10]);
 
     let raw = raw_connection(&db_path(&dir));
@@ -231,13 +231,6 @@ fn rebuild_restores_damaged_projections_and_replay_names_the_damage_first() {
         [fake_status, &text(altered)],
     )
     .expect("alter a run");
-    raw.execute(
-        "UPDATE steps SET view = json_set(view, '$.duration_ms', 987654321) WHERE step_id = ?1",
-        [text(step.id)],
-    )
-    .expect("alter a step");
-    raw.execute("DELETE FROM steps WHERE run_id = ?1", [text(stepless)])
-        .expect("delete steps");
     raw.execute("DELETE FROM runs WHERE run_id = ?1", [text(deleted)])
         .expect("delete a run");
     raw.execute(
@@ -255,17 +248,7 @@ fn rebuild_restores_damaged_projections_and_replay_names_the_damage_first() {
     let differences = &before.differences;
     assert!(has(differences, altered, "run.status"), "{differences:#?}");
     assert!(
-        has(
-            differences,
-            altered,
-            &format!("step {}.duration_ms", step.id)
-        ),
-        "{differences:#?}"
-    );
-    assert_eq!(store.steps(stepless).expect("steps"), vec![]);
-    let first_lost = StepView::fold(&store.read_run(stepless).expect("read"))[0].id;
-    assert!(
-        has(differences, stepless, &format!("step {first_lost}")),
+        differences.iter().all(|d| !d.what.starts_with("step ")),
         "{differences:#?}"
     );
     assert!(has(differences, deleted, "run"), "{differences:#?}");

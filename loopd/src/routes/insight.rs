@@ -81,7 +81,8 @@ pub struct StatsQuery {
     workspace_root: Option<String>,
 }
 
-/// Outcomes, iterations, time and cost per task, pass rates, waits and retries across runs.
+/// Outcomes, iterations, time and cost per task, pass rates, waits and retries across runs,
+/// and the runs by the day they were created.
 #[utoipa::path(
     get,
     path = "/stats",
@@ -105,7 +106,7 @@ pub async fn stats(
         None => None,
     };
     let stats = state.runtime.stats(since, query.workspace_root).await?;
-    Ok(Json(StatsEnvelope { stats }))
+    Ok(Json(StatsEnvelope::new(stats)))
 }
 
 /// The longest model name a postmortem request may give (it is recorded in the log).

@@ -331,7 +331,7 @@ fn idle_connections_are_dropped_and_a_low_fd_limit_still_serves_and_runs() {
         .args(["--header-timeout-ms", "1500"])
         .start();
     let address = host(&daemon);
-    // 300 connections that say nothing: more than the fds allow.
+    // 200 connections that say nothing: more than the cap (128 for 256 files) allows.
     let idle: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(&address).ok())
         .collect();
@@ -382,6 +382,66 @@ fn idle_connections_are_dropped_and_a_low_fd_limit_still_serves_and_runs() {
     let id = created["run"]["id"].as_str().expect("id").to_owned();
     let run = wait_for_end(&daemon, &id);
     assert_eq!(run["status"], "COMPLETED", "{run}");
+}
+
+#[test]
+fn a_connection_over_the_cap_is_answered_503_after_its_request_not_before() {
+    // A 256-file limit makes the cap 128 connections; 130 idle ones fill it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut prlimit = Command::new("prlimit");
+    prlimit.args(["--nofile=256:256", env!("CARGO_BIN_EXE_loopd")]);
+    let daemon = Loopd::through(prlimit, &dir.path().join("data")).start();
+    let address = host(&daemon);
+    let idle: Vec<TcpStream> = (0..130)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    // A client slow to send its request, as any is on a busy machine. The refusal used to be
+    // written at once, before the request: hyper's client (reqwest's) takes bytes on a
+    // connection with no request in flight as an error, so a slow client saw no answer.
+    let mut stream = TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut early = [0u8; 64];
+    match stream.read(&mut early) {
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+        other => panic!("the daemon spoke before the request: {other:?}"),
+    }
+    // A request with a body it does not read: drained, so the answer is not reset away.
+    let body = vec![b'x'; 1 << 20];
+    let head = format!(
+        "POST /runs HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head sent");
+    stream
+        .write_all(&body)
+        .expect("the whole body is taken, not reset");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too_many_connections"), "{answer}");
+
+    // The same through reqwest, with the cap still full.
+    let answered = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+        .get(daemon.url("/health"))
+        .send()
+        .expect("an answer");
+    assert_eq!(answered.status(), StatusCode::SERVICE_UNAVAILABLE);
+    drop(idle);
 }
 
 #[test]

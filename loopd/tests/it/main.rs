@@ -3,6 +3,7 @@
 mod api;
 mod crash;
 mod daemon;
+mod dashboard;
 mod hardening;
 mod insight;
 mod openapi;

@@ -21,6 +21,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/runs"),
     ("GET", "/runs/{id}"),
     ("GET", "/runs/{id}/steps"),
+    ("GET", "/runs/{id}/plan"),
     ("POST", "/runs/{id}/pause"),
     ("POST", "/runs/{id}/resume"),
     ("POST", "/runs/{id}/cancel"),
@@ -54,6 +55,19 @@ const ALWAYS_SERVED: &[&str] = &[
     "/runs/{id}/diff",
     "/openapi.json",
     "/metrics",
+];
+
+/// The dashboard's routes (`loopd/src/dashboard.rs`): pages, scripts, styles and the login's
+/// cookie, served beside the API and deliberately not in its document. Every other route served
+/// is documented.
+const DASHBOARD_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/ui/app.js"),
+    ("GET", "/ui/app.css"),
+    ("GET", "/ui/login.js"),
 ];
 
 const METHODS: [&str; 8] = [
@@ -152,6 +166,32 @@ fn the_document_describes_exactly_the_routes_served() {
             served || !ALWAYS_SERVED.contains(path),
             "{method} {path} is not served"
         );
+    }
+    // The dashboard's routes are served, and kept out of the API's document (none of them
+    // answers the API's JSON types).
+    for (method, path) in DASHBOARD_ROUTES {
+        let template = if path.starts_with("/ui/") {
+            "/ui/{file}"
+        } else {
+            path
+        };
+        assert!(
+            !documented
+                .iter()
+                .any(|(m, p)| m == method && (p == path || p == template)),
+            "{method} {path} is the dashboard's, yet in the API's document"
+        );
+        let mut request = client
+            .request(
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                daemon.url(path),
+            )
+            .timeout(Duration::from_secs(10));
+        if *method == "POST" {
+            request = request.header(CONTENT_TYPE, "application/json").body("{}");
+        }
+        let response = request.send().expect("send");
+        assert!(!fell_back(response), "{method} {path} is not served");
     }
 }
 

@@ -1,0 +1,174 @@
+//! The dashboard: a few static pages and assets, compiled into the binary, that watch and steer
+//! runs through the API itself (`specs/dashboard.md`). Nothing here reads run state: the pages'
+//! scripts call the same routes `loopctl` does, under the same guard.
+//!
+//! These are the only routes outside the OpenAPI document ([`crate::openapi::Routes`]): they
+//! answer HTML, scripts and styles, not the API's JSON (`POST /login` and `/logout` answer 204
+//! with a cookie). `loopd/tests/it/openapi.rs` lists them (`DASHBOARD_ROUTES`) and checks that
+//! they are served and left out of the document, so that list and [`router`] must agree.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::extract::{Body, PathParams};
+use crate::guard::{Guard, session_cookie};
+use crate::state::AppState;
+
+/// The pages a person opens (a link from elsewhere may lead to them).
+pub fn is_page(path: &str) -> bool {
+    matches!(path, "/" | "/login")
+}
+
+/// What anyone may fetch without credentials: the login page and the static assets, which hold
+/// no data. Everything a page shows comes from the API, behind the guard.
+pub fn is_open(path: &str) -> bool {
+    path == "/login" || path.starts_with("/ui/")
+}
+
+/// One embedded file: its name under `/ui/`, media type and bytes.
+struct Asset {
+    name: &'static str,
+    kind: &'static str,
+    body: &'static str,
+}
+
+const INDEX: &str = include_str!("dashboard/index.html");
+const LOGIN: &str = include_str!("dashboard/login.html");
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.css",
+        kind: "text/css; charset=utf-8",
+        body: include_str!("dashboard/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        kind: "text/javascript; charset=utf-8",
+        body: include_str!("dashboard/app.js"),
+    },
+    Asset {
+        name: "login.js",
+        kind: "text/javascript; charset=utf-8",
+        body: include_str!("dashboard/login.js"),
+    },
+];
+
+/// What the login handler checks against and gives out.
+#[derive(Clone, Debug)]
+struct Login {
+    token: Arc<str>,
+    session: Arc<str>,
+}
+
+/// The dashboard's routes, to be merged beside the API's (the guard wraps both).
+pub fn router(guard: &Guard) -> Router<AppState> {
+    let login = Login {
+        token: Arc::clone(&guard.token),
+        session: Arc::clone(&guard.session),
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login_page).post(log_in))
+        .route("/logout", post(log_out))
+        .route("/ui/{file}", get(asset))
+        .layer(Extension(login))
+}
+
+/// Headers every dashboard answer carries: scripts and styles only from this origin (no inline
+/// script, so injected markup cannot run), no framing by other pages, no sniffing, no referrer.
+fn hardened(kind: &'static str, cache: &'static str) -> [(header::HeaderName, &'static str); 6] {
+    [
+        (header::CONTENT_TYPE, kind),
+        (header::CACHE_CONTROL, cache),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
+async fn index() -> Response {
+    (hardened("text/html; charset=utf-8", "no-store"), INDEX).into_response()
+}
+
+async fn login_page() -> Response {
+    (hardened("text/html; charset=utf-8", "no-store"), LOGIN).into_response()
+}
+
+async fn asset(PathParams(file): PathParams<String>) -> Result<Response, ApiError> {
+    let asset = ASSETS
+        .iter()
+        .find(|asset| asset.name == file)
+        .ok_or_else(|| ApiError::not_found(format!("no dashboard asset {file:?}")))?;
+    Ok((hardened(asset.kind, "no-cache"), asset.body).into_response())
+}
+
+/// `POST /login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    token: String,
+}
+
+/// The token for the session cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no
+/// other site's request carries it), for this daemon's port, until the browser closes.
+async fn log_in(
+    Extension(login): Extension<Login>,
+    headers: HeaderMap,
+    Body(body): Body<LoginBody>,
+) -> Result<Response, ApiError> {
+    let given = body.token.trim();
+    if !bool::from(given.as_bytes().ct_eq(login.token.as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong token: give loopd's LOOPD_AUTH_TOKEN, or the token in its data dir's \
+             auth-token file",
+        ));
+    }
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict",
+        session_cookie(host(&headers)),
+        login.session
+    );
+    Ok(with_cookie(cookie))
+}
+
+/// Forgets the session cookie in this browser.
+async fn log_out(headers: HeaderMap) -> Response {
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        session_cookie(host(&headers))
+    );
+    with_cookie(cookie)
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn with_cookie(cookie: String) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
