@@ -524,3 +524,32 @@ pub fn bench_size(name: &str, default: u64, quick: u64) -> u64 {
         quick
     }
 }
+
+/// Writes `runs` finished runs into the log at `db`: each the events of a real run with 3
+/// iterations (24 events, [`RunScript`]) then `RUN_COMPLETED`, appended in one go per run from
+/// `threads` threads. The log a listing or a board is measured against.
+pub fn fill_finished_runs(db: &Path, runs: u64, threads: u64) {
+    use loop_core::event::{ExitReason, RunCompleted};
+    let store = SqliteStore::open(db).expect("open the log");
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let store = &store;
+            scope.spawn(move || {
+                for n in (t..runs).step_by(threads as usize) {
+                    let mut script = RunScript::new(n);
+                    let mut events = script.take(24);
+                    events.push(
+                        RunCompleted {
+                            exit_reason: ExitReason::CompletePlan,
+                            completed_iteration: 3,
+                        }
+                        .into(),
+                    );
+                    store
+                        .append(script.run_id(), Version(0), TS_MS, events)
+                        .expect("append a run");
+                }
+            });
+        }
+    });
+}

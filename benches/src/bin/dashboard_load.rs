@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client as WebDriver, ClientBuilder};
 use loop_benches::daemon::start;
-use loop_benches::{RunScript, TS_MS, bench_dir, row};
-use loop_core::event::{ExitReason, RunCompleted};
-use loop_store::{EventStore, SqliteStore};
+use loop_benches::{bench_dir, row};
 use serde_json::json;
 
 fn main() {
@@ -103,33 +101,10 @@ fn main() {
     ]);
 }
 
-/// `runs` finished runs, each the events of a real run with 3 iterations (24 events), then
-/// `RUN_COMPLETED`, appended from 4 threads.
+/// `runs` finished runs in the log at `db` (see [`loop_benches::fill_finished_runs`]).
 fn fill(db: &std::path::Path, runs: u64) {
     let started = Instant::now();
-    let store = SqliteStore::open(db).expect("open the log");
-    let threads = 4u64;
-    std::thread::scope(|scope| {
-        for t in 0..threads {
-            let store = &store;
-            scope.spawn(move || {
-                for n in (t..runs).step_by(threads as usize) {
-                    let mut script = RunScript::new(n);
-                    let mut events = script.take(24);
-                    events.push(
-                        RunCompleted {
-                            exit_reason: ExitReason::CompletePlan,
-                            completed_iteration: 3,
-                        }
-                        .into(),
-                    );
-                    store
-                        .append(script.run_id(), loop_core::Version(0), TS_MS, events)
-                        .expect("append a run");
-                }
-            });
-        }
-    });
+    loop_benches::fill_finished_runs(db, runs, 4);
     eprintln!(
         "dashboard: {runs} finished runs written in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -806,41 +806,13 @@ fn time_command(
 }
 
 fn cli(runs: u64, repeat: usize, tokio: &tokio::runtime::Runtime) {
-    use loop_benches::{RunScript, TS_MS};
-    use loop_core::event::{ExitReason, RunCompleted};
-    use loop_store::{EventStore, SqliteStore};
-
     let dir = bench_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     // 10,000 finished runs: each the events of a real run with 3 iterations (24 events), then
     // RUN_COMPLETED, appended in one go, from 8 threads.
     let started = Instant::now();
-    {
-        let store = SqliteStore::open(data.join("loopd.db")).expect("open the log");
-        let threads = 8u64;
-        std::thread::scope(|scope| {
-            for t in 0..threads {
-                let store = &store;
-                scope.spawn(move || {
-                    for n in (t..runs).step_by(threads as usize) {
-                        let mut script = RunScript::new(n);
-                        let mut events = script.take(24);
-                        events.push(
-                            RunCompleted {
-                                exit_reason: ExitReason::CompletePlan,
-                                completed_iteration: 3,
-                            }
-                            .into(),
-                        );
-                        store
-                            .append(script.run_id(), loop_core::Version(0), TS_MS, events)
-                            .expect("append a run");
-                    }
-                });
-            }
-        });
-    }
+    loop_benches::fill_finished_runs(&data.join("loopd.db"), runs, 8);
     eprintln!(
         "cli: {runs} finished runs (25 events each) written in {:.1} s",
         started.elapsed().as_secs_f64()
