@@ -41,25 +41,48 @@ fn artifacts(records: &[EventRecord]) -> Vec<&ArtifactWritten> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_codex_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
+/// Runs the one-task plan with the Codex stub in `mode`; the run must complete its task with
+/// one implementation step that succeeded and whose usage (read after the long output) counts.
+async fn one_succeeded_step(mode: &str) -> Finished {
     let scratch = scratch(1);
     let runtime = runtime(&scratch);
-    let run = runtime
-        .submit(codex(&scratch, "long"))
-        .await
-        .expect("submit");
+    let run = runtime.submit(codex(&scratch, mode)).await.expect("submit");
     let done = finish(&runtime, run.id).await;
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     assert_eq!(done.tasks_done, 1, "{done:?}");
     let records = runtime.events(run.id).await.expect("events");
     let steps = implementation_steps(&records);
     assert_eq!(steps.len(), 1, "{steps:?}");
-    let step = steps[0];
+    let step = steps[0].clone();
     assert_eq!(step.status, StepStatus::Succeeded, "{step:?}");
-    // The turn.completed after the long line was read too.
     let tokens = step.tokens.expect("tokens");
     assert_eq!((tokens.input, tokens.output), (24_763, 122));
+    Finished {
+        _scratch: scratch,
+        runtime,
+        step,
+        records,
+    }
+}
+
+/// A run of [`one_succeeded_step`]: its step and events, the runtime to shut down, and the
+/// scratch repository that holds the run's files until the test ends.
+struct Finished {
+    _scratch: Scratch,
+    runtime: loop_runtime::Runtime,
+    step: StepFinished,
+    records: Vec<EventRecord>,
+}
+
+#[tokio::test]
+async fn a_codex_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
+    // The turn.completed after the long line was read too: the helper checks its usage.
+    let Finished {
+        _scratch,
+        runtime,
+        step,
+        ..
+    } = one_succeeded_step("long").await;
     // The answer reached the step's log whole: the 1,100,000-character summary on one line,
     // then the answer's last line. Cut into pieces, no piece would parse and neither would be
     // there.
@@ -82,22 +105,13 @@ async fn a_codex_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds
 
 #[tokio::test]
 async fn output_past_the_raw_cap_is_not_kept_and_the_call_still_counts() {
-    let scratch = scratch(1);
-    let runtime = runtime(&scratch);
-    let run = runtime
-        .submit(codex(&scratch, "flood"))
-        .await
-        .expect("submit");
-    let done = finish(&runtime, run.id).await;
     // The events after the flood were still read: the call succeeded with its task and usage.
-    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
-    assert_eq!(done.tasks_done, 1, "{done:?}");
-    let records = runtime.events(run.id).await.expect("events");
-    let steps = implementation_steps(&records);
-    assert_eq!(steps.len(), 1, "{steps:?}");
-    assert_eq!(steps[0].status, StepStatus::Succeeded, "{:?}", steps[0]);
-    let tokens = steps[0].tokens.expect("tokens");
-    assert_eq!((tokens.input, tokens.output), (24_763, 122));
+    let Finished {
+        _scratch,
+        runtime,
+        step,
+        records,
+    } = one_succeeded_step("flood").await;
     // The raw stream is recorded (in the workspace's run directory and its copy in the data
     // dir) at exactly the cap: the first 256 MiB, no more.
     let raw: Vec<_> = artifacts(&records)
@@ -116,7 +130,7 @@ async fn output_past_the_raw_cap_is_not_kept_and_the_call_still_counts() {
         kept.push(path);
     }
     // Nothing else of the run's holds the flood either.
-    let run_dir = std::path::Path::new(steps[0].output_path.as_deref().expect("a step log"))
+    let run_dir = std::path::Path::new(step.output_path.as_deref().expect("a step log"))
         .parent()
         .expect("the run directory")
         .to_owned();
