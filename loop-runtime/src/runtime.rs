@@ -158,10 +158,27 @@ impl Runtime {
         self.services.journal.health().trouble()
     }
 
-    /// The run's directory (its primary copy, per `artifact_mode`).
+    /// The run's directory (its primary copy, per `artifact_mode`). For a run that has ended,
+    /// once its files are written: a client that saw the end and asks for `summary.json` finds
+    /// it.
     pub async fn run_dir(&self, run_id: RunId) -> Result<PathBuf, RuntimeError> {
         let run = self.services.run_context(run_id).await?;
+        if self.scheduler.is_running(run_id) && self.get(run_id).await?.status.is_terminal() {
+            self.until_settled(run_id).await;
+        }
         Ok(run.files.dir().to_owned())
+    }
+
+    /// Until the driver of a run that has ended has written its files and let go of it.
+    async fn until_settled(&self, run_id: RunId) {
+        let mut settled = self.scheduler.settled();
+        while self.scheduler.is_running(run_id) {
+            match settled.recv().await {
+                Ok(id) if id == run_id => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
     }
 
     /// Live text output of every step, as it is written (see [`Chunk`]).
@@ -264,17 +281,10 @@ impl Runtime {
     /// returns it.
     pub async fn wait(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         loop {
-            let mut settled = self.scheduler.settled();
             let view = self.get(run_id).await?;
             if view.status.is_terminal() {
                 // The driver may still be writing the projection files.
-                while self.scheduler.is_running(run_id) {
-                    match settled.recv().await {
-                        Ok(id) if id == run_id => break,
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    }
-                }
+                self.until_settled(run_id).await;
                 return self.get(run_id).await;
             }
             let mut stream = self.subscribe(Some(run_id), view.last_seq);

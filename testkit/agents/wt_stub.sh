@@ -2,7 +2,8 @@
 # Stands in for Worktrunk's `wt`, doing with plain git what `wt` would. Copy it into a test's
 # temp dir: every call appends its arguments, one line per call, to wt.log beside the copy.
 # $WORKTRUNK_CONFIG_PATH, when set, goes to wt.config-path. A file `fail-switch` beside it makes
-# `switch` fail as `wt` does, with a message on stderr.
+# `switch` fail as `wt` does, with a message on stderr; a file `slow-remove` makes `remove` take
+# two seconds, as a large worktree does.
 here=$(cd "$(dirname "$0")" && pwd)
 echo "$*" >> "$here/wt.log"
 [ -z "$WORKTRUNK_CONFIG_PATH" ] || echo "$WORKTRUNK_CONFIG_PATH" > "$here/wt.config-path"
@@ -46,6 +47,7 @@ case "$1" in
     ;;
   remove)
     branch=$2
+    [ -e "$here/slow-remove" ] && sleep 2
     path=$(git worktree list --porcelain | awk -v b="branch refs/heads/$branch" '
       /^worktree / { p = substr($0, 10) }
       $0 == b { print p }')

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use loop_core::RunStatus;
 use loop_core::event::Event;
@@ -157,6 +158,42 @@ async fn a_failed_runs_worktree_is_removed_by_worktrunk_in_the_foreground() {
     runtime.shutdown().await;
 }
 
+/// The end is in the log before the worktree is gone and the files are written; the run's
+/// directory is not handed out in between, so a client that saw the end finds `summary.json`.
+#[tokio::test]
+async fn the_run_directory_of_an_ended_run_is_given_once_its_files_are_written() {
+    let scratch = scratch(1);
+    let wt = stub_wt(&scratch);
+    std::fs::write(scratch.dir.path().join("slow-remove"), "").expect("slow remove");
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(with_worktrunk(
+            &scratch,
+            &wt,
+            &[
+                ("verify_cmds", "false"),
+                ("max_consecutive_verification_failures", "1"),
+            ],
+        ))
+        .await
+        .expect("submit");
+    let mut events = runtime.subscribe(Some(run.id), loop_core::Seq(0));
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(record) = events.next().await {
+            if record.expect("an event").event.is_terminal() {
+                return;
+            }
+        }
+        panic!("the stream ended before the run");
+    });
+    ended.await.expect("the run ends within a minute");
+    let dir = runtime.run_dir(run.id).await.expect("run dir");
+    let summary = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    assert!(summary.contains("\"exit_reason\""), "{summary}");
+    assert!(!feature_worktree(&scratch).exists());
+    runtime.shutdown().await;
+}
+
 #[tokio::test]
 async fn auto_picks_worktrunk_when_it_answers() {
     let scratch = scratch(1);
@@ -206,7 +243,7 @@ async fn auto_falls_back_to_git_when_wt_does_not_answer_in_time() {
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     assert_eq!(done.worktree.provider.as_deref(), Some("git"));
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(30),
         "gave up on wt after its time limit: {:?}",
         started.elapsed()
     );
