@@ -20,6 +20,7 @@
 
 pub mod blocking;
 mod error;
+pub mod sse;
 mod streams;
 
 use std::time::Duration;

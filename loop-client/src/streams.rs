@@ -9,12 +9,12 @@
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use eventsource_stream::{Event as Frame, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use loop_api::meta::OutputChunk;
 use loop_core::resume::{output_resume_id, parse_output_resume};
 use loop_core::{EventRecord, RunId, Seq, StepId};
 
+use crate::sse::Frame;
 use crate::{Client, ClientError};
 
 /// How long a stream keeps trying to reach a daemon that went away (a restart).
@@ -23,7 +23,7 @@ pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(5);
 
-type Frames = Pin<Box<dyn Stream<Item = Result<Frame, EventStreamError<reqwest::Error>>> + Send>>;
+type Frames = Pin<Box<dyn Stream<Item = Result<Frame, reqwest::Error>> + Send>>;
 
 /// What the next read of a connection gave.
 enum Read {
@@ -89,7 +89,7 @@ impl Connection {
             .await
             .map_err(|error| ClientError::unreachable(&self.client.base, &error))?;
         let response = ClientError::check(&format!("GET {path}"), response).await?;
-        self.frames = Some(Box::pin(response.bytes_stream().eventsource()));
+        self.frames = Some(Box::pin(crate::sse::frames(response.bytes_stream())));
         Ok(())
     }
 
@@ -105,16 +105,9 @@ impl Connection {
                 self.pause = RECONNECT_PAUSE;
                 Read::Frame(frame)
             }
-            Some(Err(EventStreamError::Transport(error))) => {
-                self.frames = None;
-                Read::Broken(ClientError::unreachable(&self.client.base, &error))
-            }
             Some(Err(error)) => {
                 self.frames = None;
-                Read::Broken(ClientError::Unreadable {
-                    what: "a stream".to_owned(),
-                    reason: error.to_string(),
-                })
+                Read::Broken(ClientError::unreachable(&self.client.base, &error))
             }
             None => {
                 self.frames = None;

@@ -2,7 +2,7 @@
 //! they are written, until the step finishes. Resuming at the offset of the last chunk seen
 //! gives every later byte exactly once; chunks are whole lines, so always whole UTF-8.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use loop_core::event::Event;
@@ -22,6 +22,8 @@ pub struct OutputStream {
     run_id: RunId,
     step_id: StepId,
     path: PathBuf,
+    /// The `.log`, open once it exists: a stream that keeps up reads every chunk from it.
+    file: Option<std::fs::File>,
     offset: u64,
     live: broadcast::Receiver<Chunk>,
     events: EventStream,
@@ -42,6 +44,7 @@ impl OutputStream {
             run_id,
             step_id,
             path,
+            file: None,
             offset,
             live,
             events,
@@ -90,14 +93,27 @@ impl OutputStream {
             what: self.path.display().to_string(),
             source,
         };
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io(error)),
+        if self.file.is_none() {
+            match std::fs::File::open(&self.path) {
+                Ok(file) => self.file = Some(file),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(io(error)),
+            }
+        }
+        let Some(file) = &self.file else {
+            return Ok(None);
         };
-        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
-        let mut bytes = Vec::with_capacity(READ);
-        file.take(READ as u64).read_to_end(&mut bytes).map_err(io)?;
+        let mut bytes = vec![0; READ];
+        let mut read = 0;
+        while read < READ {
+            match file.read_at(&mut bytes[read..], self.offset + read as u64) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io(error)),
+            }
+        }
+        bytes.truncate(read);
         // A line being written may be half there: stop at the last newline. A line longer than
         // a whole read goes out in pieces, cut between characters.
         let end = match bytes.iter().rposition(|b| *b == b'\n') {
@@ -110,11 +126,15 @@ impl OutputStream {
             return Ok(None);
         }
         bytes.truncate(end);
+        // Checked in place and kept when valid, the usual case; the lossy decoder is slower
+        // and copies.
+        let content = String::from_utf8(bytes)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
         let chunk = Chunk {
             run_id: self.run_id,
             step_id: self.step_id,
             offset: self.offset,
-            content: String::from_utf8_lossy(&bytes).into_owned(),
+            content,
         };
         self.offset += end as u64;
         Ok(Some(chunk))

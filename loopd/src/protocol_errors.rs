@@ -35,8 +35,16 @@ impl<IO> JsonErrors<IO> {
     }
 }
 
+/// Longer than any head hyper writes by itself (a status line, `content-length: 0`, a date).
+const AUTOMATIC_HEAD_MAX: usize = 512;
+
 /// The JSON answer that replaces `head`, when `head` is one of hyper's automatic ones.
 pub fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
+    // Every write of every answer passes here, streams of agent output included: what cannot be
+    // an automatic error head is let through on its first bytes and its length, unread.
+    if head.len() > AUTOMATIC_HEAD_MAX || !head.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
     let text = std::str::from_utf8(head).ok()?;
     let (head, rest) = text.split_once("\r\n\r\n")?;
     if !rest.is_empty() {
@@ -188,5 +196,32 @@ mod tests {
             assert_eq!(rewrite(head.as_bytes()), None, "{head:?}");
         }
         assert_eq!(rewrite(&[0xff, 0xfe]), None);
+        // A long write is a body, whatever its first bytes say.
+        let mut long = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 1 << 20));
+        long.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(rewrite(&long), None);
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all: no panic, and only a whole short error head is ever replaced, by a
+        /// head of the same status with a JSON body.
+        #[test]
+        fn only_a_whole_short_error_head_is_replaced(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            status in proptest::sample::select(vec!["400", "414", "431", "404", "500"]),
+            header in "[a-zA-Z-]{1,16}: [ -~]{0,20}",
+        ) {
+            if let Some(answer) = rewrite(&bytes) {
+                assert!(bytes.starts_with(b"HTTP/1.1 4") && bytes.ends_with(b"\r\n\r\n"));
+                assert!(answer.starts_with(&bytes[..12]));
+            }
+            let head = format!("HTTP/1.1 {status} X\r\n{header}\r\ncontent-length: 0\r\n\r\n");
+            let lower = header.to_ascii_lowercase();
+            let replaced = ["400", "414", "431"].contains(&status)
+                && !lower.starts_with("content-type:")
+                && !lower.starts_with("transfer-encoding:");
+            assert_eq!(rewrite(head.as_bytes()).is_some(), replaced, "{head:?}");
+        }
     }
 }
