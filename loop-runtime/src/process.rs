@@ -9,7 +9,8 @@
 //!
 //! No child outlives the process that started it unrecorded:
 //!
-//! - the child gets a parent-death signal (SIGKILL), so it dies with the daemon even on kill -9;
+//! - the child gets a parent-death signal (SIGKILL), so it dies with the daemon even on kill -9
+//!   (armed by a [`trampoline`] when the program offers one, else between fork and exec);
 //! - its process group is written to the runtime's ledger ([`ledger`]) before it is given its
 //!   input, and crossed out once the group is gone, so whoever takes the data dir next (a
 //!   restarted daemon, `loopctl exec`) kills what a dead one left of the group (a tool command
@@ -18,6 +19,7 @@
 //!   environment.
 
 pub mod ledger;
+pub mod trampoline;
 
 use std::ffi::OsString;
 use std::io;
@@ -200,7 +202,26 @@ pub async fn run(
     sink: &mut dyn LineSink,
     cancel: &CancellationToken,
 ) -> io::Result<Outcome> {
-    let mut command = tokio::process::Command::new(&spec.program);
+    let path_var = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.clone())
+        .or_else(|| {
+            (!spec.env_remove.iter().any(|name| name == "PATH"))
+                .then(|| std::env::var_os("PATH"))
+                .flatten()
+        });
+    let through_self = trampoline::command(&spec.program, &spec.cwd, path_var.as_deref());
+    let mut command = match through_self {
+        Some(command) => command?,
+        None => {
+            let mut command = tokio::process::Command::new(&spec.program);
+            ledger::die_with_parent(&mut command);
+            command
+        }
+    };
     command
         .args(&spec.args)
         .current_dir(&spec.cwd)
@@ -220,7 +241,6 @@ pub async fn run(
     for (name, value) in &spec.env {
         command.env(name, value);
     }
-    ledger::die_with_parent(&mut command);
     let mut child = command.spawn()?;
     let group = child.id().map(|pid| Pid::from_raw(pid as i32));
     // Written before the child has its input: until then it has done nothing worth keeping.

@@ -22,6 +22,9 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    // Children (agents, verification) are started through this binary, so the daemon is not
+    // copied for each; started so, this call becomes the child and does not return.
+    loop_runtime::process::trampoline::serve();
     let matches = match cli::Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(error) => return usage_error(error),

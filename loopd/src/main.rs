@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Children (agents, verification) are started through this binary, so the daemon is not
+    // copied for each; started so, this call becomes the child and does not return.
+    loop_runtime::process::trampoline::serve();
     let options = loopd::Options::parse();
     if let Err(error) = init_logging() {
         eprintln!("loopd: {error}");

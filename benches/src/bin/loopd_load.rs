@@ -284,7 +284,7 @@ async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
         all_ended.as_secs_f64() / baseline.as_secs_f64()
     );
     println!(
-        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({} threads then); VmHWM {:.1} MiB (bar < 150); RSS after {:.1} MiB",
+        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({} threads then); VmHWM {:.1} MiB (bar < 300); RSS after {:.1} MiB",
         mib(idle.rss),
         mib(peak.rss),
         peak.threads,

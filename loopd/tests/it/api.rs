@@ -438,3 +438,56 @@ fn review_endpoints_diff_merge_and_scrap_a_finished_run() {
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// loopd starts agents through itself (`process::trampoline`), looking the program up first:
+/// an agent that is not there, or cannot be run, fails the run saying so, as a direct spawn did.
+#[test]
+fn an_agent_that_is_missing_or_not_executable_fails_the_run_saying_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let client = client();
+    let not_executable = dir.path().join("claude-not-executable");
+    std::fs::write(&not_executable, "#!/bin/sh\n").expect("a file without an execute bit");
+    for (index, (claude_bin, why)) in [
+        (
+            dir.path().join("no-such-claude").display().to_string(),
+            "No such file or directory",
+        ),
+        (
+            "no-such-claude-on-path".to_owned(),
+            "No such file or directory",
+        ),
+        (not_executable.display().to_string(), "Permission denied"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let repo = repo(&dir.path().join(index.to_string()), 1);
+        let body = run_body(
+            &repo,
+            "one_task.sh",
+            json!({ "agent": "claude", "claude_bin": claude_bin }),
+        );
+        let created: Value = client
+            .post(daemon.url("/runs"))
+            .json(&body)
+            .send()
+            .expect("create")
+            .json()
+            .expect("json");
+        let id = created["run"]["id"].as_str().expect("id").to_owned();
+        let run = wait_for_end(&daemon, &id);
+        assert_eq!(run["status"], "FAILED", "{run}");
+        let steps: Value = client
+            .get(daemon.url(&format!("/runs/{id}/steps")))
+            .send()
+            .expect("steps")
+            .json()
+            .expect("json");
+        let text = steps.to_string();
+        assert!(
+            text.contains("cannot start the agent") && text.contains(why),
+            "{claude_bin}: {text}"
+        );
+    }
+}
