@@ -299,6 +299,8 @@ fn log_runtime_round(round: usize, r: &RuntimeRound) {
 }
 
 fn main() {
+    // As loopd does: the runtime starts its children through this binary, not by forking it.
+    loop_runtime::process::trampoline::serve();
     let tasks = bench_size("LOOP_BENCH_OVERHEAD_TASKS", 100, 3) as usize;
     let rounds = bench_size("LOOP_BENCH_OVERHEAD_ROUNDS", 5, 1) as usize;
     let only = std::env::var("LOOP_BENCH_OVERHEAD_ONLY").unwrap_or_default();
