@@ -435,6 +435,20 @@ fn main() {
          range {low:.2}-{high:.2} ms over {} rounds (bar 2 ms); per round {per_round:.2?}",
         per_round.len()
     );
+    let append_ms = ms(median(runtime_rounds.iter().map(|r| r.appends.1).collect()))
+        / runtime_rounds[0].appends.0 as f64;
+    loop_benches::row(&[
+        &format!("{tasks} tasks, {steps} steps"),
+        &format!("{:.2} ms", ms(runtime_wall) / steps),
+        &format!("{:.2} ms", ms(bare_wall) / steps),
+        &format!(
+            "{mid:.2} ms ({low:.2}–{high:.2}, {} rounds)",
+            per_round.len()
+        ),
+        &format!("{:.2} ms", ms(own_cpu) / steps),
+        &format!("{append_ms:.2} ms"),
+        &format!("{:.2}", shell_wall / runtime_wall),
+    ]);
     let ratios: Vec<f64> = runtime_rounds
         .iter()
         .zip(&bare)

@@ -114,6 +114,53 @@ fn reads(c: &mut Criterion) {
     group.bench_function("raw_read_run_rows", |b| b.iter(|| raw_read_run_rows(&raw)));
     group.finish();
 
+    // The bars' own figures: the median time of one call, on this log.
+    let median_of = |calls: usize, mut call: Box<dyn FnMut() + '_>| {
+        let mut times: Vec<std::time::Duration> = (0..calls)
+            .map(|_| {
+                let start = Instant::now();
+                call();
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[times.len() / 2]
+    };
+    let calls = if loop_benches::benchmarking() { 101 } else { 3 };
+    let view = median_of(calls, Box::new(view_and_steps));
+    let first_page = median_of(
+        calls,
+        Box::new(|| {
+            std::hint::black_box(store.read_run_after(run, Seq(0), 1024).expect("catch up"));
+        }),
+    );
+    let raw_run = median_of(
+        calls,
+        Box::new(|| {
+            std::hint::black_box(raw_read_run(&raw, run));
+        }),
+    );
+    let page = median_of(
+        calls.min(21),
+        Box::new(|| {
+            std::hint::black_box(store.list_runs(&newest).expect("list"));
+        }),
+    );
+    let log = format!("{events}-event log, {runs} runs");
+    for (what, took, bar) in [
+        ("a run's view and steps (GET /runs/{id})", view, "< 50 ms"),
+        ("a run's catch-up, first page (SSE)", first_page, "< 50 ms"),
+        ("the newest 100 runs (GET /runs)", page, "< 100 ms"),
+    ] {
+        loop_benches::row(&[
+            &format!("latency: {what}, {log}"),
+            &format!("{per_run}"),
+            &format!("{:.3} ms median of {calls}", took.as_secs_f64() * 1e3),
+            &format!("raw run read {:.3} ms", raw_run.as_secs_f64() * 1e3),
+            &format!("bar {bar}"),
+        ]);
+    }
+
     const ROUND: u64 = 100;
     paired(
         "reads run_view_and_steps vs raw_read_run",
