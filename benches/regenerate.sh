@@ -21,7 +21,7 @@ rows="$out/rows.md"
 : >"$rows"
 
 if [[ $quick == yes ]]; then
-  export LOOP_BENCH_REPLAY_EVENTS=20000 LOOP_BENCH_REBUILD_EVENTS=20000 LOOP_BENCH_PAIRS=3
+  export LOOP_BENCH_REPLAY_EVENTS=20000 LOOP_BENCH_REBUILD_EVENTS=20000 LOOP_BENCH_PG_EVENTS=5000 LOOP_BENCH_PAIRS=3
   criterion=(--warm-up-time 1 --measurement-time 2)
   scale_runs=(10 50)
   load_sizes=(--mib 10)
@@ -63,6 +63,7 @@ store_header='| benchmark | events | store | raw baseline | store/raw: median (r
 bench append "Append" "$store_header"
 bench replay "Replay" "$store_header"
 bench rebuild "Rebuild" "$store_header"
+bench postgres "PostgreSQL store (a fresh local server, fsync on)" "$store_header"
 for extra in reads overhead; do
   if [[ -f benches/benches/$extra.rs ]]; then
     header_file="benches/benches/$extra.header"

@@ -49,6 +49,14 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{at}: {action}: {source}")]
+    Postgres {
+        /// The database, without its password.
+        at: PathBuf,
+        action: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("{path}: {action}: {source}")]
     Io {
         path: PathBuf,
@@ -75,7 +83,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Write { .. } | StoreError::Io { .. } | StoreError::Sqlite { .. }
+            StoreError::Write { .. }
+                | StoreError::Io { .. }
+                | StoreError::Sqlite { .. }
+                | StoreError::Postgres { .. }
         )
     }
 }

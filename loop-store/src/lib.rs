@@ -3,17 +3,23 @@
 //! [`EventStore`] is the narrow interface the runtime uses: append with an expected version,
 //! read a run, read everything after a position, subscribe from a position with no gap, and
 //! read or rebuild the projection tables. [`SqliteStore`] implements it on one SQLite file with
-//! a single group-committing writer; a PostgreSQL backend can implement the same trait.
+//! a single group-committing writer, the embedded default; [`PgStore`] on a PostgreSQL database
+//! that many `loopd` nodes share.
 //!
 //! Only this crate knows SQL.
 
 mod error;
+mod location;
+mod postgres;
 mod replay;
+mod rules;
 mod sqlite;
 mod store;
 mod subscription;
 
 pub use error::StoreError;
+pub use location::StoreAt;
+pub use postgres::PgStore;
 pub use replay::{Difference, ReplayReport, replay};
 pub use sqlite::SqliteStore;
 pub use store::{EventStore, RebuildStats, RunQuery};

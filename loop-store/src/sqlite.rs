@@ -46,6 +46,8 @@ struct Inner {
     path: PathBuf,
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// The watcher thread and what stops it.
+    watcher: Option<(Sender<()>, JoinHandle<()>)>,
     readers: Mutex<Readers>,
     reader_free: Condvar,
     subscribers: Arc<Subscribers>,
@@ -64,6 +66,56 @@ impl Drop for Inner {
         self.requests.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+        }
+        // Its connection closes before the store is gone: a file copied right after holds
+        // everything (the last connection to close checkpoints the WAL).
+        if let Some((stop, watcher)) = self.watcher.take() {
+            drop(stop);
+            let _ = watcher.join();
+        }
+    }
+}
+
+/// How often the watcher asks whether another process committed to the file.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Hands subscribers what other processes (another store on the same file: `loopctl exec`
+/// beside a daemon, two daemons on one `--store`) commit, which this store's writer never
+/// sees. `PRAGMA data_version` on its own connection changes when any other connection has
+/// committed; then the events past what was last published are read and published. Ends, its
+/// connection closed, as soon as `stop` is dropped (with the store).
+fn watch(path: &Path, subscribers: &Subscribers, stop: &mpsc::Receiver<()>) {
+    let Ok(conn) = schema::connect(path) else {
+        return;
+    };
+    let version = |conn: &Connection| -> Option<i64> {
+        conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+            .ok()
+    };
+    let mut seen = version(&conn);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WATCH_EVERY) {
+        let now = version(&conn);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        loop {
+            let after = subscribers.published();
+            let Ok(records) = rows::query_events(
+                &conn,
+                path,
+                "WHERE seq > ?1 ORDER BY seq LIMIT 1024",
+                [i64::try_from(after.0).unwrap_or(i64::MAX)],
+            ) else {
+                break;
+            };
+            let full = records.len() == 1024;
+            if !records.is_empty() {
+                subscribers.publish(records.into());
+            }
+            if !full {
+                break;
+            }
         }
     }
 }
@@ -87,11 +139,24 @@ impl SqliteStore {
                 action: "start the writer thread",
                 source,
             })?;
+        let (stop_watching, stop) = mpsc::channel::<()>();
+        let watcher = {
+            let (watched, subscribers) = (path.clone(), Arc::clone(&subscribers));
+            std::thread::Builder::new()
+                .name("loop-store-watch".to_owned())
+                .spawn(move || watch(&watched, &subscribers, &stop))
+                .map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    action: "start the watcher thread",
+                    source,
+                })?
+        };
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 requests: Some(requests),
                 writer: Some(handle),
+                watcher: Some((stop_watching, watcher)),
                 readers: Mutex::default(),
                 reader_free: Condvar::new(),
                 subscribers,

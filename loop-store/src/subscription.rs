@@ -7,7 +7,7 @@
 //! switch from catch-up to live.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +42,8 @@ struct Live {
 #[derive(Default)]
 pub(crate) struct Subscribers {
     senders: Mutex<Vec<Live>>,
+    /// The highest seq handed out so far.
+    published: AtomicU64,
 }
 
 impl Subscribers {
@@ -55,8 +57,22 @@ impl Subscribers {
         (rx, lagged)
     }
 
+    /// Counts everything up to `seq` as handed out: what was in the log when the store opened
+    /// is read from the log by a subscription, never published.
+    pub(crate) fn published_up_to(&self, seq: Seq) {
+        self.published.fetch_max(seq.0, Ordering::SeqCst);
+    }
+
+    /// The highest seq handed to subscribers so far.
+    pub(crate) fn published(&self) -> Seq {
+        Seq(self.published.load(Ordering::SeqCst))
+    }
+
     /// Hands a committed group to every subscriber; never blocks.
     pub(crate) fn publish(&self, batch: Batch) {
+        if let Some(last) = batch.last() {
+            self.published.fetch_max(last.seq.0, Ordering::SeqCst);
+        }
         self.lock()
             .retain(|live| match live.sender.try_send(Arc::clone(&batch)) {
                 Ok(()) => true,

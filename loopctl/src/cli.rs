@@ -295,9 +295,8 @@ pub enum Command {
         after_help = "Examples:\n  loopctl replay --db ~/.local/share/loopd/loopd.db\n  loopctl replay --db loopd.db 0196f3c2"
     )]
     Replay {
-        /// The event log (a loopd.db file).
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
         /// Only this run: a full id, a unique id prefix or a unique name.
         run: Option<String>,
     },
@@ -306,12 +305,24 @@ pub enum Command {
     Export {
         /// The run: a full id, a unique id prefix or a unique name.
         run: String,
-        /// The event log (a loopd.db file).
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
         /// The directory to write the files into (created when missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Copy a whole event log to another store (a SQLite file to PostgreSQL, say), then check
+    /// the copy: the same events, and a replay without a difference.
+    #[command(
+        after_help = "Example:\n  loopctl migrate --from ~/.local/share/loopd/loopd.db --to postgres://loop@db/loop"
+    )]
+    Migrate {
+        /// The log to copy: a path, sqlite:PATH or postgres://…
+        #[arg(long, value_parser = parse_store)]
+        from: loop_store::StoreAt,
+        /// Where to copy it; must hold no event yet.
+        #[arg(long, value_parser = parse_store)]
+        to: loop_store::StoreAt,
     },
     /// The run worktrees of this workspace, with their run and size on disk.
     ///
@@ -422,4 +433,21 @@ pub struct RunArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub flags: loop_api::RunFlags,
+}
+
+/// Which event log a command reads without a daemon: a SQLite file (`--db`) or any store
+/// (`--store`, `contract.md` §6).
+#[derive(Clone, Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct LogArgs {
+    /// The event log (a loopd.db file).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// The event log as a location: a path, sqlite:PATH or postgres://…
+    #[arg(long, value_parser = parse_store)]
+    pub store: Option<loop_store::StoreAt>,
+}
+
+fn parse_store(text: &str) -> Result<loop_store::StoreAt, String> {
+    loop_store::StoreAt::parse(text)
 }

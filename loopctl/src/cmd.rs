@@ -11,6 +11,7 @@ mod follow;
 mod init;
 mod inspect;
 mod list;
+mod migrate;
 mod prompt;
 mod replay;
 mod review;
@@ -98,8 +99,9 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             out,
         ),
         Command::Completions { shell } => completions::run(shell),
-        Command::Replay { db, run } => replay::run(&db, run.as_deref(), out),
-        Command::Export { run, db, out: dir } => export::run(&db, &run, &dir, out),
+        Command::Replay { log, run } => replay::run(&log, run.as_deref(), out),
+        Command::Export { run, log, out: dir } => export::run(&log, &run, &dir, out),
+        Command::Migrate { from, to } => migrate::run(&from, &to, out),
         Command::Exec { run, db } => exec::run(&run, db, daemon.token(), out),
         Command::Prompt { mut run } => {
             picker::fill(&mut run, "prompt")?;

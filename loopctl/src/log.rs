@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use loop_runtime::{Claim, Runtime};
-use loop_store::SqliteStore;
+use loop_store::{EventStore, SqliteStore, StoreAt};
 
+use crate::cli::LogArgs;
 use crate::error::Coded;
 
 /// Opens an existing event log; never creates one (a typo in `--db` must not look like an
@@ -24,6 +25,34 @@ pub fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
         .into());
     }
     SqliteStore::open(db).with_context(|| format!("cannot open the event log {}", db.display()))
+}
+
+/// Opens the log `--db` or `--store` names; a SQLite file must exist already.
+pub fn open(log: &LogArgs) -> anyhow::Result<Arc<dyn EventStore>> {
+    match (&log.db, &log.store) {
+        (Some(db), _) | (None, Some(StoreAt::Sqlite(db))) => Ok(Arc::new(open_existing(db)?)),
+        (None, Some(at)) => open_at(at),
+        (None, None) => anyhow::bail!("name the event log with --db PATH or --store URL"),
+    }
+}
+
+/// Opens any store; a SQLite file must exist already.
+pub fn open_at(at: &StoreAt) -> anyhow::Result<Arc<dyn EventStore>> {
+    match at {
+        StoreAt::Sqlite(db) => Ok(Arc::new(open_existing(db)?)),
+        StoreAt::Postgres(_) => at
+            .open()
+            .with_context(|| format!("cannot open the event log at {}", at.shown())),
+    }
+}
+
+/// How a log is named in messages.
+pub fn shown(log: &LogArgs) -> String {
+    match (&log.db, &log.store) {
+        (Some(db), _) => db.display().to_string(),
+        (None, Some(at)) => at.shown(),
+        (None, None) => String::new(),
+    }
 }
 
 /// Runs `work` with a runtime embedded over the log at `db`, which must exist. The runtime

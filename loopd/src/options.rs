@@ -24,6 +24,10 @@ pub struct Options {
     /// Holds loopd.db, runs/ and the lock file; default: $XDG_DATA_HOME/loopd or ~/.local/share/loopd.
     #[arg(long, env = "LOOPD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The event log: a path or sqlite:PATH, or postgres://… to share one log between nodes;
+    /// default: the data dir's loopd.db.
+    #[arg(long, env = "LOOPD_STORE", value_parser = parse_store, hide_env_values = true)]
+    pub store: Option<loop_store::StoreAt>,
     /// Runs executing at once, daemon-wide.
     #[arg(long, default_value_t = 3)]
     pub max_concurrency: usize,
@@ -58,4 +62,15 @@ impl Options {
             .clone()
             .unwrap_or_else(loop_runtime::default_data_dir)
     }
+
+    /// Where the event log is: `--store`, else the data dir's `loopd.db`.
+    pub fn store_at(&self, data_dir: &std::path::Path) -> loop_store::StoreAt {
+        self.store
+            .clone()
+            .unwrap_or_else(|| loop_store::StoreAt::Sqlite(data_dir.join("loopd.db")))
+    }
+}
+
+fn parse_store(text: &str) -> Result<loop_store::StoreAt, String> {
+    loop_store::StoreAt::parse(text)
 }

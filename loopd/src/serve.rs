@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use loop_runtime::{QueuePolicy, Runtime};
-use loop_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -62,8 +61,10 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let fd_limit = crate::server::raise_fd_limit();
 
     // The database before the listener: a daemon that says it listens can serve.
-    let db = data_dir.join("loopd.db");
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let store_at = options.store_at(&data_dir);
+    let store = store_at
+        .open()
+        .with_context(|| format!("cannot open the event log at {}", store_at.shown()))?;
     // What a dead daemon left running is stopped before anything runs again.
     let swept = loop_runtime::process::sweep(&data_dir);
     let listener = TcpListener::bind(address)
@@ -72,7 +73,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     lock.record(&format!("on http://{bound}"))?;
     let runtime = Runtime::builder()
-        .store(Arc::new(store))
+        .store(store)
         .data_dir(&data_dir)
         .max_concurrency(options.max_concurrency)
         .max_runs_per_workspace(options.max_runs_per_workspace)

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use loop_core::projection::RunView;
-use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version, event::SCHEMA};
+use loop_core::{Event, EventRecord, RunId, Seq, StepId, Version, event::SCHEMA};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
@@ -80,6 +80,7 @@ impl Writer {
         subscribers: Arc<Subscribers>,
     ) -> Result<Writer, StoreError> {
         let last_seq = read_last_seq(&conn, &path)?;
+        subscribers.published_up_to(Seq(last_seq));
         Ok(Writer {
             conn,
             path,
@@ -358,7 +359,7 @@ fn check(
             actual,
         });
     }
-    validate(append)?;
+    crate::rules::validate(append.run_id, append.expected, &append.events)?;
     if view.is_none() && actual != Version::NONE {
         // The run exists but its row does not (dropped by hand, say): refold it.
         let earlier = rows::query_events(
@@ -412,40 +413,4 @@ fn check(
     })?;
     let write_row = row.is_none_or(|row| row.stale_for(&view));
     Ok((records, view, write_row))
-}
-
-/// The store's own rules; the domain's are `loop_core::decide`'s.
-fn validate(append: &Append) -> Result<(), StoreError> {
-    let refuse = |reason: &str| {
-        Err(StoreError::InvalidAppend {
-            run_id: append.run_id,
-            reason: reason.to_owned(),
-        })
-    };
-    if append.events.is_empty() {
-        return refuse("no events to append");
-    }
-    for (i, event) in append.events.iter().enumerate() {
-        // JSON has no NaN or infinity: serde_json would store `null`, the event would read back
-        // without its cost and the run's stored view would no longer parse.
-        if let Event::StepFinished(finished) = event
-            && let Some(cost) = finished.cost_usd
-            && !cost.is_finite()
-        {
-            return refuse(&format!(
-                "event {} ({}): cost_usd {cost} is not a finite number",
-                i + 1,
-                event.event_type()
-            ));
-        }
-        let first = append.expected == Version::NONE && i == 0;
-        let created = event.event_type() == EventType::RunCreated;
-        if first && !created {
-            return refuse("a run's first event must be RUN_CREATED");
-        }
-        if !first && created {
-            return refuse("RUN_CREATED can only be a run's first event");
-        }
-    }
-    Ok(())
 }

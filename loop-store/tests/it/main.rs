@@ -1,10 +1,12 @@
-//! The event log's behaviour through its public API, on real SQLite files in temp dirs.
+//! The event log's behaviour through its public API, on real SQLite files in temp dirs and, in
+//! `conformance`, on a real PostgreSQL server too.
 //!
 //! Runs and their events come from `loop_core::decide` (see [`driver`]), so every event a test
 //! appends is one the domain allows where it stands, and `replay` can check the log as a whole.
 
 mod append;
 mod bad_input;
+mod conformance;
 mod crash;
 mod driver;
 mod durability;

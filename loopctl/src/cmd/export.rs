@@ -3,26 +3,22 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use loop_core::projection::Export;
-use loop_store::EventStore;
-
-use crate::log::open_existing;
+use crate::cli::LogArgs;
 use crate::output::Output;
 use crate::run_ref;
+use anyhow::{Context, bail};
+use loop_core::projection::Export;
 
-pub fn run(db: &Path, run: &str, dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
-    let store = open_existing(db)?;
-    let run_id = run_ref::in_log(&store, run)?;
+pub fn run(log: &LogArgs, run: &str, dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let store = crate::log::open(log)?;
+    let run_id = run_ref::in_log(store.as_ref(), run)?;
+    let db = crate::log::shown(log);
     let records = store.read_run(run_id)?;
     if records.is_empty() {
-        bail!("run {run_id} has no events in {}", db.display());
+        bail!("run {run_id} has no events in {db}");
     }
     let Some(export) = Export::of(&records) else {
-        bail!(
-            "run {run_id} does not start with RUN_CREATED in {}",
-            db.display()
-        );
+        bail!("run {run_id} does not start with RUN_CREATED in {db}");
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();

@@ -1,18 +1,19 @@
 //! `loopctl replay`: fold the log afresh and compare with the stored projections.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use loop_store::replay;
 
-use crate::log::open_existing;
+use crate::cli::LogArgs;
 use crate::output::Output;
 use crate::run_ref;
 
-pub fn run(db: &Path, run: Option<&str>, out: &Output) -> anyhow::Result<ExitCode> {
-    let store = open_existing(db)?;
-    let only = run.map(|text| run_ref::in_log(&store, text)).transpose()?;
-    let report = replay(&store, only)?;
+pub fn run(log: &LogArgs, run: Option<&str>, out: &Output) -> anyhow::Result<ExitCode> {
+    let store = crate::log::open(log)?;
+    let only = run
+        .map(|text| run_ref::in_log(store.as_ref(), text))
+        .transpose()?;
+    let report = replay(store.as_ref(), only)?;
 
     out.document(&serde_json::to_value(&report)?);
     for difference in &report.differences {

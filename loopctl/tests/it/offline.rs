@@ -167,3 +167,81 @@ fn a_usage_error_exits_2() {
     let output = loopctl(&["export"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// `migrate` copies a SQLite log into PostgreSQL event for event; `replay` and `export` then
+/// read the copy with `--store`, and a second migrate into the now full database is refused.
+#[test]
+fn migrate_copies_a_log_to_postgres_and_replay_and_export_read_it_there() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "offline::migrate_copies_a_log_to_postgres_and_replay_and_export_read_it_there",
+    ) else {
+        return;
+    };
+    let fixture = log_with_runs(3);
+    let db = fixture.db();
+    let output = loopctl(&["migrate", "--from", path_arg(&db), "--to", &server.url]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("of 3 runs"), "{stdout}");
+    assert!(stdout.contains("reads and replays the same"), "{stdout}");
+
+    let source = SqliteStore::open(&db).expect("open the source");
+    let copy = loop_store::PgStore::connect(&server.url).expect("connect");
+    let all = source
+        .read_all(loop_core::Seq(0), usize::MAX)
+        .expect("read");
+    assert_eq!(
+        copy.read_all(loop_core::Seq(0), usize::MAX)
+            .expect("read the copy"),
+        all
+    );
+    drop(copy);
+
+    let output = loopctl(&["replay", "--store", &server.url]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.contains("3 runs") && stdout.contains("no difference"),
+        "{stdout}"
+    );
+
+    let run_id = all[0].run_id.to_string();
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = loopctl(&[
+        "export",
+        &run_id,
+        "--store",
+        &server.url,
+        "--out",
+        path_arg(out.path()),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records = source
+        .read_run(run_id.parse().expect("a run id"))
+        .expect("read");
+    let expected = Export::of(&records).expect("an export");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("summary.json")).expect("summary"),
+        expected.summary_json
+    );
+
+    let output = loopctl(&["migrate", "--from", path_arg(&db), "--to", &server.url]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("already holds"),
+        "{}",
+        text(&output.stderr)
+    );
+    // A password never reaches a message.
+    let output = loopctl(&[
+        "replay",
+        "--store",
+        &format!("postgres://loop:hunter2@127.0.0.1:{}/nowhere", server.port),
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("loop:***@") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}

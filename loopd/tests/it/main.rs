@@ -7,5 +7,6 @@ mod dashboard;
 mod hardening;
 mod insight;
 mod openapi;
+mod postgres;
 mod streams;
 mod support;
