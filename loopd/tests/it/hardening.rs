@@ -623,12 +623,21 @@ fn agents_never_see_the_daemons_secrets() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 1);
     let data = dir.path().join("data");
+    // The store's URL holds a password: a real PostgreSQL log when there is a server (trust
+    // authentication takes any password), else a SQLite file with the word in its path.
+    let server = loop_testkit::postgres::Postgres::start(
+        "the PostgreSQL variant of hardening::agents_never_see_the_daemons_secrets",
+    );
+    let store = match &server {
+        Some(server) => format!("postgres://loop:hunter2@127.0.0.1:{}/postgres", server.port),
+        None => format!("sqlite:{}", dir.path().join("hunter2.db").display()),
+    };
     let daemon = start_daemon(
         &data,
         &[],
         &[
             ("LOOPD_AUTH_TOKEN", "s3cret-token"),
-            ("LOOPD_STORE", "postgres://loop:hunter2@db/loop"),
+            ("LOOPD_STORE", store.as_str()),
         ],
     );
     let created: Value = client()
