@@ -43,6 +43,18 @@ fn with_worktrunk(
     request(scratch, "one_task.sh", &all)
 }
 
+/// A run through Worktrunk that fails at its first verification (so its worktree is removed).
+fn failing_with_worktrunk(scratch: &Scratch, wt: &Path) -> loop_runtime::RunRequest {
+    with_worktrunk(
+        scratch,
+        wt,
+        &[
+            ("verify_cmds", "false"),
+            ("max_consecutive_verification_failures", "1"),
+        ],
+    )
+}
+
 /// Where the stub puts the worktree of `run/feature`, Worktrunk's default path.
 fn feature_worktree(scratch: &Scratch) -> PathBuf {
     std::fs::canonicalize(scratch.dir.path())
@@ -135,14 +147,7 @@ async fn a_failed_runs_worktree_is_removed_by_worktrunk_in_the_foreground() {
     let wt = stub_wt(&scratch);
     let runtime = runtime(&scratch);
     let run = runtime
-        .submit(with_worktrunk(
-            &scratch,
-            &wt,
-            &[
-                ("verify_cmds", "false"),
-                ("max_consecutive_verification_failures", "1"),
-            ],
-        ))
+        .submit(failing_with_worktrunk(&scratch, &wt))
         .await
         .expect("submit");
     let done = finish(&runtime, run.id).await;
@@ -167,14 +172,7 @@ async fn the_run_directory_of_an_ended_run_is_given_once_its_files_are_written()
     std::fs::write(scratch.dir.path().join("slow-remove"), "").expect("slow remove");
     let runtime = runtime(&scratch);
     let run = runtime
-        .submit(with_worktrunk(
-            &scratch,
-            &wt,
-            &[
-                ("verify_cmds", "false"),
-                ("max_consecutive_verification_failures", "1"),
-            ],
-        ))
+        .submit(failing_with_worktrunk(&scratch, &wt))
         .await
         .expect("submit");
     let mut events = runtime.subscribe(Some(run.id), loop_core::Seq(0));

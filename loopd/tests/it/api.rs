@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{client, repo, run_body, start_daemon, wait_for_end};
+use crate::support::{client, get_json, repo, run_body, start_daemon, submit, wait_for_end};
 
 fn error_of(response: reqwest::blocking::Response) -> (StatusCode, String, String) {
     let status = response.status();
@@ -445,7 +445,6 @@ fn review_endpoints_diff_merge_and_scrap_a_finished_run() {
 fn an_agent_that_is_missing_or_not_executable_fails_the_run_saying_why() {
     let dir = tempfile::tempdir().expect("temp dir");
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
-    let client = client();
     let not_executable = dir.path().join("claude-not-executable");
     std::fs::write(&not_executable, "#!/bin/sh\n").expect("a file without an execute bit");
     for (index, (claude_bin, why)) in [
@@ -468,23 +467,10 @@ fn an_agent_that_is_missing_or_not_executable_fails_the_run_saying_why() {
             "one_task.sh",
             json!({ "agent": "claude", "claude_bin": claude_bin }),
         );
-        let created: Value = client
-            .post(daemon.url("/runs"))
-            .json(&body)
-            .send()
-            .expect("create")
-            .json()
-            .expect("json");
-        let id = created["run"]["id"].as_str().expect("id").to_owned();
+        let id = submit(&daemon, &body);
         let run = wait_for_end(&daemon, &id);
         assert_eq!(run["status"], "FAILED", "{run}");
-        let steps: Value = client
-            .get(daemon.url(&format!("/runs/{id}/steps")))
-            .send()
-            .expect("steps")
-            .json()
-            .expect("json");
-        let text = steps.to_string();
+        let text = get_json(&daemon, &format!("/runs/{id}/steps")).to_string();
         assert!(
             text.contains("cannot start the agent") && text.contains(why),
             "{claude_bin}: {text}"

@@ -1,8 +1,8 @@
 //! `loopd --store postgres://…`: the log in a real PostgreSQL server (`loop_testkit::postgres`).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{client, repo, run_body, start_daemon, wait_for_end};
+use crate::support::{get_json, repo, run_body, start_daemon, submit, wait_for_end};
 
 /// A run on a daemon whose log is PostgreSQL completes; a daemon started again on another data
 /// dir over the same database knows it, its events and its steps, and the log replays clean.
@@ -21,14 +21,7 @@ fn a_run_on_a_postgres_log_completes_and_another_daemon_over_it_knows_it() {
             &[],
             &[("LOOPD_STORE", server.url.as_str())],
         );
-        let created: Value = client()
-            .post(daemon.url("/runs"))
-            .json(&run_body(&repo, "one_task.sh", json!({})))
-            .send()
-            .expect("create")
-            .json()
-            .expect("json");
-        let id = created["run"]["id"].as_str().expect("id").to_owned();
+        let id = submit(&daemon, &run_body(&repo, "one_task.sh", json!({})));
         let run = wait_for_end(&daemon, &id);
         assert_eq!(run["status"], "COMPLETED", "{run}");
         id
@@ -38,20 +31,9 @@ fn a_run_on_a_postgres_log_completes_and_another_daemon_over_it_knows_it() {
         &["--store", server.url.as_str()],
         &[],
     );
-    let client = client();
-    let run: Value = client
-        .get(daemon.url(&format!("/runs/{id}")))
-        .send()
-        .expect("get")
-        .json()
-        .expect("json");
+    let run = get_json(&daemon, &format!("/runs/{id}"));
     assert_eq!(run["run"]["status"], "COMPLETED", "{run}");
-    let steps: Value = client
-        .get(daemon.url(&format!("/runs/{id}/steps")))
-        .send()
-        .expect("steps")
-        .json()
-        .expect("json");
+    let steps = get_json(&daemon, &format!("/runs/{id}/steps"));
     assert!(
         steps["steps"].as_array().is_some_and(|s| !s.is_empty()),
         "{steps}"

@@ -97,6 +97,31 @@ pub fn read_frames(body: impl Read, mut until: impl FnMut(&Frame) -> bool) -> Ve
 }
 
 /// Follows the run's events until it is in a terminal state; the final run, as JSON.
+/// Submits a run (`POST /runs`) and returns its id.
+pub fn submit(daemon: &Daemon, body: &Value) -> String {
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(body)
+        .send()
+        .expect("POST /runs")
+        .json()
+        .expect("a JSON answer");
+    created["run"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run id in {created}"))
+        .to_owned()
+}
+
+/// A `GET` answered with JSON.
+pub fn get_json(daemon: &Daemon, path: &str) -> Value {
+    client()
+        .get(daemon.url(path))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+}
+
 pub fn wait_for_end(daemon: &Daemon, run_id: &str) -> Value {
     let client = loop_client::blocking::Client::new(&daemon.base, None).expect("a client");
     let run_id = run_id.parse().expect("a run id");
