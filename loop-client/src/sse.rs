@@ -286,6 +286,19 @@ mod tests {
         assert_eq!(frames.len(), 1);
     }
 
+    /// `bytes` cut at the given lengths, the rest as the last piece.
+    fn cut<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut pieces = Vec::new();
+        let mut rest = bytes;
+        for &cut in cuts {
+            let (piece, after) = rest.split_at(cut.min(rest.len()));
+            pieces.push(piece);
+            rest = after;
+        }
+        pieces.push(rest);
+        pieces
+    }
+
     fn encode(frames: &[(String, Vec<String>, Option<String>)]) -> Vec<u8> {
         let mut out = Vec::new();
         for (event, data, id) in frames {
@@ -313,15 +326,7 @@ mod tests {
             cuts in proptest::collection::vec(0usize..64, 0..40),
         ) {
             let bytes = encode(&written);
-            let mut pieces: Vec<&[u8]> = Vec::new();
-            let mut rest = &bytes[..];
-            for cut in cuts {
-                let (piece, after) = rest.split_at(cut.min(rest.len()));
-                pieces.push(piece);
-                rest = after;
-            }
-            pieces.push(rest);
-            let read = all(&pieces);
+            let read = all(&cut(&bytes, &cuts));
             let mut id = String::new();
             let expected: Vec<Frame> = written
                 .iter()
@@ -343,15 +348,7 @@ mod tests {
             cuts in proptest::collection::vec(0usize..16, 0..30),
         ) {
             let whole = all(&[&bytes]);
-            let mut pieces: Vec<&[u8]> = Vec::new();
-            let mut rest = &bytes[..];
-            for cut in cuts {
-                let (piece, after) = rest.split_at(cut.min(rest.len()));
-                pieces.push(piece);
-                rest = after;
-            }
-            pieces.push(rest);
-            prop_assert_eq!(all(&pieces), whole);
+            prop_assert_eq!(all(&cut(&bytes, &cuts)), whole);
         }
     }
 }

@@ -68,6 +68,11 @@ impl Subscribers {
         Seq(self.published.load(Ordering::SeqCst))
     }
 
+    /// Whether any subscription may be listening.
+    pub(crate) fn any(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     /// Hands a committed group to every subscriber; never blocks.
     pub(crate) fn publish(&self, batch: Batch) {
         if let Some(last) = batch.last() {

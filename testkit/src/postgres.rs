@@ -96,9 +96,8 @@ impl Postgres {
         Some(server)
     }
 
-    /// Runs one of the server's programs (as the cluster's owner), panicking with its output
-    /// when it fails.
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, run as the cluster's owner.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut command = match self.as_user {
             Some(user) => {
@@ -108,12 +107,17 @@ impl Postgres {
             }
             None => Command::new(&path),
         };
-        let output = command
+        command.current_dir("/").stdin(Stdio::null());
+        command
+    }
+
+    /// Runs one of the server's programs, panicking with its output when it fails.
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
             .args(args)
-            .current_dir("/")
-            .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         assert!(
             output.status.success(),
             "{program} {args:?} failed: {}{}",
@@ -156,19 +160,9 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
-        let mut command = match self.as_user {
-            Some(user) => {
-                let mut command = Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&path);
-                command
-            }
-            None => Command::new(&path),
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", path_str(&self.data), "-m", "immediate", "-w", "stop"])
-            .current_dir("/")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
