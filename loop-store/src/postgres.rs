@@ -275,18 +275,35 @@ fn block<T: Send + 'static>(
     answer.recv().map_err(|_| StoreError::Closed)?
 }
 
-/// `url` without its password.
+/// A connection string without its password: the one in a URL's user info (up to the last `@`
+/// of the authority, since a password may hold an `@`), and any `password=` value (a URL's
+/// query, or the key=value form).
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+    let mut shown = url.to_owned();
+    if let Some(scheme) = url.find("://") {
+        let start = scheme + 3;
+        let authority_end = url[start..]
+            .find(['/', '?'])
+            .map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = url[start..at].find(':').map(|i| start + i)
+        {
+            shown = format!("{}***{}", &url[..=colon], &url[at..]);
         }
-        _ => url.to_owned(),
     }
+    let mut out = String::with_capacity(shown.len());
+    let mut rest = shown.as_str();
+    while let Some(found) = rest.find("password=") {
+        let value = found + "password=".len();
+        out.push_str(&rest[..value]);
+        out.push_str("***");
+        let end = rest[value..]
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .map_or(rest.len(), |i| value + i);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn pg_error(at: &Path, action: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -949,5 +966,38 @@ mod tests {
             "postgres://loop@127.0.0.1/loop"
         );
         assert_eq!(redact("host=db user=loop"), "host=db user=loop");
+        // A password holding an `@`, one in the query, one in the key=value form.
+        assert_eq!(
+            redact("postgres://loop:p@ss@db/loop"),
+            "postgres://loop:***@db/loop"
+        );
+        assert_eq!(
+            redact("postgres://db/loop?user=loop&password=s3cret&sslmode=disable"),
+            "postgres://db/loop?user=loop&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=db password=s3cret user=loop"),
+            "host=db password=*** user=loop"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the URL, a password put in it never shows.
+        #[test]
+        fn a_password_is_never_shown(
+            user in "[a-z]{1,8}",
+            // Upper case: nothing else in the URLs is; `/`, `?` and `#` must be percent-encoded.
+            password in "PW[A-Z0-9@!]{2,12}",
+            host in "[a-z]{1,10}",
+        ) {
+            for url in [
+                format!("postgres://{user}:{password}@{host}:5432/loop"),
+                format!("postgres://{host}/loop?user={user}&password={password}"),
+                format!("host={host} user={user} password={password}"),
+            ] {
+                let shown = redact(&url);
+                proptest::prop_assert!(!shown.contains(&password), "{shown}");
+            }
+        }
     }
 }
