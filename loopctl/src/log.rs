@@ -40,9 +40,7 @@ pub fn open(log: &LogArgs) -> anyhow::Result<Arc<dyn EventStore>> {
 pub fn open_at(at: &StoreAt) -> anyhow::Result<Arc<dyn EventStore>> {
     match at {
         StoreAt::Sqlite(db) => Ok(Arc::new(open_existing(db)?)),
-        StoreAt::Postgres(_) => at
-            .open()
-            .with_context(|| format!("cannot open the event log at {}", at.shown())),
+        StoreAt::Postgres(_) => at.open().context("cannot open the event log"),
     }
 }
 

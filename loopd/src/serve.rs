@@ -62,9 +62,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
 
     // The database before the listener: a daemon that says it listens can serve.
     let store_at = options.store_at(&data_dir);
-    let store = store_at
-        .open()
-        .with_context(|| format!("cannot open the event log at {}", store_at.shown()))?;
+    let store = store_at.open().context("cannot open the event log")?;
     // What a dead daemon left running is stopped before anything runs again.
     let swept = loop_runtime::process::sweep(&data_dir);
     let listener = TcpListener::bind(address)

@@ -22,9 +22,7 @@ pub fn run(from: &StoreAt, to: &StoreAt, out: &Output) -> anyhow::Result<ExitCod
         bail!("--from and --to are the same log ({})", from.shown());
     }
     let source = crate::log::open_at(from)?;
-    let target = to
-        .open()
-        .with_context(|| format!("cannot open the event log at {}", to.shown()))?;
+    let target = to.open().context("cannot open the event log")?;
     let already = target.last_seq()?;
     if already != Seq(0) {
         bail!(
@@ -74,8 +72,9 @@ pub fn run(from: &StoreAt, to: &StoreAt, out: &Output) -> anyhow::Result<ExitCod
         "replay_differences": report.differences.len(),
     }));
     out.line(&format!(
-        "copied {copied} events of {} runs from {} to {}; {}",
+        "copied {copied} events of {} run{} from {} to {}; {}",
         report.runs,
+        if report.runs == 1 { "" } else { "s" },
         from.shown(),
         to.shown(),
         if differences.is_empty() && report.differences.is_empty() {
