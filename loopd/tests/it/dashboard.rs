@@ -197,6 +197,16 @@ impl Browser {
             .unwrap_or_else(|error| panic!("click {css}: {error}"));
     }
 
+    /// Chooses the option `value` of the select `css`.
+    fn choose(&self, css: &str, value: &str) {
+        self.runtime
+            .block_on(async {
+                let select = self.driver().find(Locator::Css(css)).await?;
+                select.select_by_value(value).await
+            })
+            .unwrap_or_else(|error| panic!("choose {value} in {css}: {error}"));
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         self.runtime
             .block_on(async {
@@ -325,26 +335,12 @@ fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
     assert!(shift < 0.05, "the board moved while it updated: {shift}");
 
     // The filters: another status hides it, its own shows it.
-    browser.runtime.block_on(async {
-        let select = browser
-            .driver()
-            .find(Locator::Css("#filter-status"))
-            .await
-            .expect("the status filter");
-        select.select_by_value("FAILED").await.expect("select");
-    });
+    browser.choose("#filter-status", "FAILED");
     assert_eq!(
         browser.js(&format!("return document.querySelector(\"{row}\").hidden;")),
         Value::Bool(true)
     );
-    browser.runtime.block_on(async {
-        let select = browser
-            .driver()
-            .find(Locator::Css("#filter-status"))
-            .await
-            .expect("the status filter");
-        select.select_by_value("COMPLETED").await.expect("select");
-    });
+    browser.choose("#filter-status", "COMPLETED");
     assert_eq!(
         browser.js(&format!("return document.querySelector(\"{row}\").hidden;")),
         Value::Bool(false)
