@@ -798,16 +798,29 @@ fn insight_shows_the_figures_and_gc_previews_before_it_removes() {
     assert_eq!(worktrees(&daemon), 0);
 }
 
-/// An agent that waits `seconds` before each call and then behaves like `one_task.sh`, so a
-/// page sees each step of the plan.
-fn patient_agent(dir: &Path, seconds: u32) -> String {
-    let script = dir.join("patient.sh");
+/// An agent that behaves like `one_task.sh` but starts iteration N's implementation only once
+/// the test has created `go-N` in `dir`, so a page is sure to see each state of the plan
+/// however slow the machine is.
+fn gated_agent(dir: &Path) -> String {
+    let script = dir.join("gated.sh");
     std::fs::write(
         &script,
-        format!("sleep {seconds}\nexec {}\n", stub("one_task.sh")),
+        format!(
+            "if [ \"$LOOP_PHASE\" = implementation ]; then\n\
+             while [ ! -e {dir}/go-$LOOP_ITERATION ]; do sleep 0.05; done\n\
+             fi\n\
+             exec {agent}\n",
+            dir = dir.display(),
+            agent = stub("one_task.sh")
+        ),
     )
     .expect("write the agent");
     format!("sh {}", script.display())
+}
+
+/// Lets the gated agent start iteration `n`.
+fn open_gate(dir: &Path, n: u32) {
+    std::fs::write(dir.join(format!("go-{n}")), "").expect("open the gate");
 }
 
 #[test]
@@ -825,7 +838,7 @@ fn the_run_page_shows_the_plan_as_it_changes_and_each_verification_command_with_
         "one_task.sh",
         json!({"verify_cmds": "echo 'checked <b>it</b>'\ntest -f work.txt && echo work is there"}),
     );
-    body["config"]["agent_cmd"] = json!(patient_agent(dir.path(), 3));
+    body["config"]["agent_cmd"] = json!(gated_agent(dir.path()));
     let browser = Browser::start();
     let id = create(&daemon, &body);
     browser.goto(&daemon.url(&format!("/#/runs/{id}/plan")));
@@ -838,12 +851,15 @@ fn the_run_page_shows_the_plan_as_it_changes_and_each_verification_command_with_
         json!(2)
     );
     // The agent ticks the boxes; the page follows without a reload.
+    open_gate(dir.path(), 1);
     browser.wait_text("#plan-note", "one task done", |t| {
         t.starts_with("1 / 2 tasks done")
     });
+    open_gate(dir.path(), 2);
     browser.wait_text("#plan-note", "both tasks done", |t| {
         t.starts_with("2 / 2 tasks done")
     });
+    open_gate(dir.path(), 3);
     assert_eq!(
         browser.js("return window.notReloaded === true \
              && document.querySelectorAll('#plan li[data-state=done]').length;"),
