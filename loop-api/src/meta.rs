@@ -1,6 +1,6 @@
 //! What every answer may carry: errors, the health check, a run's files, output frames.
 
-use loop_core::StepId;
+use loop_core::{RunId, StepId};
 use serde::{Deserialize, Serialize};
 
 /// The body of every error response.
@@ -25,6 +25,46 @@ pub struct Health {
     /// Why the log refuses writes, while it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+}
+
+/// `GET /nodes`: the daemons sharing this one's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Nodes {
+    /// Whether the log is shared (PostgreSQL); on a SQLite log the only node is this daemon.
+    pub cluster: bool,
+    /// How long the answering node's claims outlive its last heartbeat (each node has its
+    /// own: see each node's `lease_ms`).
+    pub lease_ms: u64,
+    /// The most recently heard first.
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One daemon of the cluster, as its heartbeats and the log show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeInfo {
+    pub id: String,
+    pub name: String,
+    /// Where its API answers.
+    pub address: String,
+    /// The most runs it drives at once.
+    pub capacity: u32,
+    /// The runs it drove at its last heartbeat.
+    pub runs: u32,
+    /// The RUNNING runs whose latest claim is this node's.
+    pub run_ids: Vec<RunId>,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    /// How long ago its last heartbeat was.
+    pub age_ms: u64,
+    /// How long its claims outlive its last heartbeat.
+    pub lease_ms: u64,
+    /// `alive` (its claims hold), `silent` (no heartbeat for a lease: its runs go to other
+    /// nodes) or `left` (it stopped cleanly).
+    pub state: String,
+    /// The node that answered this request.
+    pub this: bool,
 }
 
 /// One file of a run directory.

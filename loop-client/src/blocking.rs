@@ -96,6 +96,7 @@ impl Client {
         fn start_postmortem(&self, run_id: RunId, body: &PostmortemBody) -> PostmortemReport;
         fn postmortem(&self, run_id: RunId) -> PostmortemReport;
         fn stats(&self, since: Option<&str>, workspace_root: Option<&str>) -> Stats;
+        fn nodes(&self) -> loop_api::meta::Nodes;
     }
 
     /// The events after `after`, of one run or of all (see [`crate::EventStream`]).

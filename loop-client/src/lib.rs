@@ -386,6 +386,11 @@ impl Client {
     }
 
     /// The figures of `/stats`: `since` as the daemon reads it (`7d`, `24h`, …).
+    /// `GET /nodes`: the daemons sharing the daemon's log.
+    pub async fn nodes(&self) -> Result<loop_api::meta::Nodes, ClientError> {
+        self.get("/nodes").await
+    }
+
     pub async fn stats(
         &self,
         since: Option<&str>,

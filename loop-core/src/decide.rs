@@ -5,9 +5,9 @@ use crate::event::FailureCause;
 use crate::event::{
     AgentRetry, AgentWaiting, ArtifactWritten, CompletionDetected, CompletionRejected, Event,
     ExitReason, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled,
-    RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted,
-    StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal,
-    WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried,
+    RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
+    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
 use crate::step::{self, Observation};
@@ -19,6 +19,8 @@ pub enum Command {
     Create(RunCreated),
     /// The run's final name.
     Name(RunNamed),
+    /// A cluster node takes the run to drive it (see [`RunClaimed`]).
+    Claim(RunClaimed),
     /// The scheduler claimed the run.
     Start,
     /// Stop the agent now; the open step, if any, is recorded as CANCELED.
@@ -72,6 +74,7 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
     let (events, at_ms) = match command {
         Command::Create(created) => (vec![created.into()], state.last_ts_ms()),
         Command::Name(named) => single(state, named),
+        Command::Claim(claimed) => single(state, claimed),
         Command::Start => single(state, RunStarted {}),
         Command::Pause { reason, at_ms } => (
             closing(

@@ -128,6 +128,7 @@ events! {
     RunCreated => "RUN_CREATED",
     RunNamed => "RUN_NAMED",
     RunStarted => "RUN_STARTED",
+    RunClaimed => "RUN_CLAIMED",
     RunPaused => "RUN_PAUSED",
     RunResumed => "RUN_RESUMED",
     RunCanceled => "RUN_CANCELED",

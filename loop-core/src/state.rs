@@ -119,6 +119,8 @@ pub struct RunState {
     started_steps: HashSet<StepId>,
     postmortem_running: bool,
     worktree: Option<WorktreeCreated>,
+    /// The cluster node whose claim is the latest, if any node claimed the run.
+    claimed_by: Option<String>,
     last_ts_ms: i64,
 }
 
@@ -187,6 +189,11 @@ impl RunState {
         self.worktree.as_ref()
     }
 
+    /// The node of the run's latest claim ([`crate::event::RunClaimed`]), if any.
+    pub fn claimed_by(&self) -> Option<&str> {
+        self.claimed_by.as_deref()
+    }
+
     pub fn postmortem_running(&self) -> bool {
         self.postmortem_running
     }
@@ -200,6 +207,9 @@ impl RunState {
     pub(crate) fn transition(&mut self, event: &Event, ts_ms: i64) -> Result<(), DomainError> {
         self.check(event)?;
         self.last_ts_ms = ts_ms;
+        if releases_claim(event) {
+            self.claimed_by = None;
+        }
         match event {
             Event::RunCreated(created) => {
                 self.status = Some(RunStatus::Pending);
@@ -211,6 +221,7 @@ impl RunState {
                     created.name_source = named.name_source;
                 }
             }
+            Event::RunClaimed(claimed) => self.claimed_by = Some(claimed.node_id.clone()),
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = Some(RunStatus::Running),
             Event::RunPaused(_) => self.status = Some(RunStatus::Paused),
             Event::RunRetried(_) => self.status = Some(RunStatus::Pending),
@@ -277,6 +288,7 @@ impl RunState {
                 run_id: self.run_id.expect("a created run has an id"),
             }),
             Event::RunNamed(_) => require("name", &[Pending, Running, Paused]),
+            Event::RunClaimed(_) => require("claim", &[Pending, Running]),
             Event::RunStarted(_) => require("start", &[Pending]),
             Event::RunPaused(_) => {
                 require("pause", &[Running])?;
@@ -395,4 +407,17 @@ impl RunState {
         }
         self.check_open(finished.step_id, Some(finished.phase))
     }
+}
+
+/// Whether `event` ends the run's latest claim: the run stops being driven (paused, ended, or
+/// sent back to the queue), and whichever node drives it next claims it anew.
+pub(crate) fn releases_claim(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::RunPaused(_)
+            | Event::RunRetried(_)
+            | Event::RunCompleted(_)
+            | Event::RunFailed(_)
+            | Event::RunCanceled(_)
+    )
 }

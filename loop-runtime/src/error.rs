@@ -27,6 +27,9 @@ pub enum RuntimeError {
     CorruptRun { run_id: RunId, error: DomainError },
     #[error("run {run_id} kept changing under this command; try again")]
     Busy { run_id: RunId },
+    /// Another cluster node claimed the run: this one may record nothing more of it.
+    #[error("run {run_id} is claimed by node {node}")]
+    Fenced { run_id: RunId, node: String },
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
     /// A value of the request is wrong (the field and why).

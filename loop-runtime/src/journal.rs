@@ -3,6 +3,10 @@
 //! A command is decided against the run's folded state and appended with the version that
 //! state was folded at. The state is kept folded in memory from the records the store returns,
 //! and refolded from the log if another writer got there first.
+//!
+//! In a cluster, a driver's appends are fenced: each is decided only while the run's latest
+//! claim is this node's, and the expected version makes that check and the append one atomic
+//! step. A node that lost a run to another's claim cannot record anything more of it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +18,7 @@ use loop_store::{EventStore, StoreError};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
+use crate::cluster::Node;
 use crate::error::RuntimeError;
 
 /// How many times a command is re-decided after a version conflict.
@@ -30,6 +35,37 @@ pub(crate) struct Journal {
     health: Arc<StoreHealth>,
     /// Catch-up reads of streams running at once (see [`crate::stream`]).
     stream_reads: Arc<tokio::sync::Semaphore>,
+    /// This runtime's node, in a cluster: what the driver's appends are fenced by.
+    node: Option<Arc<Node>>,
+}
+
+/// What an append requires of the run's state beyond the command's own rules.
+#[derive(Clone, Copy)]
+enum Fence<'a> {
+    None,
+    /// The run's latest claim is this node's (or no node ever claimed it).
+    ClaimedBy(&'a str),
+    /// The run's latest claim is still the one the scheduler saw: a claim replaces it.
+    StillClaimedBy(Option<&'a str>),
+}
+
+impl Fence<'_> {
+    fn check(self, run_id: RunId, state: &RunState) -> Result<(), RuntimeError> {
+        let claimed_by = state.claimed_by();
+        let holds = match self {
+            Fence::None => true,
+            Fence::ClaimedBy(node) => claimed_by.is_none_or(|by| by == node),
+            Fence::StillClaimedBy(seen) => claimed_by == seen,
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(RuntimeError::Fenced {
+                run_id,
+                node: claimed_by.unwrap_or_default().to_owned(),
+            })
+        }
+    }
 }
 
 /// Catch-up reads of event streams at once: as many as the store has reading connections.
@@ -109,7 +145,43 @@ impl Journal {
             latency: Arc::default(),
             health: Arc::default(),
             stream_reads: Arc::new(tokio::sync::Semaphore::new(STREAM_READS)),
+            node: None,
         }
+    }
+
+    /// Fences the driver's appends by `node`'s claims.
+    pub(crate) fn with_node(mut self, node: Option<Arc<Node>>) -> Journal {
+        self.node = node;
+        self
+    }
+
+    /// This runtime's node, in a cluster.
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
+        self.node.as_ref()
+    }
+
+    /// Claims the run for this node, if the runtime is one, unless its latest claim is no
+    /// longer `seen` (another node claimed it since the scheduler looked):
+    /// [`RuntimeError::Fenced`] then. A run already this node's is left as it is.
+    pub(crate) async fn claim(
+        &self,
+        run_id: RunId,
+        seen: Option<&str>,
+    ) -> Result<(), RuntimeError> {
+        let Some(node) = self.node.clone() else {
+            return Ok(());
+        };
+        if self.state(run_id).await?.claimed_by() == Some(node.id.as_str()) {
+            return Ok(());
+        }
+        let claim = Command::Claim(loop_core::event::RunClaimed {
+            node_id: node.id.clone(),
+            lease_ms: node.lease.as_millis() as u64,
+            took_over_from: seen.map(str::to_owned),
+        });
+        self.execute_fenced(run_id, vec![claim], Fence::StillClaimedBy(seen))
+            .await
+            .map(drop)
     }
 
     pub(crate) fn stream_reads(&self) -> &Arc<tokio::sync::Semaphore> {
@@ -130,8 +202,12 @@ impl Journal {
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
         let mut pause = UNAVAILABLE_BACKOFF;
+        let fence = match &self.node {
+            Some(node) => Fence::ClaimedBy(&node.id),
+            None => Fence::None,
+        };
         loop {
-            match self.execute(run_id, commands.clone()).await {
+            match self.execute_fenced(run_id, commands.clone(), fence).await {
                 Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
                 other => return other,
             }
@@ -183,8 +259,31 @@ impl Journal {
         run_id: RunId,
         commands: Vec<Command>,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
+        self.execute_fenced(run_id, commands, Fence::None).await
+    }
+
+    /// [`Journal::execute`] for the run's driver: refused once another node claimed the run.
+    pub(crate) async fn execute_as_driver(
+        &self,
+        run_id: RunId,
+        commands: Vec<Command>,
+    ) -> Result<Vec<EventRecord>, RuntimeError> {
+        let fence = match &self.node {
+            Some(node) => Fence::ClaimedBy(&node.id),
+            None => Fence::None,
+        };
+        self.execute_fenced(run_id, commands, fence).await
+    }
+
+    async fn execute_fenced(
+        &self,
+        run_id: RunId,
+        commands: Vec<Command>,
+        fence: Fence<'_>,
+    ) -> Result<Vec<EventRecord>, RuntimeError> {
         for _ in 0..CONFLICT_RETRIES {
             let state = self.state(run_id).await?;
+            fence.check(run_id, &state)?;
             let events = decide_all(run_id, &state, &commands)?;
             if events.is_empty() {
                 return Ok(Vec::new());

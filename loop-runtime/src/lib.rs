@@ -29,6 +29,7 @@ pub mod agent;
 mod agent_call;
 mod artifacts;
 pub mod clock;
+mod cluster;
 mod driver;
 mod error;
 mod git;
@@ -53,6 +54,7 @@ mod stream;
 mod verify;
 pub mod worktree;
 
+pub use cluster::Node;
 pub use error::RuntimeError;
 pub use journal::{AppendLatency, StoreTrouble};
 pub use output::OutputStream;

@@ -95,6 +95,27 @@ impl Runtime {
         Ok(view)
     }
 
+    /// This runtime's node, when it is one of a cluster.
+    pub fn node(&self) -> Option<&crate::Node> {
+        self.services.journal.node().map(|node| &**node)
+    }
+
+    /// How many runs this runtime drives now.
+    pub fn running_count(&self) -> usize {
+        self.scheduler.running_count()
+    }
+
+    /// The most runs this runtime drives at once.
+    pub fn capacity(&self) -> usize {
+        self.scheduler.capacity()
+    }
+
+    /// Every node that beat on the log, the most recently heard first.
+    pub async fn nodes(&self) -> Result<Vec<loop_store::NodeSeen>, RuntimeError> {
+        let store = Arc::clone(self.services.journal.store());
+        blocking(move || store.nodes()).await
+    }
+
     pub async fn list(&self, query: RunQuery) -> Result<Vec<RunView>, RuntimeError> {
         let store = Arc::clone(self.services.journal.store());
         let mut views = blocking(move || store.list_runs(&query)).await?;
@@ -317,7 +338,7 @@ impl Runtime {
             let _ = self
                 .services
                 .journal
-                .execute(run_id, vec![Command::Recover { at_ms }])
+                .execute_as_driver(run_id, vec![Command::Recover { at_ms }])
                 .await;
         }
         self.postmortems.stop_all().await;

@@ -146,6 +146,16 @@ impl Scheduler {
         self.running().contains_key(&run_id)
     }
 
+    /// How many runs have a driver now.
+    pub(crate) fn running_count(&self) -> usize {
+        self.running().len()
+    }
+
+    /// The most runs this scheduler drives at once.
+    pub(crate) fn capacity(&self) -> usize {
+        self.limits.max_concurrency
+    }
+
     /// Runs whose driver ended and whose files are written, from now on.
     pub(crate) fn settled(&self) -> broadcast::Receiver<RunId> {
         self.settled.subscribe()
@@ -213,7 +223,7 @@ impl Scheduler {
             let task = tokio::spawn(crate::process::ledger::scope(
                 Arc::clone(&self.services.ledger),
                 tracing::Instrument::instrument(
-                    Arc::clone(self).drive(view.id, cancel.clone()),
+                    Arc::clone(self).drive(view.id, view.node.clone(), cancel.clone()),
                     span,
                 ),
             ));
@@ -254,15 +264,44 @@ impl Scheduler {
             let submitted = self.submitted.lock().unwrap_or_else(|e| e.into_inner());
             candidates.retain(|view| submitted.contains(&view.id));
         }
+        if let Some(node) = self.services.journal.node() {
+            // In a cluster: not the runs other live nodes drive, nor those whose workspace
+            // this machine cannot see.
+            let store = Arc::clone(self.services.journal.store());
+            let nodes = blocking(move || store.nodes()).await?;
+            candidates.retain(|view| {
+                crate::cluster::may_take(view, node, &nodes)
+                    && std::path::Path::new(&view.workspace_root).is_dir()
+            });
+        }
         Ok(candidates)
     }
 
-    async fn drive(self: Arc<Self>, run_id: RunId, cancel: CancellationToken) {
-        let result = Driver::start(Arc::clone(&self.services), run_id, cancel).await;
+    async fn drive(
+        self: Arc<Self>,
+        run_id: RunId,
+        seen_claim: Option<String>,
+        cancel: CancellationToken,
+    ) {
+        let result = match self
+            .services
+            .journal
+            .claim(run_id, seen_claim.as_deref())
+            .await
+        {
+            Ok(()) => Driver::start(Arc::clone(&self.services), run_id, cancel).await,
+            Err(error) => Err(error),
+        };
         let settled = match result {
             Ok(DriverEnd::Settled) => true,
             // Stopped from outside, or shut down while waiting for the log: nothing to record.
             Ok(DriverEnd::Stopped) | Err(RuntimeError::Shutdown) => false,
+            // Another node has the run (it claimed it first, or took it over): its to drive.
+            Err(RuntimeError::Fenced { node, .. }) => {
+                tracing::info!(%run_id, %node, "another node has this run");
+                self.running().remove(&run_id);
+                false
+            }
             Err(error) => {
                 self.record_runtime_failure(run_id, error).await;
                 true

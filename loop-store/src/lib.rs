@@ -10,6 +10,7 @@
 
 mod error;
 mod location;
+mod node;
 mod postgres;
 mod replay;
 mod rules;
@@ -19,6 +20,7 @@ mod subscription;
 
 pub use error::StoreError;
 pub use location::StoreAt;
+pub use node::{NodeBeat, NodeSeen};
 pub use postgres::PgStore;
 pub use replay::{Difference, ReplayReport, replay};
 pub use sqlite::SqliteStore;

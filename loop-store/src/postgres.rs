@@ -35,6 +35,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement, ToStatement};
 
 use crate::error::StoreError;
+use crate::node::{NodeBeat, NodeSeen};
 use crate::store::{EventStore, RebuildStats, RunQuery};
 use crate::subscription::{ReadAfter, Subscribers, Subscription};
 
@@ -81,7 +82,32 @@ CREATE INDEX IF NOT EXISTS runs_by_workspace ON runs (workspace_root, created_ms
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name);
 CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (run_branch);
 CREATE TABLE IF NOT EXISTS steps_started (step_id text PRIMARY KEY, run_id text NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id text PRIMARY KEY,
+    name text NOT NULL,
+    address text NOT NULL,
+    capacity integer NOT NULL,
+    runs integer NOT NULL,
+    lease_ms bigint NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    left_at timestamptz
+);
 ";
+/// A heartbeat: the node's row, stamped by the database's clock.
+const BEAT_SQL: &str = "INSERT INTO nodes (node_id, name, address, capacity, runs, lease_ms)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (node_id) DO UPDATE SET name = $2, address = $3, capacity = $4, runs = $5,
+         lease_ms = $6,
+         heartbeat_at = now(), left_at = NULL,
+         started_at = CASE WHEN nodes.left_at IS NULL THEN nodes.started_at ELSE now() END";
+const LEAVE_SQL: &str = "UPDATE nodes SET left_at = now() WHERE node_id = $1";
+const NODES_SQL: &str = "SELECT node_id, name, address, capacity, runs, lease_ms,
+         (extract(epoch FROM started_at) * 1000)::bigint,
+         (extract(epoch FROM heartbeat_at) * 1000)::bigint,
+         greatest(0, (extract(epoch FROM now() - heartbeat_at) * 1000))::bigint,
+         left_at IS NOT NULL
+     FROM nodes ORDER BY heartbeat_at DESC";
 
 const SELECT_EVENTS: &str = "SELECT seq, run_id, version, type, ts_ms, schema, payload FROM events";
 const READ_AFTER_SQL: &str = "SELECT seq, run_id, version, type, ts_ms, schema, payload FROM events
@@ -948,6 +974,76 @@ impl EventStore for PgStore {
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError> {
         let inner = Arc::clone(&self.inner);
         self.call(inner.rebuild())
+    }
+
+    fn beat(&self, node: &NodeBeat) -> Result<(), StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let node = node.clone();
+        self.call(async move {
+            let mut conn = inner.reader().await;
+            let statement = conn.statement(BEAT_SQL, &inner.at).await?;
+            let capacity = i32::try_from(node.capacity).unwrap_or(i32::MAX);
+            let runs = i32::try_from(node.runs).unwrap_or(i32::MAX);
+            let lease_ms = i64::try_from(node.lease_ms).unwrap_or(i64::MAX);
+            conn.client
+                .execute(
+                    &statement,
+                    &[
+                        &node.node_id,
+                        &node.name,
+                        &node.address,
+                        &capacity,
+                        &runs,
+                        &lease_ms,
+                    ],
+                )
+                .await
+                .map_err(pg_error(&inner.at, "record a heartbeat"))?;
+            Ok(())
+        })
+    }
+
+    fn leave(&self, node_id: &str) -> Result<(), StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let node_id = node_id.to_owned();
+        self.call(async move {
+            let conn = inner.reader().await;
+            conn.client
+                .execute(LEAVE_SQL, &[&node_id])
+                .await
+                .map_err(pg_error(&inner.at, "record a node leaving"))?;
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.call(async move {
+            let mut conn = inner.reader().await;
+            let statement = conn.statement(NODES_SQL, &inner.at).await?;
+            let rows = conn
+                .client
+                .query(&statement, &[])
+                .await
+                .map_err(pg_error(&inner.at, "read the nodes"))?;
+            Ok(rows
+                .iter()
+                .map(|row| NodeSeen {
+                    beat: NodeBeat {
+                        node_id: row.get(0),
+                        name: row.get(1),
+                        address: row.get(2),
+                        capacity: row.get::<_, i32>(3).max(0) as u32,
+                        runs: row.get::<_, i32>(4).max(0) as u32,
+                        lease_ms: row.get::<_, i64>(5).max(0) as u64,
+                    },
+                    started_ms: row.get(6),
+                    heartbeat_ms: row.get(7),
+                    age_ms: row.get::<_, i64>(8).max(0) as u64,
+                    left: row.get(9),
+                })
+                .collect())
+        })
     }
 }
 

@@ -18,6 +18,7 @@ use loop_core::{Event, EventRecord, RunId, Seq, Version};
 use rusqlite::Connection;
 
 use crate::error::StoreError;
+use crate::node::{NodeBeat, NodeSeen};
 use crate::sqlite::schema::error_at;
 use crate::sqlite::writer::{Request, Writer};
 use crate::store::{EventStore, RebuildStats, RunQuery};
@@ -51,6 +52,18 @@ struct Inner {
     readers: Mutex<Readers>,
     reader_free: Condvar,
     subscribers: Arc<Subscribers>,
+    /// The nodes of this process: a SQLite log is one machine's, and the processes that share
+    /// its file (`loopd`, a `loopctl exec` beside it) never take each other's runs, so no node
+    /// needs another's heartbeat and none is written to the file.
+    nodes: Mutex<Vec<LocalNode>>,
+}
+
+struct LocalNode {
+    beat: NodeBeat,
+    started: std::time::SystemTime,
+    heartbeat: std::time::Instant,
+    heartbeat_ms: i64,
+    left: bool,
 }
 
 /// The reading connections: the idle ones, and how many exist.
@@ -158,6 +171,7 @@ impl SqliteStore {
                 writer: Some(handle),
                 watcher: Some((stop_watching, watcher)),
                 readers: Mutex::default(),
+                nodes: Mutex::default(),
                 reader_free: Condvar::new(),
                 subscribers,
             }),
@@ -395,4 +409,54 @@ impl EventStore for SqliteStore {
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError> {
         self.request(|reply| Request::Rebuild { reply })
     }
+
+    fn beat(&self, node: &NodeBeat) -> Result<(), StoreError> {
+        let now_ms = unix_ms(std::time::SystemTime::now());
+        let mut nodes = self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        match nodes.iter_mut().find(|n| n.beat.node_id == node.node_id) {
+            Some(known) => {
+                known.beat = node.clone();
+                known.heartbeat = std::time::Instant::now();
+                known.heartbeat_ms = now_ms;
+                known.left = false;
+            }
+            None => nodes.push(LocalNode {
+                beat: node.clone(),
+                started: std::time::SystemTime::now(),
+                heartbeat: std::time::Instant::now(),
+                heartbeat_ms: now_ms,
+                left: false,
+            }),
+        }
+        Ok(())
+    }
+
+    fn leave(&self, node_id: &str) -> Result<(), StoreError> {
+        let mut nodes = self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        for node in nodes.iter_mut().filter(|n| n.beat.node_id == node_id) {
+            node.left = true;
+        }
+        Ok(())
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        let nodes = self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen: Vec<NodeSeen> = nodes
+            .iter()
+            .map(|node| NodeSeen {
+                beat: node.beat.clone(),
+                started_ms: unix_ms(node.started),
+                heartbeat_ms: node.heartbeat_ms,
+                age_ms: node.heartbeat.elapsed().as_millis() as u64,
+                left: node.left,
+            })
+            .collect();
+        seen.sort_by_key(|node| node.age_ms);
+        Ok(seen)
+    }
+}
+
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }

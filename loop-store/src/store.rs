@@ -4,6 +4,7 @@ use loop_core::projection::{RunView, StepView};
 use loop_core::{Event, EventRecord, RunId, RunStatus, Seq, Version};
 
 use crate::error::StoreError;
+use crate::node::{NodeBeat, NodeSeen};
 use crate::subscription::Subscription;
 
 /// Which runs [`EventStore::list_runs`] returns: newest first, optionally filtered.
@@ -82,4 +83,13 @@ pub trait EventStore: Send + Sync {
 
     /// Drops every projection table's rows and refolds them from the log.
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError>;
+
+    /// Records a node's heartbeat (inserting the node the first time).
+    fn beat(&self, node: &NodeBeat) -> Result<(), StoreError>;
+
+    /// Records that a node stopped cleanly: its claims hold no longer.
+    fn leave(&self, node_id: &str) -> Result<(), StoreError>;
+
+    /// Every node that ever beat on this log, the most recently heard first.
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError>;
 }

@@ -324,6 +324,14 @@ pub enum Command {
         #[arg(long, value_parser = parse_store)]
         to: loop_store::StoreAt,
     },
+    /// The daemons sharing the event log: heartbeat, runs and capacity of each.
+    ///
+    /// Asks the daemon at --addr; on a SQLite log it is the only node. --json gives the answer
+    /// of `GET /nodes`.
+    #[command(
+        after_help = "Examples:\n  loopctl nodes\n  loopctl nodes --addr http://10.0.0.2:7700 --json"
+    )]
+    Nodes,
     /// The run worktrees of this workspace, with their run and size on disk.
     ///
     /// The worktrees the runs created and have not removed, from the daemon at --addr; with

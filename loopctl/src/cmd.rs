@@ -12,6 +12,7 @@ mod init;
 mod inspect;
 mod list;
 mod migrate;
+mod nodes;
 mod prompt;
 mod replay;
 mod review;
@@ -108,6 +109,7 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             prompt::run(&run, out)
         }
         Command::Demo { dir } => demo::run(dir, out),
+        Command::Nodes => nodes::run(&daemon.connect()?, out),
         Command::Init { spec } => init::run(spec.as_deref(), out),
         Command::Worktrees { all, db } => {
             worktrees::list(source::resolve(daemon, db, out)?, all, out)

@@ -44,6 +44,7 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(insight::start_postmortem, insight::postmortem))
         .routes(routes!(insight::stats))
         .routes(routes!(meta::metrics))
+        .routes(routes!(meta::nodes))
         .finish()
         .merge(dashboard::router(&guard))
         .fallback(not_found)

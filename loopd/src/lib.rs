@@ -8,6 +8,7 @@ mod extract;
 mod guard;
 mod memory;
 mod metrics;
+mod node;
 mod openapi;
 mod options;
 mod peer;

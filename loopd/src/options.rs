@@ -28,6 +28,17 @@ pub struct Options {
     /// default: the data dir's loopd.db.
     #[arg(long, env = "LOOPD_STORE", value_parser = parse_store, hide_env_values = true)]
     pub store: Option<loop_store::StoreAt>,
+    /// With a PostgreSQL log: this node's name in `GET /nodes` (default: the host name).
+    #[arg(long, env = "LOOPD_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// With a PostgreSQL log: the URL other nodes and people reach this node's API at
+    /// (default: http:// and the address it listens on).
+    #[arg(long, env = "LOOPD_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// With a PostgreSQL log: how long, in milliseconds, a node's claim on its runs outlives its
+    /// last heartbeat; another node takes the runs of one silent this long.
+    #[arg(long, env = "LOOPD_LEASE_MS", default_value_t = 15_000)]
+    pub lease_ms: u64,
     /// Runs executing at once, daemon-wide.
     #[arg(long, default_value_t = 3)]
     pub max_concurrency: usize,

@@ -70,7 +70,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {address} (is something else using it?)"))?;
     let bound = listener.local_addr()?;
     lock.record(&format!("on http://{bound}"))?;
-    let runtime = Runtime::builder()
+    let mut builder = Runtime::builder()
         .store(store)
         .data_dir(&data_dir)
         .max_concurrency(options.max_concurrency)
@@ -78,9 +78,31 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .queue_policy(match options.queue_policy {
             options::QueuePolicy::Fifo => QueuePolicy::Fifo,
             options::QueuePolicy::NewestFirst => QueuePolicy::NewestFirst,
-        })
-        .build()?;
-    let state = AppState::new(runtime.clone());
+        });
+    let node = crate::node::identity(
+        &data_dir,
+        options.node_name.as_deref(),
+        options
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}")),
+        std::time::Duration::from_millis(options.lease_ms.max(500)),
+    )?;
+    // A shared log makes this daemon one node of a cluster; a SQLite log is one machine's.
+    let clustered = matches!(store_at, loop_store::StoreAt::Postgres(_));
+    if clustered {
+        builder = builder.node(node.clone());
+    }
+    let cluster_note = clustered.then(|| {
+        format!(
+            "loopd: cluster node {} ({}), lease {} ms",
+            node.id,
+            node.name,
+            node.lease.as_millis()
+        )
+    });
+    let runtime = builder.build()?;
+    let state = AppState::new(runtime.clone(), node);
     let metrics = Arc::clone(&state.metrics);
     let follower = runtime.clone();
 
@@ -99,6 +121,9 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         "loopd listening on http://{bound} (data dir {})",
         data_dir.display()
     ));
+    if let Some(note) = cluster_note {
+        say(&note);
+    }
     tokio::spawn(async move { metrics.follow(follower).await });
     if swept > 0 {
         tracing::warn!(

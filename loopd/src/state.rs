@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use loop_runtime::Runtime;
+use loop_runtime::{Node, Runtime};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -13,14 +13,22 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the daemon stops: open streams end so the server can drain.
     pub shutdown: CancellationToken,
+    /// Who this daemon is (a cluster node when its log is shared).
+    pub node: Arc<Node>,
+    /// When it started, in Unix milliseconds.
+    pub started_ms: i64,
 }
 
 impl AppState {
-    pub fn new(runtime: Runtime) -> AppState {
+    pub fn new(runtime: Runtime, node: Node) -> AppState {
         AppState {
             runtime,
             metrics: Arc::default(),
             shutdown: CancellationToken::new(),
+            node: Arc::new(node),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64),
         }
     }
 }

@@ -264,6 +264,19 @@ pub struct RunNamed {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunStarted {}
 
+/// A cluster node took the run to drive it: the first claim, or a takeover from a node whose
+/// heartbeat stopped. Its lease lasts while the node's heartbeat is fresh (`lease_ms`); the
+/// node's appends after another node's claim are refused by their expected version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunClaimed {
+    pub node_id: String,
+    /// How long after its last heartbeat the node's claim still holds.
+    pub lease_ms: u64,
+    /// The node whose claim this one replaces, when it is a takeover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over_from: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunPaused {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -199,6 +199,7 @@ impl Report {
             ),
             Event::RunCreated(_)
             | Event::RunNamed(_)
+            | Event::RunClaimed(_)
             | Event::WorktreeProviderSelected(_)
             | Event::WorktreeCreated(_)
             | Event::WorktreeRemoved(_)

@@ -42,6 +42,10 @@ fn describe(event: &Event) -> String {
             e.name, e.workspace_root, e.spec_path, e.plan_path
         ),
         Event::RunNamed(e) => format!("{} ({})", e.name, e.name_source.as_str()),
+        Event::RunClaimed(e) => match &e.took_over_from {
+            Some(from) => format!("node {} (took over from {from})", e.node_id),
+            None => format!("node {}", e.node_id),
+        },
         Event::RunStarted(_) | Event::RunResumed(_) | Event::RunRetried(_) => String::new(),
         Event::RunPaused(e) => e.reason.clone().unwrap_or_default(),
         Event::RunCanceled(e) => e.reason.clone().unwrap_or_default(),

@@ -44,6 +44,9 @@ pub struct RunView {
     /// The last merge of the run's branch (on completion or asked for), once one was tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeView>,
+    /// In cluster mode, the node whose claim on the run is the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// How the last merge of a run's branch went.
@@ -166,6 +169,7 @@ impl RunView {
             version: record.version,
             waiting: None,
             merge: None,
+            node: None,
         })
     }
 
@@ -185,9 +189,16 @@ impl RunView {
         self.updated_at = rfc3339_ms(record.ts_ms);
         self.last_seq = record.seq;
         self.version = record.version;
-        // A wait lasts until the run does something else (artifacts are written on the side).
-        if !matches!(record.event, Event::ArtifactWritten(_)) {
+        // A wait lasts until the run does something else (artifacts are written on the side, and
+        // a node taking the run over goes on waiting).
+        if !matches!(
+            record.event,
+            Event::ArtifactWritten(_) | Event::RunClaimed(_)
+        ) {
             self.waiting = None;
+        }
+        if crate::state::releases_claim(&record.event) {
+            self.node = None;
         }
         if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
             self.cost_usd = add_cost(self.cost_usd, cost);
@@ -198,6 +209,7 @@ impl RunView {
                 self.name.clone_from(&named.name);
                 self.name_source = named.name_source;
             }
+            Event::RunClaimed(claimed) => self.node = Some(claimed.node_id.clone()),
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = RunStatus::Running,
             Event::RunPaused(_) => self.status = RunStatus::Paused,
             Event::RunRetried(_) => {

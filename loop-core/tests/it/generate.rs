@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
     CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
-    PostmortemStart, PostmortemStatus, ReviewAction, RunCompleted, RunCreated, RunNamed, SCHEMA,
-    StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand, WatchdogRewrite,
-    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    PostmortemStart, PostmortemStatus, ReviewAction, RunClaimed, RunCompleted, RunCreated,
+    RunNamed, SCHEMA, StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand,
+    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::{
     Command, DomainError, Event, EventRecord, RunId, RunState, RunStatus, Seq, StepId, decide,
@@ -62,6 +62,7 @@ pub enum Intent {
     },
     Create(RunCreated),
     Name(RunNamed),
+    Claim(RunClaimed),
     Start,
     Pause(Option<String>),
     Resume,
@@ -299,6 +300,8 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         1 => run_created().prop_map(Intent::Create),
         1 => (text(), proptest::sample::select(vec![NameSource::Haiku, NameSource::SpecSlug]))
             .prop_map(|(name, name_source)| Intent::Name(RunNamed { name, name_source, paid: Default::default(),  })),
+        1 => (text(), of(text()))
+            .prop_map(|(node_id, took_over_from)| Intent::Claim(RunClaimed { node_id, lease_ms: 15_000, took_over_from })),
         2 => Just(Intent::Start),
         1 => of(text()).prop_map(Intent::Pause),
         2 => Just(Intent::Resume),
@@ -540,6 +543,7 @@ pub fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Create(_) => "Create",
         Command::Name(_) => "Name",
+        Command::Claim(_) => "Claim",
         Command::Start => "Start",
         Command::Pause { .. } => "Pause",
         Command::Resume => "Resume",
@@ -569,7 +573,7 @@ pub fn command_name(command: &Command) -> &'static str {
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 27;
+pub const COMMAND_VARIANTS: usize = 28;
 
 /// What became of one command.
 #[derive(Clone, Debug)]
@@ -632,6 +636,7 @@ impl Driver {
             } => self.advance(step, outcome, postmortem, end),
             Intent::Create(created) => Command::Create(created),
             Intent::Name(named) => Command::Name(named),
+            Intent::Claim(claimed) => Command::Claim(claimed),
             Intent::Start => Command::Start,
             Intent::Pause(reason) => Command::Pause { reason, at_ms },
             Intent::Resume => Command::Resume,

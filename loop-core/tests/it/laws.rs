@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
     CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
-    PostmortemStart, PostmortemStatus, ReviewAction, RunCanceled, RunCompleted, RunCreated,
-    RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted,
-    StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    PostmortemStart, PostmortemStatus, ReviewAction, RunCanceled, RunClaimed, RunCompleted,
+    RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished,
+    StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
     WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
@@ -408,6 +408,12 @@ fn probes(driver: &Driver) -> Vec<Event> {
             name: "quiet-harbor".into(),
             name_source: NameSource::Haiku,
             paid: Default::default(),
+        }
+        .into(),
+        RunClaimed {
+            node_id: "node-a".into(),
+            lease_ms: 15_000,
+            took_over_from: Some("node-b".into()),
         }
         .into(),
         RunStarted {}.into(),

@@ -10,6 +10,7 @@ use loop_store::EventStore;
 use super::Runtime;
 use crate::agent::{Agent, ClaudeAgent, CodexAgent, CommandAgent, DemoAgent};
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::Node;
 use crate::error::RuntimeError;
 use crate::journal::Journal;
 use crate::notify::Notifier;
@@ -26,6 +27,7 @@ pub struct RuntimeBuilder {
     agents: HashMap<String, Arc<dyn Agent>>,
     providers: HashMap<String, Arc<dyn WorktreeProvider>>,
     limits: Limits,
+    node: Option<Node>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -64,6 +66,7 @@ impl RuntimeBuilder {
                 queue_policy: QueuePolicy::Fifo,
                 claim: Claim::All,
             },
+            node: None,
         }
     }
 
@@ -117,6 +120,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Makes this runtime one node of a cluster sharing the log: it claims each run it drives,
+    /// beats, and leaves runs other live nodes drive alone (see [`Node`]).
+    pub fn node(mut self, node: Node) -> Self {
+        self.node = Some(node);
+        self
+    }
+
     /// Starts the runtime: recovers runs the log shows RUNNING and starts the scheduler. Must be
     /// called inside a tokio runtime.
     pub fn build(self) -> Result<Runtime, RuntimeError> {
@@ -126,7 +136,8 @@ impl RuntimeBuilder {
         };
         let store = self.store.ok_or_else(|| missing("a store"))?;
         let data_dir = self.data_dir.ok_or_else(|| missing("a data dir"))?;
-        let journal = Journal::new(store, Arc::clone(&self.clock));
+        let node = self.node.map(Arc::new);
+        let journal = Journal::new(store, Arc::clone(&self.clock)).with_node(node.clone());
         let services = Arc::new(Services::new(
             journal,
             self.clock,
@@ -150,6 +161,13 @@ impl RuntimeBuilder {
             self.limits,
         ));
         let task = tokio::spawn(Arc::clone(&scheduler).run());
+        if let Some(node) = node {
+            tokio::spawn(crate::cluster::serve(
+                Arc::clone(&services),
+                Arc::clone(&scheduler),
+                node,
+            ));
+        }
         Ok(Runtime {
             services,
             scheduler,

@@ -70,6 +70,15 @@ impl EventStore for Flaky {
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError> {
         self.store.rebuild_projections()
     }
+    fn beat(&self, node: &loop_store::NodeBeat) -> Result<(), StoreError> {
+        self.store.beat(node)
+    }
+    fn leave(&self, node_id: &str) -> Result<(), StoreError> {
+        self.store.leave(node_id)
+    }
+    fn nodes(&self) -> Result<Vec<loop_store::NodeSeen>, StoreError> {
+        self.store.nodes()
+    }
 }
 
 #[tokio::test]

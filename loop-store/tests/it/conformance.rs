@@ -400,3 +400,32 @@ fn two_nodes_appending_at_once_reach_every_subscriber_once_in_order(backing: &Ba
     assert_eq!(report.differences, vec![]);
 }
 on_both!(two_nodes_appending_at_once_reach_every_subscriber_once_in_order);
+
+/// A node's heartbeat is kept and aged; a second beat updates it; a node that leaves holds no
+/// lease; a node that never beat is not listed.
+fn heartbeats_are_kept_aged_and_ended_by_leaving(backing: &Backing) {
+    let store = backing.open();
+    assert_eq!(store.nodes().expect("nodes"), vec![]);
+    let beat = |runs| loop_store::NodeBeat {
+        node_id: "node-a".to_owned(),
+        name: "a".to_owned(),
+        address: "http://127.0.0.1:1".to_owned(),
+        capacity: 3,
+        runs,
+        lease_ms: 60_000,
+    };
+    store.beat(&beat(0)).expect("beat");
+    store.beat(&beat(2)).expect("beat again");
+    let nodes = store.nodes().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0].beat, beat(2));
+    assert!(nodes[0].holds_lease(), "{nodes:?}");
+    assert!(nodes[0].age_ms < 60_000 && nodes[0].heartbeat_ms >= nodes[0].started_ms);
+    store.leave("node-a").expect("leave");
+    let nodes = store.nodes().expect("nodes");
+    assert!(nodes[0].left && !nodes[0].holds_lease(), "{nodes:?}");
+    // Beating again comes back.
+    store.beat(&beat(0)).expect("beat after leaving");
+    assert!(store.nodes().expect("nodes")[0].holds_lease());
+}
+on_both!(heartbeats_are_kept_aged_and_ended_by_leaving);

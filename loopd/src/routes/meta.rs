@@ -4,8 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::meta::Health;
+use loop_api::meta::{Health, NodeInfo, Nodes};
+use loop_core::time::rfc3339_ms;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Whether the daemon is up and its log takes writes; never needs the token.
@@ -32,7 +34,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         Some(trouble) => {
             let store = format!(
                 "the event log refuses writes since {}: {}",
-                loop_core::time::rfc3339_ms(trouble.since_ms),
+                rfc3339_ms(trouble.since_ms),
                 trouble.reason
             );
             let health = Health {
@@ -57,4 +59,88 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .metrics
         .render(state.runtime.append_latency().snapshot());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The daemons sharing this one's event log: their heartbeats, runs and capacity.
+#[utoipa::path(
+    get,
+    path = "/nodes",
+    tag = "meta",
+    responses((status = 200, description = "The nodes, the most recently heard first.",
+        body = Nodes)),
+)]
+pub async fn nodes(State(state): State<AppState>) -> Result<Json<Nodes>, ApiError> {
+    let running = state
+        .runtime
+        .list(loop_store::RunQuery {
+            status: Some(loop_core::RunStatus::Running),
+            ..Default::default()
+        })
+        .await?;
+    let runs_of = |id: &str| -> Vec<loop_core::RunId> {
+        running
+            .iter()
+            .filter(|run| run.node.as_deref() == Some(id))
+            .map(|run| run.id)
+            .collect()
+    };
+    let answer = match state.runtime.node() {
+        Some(me) => {
+            let lease_ms = me.lease.as_millis() as u64;
+            let nodes = state.runtime.nodes().await?;
+            Nodes {
+                cluster: true,
+                lease_ms,
+                nodes: nodes
+                    .into_iter()
+                    .map(|seen| NodeInfo {
+                        run_ids: runs_of(&seen.beat.node_id),
+                        this: seen.beat.node_id == me.id,
+                        state: if seen.left {
+                            "left"
+                        } else if seen.holds_lease() {
+                            "alive"
+                        } else {
+                            "silent"
+                        }
+                        .to_owned(),
+                        id: seen.beat.node_id,
+                        name: seen.beat.name,
+                        address: seen.beat.address,
+                        capacity: seen.beat.capacity,
+                        runs: seen.beat.runs,
+                        started_at: rfc3339_ms(seen.started_ms),
+                        heartbeat_at: rfc3339_ms(seen.heartbeat_ms),
+                        age_ms: seen.age_ms,
+                        lease_ms: seen.beat.lease_ms,
+                    })
+                    .collect(),
+            }
+        }
+        // One machine's log: this daemon is the only node, and it is answering.
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64);
+            Nodes {
+                cluster: false,
+                lease_ms: 0,
+                nodes: vec![NodeInfo {
+                    id: state.node.id.clone(),
+                    name: state.node.name.clone(),
+                    address: state.node.address.clone(),
+                    capacity: state.runtime.capacity() as u32,
+                    runs: state.runtime.running_count() as u32,
+                    run_ids: running.iter().map(|run| run.id).collect(),
+                    started_at: rfc3339_ms(state.started_ms),
+                    heartbeat_at: rfc3339_ms(now),
+                    age_ms: 0,
+                    lease_ms: 0,
+                    state: "alive".to_owned(),
+                    this: true,
+                }],
+            }
+        }
+    };
+    Ok(Json(answer))
 }

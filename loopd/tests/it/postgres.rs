@@ -43,3 +43,141 @@ fn a_run_on_a_postgres_log_completes_and_another_daemon_over_it_knows_it() {
     assert_eq!(report.differences, vec![]);
     assert!(report.events > 0 && report.runs == 1, "{report:?}");
 }
+
+/// The status of a run as `daemon` answers it.
+fn status_on(daemon: &loop_testkit::Daemon, id: &str) -> serde_json::Value {
+    get_json(daemon, &format!("/runs/{id}"))["run"].clone()
+}
+
+/// Three nodes over one log; one is killed with SIGKILL while its agents work. Its runs are
+/// taken over once its lease is over (the open step recorded INTERRUPTED, the takeover as a
+/// claim naming it), every run completes, each step finishes exactly once, no two nodes ever
+/// drive one run, and the log replays clean.
+#[test]
+fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "postgres::the_runs_of_a_killed_node_are_taken_over_and_complete_once",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Slow enough that the kill lands mid-step.
+    let agent = dir.path().join("slow.sh");
+    std::fs::write(
+        &agent,
+        format!("sleep 1\nexec {}\n", crate::support::stub("one_task.sh")),
+    )
+    .expect("write the agent");
+    let node = |name: &str| {
+        start_daemon(
+            &dir.path().join(name),
+            &[
+                "--lease-ms",
+                "2000",
+                "--max-concurrency",
+                "2",
+                "--node-name",
+                name,
+            ],
+            &[("LOOPD_STORE", server.url.as_str())],
+        )
+    };
+    let mut a = node("a");
+    let b = node("b");
+    let c = node("c");
+    let a_id = get_json(&a, "/nodes")["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
+        .map(|n| n["id"].as_str().unwrap_or_default().to_owned())
+        .expect("node a in its own /nodes");
+
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let repo = repo(&dir.path().join(format!("w{i}")), 2);
+            let mut body = run_body(&repo, "one_task.sh", json!({}));
+            body["config"]["agent_cmd"] = json!(format!("sh {}", agent.display()));
+            submit(&a, &body)
+        })
+        .collect();
+    // Wait for node a to be in the middle of a step of one of its runs, then kill it.
+    loop_testkit::until(
+        "node a mid-step",
+        std::time::Duration::from_secs(60),
+        || {
+            ids.iter().any(|id| {
+                let run = status_on(&b, id);
+                run["node"] == a_id.as_str() && run["current_step"].is_object()
+            })
+        },
+    );
+    a.kill();
+    let killed = std::time::Instant::now();
+
+    for id in &ids {
+        loop_testkit::until(
+            &format!("run {id} ends"),
+            std::time::Duration::from_secs(180),
+            || {
+                let run = status_on(&c, id);
+                run["status"] != "RUNNING" && run["status"] != "PENDING"
+            },
+        );
+        let run = status_on(&b, id);
+        assert_eq!(run["status"], "COMPLETED", "{run}");
+    }
+
+    eprintln!("every run ended {:?} after the kill", killed.elapsed());
+    let store = loop_store::PgStore::connect(&server.url).expect("connect");
+    let mut takeovers = 0;
+    let mut interrupted = 0;
+    for id in &ids {
+        let records = loop_store::EventStore::read_run(&store, id.parse().expect("a run id"))
+            .expect("read the run");
+        let mut open: std::collections::HashMap<String, usize> = Default::default();
+        for record in &records {
+            match &record.event {
+                loop_core::Event::StepStarted(step) => {
+                    *open.entry(step.step_id.to_string()).or_default() += 1;
+                }
+                loop_core::Event::StepFinished(step) => {
+                    let count = open.entry(step.step_id.to_string()).or_default();
+                    assert_eq!(
+                        *count, 1,
+                        "step {} of run {id} finished twice",
+                        step.step_id
+                    );
+                    *count += 1;
+                    if step.status == loop_core::event::StepStatus::Interrupted {
+                        interrupted += 1;
+                    }
+                }
+                loop_core::Event::RunClaimed(claimed)
+                    if claimed.took_over_from.as_deref() == Some(a_id.as_str()) =>
+                {
+                    takeovers += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            open.values().all(|count| *count == 2),
+            "every step of run {id} started once and finished once: {open:?}"
+        );
+    }
+    eprintln!("takeovers of node a's runs: {takeovers}; steps INTERRUPTED: {interrupted}");
+    assert!(takeovers >= 1, "no run of node a was taken over");
+    assert!(interrupted >= 1, "no step was recorded INTERRUPTED");
+    let report = loop_store::replay(&store, None).expect("replay");
+    assert_eq!(report.differences, vec![]);
+
+    let nodes = get_json(&b, "/nodes");
+    let state_of = |id: &str| {
+        nodes["nodes"]
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["id"] == id))
+            .map(|n| n["state"].clone())
+    };
+    assert_eq!(nodes["cluster"], true, "{nodes}");
+    assert_eq!(nodes["nodes"].as_array().map(Vec::len), Some(3), "{nodes}");
+    assert_eq!(state_of(&a_id), Some(json!("silent")), "{nodes}");
+}

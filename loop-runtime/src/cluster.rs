@@ -1,0 +1,229 @@
+//! This runtime as one node of a cluster: several runtimes (on several machines) sharing one
+//! log, which only PostgreSQL makes possible.
+//!
+//! - A node drives a run only after appending its claim (`RUN_CLAIMED`), and its driver's
+//!   appends are fenced by that claim ([`crate::journal`]).
+//! - The claim holds while the node's heartbeat, a row of the store it rewrites every fifth of
+//!   the lease, is younger than the lease. A node that dies stops beating; once its lease is
+//!   over, another node's scheduler takes its RUNNING runs as it would after a crash (the open
+//!   step is recorded INTERRUPTED) by appending its own claim.
+//! - A node that sees another's claim on a run it drives stops that driver at once, and one
+//!   that cannot beat for a whole lease stops all of its drivers: either way the agents stop
+//!   before another node's work on the same worktree could begin in earnest.
+//! - A clean shutdown says goodbye, which ends the node's leases at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loop_core::RunId;
+use loop_core::event::Event;
+use loop_core::projection::RunView;
+use loop_store::{NodeBeat, NodeSeen};
+use tokio::sync::mpsc;
+
+use crate::journal::blocking;
+use crate::scheduler::Scheduler;
+use crate::services::Services;
+
+/// Who this runtime is in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Stable across restarts (loopd keeps it in its data dir), so a restarted node takes its
+    /// own runs back at once.
+    pub id: String,
+    pub name: String,
+    /// Where its API answers, for people and other nodes.
+    pub address: String,
+    /// How long a claim holds after the node's last heartbeat.
+    pub lease: Duration,
+}
+
+impl Node {
+    /// How often the node beats: five beats a lease, so one or two lost beats cost nothing.
+    pub fn heartbeat_every(&self) -> Duration {
+        self.lease / 5
+    }
+}
+
+/// Whether `me` may take `view` now, given what the store says of every node: a run whose
+/// claim is another node's is left to it while that node holds its lease. (A claim ends when
+/// the run is paused, ends or is retried, so a claimed run is one a node is driving.)
+pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
+    match view.node.as_deref() {
+        None => true,
+        Some(owner) if owner == me.id => true,
+        Some(owner) => !nodes
+            .iter()
+            .any(|node| node.beat.node_id == owner && node.holds_lease()),
+    }
+}
+
+/// Beats, wakes the scheduler for runs other nodes created or gave up, and stops drivers
+/// that lost their run; until shutdown, then says goodbye.
+pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, node: Arc<Node>) {
+    let (lost, mut lost_runs) = mpsc::unbounded_channel::<RunId>();
+    let watcher = watch_claims(&services, &scheduler, &node, lost);
+    let shutdown = services.shutdown.clone();
+    let mut last_beat = Instant::now();
+    let mut every = tokio::time::interval(node.heartbeat_every());
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let store = Arc::clone(services.journal.store());
+                let beat = NodeBeat {
+                    node_id: node.id.clone(),
+                    name: node.name.clone(),
+                    address: node.address.clone(),
+                    capacity: scheduler.capacity() as u32,
+                    runs: scheduler.running_count() as u32,
+                    lease_ms: node.lease.as_millis() as u64,
+                };
+                match blocking(move || store.beat(&beat)).await {
+                    Ok(()) => last_beat = Instant::now(),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot record this node's heartbeat");
+                        if last_beat.elapsed() >= node.lease {
+                            // Another node may be taking these runs over: stop first.
+                            tracing::warn!("this node's lease is over: stopping its drivers");
+                            scheduler.stop_all().await;
+                        }
+                    }
+                }
+                // A node whose lease ended may have left runs to take.
+                scheduler.wake();
+            }
+            Some(run_id) = lost_runs.recv() => {
+                if scheduler.is_running(run_id) {
+                    tracing::warn!(%run_id, "another node claimed this run: stopping its driver");
+                    drop(scheduler.stop(run_id).await);
+                }
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    drop(watcher);
+    let store = Arc::clone(services.journal.store());
+    let id = node.id.clone();
+    if let Err(error) = blocking(move || store.leave(&id)).await {
+        tracing::warn!(%error, "cannot record that this node leaves");
+    }
+}
+
+/// Reads every event committed from now on (other nodes' too) on a thread of its own: a claim
+/// by another node is sent to `lost`, and whatever may make a run claimable wakes the
+/// scheduler. Ends when the returned guard is dropped.
+fn watch_claims(
+    services: &Arc<Services>,
+    scheduler: &Arc<Scheduler>,
+    node: &Arc<Node>,
+    lost: mpsc::UnboundedSender<RunId>,
+) -> tokio_util::sync::DropGuard {
+    let stop = services.shutdown.child_token();
+    let guard = stop.clone().drop_guard();
+    let store = Arc::clone(services.journal.store());
+    let scheduler = Arc::clone(scheduler);
+    let me = node.id.clone();
+    std::thread::spawn(move || {
+        let mut subscription = match store.last_seq().and_then(|last| store.subscribe(last)) {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow the log for other nodes' claims");
+                return;
+            }
+        };
+        while !stop.is_cancelled() {
+            let record = match subscription.recv_timeout(Duration::from_millis(500)) {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "stopped following the log for other nodes' claims");
+                    return;
+                }
+            };
+            match &record.event {
+                Event::RunClaimed(claimed) if claimed.node_id != me => {
+                    let _ = lost.send(record.run_id);
+                }
+                Event::RunCreated(_)
+                | Event::RunResumed(_)
+                | Event::RunRetried(_)
+                | Event::RunPaused(_)
+                | Event::RunCompleted(_)
+                | Event::RunFailed(_)
+                | Event::RunCanceled(_) => scheduler.wake(),
+                _ => {}
+            }
+        }
+    });
+    guard
+}
+
+#[cfg(test)]
+mod tests {
+    use loop_core::RunStatus;
+
+    use super::*;
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            address: String::new(),
+            lease: Duration::from_secs(15),
+        }
+    }
+
+    fn seen(id: &str, age_ms: u64, left: bool) -> NodeSeen {
+        NodeSeen {
+            beat: NodeBeat {
+                node_id: id.to_owned(),
+                name: id.to_owned(),
+                address: String::new(),
+                capacity: 3,
+                runs: 1,
+                lease_ms: 15_000,
+            },
+            started_ms: 0,
+            heartbeat_ms: 0,
+            age_ms,
+            left,
+        }
+    }
+
+    fn view(status: RunStatus, owner: Option<&str>) -> RunView {
+        let json = serde_json::json!({
+            "id": "01a21350-1f27-75a5-bc3b-0076ab9d10be",
+            "name": "n", "name_source": "spec_slug", "status": status.as_str(),
+            "workspace_root": "/w", "spec_path": "s", "plan_path": "p",
+            "created_at": "", "updated_at": "", "created_ms": 0, "updated_ms": 0,
+            "worktree": {"enabled": true, "provider": null, "worktree_path": null,
+                "base_branch": null, "run_branch": null, "merge_target_branch": null,
+                "merge_strategy": "squash", "removed": false},
+            "iteration": 0, "tasks_done": 0, "tasks_total": 0, "current_step": null,
+            "exit_reason": null, "failure_reason": null, "cost_usd": 0.0, "postmortem": null,
+            "last_seq": 1, "version": 1, "node": owner,
+        });
+        serde_json::from_value(json).expect("a run view")
+    }
+
+    #[test]
+    fn a_running_run_stays_with_a_node_that_holds_its_lease() {
+        let me = node("b");
+        let nodes = [seen("a", 2_000, false)];
+        assert!(!may_take(&view(RunStatus::Running, Some("a")), &me, &nodes));
+        // Its own or unclaimed: free to take.
+        assert!(may_take(&view(RunStatus::Running, Some("b")), &me, &nodes));
+        assert!(may_take(&view(RunStatus::Running, None), &me, &nodes));
+        assert!(!may_take(&view(RunStatus::Pending, Some("a")), &me, &nodes));
+        assert!(may_take(&view(RunStatus::Pending, None), &me, &nodes));
+    }
+
+    #[test]
+    fn a_silent_a_departed_or_an_unknown_node_loses_its_runs() {
+        let me = node("b");
+        let running = view(RunStatus::Running, Some("a"));
+        assert!(may_take(&running, &me, &[seen("a", 15_000, false)]));
+        assert!(may_take(&running, &me, &[seen("a", 10, true)]));
+        assert!(may_take(&running, &me, &[]));
+    }
+}
