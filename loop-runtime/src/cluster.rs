@@ -109,9 +109,9 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
     }
 }
 
-/// Reads every event committed from now on (other nodes' too) on a thread of its own: a claim
-/// by another node is sent to `lost`, and whatever may make a run claimable wakes the
-/// scheduler. Ends when the returned guard is dropped.
+/// Reads every event committed from now on (other nodes' too) on a thread of its own and hands
+/// each to the event streams; a claim by another node is sent to `lost`, and whatever may make
+/// a run claimable wakes the scheduler. Ends when the returned guard is dropped.
 fn watch_claims(
     services: &Arc<Services>,
     scheduler: &Arc<Scheduler>,
@@ -121,6 +121,7 @@ fn watch_claims(
     let stop = services.shutdown.child_token();
     let guard = stop.clone().drop_guard();
     let store = Arc::clone(services.journal.store());
+    let journal = services.journal.clone();
     let scheduler = Arc::clone(scheduler);
     let me = node.id.clone();
     std::thread::spawn(move || {
@@ -153,6 +154,7 @@ fn watch_claims(
                 | Event::RunCanceled(_) => scheduler.wake(),
                 _ => {}
             }
+            journal.learned(record);
         }
     });
     guard

@@ -31,6 +31,10 @@ pub(crate) struct Journal {
     states: Arc<Mutex<HashMap<RunId, RunState>>>,
     /// Every record this runtime appends, as it is appended.
     appended: broadcast::Sender<EventRecord>,
+    /// In a cluster: every record of the log as this runtime learns of it, its own appends and
+    /// other nodes' (fed by [`crate::cluster`]), for event streams. Notifications keep to
+    /// `appended`, so only the node that recorded an event notifies of it.
+    log: Option<broadcast::Sender<EventRecord>>,
     latency: Arc<AppendLatency>,
     health: Arc<StoreHealth>,
     /// Catch-up reads of streams running at once (see [`crate::stream`]).
@@ -142,6 +146,7 @@ impl Journal {
             clock,
             states: Arc::default(),
             appended: broadcast::channel(4096).0,
+            log: None,
             latency: Arc::default(),
             health: Arc::default(),
             stream_reads: Arc::new(tokio::sync::Semaphore::new(STREAM_READS)),
@@ -151,8 +156,36 @@ impl Journal {
 
     /// Fences the driver's appends by `node`'s claims.
     pub(crate) fn with_node(mut self, node: Option<Arc<Node>>) -> Journal {
+        self.log = node.is_some().then(|| broadcast::channel(4096).0);
         self.node = node;
         self
+    }
+
+    /// What event streams follow live: every record of the log this runtime learns of (in a
+    /// cluster, other nodes' too), else its own appends. Duplicates and gaps are the stream's
+    /// to handle ([`crate::stream`]).
+    pub(crate) fn follow_log(&self) -> broadcast::Receiver<EventRecord> {
+        match &self.log {
+            Some(log) => log.subscribe(),
+            None => self.appended.subscribe(),
+        }
+    }
+
+    /// Hands a record another node appended to the event streams (cluster mode only).
+    pub(crate) fn learned(&self, record: EventRecord) {
+        // A state folded before another node's append is stale: fold it again when next asked.
+        {
+            let mut states = self.lock();
+            if states
+                .get(&record.run_id)
+                .is_some_and(|state| state.version() < record.version)
+            {
+                states.remove(&record.run_id);
+            }
+        }
+        if let Some(log) = &self.log {
+            let _ = log.send(record);
+        }
     }
 
     /// This runtime's node, in a cluster.
@@ -318,6 +351,9 @@ impl Journal {
                         log_event(record, open_step);
                         // Nobody listening is fine.
                         let _ = self.appended.send(record.clone());
+                        if let Some(log) = &self.log {
+                            let _ = log.send(record.clone());
+                        }
                     }
                     return Ok(records);
                 }

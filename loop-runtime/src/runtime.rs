@@ -163,7 +163,7 @@ impl Runtime {
         EventStream::new(
             Arc::clone(journal.store()),
             Arc::clone(journal.stream_reads()),
-            journal.subscribe(),
+            journal.follow_log(),
             run,
             after,
         )

@@ -52,7 +52,8 @@ fn status_on(daemon: &loop_testkit::Daemon, id: &str) -> serde_json::Value {
 /// Three nodes over one log; one is killed with SIGKILL while its agents work. Its runs are
 /// taken over once its lease is over (the open step recorded INTERRUPTED, the takeover as a
 /// claim naming it), every run completes, each step finishes exactly once, no two nodes ever
-/// drive one run, and the log replays clean.
+/// drive one run, the log replays clean, and a reader of the third node's `GET /events` gets
+/// every event of the log live, exactly once and in order.
 #[test]
 fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     let Some(server) = loop_testkit::postgres::Postgres::start(
@@ -85,6 +86,24 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     let mut a = node("a");
     let b = node("b");
     let c = node("c");
+    // Every event of the log, live from node c, until six runs have completed.
+    let (events_tx, events_rx) = std::sync::mpsc::channel();
+    let reader = loop_client::blocking::Client::new(&c.base, None).expect("a client of node c");
+    std::thread::spawn(move || {
+        let mut seqs = Vec::new();
+        let mut completed = 0;
+        for record in reader.events(None, loop_core::Seq(0)) {
+            let record = record.expect("an event from node c");
+            seqs.push(record.seq.0);
+            if matches!(record.event, loop_core::Event::RunCompleted(_)) {
+                completed += 1;
+                if completed == 6 {
+                    break;
+                }
+            }
+        }
+        let _ = events_tx.send(seqs);
+    });
     let a_id = get_json(&a, "/nodes")["nodes"]
         .as_array()
         .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
@@ -113,18 +132,16 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     a.kill();
     let killed = std::time::Instant::now();
 
+    // Node c drives some of these runs and b the others: c's streams follow them all live.
     for id in &ids {
-        loop_testkit::until(
-            &format!("run {id} ends"),
-            std::time::Duration::from_secs(180),
-            || {
-                let run = status_on(&c, id);
-                run["status"] != "RUNNING" && run["status"] != "PENDING"
-            },
-        );
-        let run = status_on(&b, id);
+        let run = wait_for_end(&c, id);
         assert_eq!(run["status"], "COMPLETED", "{run}");
     }
+    let seqs = events_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("node c's event stream saw six runs complete");
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "every seq once, in order, from node c");
 
     eprintln!("every run ended {:?} after the kill", killed.elapsed());
     let store = loop_store::PgStore::connect(&server.url).expect("connect");
