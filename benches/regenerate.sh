@@ -100,6 +100,17 @@ load cli "CLI: listing runs" \
 load memory "Daemon memory under many clients" \
   '| what | RSS before | peak RSS | RSS 15 s after | database files open |' "${load_sizes[@]}"
 
+takeover_log="$out/load-takeover.txt"
+: >"$takeover_log"
+for round in 1 2 3; do
+  echo "regenerate: benches/load/run.sh takeover (round $round)" >&2
+  benches/load/run.sh takeover >>"$takeover_log" 2>>"$out/load-takeover.stderr"
+done
+table "Cluster: a killed node's runs taken over (PostgreSQL, two nodes, 3 rounds)" \
+  "benches/load/run.sh takeover" \
+  '| what | lease (the floor) | first claim after the kill | last claim | beyond the lease |' \
+  "$takeover_log"
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 generated="$out/generated.md"
 {

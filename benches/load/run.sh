@@ -2,7 +2,7 @@
 # The daemon load tests of the quality bars (scale, output, fan-out, CLI) against the real
 # `loopd` binary, built in release. Figures on stdout; see BENCHMARKS.md.
 #
-# usage: benches/load/run.sh [scale|output|fanout|cli|memory|all] [extra flags for loopd_load]
+# usage: benches/load/run.sh [scale|output|fanout|cli|memory|takeover|all] [extra flags for loopd_load]
 #   e.g. benches/load/run.sh fanout --subscribers 200
 # Scratch files go to $LOOP_BENCH_DIR (else the system temp dir).
 set -eu
@@ -25,6 +25,7 @@ case "$what" in
   fanout) run fanout "$@" ;;
   cli) run cli "$@" ;;
   memory) run memory "$@" ;;
+  takeover) run takeover "$@" ;;
   all)
     run scale
     for i in 1 2 3; do run output; done
@@ -32,6 +33,7 @@ case "$what" in
     for i in 1 2 3; do run fanout; done
     run cli
     run memory
+    for i in 1 2 3; do run takeover; done
     ;;
-  *) echo "usage: $0 [scale|output|fanout|cli|memory|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [scale|output|fanout|cli|memory|takeover|all]" >&2; exit 2 ;;
 esac
