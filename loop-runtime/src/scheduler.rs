@@ -198,7 +198,8 @@ impl Scheduler {
         if self.limits.claim == Claim::Nothing {
             return Ok(());
         }
-        for view in self.candidates().await? {
+        let (candidates, elsewhere) = self.candidates().await?;
+        for view in candidates {
             let held = self
                 .held
                 .lock()
@@ -214,7 +215,8 @@ impl Scheduler {
             let in_workspace = running
                 .values()
                 .filter(|r| r.workspace == view.workspace_root)
-                .count();
+                .count()
+                + elsewhere.get(&view.workspace_root).copied().unwrap_or(0);
             if in_workspace >= self.limits.max_per_workspace {
                 continue;
             }
@@ -240,8 +242,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// RUNNING runs first (nobody drives them: a crash), then PENDING ones in queue order.
-    async fn candidates(&self) -> Result<Vec<RunView>, RuntimeError> {
+    /// RUNNING runs first (nobody drives them: a crash), then PENDING ones in queue order; and,
+    /// in a cluster, how many runs other live nodes drive in each workspace (the per-workspace
+    /// limit is the cluster's).
+    async fn candidates(&self) -> Result<(Vec<RunView>, HashMap<String, usize>), RuntimeError> {
         let store = Arc::clone(self.services.journal.store());
         let (running, pending) = blocking(move || {
             let of = |status| RunQuery {
@@ -264,17 +268,21 @@ impl Scheduler {
             let submitted = self.submitted.lock().unwrap_or_else(|e| e.into_inner());
             candidates.retain(|view| submitted.contains(&view.id));
         }
+        let mut elsewhere: HashMap<String, usize> = HashMap::new();
         if let Some(node) = self.services.journal.node() {
             // In a cluster: not the runs other live nodes drive, nor those whose workspace
             // this machine cannot see.
             let store = Arc::clone(self.services.journal.store());
             let nodes = blocking(move || store.nodes()).await?;
             candidates.retain(|view| {
-                crate::cluster::may_take(view, node, &nodes)
-                    && std::path::Path::new(&view.workspace_root).is_dir()
+                if !crate::cluster::may_take(view, node, &nodes) {
+                    *elsewhere.entry(view.workspace_root.clone()).or_default() += 1;
+                    return false;
+                }
+                std::path::Path::new(&view.workspace_root).is_dir()
             });
         }
-        Ok(candidates)
+        Ok((candidates, elsewhere))
     }
 
     async fn drive(

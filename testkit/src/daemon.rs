@@ -82,11 +82,17 @@ impl Loopd {
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let mut line = String::new();
         stderr.read_line(&mut line).expect("loopd's first line");
-        let base = line
+        let Some(base) = line
             .split_whitespace()
             .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in loopd's first line {line:?}"))
-            .to_owned();
+            .map(str::to_owned)
+        else {
+            // A daemon that did not say where it listens is not handed out, so no drop would
+            // stop it: stop it here rather than leave it running after the test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no address in loopd's first line {line:?}");
+        };
         // Read to the end on a thread of its own: a daemon whose stderr pipe is full (64 KiB of
         // logs nobody reads) blocks in its next log line, and stops answering.
         let echo = self.echo_warnings;

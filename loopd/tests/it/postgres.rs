@@ -198,3 +198,65 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     assert_eq!(nodes["nodes"].as_array().map(Vec::len), Some(3), "{nodes}");
     assert_eq!(state_of(&a_id), Some(json!("silent")), "{nodes}");
 }
+
+/// `max_runs_per_workspace` holds across nodes: a run submitted to node b in a workspace where
+/// node a drives one waits for it, and starts when it ends.
+#[test]
+fn the_per_workspace_limit_counts_the_runs_other_nodes_drive() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "postgres::the_per_workspace_limit_counts_the_runs_other_nodes_drive",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    let agent = dir.path().join("slow.sh");
+    std::fs::write(
+        &agent,
+        format!("sleep 1\nexec {}\n", crate::support::stub("one_task.sh")),
+    )
+    .expect("write the agent");
+    let node = |name: &str| {
+        start_daemon(
+            &dir.path().join(name),
+            &["--lease-ms", "5000", "--max-runs-per-workspace", "1"],
+            &[("LOOPD_STORE", server.url.as_str())],
+        )
+    };
+    let a = node("a");
+    let b = node("b");
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["config"]["agent_cmd"] = json!(format!("sh {}", agent.display()));
+    let first = submit(&a, &body);
+    loop_testkit::until(
+        "the first run running",
+        std::time::Duration::from_secs(60),
+        || status_on(&a, &first)["status"] == "RUNNING",
+    );
+    let second = submit(&b, &body);
+    for id in [&first, &second] {
+        assert_eq!(wait_for_end(&b, id)["status"], "COMPLETED");
+    }
+    let store = loop_store::PgStore::connect(&server.url).expect("connect");
+    let span = |id: &str| {
+        let records = loop_store::EventStore::read_run(&store, id.parse().expect("a run id"))
+            .expect("read the run");
+        let at = |pick: fn(&loop_core::Event) -> bool| {
+            records
+                .iter()
+                .find(|r| pick(&r.event))
+                .map(|r| r.seq.0)
+                .expect("the event")
+        };
+        (
+            at(|e| matches!(e, loop_core::Event::RunStarted(_))),
+            at(|e| matches!(e, loop_core::Event::RunCompleted(_))),
+        )
+    };
+    let (first_started, first_ended) = span(&first);
+    let (second_started, _) = span(&second);
+    assert!(
+        first_started < first_ended && first_ended < second_started,
+        "the second run started (seq {second_started}) before the first ended (seq {first_ended})"
+    );
+}
