@@ -67,6 +67,38 @@ pub struct NodeInfo {
     pub this: bool,
 }
 
+/// `GET /accounts`: the agent accounts of the runs in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Accounts {
+    pub accounts: Vec<AccountInfo>,
+}
+
+/// One agent account: the runs whose calls count against it, the usage limit that holds them,
+/// and what its calls cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountInfo {
+    /// The run's `account` key: named, or derived from the agent and its credentials.
+    pub account: String,
+    /// Every run of the account in the log.
+    pub runs: Vec<RunId>,
+    /// The reset time of the usage limit that holds the account, until a call succeeds after it.
+    pub limited_until: Option<String>,
+    pub limited_until_ms: Option<i64>,
+    /// The run that met the limit, and what the agent said.
+    pub limited_by: Option<RunId>,
+    pub limit_reason: Option<String>,
+    /// The run calling first since the reset; the others wait for its answer.
+    pub probe: Option<RunId>,
+    /// Usage limits met, and agent calls made, all told.
+    pub limits_met: u64,
+    pub calls: u64,
+    /// What its calls cost on the UTC day and in the UTC month of its latest paid call.
+    pub spent_day_usd: f64,
+    pub spent_month_usd: f64,
+}
+
 /// One file of a run directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -97,6 +97,7 @@ impl Client {
         fn postmortem(&self, run_id: RunId) -> PostmortemReport;
         fn stats(&self, since: Option<&str>, workspace_root: Option<&str>) -> Stats;
         fn nodes(&self) -> loop_api::meta::Nodes;
+        fn accounts(&self) -> loop_api::meta::Accounts;
     }
 
     /// The events after `after`, of one run or of all (see [`crate::EventStream`]).

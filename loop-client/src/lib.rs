@@ -391,6 +391,11 @@ impl Client {
         self.get("/nodes").await
     }
 
+    /// `GET /accounts`: the agent accounts of the runs in the daemon's log.
+    pub async fn accounts(&self) -> Result<loop_api::meta::Accounts, ClientError> {
+        self.get("/accounts").await
+    }
+
     pub async fn stats(
         &self,
         since: Option<&str>,

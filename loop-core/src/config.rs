@@ -209,6 +209,12 @@ pub const KEYS: &[Key] = &[
         "stop the run once reported agent cost passes this; 0 = none",
     ),
     key(
+        "account",
+        "",
+        Text,
+        "the agent account this run's calls count against; empty = derived from the agent and its credentials",
+    ),
+    key(
         "usage_limit_wait",
         "true",
         Bool,

@@ -6,6 +6,7 @@
 //! sees (the API's `Run` and `Step`, `report.tsv`, `summary.json`, `run.log`, `events.jsonl`)
 //! is a projection in [`projection`].
 
+pub mod account;
 pub mod agent_stream;
 pub mod completion;
 pub mod config;

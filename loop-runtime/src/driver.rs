@@ -87,7 +87,21 @@ impl Driver {
             }
             let plan = self.run.read_plan().await;
             let plan_complete = plan.as_ref().is_some_and(Plan::is_complete);
-            let end = match next(&self.progress, &self.run.config, plan_complete) {
+            let next = next(&self.progress, &self.run.config, plan_complete);
+            // An agent call waits for its account: a limit another run met holds this one too.
+            if matches!(next, Next::Implement { .. } | Next::Review { .. })
+                && self.run.config.usage_limit_wait
+            {
+                let accounts = Arc::clone(self.services.journal.accounts());
+                let clock = Arc::clone(&self.services.clock);
+                if !accounts
+                    .clear_to_call(self.run.run_id, clock.as_ref(), &self.cancel)
+                    .await
+                {
+                    return Ok(DriverEnd::Stopped);
+                }
+            }
+            let end = match next {
                 Next::Implement { iteration, attempt } => {
                     self.implement(iteration, attempt, plan.as_ref()).await?
                 }

@@ -17,6 +17,7 @@ use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, decid
 use loop_store::{EventStore, StoreError};
 use tokio::sync::broadcast;
 
+use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::cluster::Node;
 use crate::error::RuntimeError;
@@ -41,6 +42,8 @@ pub(crate) struct Journal {
     stream_reads: Arc<tokio::sync::Semaphore>,
     /// This runtime's node, in a cluster: what the driver's appends are fenced by.
     node: Option<Arc<Node>>,
+    /// The accounts of the runs, folded from what is appended and learned.
+    accounts: Arc<Accounts>,
 }
 
 /// What an append requires of the run's state beyond the command's own rules.
@@ -147,6 +150,7 @@ impl Journal {
             states: Arc::default(),
             appended: broadcast::channel(4096).0,
             log: None,
+            accounts: Arc::default(),
             latency: Arc::default(),
             health: Arc::default(),
             stream_reads: Arc::new(tokio::sync::Semaphore::new(STREAM_READS)),
@@ -171,8 +175,13 @@ impl Journal {
         }
     }
 
+    pub(crate) fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+
     /// Hands a record another node appended to the event streams (cluster mode only).
     pub(crate) fn learned(&self, record: EventRecord) {
+        self.accounts.apply(&record);
         // A state folded before another node's append is stale: fold it again when next asked.
         {
             let mut states = self.lock();
@@ -348,6 +357,7 @@ impl Journal {
                     }
                     self.lock().insert(run_id, state);
                     for record in &records {
+                        self.accounts.apply(record);
                         log_event(record, open_step);
                         // Nobody listening is fine.
                         let _ = self.appended.send(record.clone());

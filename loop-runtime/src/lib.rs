@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 pub mod agent;
 mod agent_call;
 mod artifacts;
@@ -65,7 +66,7 @@ pub use review::{
     DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,
     ScrapOutcome,
 };
-pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{AccountSummary, Runtime, RuntimeBuilder};
 pub use scheduler::{Claim, QueuePolicy};
 pub use step_output::Chunk;
 pub use stream::EventStream;

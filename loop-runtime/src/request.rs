@@ -149,13 +149,18 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
             (slug(stem.as_deref().unwrap_or("run")), NameSource::SpecSlug)
         }
     };
+    let mut values = resolved.values().clone();
+    if values.get("account").is_none_or(String::is_empty) {
+        let account = crate::accounts::derive(&config, |name| std::env::var(name).ok());
+        values.insert("account".to_owned(), account);
+    }
     Ok(RunCreated {
         name,
         name_source,
         workspace_root: root.to_string_lossy().into_owned(),
         spec_path: spec,
         plan_path: plan,
-        config: resolved.values().clone(),
+        config: values,
         prompt_template,
     })
 }

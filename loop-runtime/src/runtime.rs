@@ -100,6 +100,23 @@ impl Runtime {
         self.services.journal.node().map(|node| &**node)
     }
 
+    /// Every agent account of the runs in the log: its state (limit, spend), its runs, and the
+    /// run probing it since its reset, if any.
+    pub fn accounts(&self) -> Vec<AccountSummary> {
+        self.services
+            .journal
+            .accounts()
+            .snapshot()
+            .into_iter()
+            .map(|(account, state, runs, probe)| AccountSummary {
+                account,
+                state,
+                runs,
+                probe,
+            })
+            .collect()
+    }
+
     /// How many runs this runtime drives now.
     pub fn running_count(&self) -> usize {
         self.scheduler.running_count()
@@ -480,4 +497,13 @@ impl Runtime {
     ) -> Result<RunWorktree, RuntimeError> {
         crate::review::remove_worktree(&self.services, path, force).await
     }
+}
+
+/// One agent account, as [`Runtime::accounts`] gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountSummary {
+    pub account: String,
+    pub state: loop_core::account::AccountState,
+    pub runs: Vec<RunId>,
+    pub probe: Option<RunId>,
 }

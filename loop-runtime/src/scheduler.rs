@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use loop_core::account::Gate;
 use loop_core::projection::{RunView, Waiting};
 use loop_core::{Command, RunId, RunStatus};
 use loop_store::RunQuery;
@@ -383,6 +384,30 @@ impl Scheduler {
         }
         if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {
             view.waiting = self.queue_reason(view);
+        }
+        // A running run held by its account's limit, when it has not met the limit itself.
+        if view.status == RunStatus::Running && view.waiting.is_none() {
+            let held = self.services.journal.accounts().hold(view.id, now);
+            view.waiting = match held {
+                Some((account, Gate::WaitUntil(until))) => Some(
+                    Waiting::new(
+                        "account_limit",
+                        format!(
+                            "account {account} met its usage limit; no agent call of its runs \
+                             until the reset"
+                        ),
+                    )
+                    .until(until),
+                ),
+                Some((account, Gate::WaitForProbe(probe))) => Some(Waiting::new(
+                    "account_probe",
+                    format!(
+                        "account {account}: its limit's reset has passed and run {probe} calls \
+                         first; this run follows once that call is answered"
+                    ),
+                )),
+                _ => None,
+            };
         }
     }
 

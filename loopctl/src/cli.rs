@@ -324,6 +324,15 @@ pub enum Command {
         #[arg(long, value_parser = parse_store)]
         to: loop_store::StoreAt,
     },
+    /// The agent accounts of the runs: the usage limit that holds each, its runs and spend.
+    ///
+    /// Runs are grouped by the account their agent's calls count against (the `account` key,
+    /// else the agent and where its credentials live). A limit one run meets holds them all
+    /// until its reset. --json gives the answer of `GET /accounts`.
+    #[command(
+        after_help = "Examples:\n  loopctl accounts\n  loopctl accounts --json | jq '.accounts[] | select(.limited_until)'"
+    )]
+    Accounts,
     /// The daemons sharing the event log: heartbeat, runs and capacity of each.
     ///
     /// Asks the daemon at --addr; on a SQLite log it is the only node. --json gives the answer

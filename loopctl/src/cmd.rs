@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod accounts;
 mod analyze;
 mod completions;
 mod control;
@@ -110,6 +111,7 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
         }
         Command::Demo { dir } => demo::run(dir, out),
         Command::Nodes => nodes::run(&daemon.connect()?, out),
+        Command::Accounts => accounts::run(&daemon.connect()?, out),
         Command::Init { spec } => init::run(spec.as_deref(), out),
         Command::Worktrees { all, db } => {
             worktrees::list(source::resolve(daemon, db, out)?, all, out)

@@ -45,6 +45,7 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(insight::stats))
         .routes(routes!(meta::metrics))
         .routes(routes!(meta::nodes))
+        .routes(routes!(meta::accounts))
         .finish()
         .merge(dashboard::router(&guard))
         .fallback(not_found)

@@ -6,7 +6,7 @@
 #   linger      a task, then no exit
 #   exit1       a task, then exit status 1
 #   overloaded  a 529 after retries
-#   limit:<s>   the usage limit, resetting at epoch second <s>
+#   limit:<s>   the usage limit, resetting at epoch second <s> (also: .stub-account, below)
 #   network     ECONNREFUSED, the result line real 2.1.285 printed (tests/data/agents/real)
 #   max_turns   error_max_turns after 31 turns and $1.0062815, as a real CLI printed it
 #   overage     a rate_limit_event `rejected` that overage served, then a task
@@ -76,6 +76,14 @@ status=0
 if [ "$mode" = exit1 ]; then status=1; mode=task; fi
 cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
 [ -n "$mode" ] || mode=task
+# An account shared by every run whose workspace names the same directory in .stub-account:
+# each call is listed in <dir>/calls, and while <dir>/limited holds an epoch second every call
+# meets the usage limit resetting then (a test removes the file at the reset).
+account=$(cat "${LOOP_WORKSPACE:-.}/.stub-account" 2>/dev/null)
+if [ -n "$account" ]; then
+  echo "$LOOP_RUN_ID $LOOP_PHASE" >> "$account/calls"
+  if [ -f "$account/limited" ]; then mode="limit:$(cat "$account/limited")"; fi
+fi
 case "$mode" in
   overloaded)
     echo '{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text","text":"API Error: Repeated 529 Overloaded errors"}]},"is_api_error_message":true}'

@@ -396,6 +396,7 @@ impl Driver {
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
                 continue;
             }
+            let mut limited = false;
             let until = match after_call(&reply.end, &mut counters, &policy) {
                 AfterCall::Done => return Ok(Some(Ok((reply, calls)))),
                 AfterCall::Fail {
@@ -429,6 +430,7 @@ impl Driver {
                         paid: reply.paid(),
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
+                    limited = true;
                     until_ms
                 }
             };
@@ -439,6 +441,18 @@ impl Driver {
             tokio::select! {
                 () = self.services.clock.sleep_until(until) => {}
                 () = self.cancel.cancelled() => return Ok(None),
+            }
+            // After the reset the account is probed once, by this run or another: the call
+            // waits its turn like any other of the account's runs.
+            if limited
+                && !self
+                    .services
+                    .journal
+                    .accounts()
+                    .clear_to_call(self.run.run_id, self.services.clock.as_ref(), &self.cancel)
+                    .await
+            {
+                return Ok(None);
             }
         }
     }

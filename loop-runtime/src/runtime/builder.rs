@@ -145,6 +145,24 @@ impl RuntimeBuilder {
             self.agents,
             self.providers,
         ));
+        {
+            // The accounts' fold of the log, from its start (see `accounts.rs`).
+            let journal = &services.journal;
+            let store = Arc::clone(journal.store());
+            let caught_up_at = store.last_seq()?;
+            let stream = crate::stream::EventStream::new(
+                store,
+                Arc::clone(journal.stream_reads()),
+                journal.follow_log(),
+                None,
+                loop_core::Seq(0),
+            );
+            tokio::spawn(Arc::clone(journal.accounts()).follow(
+                stream,
+                caught_up_at,
+                services.shutdown.clone(),
+            ));
+        }
         let postmortems = Arc::new(Postmortems::new(Arc::clone(&services)));
         if self.limits.claim == Claim::All {
             let started_ms = services.clock.now_ms();

@@ -283,3 +283,239 @@ async fn an_answer_line_over_a_mebibyte_is_read_whole_and_the_call_succeeds() {
     assert!((done.cost_usd - 0.25).abs() < 1e-9, "{}", done.cost_usd);
     runtime.shutdown().await;
 }
+
+/// The runs of `runtime` as it lists them, by id.
+async fn view_of(runtime: &Runtime, run_id: RunId) -> loop_core::projection::RunView {
+    runtime.get(run_id).await.expect("get")
+}
+
+/// Four runs on one account: the first meets the usage limit; the three submitted after it make
+/// no call before the reset, and say why; a run on another account is not held. At the reset
+/// one run calls first and the others follow once it succeeds; all four complete. Against the
+/// behaviour before accounts (each run meets the limit on its own first call), three calls that
+/// would have met the limit are not made.
+#[tokio::test]
+async fn a_usage_limit_holds_every_run_of_its_account_and_one_probes_at_the_reset() {
+    let reset_s = T0 / 1000 + 3600;
+    let account = tempfile::tempdir().expect("account dir");
+    std::fs::write(account.path().join("limited"), reset_s.to_string()).expect("limit");
+    let other = tempfile::tempdir().expect("other account dir");
+    let scratches: Vec<Scratch> = (0..5).map(|_| scratch(1)).collect();
+    for (i, scratch) in scratches.iter().enumerate() {
+        stub_plan(scratch, &[]);
+        let dir = if i < 4 { account.path() } else { other.path() };
+        std::fs::write(
+            scratch.repo().join(".stub-account"),
+            dir.to_string_lossy().as_bytes(),
+        )
+        .expect("stub account");
+    }
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
+    let runtime = Runtime::builder()
+        .store(store)
+        .data_dir(scratches[0].data_dir())
+        .clock(Arc::new(clock.clone()))
+        .max_concurrency(5)
+        .build()
+        .expect("runtime");
+    let request = |scratch: &Scratch, account: &str| {
+        claude_request(
+            scratch,
+            &[("run_naming_mode", "spec_slug"), ("account", account)],
+        )
+    };
+    let first = runtime
+        .submit(request(&scratches[0], "team"))
+        .await
+        .expect("submit");
+    let until = wait_for_waiting(&runtime, first.id).await;
+    assert_eq!(until, reset_s * 1000 + 60_000);
+
+    let mut held = Vec::new();
+    for scratch in &scratches[1..4] {
+        held.push(
+            runtime
+                .submit(request(scratch, "team"))
+                .await
+                .expect("submit")
+                .id,
+        );
+    }
+    let elsewhere = runtime
+        .submit(request(&scratches[4], "solo"))
+        .await
+        .expect("submit");
+    // The other account's run is not held: it completes while the clock stands still.
+    let done = finish(&runtime, elsewhere.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    // The three held runs wait for the account, each saying so, with the shared reset time.
+    for &id in &held {
+        let mut view = view_of(&runtime, id).await;
+        for _ in 0..400 {
+            if view
+                .waiting
+                .as_ref()
+                .is_some_and(|w| w.code == "account_limit")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            view = view_of(&runtime, id).await;
+        }
+        let waiting = view.waiting.expect("the run says why it waits");
+        assert_eq!(
+            (waiting.code.as_str(), waiting.until_ms),
+            ("account_limit", Some(until))
+        );
+    }
+    let calls = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.split(' ').next().unwrap_or_default().to_owned())
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        calls(account.path()),
+        [first.id.to_string()],
+        "no run of the account called after its first limit"
+    );
+    let accounts = runtime.accounts();
+    let team = accounts
+        .iter()
+        .find(|a| a.account == "team")
+        .expect("the team account");
+    assert_eq!(team.state.limited_until_ms, Some(until));
+    assert_eq!(team.runs.len(), 4);
+
+    // The reset: the limit is gone, and the clock passes it.
+    std::fs::remove_file(account.path().join("limited")).expect("reset");
+    clock.advance(Duration::from_secs(3700));
+    let mut all = vec![first.id];
+    all.extend(&held);
+    for &id in &all {
+        let done = finish(&runtime, id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    }
+    // One call first; every other run's first call after the reset comes after it succeeded.
+    let after_reset = &calls(account.path())[1..];
+    let probe = after_reset[0].clone();
+    let probe_id: RunId = probe.parse().expect("a run id");
+    let probe_done = events_of(&runtime, probe_id)
+        .await
+        .into_iter()
+        .find(|r| {
+            matches!(&r.event, Event::StepFinished(s) if s.phase == Phase::Implementation
+            && r.ts_ms >= until)
+        })
+        .expect("the probe's call finished")
+        .seq;
+    for &id in all.iter().filter(|id| **id != probe_id) {
+        let first_call = events_of(&runtime, id)
+            .await
+            .into_iter()
+            .find(|r| {
+                matches!(&r.event, Event::StepStarted(s) if s.phase == Phase::Implementation
+                && r.ts_ms >= until)
+            })
+            .expect("a call after the reset")
+            .seq;
+        assert!(
+            first_call > probe_done,
+            "run {id} called (seq {first_call}) before the probe's answer (seq {probe_done})"
+        );
+    }
+    let mut limits = 0;
+    for &id in &all {
+        limits += count(&events_of(&runtime, id).await, |e| {
+            matches!(e, Event::AgentWaiting(_))
+        });
+    }
+    assert_eq!(limits, 1, "one call met the limit, not one per run");
+    eprintln!(
+        "account calls: {} in all, {} before the reset (before accounts: 4 would have met the limit)",
+        calls(account.path()).len(),
+        1
+    );
+    runtime.shutdown().await;
+}
+
+/// An account's wait is a fold of the log: a runtime opened again during it holds the account's
+/// runs until the reset, though no run of the new runtime met the limit.
+#[tokio::test]
+async fn an_account_wait_holds_across_a_restart() {
+    let reset_s = T0 / 1000 + 3600;
+    let account = tempfile::tempdir().expect("account dir");
+    std::fs::write(account.path().join("limited"), reset_s.to_string()).expect("limit");
+    let scratches: Vec<Scratch> = (0..2).map(|_| scratch(1)).collect();
+    for scratch in &scratches {
+        stub_plan(scratch, &[]);
+        std::fs::write(
+            scratch.repo().join(".stub-account"),
+            account.path().to_string_lossy().as_bytes(),
+        )
+        .expect("stub account");
+    }
+    let clock = ManualClock::new(T0);
+    let open = || {
+        let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
+        Runtime::builder()
+            .store(store)
+            .data_dir(scratches[0].data_dir())
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .expect("runtime")
+    };
+    let request = |scratch: &Scratch| {
+        claude_request(
+            scratch,
+            &[("run_naming_mode", "spec_slug"), ("account", "team")],
+        )
+    };
+    let runtime = open();
+    let first = runtime
+        .submit(request(&scratches[0]))
+        .await
+        .expect("submit");
+    let until = wait_for_waiting(&runtime, first.id).await;
+    runtime.shutdown().await;
+    drop(runtime);
+
+    let runtime = open();
+    let second = runtime
+        .submit(request(&scratches[1]))
+        .await
+        .expect("submit");
+    let mut view = view_of(&runtime, second.id).await;
+    for _ in 0..400 {
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.code == "account_limit")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        view = view_of(&runtime, second.id).await;
+    }
+    assert_eq!(
+        view.waiting.as_ref().map(|w| (w.code.as_str(), w.until_ms)),
+        Some(("account_limit", Some(until))),
+        "{view:?}"
+    );
+    let calls = std::fs::read_to_string(account.path().join("calls")).unwrap_or_default();
+    assert_eq!(
+        calls.lines().count(),
+        1,
+        "only the first run called: {calls}"
+    );
+
+    std::fs::remove_file(account.path().join("limited")).expect("reset");
+    clock.advance(Duration::from_secs(3700));
+    for id in [first.id, second.id] {
+        let done = finish(&runtime, id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    }
+    runtime.shutdown().await;
+}

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::meta::{Health, NodeInfo, Nodes};
+use loop_api::meta::{AccountInfo, Accounts, Health, NodeInfo, Nodes};
 use loop_core::time::rfc3339_ms;
 
 use crate::error::ApiError;
@@ -143,4 +143,34 @@ pub async fn nodes(State(state): State<AppState>) -> Result<Json<Nodes>, ApiErro
         }
     };
     Ok(Json(answer))
+}
+
+/// The agent accounts of the runs in the log: their runs, the usage limit that holds them, and
+/// what their calls cost.
+#[utoipa::path(
+    get,
+    path = "/accounts",
+    tag = "meta",
+    responses((status = 200, description = "Every account, by name.", body = Accounts)),
+)]
+pub async fn accounts(State(state): State<AppState>) -> Json<Accounts> {
+    let accounts = state
+        .runtime
+        .accounts()
+        .into_iter()
+        .map(|summary| AccountInfo {
+            limited_until: summary.state.limited_until_ms.map(rfc3339_ms),
+            limited_until_ms: summary.state.limited_until_ms,
+            limited_by: summary.state.limited_by,
+            limit_reason: summary.state.limit_reason,
+            probe: summary.probe,
+            limits_met: summary.state.limits_met,
+            calls: summary.state.calls,
+            spent_day_usd: summary.state.spent_day_usd,
+            spent_month_usd: summary.state.spent_month_usd,
+            account: summary.account,
+            runs: summary.runs,
+        })
+        .collect();
+    Json(Accounts { accounts })
 }

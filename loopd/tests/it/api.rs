@@ -477,3 +477,44 @@ fn an_agent_that_is_missing_or_not_executable_fails_the_run_saying_why() {
         );
     }
 }
+
+/// `GET /accounts` groups runs by their account (named here, derived when not) and counts
+/// their calls; `GET /nodes` on a SQLite log shows this daemon alone.
+#[test]
+fn accounts_group_the_runs_and_a_lone_daemon_is_its_only_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first_repo = repo(dir.path(), 1);
+    let other_repo = repo(&dir.path().join("other"), 1);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let named = submit(
+        &daemon,
+        &run_body(&first_repo, "one_task.sh", json!({"account": "team-x"})),
+    );
+    assert_eq!(wait_for_end(&daemon, &named)["status"], "COMPLETED");
+    let derived = submit(&daemon, &run_body(&other_repo, "one_task.sh", json!({})));
+    assert_eq!(wait_for_end(&daemon, &derived)["status"], "COMPLETED");
+
+    let accounts = get_json(&daemon, "/accounts");
+    let all = accounts["accounts"].as_array().expect("accounts");
+    let team = all
+        .iter()
+        .find(|a| a["account"] == "team-x")
+        .unwrap_or_else(|| panic!("no team-x in {accounts}"));
+    assert_eq!(team["runs"], json!([named]));
+    assert!(team["calls"].as_u64().is_some_and(|c| c >= 1), "{team}");
+    assert_eq!(team["limited_until"], Value::Null);
+    let other = all
+        .iter()
+        .find(|a| a["runs"] == json!([derived]))
+        .unwrap_or_else(|| panic!("no account holds {derived}: {accounts}"));
+    let name = other["account"].as_str().unwrap_or_default();
+    assert!(
+        name.starts_with("command:") && name.ends_with("one_task.sh"),
+        "{name}"
+    );
+
+    let nodes = get_json(&daemon, "/nodes");
+    assert_eq!(nodes["cluster"], false, "{nodes}");
+    assert_eq!(nodes["nodes"].as_array().map(Vec::len), Some(1), "{nodes}");
+    assert_eq!(nodes["nodes"][0]["this"], true, "{nodes}");
+}

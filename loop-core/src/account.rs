@@ -1,0 +1,304 @@
+//! Agent accounts: runs grouped by the account their agent's calls count against (the
+//! `account` key of the run's configuration, resolved when the run is created), and what the
+//! log says of each: the usage limit it last met, and what its calls cost.
+//!
+//! A usage limit is the account's, not the run's: once any of its runs records one
+//! (`AGENT_WAITING` with the reset time), no run of the account should start an agent call
+//! before the reset, and after it one run probes before the others follow. [`AccountBook`]
+//! folds the log into that state; [`gate`] decides, for one run about to call its agent,
+//! whether it may.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::event::{Event, EventRecord, Phase, StepStatus};
+use crate::ids::{RunId, Version};
+
+/// The account of a run whose configuration names none (logs older than accounts).
+pub const UNNAMED: &str = "default";
+
+/// What the log says of one account.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AccountState {
+    /// The reset time of the usage limit its runs last met, until a call succeeds after it.
+    pub limited_until_ms: Option<i64>,
+    /// The run that met it, and what the agent said.
+    pub limited_by: Option<RunId>,
+    pub limit_reason: Option<String>,
+    /// Usage limits its runs met, all told.
+    pub limits_met: u64,
+    /// Agent calls that finished a step or were answered with a limit or a retry.
+    pub calls: u64,
+    /// What its calls cost on the UTC day and in the UTC month of its latest paid call.
+    pub spent_day_usd: f64,
+    pub spent_month_usd: f64,
+    #[serde(skip)]
+    day: i64,
+    #[serde(skip)]
+    month: i64,
+}
+
+/// Every account's state, folded from the log; applying a record twice changes nothing.
+#[derive(Clone, Debug, Default)]
+pub struct AccountBook {
+    runs: HashMap<RunId, (String, Version)>,
+    accounts: BTreeMap<String, AccountState>,
+}
+
+impl AccountBook {
+    pub fn new() -> AccountBook {
+        AccountBook::default()
+    }
+
+    /// Applies the next record of a run: one whose version follows the last applied. Any other
+    /// (applied already, or ahead of a gap) is skipped, so two feeds of one log (what a runtime
+    /// appends, and the log read from its start) can both be applied in any interleaving.
+    pub fn apply(&mut self, record: &EventRecord) {
+        if let Event::RunCreated(created) = &record.event {
+            if self.runs.contains_key(&record.run_id) {
+                return;
+            }
+            let account = created
+                .config
+                .get("account")
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .unwrap_or_else(|| UNNAMED.to_owned());
+            self.accounts.entry(account.clone()).or_default();
+            self.runs.insert(record.run_id, (account, record.version));
+            return;
+        }
+        let Some((account, applied)) = self.runs.get_mut(&record.run_id) else {
+            return;
+        };
+        if record.version != applied.next() {
+            return;
+        }
+        *applied = record.version;
+        let state = self.accounts.entry(account.clone()).or_default();
+        if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
+            let day = record.ts_ms.div_euclid(86_400_000);
+            let month = month_of(record.ts_ms);
+            state.spent_day_usd = if day == state.day {
+                state.spent_day_usd + cost
+            } else {
+                cost
+            };
+            state.spent_month_usd = if month == state.month {
+                state.spent_month_usd + cost
+            } else {
+                cost
+            };
+            state.day = day;
+            state.month = month;
+        }
+        match &record.event {
+            Event::AgentWaiting(wait) => {
+                state.calls += 1;
+                state.limits_met += 1;
+                state.limited_until_ms = Some(wait.until_ms);
+                state.limited_by = Some(record.run_id);
+                state.limit_reason = Some(wait.reason.clone());
+            }
+            Event::AgentRetry(_) => state.calls += 1,
+            Event::StepFinished(step)
+                if matches!(step.phase, Phase::Implementation | Phase::Review) =>
+            {
+                state.calls += 1;
+                // A call that succeeded once the reset has passed: the account serves again.
+                // One that succeeded before it (it started before the limit) proves nothing.
+                let past_reset = state
+                    .limited_until_ms
+                    .is_some_and(|until| record.ts_ms >= until);
+                if step.status == StepStatus::Succeeded && past_reset {
+                    state.limited_until_ms = None;
+                    state.limited_by = None;
+                    state.limit_reason = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The account a run's calls count against, once its `RUN_CREATED` was applied.
+    pub fn account_of(&self, run_id: RunId) -> Option<&str> {
+        self.runs.get(&run_id).map(|(account, _)| account.as_str())
+    }
+
+    pub fn state(&self, account: &str) -> Option<&AccountState> {
+        self.accounts.get(account)
+    }
+
+    /// Every account, by name.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &AccountState)> {
+        self.accounts
+            .iter()
+            .map(|(name, state)| (name.as_str(), state))
+    }
+
+    /// The runs of an account.
+    pub fn runs_of<'a>(&'a self, account: &'a str) -> impl Iterator<Item = RunId> + 'a {
+        self.runs
+            .iter()
+            .filter(move |(_, (of, _))| of == account)
+            .map(|(run, _)| *run)
+    }
+}
+
+/// Year × 12 + month of a Unix time in milliseconds, in UTC (civil-from-days).
+fn month_of(ts_ms: i64) -> i64 {
+    let days = ts_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    year * 12 + month - 1
+}
+
+/// Whether a run may start an agent call now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Go,
+    /// The account's limit resets then: no call before.
+    WaitUntil(i64),
+    /// The reset has passed and this run probes the account: it calls, and the others wait for
+    /// what its call finds.
+    Probe,
+    /// Another run probes the account since the reset; wait for its answer.
+    WaitForProbe(RunId),
+}
+
+/// What the account's state (and the run probing it since the reset, if any) allows `run`.
+pub fn gate(state: &AccountState, probe: Option<RunId>, run: RunId, now_ms: i64) -> Gate {
+    match state.limited_until_ms {
+        None => Gate::Go,
+        Some(until) if now_ms < until => Gate::WaitUntil(until),
+        Some(_) => match probe {
+            Some(probing) if probing != run => Gate::WaitForProbe(probing),
+            _ => Gate::Probe,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::event::{AgentWaiting, NameSource, RunCreated, StepFinished};
+    use crate::ids::Seq;
+
+    fn record(run: RunId, version: u64, ts_ms: i64, event: impl Into<Event>) -> EventRecord {
+        EventRecord {
+            seq: Seq(version),
+            run_id: run,
+            version: Version(version),
+            ts_ms,
+            schema: crate::event::SCHEMA,
+            event: event.into(),
+        }
+    }
+
+    fn created(account: &str) -> RunCreated {
+        let mut config = BTreeMap::new();
+        config.insert("account".to_owned(), account.to_owned());
+        RunCreated {
+            name: "n".into(),
+            name_source: NameSource::SpecSlug,
+            workspace_root: "/w".into(),
+            spec_path: "s".into(),
+            plan_path: "p".into(),
+            config,
+            prompt_template: None,
+        }
+    }
+
+    fn finished(status: StepStatus, cost: f64) -> StepFinished {
+        let json = serde_json::json!({
+            "step_id": "01a21350-1f27-75a5-bc3b-0076ab9d10be", "phase": "implementation",
+            "status": status, "cost_usd": cost,
+        });
+        serde_json::from_value(json).expect("a step end")
+    }
+
+    #[test]
+    fn a_limit_holds_the_account_until_a_call_succeeds_after_its_reset() {
+        let run = RunId::from_parts(1, [1; 10]);
+        let mut book = AccountBook::new();
+        book.apply(&record(run, 1, 0, created("team")));
+        let wait = AgentWaiting {
+            step_id: None,
+            until_ms: 1_000,
+            reason: "limit".into(),
+            paid: Default::default(),
+        };
+        book.apply(&record(run, 2, 10, wait));
+        let state = book.state("team").expect("team").clone();
+        assert_eq!(state.limited_until_ms, Some(1_000));
+        assert_eq!(gate(&state, None, run, 999), Gate::WaitUntil(1_000));
+        assert_eq!(gate(&state, None, run, 1_000), Gate::Probe);
+        let other = RunId::from_parts(2, [2; 10]);
+        assert_eq!(
+            gate(&state, Some(run), other, 1_000),
+            Gate::WaitForProbe(run)
+        );
+        // A call that succeeded before the reset (it began before the limit) proves nothing.
+        book.apply(&record(run, 3, 500, finished(StepStatus::Succeeded, 0.5)));
+        assert_eq!(book.state("team").unwrap().limited_until_ms, Some(1_000));
+        book.apply(&record(
+            run,
+            4,
+            1_500,
+            finished(StepStatus::Succeeded, 0.25),
+        ));
+        let state = book.state("team").unwrap();
+        assert_eq!(state.limited_until_ms, None);
+        assert_eq!((state.calls, state.limits_met), (3, 1));
+        assert!((state.spent_day_usd - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_record_applied_twice_or_out_of_turn_changes_nothing() {
+        let run = RunId::from_parts(1, [1; 10]);
+        let mut book = AccountBook::new();
+        let first = record(run, 1, 0, created("team"));
+        let paid = record(run, 2, 10, finished(StepStatus::Succeeded, 1.0));
+        let ahead = record(run, 4, 20, finished(StepStatus::Succeeded, 7.0));
+        for r in [&first, &paid, &first, &paid, &ahead] {
+            book.apply(r);
+        }
+        let state = book.state("team").unwrap();
+        assert_eq!(state.calls, 1);
+        assert!((state.spent_month_usd - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spend_starts_again_on_a_new_utc_day_and_month() {
+        assert_eq!(month_of(0), 1970 * 12);
+        // 2026-01-31T23:59:59Z and 2026-02-01T00:00:00Z.
+        assert_eq!(month_of(1_769_903_999_000) + 1, month_of(1_769_904_000_000));
+        let run = RunId::from_parts(1, [1; 10]);
+        let mut book = AccountBook::new();
+        book.apply(&record(run, 1, 0, created("team")));
+        book.apply(&record(
+            run,
+            2,
+            1_769_903_999_000,
+            finished(StepStatus::Succeeded, 2.0),
+        ));
+        book.apply(&record(
+            run,
+            3,
+            1_769_904_000_000,
+            finished(StepStatus::Succeeded, 3.0),
+        ));
+        let state = book.state("team").unwrap();
+        assert!((state.spent_day_usd - 3.0).abs() < 1e-9);
+        assert!((state.spent_month_usd - 3.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,292 @@
+//! Accounts across runs: one usage limit holds every run of the account, and one run probes
+//! after the reset before the others call again (see [`loop_core::account`]).
+//!
+//! The book is a fold of the log: the journal applies what it appends at once (so a run that
+//! checks right after another met a limit sees it), and a follower applies the rest — the log
+//! from its start when the runtime opens it, then other nodes' appends in a cluster. Which run
+//! probes is the one thing kept only in memory: after a restart, the first run to ask probes.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use loop_core::account::{AccountBook, AccountState, Gate, gate};
+use loop_core::config::RunConfig;
+use loop_core::{EventRecord, RunId};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+
+/// How long the others wait for a probe that says nothing (its run paused or died mid-call)
+/// before one of them probes instead.
+const PROBE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// The account a run's calls count against when its configuration names none: the agent and
+/// where its credentials live (an API key by a fingerprint, never itself).
+pub(crate) fn derive(config: &RunConfig, env: impl Fn(&str) -> Option<String>) -> String {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let home = || set("HOME").unwrap_or_default();
+    let key = |name: &str| {
+        set(name).map(|key| {
+            format!(
+                "key:{}",
+                &crate::artifacts::sha256_hex(key.as_bytes())[..12]
+            )
+        })
+    };
+    match config.agent.as_str() {
+        "claude" => {
+            let place = set("CLAUDE_CONFIG_DIR")
+                .or_else(|| key("ANTHROPIC_API_KEY"))
+                .unwrap_or_else(|| format!("{}/.claude", home()));
+            format!("claude:{place}")
+        }
+        "codex" => {
+            let place = set("CODEX_HOME")
+                .or_else(|| key("OPENAI_API_KEY"))
+                .or_else(|| key("CODEX_API_KEY"))
+                .unwrap_or_else(|| format!("{}/.codex", home()));
+            format!("codex:{place}")
+        }
+        // A command agent's credentials are its own business: the same command line, the same
+        // account (`sh a.sh` and `sh b.sh` are two).
+        "command" => format!(
+            "command:{}",
+            config.agent_cmd.as_deref().unwrap_or_default().trim()
+        ),
+        other => other.to_owned(),
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    book: AccountBook,
+    /// Per account: the run probing it since the reset, and since when (runtime clock).
+    probes: std::collections::HashMap<String, (RunId, i64)>,
+}
+
+/// The accounts of the runs this runtime knows.
+#[derive(Default)]
+pub(crate) struct Accounts {
+    book: Mutex<Book>,
+    changed: Notify,
+    /// Set once the log as it was when the runtime opened it is applied: until then no run is
+    /// cleared to call (a limit met before a restart still holds after it).
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl Accounts {
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a record of the log (twice is harmless).
+    pub(crate) fn apply(&self, record: &EventRecord) {
+        let mut book = self.lock();
+        book.book.apply(record);
+        let account = book.book.account_of(record.run_id).map(str::to_owned);
+        if let Some(account) = account {
+            // The probe answered (its call finished, or met the limit again) or stopped.
+            let probing = book.probes.get(&account).map(|(run, _)| *run);
+            let cleared = book
+                .book
+                .state(&account)
+                .is_some_and(|s| s.limited_until_ms.is_none());
+            let probe_done = probing == Some(record.run_id)
+                && matches!(
+                    record.event,
+                    loop_core::Event::AgentWaiting(_)
+                        | loop_core::Event::StepFinished(_)
+                        | loop_core::Event::RunPaused(_)
+                        | loop_core::Event::RunFailed(_)
+                        | loop_core::Event::RunCanceled(_)
+                        | loop_core::Event::RunCompleted(_)
+                );
+            if cleared || probe_done {
+                book.probes.remove(&account);
+            }
+        }
+        drop(book);
+        self.changed.notify_waiters();
+    }
+
+    /// Applies the log from its start, then every record the runtime learns of, until
+    /// `shutdown`.
+    pub(crate) async fn follow(
+        self: std::sync::Arc<Self>,
+        mut stream: crate::stream::EventStream,
+        caught_up_at: loop_core::Seq,
+        shutdown: CancellationToken,
+    ) {
+        if caught_up_at == loop_core::Seq(0) {
+            self.set_ready();
+        }
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = shutdown.cancelled() => return,
+            };
+            match next {
+                Some(Ok(record)) => {
+                    let seq = record.seq;
+                    self.apply(&record);
+                    if seq >= caught_up_at {
+                        self.set_ready();
+                    }
+                }
+                // An event that does not decode is not an account's: go on after it. (The
+                // streams that meet it report it; this fold says so only at debug level.)
+                Some(Err(error)) => tracing::debug!(%error, "accounts: skipped an event"),
+                None => return,
+            }
+        }
+    }
+
+    fn set_ready(&self) {
+        if !self.ready.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Every account with its state and its runs.
+    pub(crate) fn snapshot(&self) -> Vec<(String, AccountState, Vec<RunId>, Option<RunId>)> {
+        let book = self.lock();
+        book.book
+            .accounts()
+            .map(|(name, state)| {
+                let mut runs: Vec<RunId> = book.book.runs_of(name).collect();
+                runs.sort();
+                let probe = book.probes.get(name).map(|(run, _)| *run);
+                (name.to_owned(), state.clone(), runs, probe)
+            })
+            .collect()
+    }
+
+    /// Why `run_id` may not call its agent now, if it may not: its account's limit and until
+    /// when, or the run probing it.
+    pub(crate) fn hold(&self, run_id: RunId, now_ms: i64) -> Option<(String, Gate)> {
+        let book = self.lock();
+        let account = book.book.account_of(run_id)?;
+        let state = book.book.state(account)?;
+        let probe = book.probes.get(account).map(|(run, _)| *run);
+        match gate(state, probe, run_id, now_ms) {
+            Gate::Go | Gate::Probe => None,
+            held => Some((account.to_owned(), held)),
+        }
+    }
+
+    /// Waits until `run_id` may start an agent call: not before its account's reset, and after
+    /// it only once the run probing the account has found it serving. `false` when cancelled.
+    pub(crate) async fn clear_to_call(
+        &self,
+        run_id: RunId,
+        clock: &dyn Clock,
+        cancel: &CancellationToken,
+    ) -> bool {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::select! {
+                    () = &mut changed => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = cancel.cancelled() => return false,
+                }
+                continue;
+            }
+            let now = clock.now_ms();
+            let decision = {
+                let mut book = self.lock();
+                let Some(account) = book.book.account_of(run_id).map(str::to_owned) else {
+                    return true;
+                };
+                let Some(state) = book.book.state(&account).cloned() else {
+                    return true;
+                };
+                // A probe that said nothing for too long is given up.
+                if book
+                    .probes
+                    .get(&account)
+                    .is_some_and(|(_, since)| now - since > PROBE_PATIENCE.as_millis() as i64)
+                {
+                    book.probes.remove(&account);
+                }
+                let probe = book.probes.get(&account).map(|(run, _)| *run);
+                let decision = gate(&state, probe, run_id, now);
+                if decision == Gate::Probe {
+                    book.probes.insert(account.clone(), (run_id, now));
+                    tracing::info!(%run_id, %account, "probing the account after its usage limit's reset");
+                }
+                decision
+            };
+            match decision {
+                Gate::Go | Gate::Probe => return true,
+                Gate::WaitUntil(until) => {
+                    tokio::select! {
+                        () = clock.sleep_until(until) => {}
+                        () = &mut changed => {}
+                        () = cancel.cancelled() => return false,
+                    }
+                }
+                Gate::WaitForProbe(_) => {
+                    tokio::select! {
+                        () = &mut changed => {}
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        () = cancel.cancelled() => return false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loop_core::config::Config;
+
+    fn config(pairs: &[(&str, &str)]) -> RunConfig {
+        let mut layer = loop_core::config::Layer::new();
+        for (key, value) in pairs {
+            layer.insert((*key).to_owned(), (*value).to_owned());
+        }
+        Config::resolve([&layer]).typed()
+    }
+
+    #[test]
+    fn an_account_is_the_agent_and_where_its_credentials_are_never_a_key_itself() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let claude = config(&[("agent", "claude")]);
+        assert_eq!(
+            derive(&claude, env(&[("HOME", "/home/a")])),
+            "claude:/home/a/.claude"
+        );
+        assert_eq!(
+            derive(
+                &claude,
+                env(&[("HOME", "/home/a"), ("CLAUDE_CONFIG_DIR", "/srv/c")])
+            ),
+            "claude:/srv/c"
+        );
+        let keyed = derive(&claude, env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]));
+        assert!(
+            keyed.starts_with("claude:key:") && !keyed.contains("secret"),
+            "{keyed}"
+        );
+        let codex = config(&[("agent", "codex")]);
+        assert_eq!(
+            derive(&codex, env(&[("CODEX_HOME", "/srv/x")])),
+            "codex:/srv/x"
+        );
+        let command = config(&[("agent", "command"), ("agent_cmd", "/bin/my-agent --fast")]);
+        assert_eq!(derive(&command, env(&[])), "command:/bin/my-agent --fast");
+    }
+}
