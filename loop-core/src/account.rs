@@ -94,9 +94,13 @@ impl AccountBook {
             state.month = month;
         }
         match &record.event {
+            // A usage limit is met by a call, inside its step; a budget stop is recorded outside
+            // any step and costs no call.
             Event::AgentWaiting(wait) => {
-                state.calls += 1;
-                state.limits_met += 1;
+                if wait.step_id.is_some() {
+                    state.calls += 1;
+                    state.limits_met += 1;
+                }
                 state.limited_until_ms = Some(wait.until_ms);
                 state.limited_by = Some(record.run_id);
                 state.limit_reason = Some(wait.reason.clone());
@@ -158,6 +162,76 @@ fn month_of(ts_ms: i64) -> i64 {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     year * 12 + month - 1
+}
+
+/// An account's spending caps, as a run's configuration gives them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Budget {
+    pub per_day_usd: Option<f64>,
+    pub per_month_usd: Option<f64>,
+}
+
+/// A cap the account has reached, and when the period it counts ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OverBudget {
+    /// `day` or `month` (UTC).
+    pub period: &'static str,
+    pub spent_usd: f64,
+    pub cap_usd: f64,
+    pub until_ms: i64,
+}
+
+impl OverBudget {
+    pub fn reason(&self, account: &str) -> String {
+        format!(
+            "account budget: {account} spent ${:.2} this {} (UTC), its cap is ${:.2} \
+             (account_budget_usd_per_{})",
+            self.spent_usd, self.period, self.cap_usd, self.period
+        )
+    }
+}
+
+/// The cap `state` has reached at `now_ms`, if any: what was spent counts only in the day or
+/// month it was spent in.
+pub fn over_budget(state: &AccountState, budget: Budget, now_ms: i64) -> Option<OverBudget> {
+    let today = now_ms.div_euclid(86_400_000);
+    let month = month_of(now_ms);
+    if let Some(cap) = budget.per_day_usd
+        && state.day == today
+        && state.spent_day_usd >= cap
+    {
+        return Some(OverBudget {
+            period: "day",
+            spent_usd: state.spent_day_usd,
+            cap_usd: cap,
+            until_ms: (today + 1) * 86_400_000,
+        });
+    }
+    if let Some(cap) = budget.per_month_usd
+        && state.month == month
+        && state.spent_month_usd >= cap
+    {
+        return Some(OverBudget {
+            period: "month",
+            spent_usd: state.spent_month_usd,
+            cap_usd: cap,
+            until_ms: month_start_ms(month + 1),
+        });
+    }
+    None
+}
+
+/// The first millisecond of a month numbered as [`month_of`] numbers them (days-from-civil).
+fn month_start_ms(month: i64) -> i64 {
+    let year = month.div_euclid(12);
+    let m = month.rem_euclid(12) + 1;
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400_000
 }
 
 /// Whether a run may start an agent call now.
@@ -231,8 +305,13 @@ mod tests {
         let run = RunId::from_parts(1, [1; 10]);
         let mut book = AccountBook::new();
         book.apply(&record(run, 1, 0, created("team")));
+        // Met by a call, inside its step (a budget stop has no step).
         let wait = AgentWaiting {
-            step_id: None,
+            step_id: Some(
+                "01a21350-1f27-75a5-bc3b-0076ab9d10be"
+                    .parse()
+                    .expect("a step id"),
+            ),
             until_ms: 1_000,
             reason: "limit".into(),
             paid: Default::default(),
@@ -300,5 +379,37 @@ mod tests {
         let state = book.state("team").unwrap();
         assert!((state.spent_day_usd - 3.0).abs() < 1e-9);
         assert!((state.spent_month_usd - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_budget_stops_at_its_cap_until_the_next_day_or_month() {
+        // 2026-01-31T23:59:59Z and 2026-02-01T00:00:00Z.
+        assert_eq!(
+            month_start_ms(month_of(1_769_903_999_000) + 1),
+            1_769_904_000_000
+        );
+        assert_eq!(month_start_ms(month_of(0)), 0);
+        let run = RunId::from_parts(1, [1; 10]);
+        let mut book = AccountBook::new();
+        book.apply(&record(run, 1, 0, created("team")));
+        let noon = 1_769_860_800_000; // 2026-01-31T12:00:00Z
+        book.apply(&record(run, 2, noon, finished(StepStatus::Succeeded, 1.5)));
+        let state = book.state("team").unwrap();
+        let daily = Budget {
+            per_day_usd: Some(1.0),
+            per_month_usd: None,
+        };
+        let over = over_budget(state, daily, noon + 1).expect("over the daily cap");
+        assert_eq!((over.period, over.until_ms), ("day", 1_769_904_000_000));
+        assert!(over.reason("team").contains("account_budget_usd_per_day"));
+        // The next day what was spent yesterday no longer counts.
+        assert_eq!(over_budget(state, daily, 1_769_904_000_001), None);
+        let monthly = Budget {
+            per_day_usd: None,
+            per_month_usd: Some(1.5),
+        };
+        let over = over_budget(state, monthly, noon + 1).expect("over the monthly cap");
+        assert_eq!((over.period, over.until_ms), ("month", 1_769_904_000_000));
+        assert_eq!(over_budget(state, Budget::default(), noon + 1), None);
     }
 }

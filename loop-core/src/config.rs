@@ -215,6 +215,24 @@ pub const KEYS: &[Key] = &[
         "the agent account this run's calls count against; empty = derived from the agent and its credentials",
     ),
     key(
+        "account_budget_usd_per_day",
+        "0",
+        Amount,
+        "stop calls of this run's account once its calls cost this today (UTC); 0 = none",
+    ),
+    key(
+        "account_budget_usd_per_month",
+        "0",
+        Amount,
+        "the same for the UTC month; 0 = none",
+    ),
+    key(
+        "account_budget_action",
+        "wait",
+        OneOf(&["wait", "fail"]),
+        "at an account budget: wait for the next day or month, or fail the run",
+    ),
+    key(
         "usage_limit_wait",
         "true",
         Bool,

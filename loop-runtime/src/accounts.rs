@@ -162,16 +162,31 @@ impl Accounts {
             .collect()
     }
 
+    /// The cap of `budget` that `run_id`'s account has reached at `now_ms`, with the account.
+    pub(crate) fn over_budget(
+        &self,
+        run_id: RunId,
+        budget: loop_core::account::Budget,
+        now_ms: i64,
+    ) -> Option<(String, loop_core::account::OverBudget)> {
+        let book = self.lock();
+        let account = book.book.account_of(run_id)?;
+        let state = book.book.state(account)?;
+        loop_core::account::over_budget(state, budget, now_ms)
+            .map(|over| (account.to_owned(), over))
+    }
+
     /// Why `run_id` may not call its agent now, if it may not: its account's limit and until
     /// when, or the run probing it.
-    pub(crate) fn hold(&self, run_id: RunId, now_ms: i64) -> Option<(String, Gate)> {
+    pub(crate) fn hold(&self, run_id: RunId, now_ms: i64) -> Option<(String, String, Gate)> {
         let book = self.lock();
         let account = book.book.account_of(run_id)?;
         let state = book.book.state(account)?;
         let probe = book.probes.get(account).map(|(run, _)| *run);
+        let reason = state.limit_reason.clone().unwrap_or_default();
         match gate(state, probe, run_id, now_ms) {
             Gate::Go | Gate::Probe => None,
-            held => Some((account.to_owned(), held)),
+            held => Some((account.to_owned(), reason, held)),
         }
     }
 

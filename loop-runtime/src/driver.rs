@@ -100,6 +100,31 @@ impl Driver {
                 {
                     return Ok(DriverEnd::Stopped);
                 }
+                // The account's budget: its runs wait for the next day or month (a wait of the
+                // account, recorded once, that holds them all), or this run fails.
+                let budget = self.run.config.account_budget;
+                if let Some((account, over)) =
+                    accounts.over_budget(self.run.run_id, budget, self.now())
+                {
+                    let reason = over.reason(&account);
+                    if self.run.config.account_budget_fails {
+                        let cause = loop_core::event::FailureCause::Budget {
+                            cost_usd: over.spent_usd,
+                            max_usd: over.cap_usd,
+                        };
+                        let exit = loop_core::event::ExitReason::BudgetExhausted;
+                        let end = self.fail(exit, reason, Some(cause));
+                        return end.await;
+                    }
+                    let wait = loop_core::event::AgentWaiting {
+                        step_id: None,
+                        until_ms: over.until_ms,
+                        reason,
+                        paid: Default::default(),
+                    };
+                    self.record(vec![Command::RecordWait(wait)]).await?;
+                    continue;
+                }
             }
             let end = match next {
                 Next::Implement { iteration, attempt } => {

@@ -389,17 +389,17 @@ impl Scheduler {
         if view.status == RunStatus::Running && view.waiting.is_none() {
             let held = self.services.journal.accounts().hold(view.id, now);
             view.waiting = match held {
-                Some((account, Gate::WaitUntil(until))) => Some(
+                Some((account, reason, Gate::WaitUntil(until))) => Some(
                     Waiting::new(
                         "account_limit",
                         format!(
-                            "account {account} met its usage limit; no agent call of its runs \
-                             until the reset"
+                            "account {account} is held ({reason}); no agent call of its runs \
+                             until then"
                         ),
                     )
                     .until(until),
                 ),
-                Some((account, Gate::WaitForProbe(probe))) => Some(Waiting::new(
+                Some((account, _, Gate::WaitForProbe(probe))) => Some(Waiting::new(
                     "account_probe",
                     format!(
                         "account {account}: its limit's reset has passed and run {probe} calls \

@@ -60,6 +60,10 @@ pub struct RunConfig {
     pub max_watchdog_rewrites: u32,
     pub max_cost_usd: Option<f64>,
     pub usage_limit_wait: bool,
+    /// The account's spending caps (`account_budget_usd_per_day` / `_per_month`).
+    pub account_budget: crate::account::Budget,
+    /// At a cap: fail the run rather than wait for the next period.
+    pub account_budget_fails: bool,
     pub naming_mode: NamingMode,
     pub naming_model: String,
     pub base_branch: Option<String>,
@@ -123,6 +127,13 @@ impl RunConfig {
             max_watchdog_rewrites: read.number("max_watchdog_rewrites"),
             max_cost_usd: Some(read.amount("max_cost_usd")).filter(|cap| *cap > 0.0),
             usage_limit_wait: read.flag("usage_limit_wait"),
+            account_budget: crate::account::Budget {
+                per_day_usd: Some(read.amount("account_budget_usd_per_day"))
+                    .filter(|cap| *cap > 0.0),
+                per_month_usd: Some(read.amount("account_budget_usd_per_month"))
+                    .filter(|cap| *cap > 0.0),
+            },
+            account_budget_fails: read.text("account_budget_action") == "fail",
             naming_mode: read.choice("run_naming_mode", NamingMode::parse),
             naming_model: read.text("run_naming_model"),
             base_branch: read.optional("base_branch"),

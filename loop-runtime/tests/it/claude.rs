@@ -519,3 +519,109 @@ async fn an_account_wait_holds_across_a_restart() {
     }
     runtime.shutdown().await;
 }
+
+/// A daily budget on an account: once its calls cost that much today, no run of the account
+/// calls again until the next UTC day (one wait recorded, outside any step), then they go on;
+/// with `account_budget_action=fail` the run fails instead.
+#[tokio::test]
+async fn an_account_budget_holds_its_runs_until_the_next_day_or_fails_them() {
+    let scratches: Vec<Scratch> = (0..3).map(|_| scratch(3)).collect();
+    for scratch in &scratches {
+        stub_plan(scratch, &[]);
+    }
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
+    let runtime = Runtime::builder()
+        .store(store)
+        .data_dir(scratches[0].data_dir())
+        .clock(Arc::new(clock.clone()))
+        .max_concurrency(3)
+        .build()
+        .expect("runtime");
+    let request = |scratch: &Scratch, account: &str, action: &str| {
+        claude_request(
+            scratch,
+            &[
+                ("run_naming_mode", "spec_slug"),
+                ("account", account),
+                ("account_budget_usd_per_day", "1.0"),
+                ("account_budget_action", action),
+            ],
+        )
+    };
+    // Two calls at $0.60 reach the $1.00 cap; the third waits for the next day.
+    let first = runtime
+        .submit(request(&scratches[0], "team", "wait"))
+        .await
+        .expect("submit");
+    let until = wait_for_waiting(&runtime, first.id).await;
+    let next_day = (T0.div_euclid(86_400_000) + 1) * 86_400_000;
+    assert_eq!(until, next_day);
+    let records = events_of(&runtime, first.id).await;
+    let stop = records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::AgentWaiting(wait) => Some(wait.clone()),
+            _ => None,
+        })
+        .expect("the budget stop");
+    assert_eq!(stop.step_id, None, "recorded outside any step");
+    assert!(
+        stop.reason.contains("account_budget_usd_per_day"),
+        "{}",
+        stop.reason
+    );
+    let calls_before = count(
+        &records,
+        |e| matches!(e, Event::StepFinished(s) if s.phase == Phase::Implementation),
+    );
+    assert_eq!(calls_before, 2);
+
+    // Another run of the account is held by the same stop.
+    let second = runtime
+        .submit(request(&scratches[1], "team", "wait"))
+        .await
+        .expect("submit");
+    let mut view = view_of(&runtime, second.id).await;
+    for _ in 0..400 {
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.code == "account_limit")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        view = view_of(&runtime, second.id).await;
+    }
+    assert_eq!(
+        view.waiting.as_ref().map(|w| (w.code.as_str(), w.until_ms)),
+        Some(("account_limit", Some(next_day))),
+        "{view:?}"
+    );
+    // The same cap with action `fail`, on an account of its own that has spent it: the run fails.
+    let failing = runtime
+        .submit(request(&scratches[2], "strict", "fail"))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, failing.id).await;
+    assert_eq!(done.status, RunStatus::Failed, "{done:?}");
+    assert_eq!(done.exit_reason, Some(ExitReason::BudgetExhausted));
+
+    // Days go by (both runs' remaining calls cost more than one day's cap): both complete.
+    let ticking = keep_advancing(&clock, Duration::from_secs(3600));
+    for id in [first.id, second.id] {
+        let done = finish(&runtime, id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    }
+    ticking.abort();
+    let records = events_of(&runtime, second.id).await;
+    assert!(
+        records
+            .iter()
+            .all(|r| !matches!(&r.event, Event::StepStarted(s)
+            if s.phase == Phase::Implementation && r.ts_ms < next_day)),
+        "the held run called before the next day"
+    );
+    runtime.shutdown().await;
+}

@@ -19,11 +19,12 @@ pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
         "ACCOUNT", "RUNS", "CALLS", "TODAY", "THIS MONTH"
     ));
     for account in &answer.accounts {
+        let why = account.limit_reason.as_deref().unwrap_or("usage limit");
         let state = match (&account.limited_until, account.probe) {
             (Some(until), Some(probe)) => {
-                format!("limit reset at {until}; run {probe} calls first")
+                format!("held until {until} ({why}); run {probe} calls first")
             }
-            (Some(until), None) => format!("usage limit until {until}"),
+            (Some(until), None) => format!("held until {until} ({why})"),
             (None, _) => "ok".to_owned(),
         };
         out.line(&format!(
