@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::event::{Event, EventRecord, Phase, StepStatus};
+use crate::event::{Event, EventRecord, Phase, RateLimitSeen, StepStatus};
 use crate::ids::{RunId, Version};
 
 /// The account of a run whose configuration names none (logs older than accounts).
@@ -33,6 +33,8 @@ pub struct AccountState {
     /// What its calls cost on the UTC day and in the UTC month of its latest paid call.
     pub spent_day_usd: f64,
     pub spent_month_usd: f64,
+    /// The rate-limit window its agent last reported (Claude Code's `rate_limit_event`).
+    pub window: Option<RateLimitSeen>,
     #[serde(skip)]
     day: i64,
     #[serde(skip)]
@@ -43,6 +45,8 @@ pub struct AccountState {
 #[derive(Clone, Debug, Default)]
 pub struct AccountBook {
     runs: HashMap<RunId, (String, Version)>,
+    /// Each run's `account_reserve_pct`, when it keeps one.
+    reserves: HashMap<RunId, u32>,
     accounts: BTreeMap<String, AccountState>,
 }
 
@@ -66,6 +70,14 @@ impl AccountBook {
                 .cloned()
                 .unwrap_or_else(|| UNNAMED.to_owned());
             self.accounts.entry(account.clone()).or_default();
+            if let Some(pct) = created
+                .config
+                .get("account_reserve_pct")
+                .and_then(|pct| pct.parse::<u32>().ok())
+                .filter(|pct| *pct > 0)
+            {
+                self.reserves.insert(record.run_id, pct.min(100));
+            }
             self.runs.insert(record.run_id, (account, record.version));
             return;
         }
@@ -110,6 +122,9 @@ impl AccountBook {
                 if matches!(step.phase, Phase::Implementation | Phase::Review) =>
             {
                 state.calls += 1;
+                if let Some(window) = step.agent.as_ref().and_then(|a| a.rate_limit.clone()) {
+                    state.window = Some(window);
+                }
                 // A call that succeeded once the reset has passed: the account serves again.
                 // One that succeeded before it (it started before the limit) proves nothing.
                 let past_reset = state
@@ -128,6 +143,11 @@ impl AccountBook {
     /// The account a run's calls count against, once its `RUN_CREATED` was applied.
     pub fn account_of(&self, run_id: RunId) -> Option<&str> {
         self.runs.get(&run_id).map(|(account, _)| account.as_str())
+    }
+
+    /// The run's `account_reserve_pct` (0 when it keeps none).
+    pub fn reserve_of(&self, run_id: RunId) -> u32 {
+        self.reserves.get(&run_id).copied().unwrap_or(0)
     }
 
     pub fn state(&self, account: &str) -> Option<&AccountState> {
@@ -232,6 +252,32 @@ fn month_start_ms(month: i64) -> i64 {
     let doy = (153 * mp + 2) / 5;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     (era * 146_097 + doe - 719_468) * 86_400_000
+}
+
+/// The account's reserve reached: the share of its rate-limit window a run keeps free
+/// (`account_reserve_pct`) is in use, and the window resets then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InReserve {
+    pub window: String,
+    pub utilization: f64,
+    pub until_ms: i64,
+}
+
+/// Whether starting a new iteration would eat into the reserve: the last window the account's
+/// agent reported is used beyond `100 - reserve_pct` percent and has not reset yet.
+pub fn in_reserve(state: &AccountState, reserve_pct: u32, now_ms: i64) -> Option<InReserve> {
+    if reserve_pct == 0 {
+        return None;
+    }
+    let window = state.window.as_ref()?;
+    let utilization = window.utilization?;
+    let until_ms = window.resets_at_ms?;
+    let allowed = f64::from(100 - reserve_pct.min(100)) / 100.0;
+    (utilization >= allowed && now_ms < until_ms).then(|| InReserve {
+        window: window.window.clone().unwrap_or_else(|| "window".to_owned()),
+        utilization,
+        until_ms,
+    })
 }
 
 /// Whether a run may start an agent call now.
@@ -411,5 +457,27 @@ mod tests {
         let over = over_budget(state, monthly, noon + 1).expect("over the monthly cap");
         assert_eq!((over.period, over.until_ms), ("month", 1_769_904_000_000));
         assert_eq!(over_budget(state, Budget::default(), noon + 1), None);
+    }
+
+    #[test]
+    fn a_reserve_holds_while_the_window_is_used_past_it_and_not_after_its_reset() {
+        let mut state = AccountState::default();
+        assert_eq!(in_reserve(&state, 10, 0), None, "no window seen");
+        state.window = Some(RateLimitSeen {
+            status: "allowed_warning".into(),
+            window: Some("five_hour".into()),
+            resets_at_ms: Some(5_000),
+            utilization: Some(0.9),
+            overage_in_use: None,
+        });
+        let held = in_reserve(&state, 10, 1_000).expect("90% used reaches a 10% reserve");
+        assert_eq!((held.window.as_str(), held.until_ms), ("five_hour", 5_000));
+        assert_eq!(
+            in_reserve(&state, 5, 1_000),
+            None,
+            "a 5% reserve allows 95%"
+        );
+        assert_eq!(in_reserve(&state, 0, 1_000), None, "no reserve kept");
+        assert_eq!(in_reserve(&state, 10, 5_000), None, "the window reset");
     }
 }

@@ -215,6 +215,12 @@ pub const KEYS: &[Key] = &[
         "the agent account this run's calls count against; empty = derived from the agent and its credentials",
     ),
     key(
+        "account_reserve_pct",
+        "0",
+        Count,
+        "start no new iteration while the account's rate-limit window is used beyond 100 minus this percent; 0 = none",
+    ),
+    key(
         "account_budget_usd_per_day",
         "0",
         Amount,

@@ -162,6 +162,19 @@ impl Accounts {
             .collect()
     }
 
+    /// Whether `run_id` starting a new iteration now would eat into its account's reserve.
+    pub(crate) fn in_reserve(
+        &self,
+        run_id: RunId,
+        now_ms: i64,
+    ) -> Option<(String, loop_core::account::InReserve)> {
+        let book = self.lock();
+        let account = book.book.account_of(run_id)?;
+        let state = book.book.state(account)?;
+        let pct = book.book.reserve_of(run_id);
+        loop_core::account::in_reserve(state, pct, now_ms).map(|r| (account.to_owned(), r))
+    }
+
     /// The cap of `budget` that `run_id`'s account has reached at `now_ms`, with the account.
     pub(crate) fn over_budget(
         &self,

@@ -125,6 +125,24 @@ impl Driver {
                     self.record(vec![Command::RecordWait(wait)]).await?;
                     continue;
                 }
+                // The reserve: no new iteration while the account's window is used beyond
+                // what the run leaves free; the run goes on when the window resets.
+                if matches!(next, Next::Implement { .. })
+                    && let Some((account, reserve)) =
+                        accounts.in_reserve(self.run.run_id, self.now())
+                {
+                    tracing::info!(
+                        %account,
+                        window = %reserve.window,
+                        utilization = reserve.utilization,
+                        "the account's reserve is reached: no new iteration until its window resets"
+                    );
+                    tokio::select! {
+                        () = clock.sleep_until(reserve.until_ms) => {}
+                        () = self.cancel.cancelled() => return Ok(DriverEnd::Stopped),
+                    }
+                    continue;
+                }
             }
             let end = match next {
                 Next::Implement { iteration, attempt } => {

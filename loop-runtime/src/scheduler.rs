@@ -399,6 +399,24 @@ impl Scheduler {
                     )
                     .until(until),
                 ),
+                None if view.current_step.is_none() => self
+                    .services
+                    .journal
+                    .accounts()
+                    .in_reserve(view.id, now)
+                    .map(|(account, reserve)| {
+                        Waiting::new(
+                            "account_reserve",
+                            format!(
+                                "account {account}: its {} window is {:.0}% used, into the \
+                                     share this run keeps free (account_reserve_pct); no new \
+                                     iteration until it resets",
+                                reserve.window,
+                                reserve.utilization * 100.0
+                            ),
+                        )
+                        .until(reserve.until_ms)
+                    }),
                 Some((account, _, Gate::WaitForProbe(probe))) => Some(Waiting::new(
                     "account_probe",
                     format!(

@@ -11,6 +11,7 @@
 #   max_turns   error_max_turns after 31 turns and $1.0062815, as a real CLI printed it
 #   overage     a rate_limit_event `rejected` that overage served, then a task
 #   tool        a Bash tool call, then a task
+#   window:<u>:<s>  a task, after a rate_limit_event allowed_warning: utilization <u>, reset <s>
 #   quiet:<s>   <s> seconds of silence, then a task
 #   hang        init, then silence for 300 s (a step to pause or kill)
 # Sessions as the real CLI has them: `--session-id X` starts X, `--resume X` goes on with X and
@@ -101,6 +102,13 @@ case "$mode" in
     ;;
   overage)
     echo '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1774458000,"rateLimitType":"five_hour","overageStatus":"allowed","isUsingOverage":true}}'
+    mode=task
+    ;;
+  window:*)
+    # A served call that reports its window nearly used, in the shape of a real 2.1.220
+    # `allowed_warning` (tests/data/agents/real/claude/success_allowed_warning_*): window:<u>:<s>.
+    spec=${mode#window:}
+    echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"allowed_warning\",\"resetsAt\":${spec#*:},\"rateLimitType\":\"five_hour\",\"utilization\":${spec%%:*},\"isUsingOverage\":false,\"surpassedThreshold\":0.75},\"uuid\":\"1bb7f36a-a75d-4af1-bac0-1a31e465d4ca\",\"session_id\":\"$session\"}"
     mode=task
     ;;
   tool)

@@ -64,6 +64,8 @@ pub struct RunConfig {
     pub account_budget: crate::account::Budget,
     /// At a cap: fail the run rather than wait for the next period.
     pub account_budget_fails: bool,
+    /// The share of the account's rate-limit window kept free (`account_reserve_pct`, 0 = none).
+    pub account_reserve_pct: u32,
     pub naming_mode: NamingMode,
     pub naming_model: String,
     pub base_branch: Option<String>,
@@ -134,6 +136,7 @@ impl RunConfig {
                     .filter(|cap| *cap > 0.0),
             },
             account_budget_fails: read.text("account_budget_action") == "fail",
+            account_reserve_pct: read.number::<u32>("account_reserve_pct").min(100),
             naming_mode: read.choice("run_naming_mode", NamingMode::parse),
             naming_model: read.text("run_naming_model"),
             base_branch: read.optional("base_branch"),

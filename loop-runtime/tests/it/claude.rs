@@ -625,3 +625,81 @@ async fn an_account_budget_holds_its_runs_until_the_next_day_or_fails_them() {
     );
     runtime.shutdown().await;
 }
+
+/// `account_reserve_pct`: once the agent reports its window used beyond what the run keeps
+/// free, the run starts no new iteration until the window resets (its view says so); a run of
+/// the same account that keeps no reserve goes on.
+#[tokio::test]
+async fn a_run_keeping_a_reserve_starts_no_iteration_past_it_until_the_window_resets() {
+    let reset_s = T0 / 1000 + 1800;
+    let scratches: Vec<Scratch> = (0..2).map(|_| scratch(3)).collect();
+    stub_plan(&scratches[0], &[format!("window:0.95:{reset_s}")]);
+    stub_plan(&scratches[1], &[]);
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
+    let runtime = Runtime::builder()
+        .store(store)
+        .data_dir(scratches[0].data_dir())
+        .clock(Arc::new(clock.clone()))
+        .max_concurrency(2)
+        .build()
+        .expect("runtime");
+    let request = |scratch: &Scratch, reserve: &str| {
+        claude_request(
+            scratch,
+            &[
+                ("run_naming_mode", "spec_slug"),
+                ("account", "team"),
+                ("account_reserve_pct", reserve),
+            ],
+        )
+    };
+    let keeper = runtime
+        .submit(request(&scratches[0], "10"))
+        .await
+        .expect("submit");
+    // The first call reports 95% of the window used: past the 90% this run allows itself.
+    let mut view = view_of(&runtime, keeper.id).await;
+    for _ in 0..400 {
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.code == "account_reserve")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        view = view_of(&runtime, keeper.id).await;
+    }
+    let waiting = view.waiting.clone().expect("the run says why it waits");
+    assert_eq!(
+        (waiting.code.as_str(), waiting.until_ms),
+        ("account_reserve", Some(reset_s * 1000)),
+        "{view:?}"
+    );
+    assert!(waiting.reason.contains("95%"), "{}", waiting.reason);
+    assert_eq!(
+        view.tasks_done, 1,
+        "one iteration, then none past the reserve"
+    );
+
+    // A run of the same account that keeps no reserve is not held by it.
+    let spender = runtime
+        .submit(request(&scratches[1], "0"))
+        .await
+        .expect("submit");
+    let done = finish(&runtime, spender.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    assert_eq!(view_of(&runtime, keeper.id).await.tasks_done, 1);
+    let accounts = runtime.accounts();
+    let window = accounts[0].state.window.clone().expect("the window seen");
+    assert_eq!(
+        (window.status.as_str(), window.utilization),
+        ("allowed_warning", Some(0.95))
+    );
+
+    clock.advance(Duration::from_secs(1900));
+    let done = finish(&runtime, keeper.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    runtime.shutdown().await;
+}
