@@ -154,8 +154,10 @@ async fn a_usage_limit_waits_for_its_reset_without_spending_a_retry() {
     runtime.shutdown().await;
 }
 
+/// The reset time of the run's first `AGENT_WAITING`, within a minute (a loaded machine takes
+/// its time to reach the first call).
 async fn wait_for_waiting(runtime: &Runtime, run_id: RunId) -> i64 {
-    for _ in 0..400 {
+    for _ in 0..2400 {
         let records = events_of(runtime, run_id).await;
         if let Some(until) = records.iter().find_map(|r| match &r.event {
             Event::AgentWaiting(wait) => Some(wait.until_ms),
@@ -289,6 +291,27 @@ async fn view_of(runtime: &Runtime, run_id: RunId) -> loop_core::projection::Run
     runtime.get(run_id).await.expect("get")
 }
 
+/// The run's view once it says it waits with `code` (within a minute: a loaded machine takes
+/// its time to reach the first call).
+async fn waiting_with(
+    runtime: &Runtime,
+    run_id: RunId,
+    code: &str,
+) -> loop_core::projection::RunView {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = view_of(runtime, run_id).await;
+        if view.waiting.as_ref().is_some_and(|w| w.code == code) {
+            return view;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run_id} never waited with {code}: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Four runs on one account: the first meets the usage limit; the three submitted after it make
 /// no call before the reset, and say why; a run on another account is not held. At the reset
 /// one run calls first and the others follow once it succeeds; all four complete. Against the
@@ -351,18 +374,7 @@ async fn a_usage_limit_holds_every_run_of_its_account_and_one_probes_at_the_rese
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     // The three held runs wait for the account, each saying so, with the shared reset time.
     for &id in &held {
-        let mut view = view_of(&runtime, id).await;
-        for _ in 0..400 {
-            if view
-                .waiting
-                .as_ref()
-                .is_some_and(|w| w.code == "account_limit")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            view = view_of(&runtime, id).await;
-        }
+        let view = waiting_with(&runtime, id, "account_limit").await;
         let waiting = view.waiting.expect("the run says why it waits");
         assert_eq!(
             (waiting.code.as_str(), waiting.until_ms),
@@ -487,18 +499,7 @@ async fn an_account_wait_holds_across_a_restart() {
         .submit(request(&scratches[1]))
         .await
         .expect("submit");
-    let mut view = view_of(&runtime, second.id).await;
-    for _ in 0..400 {
-        if view
-            .waiting
-            .as_ref()
-            .is_some_and(|w| w.code == "account_limit")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        view = view_of(&runtime, second.id).await;
-    }
+    let view = waiting_with(&runtime, second.id, "account_limit").await;
     assert_eq!(
         view.waiting.as_ref().map(|w| (w.code.as_str(), w.until_ms)),
         Some(("account_limit", Some(until))),
@@ -582,18 +583,7 @@ async fn an_account_budget_holds_its_runs_until_the_next_day_or_fails_them() {
         .submit(request(&scratches[1], "team", "wait"))
         .await
         .expect("submit");
-    let mut view = view_of(&runtime, second.id).await;
-    for _ in 0..400 {
-        if view
-            .waiting
-            .as_ref()
-            .is_some_and(|w| w.code == "account_limit")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        view = view_of(&runtime, second.id).await;
-    }
+    let view = waiting_with(&runtime, second.id, "account_limit").await;
     assert_eq!(
         view.waiting.as_ref().map(|w| (w.code.as_str(), w.until_ms)),
         Some(("account_limit", Some(next_day))),
@@ -659,18 +649,7 @@ async fn a_run_keeping_a_reserve_starts_no_iteration_past_it_until_the_window_re
         .await
         .expect("submit");
     // The first call reports 95% of the window used: past the 90% this run allows itself.
-    let mut view = view_of(&runtime, keeper.id).await;
-    for _ in 0..400 {
-        if view
-            .waiting
-            .as_ref()
-            .is_some_and(|w| w.code == "account_reserve")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        view = view_of(&runtime, keeper.id).await;
-    }
+    let view = waiting_with(&runtime, keeper.id, "account_reserve").await;
     let waiting = view.waiting.clone().expect("the run says why it waits");
     assert_eq!(
         (waiting.code.as_str(), waiting.until_ms),
