@@ -37,13 +37,30 @@ fn stub_plan(scratch: &Scratch, lines: &[String]) {
 /// A runtime on a manual clock, and a task that moves the clock on by `step` every few
 /// milliseconds while `moving` says so.
 fn runtime_on(scratch: &Scratch, clock: &ManualClock) -> Runtime {
+    runtime_running(scratch, clock, 3)
+}
+
+/// [`runtime_on`] driving up to `at_once` runs (the default is 3).
+fn runtime_running(scratch: &Scratch, clock: &ManualClock, at_once: usize) -> Runtime {
     let store = Arc::new(SqliteStore::open(scratch.db()).expect("open log"));
     Runtime::builder()
         .store(store)
         .data_dir(scratch.data_dir())
         .clock(Arc::new(clock.clone()))
+        .max_concurrency(at_once)
         .build()
         .expect("runtime")
+}
+
+/// Makes the runs of these workspaces share the claude stub's account in `dir` (see the stub).
+fn share_account(scratches: &[Scratch], dir: &std::path::Path) {
+    for scratch in scratches {
+        std::fs::write(
+            scratch.repo().join(".stub-account"),
+            dir.to_string_lossy().as_bytes(),
+        )
+        .expect("stub account");
+    }
 }
 
 fn keep_advancing(clock: &ManualClock, step: Duration) -> tokio::task::JoinHandle<()> {
@@ -324,24 +341,13 @@ async fn a_usage_limit_holds_every_run_of_its_account_and_one_probes_at_the_rese
     std::fs::write(account.path().join("limited"), reset_s.to_string()).expect("limit");
     let other = tempfile::tempdir().expect("other account dir");
     let scratches: Vec<Scratch> = (0..5).map(|_| scratch(1)).collect();
-    for (i, scratch) in scratches.iter().enumerate() {
+    for scratch in &scratches {
         stub_plan(scratch, &[]);
-        let dir = if i < 4 { account.path() } else { other.path() };
-        std::fs::write(
-            scratch.repo().join(".stub-account"),
-            dir.to_string_lossy().as_bytes(),
-        )
-        .expect("stub account");
     }
+    share_account(&scratches[..4], account.path());
+    share_account(&scratches[4..], other.path());
     let clock = ManualClock::new(T0);
-    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
-    let runtime = Runtime::builder()
-        .store(store)
-        .data_dir(scratches[0].data_dir())
-        .clock(Arc::new(clock.clone()))
-        .max_concurrency(5)
-        .build()
-        .expect("runtime");
+    let runtime = runtime_running(&scratches[0], &clock, 5);
     let request = |scratch: &Scratch, account: &str| {
         claude_request(
             scratch,
@@ -463,22 +469,10 @@ async fn an_account_wait_holds_across_a_restart() {
     let scratches: Vec<Scratch> = (0..2).map(|_| scratch(1)).collect();
     for scratch in &scratches {
         stub_plan(scratch, &[]);
-        std::fs::write(
-            scratch.repo().join(".stub-account"),
-            account.path().to_string_lossy().as_bytes(),
-        )
-        .expect("stub account");
     }
+    share_account(&scratches, account.path());
     let clock = ManualClock::new(T0);
-    let open = || {
-        let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
-        Runtime::builder()
-            .store(store)
-            .data_dir(scratches[0].data_dir())
-            .clock(Arc::new(clock.clone()))
-            .build()
-            .expect("runtime")
-    };
+    let open = || runtime_on(&scratches[0], &clock);
     let request = |scratch: &Scratch| {
         claude_request(
             scratch,
@@ -531,14 +525,7 @@ async fn an_account_budget_holds_its_runs_until_the_next_day_or_fails_them() {
         stub_plan(scratch, &[]);
     }
     let clock = ManualClock::new(T0);
-    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
-    let runtime = Runtime::builder()
-        .store(store)
-        .data_dir(scratches[0].data_dir())
-        .clock(Arc::new(clock.clone()))
-        .max_concurrency(3)
-        .build()
-        .expect("runtime");
+    let runtime = runtime_running(&scratches[0], &clock, 3);
     let request = |scratch: &Scratch, account: &str, action: &str| {
         claude_request(
             scratch,
@@ -626,14 +613,7 @@ async fn a_run_keeping_a_reserve_starts_no_iteration_past_it_until_the_window_re
     stub_plan(&scratches[0], &[format!("window:0.95:{reset_s}")]);
     stub_plan(&scratches[1], &[]);
     let clock = ManualClock::new(T0);
-    let store = Arc::new(SqliteStore::open(scratches[0].db()).expect("open log"));
-    let runtime = Runtime::builder()
-        .store(store)
-        .data_dir(scratches[0].data_dir())
-        .clock(Arc::new(clock.clone()))
-        .max_concurrency(2)
-        .build()
-        .expect("runtime");
+    let runtime = runtime_running(&scratches[0], &clock, 2);
     let request = |scratch: &Scratch, reserve: &str| {
         claude_request(
             scratch,
