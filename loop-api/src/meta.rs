@@ -97,6 +97,24 @@ pub struct AccountInfo {
     /// What its calls cost on the UTC day and in the UTC month of its latest paid call.
     pub spent_day_usd: f64,
     pub spent_month_usd: f64,
+    /// The rate-limit window its agent last reported: which, its state (`allowed`,
+    /// `allowed_warning`, `rejected`), how much is used (0 to 1), and when it resets.
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub window_status: Option<String>,
+    #[serde(default)]
+    pub window_utilization: Option<f64>,
+    #[serde(default)]
+    pub window_resets_at_ms: Option<i64>,
+    /// The most calls it admits at once (`account_concurrency`), if its runs set a cap; its
+    /// calls in flight; and the runs waiting for a turn (on the node answering).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    #[serde(default)]
+    pub calls_in_flight: u32,
+    #[serde(default)]
+    pub turn_queue: Vec<RunId>,
 }
 
 /// One file of a run directory.

@@ -7,6 +7,11 @@
 //! before the reset, and after it one run probes before the others follow. [`AccountBook`]
 //! folds the log into that state; [`gate`] decides, for one run about to call its agent,
 //! whether it may.
+//!
+//! Fair share: an account may admit only so many calls at once (`account_concurrency`). When
+//! more of its runs want one than it admits, [`turn`] lets them through by how far each has
+//! come — iterations started over its `priority` — so they take turns iteration by iteration
+//! rather than in the order they asked.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,10 +49,27 @@ pub struct AccountState {
 /// Every account's state, folded from the log; applying a record twice changes nothing.
 #[derive(Clone, Debug, Default)]
 pub struct AccountBook {
-    runs: HashMap<RunId, (String, Version)>,
-    /// Each run's `account_reserve_pct`, when it keeps one.
-    reserves: HashMap<RunId, u32>,
+    runs: HashMap<RunId, RunEntry>,
     accounts: BTreeMap<String, AccountState>,
+}
+
+/// What the book keeps of one run.
+#[derive(Clone, Debug)]
+struct RunEntry {
+    account: String,
+    /// The version of the run's last applied record.
+    applied: Version,
+    /// Its `account_reserve_pct` (0 = none).
+    reserve_pct: u32,
+    /// Its `account_concurrency` (0 = no cap) and `priority` (at least 1).
+    concurrency: u32,
+    priority: u32,
+    /// The highest iteration it started an implementation call for.
+    iterations: u32,
+    /// Whether a step of its agent (implementation or review) is open: a call in flight.
+    in_call: bool,
+    /// Whether the run has ended; it no longer sets its account's cap.
+    ended: bool,
 }
 
 impl AccountBook {
@@ -70,25 +92,45 @@ impl AccountBook {
                 .cloned()
                 .unwrap_or_else(|| UNNAMED.to_owned());
             self.accounts.entry(account.clone()).or_default();
-            if let Some(pct) = created
-                .config
-                .get("account_reserve_pct")
-                .and_then(|pct| pct.parse::<u32>().ok())
-                .filter(|pct| *pct > 0)
-            {
-                self.reserves.insert(record.run_id, pct.min(100));
-            }
-            self.runs.insert(record.run_id, (account, record.version));
+            let number = |key: &str| created.config.get(key).and_then(|n| n.parse::<u32>().ok());
+            let entry = RunEntry {
+                account,
+                applied: record.version,
+                reserve_pct: number("account_reserve_pct").unwrap_or(0).min(100),
+                concurrency: number("account_concurrency").unwrap_or(0),
+                priority: number("priority").unwrap_or(1).max(1),
+                iterations: 0,
+                in_call: false,
+                ended: false,
+            };
+            self.runs.insert(record.run_id, entry);
             return;
         }
-        let Some((account, applied)) = self.runs.get_mut(&record.run_id) else {
+        let Some(run) = self.runs.get_mut(&record.run_id) else {
             return;
         };
-        if record.version != applied.next() {
+        if record.version != run.applied.next() {
             return;
         }
-        *applied = record.version;
-        let state = self.accounts.entry(account.clone()).or_default();
+        run.applied = record.version;
+        match &record.event {
+            Event::StepStarted(step)
+                if matches!(step.phase, Phase::Implementation | Phase::Review) =>
+            {
+                run.in_call = true;
+                if step.phase == Phase::Implementation {
+                    run.iterations = run.iterations.max(step.iteration);
+                }
+            }
+            Event::StepFinished(_) => run.in_call = false,
+            Event::RunRetried(_) => run.ended = false,
+            event if event.is_terminal() => {
+                run.in_call = false;
+                run.ended = true;
+            }
+            _ => {}
+        }
+        let state = self.accounts.entry(run.account.clone()).or_default();
         if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
             let day = record.ts_ms.div_euclid(86_400_000);
             let month = month_of(record.ts_ms);
@@ -142,12 +184,38 @@ impl AccountBook {
 
     /// The account a run's calls count against, once its `RUN_CREATED` was applied.
     pub fn account_of(&self, run_id: RunId) -> Option<&str> {
-        self.runs.get(&run_id).map(|(account, _)| account.as_str())
+        self.runs.get(&run_id).map(|run| run.account.as_str())
     }
 
     /// The run's `account_reserve_pct` (0 when it keeps none).
     pub fn reserve_of(&self, run_id: RunId) -> u32 {
-        self.reserves.get(&run_id).copied().unwrap_or(0)
+        self.runs.get(&run_id).map_or(0, |run| run.reserve_pct)
+    }
+
+    /// The most calls the account admits at once: the smallest `account_concurrency` of its
+    /// runs that have not ended, if any sets one.
+    pub fn concurrency_of(&self, account: &str) -> Option<u32> {
+        self.runs
+            .values()
+            .filter(|run| run.account == account && !run.ended && run.concurrency > 0)
+            .map(|run| run.concurrency)
+            .min()
+    }
+
+    /// The account's calls in flight, as the log shows them (open implementation and review
+    /// steps of its runs).
+    pub fn calls_in_flight(&self, account: &str) -> u32 {
+        let open = self
+            .runs
+            .values()
+            .filter(|run| run.account == account && run.in_call)
+            .count();
+        u32::try_from(open).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the log shows a call of the run in flight.
+    pub fn in_call(&self, run_id: RunId) -> bool {
+        self.runs.get(&run_id).is_some_and(|run| run.in_call)
     }
 
     pub fn state(&self, account: &str) -> Option<&AccountState> {
@@ -165,7 +233,7 @@ impl AccountBook {
     pub fn runs_of<'a>(&'a self, account: &'a str) -> impl Iterator<Item = RunId> + 'a {
         self.runs
             .iter()
-            .filter(move |(_, (of, _))| of == account)
+            .filter(move |(_, run)| run.account == account)
             .map(|(run, _)| *run)
     }
 }
@@ -305,6 +373,68 @@ pub fn gate(state: &AccountState, probe: Option<RunId>, run: RunId, now_ms: i64)
     }
 }
 
+/// A run waiting for a turn of its account's calls, and when it came: a number that grows
+/// with each run that comes to wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub run_id: RunId,
+    pub arrived: u64,
+}
+
+/// What [`turn`] decides for one waiting run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// It may call now.
+    Go,
+    /// It waits: `in_flight` of the `cap` calls are taken, and `ahead` waiting runs go first.
+    Wait {
+        in_flight: u32,
+        cap: u32,
+        ahead: usize,
+    },
+}
+
+/// Whether `run`, one of `waiting`, may start its call: the account's cap less the calls in
+/// flight (the log's, plus `granted` ones not in the log yet) leaves room, and no more waiting
+/// runs than that room come before it. Runs come in the order of iterations started over
+/// priority (so each takes a turn per round, a run of priority 2 two), then of how long they
+/// have waited, then of id. Without a cap every run goes.
+pub fn turn(
+    book: &AccountBook,
+    account: &str,
+    waiting: &[Waiter],
+    granted: u32,
+    run: RunId,
+) -> Turn {
+    let Some(cap) = book.concurrency_of(account) else {
+        return Turn::Go;
+    };
+    let in_flight = book.calls_in_flight(account) + granted;
+    let room = cap.saturating_sub(in_flight) as usize;
+    let mut line: Vec<&Waiter> = waiting.iter().collect();
+    line.sort_by(|a, b| {
+        let (a_run, b_run) = (book.runs.get(&a.run_id), book.runs.get(&b.run_id));
+        // iterations_a / priority_a against iterations_b / priority_b, without division.
+        let pass = |run: Option<&RunEntry>, other: Option<&RunEntry>| {
+            u64::from(run.map_or(0, |r| r.iterations)) * u64::from(other.map_or(1, |r| r.priority))
+        };
+        pass(a_run, b_run)
+            .cmp(&pass(b_run, a_run))
+            .then(a.arrived.cmp(&b.arrived))
+            .then_with(|| a.run_id.cmp(&b.run_id))
+    });
+    let ahead = line.iter().take_while(|w| w.run_id != run).count();
+    if ahead < room {
+        Turn::Go
+    } else {
+        Turn::Wait {
+            in_flight,
+            cap,
+            ahead,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -344,6 +474,137 @@ mod tests {
             "status": status, "cost_usd": cost,
         });
         serde_json::from_value(json).expect("a step end")
+    }
+
+    fn created_with(account: &str, pairs: &[(&str, &str)]) -> RunCreated {
+        let mut created = created(account);
+        for (key, value) in pairs {
+            created
+                .config
+                .insert((*key).to_owned(), (*value).to_owned());
+        }
+        created
+    }
+
+    fn started(phase: Phase, iteration: u32) -> Event {
+        let step_id = crate::ids::StepId::from_parts(1, [iteration as u8; 10]);
+        let json = serde_json::json!({
+            "step_id": step_id, "phase": phase, "iteration": iteration,
+        });
+        Event::StepStarted(serde_json::from_value(json).expect("a step start"))
+    }
+
+    /// Runs on a one-call account, each asking again as soon as its call ends: who gets the
+    /// turns, in order.
+    fn turns_taken(priorities: &[u32], turns: usize) -> Vec<usize> {
+        let mut book = AccountBook::new();
+        let runs: Vec<RunId> = (0..priorities.len())
+            .map(|i| RunId::from_parts(1, [i as u8 + 1; 10]))
+            .collect();
+        let mut versions = vec![1u64; runs.len()];
+        for (run, priority) in runs.iter().zip(priorities) {
+            let config = [
+                ("account_concurrency", "1"),
+                ("priority", &*priority.to_string()),
+            ];
+            book.apply(&record(*run, 1, 0, created_with("team", &config)));
+        }
+        let mut since = vec![0u64; runs.len()];
+        let mut order = Vec::new();
+        for now in 1..=turns as i64 {
+            let waiting: Vec<Waiter> = runs
+                .iter()
+                .zip(&since)
+                .map(|(run, since)| Waiter {
+                    run_id: *run,
+                    arrived: *since,
+                })
+                .collect();
+            let going: Vec<usize> = (0..runs.len())
+                .filter(|i| turn(&book, "team", &waiting, 0, runs[*i]) == Turn::Go)
+                .collect();
+            assert_eq!(going.len(), 1, "one call at a time: {going:?}");
+            let i = going[0];
+            let iteration = book.runs[&runs[i]].iterations + 1;
+            versions[i] += 1;
+            book.apply(&record(
+                runs[i],
+                versions[i],
+                now,
+                started(Phase::Implementation, iteration),
+            ));
+            // While its call is in flight nobody else goes.
+            assert!(matches!(
+                turn(&book, "team", &waiting, 0, runs[(i + 1) % runs.len()]),
+                Turn::Wait {
+                    in_flight: 1,
+                    cap: 1,
+                    ..
+                }
+            ));
+            versions[i] += 1;
+            book.apply(&record(
+                runs[i],
+                versions[i],
+                now,
+                finished(StepStatus::Succeeded, 0.0),
+            ));
+            since[i] = now as u64;
+            order.push(i);
+        }
+        order
+    }
+
+    #[test]
+    fn runs_on_a_capped_account_take_turns_by_iteration_weighted_by_priority() {
+        assert_eq!(turns_taken(&[1, 1, 1], 9), [0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        let weighted = turns_taken(&[2, 1, 1], 12);
+        let count = |i| weighted.iter().filter(|&&r| r == i).count();
+        assert_eq!((count(0), count(1), count(2)), (6, 3, 3), "{weighted:?}");
+    }
+
+    #[test]
+    fn without_a_cap_every_run_goes_and_granted_calls_count_against_one() {
+        let mut book = AccountBook::new();
+        let (a, b) = (RunId::from_parts(1, [1; 10]), RunId::from_parts(1, [2; 10]));
+        book.apply(&record(a, 1, 0, created("team")));
+        book.apply(&record(
+            b,
+            1,
+            0,
+            created_with("team", &[("account_concurrency", "2")]),
+        ));
+        let waiting = [
+            Waiter {
+                run_id: a,
+                arrived: 0,
+            },
+            Waiter {
+                run_id: b,
+                arrived: 1,
+            },
+        ];
+        assert_eq!(book.concurrency_of("team"), Some(2));
+        assert_eq!(turn(&book, "team", &waiting, 0, b), Turn::Go);
+        book.apply(&record(a, 2, 5, started(Phase::Review, 1)));
+        assert_eq!(book.calls_in_flight("team"), 1);
+        assert_eq!(
+            turn(&book, "team", &waiting[1..], 1, b),
+            Turn::Wait {
+                in_flight: 2,
+                cap: 2,
+                ahead: 0
+            }
+        );
+        // The run that set the cap ends: the account has none any more.
+        book.apply(&record(
+            b,
+            2,
+            6,
+            Event::RunCanceled(serde_json::from_value(serde_json::json!({})).expect("a cancel")),
+        ));
+        assert_eq!(book.concurrency_of("team"), None);
+        assert_eq!(turn(&book, "team", &waiting, 5, a), Turn::Go);
     }
 
     #[test]

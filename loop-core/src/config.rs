@@ -221,6 +221,18 @@ pub const KEYS: &[Key] = &[
         "start no new iteration while the account's rate-limit window is used beyond 100 minus this percent; 0 = none",
     ),
     key(
+        "account_concurrency",
+        "0",
+        Count,
+        "the most agent calls of this run's account at once; when more of its runs want one they take turns by iteration; 0 = no cap",
+    ),
+    key(
+        "priority",
+        "1",
+        Count,
+        "this run's share of its account's turns under account_concurrency (2 takes two iterations for one of 1; 0 counts as 1)",
+    ),
+    key(
         "account_budget_usd_per_day",
         "0",
         Amount,

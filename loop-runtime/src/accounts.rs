@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use loop_core::account::{AccountBook, AccountState, Gate, gate};
+use loop_core::account::{AccountBook, Gate, Turn, Waiter, gate, turn};
 use loop_core::config::RunConfig;
 use loop_core::{EventRecord, RunId};
 use tokio::sync::Notify;
@@ -20,6 +20,10 @@ use crate::clock::Clock;
 /// How long the others wait for a probe that says nothing (its run paused or died mid-call)
 /// before one of them probes instead.
 const PROBE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// How long a turn given to a run holds its place before the log shows its call: a run that
+/// was given one and then did not call (it was stopped in between) frees it after this.
+const TURN_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The account a run's calls count against when its configuration names none: the agent and
 /// where its credentials live (an API key by a fingerprint, never itself).
@@ -63,6 +67,22 @@ struct Book {
     book: AccountBook,
     /// Per account: the run probing it since the reset, and since when (runtime clock).
     probes: std::collections::HashMap<String, (RunId, i64)>,
+    /// Per account: this runtime's runs waiting for a turn of its calls (fair share).
+    waiting: std::collections::HashMap<String, Vec<Waiter>>,
+    /// Runs given a turn whose call the log does not show yet, with their account and when.
+    granted: std::collections::HashMap<RunId, (String, i64)>,
+}
+
+impl Book {
+    /// Turns given on `account` whose call the log does not show yet.
+    fn granted_on(&self, account: &str) -> u32 {
+        let count = self
+            .granted
+            .values()
+            .filter(|(of, _)| of == account)
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
 }
 
 /// The accounts of the runs this runtime knows.
@@ -73,6 +93,8 @@ pub(crate) struct Accounts {
     /// Set once the log as it was when the runtime opened it is applied: until then no run is
     /// cleared to call (a limit met before a restart still holds after it).
     ready: std::sync::atomic::AtomicBool,
+    /// Numbers the runs coming to wait for a turn, in order.
+    arrivals: std::sync::atomic::AtomicU64,
 }
 
 impl Accounts {
@@ -84,6 +106,18 @@ impl Accounts {
     pub(crate) fn apply(&self, record: &EventRecord) {
         let mut book = self.lock();
         book.book.apply(record);
+        // A turn given is in the log once the run's call is, or void once the run stops.
+        if book.book.in_call(record.run_id)
+            || matches!(
+                record.event,
+                loop_core::Event::RunPaused(_)
+                    | loop_core::Event::RunFailed(_)
+                    | loop_core::Event::RunCanceled(_)
+                    | loop_core::Event::RunCompleted(_)
+            )
+        {
+            book.granted.remove(&record.run_id);
+        }
         let account = book.book.account_of(record.run_id).map(str::to_owned);
         if let Some(account) = account {
             // The probe answered (its call finished, or met the limit again) or stopped.
@@ -149,15 +183,25 @@ impl Accounts {
     }
 
     /// Every account with its state and its runs.
-    pub(crate) fn snapshot(&self) -> Vec<(String, AccountState, Vec<RunId>, Option<RunId>)> {
+    pub(crate) fn snapshot(&self) -> Vec<crate::AccountSummary> {
         let book = self.lock();
         book.book
             .accounts()
             .map(|(name, state)| {
                 let mut runs: Vec<RunId> = book.book.runs_of(name).collect();
                 runs.sort();
-                let probe = book.probes.get(name).map(|(run, _)| *run);
-                (name.to_owned(), state.clone(), runs, probe)
+                let mut turn_queue: Vec<Waiter> =
+                    book.waiting.get(name).cloned().unwrap_or_default();
+                turn_queue.sort_by_key(|w| w.arrived);
+                crate::AccountSummary {
+                    account: name.to_owned(),
+                    state: state.clone(),
+                    runs,
+                    probe: book.probes.get(name).map(|(run, _)| *run),
+                    concurrency: book.book.concurrency_of(name),
+                    calls_in_flight: book.book.calls_in_flight(name),
+                    turn_queue: turn_queue.into_iter().map(|w| w.run_id).collect(),
+                }
             })
             .collect()
     }
@@ -266,6 +310,80 @@ impl Accounts {
                 }
             }
         }
+    }
+}
+
+impl Accounts {
+    /// Waits for `run_id`'s turn to call its agent when its account admits only so many calls
+    /// at once (`account_concurrency`): the runs waiting take turns by iteration and priority
+    /// ([`loop_core::account::turn`]). At once without a cap. `false` when cancelled.
+    pub(crate) async fn take_turn(
+        &self,
+        run_id: RunId,
+        clock: &dyn Clock,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let arrived = self
+            .arrivals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let going = loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let decision = {
+                let mut book = self.lock();
+                let Some(account) = book.book.account_of(run_id).map(str::to_owned) else {
+                    return true;
+                };
+                let now = clock.now_ms();
+                let patience = TURN_PATIENCE.as_millis() as i64;
+                book.granted.retain(|_, (_, at)| now - *at < patience);
+                let line = book.waiting.entry(account.clone()).or_default();
+                if !line.iter().any(|w| w.run_id == run_id) {
+                    line.push(Waiter { run_id, arrived });
+                }
+                let line = book.waiting[&account].clone();
+                let granted = book.granted_on(&account);
+                let decision = turn(&book.book, &account, &line, granted, run_id);
+                if decision == Turn::Go {
+                    book.granted.insert(run_id, (account.clone(), now));
+                }
+                decision
+            };
+            if decision == Turn::Go {
+                break true;
+            }
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                () = cancel.cancelled() => break false,
+            }
+        };
+        let mut book = self.lock();
+        for line in book.waiting.values_mut() {
+            line.retain(|w| w.run_id != run_id);
+        }
+        drop(book);
+        // The others' places in line moved.
+        self.changed.notify_waiters();
+        going
+    }
+
+    /// Frees the turn `run_id` was given and will not use now.
+    pub(crate) fn give_back_turn(&self, run_id: RunId) {
+        self.lock().granted.remove(&run_id);
+        self.changed.notify_waiters();
+    }
+
+    /// Why `run_id` waits for a turn of its account's calls, if it does.
+    pub(crate) fn turn_of(&self, run_id: RunId) -> Option<(String, Turn)> {
+        let book = self.lock();
+        let (account, line) = book
+            .waiting
+            .iter()
+            .find(|(_, line)| line.iter().any(|w| w.run_id == run_id))?;
+        let decision = turn(&book.book, account, line, book.granted_on(account), run_id);
+        Some((account.clone(), decision))
     }
 }
 

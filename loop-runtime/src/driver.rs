@@ -143,6 +143,18 @@ impl Driver {
                     }
                     continue;
                 }
+                // Fair share: when the account admits only so many calls at once, its runs
+                // take turns. A limit met while this run waited holds it again.
+                if !accounts
+                    .take_turn(self.run.run_id, clock.as_ref(), &self.cancel)
+                    .await
+                {
+                    return Ok(DriverEnd::Stopped);
+                }
+                if accounts.hold(self.run.run_id, self.now()).is_some() {
+                    accounts.give_back_turn(self.run.run_id);
+                    continue;
+                }
             }
             let end = match next {
                 Next::Implement { iteration, attempt } => {

@@ -62,14 +62,16 @@ const DRAIN: Duration = Duration::from_secs(3);
 const PAGE: usize = 256;
 
 /// What a notable event means to a person (`LOOP_NOTIFY_KIND`, the `X-Loop-Kind` header):
-/// `run_completed`, `run_failed`, `run_canceled`, `usage_limit_wait`, `watchdog_gave_up` or
-/// `merge_conflict`; `None` for any other event.
+/// `run_completed`, `run_failed`, `run_canceled`, `usage_limit_wait`, `account_budget_wait`,
+/// `watchdog_gave_up` or `merge_conflict`; `None` for any other event.
 pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
     Some(match event {
         Event::RunCompleted(_) => "run_completed",
         Event::RunFailed(failed) if failed.watchdog_gave_up() => "watchdog_gave_up",
         Event::RunFailed(_) => "run_failed",
         Event::RunCanceled(_) => "run_canceled",
+        // A budget stop is the one wait recorded outside any step: no call met a limit.
+        Event::AgentWaiting(wait) if wait.step_id.is_none() => "account_budget_wait",
         Event::AgentWaiting(_) => "usage_limit_wait",
         Event::MergeFinished(merge) if merge.conflict.is_some() => "merge_conflict",
         _ => return None,
@@ -598,12 +600,21 @@ mod tests {
             ),
             (
                 Event::from(AgentWaiting {
-                    step_id: None,
+                    step_id: Some(loop_core::StepId::from_parts(1, [1; 10])),
                     until_ms: 1,
                     reason: "limit".to_owned(),
                     paid: Default::default(),
                 }),
                 Some("usage_limit_wait"),
+            ),
+            (
+                Event::from(AgentWaiting {
+                    step_id: None,
+                    until_ms: 1,
+                    reason: "account budget".to_owned(),
+                    paid: Default::default(),
+                }),
+                Some("account_budget_wait"),
             ),
             (merge(Some("src/lib.rs")), Some("merge_conflict")),
             (merge(None), None),

@@ -103,18 +103,7 @@ impl Runtime {
     /// Every agent account of the runs in the log: its state (limit, spend), its runs, and the
     /// run probing it since its reset, if any.
     pub fn accounts(&self) -> Vec<AccountSummary> {
-        self.services
-            .journal
-            .accounts()
-            .snapshot()
-            .into_iter()
-            .map(|(account, state, runs, probe)| AccountSummary {
-                account,
-                state,
-                runs,
-                probe,
-            })
-            .collect()
+        self.services.journal.accounts().snapshot()
     }
 
     /// How many runs this runtime drives now.
@@ -506,4 +495,10 @@ pub struct AccountSummary {
     pub state: loop_core::account::AccountState,
     pub runs: Vec<RunId>,
     pub probe: Option<RunId>,
+    /// The most calls it admits at once (`account_concurrency`), if its runs set a cap.
+    pub concurrency: Option<u32>,
+    /// Its calls in flight, as the log shows them.
+    pub calls_in_flight: u32,
+    /// This runtime's runs waiting for a turn of its calls, longest-waiting first.
+    pub turn_queue: Vec<RunId>,
 }

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use loop_core::account::Gate;
+use loop_core::account::{Gate, Turn};
 use loop_core::projection::{RunView, Waiting};
 use loop_core::{Command, RunId, RunStatus};
 use loop_store::RunQuery;
@@ -426,6 +426,33 @@ impl Scheduler {
                 )),
                 _ => None,
             };
+        }
+        // A running run waiting for its turn of the account's calls (fair share).
+        if view.status == RunStatus::Running && view.waiting.is_none() {
+            let turn = self.services.journal.accounts().turn_of(view.id);
+            if let Some((
+                account,
+                Turn::Wait {
+                    in_flight,
+                    cap,
+                    ahead,
+                },
+            )) = turn
+            {
+                let line = match ahead {
+                    0 => "it is next".to_owned(),
+                    1 => "1 run goes before it".to_owned(),
+                    n => format!("{n} runs go before it"),
+                };
+                view.waiting = Some(Waiting::new(
+                    "account_turn",
+                    format!(
+                        "account {account}: {in_flight} of its {cap} calls at once are in flight \
+                         (account_concurrency); its runs take turns by iteration and priority, \
+                         and {line}"
+                    ),
+                ));
+            }
         }
     }
 

@@ -66,6 +66,11 @@ pub struct RunConfig {
     pub account_budget_fails: bool,
     /// The share of the account's rate-limit window kept free (`account_reserve_pct`, 0 = none).
     pub account_reserve_pct: u32,
+    /// The most agent calls of the account at once (`account_concurrency`); its runs take
+    /// turns for them.
+    pub account_concurrency: Option<u32>,
+    /// The run's weight in those turns (`priority`, at least 1).
+    pub priority: u32,
     pub naming_mode: NamingMode,
     pub naming_model: String,
     pub base_branch: Option<String>,
@@ -137,6 +142,8 @@ impl RunConfig {
             },
             account_budget_fails: read.text("account_budget_action") == "fail",
             account_reserve_pct: read.number::<u32>("account_reserve_pct").min(100),
+            account_concurrency: read.limit("account_concurrency"),
+            priority: read.number::<u32>("priority").max(1),
             naming_mode: read.choice("run_naming_mode", NamingMode::parse),
             naming_model: read.text("run_naming_model"),
             base_branch: read.optional("base_branch"),

@@ -662,3 +662,97 @@ async fn a_run_keeping_a_reserve_starts_no_iteration_past_it_until_the_window_re
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     runtime.shutdown().await;
 }
+
+/// Fair share: an account that admits one call at once (`account_concurrency=1`) gives its
+/// runs turns by iteration. While one run's call is in flight the other waits and says so;
+/// then each takes an iteration in turn, never two in a row while the other still wants one,
+/// and no two calls of the account overlap.
+#[tokio::test]
+async fn runs_of_an_account_admitting_one_call_take_turns_by_iteration() {
+    let scratches: Vec<Scratch> = (0..2).map(|_| scratch(3)).collect();
+    let account = tempfile::tempdir().expect("account dir");
+    share_account(&scratches, account.path());
+    // The first run's first call is slow, so the second comes to wait for its turn.
+    stub_plan(&scratches[0], &["quiet:2".to_owned()]);
+    stub_plan(&scratches[1], &[]);
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_running(&scratches[0], &clock, 2);
+    let request = |scratch: &Scratch| {
+        claude_request(
+            scratch,
+            &[
+                ("run_naming_mode", "spec_slug"),
+                ("account", "team"),
+                ("account_concurrency", "1"),
+            ],
+        )
+    };
+    let first = runtime
+        .submit(request(&scratches[0]))
+        .await
+        .expect("submit");
+    let calls = account.path().join("calls");
+    for _ in 0..600 {
+        if std::fs::read_to_string(&calls).is_ok_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = runtime
+        .submit(request(&scratches[1]))
+        .await
+        .expect("submit");
+    let view = waiting_with(&runtime, second.id, "account_turn").await;
+    let reason = view.waiting.expect("why it waits").reason;
+    assert!(reason.contains("1 of its 1 calls"), "{reason}");
+    let accounts = runtime.accounts();
+    assert_eq!(
+        (accounts[0].concurrency, accounts[0].turn_queue.clone()),
+        (Some(1), vec![second.id])
+    );
+
+    for run in [first.id, second.id] {
+        let done = finish(&runtime, run).await;
+        assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    }
+    // The account's calls in the order they started, by run.
+    let order: Vec<RunId> = std::fs::read_to_string(&calls)
+        .expect("calls")
+        .lines()
+        .map(|line| {
+            line.split(' ')
+                .next()
+                .expect("a run id")
+                .parse()
+                .expect("a run id")
+        })
+        .collect();
+    let last_of = |run| order.iter().rposition(|r| *r == run).expect("a call");
+    let both_want = last_of(first.id).min(last_of(second.id));
+    assert!(
+        order[..=both_want].windows(2).all(|w| w[0] != w[1]),
+        "turns alternate while both runs want them: {order:?}"
+    );
+    // One call at a time: every implementation step closes before the next one opens.
+    let mut steps: Vec<(u64, u64)> = Vec::new();
+    for run in [first.id, second.id] {
+        let mut open = None;
+        for record in events_of(&runtime, run).await {
+            match &record.event {
+                Event::StepStarted(s) if s.phase == Phase::Implementation => {
+                    open = Some(record.seq.0)
+                }
+                Event::StepFinished(s) if s.phase == Phase::Implementation => {
+                    steps.push((open.take().expect("a started step"), record.seq.0));
+                }
+                _ => {}
+            }
+        }
+    }
+    steps.sort();
+    assert!(
+        steps.windows(2).all(|w| w[0].1 < w[1].0),
+        "calls overlapped: {steps:?}"
+    );
+    runtime.shutdown().await;
+}

@@ -27,6 +27,21 @@ pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
             (Some(until), None) => format!("held until {until} ({why})"),
             (None, _) => "ok".to_owned(),
         };
+        let mut state = vec![state];
+        if let Some(used) = account.window_utilization {
+            let window = account.window.as_deref().unwrap_or("window");
+            let status = account.window_status.as_deref().unwrap_or("allowed");
+            state.push(format!("{window} {:.0}% used ({status})", used * 100.0));
+        }
+        if let Some(cap) = account.concurrency {
+            let waiting = match account.turn_queue.len() {
+                0 => String::new(),
+                1 => ", 1 run waits for a turn".to_owned(),
+                n => format!(", {n} runs wait for a turn"),
+            };
+            state.push(format!("{}/{cap} calls{waiting}", account.calls_in_flight));
+        }
+        let state = state.join("; ");
         out.line(&format!(
             "{:<40}  {:>4}  {:>6}  {:>9}  {:>10}  {state}",
             account.account,

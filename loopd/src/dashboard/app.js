@@ -67,6 +67,26 @@ function waitingText(run) {
   return text;
 }
 
+/// One account's state in words, as `loopctl accounts` gives it.
+function accountState(account) {
+  const parts = [];
+  if (account.limited_until_ms) {
+    let held = `held ${duration(account.limited_until_ms - Date.now())} more (${account.limit_reason || 'usage limit'})`;
+    if (account.probe) held += `; run ${account.probe.slice(0, 8)} calls first`;
+    parts.push(held);
+  } else {
+    parts.push('ok');
+  }
+  if (account.window_utilization !== null && account.window_utilization !== undefined) {
+    parts.push(`${account.window || 'window'} ${Math.round(account.window_utilization * 100)}% used (${account.window_status || 'allowed'})`);
+  }
+  if (account.concurrency) {
+    const line = account.turn_queue.length;
+    parts.push(`${account.calls_in_flight}/${account.concurrency} calls${line ? `, ${line} waiting for a turn` : ''}`);
+  }
+  return parts.join('; ');
+}
+
 function statusBadge(status) {
   return h('span', { class: `status s-${status}`, text: status });
 }
@@ -254,6 +274,18 @@ function board(signal) {
   const queue = h('p', { class: 'note queue', id: 'queue', 'aria-live': 'polite' });
   const body = h('tbody', { id: 'runs' });
   const empty = h('p', { class: 'empty', id: 'no-runs', text: 'No runs yet. Start one with loopctl run.' });
+  const accountRows = h('tbody', { id: 'accounts' });
+  const accounts = h('section', { id: 'accounts-section', hidden: true },
+    h('h2', { text: 'Accounts' }),
+    h('table', { class: 'runs accounts' },
+      h('thead', {}, h('tr', {},
+        h('th', { class: 'c-account', scope: 'col', text: 'Account' }),
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Runs' }),
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Calls' }),
+        h('th', { class: 'c-cost num', scope: 'col', text: 'Today' }),
+        h('th', { class: 'c-cost num', scope: 'col', text: 'Month' }),
+        h('th', { class: 'c-note', scope: 'col', text: 'State' }))),
+      accountRows));
   root.append(
     h('h1', { text: 'Runs' }),
     h('div', { class: 'toolbar' },
@@ -272,7 +304,8 @@ function board(signal) {
         h('th', { class: 'c-time num', scope: 'col', text: 'Elapsed' }),
         h('th', { class: 'c-note', scope: 'col', text: 'Waiting for' }))),
       body),
-    empty);
+    empty,
+    accounts);
 
   function visible(run) {
     return (!filters.status || run.status === filters.status)
@@ -362,6 +395,31 @@ function board(signal) {
     applyFilters();
   }
 
+  // The accounts the runs' calls count against: their limits, reserve window, turns and spend
+  // (GET /accounts), read again as the runs' events arrive.
+  const showAccounts = debounce(async () => {
+    let answer;
+    try {
+      answer = await api('GET', '/accounts');
+    } catch (error) {
+      if (error.status !== 401) console.warn('accounts', error);
+      return;
+    }
+    if (signal.aborted) return;
+    accountRows.replaceChildren(...answer.accounts.map((account) => {
+      const state = accountState(account);
+      return h('tr', { 'data-account': account.account },
+        h('td', { class: 'c-account', title: account.account, text: account.account }),
+        h('td', { class: 'c-iter num', text: String(account.runs.length) }),
+        h('td', { class: 'c-iter num', text: count(account.calls) }),
+        h('td', { class: 'c-cost num', text: money(account.spent_day_usd) }),
+        h('td', { class: 'c-cost num', text: money(account.spent_month_usd) }),
+        h('td', { class: 'c-note waiting', title: state, text: state }));
+    }));
+    accounts.hidden = answer.accounts.length === 0;
+  }, 500);
+  showAccounts('all');
+
   const refresh = debounce(async (id) => {
     try {
       const { run } = await api('GET', `/runs/${id}`);
@@ -403,7 +461,7 @@ function board(signal) {
       signal,
       onFrame: (frame) => {
         if (frame.event === 'error') return;
-        try { refresh(JSON.parse(frame.data).run_id); } catch { /* a keep-alive or junk */ }
+        try { refresh(JSON.parse(frame.data).run_id); showAccounts('all'); } catch { /* a keep-alive or junk */ }
       },
     });
   })();

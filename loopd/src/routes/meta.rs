@@ -159,6 +159,13 @@ pub async fn accounts(State(state): State<AppState>) -> Json<Accounts> {
         .accounts()
         .into_iter()
         .map(|summary| AccountInfo {
+            window: summary.state.window.as_ref().and_then(|w| w.window.clone()),
+            window_status: summary.state.window.as_ref().map(|w| w.status.clone()),
+            window_utilization: summary.state.window.as_ref().and_then(|w| w.utilization),
+            window_resets_at_ms: summary.state.window.as_ref().and_then(|w| w.resets_at_ms),
+            concurrency: summary.concurrency,
+            calls_in_flight: summary.calls_in_flight,
+            turn_queue: summary.turn_queue,
             limited_until: summary.state.limited_until_ms.map(rfc3339_ms),
             limited_until_ms: summary.state.limited_until_ms,
             limited_by: summary.state.limited_by,

@@ -334,6 +334,26 @@ fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
     let shift = browser.layout_shift();
     assert!(shift < 0.05, "the board moved while it updated: {shift}");
 
+    // The account the run's calls counted against, under the runs: its run and its calls.
+    let account = "#accounts tr[data-account]";
+    browser.wait_text(
+        &format!("{account} td:nth-child(3)"),
+        "the account's calls",
+        |t| t.parse::<u32>().is_ok_and(|calls| calls >= 2),
+    );
+    assert_eq!(
+        browser
+            .text(&format!("{account} td:nth-child(2)"))
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        browser
+            .text(&format!("{account} td:nth-child(6)"))
+            .as_deref(),
+        Some("ok")
+    );
+
     // The filters: another status hides it, its own shows it.
     browser.choose("#filter-status", "FAILED");
     assert_eq!(
