@@ -95,6 +95,7 @@ fn runtime_round(tasks: usize) -> RuntimeRound {
             config.insert(key.to_owned(), value.to_owned());
         }
         let request = RunRequest {
+            repo_url: None,
             workspace_root: repo.clone(),
             spec_path: SPEC.to_owned(),
             config,

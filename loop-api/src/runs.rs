@@ -20,8 +20,15 @@ pub struct CreateRun {
     /// The plan; `<plans_dir>/<spec stem>-plan.md` unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_path: Option<String>,
-    /// The repository the run works on: an absolute path to its top directory.
+    /// The repository the run works on: an absolute path to its top directory. Empty when the
+    /// run names `repo_url` instead.
+    #[serde(default)]
     pub workspace_root: String,
+    /// The repository by URL (`file://`, ssh, https) instead of a path: the node mirrors it,
+    /// starts the run from `base_branch` there, pushes the run branch after each step, and
+    /// merges by pushing. Any node of a cluster can continue the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Configuration keys (`.loop/config` names) and their values: strings, numbers or
@@ -51,14 +58,24 @@ struct Request {
     spec_path: String,
     #[serde(default)]
     plan_path: Option<String>,
+    #[serde(default)]
     workspace_root: String,
+    #[serde(default)]
+    repo_url: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, Value>,
 }
 
-const REQUEST_FIELDS: [&str; 5] = ["spec_path", "plan_path", "workspace_root", "name", "config"];
+const REQUEST_FIELDS: [&str; 6] = [
+    "spec_path",
+    "plan_path",
+    "workspace_root",
+    "repo_url",
+    "name",
+    "config",
+];
 
 impl CreateRun {
     /// Reads a body, every mistake naming its field (`field \`iterations\`: invalid type…`,
@@ -84,10 +101,28 @@ impl CreateRun {
         }
         let request: Request = typed(Value::Object(request))?;
         let flags: RunFlags = typed(Value::Object(all))?;
+        match (request.workspace_root.is_empty(), &request.repo_url) {
+            (true, None) => {
+                return Err(BodyError::Field {
+                    field: "workspace_root".to_owned(),
+                    problem: "missing: name the repository by workspace_root (a path) or \
+                              repo_url"
+                        .to_owned(),
+                });
+            }
+            (false, Some(_)) => {
+                return Err(BodyError::Field {
+                    field: "repo_url".to_owned(),
+                    problem: "give workspace_root or repo_url, not both".to_owned(),
+                });
+            }
+            _ => {}
+        }
         Ok(CreateRun {
             spec_path: request.spec_path,
             plan_path: request.plan_path,
             workspace_root: request.workspace_root,
+            repo_url: request.repo_url,
             name: request.name,
             config: request.config,
             flags,
@@ -247,6 +282,17 @@ mod tests {
         assert!(error(r#"{"spec_path":"s","workspace_root":"/","colour":1}"#).contains("colour"));
         assert!(error("{not json").starts_with("invalid JSON body"));
         assert!(error(r#"{"workspace_root":"/"}"#).contains("spec_path"));
+        assert!(error(r#"{"spec_path":"s"}"#).starts_with("field `workspace_root`: missing"));
+        assert!(
+            error(r#"{"spec_path":"s","workspace_root":"/","repo_url":"file:///r.git"}"#)
+                .starts_with("field `repo_url`")
+        );
+        let by_url = CreateRun::from_json(
+            br#"{"spec_path":"s","repo_url":"file:///r.git","base_branch":"main"}"#,
+        )
+        .expect("reads");
+        assert_eq!(by_url.repo_url.as_deref(), Some("file:///r.git"));
+        assert_eq!(by_url.layer().expect("valid")["base_branch"], "main");
         let nested = CreateRun::from_json(
             br#"{"spec_path":"s","workspace_root":"/","config":{"model":[1]}}"#,
         )

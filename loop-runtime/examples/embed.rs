@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Layer::from([("worktree_provider".to_owned(), "none".to_owned())]);
     let run = runtime
         .submit(RunRequest {
+            repo_url: None,
             workspace_root: workspace.into(),
             spec_path: spec,
             config,

@@ -45,10 +45,17 @@ impl Node {
     }
 }
 
-/// Whether `me` may take `view` now, given what the store says of every node: a run whose
+/// Whether `me` may take `view` now, given what the store says of every node: a run on a path
+/// this node cannot see is not its to take, and a run whose
 /// claim is another node's is left to it while that node holds its lease. (A claim ends when
 /// the run is paused, ends or is retried, so a claimed run is one a node is driving.)
 pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
+    // A run on a local path stays with the nodes that see that path; one by URL goes anywhere.
+    if crate::repos::url_of(&view.workspace_root).is_none()
+        && !std::path::Path::new(&view.workspace_root).is_dir()
+    {
+        return false;
+    }
     match view.node.as_deref() {
         None => true,
         Some(owner) if owner == me.id => true,
@@ -196,7 +203,7 @@ mod tests {
         let json = serde_json::json!({
             "id": "01a21350-1f27-75a5-bc3b-0076ab9d10be",
             "name": "n", "name_source": "spec_slug", "status": status.as_str(),
-            "workspace_root": "/w", "spec_path": "s", "plan_path": "p",
+            "workspace_root": "file:///srv/w.git", "spec_path": "s", "plan_path": "p",
             "created_at": "", "updated_at": "", "created_ms": 0, "updated_ms": 0,
             "worktree": {"enabled": true, "provider": null, "worktree_path": null,
                 "base_branch": null, "run_branch": null, "merge_target_branch": null,
@@ -227,5 +234,16 @@ mod tests {
         assert!(may_take(&running, &me, &[seen("a", 15_000, false)]));
         assert!(may_take(&running, &me, &[seen("a", 10, true)]));
         assert!(may_take(&running, &me, &[]));
+    }
+
+    #[test]
+    fn a_run_on_a_path_goes_only_to_a_node_that_sees_the_path() {
+        let me = node("b");
+        let here = tempfile::tempdir().expect("a directory");
+        let mut run = view(RunStatus::Pending, None);
+        run.workspace_root = here.path().to_string_lossy().into_owned();
+        assert!(may_take(&run, &me, &[]));
+        run.workspace_root = here.path().join("elsewhere").to_string_lossy().into_owned();
+        assert!(!may_take(&run, &me, &[]), "a path this node cannot see");
     }
 }

@@ -173,6 +173,7 @@ impl Driver {
                     cause,
                 } => Some(self.fail(exit_reason, reason, Some(cause)).await?),
             };
+            self.push_run_branch().await;
             if let Some(end) = end {
                 return Ok(end);
             }

@@ -15,6 +15,7 @@
 //! let runtime = Runtime::builder().store(store).data_dir("loop-data").build()?;
 //! let run = runtime
 //!     .submit(RunRequest {
+//!         repo_url: None,
 //!         workspace_root: "/path/to/repo".into(),
 //!         spec_path: "specs/feature.md".into(),
 //!         ..RunRequest::default()
@@ -42,6 +43,7 @@ mod output;
 mod postmortem;
 pub mod process;
 mod prompting;
+mod repos;
 mod request;
 mod review;
 mod run_context;

@@ -7,6 +7,10 @@
 //! which updates its files as `git merge` would. A checkout with uncommitted changes is left
 //! alone and the merge refused, saying what to do. A conflict or a failing check leaves the
 //! target where it was and keeps the run branch.
+//!
+//! A run by URL (`repo_url`) merges onto the target as `origin` has it, fetched just before,
+//! and lands by pushing with that commit as the lease (`--force-with-lease`): the
+//! compare-and-swap is the remote's, so a target someone pushed to meanwhile refuses it.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +56,9 @@ impl RunMerge<'_> {
             message: self.run.merge_message(),
             env: self.run.env(self.iteration, "merge"),
         };
+        if self.run.repo_url.is_some() {
+            return merge_by_push(&plan, output, cancel).await;
+        }
         merge(&plan, output, cancel).await
     }
 }
@@ -126,15 +133,92 @@ async fn merge(
     git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
         .await
         .map_err(|e| failure("git", e))?;
-    let result = merge_in(plan, &old, checked_out.as_deref(), output, cancel).await;
+    let result = match merge_in(plan, output, cancel).await {
+        Ok(new) => match checked_out.as_deref() {
+            // Its branch and its files move together, and only forward: if the target moved
+            // meanwhile, or a change appeared, the fast-forward refuses and nothing changes.
+            Some(checkout) => git::run(checkout, &["merge", "--ff-only", "--quiet", &new])
+                .await
+                .map(|_| new)
+                .map_err(|e| checkout_refused(target, checkout, e)),
+            None => git::run(
+                repo,
+                &["update-ref", &format!("refs/heads/{target}"), &new, &old],
+            )
+            .await
+            .map(|_| new)
+            .map_err(|e| failure("target_moved", e)),
+        },
+        Err(failed) => Err(failed),
+    };
     let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
     result
 }
 
+/// [`merge`] for a run by URL: onto `origin`'s target, landed by a push that names the commit
+/// it merged onto as the lease.
+async fn merge_by_push(
+    plan: &MergePlan<'_>,
+    output: &mut StepOutput,
+    cancel: &CancellationToken,
+) -> Result<String, MergeFailure> {
+    let repo = &plan.repo;
+    let RunMerge {
+        target,
+        base_branch,
+        scratch,
+        ..
+    } = *plan.merge;
+    let target = target.strip_prefix("origin/").unwrap_or(target);
+    git::run(repo, &["fetch", "--quiet", "origin"])
+        .await
+        .map_err(|e| failure("git", e))?;
+    let remote = format!("refs/remotes/origin/{target}");
+    // A target the remote lacks starts from the run's base; the lease then says "absent".
+    let (old, lease) = match git::run(repo, &["rev-parse", "--verify", "--quiet", &remote]).await {
+        Ok(old) => (old.clone(), old),
+        Err(_) => {
+            let base = git::run(repo, &["rev-parse", "--verify", base_branch])
+                .await
+                .map_err(|e| failure("git", e))?;
+            (base, String::new())
+        }
+    };
+    let scratch = scratch.to_string_lossy().into_owned();
+    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
+    git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
+        .await
+        .map_err(|e| failure("git", e))?;
+    let result = match merge_in(plan, output, cancel).await {
+        Ok(new) => {
+            let lease = format!("--force-with-lease=refs/heads/{target}:{lease}");
+            let refspec = format!("{new}:refs/heads/{target}");
+            match git::run(repo, &["push", "--quiet", &lease, "origin", &refspec]).await {
+                Ok(_) => {
+                    output.line(&format!("pushed {target} to origin"));
+                    let _ = git::run(repo, &["update-ref", &remote, &new]).await;
+                    Ok(new)
+                }
+                Err(error) => Err(failure(
+                    "target_moved",
+                    format!(
+                        "{target} on origin moved while the merge was verified, or the push \
+                         was refused ({}); merge again (`loopctl merge <run>`)",
+                        error.stderr
+                    ),
+                )),
+            }
+        }
+        Err(failed) => Err(failed),
+    };
+    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
+    result
+}
+
+/// Merges the run branch in the scratch worktree and runs the checks there; the merged
+/// commit, for the caller to land.
 async fn merge_in(
     plan: &MergePlan<'_>,
-    old: &str,
-    checkout: Option<&Path>,
     output: &mut StepOutput,
     cancel: &CancellationToken,
 ) -> Result<String, MergeFailure> {
@@ -184,23 +268,9 @@ async fn merge_in(
             ));
         }
     }
-    let new = git::head(dir)
+    git::head(dir)
         .await
-        .ok_or_else(|| failure("git", "the merged result has no HEAD"))?;
-    match checkout {
-        // Its branch and its files move together, and only forward: if the target moved
-        // meanwhile, or a change appeared, the fast-forward refuses and nothing changes.
-        Some(checkout) => git::run(checkout, &["merge", "--ff-only", "--quiet", &new])
-            .await
-            .map_err(|e| checkout_refused(target, checkout, e))?,
-        None => git::run(
-            &plan.repo,
-            &["update-ref", &format!("refs/heads/{target}"), &new, old],
-        )
-        .await
-        .map_err(|e| failure("target_moved", e))?,
-    };
-    Ok(new)
+        .ok_or_else(|| failure("git", "the merged result has no HEAD"))
 }
 
 /// Why git would not move a checked-out target forward. Files the person has not added to git

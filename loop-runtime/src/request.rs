@@ -14,8 +14,11 @@ use crate::error::RuntimeError;
 /// What a new run is asked to do.
 #[derive(Clone, Debug, Default)]
 pub struct RunRequest {
-    /// The workspace (a git root, usually).
+    /// The workspace (a git root, usually). Ignored when `repo_url` is given.
     pub workspace_root: PathBuf,
+    /// The repository by URL instead (`file://`, ssh, https): the runtime keeps a checkout of
+    /// it in its data dir, and the run can be continued by any node that reaches the URL.
+    pub repo_url: Option<String>,
     /// The spec, relative to the workspace or absolute.
     pub spec_path: String,
     /// The plan; `<plans_dir>/<spec stem>-plan.md` when `None`.

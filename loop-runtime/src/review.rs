@@ -63,8 +63,9 @@ impl RunBranch {
         }
     }
 
-    fn workspace(&self) -> PathBuf {
-        PathBuf::from(&self.view.workspace_root)
+    /// The repository on this node: the workspace, or this node's checkout of a run by URL.
+    fn workspace(&self, data_dir: &Path) -> PathBuf {
+        crate::repos::workspace_dir(data_dir, &self.view.workspace_root)
     }
 }
 

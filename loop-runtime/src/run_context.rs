@@ -28,16 +28,32 @@ pub(crate) struct RunContext {
     pub worktree: Option<WorktreeCreated>,
     /// Where the agent works: the run's worktree while it is on disk, else the workspace.
     pub workdir: PathBuf,
+    /// The repository's URL, for a run that names one (`repo_url`); its `workspace_root` here
+    /// is then this node's checkout of it, and its worktree's path this node's.
+    pub repo_url: Option<String>,
 }
 
 impl RunContext {
     /// The context of a run as its folded state says; `None` before it is created.
     pub fn of(state: &RunState, data_dir: &Path) -> Option<RunContext> {
-        let created = state.created()?.clone();
+        let mut created = state.created()?.clone();
         let run_id = state.run_id()?;
         let config = RunConfig::from_frozen(&created.config);
+        let repo_url = crate::repos::url_of(&created.workspace_root).map(str::to_owned);
+        let mut worktree = state.worktree().cloned();
+        if let Some(url) = &repo_url {
+            let checkout = crate::repos::checkout_dir(data_dir, url);
+            created.workspace_root = checkout.to_string_lossy().into_owned();
+            // The path the log records is the node's that made the worktree; here it is this
+            // node's, made again from the pushed branch when missing.
+            if let Some(worktree) = worktree.as_mut()
+                && let Ok(path) =
+                    crate::worktree::worktree_path(&checkout, &worktree.run_branch, &config)
+            {
+                worktree.path = path.to_string_lossy().into_owned();
+            }
+        }
         let files = RunFiles::new(&created, run_id, &config, data_dir);
-        let worktree = state.worktree().cloned();
         let workdir = worktree
             .as_ref()
             .map(|worktree| PathBuf::from(&worktree.path))
@@ -50,6 +66,7 @@ impl RunContext {
             files,
             worktree,
             workdir,
+            repo_url,
         })
     }
 

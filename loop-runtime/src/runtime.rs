@@ -59,8 +59,25 @@ impl Runtime {
     }
 
     /// Resolves the request's configuration and records a new PENDING run.
-    pub async fn submit(&self, request: RunRequest) -> Result<RunView, RuntimeError> {
+    pub async fn submit(&self, mut request: RunRequest) -> Result<RunView, RuntimeError> {
+        let url = request.repo_url.take().filter(|url| !url.trim().is_empty());
+        if let Some(url) = &url {
+            // The run is checked against this node's checkout of the repository at its base
+            // branch, and records the URL: what every node can reach.
+            let base = request.config.get("base_branch").cloned();
+            let (dir, base) = crate::repos::checkout(&self.services.data_dir, url, base.as_deref())
+                .await
+                .map_err(|error| RuntimeError::Missing {
+                    what: "repo_url".to_owned(),
+                    reason: error.to_string(),
+                })?;
+            request.workspace_root = dir;
+            request.config.insert("base_branch".to_owned(), base);
+        }
         let mut created = request::resolve(&request)?;
+        if let Some(url) = url {
+            created.workspace_root = url;
+        }
         // A name the person gave stands; one made from the spec gets a suffix when taken.
         if created.name_source != loop_core::event::NameSource::Explicit {
             created.name = self.services.free_name(&created.name, None).await?;

@@ -12,7 +12,7 @@ mod git;
 mod worktrunk;
 
 pub use git::GitWorktrees;
-pub(crate) use git::absolute;
+pub(crate) use git::{absolute, worktree_path};
 pub use worktrunk::Worktrunk;
 
 /// A run's working tree, once prepared.

@@ -448,6 +448,10 @@ pub struct RunArgs {
     /// The run's name; default: a short name from the agent, else the spec's.
     #[arg(long)]
     pub name: Option<String>,
+    /// Work on this repository by URL (file://, ssh, https) instead of the current checkout:
+    /// SPEC and PLAN are paths in it; the daemon's node mirrors it and pushes the run branch.
+    #[arg(long, value_name = "URL")]
+    pub repo_url: Option<String>,
     #[command(flatten)]
     pub flags: loop_api::RunFlags,
 }

@@ -41,6 +41,7 @@ pub fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
     let spec_path = relative(spec);
     let plan_path = args.plan.as_deref().map(relative);
     Ok(RunRequest {
+        repo_url: None,
         workspace_root: root,
         spec_path,
         plan_path,

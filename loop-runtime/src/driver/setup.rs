@@ -39,6 +39,18 @@ impl Driver {
             Some(RunStatus::Running) => {}
             _ => return Ok(Some(DriverEnd::Settled)),
         }
+        // A run by URL: this node's checkout of the repository, cloned or fetched, before
+        // anything is written into it.
+        if let Some(url) = self.run.repo_url.clone() {
+            let base = self.run.config.base_branch.clone();
+            let fetched =
+                crate::repos::checkout(&self.services.data_dir, &url, base.as_deref()).await;
+            if let Err(error) = fetched {
+                let reason = format!("cannot fetch the repository {url}: {error}");
+                let end = self.fail(ExitReason::Failed, reason, Some(FailureCause::Setup));
+                return end.await.map(Some);
+            }
+        }
         // The run directory lives in the workspace: keep it out of the person's git (and out of
         // an agent's `git add -A` in a run without a worktree). A failure here costs nothing
         // but a noisier `git status`.
@@ -59,12 +71,52 @@ impl Driver {
             return end.await.map(Some);
         }
         self.name_run().await?;
-        match state.worktree() {
+        match self.run.worktree.clone() {
             Some(worktree) => {
-                self.run.workdir = PathBuf::from(&worktree.path);
+                let path = PathBuf::from(&worktree.path);
+                if self.run.repo_url.is_some() && !path.is_dir() {
+                    // Another node made this run's worktree: make it again here, from the run
+                    // branch as it last pushed it.
+                    let checkout = PathBuf::from(&self.run.created.workspace_root);
+                    let restored = crate::repos::restore_worktree(
+                        &checkout,
+                        &path,
+                        &worktree.run_branch,
+                        &worktree.base_branch,
+                        &self.run.run_id.to_string(),
+                    )
+                    .await;
+                    if let Err(error) = restored {
+                        let reason = format!("cannot make the run's worktree again: {error}");
+                        let end = self.fail(ExitReason::Failed, reason, Some(FailureCause::Setup));
+                        return end.await.map(Some);
+                    }
+                    tracing::info!(run_id = %self.run.run_id, path = %path.display(), "made the run's worktree again from its pushed branch");
+                }
+                self.run.workdir = path;
                 Ok(None)
             }
             None => self.prepare_worktree().await,
+        }
+    }
+
+    /// A run by URL: its branch pushed to the repository once it moved, so that another node
+    /// can go on from there. A push that fails is tried again after the next step.
+    pub(super) async fn push_run_branch(&self) {
+        let (Some(url), Some(worktree)) = (&self.run.repo_url, &self.run.worktree) else {
+            return;
+        };
+        if !self.run.workdir.is_dir() {
+            return;
+        }
+        match crate::repos::push_run_branch(&self.run.workdir, &worktree.run_branch).await {
+            Ok(true) => {
+                tracing::debug!(%url, branch = %worktree.run_branch, "pushed the run branch")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot push the run branch; trying again after the next step")
+            }
         }
     }
 
@@ -177,13 +229,19 @@ impl Driver {
             return self.fail(exit, reason, cause).await.map(Some);
         };
         let root = PathBuf::from(&self.run.created.workspace_root);
+        // A run by URL starts from the remote's branch, fetched just now, with plain git
+        // worktrees: its path must be one every node can compute again.
+        let (provider, config) = match &self.run.repo_url {
+            Some(_) => {
+                let mut config = self.run.config.clone();
+                config.base_branch = config.base_branch.map(|base| format!("origin/{base}"));
+                let git = self.services.worktree_provider("git").unwrap_or(provider);
+                (git, config)
+            }
+            None => (provider, self.run.config.clone()),
+        };
         let prepared = provider
-            .prepare(
-                &root,
-                self.run.run_id,
-                &self.run.created.name,
-                &self.run.config,
-            )
+            .prepare(&root, self.run.run_id, &self.run.created.name, &config)
             .await;
         let workspace = match prepared {
             Ok(workspace) => workspace,
@@ -215,6 +273,8 @@ impl Driver {
             Command::CreateWorktree(created),
         ])
         .await?;
+        // The branch's name is taken on the remote at once, before another node picks it.
+        self.push_run_branch().await;
         Ok(None)
     }
 

@@ -86,7 +86,7 @@ pub(crate) async fn merge(
                 )
             })?,
     };
-    let repo = main_repo(&branch.workspace()).await?;
+    let repo = main_repo(&branch.workspace(&services.data_dir)).await?;
     check_owner(&repo, &branch.run_branch, run_id).await?;
 
     let files = &run.files;
@@ -176,7 +176,7 @@ pub(crate) async fn scrap(
     let view = view_of(services, run_id).await?;
     require_finished(&view, "scrap")?;
     let branch = RunBranch::of(view)?;
-    let repo = main_repo(&branch.workspace()).await?;
+    let repo = main_repo(&branch.workspace(&services.data_dir)).await?;
     check_owner(&repo, &branch.run_branch, run_id).await?;
     let worktree_removed = services.remove_worktree_of(run_id).await?;
     // A worktree deleted by hand still holds its branch until git forgets it.
@@ -233,7 +233,7 @@ pub(crate) async fn create_pr(
     require_finished(&view, "create a pull request for")?;
     let branch = RunBranch::of(view)?;
     let what = || format!("pull request for run {run_id}");
-    let repo = main_repo(&branch.workspace()).await?;
+    let repo = main_repo(&branch.workspace(&services.data_dir)).await?;
     if git::branch_commit(&repo, &branch.run_branch)
         .await
         .is_none()

@@ -25,7 +25,7 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     // diff is recorded as a person's review of it.
     let finished = view.status.is_terminal();
     let branch = RunBranch::of(view)?;
-    let dir = branch.workspace();
+    let dir = branch.workspace(&services.data_dir);
     let (base, run) = (&branch.base_branch, &branch.run_branch);
     let gone = |error: git::GitError| {
         invalid(

@@ -68,12 +68,7 @@ async fn prepare(
     config: &RunConfig,
 ) -> Result<Workspace, WorktreeError> {
     let (root, base, branch) = run_branch(workspace_root, run_id, run_name, config).await?;
-    let repo_name = root
-        .file_name()
-        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
-    let rendered = worktree_path::render(&config.worktree_path_template, &repo_name, &branch)
-        .map_err(|e| WorktreeError(e.to_string()))?;
-    let path = absolute(&root, Path::new(&rendered));
+    let path = worktree_path(&root, &branch, config)?;
 
     let existing = git::worktrees(&root).await.map_err(err)?;
     let at_path = existing.iter().find(|w| Path::new(&w.path) == path);
@@ -121,6 +116,21 @@ async fn prepare(
         run_branch: branch,
         reused,
     })
+}
+
+/// Where the worktree of `branch` goes: `worktree_path_template` rendered for the repository at
+/// `root`.
+pub(crate) fn worktree_path(
+    root: &Path,
+    branch: &str,
+    config: &RunConfig,
+) -> Result<PathBuf, WorktreeError> {
+    let repo_name = root
+        .file_name()
+        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
+    let rendered = worktree_path::render(&config.worktree_path_template, &repo_name, branch)
+        .map_err(|e| WorktreeError(e.to_string()))?;
+    Ok(absolute(root, Path::new(&rendered)))
 }
 
 /// The repository root, the base branch and the run's branch: the branch an earlier attempt of
@@ -182,7 +192,8 @@ pub(crate) async fn base_branch(root: &Path, config: &RunConfig) -> Result<Strin
     )))
 }
 
-/// `wanted`, or `wanted-2`, `wanted-3`, … whichever no branch or worktree has.
+/// `wanted`, or `wanted-2`, `wanted-3`, … whichever no branch or worktree has, here or on
+/// `origin` as last fetched (where runs by URL that other nodes started push theirs).
 pub(crate) async fn free_branch(root: &Path, wanted: &str) -> Result<String, WorktreeError> {
     let branches = git::run(
         root,
@@ -190,8 +201,19 @@ pub(crate) async fn free_branch(root: &Path, wanted: &str) -> Result<String, Wor
     )
     .await
     .map_err(err)?;
+    let pushed = git::run(
+        root,
+        &[
+            "for-each-ref",
+            "--format=%(refname:lstrip=3)",
+            "refs/remotes/origin",
+        ],
+    )
+    .await
+    .map_err(err)?;
     let taken: Vec<String> = branches
         .lines()
+        .chain(pushed.lines().filter(|b| *b != "HEAD"))
         .map(str::to_owned)
         .chain(
             git::worktrees(root)

@@ -11,6 +11,7 @@ mod output;
 mod postmortem;
 mod raw_cap;
 mod real_agents;
+mod remote;
 mod review;
 mod support;
 mod worktrees;

@@ -49,6 +49,7 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&data_dir)?;
     let db = data_dir.join("loopd.db");
     let request = RunRequest {
+        repo_url: None,
         workspace_root: repo.clone(),
         spec_path: "specs/greeting.md".to_owned(),
         plan_path: None,

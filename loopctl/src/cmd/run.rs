@@ -52,6 +52,25 @@ pub fn run(
 /// The `POST /runs` body: the paths, the flags, and the `--config` file's values (read here;
 /// the daemon ranks them under the flags, as the runtime ranks a config file).
 fn body(args: &RunArgs) -> anyhow::Result<CreateRun> {
+    if let Some(url) = &args.repo_url {
+        // Paths in a repository the daemon fetches: nothing here to resolve them against.
+        let Some(spec) = args.spec.clone() else {
+            anyhow::bail!("--repo-url needs the spec: its path in the repository");
+        };
+        return Ok(CreateRun {
+            spec_path: spec,
+            plan_path: args.plan.clone(),
+            workspace_root: String::new(),
+            repo_url: Some(url.clone()),
+            name: args.name.clone(),
+            config: workspace::config_file(args)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, value)| (key, Value::String(value)))
+                .collect(),
+            flags: args.flags.clone(),
+        });
+    }
     let request = workspace::request(args)?;
     let config = workspace::config_file(args)?
         .unwrap_or_default()
@@ -62,6 +81,7 @@ fn body(args: &RunArgs) -> anyhow::Result<CreateRun> {
         spec_path: request.spec_path,
         plan_path: request.plan_path,
         workspace_root: request.workspace_root.to_string_lossy().into_owned(),
+        repo_url: None,
         name: request.name,
         config,
         flags: args.flags.clone(),

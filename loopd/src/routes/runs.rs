@@ -36,6 +36,7 @@ pub fn run_request(body: CreateRun) -> Result<RunRequest, ApiError> {
         CreateRunError::Config(error) => ApiError::from(loop_runtime::RuntimeError::from(error)),
     })?;
     Ok(RunRequest {
+        repo_url: body.repo_url,
         workspace_root: PathBuf::from(body.workspace_root),
         spec_path: body.spec_path,
         plan_path: body.plan_path,

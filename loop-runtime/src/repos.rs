@@ -1,0 +1,182 @@
+//! Repositories named by URL (`repo_url`) instead of a path, so that any node of a cluster can
+//! drive the run.
+//!
+//! The run's `workspace_root` in the log is the URL itself: the one name every node shares.
+//! Each node keeps its own checkout of it in its data dir (`repos/<name>-<hash>`), a clone whose
+//! `origin` is the URL; the run's worktree is made there from `origin/<base_branch>`, the run
+//! branch is pushed to `origin` after every step that moved it, and a node that takes the run
+//! over makes its worktree again from the pushed branch. A merge pushes the target with the
+//! old value it merged onto as the lease (`--force-with-lease`), so a target that moved
+//! meanwhile refuses it.
+//!
+//! A path is absolute and a URL is not, which is how the two kinds of run tell apart
+//! ([`url_of`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::artifacts::sha256_hex;
+use crate::git::{self, GitError};
+
+/// The repository URL a run's `workspace_root` names, when it names one rather than a path.
+pub(crate) fn url_of(workspace_root: &str) -> Option<&str> {
+    (!workspace_root.is_empty() && !Path::new(workspace_root).is_absolute())
+        .then_some(workspace_root)
+}
+
+/// Where this node keeps its checkout of `url`: under the data dir, named for reading
+/// (`<last part of the URL>-<hash>`) and unique per URL.
+pub(crate) fn checkout_dir(data_dir: &Path, url: &str) -> PathBuf {
+    let tail = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("repo")
+        .trim_end_matches(".git");
+    let tail = crate::request::slug(tail);
+    let tail = if tail.is_empty() { "repo".into() } else { tail };
+    data_dir
+        .join("repos")
+        .join(format!("{tail}-{}", &sha256_hex(url.as_bytes())[..12]))
+}
+
+/// The directory a run works in: its checkout on this node for a run by URL, else its path.
+pub(crate) fn workspace_dir(data_dir: &Path, workspace_root: &str) -> PathBuf {
+    match url_of(workspace_root) {
+        Some(url) => checkout_dir(data_dir, url),
+        None => PathBuf::from(workspace_root),
+    }
+}
+
+/// One lock per checkout: two runs of one repository on a node fetch one at a time.
+fn lock_for(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Arc::clone(locks.entry(dir.to_owned()).or_default())
+}
+
+/// This node's checkout of `url`, cloned when missing and fetched from `origin` either way;
+/// its files are those of `origin/<base>` (the remote's default branch when `base` is `None`),
+/// and the branch it holds is returned with it.
+pub(crate) async fn checkout(
+    data_dir: &Path,
+    url: &str,
+    base: Option<&str>,
+) -> Result<(PathBuf, String), GitError> {
+    let dir = checkout_dir(data_dir, url);
+    let lock = lock_for(&dir);
+    let _held = lock.lock().await;
+    if !dir.join(".git").exists() {
+        let parent = dir.parent().unwrap_or(data_dir);
+        std::fs::create_dir_all(parent).map_err(|e| GitError {
+            command: "clone".to_owned(),
+            dir: parent.display().to_string(),
+            stderr: e.to_string(),
+        })?;
+        let target = dir.to_string_lossy();
+        git::run(parent, &["clone", "--quiet", "--no-checkout", url, &target]).await?;
+    }
+    git::run(&dir, &["fetch", "--quiet", "--prune", "origin"]).await?;
+    let base = match base {
+        Some(base) => base.to_owned(),
+        None => {
+            let head = git::run(
+                &dir,
+                &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
+            )
+            .await?;
+            head.strip_prefix("origin/").unwrap_or(&head).to_owned()
+        }
+    };
+    let start = format!("origin/{base}");
+    git::run(
+        &dir,
+        &["checkout", "--quiet", "--force", "--detach", &start],
+    )
+    .await?;
+    Ok((dir, base))
+}
+
+/// Pushes the run branch of `worktree` to `origin` if it moved since the last push; a branch
+/// another node moved meanwhile is not overwritten (the push is refused).
+pub(crate) async fn push_run_branch(worktree: &Path, branch: &str) -> Result<bool, GitError> {
+    let head = git::run(worktree, &["rev-parse", "HEAD"]).await?;
+    let remote = format!("refs/remotes/origin/{branch}");
+    let pushed = git::run(worktree, &["rev-parse", "--verify", "--quiet", &remote])
+        .await
+        .ok();
+    if pushed.as_deref() == Some(head.as_str()) {
+        return Ok(false);
+    }
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git::run(worktree, &["push", "--quiet", "origin", &refspec]).await?;
+    // Remember what origin has now, as a fetch would.
+    git::run(worktree, &["update-ref", &remote, &head]).await?;
+    Ok(true)
+}
+
+/// Makes the run's worktree at `path` again on this node (a run another node started): on the
+/// run branch as `origin` has it, or from `origin/<base>` when it was never pushed.
+pub(crate) async fn restore_worktree(
+    checkout: &Path,
+    path: &Path,
+    branch: &str,
+    base: &str,
+    run_id: &str,
+) -> Result<(), GitError> {
+    let lock = lock_for(checkout);
+    let _held = lock.lock().await;
+    git::run(checkout, &["fetch", "--quiet", "origin"]).await?;
+    let pushed = format!("origin/{branch}");
+    let start = if git::run(checkout, &["rev-parse", "--verify", "--quiet", &pushed])
+        .await
+        .is_ok()
+    {
+        pushed
+    } else {
+        base.to_owned()
+    };
+    let _ = git::run(checkout, &["worktree", "prune"]).await;
+    let target = path.to_string_lossy();
+    git::run(
+        checkout,
+        &["worktree", "add", "--force", "-B", branch, &target, &start],
+    )
+    .await?;
+    git::set_branch_owner(checkout, branch, run_id).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_told_from_a_path_and_gets_a_readable_checkout_of_its_own() {
+        assert_eq!(url_of("/srv/repo"), None);
+        assert_eq!(url_of(""), None);
+        for url in [
+            "file:///srv/remote.git",
+            "ssh://git@host/team/app.git",
+            "https://example.com/team/app",
+            "git@host:team/app.git",
+        ] {
+            assert_eq!(url_of(url), Some(url));
+        }
+        let data = Path::new("/data");
+        let a = checkout_dir(data, "git@host:team/app.git");
+        let b = checkout_dir(data, "https://example.com/team/app");
+        assert!(a.starts_with("/data/repos"), "{a:?}");
+        assert!(
+            a.file_name().unwrap().to_string_lossy().starts_with("app-"),
+            "{a:?}"
+        );
+        assert_ne!(a, b, "one checkout per URL");
+        assert_eq!(workspace_dir(data, "/srv/repo"), Path::new("/srv/repo"));
+        assert_eq!(workspace_dir(data, "git@host:team/app.git"), a);
+    }
+}
