@@ -45,17 +45,10 @@ impl Node {
     }
 }
 
-/// Whether `me` may take `view` now, given what the store says of every node: a run on a path
-/// this node cannot see is not its to take, and a run whose
+/// Whether `me` may take `view` now, given what the store says of every node: a run whose
 /// claim is another node's is left to it while that node holds its lease. (A claim ends when
 /// the run is paused, ends or is retried, so a claimed run is one a node is driving.)
 pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
-    // A run on a local path stays with the nodes that see that path; one by URL goes anywhere.
-    if crate::repos::url_of(&view.workspace_root).is_none()
-        && !std::path::Path::new(&view.workspace_root).is_dir()
-    {
-        return false;
-    }
     match view.node.as_deref() {
         None => true,
         Some(owner) if owner == me.id => true,
@@ -63,6 +56,13 @@ pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
             .iter()
             .any(|node| node.beat.node_id == owner && node.holds_lease()),
     }
+}
+
+/// Whether this node can work on `view`'s repository: any node can reach one named by URL,
+/// only the machines that see it a local path.
+pub(crate) fn sees_workspace(view: &RunView) -> bool {
+    crate::repos::url_of(&view.workspace_root).is_some()
+        || std::path::Path::new(&view.workspace_root).is_dir()
 }
 
 /// Beats, wakes the scheduler for runs other nodes created or gave up, and stops drivers
@@ -86,12 +86,18 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
                     lease_ms: node.lease.as_millis() as u64,
                 };
                 match blocking(move || store.beat(&beat)).await {
-                    Ok(()) => last_beat = Instant::now(),
+                    Ok(()) => {
+                        last_beat = Instant::now();
+                        scheduler.set_lease_lost(false);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "cannot record this node's heartbeat");
                         if last_beat.elapsed() >= node.lease {
-                            // Another node may be taking these runs over: stop first.
+                            // Another node may be taking these runs over: stop first, and take
+                            // none (not even those still claimed by this node) until a beat
+                            // is recorded again.
                             tracing::warn!("this node's lease is over: stopping its drivers");
+                            scheduler.set_lease_lost(true);
                             scheduler.stop_all().await;
                         }
                     }
@@ -237,13 +243,13 @@ mod tests {
     }
 
     #[test]
-    fn a_run_on_a_path_goes_only_to_a_node_that_sees_the_path() {
-        let me = node("b");
+    fn a_run_on_a_path_goes_only_to_a_node_that_sees_the_path_one_by_url_anywhere() {
         let here = tempfile::tempdir().expect("a directory");
         let mut run = view(RunStatus::Pending, None);
+        assert!(sees_workspace(&run), "{}", run.workspace_root);
         run.workspace_root = here.path().to_string_lossy().into_owned();
-        assert!(may_take(&run, &me, &[]));
+        assert!(sees_workspace(&run));
         run.workspace_root = here.path().join("elsewhere").to_string_lossy().into_owned();
-        assert!(!may_take(&run, &me, &[]), "a path this node cannot see");
+        assert!(!sees_workspace(&run), "a path this node cannot see");
     }
 }

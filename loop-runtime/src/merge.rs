@@ -170,7 +170,7 @@ async fn merge_by_push(
         ..
     } = *plan.merge;
     let target = target.strip_prefix("origin/").unwrap_or(target);
-    git::run(repo, &["fetch", "--quiet", "origin"])
+    crate::repos::fetch(repo)
         .await
         .map_err(|e| failure("git", e))?;
     let remote = format!("refs/remotes/origin/{target}");
@@ -196,7 +196,6 @@ async fn merge_by_push(
             match git::run(repo, &["push", "--quiet", &lease, "origin", &refspec]).await {
                 Ok(_) => {
                     output.line(&format!("pushed {target} to origin"));
-                    let _ = git::run(repo, &["update-ref", &remote, &new]).await;
                     Ok(new)
                 }
                 Err(error) => Err(failure(

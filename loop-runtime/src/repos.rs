@@ -80,7 +80,7 @@ pub(crate) async fn checkout(
         let target = dir.to_string_lossy();
         git::run(parent, &["clone", "--quiet", "--no-checkout", url, &target]).await?;
     }
-    git::run(&dir, &["fetch", "--quiet", "--prune", "origin"]).await?;
+    fetch_held(&dir).await?;
     let base = match base {
         Some(base) => base.to_owned(),
         None => {
@@ -101,9 +101,44 @@ pub(crate) async fn checkout(
     Ok((dir, base))
 }
 
-/// Pushes the run branch of `worktree` to `origin` if it moved since the last push; a branch
-/// another node moved meanwhile is not overwritten (the push is refused).
-pub(crate) async fn push_run_branch(worktree: &Path, branch: &str) -> Result<bool, GitError> {
+/// Holds the checkout's lock: git commands that write its refs (a worktree's branch made, a
+/// fetch) then run one at a time on this node.
+pub(crate) async fn hold(checkout: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+    lock_for(checkout).lock_owned().await
+}
+
+/// Fetches `origin` into the checkout, one git at a time per checkout (two ref updates at
+/// once fail each other), trying three times before giving up.
+pub(crate) async fn fetch(checkout: &Path) -> Result<(), GitError> {
+    let lock = lock_for(checkout);
+    let _held = lock.lock().await;
+    fetch_held(checkout).await
+}
+
+async fn fetch_held(checkout: &Path) -> Result<(), GitError> {
+    let mut tries = 0;
+    loop {
+        match git::run(checkout, &["fetch", "--quiet", "--prune", "origin"]).await {
+            Ok(_) => return Ok(()),
+            Err(error) if tries >= 2 => return Err(error),
+            Err(error) => {
+                tries += 1;
+                tracing::debug!(%error, "fetch failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+        }
+    }
+}
+
+/// Pushes the run branch of `worktree` (of `checkout`) to `origin` if it moved since the last
+/// push; a branch another node moved meanwhile is not overwritten (the push is refused).
+pub(crate) async fn push_run_branch(
+    checkout: &Path,
+    worktree: &Path,
+    branch: &str,
+) -> Result<bool, GitError> {
+    let lock = lock_for(checkout);
+    let _held = lock.lock().await;
     let head = git::run(worktree, &["rev-parse", "HEAD"]).await?;
     let remote = format!("refs/remotes/origin/{branch}");
     let pushed = git::run(worktree, &["rev-parse", "--verify", "--quiet", &remote])
@@ -130,7 +165,7 @@ pub(crate) async fn restore_worktree(
 ) -> Result<(), GitError> {
     let lock = lock_for(checkout);
     let _held = lock.lock().await;
-    git::run(checkout, &["fetch", "--quiet", "origin"]).await?;
+    fetch_held(checkout).await?;
     let pushed = format!("origin/{branch}");
     let start = if git::run(checkout, &["rev-parse", "--verify", "--quiet", &pushed])
         .await

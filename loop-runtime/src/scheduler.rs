@@ -89,6 +89,9 @@ pub(crate) struct Scheduler {
     /// Runs whose driver ended and whose projection files are written.
     settled: broadcast::Sender<RunId>,
     wake: Notify,
+    /// In a cluster: set while this node cannot renew its lease. It then claims nothing, even
+    /// the runs the log still says are its own: another node may be taking them over.
+    lease_lost: std::sync::atomic::AtomicBool,
 }
 
 /// How often a failure that the log refused is offered to it again.
@@ -107,6 +110,7 @@ impl Scheduler {
             submitted: Mutex::default(),
             running: Mutex::default(),
             held: Mutex::default(),
+            lease_lost: std::sync::atomic::AtomicBool::new(false),
             settled: broadcast::channel(256).0,
             wake: Notify::new(),
         }
@@ -270,6 +274,9 @@ impl Scheduler {
             candidates.retain(|view| submitted.contains(&view.id));
         }
         let mut elsewhere: HashMap<String, usize> = HashMap::new();
+        if self.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            candidates.clear();
+        }
         if let Some(node) = self.services.journal.node() {
             // In a cluster: not the runs other live nodes drive, nor those whose workspace
             // this machine cannot see.
@@ -280,10 +287,21 @@ impl Scheduler {
                     *elsewhere.entry(view.workspace_root.clone()).or_default() += 1;
                     return false;
                 }
-                std::path::Path::new(&view.workspace_root).is_dir()
+                crate::cluster::sees_workspace(view)
             });
         }
         Ok((candidates, elsewhere))
+    }
+
+    /// Says whether this node's lease is lost (its heartbeat cannot be recorded for a lease).
+    pub(crate) fn set_lease_lost(&self, lost: bool) {
+        let was = self
+            .lease_lost
+            .swap(lost, std::sync::atomic::Ordering::SeqCst);
+        if was && !lost {
+            tracing::info!("this node's heartbeat is recorded again: it claims runs again");
+            self.wake();
+        }
     }
 
     async fn drive(

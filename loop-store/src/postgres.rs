@@ -248,7 +248,7 @@ impl PgStore {
         let subscribers = Arc::new(Subscribers::default());
         // Not `block_on`: the caller may itself be a task of another runtime (loopd's start).
         let connecting = url.to_owned();
-        let (writer, readers, cursor) = block(&runtime, {
+        let connected = block(&runtime, {
             let (url, at) = (connecting, at.clone());
             async move {
                 let url = url.as_str();
@@ -262,7 +262,16 @@ impl PgStore {
                 }
                 Ok::<_, StoreError>((writer, readers, cursor))
             }
-        })?;
+        });
+        let (writer, readers, cursor) = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                // Dropped here, the driver's runtime would wait for its threads, which a caller
+                // that is itself an async task may not do (tokio panics).
+                runtime.shutdown_background();
+                return Err(error);
+            }
+        };
         let inner = Arc::new(Inner {
             at,
             runtime: Some(runtime),

@@ -98,7 +98,16 @@ impl Postgres {
 
     /// One of the server's programs, run as the cluster's owner.
     fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
+        // Beside `initdb`, or beside what it links to (a PATH of symlinks to the server's two
+        // programs lacks the clients), or on the PATH.
+        let linked = std::fs::canonicalize(self.bin.join("initdb"))
+            .ok()
+            .and_then(|initdb| initdb.parent().map(|dir| dir.join(program)));
+        let path = [Some(self.bin.join(program)), linked]
+            .into_iter()
+            .flatten()
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| PathBuf::from(program));
         let mut command = match self.as_user {
             Some(user) => {
                 let mut command = Command::new("runuser");
@@ -137,6 +146,30 @@ impl Postgres {
         panic!(
             "PostgreSQL did not listen on port {} within a minute",
             self.port
+        );
+    }
+
+    /// Runs SQL as the superuser `loop` on the database of [`Postgres::url`] (`psql`), panicking
+    /// with what it said when it fails.
+    pub fn sql(&self, statements: &str) {
+        let database = self.url.rsplit('/').next().unwrap_or("postgres");
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "loop",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                statements,
+            ],
         );
     }
 

@@ -109,7 +109,10 @@ impl Driver {
         if !self.run.workdir.is_dir() {
             return;
         }
-        match crate::repos::push_run_branch(&self.run.workdir, &worktree.run_branch).await {
+        let checkout = PathBuf::from(&self.run.created.workspace_root);
+        let pushed =
+            crate::repos::push_run_branch(&checkout, &self.run.workdir, &worktree.run_branch).await;
+        match pushed {
             Ok(true) => {
                 tracing::debug!(%url, branch = %worktree.run_branch, "pushed the run branch")
             }
@@ -240,9 +243,14 @@ impl Driver {
             }
             None => (provider, self.run.config.clone()),
         };
+        let held = match &self.run.repo_url {
+            Some(_) => Some(crate::repos::hold(&root).await),
+            None => None,
+        };
         let prepared = provider
             .prepare(&root, self.run.run_id, &self.run.created.name, &config)
             .await;
+        drop(held);
         let workspace = match prepared {
             Ok(workspace) => workspace,
             Err(error) => {

@@ -49,11 +49,13 @@ fn status_on(daemon: &loop_testkit::Daemon, id: &str) -> serde_json::Value {
     get_json(daemon, &format!("/runs/{id}"))["run"].clone()
 }
 
-/// Three nodes over one log; one is killed with SIGKILL while its agents work. Its runs are
+/// Three nodes over one log and one bare git repository as the remote; twelve runs by URL
+/// submitted through one node, which is killed with SIGKILL while its agents work. Its runs are
 /// taken over once its lease is over (the open step recorded INTERRUPTED, the takeover as a
-/// claim naming it), every run completes, each step finishes exactly once, no two nodes ever
-/// drive one run, the log replays clean, and a reader of the third node's `GET /events` gets
-/// every event of the log live, exactly once and in order.
+/// claim naming it, the worktree made again from the pushed branch), every run completes with
+/// its branch on the remote holding each task's commit once, each step finishes exactly once,
+/// no two nodes ever drive one run, the log replays clean, and a reader of the third node's
+/// `GET /events` gets every event of the log live, exactly once and in order.
 #[test]
 fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     let Some(server) = loop_testkit::postgres::Postgres::start(
@@ -77,12 +79,28 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
                 "2000",
                 "--max-concurrency",
                 "2",
+                "--max-runs-per-workspace",
+                "12",
                 "--node-name",
                 name,
             ],
             &[("LOOPD_STORE", server.url.as_str())],
         )
     };
+    const RUNS: usize = 12;
+    let origin = repo(&dir.path().join("origin"), 2);
+    let bare = dir.path().join("remote.git");
+    loop_testkit::git(
+        dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &origin.to_string_lossy(),
+            &bare.to_string_lossy(),
+        ],
+    );
+    let url = format!("file://{}", bare.display());
     let mut a = node("a");
     let b = node("b");
     let c = node("c");
@@ -97,7 +115,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
             seqs.push(record.seq.0);
             if matches!(record.event, loop_core::Event::RunCompleted(_)) {
                 completed += 1;
-                if completed == 6 {
+                if completed == RUNS {
                     break;
                 }
             }
@@ -110,14 +128,19 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
         .map(|n| n["id"].as_str().unwrap_or_default().to_owned())
         .expect("node a in its own /nodes");
 
-    let ids: Vec<String> = (0..6)
-        .map(|i| {
-            let repo = repo(&dir.path().join(format!("w{i}")), 2);
-            let mut body = run_body(&repo, "one_task.sh", json!({}));
-            body["config"]["agent_cmd"] = json!(format!("sh {}", agent.display()));
-            submit(&a, &body)
-        })
-        .collect();
+    let body = json!({
+        "spec_path": "specs/feature.md",
+        "repo_url": url,
+        "config": {
+            "agent": "command",
+            "agent_cmd": format!("sh {}", agent.display()),
+            "reviewer": false,
+            "postmortem": false,
+            "run_naming_mode": "spec_slug",
+            "worktree_provider": "git",
+        },
+    });
+    let ids: Vec<String> = (0..RUNS).map(|_| submit(&a, &body)).collect();
     // Wait for node a to be in the middle of a step of one of its runs, then kill it.
     loop_testkit::until(
         "node a mid-step",
@@ -139,7 +162,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     }
     let seqs = events_rx
         .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("node c's event stream saw six runs complete");
+        .expect("node c's event stream saw every run complete");
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(seqs, expected, "every seq once, in order, from node c");
 
@@ -179,6 +202,20 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
         assert!(
             open.values().all(|count| *count == 2),
             "every step of run {id} started once and finished once: {open:?}"
+        );
+    }
+    // Each run's branch on the remote: the first commit, then one per task, each once — a
+    // node that took a run over went on from what the other had pushed.
+    for id in &ids {
+        let branch = status_on(&c, id)["worktree"]["run_branch"]
+            .as_str()
+            .expect("a run branch")
+            .to_owned();
+        let log = loop_testkit::git(&bare, &["log", "--reverse", "--format=%s", &branch]);
+        assert_eq!(
+            log.lines().collect::<Vec<_>>(),
+            ["start", "task of iteration 1", "task of iteration 2"],
+            "run {id}'s branch {branch} on the remote"
         );
     }
     eprintln!("takeovers of node a's runs: {takeovers}; steps INTERRUPTED: {interrupted}");
@@ -259,4 +296,123 @@ fn the_per_workspace_limit_counts_the_runs_other_nodes_drive() {
         first_started < first_ended && first_ended < second_started,
         "the second run started (seq {second_started}) before the first ended (seq {first_ended})"
     );
+}
+
+/// A node that can still read and append but no longer record its heartbeat (here: a trigger
+/// refuses its writes to the `nodes` table) stops its drivers once its lease is over, and
+/// then claims nothing — not even the run the log still says is its own, though no other node
+/// is there to take it — so the node that comes later takes the run over and drives it alone
+/// to the end.
+#[test]
+fn a_node_that_cannot_renew_its_lease_stops_and_claims_nothing_until_it_can() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "postgres::a_node_that_cannot_renew_its_lease_stops_and_claims_nothing_until_it_can",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Each call says which node made it (the daemon's environment reaches its agents); node
+    // a's calls last longer than a lease, so none of them ends on its own before a stops.
+    let calls = dir.path().join("calls");
+    let agent = dir.path().join("slow.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "echo \"$NODE\" >> {}\nif [ \"$NODE\" = a ]; then sleep 5; else sleep 1; fi\nexec {}\n",
+            calls.display(),
+            crate::support::stub("one_task.sh")
+        ),
+    )
+    .expect("write the agent");
+    let calls_of = |node: &str| {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| *line == node)
+            .count()
+    };
+    let node = |name: &str| {
+        start_daemon(
+            &dir.path().join(name),
+            &["--lease-ms", "2000", "--node-name", name],
+            &[("LOOPD_STORE", server.url.as_str()), ("NODE", name)],
+        )
+    };
+    let a = node("a");
+    let a_id = get_json(&a, "/nodes")["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
+        .map(|n| n["id"].as_str().unwrap_or_default().to_owned())
+        .expect("node a in its own /nodes");
+    let repo = repo(dir.path(), 4);
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["config"]["agent_cmd"] = json!(format!("sh {}", agent.display()));
+    let id = submit(&a, &body);
+    loop_testkit::until(
+        "node a mid-step",
+        std::time::Duration::from_secs(60),
+        || {
+            let run = status_on(&a, &id);
+            run["node"] == a_id.as_str() && run["current_step"].is_object()
+        },
+    );
+    server.sql(&format!(
+        "CREATE FUNCTION refuse_a() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'node a may not beat'; END $$;
+         CREATE TRIGGER refuse_a BEFORE INSERT OR UPDATE ON nodes FOR EACH ROW
+           WHEN (NEW.node_id = '{a_id}') EXECUTE FUNCTION refuse_a();"
+    ));
+    let a_calls = calls_of("a");
+    // Two leases with nobody else to take the run: node a must not take it back itself.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let b = node("b");
+
+    let run = wait_for_end(&b, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let store = loop_store::PgStore::connect(&server.url).expect("connect");
+    let records =
+        loop_store::EventStore::read_run(&store, id.parse().expect("a run id")).expect("read");
+    let claims: Vec<(String, Option<String>)> = records
+        .iter()
+        .filter_map(|record| match &record.event {
+            loop_core::Event::RunClaimed(claim) => {
+                Some((claim.node_id.clone(), claim.took_over_from.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        claims.iter().filter(|(node, _)| *node == a_id).count(),
+        1,
+        "node a claimed the run once, and not again after its lease was over: {claims:?}"
+    );
+    assert!(
+        claims
+            .iter()
+            .any(|(node, from)| *node != a_id && from.as_deref() == Some(a_id.as_str())),
+        "another node took it over from a: {claims:?}"
+    );
+    // Its steps: each started once and finished once.
+    let mut open: std::collections::HashMap<String, usize> = Default::default();
+    for record in &records {
+        match &record.event {
+            loop_core::Event::StepStarted(step) => {
+                *open.entry(step.step_id.to_string()).or_default() += 1;
+            }
+            loop_core::Event::StepFinished(step) => {
+                *open.entry(step.step_id.to_string()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(open.values().all(|n| *n == 2), "{open:?}");
+    let report = loop_store::replay(&store, None).expect("replay");
+    assert_eq!(report.differences, vec![]);
+    assert_eq!(
+        calls_of("a"),
+        a_calls,
+        "node a made no agent call once its heartbeat could not be recorded"
+    );
+    assert!(calls_of("b") >= 1, "node b finished the run");
+    drop(a);
 }
