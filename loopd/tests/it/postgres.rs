@@ -416,3 +416,32 @@ fn a_node_that_cannot_renew_its_lease_stops_and_claims_nothing_until_it_can() {
     assert!(calls_of("b") >= 1, "node b finished the run");
     drop(a);
 }
+
+/// A store that refuses the connection (a role that does not exist) stops loopd with an error
+/// that names the store and what the server said; it never panics.
+#[test]
+fn a_postgres_store_that_refuses_the_connection_is_a_clear_error() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "postgres::a_postgres_store_that_refuses_the_connection_is_a_clear_error",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = server.url.replacen("postgres://loop@", "postgres://nobody_here@", 1);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loopd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("LOOPD_STORE", &url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run loopd");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the event log")
+            && stderr.contains("postgres://nobody_here@")
+            && stderr.contains("role \"nobody_here\" does not exist"),
+        "{stderr}"
+    );
+}
