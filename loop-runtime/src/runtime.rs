@@ -261,6 +261,44 @@ impl Runtime {
         ))
     }
 
+    /// In a cluster: the address of the node driving `run_id`, when the step's output is not on
+    /// this machine (its run works in that node's data dir) and that node is alive to serve
+    /// it. `None` when the output is here, or nobody else can give it.
+    pub async fn output_elsewhere(
+        &self,
+        run_id: RunId,
+        step_id: StepId,
+    ) -> Result<Option<String>, RuntimeError> {
+        let Some(me) = self.node() else {
+            return Ok(None);
+        };
+        let view = self.get(run_id).await?;
+        let Some(owner) = view.node.filter(|owner| *owner != me.id) else {
+            return Ok(None);
+        };
+        let Some(step) = self
+            .steps(run_id)
+            .await?
+            .into_iter()
+            .find(|step| step.id == step_id)
+        else {
+            return Ok(None);
+        };
+        let run = self.services.run_context(run_id).await?;
+        let path = run
+            .files
+            .path(&step_log_name(step.iteration, step.phase, step.attempt));
+        if path.is_file() {
+            return Ok(None);
+        }
+        Ok(self
+            .nodes()
+            .await?
+            .into_iter()
+            .find(|node| node.beat.node_id == owner && node.holds_lease())
+            .map(|node| node.beat.address))
+    }
+
     /// Stops the agent at once; the open step is recorded as CANCELED.
     pub async fn pause(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         let pause = |at_ms| Command::Pause {

@@ -102,7 +102,8 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         )
     });
     let runtime = builder.build()?;
-    let state = AppState::new(runtime.clone(), node);
+    let mut state = AppState::new(runtime.clone(), node);
+    state.token = Some(Arc::from(token.value.as_str()));
     let metrics = Arc::clone(&state.metrics);
     let follower = runtime.clone();
 

@@ -17,6 +17,9 @@ pub struct AppState {
     pub node: Arc<Node>,
     /// When it started, in Unix milliseconds.
     pub started_ms: i64,
+    /// The daemon's token, which every node of a cluster shares: what this node shows another
+    /// when it asks it for a step's output on behalf of a client.
+    pub token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -26,6 +29,7 @@ impl AppState {
             metrics: Arc::default(),
             shutdown: CancellationToken::new(),
             node: Arc::new(node),
+            token: None,
             started_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as i64),

@@ -188,6 +188,46 @@ pub async fn output(
             .map(|step| step.id)
             .ok_or_else(|| ApiError::not_found(format!("run {id} has no step yet")))?,
     };
+    // A step another node runs, whose output is on that node's machine: its node answers.
+    if let Some(owner) = state.runtime.output_elsewhere(id, step).await? {
+        return proxy_output(&state, &owner, id, step, offset).await;
+    }
     let stream = state.runtime.step_output(id, step, offset).await?;
     Ok(sse::output(stream, &state).into_response())
+}
+
+/// The step's output stream as `owner` (the node driving the run) serves it, passed through
+/// as it arrives; its `id:` lines resume at that node or any other.
+async fn proxy_output(
+    state: &AppState,
+    owner: &str,
+    id: RunId,
+    step: StepId,
+    offset: u64,
+) -> Result<Response, ApiError> {
+    let url = format!(
+        "{}/runs/{id}/output?step={step}&offset={offset}",
+        owner.trim_end_matches('/')
+    );
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = &state.token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request.send().await.map_err(|error| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "node_unreachable",
+            format!("the step runs on node {owner}, which did not answer: {error}"),
+        )
+    })?;
+    let status = answer.status();
+    let content_type = answer.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let mut response = axum::body::Body::from_stream(answer.bytes_stream()).into_response();
+    *response.status_mut() = axum::http::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
 }

@@ -427,7 +427,9 @@ fn a_postgres_store_that_refuses_the_connection_is_a_clear_error() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = server.url.replacen("postgres://loop@", "postgres://nobody_here@", 1);
+    let url = server
+        .url
+        .replacen("postgres://loop@", "postgres://nobody_here@", 1);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_loopd"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
@@ -444,4 +446,83 @@ fn a_postgres_store_that_refuses_the_connection_is_a_clear_error() {
             && stderr.contains("role \"nobody_here\" does not exist"),
         "{stderr}"
     );
+}
+
+/// Any node answers for any run: a step's live output, on the machine of the node that runs it
+/// (a run by URL works in that node's data dir), reaches a client of another node, which asks
+/// the owner for it and passes it through as it comes.
+#[test]
+fn a_step_s_live_output_reaches_a_client_of_another_node() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "postgres::a_step_s_live_output_reaches_a_client_of_another_node",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin = repo(&dir.path().join("origin"), 1);
+    let bare = dir.path().join("remote.git");
+    loop_testkit::git(
+        dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &origin.to_string_lossy(),
+            &bare.to_string_lossy(),
+        ],
+    );
+    let agent = dir.path().join("printer.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "cat > /dev/null\nfor i in $(seq 1 30); do echo \"line $i\"; sleep 0.1; done\nexec {} < /dev/null\n",
+            crate::support::stub("one_task.sh")
+        ),
+    )
+    .expect("write the agent");
+    let node = |name: &str| {
+        start_daemon(
+            &dir.path().join(name),
+            &["--lease-ms", "5000", "--node-name", name],
+            &[("LOOPD_STORE", server.url.as_str())],
+        )
+    };
+    let a = node("a");
+    let body = json!({
+        "spec_path": "specs/feature.md",
+        "repo_url": format!("file://{}", bare.display()),
+        "config": {
+            "agent": "command",
+            "agent_cmd": format!("sh {}", agent.display()),
+            "reviewer": false,
+            "postmortem": false,
+            "run_naming_mode": "spec_slug",
+        },
+    });
+    let id = submit(&a, &body);
+    loop_testkit::until(
+        "node a runs a step",
+        std::time::Duration::from_secs(60),
+        || status_on(&a, &id)["current_step"].is_object(),
+    );
+    let b = node("b");
+    let response = crate::support::client()
+        .get(b.url(&format!("/runs/{id}/output")))
+        .send()
+        .expect("the output from node b");
+    assert_eq!(response.status(), 200);
+    let frames = crate::support::read_frames(response, |frame| frame.data.contains("line 5"));
+    let text: String = frames.iter().map(|f| f.data.as_str()).collect();
+    assert!(
+        text.contains("line 1") && text.contains("line 5"),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.id.as_deref().is_some_and(|id| id.contains(':'))),
+        "each frame resumable as <step>:<offset>: {frames:?}"
+    );
+    let run = wait_for_end(&b, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
 }
