@@ -26,7 +26,23 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     let finished = view.status.is_terminal();
     let branch = RunBranch::of(view)?;
     let dir = branch.workspace(&services.data_dir);
-    let (base, run) = (&branch.base_branch, &branch.run_branch);
+    let (base, mut run) = (&branch.base_branch, branch.run_branch.clone());
+    // A run by URL that another node drove: its branch is on the remote, not in this node's
+    // checkout (which may not exist yet either).
+    if let Some(url) = crate::repos::url_of(&branch.view.workspace_root)
+        && git::branch_commit(&dir, &run).await.is_none()
+    {
+        let fetched = if dir.join(".git").exists() {
+            crate::repos::fetch(&dir).await
+        } else {
+            crate::repos::checkout(&services.data_dir, url, None)
+                .await
+                .map(drop)
+        };
+        fetched.map_err(|error| invalid(format!("diff of run {run_id}"), error.to_string()))?;
+        run = format!("origin/{run}");
+    }
+    let run = &run;
     let gone = |error: git::GitError| {
         invalid(
             format!("diff of run {run_id}"),

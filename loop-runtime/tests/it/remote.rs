@@ -174,4 +174,14 @@ async fn a_run_by_url_goes_on_from_its_pushed_branch_on_another_node() {
         "node b keeps its own checkout"
     );
     second.shutdown().await;
+
+    // A third node that never drove the run shows its diff, from the branch on the remote.
+    let third = runtime_at(&scratch, &scratch.dir.path().join("node-c"));
+    let diff = third.diff(run_id).await.expect("the diff on node c");
+    assert_eq!(diff.commits.len(), 3, "{diff:?}");
+    assert!(
+        diff.files.iter().any(|file| file.path == "work.txt"),
+        "{diff:?}"
+    );
+    third.shutdown().await;
 }
