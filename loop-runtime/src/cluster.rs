@@ -107,7 +107,8 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
             }
             Some(run_id) = lost_runs.recv() => {
                 if scheduler.is_running(run_id) {
-                    tracing::warn!(%run_id, "another node claimed this run: stopping its driver");
+                    // Usually two nodes reaching for a new run at once, the other one first.
+                    tracing::info!(%run_id, "another node claimed this run: stopping its driver");
                     drop(scheduler.stop(run_id).await);
                 }
             }

@@ -109,7 +109,24 @@ impl Runtime {
             .await?
             .ok_or(RuntimeError::UnknownRun(run_id))?;
         self.scheduler.explain_wait(&mut view);
+        self.localize_worktree(&mut view).await;
         Ok(view)
+    }
+
+    /// A run by URL: the worktree's path on this node, when it has one (the log keeps the path
+    /// of the node that made the worktree first).
+    async fn localize_worktree(&self, view: &mut RunView) {
+        if crate::repos::url_of(&view.workspace_root).is_none()
+            || view.worktree.run_branch.is_none()
+        {
+            return;
+        }
+        if let Ok(run) = self.services.run_context(view.id).await
+            && let Some(worktree) = &run.worktree
+            && std::path::Path::new(&worktree.path).is_dir()
+        {
+            view.worktree.worktree_path = Some(worktree.path.clone());
+        }
     }
 
     /// This runtime's node, when it is one of a cluster.

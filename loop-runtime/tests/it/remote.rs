@@ -173,6 +173,12 @@ async fn a_run_by_url_goes_on_from_its_pushed_branch_on_another_node() {
         node_b.join("repos").is_dir(),
         "node b keeps its own checkout"
     );
+    let here = second.get(run_id).await.expect("the run on node b");
+    let path = here.worktree.worktree_path.expect("a worktree path");
+    assert!(
+        path.starts_with(&*node_b.to_string_lossy()),
+        "node b shows its own worktree: {path}"
+    );
     second.shutdown().await;
 
     // A third node that never drove the run shows its diff, from the branch on the remote.

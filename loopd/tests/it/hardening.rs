@@ -535,6 +535,57 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// Without a daemon started again on its data dir (a cluster node that died stays dead): the
+/// agent and the tool it left in the background die with the daemon, and the tool's late
+/// commit never happens.
+#[test]
+fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    std::fs::write(repo.join(".orphan-rounds"), "1").expect("rounds");
+    std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
+    let data = dir.path().join("data");
+    let mut daemon = start_daemon(&data, &[], &[]);
+    let body = run_body(&repo, "orphan_maker.sh", json!({}));
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pids: Vec<i32> = loop {
+        let text = std::fs::read_to_string(run_file(&repo, &data, &id, "pids")).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break line
+                .split_whitespace()
+                .skip(1)
+                .map(|pid| pid.parse().expect("pid"))
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    daemon.kill();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while pids.iter().any(|pid| alive(*pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "alive 3 s after the daemon was killed: {:?}",
+            pids.iter().filter(|pid| alive(**pid)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The tool would have committed 4 s after it started.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !repo.join("late.txt").exists(),
+        "a tool of the dead daemon wrote late.txt"
+    );
+}
+
 #[test]
 fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
     let dir = tempfile::tempdir().expect("temp dir");

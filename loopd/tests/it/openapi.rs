@@ -881,7 +881,19 @@ fn generated_requests_never_get_a_server_error_and_every_answer_matches_the_docu
                     .body(body.clone());
             }
             sent += 1;
+            // A `.` or `..` segment is resolved by the client: the request then reaches
+            // another route (the dashboard's `/`, say), whose answer this operation's document
+            // does not describe. It must still not fail.
+            let elsewhere = case.url.path_segments().map_or(0, Iterator::count)
+                != path.split('/').skip(1).count();
             let (status, problem) = match request.send() {
+                Ok(response) if elsewhere => {
+                    let status = response.status();
+                    let problem = status
+                        .is_server_error()
+                        .then(|| format!("answered {status}"));
+                    (status.as_u16(), problem)
+                }
                 Ok(response) => (response.status().as_u16(), check(&doc, operation, response)),
                 Err(error) => (0, Some(format!("no answer: {error}"))),
             };
