@@ -7,9 +7,30 @@ pub fn rfc3339_ms(unix_ms: i64) -> String {
     instant.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// Unix milliseconds of an RFC 3339 instant (`2025-11-18T21:55:53.328Z`, any offset); `None`
+/// for anything else.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|instant| instant.as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rfc3339_ms;
+    use super::{parse_rfc3339_ms, rfc3339_ms};
+
+    #[test]
+    fn parses_what_it_formats_and_offsets() {
+        assert_eq!(
+            parse_rfc3339_ms("2026-09-21T14:13:20.123Z"),
+            Some(1_790_000_000_123)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-09-21T16:13:20.123+02:00"),
+            Some(1_790_000_000_123)
+        );
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -5,7 +5,8 @@
 # tests/data/agents/real/codex/turn_failed_unsupported_model_400.jsonl), `long` (as `task`, the
 # agent_message a single line over 1 MiB: a 1,100,000-character summary, then the answer) or
 # `flood` (as `task`, after 257 MiB of output lines that are no events, as a command's output
-# echoed to stdout would be).
+# echoed to stdout would be) or `window:<used %>:<reset epoch s>` (as `task`, and the session's
+# rollout under $CODEX_HOME/sessions gets a token_count with the account's windows).
 prompt=$(cat)
 . "$(dirname "$0")/references.sh"
 check_references "$prompt"
@@ -19,6 +20,18 @@ if [ "$mode" = fail ]; then
   exit 1
 fi
 echo '{"type":"thread.started","thread_id":"019f90b8-96af-7582-a50f-e158e39fd20a"}'
+case "$mode" in
+  window:*)
+    # The session's rollout, where codex-cli records the account's windows (its stdout has
+    # none): a token_count event in the shape of codex-cli 0.58's, window:<used %>:<reset s>.
+    spec=${mode#window:}
+    dir="${CODEX_HOME:-$HOME/.codex}/sessions/$(date -u +%Y/%m/%d)"
+    mkdir -p "$dir"
+    printf '%s\n' "{\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)\",\"type\":\"event_msg\",\"payload\":{\"type\":\"token_count\",\"info\":null,\"rate_limits\":{\"primary\":{\"used_percent\":${spec%%:*},\"window_minutes\":300,\"resets_at\":${spec#*:}},\"secondary\":{\"used_percent\":10.0,\"window_minutes\":10080,\"resets_at\":${spec#*:}}}}}" \
+      >> "$dir/rollout-$(date -u +%Y-%m-%dT%H-%M-%S)-019f90b8-96af-7582-a50f-e158e39fd20a.jsonl"
+    mode=task
+    ;;
+esac
 echo '{"type":"turn.started"}'
 echo '{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"bash -lc ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}'
 if [ "$LOOP_PHASE" = review ]; then

@@ -304,11 +304,130 @@ pub fn classify(
     error_text::died_without_final_event(agent, "turn.completed", exit_code, stderr_tail)
 }
 
+/// The rate-limit window a Codex session last reported, from its rollout file
+/// (`$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`): `codex exec --json`
+/// prints none on stdout, but every `event_msg` of `payload.type` `token_count` in the rollout
+/// carries `rate_limits {primary, secondary}`, each `{used_percent, window_minutes, resets_at}`
+/// (older versions: `resets_in_seconds`, counted from the line's `timestamp`, else from
+/// `now_ms`). Of the two windows, the more used one is the account's constraint. Lines that
+/// are not JSON, or not such events, are skipped.
+pub fn rollout_rate_limit(text: &str, now_ms: i64) -> Option<crate::event::RateLimitSeen> {
+    text.lines().rev().find_map(|line| {
+        let event: Value = serde_json::from_str(line.trim()).ok()?;
+        let payload = event.get("payload")?;
+        if event.get("type")?.as_str()? != "event_msg"
+            || payload.get("type")?.as_str()? != "token_count"
+        {
+            return None;
+        }
+        let limits = payload.get("rate_limits")?.as_object()?;
+        let at_ms = event
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(crate::time::parse_rfc3339_ms)
+            .unwrap_or(now_ms);
+        ["primary", "secondary"]
+            .iter()
+            .filter_map(|name| window(limits.get(*name)?.as_object()?, at_ms))
+            .max_by(|a, b| {
+                let used = |w: &crate::event::RateLimitSeen| w.utilization.unwrap_or(0.0);
+                used(a).total_cmp(&used(b))
+            })
+    })
+}
+
+/// One window of a `token_count`'s `rate_limits`, in the shape Claude Code's are recorded.
+fn window(window: &Map<String, Value>, at_ms: i64) -> Option<crate::event::RateLimitSeen> {
+    let used = window.get("used_percent")?.as_f64()?;
+    if !used.is_finite() {
+        return None;
+    }
+    let utilization = (used / 100.0).clamp(0.0, 1.0);
+    let name = match window.get("window_minutes").and_then(Value::as_u64) {
+        Some(300) => "five_hour".to_owned(),
+        Some(10_080) => "seven_day".to_owned(),
+        Some(minutes) => format!("{minutes}_minutes"),
+        None => "window".to_owned(),
+    };
+    let resets_at_ms = match (
+        window.get("resets_at").and_then(Value::as_i64),
+        window.get("resets_in_seconds").and_then(Value::as_i64),
+    ) {
+        (Some(at), _) => at.checked_mul(1000),
+        (None, Some(seconds)) => seconds
+            .checked_mul(1000)
+            .and_then(|ms| at_ms.checked_add(ms)),
+        (None, None) => None,
+    };
+    Some(crate::event::RateLimitSeen {
+        status: if utilization >= 1.0 {
+            "rejected"
+        } else {
+            "allowed"
+        }
+        .to_owned(),
+        window: Some(name),
+        resets_at_ms,
+        utilization: Some(utilization),
+        overage_in_use: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NOW: i64 = 1_790_000_000_000;
+
+    /// The shape of a `token_count` of a real codex-cli 0.58.0 session (rate_limits as one
+    /// person's session log published them; the surrounding fields composed).
+    #[test]
+    fn a_rollout_s_last_token_count_gives_its_most_used_window() {
+        let rollout = [
+            r#"{"timestamp":"2025-11-18T21:55:50.000Z","type":"session_meta","payload":{"id":"019a9776-0a34-7842-8627-112b63d66e90"}}"#,
+            r#"{"timestamp":"2025-11-18T21:55:53.328Z","type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":{"primary":{"used_percent":5.0,"window_minutes":300,"resets_at":1763483205},"secondary":{"used_percent":70.0,"window_minutes":10080,"resets_at":1763606387}}}}"#,
+            r#"{"timestamp":"2025-11-18T21:55:56.513Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":3420}},"rate_limits":{"primary":{"used_percent":7.0,"window_minutes":300,"resets_at":1763483205},"secondary":{"used_percent":77.0,"window_minutes":10080,"resets_at":1763606387}}}}"#,
+            r#"{"timestamp":"2025-11-18T21:55:57.000Z","type":"response_item","payload":{"type":"message"}}"#,
+            "not json",
+        ]
+        .join("\n");
+        let seen = rollout_rate_limit(&rollout, NOW).expect("a window");
+        assert_eq!(seen.window.as_deref(), Some("seven_day"));
+        assert_eq!(seen.utilization, Some(0.77));
+        assert_eq!(seen.resets_at_ms, Some(1_763_606_387_000));
+        assert_eq!(seen.status, "allowed");
+        // Older versions count the reset from the line's time.
+        let relative = r#"{"timestamp":"2025-09-01T00:00:00Z","type":"event_msg","payload":{"type":"token_count","rate_limits":{"primary":{"used_percent":100.0,"window_minutes":300,"resets_in_seconds":60}}}}"#;
+        let seen = rollout_rate_limit(relative, NOW).expect("a window");
+        assert_eq!(seen.resets_at_ms, Some(1_756_684_800_000 + 60_000));
+        assert_eq!(
+            (seen.status.as_str(), seen.window.as_deref()),
+            ("rejected", Some("five_hour"))
+        );
+        assert_eq!(
+            rollout_rate_limit(
+                r#"{"type":"event_msg","payload":{"type":"token_count","rate_limits":null}}"#,
+                NOW
+            ),
+            None
+        );
+    }
+
+    proptest::proptest! {
+        /// Any text: no panic, and a window found is a share of 0 to 1.
+        #[test]
+        fn any_rollout_text_reads_without_panic(text in "\\PC{0,400}", used in -1e12f64..1e12, reset in proptest::num::i64::ANY) {
+            let line = format!(
+                r#"{{"type":"event_msg","payload":{{"type":"token_count","rate_limits":{{"primary":{{"used_percent":{used},"resets_at":{reset},"resets_in_seconds":{reset}}}}}}}}}"#
+            );
+            for input in [text.clone(), line, format!("{text}\n{text}")] {
+                if let Some(seen) = rollout_rate_limit(&input, NOW) {
+                    let share = seen.utilization.expect("a share");
+                    proptest::prop_assert!((0.0..=1.0).contains(&share));
+                }
+            }
+        }
+    }
 
     fn transcript(lines: &[&str]) -> CodexTranscript {
         let mut stream = CodexStream::new();

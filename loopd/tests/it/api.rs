@@ -478,6 +478,65 @@ fn an_agent_that_is_missing_or_not_executable_fails_the_run_saying_why() {
     }
 }
 
+/// The reserve holds Codex runs too: codex-cli prints no rate-limit window on stdout, so the
+/// daemon reads it from the session's rollout under `$CODEX_HOME/sessions`. A first call that
+/// leaves the five-hour window 95% used stops a run keeping 10% free after that iteration; the
+/// account shows the window, and the derived account names `CODEX_HOME`.
+#[test]
+fn a_codex_run_keeping_a_reserve_stops_at_the_window_its_session_reports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 3);
+    let reset_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+        + 3600;
+    std::fs::write(repo.join(".stub-codex"), format!("window:95.0:{reset_s}")).expect("mode");
+    let codex_home = dir.path().join("codex-home");
+    let daemon = start_daemon(
+        &dir.path().join("data"),
+        &[],
+        &[("CODEX_HOME", codex_home.to_str().expect("utf-8"))],
+    );
+    let body = run_body(
+        &repo,
+        "one_task.sh",
+        json!({
+            "agent": "codex",
+            "codex_bin": loop_testkit::agents::path("codex_stub.sh"),
+            "account_reserve_pct": 10,
+        }),
+    );
+    let id = submit(&daemon, &body);
+    let mut run = Value::Null;
+    loop_testkit::until(
+        "the run waits at its reserve",
+        std::time::Duration::from_secs(60),
+        || {
+            run = get_json(&daemon, &format!("/runs/{id}"))["run"].clone();
+            run["waiting"]["code"] == "account_reserve"
+                || matches!(run["status"].as_str(), Some("FAILED" | "COMPLETED"))
+        },
+    );
+    assert_eq!(run["waiting"]["code"], "account_reserve", "{run}");
+    assert_eq!(run["tasks_done"], 1, "{run}");
+    assert_eq!(run["waiting"]["until_ms"], json!(reset_s * 1000), "{run}");
+    let accounts = get_json(&daemon, "/accounts");
+    let account = &accounts["accounts"][0];
+    assert_eq!(
+        account["account"],
+        json!(format!("codex:{}", codex_home.display())),
+        "{accounts}"
+    );
+    assert_eq!(account["window"], "five_hour", "{accounts}");
+    assert_eq!(account["window_utilization"], json!(0.95), "{accounts}");
+    let canceled = client()
+        .post(daemon.url(&format!("/runs/{id}/cancel")))
+        .send()
+        .expect("cancel");
+    assert!(canceled.status().is_success());
+}
+
 /// `GET /accounts` groups runs by their account (named here, derived when not) and counts
 /// their calls; `GET /nodes` on a SQLite log shows this daemon alone.
 #[test]
