@@ -66,8 +66,10 @@ struct RunEntry {
     priority: u32,
     /// The highest iteration it started an implementation call for.
     iterations: u32,
-    /// Whether a step of its agent (implementation or review) is open: a call in flight.
+    /// Whether a step of its agent (implementation or review) is open: a call in flight, and
+    /// when it started.
     in_call: bool,
+    call_started_ms: i64,
     /// Whether the run has ended; it no longer sets its account's cap.
     ended: bool,
 }
@@ -101,6 +103,7 @@ impl AccountBook {
                 priority: number("priority").unwrap_or(1).max(1),
                 iterations: 0,
                 in_call: false,
+                call_started_ms: 0,
                 ended: false,
             };
             self.runs.insert(record.run_id, entry);
@@ -118,6 +121,7 @@ impl AccountBook {
                 if matches!(step.phase, Phase::Implementation | Phase::Review) =>
             {
                 run.in_call = true;
+                run.call_started_ms = record.ts_ms;
                 if step.phase == Phase::Implementation {
                     run.iterations = run.iterations.max(step.iteration);
                 }
@@ -211,6 +215,18 @@ impl AccountBook {
             .filter(|run| run.account == account && run.in_call)
             .count();
         u32::try_from(open).unwrap_or(u32::MAX)
+    }
+
+    /// A run of the account whose call started at or after `since_ms` and is in flight: after
+    /// a reset, the probe, as every node sees it in the log.
+    pub fn probing(&self, account: &str, since_ms: i64) -> Option<RunId> {
+        self.runs
+            .iter()
+            .filter(|(_, run)| {
+                run.account == account && run.in_call && run.call_started_ms >= since_ms
+            })
+            .min_by_key(|(_, run)| run.call_started_ms)
+            .map(|(id, _)| *id)
     }
 
     /// Whether the log shows a call of the run in flight.
@@ -561,6 +577,22 @@ mod tests {
         let weighted = turns_taken(&[2, 1, 1], 12);
         let count = |i| weighted.iter().filter(|&&r| r == i).count();
         assert_eq!((count(0), count(1), count(2)), (6, 3, 3), "{weighted:?}");
+    }
+
+    #[test]
+    fn a_call_started_after_the_reset_is_the_probe_every_node_sees() {
+        let mut book = AccountBook::new();
+        let (a, b) = (RunId::from_parts(1, [1; 10]), RunId::from_parts(1, [2; 10]));
+        book.apply(&record(a, 1, 0, created("team")));
+        book.apply(&record(b, 1, 0, created("team")));
+        // A call that began before the reset is no probe; one after it is.
+        book.apply(&record(a, 2, 900, started(Phase::Implementation, 1)));
+        assert_eq!(book.probing("team", 1_000), None);
+        book.apply(&record(b, 2, 1_200, started(Phase::Review, 1)));
+        assert_eq!(book.probing("team", 1_000), Some(b));
+        assert_eq!(book.probing("other", 1_000), None);
+        book.apply(&record(b, 3, 1_300, finished(StepStatus::Succeeded, 0.0)));
+        assert_eq!(book.probing("team", 1_000), None);
     }
 
     #[test]

@@ -239,7 +239,10 @@ impl Accounts {
         let book = self.lock();
         let account = book.book.account_of(run_id)?;
         let state = book.book.state(account)?;
-        let probe = book.probes.get(account).map(|(run, _)| *run);
+        let probe = book.probes.get(account).map(|(run, _)| *run).or_else(|| {
+            let until = state.limited_until_ms?;
+            book.book.probing(account, until)
+        });
         let reason = state.limit_reason.clone().unwrap_or_default();
         match gate(state, probe, run_id, now_ms) {
             Gate::Go | Gate::Probe => None,
@@ -284,7 +287,12 @@ impl Accounts {
                 {
                     book.probes.remove(&account);
                 }
-                let probe = book.probes.get(&account).map(|(run, _)| *run);
+                // The probe this node chose, else one the log shows in flight since the
+                // reset (another node's, in a cluster): one probe, not one per node.
+                let probe = book.probes.get(&account).map(|(run, _)| *run).or_else(|| {
+                    let until = state.limited_until_ms?;
+                    book.book.probing(&account, until)
+                });
                 let decision = gate(&state, probe, run_id, now);
                 if decision == Gate::Probe {
                     book.probes.insert(account.clone(), (run_id, now));

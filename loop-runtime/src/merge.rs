@@ -52,12 +52,13 @@ impl RunMerge<'_> {
         };
         let plan = MergePlan {
             repo,
+            source: self.run_branch.to_owned(),
             merge: self,
             message: self.run.merge_message(),
             env: self.run.env(self.iteration, "merge"),
         };
         if self.run.repo_url.is_some() {
-            return merge_by_push(&plan, output, cancel).await;
+            return merge_by_push(plan, output, cancel).await;
         }
         merge(&plan, output, cancel).await
     }
@@ -67,6 +68,8 @@ impl RunMerge<'_> {
 struct MergePlan<'a> {
     /// The main repository (not a worktree of it).
     repo: PathBuf,
+    /// What is merged: the run branch, or for a run by URL the run branch as `origin` has it.
+    source: String,
     merge: &'a RunMerge<'a>,
     message: String,
     env: Vec<(String, String)>,
@@ -158,21 +161,32 @@ async fn merge(
 /// [`merge`] for a run by URL: onto `origin`'s target, landed by a push that names the commit
 /// it merged onto as the lease.
 async fn merge_by_push(
-    plan: &MergePlan<'_>,
+    mut plan: MergePlan<'_>,
     output: &mut StepOutput,
     cancel: &CancellationToken,
 ) -> Result<String, MergeFailure> {
-    let repo = &plan.repo;
     let RunMerge {
         target,
         base_branch,
+        run_branch,
         scratch,
         ..
     } = *plan.merge;
     let target = target.strip_prefix("origin/").unwrap_or(target);
-    crate::repos::fetch(repo)
+    crate::repos::fetch(&plan.repo)
         .await
         .map_err(|e| failure("git", e))?;
+    // The branch as pushed: the driving node pushed it after its last step, and a node that
+    // never drove the run has no other.
+    let pushed = format!("origin/{run_branch}");
+    if git::run(&plan.repo, &["rev-parse", "--verify", "--quiet", &pushed])
+        .await
+        .is_ok()
+    {
+        plan.source = pushed;
+    }
+    let plan = &plan;
+    let repo = &plan.repo;
     let remote = format!("refs/remotes/origin/{target}");
     // A target the remote lacks starts from the run's base; the lease then says "absent".
     let (old, lease) = match git::run(repo, &["rev-parse", "--verify", "--quiet", &remote]).await {
@@ -231,10 +245,14 @@ async fn merge_in(
     } = *plan.merge;
     let merged = match strategy {
         MergeStrategy::Merge => {
-            git::run(dir, &["merge", "--no-ff", "-m", &plan.message, run_branch]).await
+            git::run(
+                dir,
+                &["merge", "--no-ff", "-m", &plan.message, &plan.source],
+            )
+            .await
         }
         MergeStrategy::Squash | MergeStrategy::None => {
-            match git::run(dir, &["merge", "--squash", run_branch]).await {
+            match git::run(dir, &["merge", "--squash", &plan.source]).await {
                 Ok(_)
                     if git::run(dir, &["diff", "--cached", "--quiet"])
                         .await

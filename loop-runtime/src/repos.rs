@@ -130,6 +130,18 @@ async fn fetch_held(checkout: &Path) -> Result<(), GitError> {
     }
 }
 
+/// This node's checkout of `url`, fetched: for reading a run another node drove (its diff, a
+/// merge asked of this node).
+pub(crate) async fn fetched(data_dir: &Path, url: &str) -> Result<PathBuf, GitError> {
+    let dir = checkout_dir(data_dir, url);
+    if dir.join(".git").exists() {
+        fetch(&dir).await?;
+        Ok(dir)
+    } else {
+        checkout(data_dir, url, None).await.map(|(dir, _)| dir)
+    }
+}
+
 /// Pushes the run branch of `worktree` (of `checkout`) to `origin` if it moved since the last
 /// push; a branch another node moved meanwhile is not overwritten (the push is refused).
 pub(crate) async fn push_run_branch(

@@ -278,21 +278,18 @@ impl Runtime {
         ))
     }
 
-    /// In a cluster: the address of the node driving `run_id`, when the step's output is not on
-    /// this machine (its run works in that node's data dir) and that node is alive to serve
-    /// it. `None` when the output is here, or nobody else can give it.
+    /// In a cluster: the address of the node that drives or last drove `run_id`, when the
+    /// step's output is not on this machine (a run by URL works in that node's data dir) and
+    /// that node is alive to serve it. `None` when the output is here, or nobody else can give
+    /// it.
     pub async fn output_elsewhere(
         &self,
         run_id: RunId,
         step_id: StepId,
     ) -> Result<Option<String>, RuntimeError> {
-        let Some(me) = self.node() else {
+        if self.node().is_none() {
             return Ok(None);
-        };
-        let view = self.get(run_id).await?;
-        let Some(owner) = view.node.filter(|owner| *owner != me.id) else {
-            return Ok(None);
-        };
+        }
         let Some(step) = self
             .steps(run_id)
             .await?
@@ -308,6 +305,40 @@ impl Runtime {
         if path.is_file() {
             return Ok(None);
         }
+        self.last_driver_address(run_id).await
+    }
+
+    /// In a cluster: the address of the node that drives or last drove `run_id`, when the run's
+    /// directory is not on this machine and that node is alive to serve its files.
+    pub async fn files_elsewhere(&self, run_id: RunId) -> Result<Option<String>, RuntimeError> {
+        if self.node().is_none() {
+            return Ok(None);
+        }
+        let run = self.services.run_context(run_id).await?;
+        if run.files.dir().is_dir() {
+            return Ok(None);
+        }
+        self.last_driver_address(run_id).await
+    }
+
+    /// The address of the live node, other than this one, that claimed `run_id` last (a claim
+    /// ends with the run, but its files stay with that node).
+    async fn last_driver_address(&self, run_id: RunId) -> Result<Option<String>, RuntimeError> {
+        let Some(me) = self.node() else {
+            return Ok(None);
+        };
+        let last = self
+            .events(run_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find_map(|record| match record.event {
+                loop_core::Event::RunClaimed(claim) => Some(claim.node_id),
+                _ => None,
+            });
+        let Some(owner) = last.filter(|owner| *owner != me.id) else {
+            return Ok(None);
+        };
         Ok(self
             .nodes()
             .await?

@@ -13,6 +13,7 @@ mod openapi;
 mod options;
 mod peer;
 mod protocol_errors;
+mod proxy;
 mod routes;
 mod serve;
 mod server;

@@ -86,8 +86,22 @@ pub(crate) async fn merge(
                 )
             })?,
     };
+    // A run by URL merges what was pushed (`merge::RunMerge::land`); this node may never have
+    // driven it, and then has no branch of its own to check.
+    let by_url = crate::repos::url_of(&branch.view.workspace_root);
+    if let Some(url) = by_url {
+        crate::repos::fetched(&services.data_dir, url)
+            .await
+            .map_err(|error| invalid(format!("merge of run {run_id}"), error.to_string()))?;
+    }
     let repo = main_repo(&branch.workspace(&services.data_dir)).await?;
-    check_owner(&repo, &branch.run_branch, run_id).await?;
+    if by_url.is_none()
+        || git::branch_commit(&repo, &branch.run_branch)
+            .await
+            .is_some()
+    {
+        check_owner(&repo, &branch.run_branch, run_id).await?;
+    }
 
     let files = &run.files;
     let io = |what: &str| {

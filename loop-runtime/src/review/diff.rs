@@ -32,14 +32,9 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     if let Some(url) = crate::repos::url_of(&branch.view.workspace_root)
         && git::branch_commit(&dir, &run).await.is_none()
     {
-        let fetched = if dir.join(".git").exists() {
-            crate::repos::fetch(&dir).await
-        } else {
-            crate::repos::checkout(&services.data_dir, url, None)
-                .await
-                .map(drop)
-        };
-        fetched.map_err(|error| invalid(format!("diff of run {run_id}"), error.to_string()))?;
+        crate::repos::fetched(&services.data_dir, url)
+            .await
+            .map_err(|error| invalid(format!("diff of run {run_id}"), error.to_string()))?;
         run = format!("origin/{run}");
     }
     let run = &run;

@@ -28,11 +28,20 @@ use crate::state::AppState;
 pub async fn list_artifacts(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<ArtifactsEnvelope>, ApiError> {
-    let dir = state.runtime.run_dir(run_id(&id)?).await?;
+) -> Result<Response, ApiError> {
+    let id = run_id(&id)?;
+    // A run whose files are on another node's machine: that node answers.
+    if let Some(owner) = state.runtime.files_elsewhere(id).await?
+        && let Some(answer) =
+            crate::proxy::get(&state, &owner, &format!("/runs/{id}/artifacts")).await
+    {
+        return Ok(answer);
+    }
+    let dir = state.runtime.run_dir(id).await?;
     Ok(Json(ArtifactsEnvelope {
         artifacts: list(&dir),
-    }))
+    })
+    .into_response())
 }
 
 /// One file of a run's directory, and nothing outside it.
@@ -55,7 +64,14 @@ pub async fn artifact(
     State(state): State<AppState>,
     PathParams((id, name)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let dir = state.runtime.run_dir(run_id(&id)?).await?;
+    let id = run_id(&id)?;
+    if let Some(owner) = state.runtime.files_elsewhere(id).await?
+        && let Some(answer) =
+            crate::proxy::get(&state, &owner, &format!("/runs/{id}/artifacts/{name}")).await
+    {
+        return Ok(answer);
+    }
+    let dir = state.runtime.run_dir(id).await?;
     let path = resolve(&dir, &name)?;
     let unreadable = |error: std::io::Error| {
         ApiError::not_found(format!("cannot read artifact {name:?}: {error}"))

@@ -192,47 +192,15 @@ pub async fn output(
     // If it does not answer (it just died, say), this node serves what it has: the step ends
     // for the reader once the node taking the run over records it, and the next step is here.
     if let Some(owner) = state.runtime.output_elsewhere(id, step).await?
-        && let Some(response) = proxy_output(&state, &owner, id, step, offset).await
+        && let Some(response) = crate::proxy::get(
+            &state,
+            &owner,
+            &format!("/runs/{id}/output?step={step}&offset={offset}"),
+        )
+        .await
     {
         return Ok(response);
     }
     let stream = state.runtime.step_output(id, step, offset).await?;
     Ok(sse::output(stream, &state).into_response())
-}
-
-/// The step's output stream as `owner` (the node driving the run) serves it, passed through
-/// as it arrives; its `id:` lines resume at that node or any other. `None` when the owner
-/// does not answer.
-async fn proxy_output(
-    state: &AppState,
-    owner: &str,
-    id: RunId,
-    step: StepId,
-    offset: u64,
-) -> Option<Response> {
-    let url = format!(
-        "{}/runs/{id}/output?step={step}&offset={offset}",
-        owner.trim_end_matches('/')
-    );
-    let mut request = reqwest::Client::new().get(&url);
-    if let Some(token) = &state.token {
-        request = request.bearer_auth(token);
-    }
-    let answer = match request.send().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            tracing::info!(%owner, %error, "the node running the step did not answer: serving the output from here");
-            return None;
-        }
-    };
-    let status = answer.status();
-    let content_type = answer.headers().get(reqwest::header::CONTENT_TYPE).cloned();
-    let mut response = axum::body::Body::from_stream(answer.bytes_stream()).into_response();
-    *response.status_mut() = axum::http::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, content_type);
-    }
-    Some(response)
 }

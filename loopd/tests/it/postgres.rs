@@ -525,4 +525,34 @@ fn a_step_s_live_output_reaches_a_client_of_another_node() {
     );
     let run = wait_for_end(&b, &id);
     assert_eq!(run["status"], "COMPLETED", "{run}");
+
+    // Its files, on node a's machine, listed and read through node b.
+    let artifacts = get_json(&b, &format!("/runs/{id}/artifacts"));
+    let names: Vec<&str> = artifacts["artifacts"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|a| a["name"].as_str()).collect())
+        .unwrap_or_default();
+    let log = names
+        .iter()
+        .find(|name| name.starts_with("iter-01-impl") && name.ends_with(".log"))
+        .unwrap_or_else(|| panic!("no implementation log among {names:?}"));
+    let text = crate::support::client()
+        .get(b.url(&format!("/runs/{id}/artifacts/{log}")))
+        .send()
+        .expect("an artifact through node b")
+        .text()
+        .expect("text");
+    assert!(text.contains("line 30"), "{text:.300}");
+    // A merge asked of node b, which never drove the run, lands on the remote by a push.
+    let merged = crate::support::client()
+        .post(b.url(&format!("/runs/{id}/merge")))
+        .json(&json!({"target": "main"}))
+        .send()
+        .expect("merge through node b");
+    assert_eq!(merged.status(), 200, "{:?}", merged.text());
+    assert_eq!(
+        loop_testkit::git(&bare, &["show", "main:work.txt"]),
+        "work 1",
+        "the remote's main has the run's work"
+    );
 }
