@@ -15,7 +15,7 @@ pub mod repo;
 use std::time::{Duration, Instant};
 
 pub use daemon::{Daemon, Loopd};
-pub use repo::{Repo, Scratch, git};
+pub use repo::{Repo, Scratch, bare_clone, git};
 
 /// Polls `check` every 20 ms for up to `limit`; panics naming `what` when it never holds.
 pub fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {

@@ -12,6 +12,22 @@ pub const PLAN: &str = "specs/planning/feature-plan.md";
 const SPEC_TEXT: &str =
     "# Feature\n\n**Status:** Draft\n**Last Updated:** 2026-11-25\n\nBuild it.\n";
 
+/// A bare clone of `repo` at `to`, as a team's remote would be; its `file://` URL.
+pub fn bare_clone(repo: &Path, to: &Path) -> String {
+    let parent = to.parent().expect("a parent directory");
+    git(
+        parent,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &repo.to_string_lossy(),
+            &to.to_string_lossy(),
+        ],
+    );
+    format!("file://{}", to.display())
+}
+
 /// Runs `git <args>` in `dir`, which must succeed; its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")

@@ -18,18 +18,7 @@ use crate::support::{Scratch, agent, finish, scratch};
 /// The scratch repository cloned bare beside it, as the remote; its `file://` URL.
 fn remote(scratch: &Scratch) -> (PathBuf, String) {
     let bare = scratch.dir.path().join("remote.git");
-    let (from, to) = (scratch.repo(), bare.clone());
-    git(
-        scratch.dir.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            &from.to_string_lossy(),
-            &to.to_string_lossy(),
-        ],
-    );
-    let url = format!("file://{}", bare.display());
+    let url = loop_testkit::bare_clone(&scratch.repo(), &bare);
     (bare, url)
 }
 

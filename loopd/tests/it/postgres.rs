@@ -44,6 +44,16 @@ fn a_run_on_a_postgres_log_completes_and_another_daemon_over_it_knows_it() {
     assert!(report.events > 0 && report.runs == 1, "{report:?}");
 }
 
+/// The id of the node `daemon` is, from its own `GET /nodes`.
+fn node_id(daemon: &loop_testkit::Daemon) -> String {
+    get_json(daemon, "/nodes")["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
+        .and_then(|n| n["id"].as_str())
+        .expect("the node in its own /nodes")
+        .to_owned()
+}
+
 /// The status of a run as `daemon` answers it.
 fn status_on(daemon: &loop_testkit::Daemon, id: &str) -> serde_json::Value {
     get_json(daemon, &format!("/runs/{id}"))["run"].clone()
@@ -90,17 +100,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     const RUNS: usize = 12;
     let origin = repo(&dir.path().join("origin"), 2);
     let bare = dir.path().join("remote.git");
-    loop_testkit::git(
-        dir.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            &origin.to_string_lossy(),
-            &bare.to_string_lossy(),
-        ],
-    );
-    let url = format!("file://{}", bare.display());
+    let url = loop_testkit::bare_clone(&origin, &bare);
     let mut a = node("a");
     let b = node("b");
     let c = node("c");
@@ -122,11 +122,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
         }
         let _ = events_tx.send(seqs);
     });
-    let a_id = get_json(&a, "/nodes")["nodes"]
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
-        .map(|n| n["id"].as_str().unwrap_or_default().to_owned())
-        .expect("node a in its own /nodes");
+    let a_id = node_id(&a);
 
     let body = json!({
         "spec_path": "specs/feature.md",
@@ -339,11 +335,7 @@ fn a_node_that_cannot_renew_its_lease_stops_and_claims_nothing_until_it_can() {
         )
     };
     let a = node("a");
-    let a_id = get_json(&a, "/nodes")["nodes"]
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|n| n["this"] == true))
-        .map(|n| n["id"].as_str().unwrap_or_default().to_owned())
-        .expect("node a in its own /nodes");
+    let a_id = node_id(&a);
     let repo = repo(dir.path(), 4);
     let mut body = run_body(&repo, "one_task.sh", json!({}));
     body["config"]["agent_cmd"] = json!(format!("sh {}", agent.display()));
@@ -461,16 +453,7 @@ fn a_step_s_live_output_reaches_a_client_of_another_node() {
     let dir = tempfile::tempdir().expect("temp dir");
     let origin = repo(&dir.path().join("origin"), 1);
     let bare = dir.path().join("remote.git");
-    loop_testkit::git(
-        dir.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            &origin.to_string_lossy(),
-            &bare.to_string_lossy(),
-        ],
-    );
+    let url = loop_testkit::bare_clone(&origin, &bare);
     let agent = dir.path().join("printer.sh");
     std::fs::write(
         &agent,
@@ -490,7 +473,7 @@ fn a_step_s_live_output_reaches_a_client_of_another_node() {
     let a = node("a");
     let body = json!({
         "spec_path": "specs/feature.md",
-        "repo_url": format!("file://{}", bare.display()),
+        "repo_url": url,
         "config": {
             "agent": "command",
             "agent_cmd": format!("sh {}", agent.display()),
