@@ -153,40 +153,31 @@ impl Postgres {
     /// with what it said when it fails.
     pub fn sql(&self, statements: &str) {
         let database = self.url.rsplit('/').next().unwrap_or("postgres");
-        self.run(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "loop",
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-q",
-                "-c",
-                statements,
-            ],
-        );
+        let port = self.port.to_string();
+        let mut args = self.as_loop(&port).to_vec();
+        args.extend([
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            statements,
+        ]);
+        self.run("psql", &args);
+    }
+
+    /// The arguments that reach this server as the superuser `loop`.
+    fn as_loop<'a>(&self, port: &'a str) -> [&'a str; 6] {
+        ["-h", "127.0.0.1", "-p", port, "-U", "loop"]
     }
 
     /// A URL of a new, empty database on this server (each store of a test its own).
     pub fn database(&self, name: &str) -> String {
-        self.run(
-            "createdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "loop",
-                name,
-            ],
-        );
+        let port = self.port.to_string();
+        let mut args = self.as_loop(&port).to_vec();
+        args.push(name);
+        self.run("createdb", &args);
         format!("postgres://loop@127.0.0.1:{}/{name}", self.port)
     }
 }

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -535,15 +535,43 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// A repository for the orphan maker stub (`testkit/agents/orphan_maker.sh`): `rounds` calls
+/// that leave a tool behind and hang; its marker files stay out of the commits that count.
+fn orphan_repo(dir: &Path, rounds: u32) -> PathBuf {
+    let repo = repo(dir, 2);
+    std::fs::write(repo.join(".orphan-rounds"), rounds.to_string()).expect("rounds");
+    std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
+    repo
+}
+
+/// The agent's and its tool's pids of the orphan maker's call `round`, once it has started
+/// (within 30 s).
+fn round_pids(repo: &Path, data: &Path, id: &str, round: u32) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(run_file(repo, data, id, "pids")).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|line| line.starts_with(&format!("{round} ")))
+        {
+            return line
+                .split_whitespace()
+                .skip(1)
+                .map(|pid| pid.parse().expect("pid"))
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "round {round} never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Without a daemon started again on its data dir (a cluster node that died stays dead): the
 /// agent and the tool it left in the background die with the daemon, and the tool's late
 /// commit never happens.
 #[test]
 fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = repo(dir.path(), 2);
-    std::fs::write(repo.join(".orphan-rounds"), "1").expect("rounds");
-    std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
+    let repo = orphan_repo(dir.path(), 1);
     let data = dir.path().join("data");
     let mut daemon = start_daemon(&data, &[], &[]);
     let body = run_body(&repo, "orphan_maker.sh", json!({}));
@@ -555,19 +583,7 @@ fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
         .json()
         .expect("json");
     let id = created["run"]["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pids: Vec<i32> = loop {
-        let text = std::fs::read_to_string(run_file(&repo, &data, &id, "pids")).unwrap_or_default();
-        if let Some(line) = text.lines().next() {
-            break line
-                .split_whitespace()
-                .skip(1)
-                .map(|pid| pid.parse().expect("pid"))
-                .collect();
-        }
-        assert!(Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let pids = round_pids(&repo, &data, &id, 1);
     daemon.kill();
     let deadline = Instant::now() + Duration::from_secs(3);
     while pids.iter().any(|pid| alive(*pid)) {
@@ -589,10 +605,7 @@ fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
 #[test]
 fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = repo(dir.path(), 2);
-    std::fs::write(repo.join(".orphan-rounds"), "3").expect("rounds");
-    // The stub's marker files stay out of the commits that count.
-    std::fs::write(repo.join(".gitignore"), "logs/\n.orphan-rounds\n").expect("ignore");
+    let repo = orphan_repo(dir.path(), 3);
     let data = dir.path().join("data");
     let client = client();
     let mut daemon = start_daemon(&data, &[], &[]);
@@ -609,24 +622,7 @@ fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
     let mut killed_pids: Vec<i32> = Vec::new();
     for round in 1..=3 {
         // Wait for this round's agent and its tool.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let line = loop {
-            let pids_file = run_file(&repo, &data, &id, "pids");
-            let text = std::fs::read_to_string(&pids_file).unwrap_or_default();
-            if let Some(line) = text
-                .lines()
-                .find(|line| line.starts_with(&format!("{round} ")))
-            {
-                break line.to_owned();
-            }
-            assert!(Instant::now() < deadline, "round {round} never started");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let pids: Vec<i32> = line
-            .split_whitespace()
-            .skip(1)
-            .map(|pid| pid.parse().expect("pid"))
-            .collect();
+        let pids = round_pids(&repo, &data, &id, round);
         daemon.kill();
 
         killed_pids.extend(&pids);
@@ -947,7 +943,7 @@ fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
     let id = created["run"]["id"].as_str().expect("id").to_owned();
     wait_for_end(&daemon, &id);
     // A 64 MiB log in the run's directory (the one the API serves).
-    let run_dir = std::path::PathBuf::from(
+    let run_dir = PathBuf::from(
         run_file(&repo, &data, &id, "report.tsv")
             .parent()
             .expect("run dir"),

@@ -44,6 +44,17 @@ fn a_run_on_a_postgres_log_completes_and_another_daemon_over_it_knows_it() {
     assert!(report.events > 0 && report.runs == 1, "{report:?}");
 }
 
+/// `one_task.sh` after a second's thought a call, so that a kill lands mid-step; its path.
+fn slow_agent(dir: &std::path::Path) -> std::path::PathBuf {
+    let agent = dir.join("slow.sh");
+    std::fs::write(
+        &agent,
+        format!("sleep 1\nexec {}\n", crate::support::stub("one_task.sh")),
+    )
+    .expect("write the agent");
+    agent
+}
+
 /// The id of the node `daemon` is, from its own `GET /nodes`.
 fn node_id(daemon: &loop_testkit::Daemon) -> String {
     get_json(daemon, "/nodes")["nodes"]
@@ -75,12 +86,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     // Slow enough that the kill lands mid-step.
-    let agent = dir.path().join("slow.sh");
-    std::fs::write(
-        &agent,
-        format!("sleep 1\nexec {}\n", crate::support::stub("one_task.sh")),
-    )
-    .expect("write the agent");
+    let agent = slow_agent(dir.path());
     let node = |name: &str| {
         start_daemon(
             &dir.path().join(name),
@@ -243,12 +249,7 @@ fn the_per_workspace_limit_counts_the_runs_other_nodes_drive() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo(dir.path(), 2);
-    let agent = dir.path().join("slow.sh");
-    std::fs::write(
-        &agent,
-        format!("sleep 1\nexec {}\n", crate::support::stub("one_task.sh")),
-    )
-    .expect("write the agent");
+    let agent = slow_agent(dir.path());
     let node = |name: &str| {
         start_daemon(
             &dir.path().join(name),
