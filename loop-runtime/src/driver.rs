@@ -12,6 +12,7 @@
 //! (implementation and review), [`own_steps`] (verification and merge), [`ending`]
 //! (completion, the watchdog's rewrite, failure).
 
+mod account_gate;
 mod agent_steps;
 mod ending;
 mod own_steps;
@@ -27,6 +28,7 @@ use loop_core::step::{Observation, OutputFile};
 use loop_core::{Command, Event, EventRecord, RunId, StepId};
 use tokio_util::sync::CancellationToken;
 
+use self::account_gate::AccountGate;
 use crate::error::RuntimeError;
 use crate::git;
 use crate::run_context::RunContext;
@@ -88,73 +90,11 @@ impl Driver {
             let plan = self.run.read_plan().await;
             let plan_complete = plan.as_ref().is_some_and(Plan::is_complete);
             let next = next(&self.progress, &self.run.config, plan_complete);
-            // An agent call waits for its account: a limit another run met holds this one too.
-            if matches!(next, Next::Implement { .. } | Next::Review { .. })
-                && self.run.config.usage_limit_wait
-            {
-                let accounts = Arc::clone(self.services.journal.accounts());
-                let clock = Arc::clone(&self.services.clock);
-                if !accounts
-                    .clear_to_call(self.run.run_id, clock.as_ref(), &self.cancel)
-                    .await
-                {
-                    return Ok(DriverEnd::Stopped);
-                }
-                // The account's budget: its runs wait for the next day or month (a wait of the
-                // account, recorded once, that holds them all), or this run fails.
-                let budget = self.run.config.account_budget;
-                if let Some((account, over)) =
-                    accounts.over_budget(self.run.run_id, budget, self.now())
-                {
-                    let reason = over.reason(&account);
-                    if self.run.config.account_budget_fails {
-                        let cause = loop_core::event::FailureCause::Budget {
-                            cost_usd: over.spent_usd,
-                            max_usd: over.cap_usd,
-                        };
-                        let exit = loop_core::event::ExitReason::BudgetExhausted;
-                        let end = self.fail(exit, reason, Some(cause));
-                        return end.await;
-                    }
-                    let wait = loop_core::event::AgentWaiting {
-                        step_id: None,
-                        until_ms: over.until_ms,
-                        reason,
-                        paid: Default::default(),
-                    };
-                    self.record(vec![Command::RecordWait(wait)]).await?;
-                    continue;
-                }
-                // The reserve: no new iteration while the account's window is used beyond
-                // what the run leaves free; the run goes on when the window resets.
-                if matches!(next, Next::Implement { .. })
-                    && let Some((account, reserve)) =
-                        accounts.in_reserve(self.run.run_id, self.now())
-                {
-                    tracing::info!(
-                        %account,
-                        window = %reserve.window,
-                        utilization = reserve.utilization,
-                        "the account's reserve is reached: no new iteration until its window resets"
-                    );
-                    tokio::select! {
-                        () = clock.sleep_until(reserve.until_ms) => {}
-                        () = self.cancel.cancelled() => return Ok(DriverEnd::Stopped),
-                    }
-                    continue;
-                }
-                // Fair share: when the account admits only so many calls at once, its runs
-                // take turns. A limit met while this run waited holds it again.
-                if !accounts
-                    .take_turn(self.run.run_id, clock.as_ref(), &self.cancel)
-                    .await
-                {
-                    return Ok(DriverEnd::Stopped);
-                }
-                if accounts.hold(self.run.run_id, self.now()).is_some() {
-                    accounts.give_back_turn(self.run.run_id);
-                    continue;
-                }
+            // An agent call waits for its account: its limit, budget, reserve and turns.
+            match self.wait_for_account(&next).await? {
+                AccountGate::Go => {}
+                AccountGate::Again => continue,
+                AccountGate::End(end) => return Ok(end),
             }
             let end = match next {
                 Next::Implement { iteration, attempt } => {
