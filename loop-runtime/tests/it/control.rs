@@ -6,7 +6,7 @@ use loop_core::event::{Event, Phase, StepStatus};
 use loop_core::{RunId, RunStatus};
 use loop_runtime::{Runtime, RuntimeError};
 
-use crate::support::{count, finish, request, runtime, scratch};
+use crate::support::{agent, count, finish, request, request_without_agent, runtime, scratch};
 
 /// Waits until the run has an implementation step in progress.
 async fn wait_for_step(runtime: &Runtime, run_id: RunId) {
@@ -190,15 +190,33 @@ async fn runs_of_one_workspace_take_turns_in_submission_order() {
             .queue_policy(policy)
             .build()
             .expect("runtime");
-        // The first claims the workspace; the next three queue behind it.
+        // The first claims the workspace; the next three queue behind it. The agent waits for
+        // a go file until all four are submitted: the runs share the plan in place, and a first
+        // run done before the last submit would leave nothing for it to do.
+        let go = scratch.dir.path().join("go");
+        let gated = scratch.dir.path().join("gated.sh");
+        std::fs::write(
+            &gated,
+            format!(
+                "while [ ! -f {} ]; do sleep 0.02; done\nexec {}\n",
+                go.display(),
+                agent("one_task.sh")
+            ),
+        )
+        .expect("write the agent");
+        let agent_cmd = format!("sh {}", gated.display());
         let mut ids = Vec::new();
         for _ in 0..4 {
             let run = runtime
-                .submit(request(&scratch, "one_task.sh", &[("reviewer", "false")]))
+                .submit(request_without_agent(
+                    &scratch,
+                    &[("reviewer", "false"), ("agent_cmd", agent_cmd.as_str())],
+                ))
                 .await
                 .expect("submit");
             ids.push(run.id);
         }
+        std::fs::write(&go, "").expect("go");
         for id in &ids {
             finish(&runtime, *id).await;
         }
