@@ -207,7 +207,7 @@ pub(crate) fn load_run(
 }
 
 /// What the writer needs to know of a run's stored row to tell whether to rewrite it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RowKeys {
     pub(crate) version: Version,
     pub(crate) status: String,
@@ -216,15 +216,65 @@ pub(crate) struct RowKeys {
 }
 
 impl RowKeys {
-    /// Whether the row no longer answers a search for `view` correctly, or lags it by so many
-    /// events that reading it would cost more than writing it.
-    pub(crate) fn stale_for(&self, view: &RunView) -> bool {
-        self.status != view.status.as_str()
+    /// The keys of the row [`upsert_run`] writes for `view`.
+    pub(crate) fn of(view: &RunView) -> RowKeys {
+        RowKeys {
+            version: view.version,
+            status: view.status.as_str().to_owned(),
+            name: view.name.clone(),
+            run_branch: view.worktree.run_branch.clone(),
+        }
+    }
+
+    /// What the row needs to stay true to `view`: all of it when a search by its columns
+    /// would no longer find the run correctly; only the snapshot when it lags `view` by so
+    /// many events that reading it would cost more than writing it.
+    pub(crate) fn write_for(&self, view: &RunView) -> RowWrite {
+        if self.status != view.status.as_str()
             || self.name != view.name
             || self.run_branch != view.worktree.run_branch
-            || view.version.0 >= self.version.0 + SNAPSHOT_EVERY
+        {
+            RowWrite::Whole
+        } else if view.version.0 >= self.version.0 + SNAPSHOT_EVERY
             || view.version.0 < self.version.0
+        {
+            RowWrite::Snapshot
+        } else {
+            RowWrite::Keep
+        }
     }
+}
+
+/// How much of a run's row an append rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowWrite {
+    Keep,
+    /// The view and the columns that change with every event, none of them indexed: SQLite
+    /// then leaves the row's index entries alone.
+    Snapshot,
+    /// Insert or rewrite every column ([`upsert_run`]).
+    Whole,
+}
+
+/// Rewrites the snapshot of a run whose searched columns are unchanged; writes the whole row
+/// should it be missing after all.
+pub(crate) fn update_snapshot(tx: &Connection, view: &RunView) -> rusqlite::Result<()> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE runs SET updated_ms = ?2, version = ?3, last_seq = ?4, view = ?5
+         WHERE run_id = ?1",
+        )?
+        .execute(params![
+            view.id.to_string(),
+            view.updated_ms,
+            view.version.0 as i64,
+            view.last_seq.0 as i64,
+            to_json(view),
+        ])?;
+    if updated == 0 {
+        upsert_run(tx, view)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn row_keys(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<RowKeys>> {

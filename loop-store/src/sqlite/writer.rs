@@ -25,7 +25,7 @@ use loop_core::{Event, EventRecord, RunId, Seq, StepId, Version, event::SCHEMA};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::sqlite::rows;
+use crate::sqlite::rows::{self, RowKeys, RowWrite};
 use crate::sqlite::schema::error_at;
 use crate::store::RebuildStats;
 use crate::subscription::Subscribers;
@@ -61,15 +61,25 @@ struct Append {
 /// What one append wrote, kept apart until the group commits.
 struct Staged {
     records: Vec<EventRecord>,
+    run: KnownRun,
+}
+
+/// A run as the writer knows it: its view and what its stored row holds.
+#[derive(Clone)]
+struct KnownRun {
     view: RunView,
+    row: RowKeys,
 }
 
 pub(crate) struct Writer {
     conn: Connection,
     path: PathBuf,
     last_seq: u64,
-    /// Committed run views (and so versions), to spare a read and a fold per append.
-    runs: HashMap<RunId, RunView>,
+    /// `PRAGMA data_version` when this writer last looked: it changes when any other connection
+    /// commits, and only then can the log's end or a run's row differ from what is cached.
+    data_version: i64,
+    /// Committed runs, to spare reads and a fold per append.
+    runs: HashMap<RunId, KnownRun>,
     subscribers: Arc<Subscribers>,
 }
 
@@ -80,11 +90,13 @@ impl Writer {
         subscribers: Arc<Subscribers>,
     ) -> Result<Writer, StoreError> {
         let last_seq = read_last_seq(&conn, &path)?;
+        let data_version = read_data_version(&conn, &path)?;
         subscribers.published_up_to(Seq(last_seq));
         Ok(Writer {
             conn,
             path,
             last_seq,
+            data_version,
             runs: HashMap::new(),
             subscribers,
         })
@@ -146,9 +158,9 @@ impl Writer {
         }
     }
 
-    fn commit_batch(&mut self, batch: Vec<Append>) {
+    fn commit_batch(&mut self, mut batch: Vec<Append>) {
         let mut outcomes: Vec<Result<Staged, StoreError>> = Vec::with_capacity(batch.len());
-        let committed = self.write_batch(&batch, &mut outcomes);
+        let committed = self.write_batch(&mut batch, &mut outcomes);
 
         if let Err(error) = committed {
             // Nothing of the batch is durable: every appender that was about to succeed hears
@@ -184,7 +196,7 @@ impl Writer {
                 if self.runs.len() >= RUN_CACHE_LIMIT {
                     self.runs.clear();
                 }
-                self.runs.insert(append.run_id, staged.view);
+                self.runs.insert(append.run_id, staged.run);
                 if publishing {
                     published.extend_from_slice(&staged.records);
                 }
@@ -204,7 +216,7 @@ impl Writer {
     /// an `Err` return means the transaction as a whole did not commit.
     fn write_batch(
         &mut self,
-        batch: &[Append],
+        batch: &mut [Append],
         outcomes: &mut Vec<Result<Staged, StoreError>>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -212,13 +224,15 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error_at(&path, "begin a write"))?;
-        // Another store on the same file (`loopctl exec` or `replay` beside `loopd`) may have
-        // written since our last commit; then our next seq and cached run views are stale.
-        // Holding the write lock, the log's last seq is the truth.
-        let stored_last_seq = read_last_seq(&tx, &path)?;
-        if stored_last_seq != self.last_seq {
+        // Another connection (`loopctl exec` or `replay` beside `loopd`, or a row deleted by
+        // hand) may have committed since our last commit; then our next seq and cached runs
+        // are stale. Holding the write lock, the file is the truth. `data_version` answers
+        // that without reading a page, which `max(seq)` on every group did not.
+        let data_version = read_data_version(&tx, &path)?;
+        if data_version != self.data_version {
             self.runs.clear();
-            self.last_seq = stored_last_seq;
+            self.last_seq = read_last_seq(&tx, &path)?;
+            self.data_version = data_version;
         }
         let mut next_seq = self.last_seq + 1;
         // Where this group's latest staged view of a run is, in `outcomes`. A run's view is
@@ -226,9 +240,9 @@ impl Writer {
         // clones an append were a fifth of the writer's own time with 16 appenders); it goes
         // back when the group commits, and a refused append's run is read again next time.
         let mut latest: HashMap<RunId, usize> = HashMap::new();
-        for append in batch {
+        for append in batch.iter_mut() {
             let base = match latest.get(&append.run_id) {
-                Some(&index) => outcomes[index].as_ref().ok().map(|s| s.view.clone()),
+                Some(&index) => outcomes[index].as_ref().ok().map(|s| s.run.clone()),
                 None => self.runs.remove(&append.run_id),
             };
             match stage(&tx, &path, append, base, next_seq)? {
@@ -307,6 +321,12 @@ impl Writer {
     }
 }
 
+fn read_data_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .map_err(error_at(path, "read the data version"))
+}
+
 fn read_last_seq(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
     let seq: Option<i64> = conn
         .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
@@ -320,41 +340,53 @@ fn read_last_seq(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
 fn stage(
     conn: &Connection,
     path: &Path,
-    append: &Append,
-    cached: Option<RunView>,
+    append: &mut Append,
+    cached: Option<KnownRun>,
     first_seq: u64,
 ) -> Result<Result<Staged, StoreError>, StoreError> {
     let sql = |action| error_at(path, action);
-    let (records, view, write_row) = match check(conn, path, append, cached, first_seq) {
+    let (records, mut run, row_write) = match check(conn, path, append, cached, first_seq) {
         Ok(checked) => checked,
         Err(refused) => return Ok(Err(refused)),
     };
     for record in &records {
         rows::insert_event(conn, record).map_err(sql("append an event"))?;
     }
-    if write_row {
-        rows::upsert_run(conn, &view).map_err(sql("write a run"))?;
+    match row_write {
+        RowWrite::Keep => {}
+        RowWrite::Snapshot => rows::update_snapshot(conn, &run.view).map_err(sql("write a run"))?,
+        RowWrite::Whole => rows::upsert_run(conn, &run.view).map_err(sql("write a run"))?,
     }
-    Ok(Ok(Staged { records, view }))
+    if row_write != RowWrite::Keep {
+        run.row = RowKeys::of(&run.view);
+    }
+    Ok(Ok(Staged { records, run }))
 }
 
 /// Everything that may refuse an append, before anything is written: the records it would
-/// store, the run's view after them, and whether the run's row must be rewritten.
+/// store (its events, moved out of it), the run after them, and what of the run's row must be
+/// rewritten.
 fn check(
     conn: &Connection,
     path: &Path,
-    append: &Append,
-    cached: Option<RunView>,
+    append: &mut Append,
+    cached: Option<KnownRun>,
     first_seq: u64,
-) -> Result<(Vec<EventRecord>, RunView, bool), StoreError> {
+) -> Result<(Vec<EventRecord>, KnownRun, RowWrite), StoreError> {
     let run_id = append.run_id;
     let sql = |action| error_at(path, action);
-    // Read even when the view is cached: a row deleted by hand is written back at once.
-    let row = rows::row_keys(conn, run_id).map_err(sql("read a run's row"))?;
-    let mut view = match (cached, &row) {
-        (Some(view), _) => Some(view),
-        (None, Some(_)) => rows::load_run(conn, path, run_id)?,
-        (None, None) => None,
+    // A cached run's row is as this writer left it: any other connection's commit (a row
+    // deleted by hand, say) changes `data_version` and empties the cache.
+    let (row, mut view) = match cached {
+        Some(run) => (Some(run.row), Some(run.view)),
+        None => {
+            let row = rows::row_keys(conn, run_id).map_err(sql("read a run's row"))?;
+            let view = match row {
+                Some(_) => rows::load_run(conn, path, run_id)?,
+                None => None,
+            };
+            (row, view)
+        }
     };
     let actual = match &view {
         Some(view) => view.version,
@@ -379,9 +411,8 @@ fn check(
         view = RunView::fold(&earlier);
     }
 
-    let records: Vec<EventRecord> = append
-        .events
-        .iter()
+    let records: Vec<EventRecord> = std::mem::take(&mut append.events)
+        .into_iter()
         .enumerate()
         .map(|(i, event)| EventRecord {
             seq: Seq(first_seq + i as u64),
@@ -389,7 +420,7 @@ fn check(
             version: Version(append.expected.0 + 1 + i as u64),
             ts_ms: append.ts_ms,
             schema: SCHEMA,
-            event: event.clone(),
+            event,
         })
         .collect();
     let mut started: Vec<StepId> = Vec::new();
@@ -419,6 +450,10 @@ fn check(
         run_id,
         reason: "the run has no RUN_CREATED event".to_owned(),
     })?;
-    let write_row = row.is_none_or(|row| row.stale_for(&view));
-    Ok((records, view, write_row))
+    let row_write = row
+        .as_ref()
+        .map_or(RowWrite::Whole, |row| row.write_for(&view));
+    // A run without a row gets one now (`RowWrite::Whole`), so these keys are replaced.
+    let row = row.unwrap_or_else(|| RowKeys::of(&view));
+    Ok((records, KnownRun { view, row }, row_write))
 }
