@@ -15,10 +15,13 @@
 //!   input, and crossed out once the group is gone, so whoever takes the data dir next (a
 //!   restarted daemon, `loopctl exec`) kills what a dead one left of the group (a tool command
 //!   the agent had started, say) before anything runs again ([`sweep`]);
+//! - started through the trampoline, its group is also told to the program's [`reaper`],
+//!   which kills it should the program die, whether or not anyone takes the data dir next;
 //! - it never sees the daemon's secrets: every `LOOPD_*` variable is removed from its
 //!   environment.
 
 pub mod ledger;
+pub mod reaper;
 pub mod trampoline;
 
 use std::ffi::OsString;
@@ -214,6 +217,7 @@ pub async fn run(
                 .flatten()
         });
     let through_self = trampoline::command(&spec.program, &spec.cwd, path_var.as_deref());
+    let through_trampoline = through_self.is_some();
     let mut command = match through_self {
         Some(command) => command?,
         None => {
@@ -245,6 +249,11 @@ pub async fn run(
     let group = child.id().map(|pid| Pid::from_raw(pid as i32));
     // Written before the child has its input: until then it has done nothing worth keeping.
     let _entry = group.and_then(|group| ledger::enter(group, &spec.program));
+    // Started through this program, the child is this program's reaper's too (told when its
+    // group is gone, below, when this is dropped).
+    let _reaped = group
+        .filter(|_| through_trampoline)
+        .map(reaper::reap_with_program);
 
     let mut stdin = child.stdin.take();
     let input = spec.stdin.clone();

@@ -15,12 +15,8 @@
 //! user's, the runtime's own tests) gets the fork and the `pre_exec` hook as before.
 //!
 //! The signal reaches the child itself, not what it started: a shell's `sleep`, an agent's
-//! tools. Those were left to the next daemon on the same data dir, which kills the groups its
-//! predecessor recorded; but a cluster node that dies is not started again, and its agents'
-//! tools would go on working (and paying) for nobody. So the trampoline also leaves a watcher
-//! in the child's process group: a process of its own (not the child's, whose `wait` must not
-//! see it) that holds a pidfd of the daemon and one of the child. When the daemon goes first it
-//! kills the whole group; when the child ends with the daemon alive it just ends.
+//! tools. Those are the [`reaper`](super::reaper)'s: the same program started once more, which
+//! kills the children's groups when the program dies.
 //!
 //! The program is looked up in the parent, on the child's `PATH`, so a missing or
 //! non-executable agent is the same `spawn` error it always was, not an exit status.
@@ -46,7 +42,11 @@ static SERVED: AtomicBool = AtomicBool::new(false);
 /// through this program, and returns.
 pub fn serve() {
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(OsStr::new(MARKER)) {
+    let first = args.next();
+    if first.as_deref() == Some(OsStr::new(super::reaper::MARKER)) {
+        super::reaper::serve();
+    }
+    if first.as_deref() != Some(OsStr::new(MARKER)) {
         SERVED.store(true, Ordering::Relaxed);
         return;
     }
@@ -63,95 +63,12 @@ pub fn serve() {
         // The parent died before the signal was armed: nobody would send it.
         std::process::exit(127);
     }
-    if let Some(daemon) = parent {
-        leave_a_watcher(daemon);
-    }
     let error = std::process::Command::new(&program)
         .arg0(name)
         .args(args)
         .exec();
     eprintln!("cannot run {}: {error}", program.to_string_lossy());
     std::process::exit(127);
-}
-
-/// Leaves a process in this one's group that kills the group if `daemon` ends while this
-/// process (the child, once it execs) runs. Without pidfds (Linux before 5.3) there is none:
-/// the next daemon's sweep is then the only remedy, as before.
-#[allow(unsafe_code)]
-fn leave_a_watcher(daemon: i32) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let pidfd = |pid: i32| {
-        // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        // SAFETY: a descriptor the call just opened, owned by nobody else.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    };
-    let me = std::process::id() as i32;
-    let (Some(daemon), Some(child)) = (pidfd(daemon), pidfd(me)) else {
-        return;
-    };
-    // SAFETY: this process has one thread (`serve` runs first thing in `main`), so the copy
-    // fork(2) makes is whole. Both forked processes call only async-signal-safe functions.
-    unsafe {
-        match libc::fork() {
-            0 => {
-                // The first copy forks the watcher and ends at once, so the watcher belongs
-                // to nobody this process's child could wait for.
-                if libc::fork() == 0 {
-                    watch(daemon.as_raw_fd(), child.as_raw_fd());
-                }
-                libc::_exit(0);
-            }
-            first if first > 0 => {
-                let mut status = 0;
-                libc::waitpid(first, &mut status, 0);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The watcher: off the child's pipes (their readers must see them close with the child), it
-/// waits for the daemon or the child to end, and kills the group if the daemon has ended.
-#[allow(unsafe_code)]
-unsafe fn watch(daemon: i32, child: i32) -> ! {
-    // SAFETY: open(2), dup2(2), poll(2), getpgrp(2), kill(2) and _exit(2) are async-signal-safe;
-    // the path is a static C string and `fds` lives across the poll.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        let mut fds = [
-            libc::pollfd {
-                fd: daemon,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: child,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        while libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
-            if *libc::__errno_location() != libc::EINTR {
-                libc::_exit(0);
-            }
-        }
-        // The child's parent-death signal ends it with the daemon, and the kernel may say so
-        // before it says the daemon ended: a child that ended is a reason to look at the
-        // daemon once more, a moment later.
-        if fds[0].revents == 0 {
-            libc::poll(fds.as_mut_ptr(), 1, 200);
-        }
-        if fds[0].revents != 0 {
-            libc::kill(-libc::getpgrp(), libc::SIGKILL);
-        }
-        libc::_exit(0);
-    }
 }
 
 /// The command that starts `program` through this process, when [`serve`] was called; the

@@ -522,6 +522,27 @@ fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 }
 
 /// The pid's process is alive (a zombie is not).
+/// The processes whose parent is `parent` and whose command line has `arg`.
+fn children_with_arg(parent: i32, arg: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent)
+                && cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|part| part == arg.as_bytes())
+        })
+        .collect()
+}
+
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
@@ -583,7 +604,11 @@ fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
         .json()
         .expect("json");
     let id = created["run"]["id"].as_str().expect("id").to_owned();
-    let pids = round_pids(&repo, &data, &id, 1);
+    let mut pids = round_pids(&repo, &data, &id, 1);
+    // One reaper for the daemon, whatever the number of children: its own child.
+    let reapers = children_with_arg(daemon.pid() as i32, "--loop-runtime-reaper");
+    assert_eq!(reapers.len(), 1, "the daemon's reapers: {reapers:?}");
+    pids.extend(&reapers);
     daemon.kill();
     let deadline = Instant::now() + Duration::from_secs(3);
     while pids.iter().any(|pid| alive(*pid)) {
