@@ -11,9 +11,10 @@
 //! kills every group still listed, and ends.
 //!
 //! Why one process and not a watcher per child: the trampoline used to fork twice per child to
-//! leave a watcher behind, on the path of every step; on the benchmark machine that was 0.9 ms
-//! of the 4.2 ms the runtime added to a step (`overhead` bench on tmpfs, 40 tasks, 5 rounds:
-//! 4.15 ms a step with the watchers, 3.25 ms without). A line to a pipe costs microseconds.
+//! leave a watcher behind, on the path of every step. Without those forks the runtime added
+//! about 0.45 ms less to a step (`overhead` bench on tmpfs, 40 tasks, builds alternated: 2.45,
+//! 2.48 and 2.48 ms a step with the watchers, 2.14, 2.01 and 1.89 with the reaper). A line to a
+//! pipe costs microseconds.
 //!
 //! What it does not cover: the moment between a child's start and its `+` line. A program
 //! killed then leaves that child's group to the next daemon's sweep, as before any of this.
