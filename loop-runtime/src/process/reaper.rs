@@ -16,8 +16,9 @@
 //! 2.48 and 2.48 ms a step with the watchers, 2.14, 2.01 and 1.89 with the reaper). A line to a
 //! pipe costs microseconds.
 //!
-//! What it does not cover: the moment between a child's start and its `+` line. A program
-//! killed then leaves that child's group to the next daemon's sweep, as before any of this.
+//! What it does not cover: the moment between a child's start and its `+` line; and a reaper
+//! that someone else killed, until the program's next line, which starts a new one and tells it
+//! every group listed. Those groups are left to the next daemon's sweep, as before any of this.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, Write};
