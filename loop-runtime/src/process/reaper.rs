@@ -84,7 +84,12 @@ fn tell(started: bool, group: i32) {
 /// Starts a reaper and tells it of `groups`; `None` when that fails (nothing is then killed
 /// with the program but what the parent-death signal reaches).
 fn start(groups: &BTreeSet<i32>) -> Option<(Child, ChildStdin)> {
+    // Named as the program was (`loopd --loop-runtime-reaper` in `ps`), not `/proc/self/exe`.
+    let name = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "/proc/self/exe".into());
     let mut child = Command::new("/proc/self/exe")
+        .arg0(name)
         .arg(MARKER)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
