@@ -118,8 +118,16 @@ async fn a_run_by_url_goes_on_from_its_pushed_branch_on_another_node() {
     let scratch = scratch(3);
     let (bare, url) = remote(&scratch);
     let first = runtime_at(&scratch, &scratch.dir.path().join("node-a"));
+    // On node a (its worktree is under its data dir) the second implementation call hangs
+    // until node a stops: otherwise it could commit and push a second task between the wait
+    // below and the shutdown, a race the node-b half of the test would then inherit.
+    let held = format!(
+        "case \"$PWD\" in */node-a/*) if [ \"$LOOP_PHASE\" = implementation ] && \
+         [ \"$LOOP_ITERATION\" -ge 2 ]; then exec sleep 600; fi;; esac; exec {}",
+        agent("one_task.sh")
+    );
     let view = first
-        .submit(by_url(&url, "one_task.sh", &[]))
+        .submit(by_url(&url, "one_task.sh", &[("agent_cmd", held.as_str())]))
         .await
         .expect("submit");
     let run_id = view.id;
