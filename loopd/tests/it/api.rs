@@ -357,14 +357,7 @@ fn review_endpoints_diff_merge_and_scrap_a_finished_run() {
     let mut body = run_body(&repo, "one_task.sh", json!({}));
     body["no_worktree"] = json!(false);
     body["worktree_provider"] = json!("git");
-    let created: Value = client
-        .post(daemon.url("/runs"))
-        .json(&body)
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = submit(&daemon, &body);
     assert_eq!(wait_for_end(&daemon, &id)["status"], "COMPLETED");
 
     let diff: Value = client

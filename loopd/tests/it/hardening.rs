@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Loopd, client, repo, run_body, run_file, start_daemon, wait_for_end};
+use crate::support::{
+    Daemon, Loopd, client, repo, run_body, run_file, start_daemon, submit, wait_for_end,
+};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -596,14 +598,7 @@ fn an_agent_s_tools_die_with_a_killed_daemon_that_nobody_restarts() {
     let data = dir.path().join("data");
     let mut daemon = start_daemon(&data, &[], &[]);
     let body = run_body(&repo, "orphan_maker.sh", json!({}));
-    let created: Value = client()
-        .post(daemon.url("/runs"))
-        .json(&body)
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = submit(&daemon, &body);
     let mut pids = round_pids(&repo, &data, &id, 1);
     // One reaper for the daemon, whatever the number of children: its own child.
     let reapers = children_with_arg(daemon.pid() as i32, "--loop-runtime-reaper");
@@ -632,18 +627,10 @@ fn no_agent_outlives_a_killed_daemon_and_no_orphan_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = orphan_repo(dir.path(), 3);
     let data = dir.path().join("data");
-    let client = client();
     let mut daemon = start_daemon(&data, &[], &[]);
     let mut body = run_body(&repo, "orphan_maker.sh", json!({}));
     body.as_object_mut().expect("object").remove("no_worktree");
-    let created: Value = client
-        .post(daemon.url("/runs"))
-        .json(&body)
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = submit(&daemon, &body);
     let mut killed_pids: Vec<i32> = Vec::new();
     for round in 1..=3 {
         // Wait for this round's agent and its tool.

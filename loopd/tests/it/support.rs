@@ -96,7 +96,6 @@ pub fn read_frames(body: impl Read, mut until: impl FnMut(&Frame) -> bool) -> Ve
     frames
 }
 
-/// Follows the run's events until it is in a terminal state; the final run, as JSON.
 /// Submits a run (`POST /runs`) and returns its id.
 pub fn submit(daemon: &Daemon, body: &Value) -> String {
     let created: Value = client()
@@ -122,6 +121,7 @@ pub fn get_json(daemon: &Daemon, path: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
 }
 
+/// Follows the run's events until it is in a terminal state; the final run, as JSON.
 pub fn wait_for_end(daemon: &Daemon, run_id: &str) -> Value {
     let client = loop_client::blocking::Client::new(&daemon.base, None).expect("a client");
     let run_id = run_id.parse().expect("a run id");
