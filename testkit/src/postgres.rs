@@ -19,7 +19,28 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     as_user: Option<&'static str>,
+    /// The server's `-o` options, for a start after a stop.
+    options: String,
     _dir: tempfile::TempDir,
+}
+
+/// How [`Postgres::stop`] and [`Postgres::restart`] shut the server down (`pg_ctl -m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Clients are disconnected and the server stops cleanly (`-m fast`).
+    Fast,
+    /// The server dies at once, as after a crash; it recovers from its WAL at the next start
+    /// (`-m immediate`).
+    Immediate,
+}
+
+impl Shutdown {
+    fn mode(self) -> &'static str {
+        match self {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        }
+    }
 }
 
 /// The user a root test runs the server as.
@@ -51,12 +72,17 @@ impl Postgres {
             chown_to_nobody(dir.path());
         }
         let port = free_port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' \
+             -c fsync=on -c max_connections=200"
+        );
         let server = Postgres {
             url: format!("postgres://loop@127.0.0.1:{port}/postgres"),
             port,
             bin,
             data,
             as_user,
+            options,
             _dir: dir,
         };
         server.run(
@@ -72,28 +98,63 @@ impl Postgres {
                 "UTF8",
             ],
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' \
-             -c fsync=on -c max_connections=200"
-        );
-        let log = server.data.with_file_name("server.log");
-        server.run(
+        server.start_again();
+        Some(server)
+    }
+
+    /// Starts the server again after [`Postgres::stop`], on the same port and data, and waits
+    /// until it answers.
+    pub fn start_again(&self) {
+        let log = self.data.with_file_name("server.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                path_str(&server.data),
+                path_str(&self.data),
                 "-l",
                 path_str(&log),
                 "-o",
-                &options,
+                &self.options,
                 "-w",
                 "-t",
                 "60",
                 "start",
             ],
         );
-        server.wait_until_it_answers();
-        Some(server)
+        self.wait_until_it_answers();
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast|immediate`): every client's connection ends, and
+    /// new ones are refused until [`Postgres::start_again`].
+    pub fn stop(&self, how: Shutdown) {
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&self.data), "-m", how.mode(), "-w", "stop"],
+        );
+    }
+
+    /// `pg_ctl restart -m fast|immediate`: down and up again at once, as an operator's restart
+    /// or a crash the service manager answers is.
+    pub fn restart(&self, how: Shutdown) {
+        let log = self.data.with_file_name("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.data),
+                "-l",
+                path_str(&log),
+                "-o",
+                &self.options,
+                "-m",
+                how.mode(),
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        );
+        self.wait_until_it_answers();
     }
 
     /// One of the server's programs, run as the cluster's owner.
