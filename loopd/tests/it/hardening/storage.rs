@@ -1,0 +1,184 @@
+//! Faults of the log's storage: a bad database, an event that does not decode, a full disk.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{client, repo, run_body, start_daemon, wait_for_end};
+
+use super::needs_root;
+
+#[test]
+fn a_bad_database_stops_the_daemon_before_it_says_it_listens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    std::fs::write(data.join("loopd.db"), b"this is not a database at all").expect("junk");
+    let output = Command::new(env!("CARGO_BIN_EXE_loopd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("LOOPD_AUTH_TOKEN")
+        .output()
+        .expect("run loopd");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("listening"), "{stderr}");
+    assert!(stderr.contains("loopd.db"), "{stderr}");
+}
+
+#[test]
+fn an_event_that_does_not_decode_is_named_and_skipped_not_the_end_of_streams() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let data = dir.path().join("data");
+    let daemon = start_daemon(&data, &[], &[]);
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    wait_for_end(&daemon, &id);
+    drop(daemon);
+    // An event a newer build wrote, of a type this one does not know, in the middle of the log.
+    let conn = rusqlite::Connection::open(data.join("loopd.db")).expect("open");
+    conn.execute(
+        "UPDATE events SET type = 'FROM_THE_FUTURE' WHERE seq = 3",
+        [],
+    )
+    .expect("tamper");
+    drop(conn);
+    let daemon = start_daemon(&data, &[], &[]);
+    let response = client().get(daemon.url("/events")).send().expect("stream");
+    let mut seqs = Vec::new();
+    let mut errors = Vec::new();
+    crate::support::read_frames(response, |frame| {
+        let seq: u64 = frame.id.as_deref().unwrap_or("0").parse().unwrap_or(0);
+        if frame.event.as_deref() == Some("error") {
+            errors.push(frame.data.clone());
+        } else {
+            seqs.push(seq);
+        }
+        seq >= 6
+    });
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("undecodable_event"), "{errors:?}");
+    assert_eq!(&seqs[..4], &[1, 2, 4, 5], "the stream goes on after it");
+    // The figures are folded from the log in the background: give them a moment.
+    let completed = "loopd_runs{status=\"COMPLETED\"} 1\n";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let metrics = client()
+            .get(daemon.url("/metrics"))
+            .send()
+            .expect("metrics")
+            .text()
+            .expect("text");
+        if metrics.contains(completed) || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains("loopd_undecodable_events_total 1"),
+        "{metrics}"
+    );
+    // The rest of the figures are folded from the events around it, not zeroed.
+    assert!(metrics.contains(completed), "{metrics}");
+    assert!(
+        metrics.contains("loopd_steps_total{phase=\"implementation\",status=\"SUCCEEDED\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
+    if !needs_root("a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 2);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"])
+        .arg(&data)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "cannot mount a tmpfs as root");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&data);
+    let daemon = start_daemon(&data, &[], &[]);
+    let client = client();
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&run_body(
+            &repo,
+            "chatty.sh",
+            json!({"artifact_mode": "workspace"}),
+        ))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    // Fill the disk while the run works.
+    let filler = data.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    // The run says why it does not move; new runs and the health check say so too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let run: Value = client
+            .get(daemon.url(&format!("/runs/{id}")))
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        if run["run"]["waiting"]["code"] == "store_unavailable" {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never showed the full disk: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(waiting["run"]["status"], "RUNNING", "{waiting}");
+    let health = client.get(daemon.url("/health")).send().expect("health");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = health.json().expect("json");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let refused = client
+        .post(daemon.url("/runs"))
+        .json(&run_body(&repo, "one_task.sh", json!({})))
+        .send()
+        .expect("create");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused: Value = refused.json().expect("json");
+    assert_eq!(refused["code"], "store_unavailable", "{refused}");
+    // Space comes back: the run goes on to its end, and all is well again.
+    std::fs::remove_file(&filler).expect("free the space");
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let health: Value = client
+        .get(daemon.url("/health"))
+        .send()
+        .expect("health")
+        .json()
+        .expect("json");
+    assert_eq!(health["status"], "ok", "{health}");
+}
