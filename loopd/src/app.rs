@@ -47,7 +47,10 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(meta::nodes))
         .routes(routes!(meta::accounts))
         .finish()
-        .merge(dashboard::router(&guard))
+        .merge(dashboard::router(
+            std::sync::Arc::clone(&guard.token),
+            std::sync::Arc::clone(&guard.sessions),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

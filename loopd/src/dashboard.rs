@@ -19,7 +19,8 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::extract::{Body, PathParams};
-use crate::guard::{Guard, session_cookie};
+use crate::server::Peer;
+use crate::session::{self, Holder, Sessions};
 use crate::state::AppState;
 
 /// The pages a person opens (a link from elsewhere may lead to them).
@@ -61,19 +62,17 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// What the login handler checks against and gives out.
+/// What the login handler checks against and opens.
 #[derive(Clone, Debug)]
 struct Login {
     token: Arc<str>,
-    session: Arc<str>,
+    sessions: Arc<Sessions>,
 }
 
-/// The dashboard's routes, to be merged beside the API's (the guard wraps both).
-pub fn router(guard: &Guard) -> Router<AppState> {
-    let login = Login {
-        token: Arc::clone(&guard.token),
-        session: Arc::clone(&guard.session),
-    };
+/// The dashboard's routes, to be merged beside the API's (the guard wraps both): `POST /login`
+/// takes `token` and opens one of `sessions`.
+pub fn router(token: Arc<str>, sessions: Arc<Sessions>) -> Router<AppState> {
+    let login = Login { token, sessions };
     Router::new()
         .route("/", get(index))
         .route("/login", get(login_page).post(log_in))
@@ -122,10 +121,11 @@ struct LoginBody {
     token: String,
 }
 
-/// The token for the session cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no
-/// other site's request carries it), for this daemon's port, until the browser closes.
+/// The token for a session cookie good only for who logged in, on this `Host`
+/// ([`crate::session`]).
 async fn log_in(
     Extension(login): Extension<Login>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     Body(body): Body<LoginBody>,
 ) -> Result<Response, ApiError> {
@@ -138,21 +138,26 @@ async fn log_in(
              auth-token file",
         ));
     }
-    let cookie = format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict",
-        session_cookie(host(&headers)),
-        login.session
-    );
-    Ok(with_cookie(cookie))
+    let Some(holder) = Holder::of(peer.as_ref().map(|Extension(peer)| peer)) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_peer",
+            "cannot tell which user of this machine the connection belongs to, so no session \
+             can be bound to it: send the token in Authorization: Bearer instead",
+        ));
+    };
+    let host = host(&headers);
+    let value = login.sessions.open(holder, host);
+    Ok(with_cookie(session::set_cookie(host, &value)))
 }
 
-/// Forgets the session cookie in this browser.
-async fn log_out(headers: HeaderMap) -> Response {
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        session_cookie(host(&headers))
-    );
-    with_cookie(cookie)
+/// Ends the session and forgets its cookie in this browser.
+async fn log_out(Extension(login): Extension<Login>, headers: HeaderMap) -> Response {
+    let host = host(&headers);
+    if let Some(value) = session::from_cookie(&headers, host) {
+        login.sessions.close(value);
+    }
+    with_cookie(session::clear_cookie(host))
 }
 
 fn host(headers: &HeaderMap) -> &str {

@@ -18,7 +18,6 @@
 //! top-level `GET` navigation to `/` or `/login`) gets the page; it is static, changes nothing,
 //! and cannot be framed. Everything the page then asks for is same-origin.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -30,7 +29,9 @@ use subtle::ConstantTimeEq;
 use crate::dashboard;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
+use crate::host;
 use crate::server::Peer;
+use crate::session::{self, Holder, Sessions};
 
 #[derive(Clone, Debug)]
 pub struct Guard {
@@ -40,10 +41,9 @@ pub struct Guard {
     pub token_always: bool,
     /// The daemon's own user id.
     pub owner: u32,
-    /// The dashboard's session: the value of the cookie `POST /login` sets for the token.
-    /// Random for each start of the daemon, so a cookie never outlives the daemon that gave it,
-    /// and the token itself is never stored in a browser.
-    pub session: Arc<str>,
+    /// The dashboard's sessions, which `POST /login` opens for the token: each good only for
+    /// who opened it, on the `Host` it was opened for ([`crate::session`]).
+    pub sessions: Arc<Sessions>,
 }
 
 impl Guard {
@@ -51,7 +51,7 @@ impl Guard {
     pub fn admit(&self, request: &Request) -> Result<(), ApiError> {
         let headers = request.headers();
         let host = single_host(request)?;
-        if !self.allow_remote && !is_loopback_host(&host) {
+        if !self.allow_remote && !host::is_loopback(&host) {
             return Err(ApiError::new(
                 StatusCode::MISDIRECTED_REQUEST,
                 "host_not_allowed",
@@ -75,12 +75,12 @@ impl Guard {
         if bool::from(given.as_bytes().ct_eq(self.token.as_bytes())) {
             return Ok(());
         }
-        let name = session_cookie(host);
-        let cookie = cookie(request.headers(), &name).unwrap_or("");
-        if bool::from(cookie.as_bytes().ct_eq(self.session.as_bytes())) {
+        let peer = request.extensions().get::<Peer>();
+        if let Some(value) = session::from_cookie(request.headers(), host)
+            && self.sessions.admits(value, Holder::of(peer), host)
+        {
             return Ok(());
         }
-        let peer = request.extensions().get::<Peer>();
         let own_user = peer
             .and_then(|peer| peer.uid)
             .is_some_and(|uid| uid == self.owner || uid == 0);
@@ -143,31 +143,6 @@ fn has_body(headers: &HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > 0)
-}
-
-/// The name of the dashboard's session cookie for the daemon `host` names. Cookies are not
-/// kept apart by port, so two daemons on one host would otherwise log each other out.
-pub fn session_cookie(host: &str) -> String {
-    let port = host
-        .rsplit_once(':')
-        .map(|(_, port)| port)
-        .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-    match port {
-        Some(port) => format!("loopd_session_{port}"),
-        None => "loopd_session".to_owned(),
-    }
-}
-
-/// The value of the cookie `name`, from any `Cookie` header.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim())
 }
 
 /// A top-level `GET` navigation to a dashboard page, which a link on another site may start.
@@ -285,51 +260,10 @@ fn unsupported(what: &str) -> ApiError {
     )
 }
 
-/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
-fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        })
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
-
-    #[test]
-    fn loopback_hosts() {
-        for host in [
-            "localhost",
-            "LOCALHOST:7700",
-            "127.0.0.1",
-            "127.0.0.1:7700",
-            "[::1]:7700",
-            "[::1]",
-            "127.1.2.3:1",
-        ] {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in [
-            "",
-            "example.com",
-            "evil.localhost.example.com:7700",
-            "10.0.0.1:7700",
-            "[fe80::1]:80",
-        ] {
-            assert!(!is_loopback_host(host), "{host}");
-        }
-    }
 
     fn guard(token_always: bool) -> Guard {
         Guard {
@@ -337,7 +271,7 @@ mod tests {
             token: Arc::from("s3cret"),
             token_always,
             owner: 1000,
-            session: Arc::from("sess10n"),
+            sessions: Arc::default(),
         }
     }
 
@@ -451,23 +385,37 @@ mod tests {
     }
 
     #[test]
-    fn the_session_cookie_stands_for_the_token() {
+    fn the_session_cookie_stands_for_the_token_for_who_logged_in_only() {
         let g = guard(true);
-        let with = |cookie: &str| {
+        let value = g.sessions.open(Holder::User(1001), "127.0.0.1:7700");
+        let with = |cookie: &str, host: &str, uid: u32| {
             let cookies = format!("theme=dark; {cookie}");
-            request("GET", &[HOST, ("cookie", &cookies)], Some(1001))
+            request("GET", &[("host", host), ("cookie", &cookies)], Some(uid))
         };
-        assert_eq!(code(g.admit(&with("loopd_session_7700=sess10n"))), None);
+        let good = format!("__Host-loopd_session_7700={value}");
+        assert_eq!(code(g.admit(&with(&good, "127.0.0.1:7700", 1001))), None);
+        // Another user of the machine, replaying the cookie a page of theirs received.
+        assert_eq!(
+            code(g.admit(&with(&good, "127.0.0.1:7700", 1002))).as_deref(),
+            Some("unauthorized")
+        );
+        // The same cookie for another name of the daemon.
+        let other_name = format!("__Host-loopd_session_7700={value}");
+        assert_eq!(
+            code(g.admit(&with(&other_name, "localhost:7700", 1001))).as_deref(),
+            Some("unauthorized")
+        );
         for wrong in [
-            "loopd_session_7700=sess10",
-            "loopd_session_7700=",
-            "loopd_session_7701=sess10n",
-            "loopd_session=sess10n",
+            format!("__Host-loopd_session_7700={}", &value[1..]),
+            "__Host-loopd_session_7700=".to_owned(),
+            format!("__Host-loopd_session_7701={value}"),
+            format!("loopd_session_7700={value}"),
+            format!("__Host-loopd_session={value}"),
             // The token itself is not a session.
-            "loopd_session_7700=s3cret",
+            "__Host-loopd_session_7700=s3cret".to_owned(),
         ] {
             assert_eq!(
-                code(g.admit(&with(wrong))).as_deref(),
+                code(g.admit(&with(&wrong, "127.0.0.1:7700", 1001))).as_deref(),
                 Some("unauthorized"),
                 "{wrong}"
             );

@@ -113,7 +113,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         token_always: token.source == token::Source::Environment,
         token: Arc::from(token.value.as_str()),
         owner: nix::unistd::geteuid().as_raw(),
-        session: Arc::from(token::generate().as_str()),
+        sessions: Arc::default(),
     };
     let router = app(state, guard);
     // The first line on stderr, before the runtime can log anything: scripts read the address

@@ -670,9 +670,10 @@ fn with_a_token_the_dashboard_asks_for_it_and_keeps_it_in_an_http_only_cookie() 
     let port = daemon.base.rsplit(':').next().expect("a port");
     let session = cookies
         .iter()
-        .find(|cookie| cookie.name() == format!("loopd_session_{port}"))
+        .find(|cookie| cookie.name() == format!("__Host-loopd_session_{port}"))
         .unwrap_or_else(|| panic!("a session cookie in {cookies:?}"));
     assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.secure(), Some(true), "a __Host- cookie is Secure");
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
     assert_ne!(
         session.value(),

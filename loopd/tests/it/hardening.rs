@@ -46,7 +46,42 @@ fn raw(daemon: &Daemon, request: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).expect("send");
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
+    parse_answer(&answer)
+}
+
+/// [`raw`], sent by another user of the machine (`uid`, its group the same number): bash's
+/// `/dev/tcp` as that user, so the daemon sees a socket that user owns.
+fn raw_as(uid: u32, daemon: &Daemon, request: &str) -> (u16, String) {
+    use std::os::unix::process::CommandExt;
+    let (address, port) = host(daemon)
+        .rsplit_once(':')
+        .map(|(a, p)| (a.to_owned(), p.to_owned()))
+        .expect("host:port");
+    let mut child = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("exec 3<>/dev/tcp/{address}/{port}; cat >&3; cat <&3"),
+        ])
+        .uid(uid)
+        .gid(uid)
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash as another user");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("send");
+    let output = child.wait_with_output().expect("an answer");
+    parse_answer(&output.stdout)
+}
+
+/// The status and body of a raw HTTP/1.1 answer.
+fn parse_answer(answer: &[u8]) -> (u16, String) {
+    let answer = String::from_utf8_lossy(answer).into_owned();
     let status = answer
         .get(9..12)
         .and_then(|code| code.parse().ok())

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{client, repo, run_body, start_daemon};
 
-use super::{host, needs_root, raw};
+use super::{host, needs_root, raw, raw_as};
 
 /// The `POST /runs` body a page would send: a command agent that leaves a mark if it runs.
 fn pwn_body(repo: &Path, mark: &Path) -> String {
@@ -197,4 +197,71 @@ fn another_local_user_needs_the_token_the_owner_does_not() {
         as_nobody(&format!("Authorization: Bearer {token}\\r\\n")),
         "HTTP/1.1 200"
     );
+}
+
+/// Issue 23, defect 4: browsers send a host's cookies to every port of it, so a page another
+/// user serves on another loopback port received the dashboard's session cookie once the owner
+/// followed a link to it; replayed from that user's account, the cookie created a run whose
+/// agent ran as the owner. A session now holds only for the user who logged in, on the `Host`
+/// they logged in to.
+#[test]
+fn a_session_cookie_replayed_by_another_local_user_or_for_another_host_is_refused() {
+    if !needs_root("a_session_cookie_replayed_by_another_local_user_or_for_another_host_is_refused")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    // A token required of everyone, so that only the cookie lets a request in.
+    let daemon = start_daemon(
+        &dir.path().join("data"),
+        &[],
+        &[("LOOPD_AUTH_TOKEN", "s3cret")],
+    );
+    let login = client()
+        .post(daemon.url("/login"))
+        .json(&json!({"token": "s3cret"}))
+        .send()
+        .expect("log in");
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let set_cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    // What the page on the other port receives, and replays.
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let address = host(&daemon);
+    let get_runs = |host: &str| {
+        format!(
+            "GET /runs HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // The owner's browser: let in.
+    assert_eq!(raw(&daemon, &get_runs(&address)).0, 200, "{set_cookie}");
+    // Another user of the machine with the same cookie: refused, and so is the run it sends.
+    let (status, body) = raw_as(65534, &daemon, &get_runs(&address));
+    assert_eq!(status, 401, "{body}");
+    let mark = dir.path().join("pwned");
+    let body = pwn_body(&repo, &mark);
+    let post = format!(
+        "POST /runs HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, answer) = raw_as(65534, &daemon, &post);
+    assert_eq!(status, 401, "{answer}");
+    // The owner, naming the daemon by another of its names: not the host the session is for.
+    let port = address.rsplit_once(':').expect("a port").1;
+    assert_eq!(raw(&daemon, &get_runs(&format!("localhost:{port}"))).0, 401);
+    let runs: Value = client()
+        .get(daemon.url("/runs"))
+        .bearer_auth("s3cret")
+        .send()
+        .expect("runs")
+        .json()
+        .expect("json");
+    assert_eq!(runs["runs"], json!([]), "no run was created");
+    assert!(!mark.exists(), "the agent ran");
 }
