@@ -16,6 +16,7 @@ mod peer;
 mod protocol_errors;
 mod proxy;
 mod routes;
+pub mod secrets;
 mod serve;
 mod server;
 mod session;

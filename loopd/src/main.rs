@@ -13,10 +13,23 @@ fn main() -> ExitCode {
     // Children (agents, verification) are started through this binary, so the daemon is not
     // copied for each; started so, this call becomes the child and does not return.
     loop_runtime::process::trampoline::serve();
+    // Whether the store's URL came as a flag, which `ps` shows, before the options are read.
+    let store_flag = std::env::args().any(|arg| arg == "--store" || arg.starts_with("--store="));
     let options = loopd::Options::parse();
     if let Err(error) = init_logging() {
         eprintln!("loopd: {error}");
         return ExitCode::from(2);
+    }
+    // Read once; from now on no thread, child or same-user process finds them here.
+    loopd::secrets::forget();
+    if store_flag
+        && let Some(loop_store::StoreAt::Postgres(url)) = &options.store
+        && loopd::secrets::shows_password(url)
+    {
+        eprintln!(
+            "loopd: warning: the --store URL's password shows in `ps` to every user of this \
+             machine; give it in LOOPD_STORE or a --store-file instead"
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,8 +26,13 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// The event log: a path or sqlite:PATH, or postgres://… to share one log between nodes;
     /// default: the data dir's loopd.db.
+    /// A URL with a password shows in `ps`: give it in LOOPD_STORE or --store-file instead.
     #[arg(long, env = "LOOPD_STORE", value_parser = parse_store, hide_env_values = true)]
     pub store: Option<loop_store::StoreAt>,
+    /// A file whose first line is the event log's location, as --store takes it (so that a
+    /// password stays out of `ps` and of the environment).
+    #[arg(long, env = "LOOPD_STORE_FILE", conflicts_with = "store")]
+    pub store_file: Option<PathBuf>,
     /// With a PostgreSQL log: this node's name in `GET /nodes` (default: the host name).
     #[arg(long, env = "LOOPD_NODE_NAME")]
     pub node_name: Option<String>,
@@ -57,6 +62,11 @@ pub struct Options {
     /// When set, every endpoint but /health needs `Authorization: Bearer <token>`.
     #[arg(long, env = "LOOPD_AUTH_TOKEN", hide_env_values = true, hide = true)]
     pub auth_token: Option<String>,
+    /// The token in this file (made, owner-only, when missing) instead of the data dir's
+    /// auth-token: the cluster's token, which every node of a cluster must share. As with the
+    /// data dir's, the daemon's own user on loopback needs none.
+    #[arg(long, env = "LOOPD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -74,11 +84,21 @@ impl Options {
             .unwrap_or_else(loop_runtime::default_data_dir)
     }
 
-    /// Where the event log is: `--store`, else the data dir's `loopd.db`.
-    pub fn store_at(&self, data_dir: &std::path::Path) -> loop_store::StoreAt {
-        self.store
+    /// Where the event log is: `--store`, the first line of `--store-file`, else the data
+    /// dir's `loopd.db`.
+    pub fn store_at(&self, data_dir: &std::path::Path) -> anyhow::Result<loop_store::StoreAt> {
+        use anyhow::Context;
+        if let Some(path) = &self.store_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --store-file {}", path.display()))?;
+            let line = text.lines().next().unwrap_or("").trim();
+            return parse_store(line)
+                .map_err(|error| anyhow::anyhow!("--store-file {}: {error}", path.display()));
+        }
+        Ok(self
+            .store
             .clone()
-            .unwrap_or_else(|| loop_store::StoreAt::Sqlite(data_dir.join("loopd.db")))
+            .unwrap_or_else(|| loop_store::StoreAt::Sqlite(data_dir.join("loopd.db"))))
     }
 }
 

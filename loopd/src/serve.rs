@@ -52,16 +52,16 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         ),
         Err(error) => return Err(error.into()),
     };
-    let token = Token::load(&data_dir, options.auth_token.as_deref()).with_context(|| {
-        format!(
-            "cannot read or create {}",
-            data_dir.join(token::FILE).display()
-        )
-    })?;
+    let token_file = options
+        .token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(token::FILE));
+    let token = Token::load(&token_file, options.auth_token.as_deref())
+        .with_context(|| format!("cannot read or create {}", token_file.display()))?;
     let fd_limit = crate::server::raise_fd_limit();
 
     // The database before the listener: a daemon that says it listens can serve.
-    let store_at = options.store_at(&data_dir);
+    let store_at = options.store_at(&data_dir)?;
     let store = store_at.open().context("cannot open the event log")?;
     // What a dead daemon left running is stopped before anything runs again.
     let swept = loop_runtime::process::sweep(&data_dir);

@@ -1,5 +1,6 @@
 //! The daemon's token: `LOOPD_AUTH_TOKEN` when the person sets one, else a random token the
-//! daemon writes into its data dir (`auth-token`, mode 0600) on first start and keeps.
+//! daemon writes into its data dir (`auth-token`, mode 0600), or into the file `--token-file`
+//! names, on first start and keeps.
 //!
 //! The file is how a client of the same account finds the token without being told (`loopctl`
 //! reads it); no other local user can read it (the data dir is 0700), and no web page can.
@@ -17,7 +18,8 @@ pub const FILE: &str = "auth-token";
 pub enum Source {
     /// `LOOPD_AUTH_TOKEN`: every request but `/health` must carry it.
     Environment,
-    /// The data dir's `auth-token`: needed by anyone but the daemon's own user.
+    /// A file (the data dir's `auth-token`, or `--token-file`): needed by anyone but the
+    /// daemon's own user.
     File(PathBuf),
 }
 
@@ -29,15 +31,15 @@ pub struct Token {
 }
 
 impl Token {
-    /// The token `LOOPD_AUTH_TOKEN` gives, else the data dir's, made on first use.
-    pub fn load(data_dir: &Path, explicit: Option<&str>) -> io::Result<Token> {
+    /// The token `LOOPD_AUTH_TOKEN` gives, else the one in the file `path`, made on first use.
+    pub fn load(path: &Path, explicit: Option<&str>) -> io::Result<Token> {
         if let Some(value) = explicit.map(str::trim).filter(|v| !v.is_empty()) {
             return Ok(Token {
                 value: value.to_owned(),
                 source: Source::Environment,
             });
         }
-        let path = data_dir.join(FILE);
+        let path = path.to_owned();
         let value = match std::fs::read_to_string(&path) {
             Ok(text) if !text.trim().is_empty() => {
                 // Whatever mode it was given by hand, it is the owner's alone.
@@ -87,7 +89,7 @@ mod tests {
     #[test]
     fn a_token_is_made_once_owner_only_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Token::load(dir.path(), None).unwrap();
+        let first = Token::load(&dir.path().join(FILE), None).unwrap();
         assert_eq!(first.source, Source::File(dir.path().join(FILE)));
         assert_eq!(first.value.len(), 64);
         let mode = std::fs::metadata(dir.path().join(FILE))
@@ -95,9 +97,9 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let again = Token::load(dir.path(), None).unwrap();
+        let again = Token::load(&dir.path().join(FILE), None).unwrap();
         assert_eq!(again.value, first.value);
-        let explicit = Token::load(dir.path(), Some(" secret ")).unwrap();
+        let explicit = Token::load(&dir.path().join(FILE), Some(" secret ")).unwrap();
         assert_eq!(
             (explicit.value.as_str(), explicit.source),
             ("secret", Source::Environment)
@@ -110,7 +112,10 @@ mod tests {
         let path = dir.path().join(FILE);
         std::fs::write(&path, "abc\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(Token::load(dir.path(), None).unwrap().value, "abc");
+        assert_eq!(
+            Token::load(&dir.path().join(FILE), None).unwrap().value,
+            "abc"
+        );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

@@ -91,6 +91,9 @@ fn start(groups: &BTreeSet<i32>) -> Option<(Child, ChildStdin)> {
     let mut child = Command::new("/proc/self/exe")
         .arg0(name)
         .arg(MARKER)
+        // It needs no variable, and the program's (a token, a store's password) would be
+        // readable in its /proc/<pid>/environ by every process of the user.
+        .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -96,3 +96,24 @@ fn parse_answer(answer: &[u8]) -> (u16, String) {
 fn host(daemon: &Daemon) -> String {
     daemon.base.trim_start_matches("http://").to_owned()
 }
+
+/// The processes whose parent is `parent` and whose command line has `arg`.
+fn children_with_arg(parent: i32, arg: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent)
+                && cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|part| part == arg.as_bytes())
+        })
+        .collect()
+}

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::support::{client, repo, run_body, run_file, start_daemon};
 
+use super::children_with_arg;
+
 #[test]
 fn agents_never_see_the_daemons_secrets() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -98,4 +100,92 @@ fn the_database_and_its_journal_files_are_the_owners_alone() {
         );
     }
     drop(daemon);
+}
+
+/// Issue 23, defect 7: children got no `LOOPD_*` variable, but an agent (the daemon's user)
+/// read the token and the store's password in `/proc/<loopd>/environ` and in the reaper's.
+/// Now neither holds them while an agent works, and a store URL given in a file is not in
+/// the daemon's command line either.
+#[test]
+fn no_process_finds_the_daemons_secrets_in_proc() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let data = dir.path().join("data");
+    let server = loop_testkit::postgres::Postgres::start(
+        "the PostgreSQL variant of hardening::no_process_finds_the_daemons_secrets_in_proc",
+    );
+    let store = match &server {
+        Some(server) => format!("postgres://loop:hunter2@127.0.0.1:{}/postgres", server.port),
+        None => format!("sqlite:{}", dir.path().join("hunter2.db").display()),
+    };
+    let daemon = start_daemon(
+        &data,
+        &[],
+        &[
+            ("LOOPD_AUTH_TOKEN", "s3cret-token"),
+            ("LOOPD_STORE", store.as_str()),
+        ],
+    );
+    // The agent reads its parent's environment, as any process of the user may, then works.
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["config"]["agent_cmd"] = json!(format!(
+        "tr '\\0' '\\n' < /proc/$PPID/environ > \"$LOOP_RUN_DIR/daemon-environ\"; {}",
+        crate::support::stub("one_task.sh")
+    ));
+    let created: Value = client()
+        .post(daemon.url("/runs"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        if let Ok(text) = std::fs::read_to_string(run_file(&repo, &data, &id, "daemon-environ"))
+            && !text.is_empty()
+        {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(seen.contains("PATH="), "the daemon's: {seen}");
+    let reapers = children_with_arg(daemon.pid() as i32, "--loop-runtime-reaper");
+    assert_eq!(reapers.len(), 1, "{reapers:?}");
+    let environ = |pid: i32| {
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).expect("an environ"))
+            .into_owned()
+    };
+    for (whose, text) in [
+        ("as the agent read it", seen),
+        ("the daemon's", environ(daemon.pid() as i32)),
+        ("the reaper's", environ(reapers[0])),
+    ] {
+        assert!(!text.contains("s3cret-token"), "{whose}: {text}");
+        assert!(!text.contains("hunter2"), "{whose}: {text}");
+    }
+
+    // The same URL in a file: out of the command line `ps` shows, and the daemon serves.
+    let store_file = dir.path().join("store-url");
+    std::fs::write(&store_file, format!("{store}\n")).expect("store file");
+    let second = start_daemon(
+        &dir.path().join("data-2"),
+        &["--store-file", &store_file.to_string_lossy()],
+        &[],
+    );
+    let runs: Value = client()
+        .get(second.url(&format!("/runs/{id}")))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    assert_eq!(runs["run"]["id"], json!(id), "the same log: {runs}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", second.pid())).expect("cmdline");
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("hunter2"),
+        "{:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
 }
