@@ -8,12 +8,13 @@
 //!
 //! Only this crate knows SQL.
 
+mod append;
 mod error;
 mod location;
 mod node;
 mod postgres;
+mod record;
 mod replay;
-mod rules;
 mod sqlite;
 mod store;
 mod subscription;

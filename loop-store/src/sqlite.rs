@@ -21,7 +21,7 @@ use crate::error::StoreError;
 use crate::node::{NodeBeat, NodeSeen};
 use crate::sqlite::schema::error_at;
 use crate::sqlite::writer::{Request, Writer};
-use crate::store::{EventStore, RebuildStats, RunQuery};
+use crate::store::{self, EventStore, PageStart, RebuildStats, RunQuery, Search};
 use crate::subscription::{ReadAfter, Subscribers, Subscription};
 
 /// The event log in one SQLite file (WAL, `synchronous=FULL`, owner-only permissions).
@@ -314,9 +314,6 @@ impl EventStore for SqliteStore {
     }
 
     fn subscribe(&self, after: Seq) -> Result<Subscription, StoreError> {
-        // Register for live groups first: whatever commits from now on reaches the channel, and
-        // whatever committed before is in the log the subscription reads first.
-        let live = self.inner.subscribers.register();
         let inner = Arc::downgrade(&self.inner);
         let read_after: ReadAfter = Arc::new(move |after, limit| {
             inner
@@ -324,7 +321,7 @@ impl EventStore for SqliteStore {
                 .ok_or(StoreError::Closed)?
                 .read_all(after, limit)
         });
-        Ok(Subscription::new(read_after, live, after))
+        Ok(self.inner.subscribers.subscribe(read_after, after))
     }
 
     fn run_view(&self, run_id: RunId) -> Result<Option<RunView>, StoreError> {
@@ -333,13 +330,11 @@ impl EventStore for SqliteStore {
     }
 
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError> {
-        let before = match query.before {
-            Some(run_id) => match self.run_view(run_id)? {
-                Some(view) => Some((view.created_ms, run_id.to_string())),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
+        let start = PageStart::of(self, query)?;
+        if let PageStart::Nowhere = start {
+            return Ok(Vec::new());
+        }
+        let (before_ms, before_id) = start.params();
         self.inner.with_reader(|conn, path| {
             rows::load_runs(
                 conn,
@@ -352,8 +347,8 @@ impl EventStore for SqliteStore {
                 rusqlite::params![
                     query.status.map(|s| s.as_str()),
                     query.workspace_root,
-                    before.as_ref().map(|(ms, _)| *ms),
-                    before.as_ref().map(|(_, id)| id.as_str()),
+                    before_ms,
+                    before_id,
                     query.limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64),
                 ],
             )
@@ -361,43 +356,29 @@ impl EventStore for SqliteStore {
     }
 
     fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError> {
-        let reference = reference.trim();
-        if reference.is_empty() {
-            return Ok(Vec::new());
-        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let order = "ORDER BY created_ms DESC, run_id DESC LIMIT ?2";
-        // An id's prefix, in the form ids are written (lowercase hex and dashes).
-        let prefix = reference.to_ascii_lowercase();
-        let is_prefix =
-            prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         self.inner.with_reader(|conn, path| {
-            let query = |filter: &str, value: &str| {
-                rows::load_runs(
-                    conn,
-                    path,
-                    &format!("{filter} {order}"),
-                    rusqlite::params![value, limit],
-                )
-            };
-            if is_prefix {
-                // `run_id >= p AND run_id < p + 0x7f`: the run_id index, not a scan.
-                let upper = format!("{prefix}\u{7f}");
-                let found = rows::load_runs(
-                    conn,
-                    path,
-                    &format!("WHERE run_id >= ?1 AND run_id < ?3 {order}"),
-                    rusqlite::params![prefix, limit, upper],
-                )?;
+            for search in store::searches(reference) {
+                let found = match search {
+                    Search::Ids { low, high } => rows::load_runs(
+                        conn,
+                        path,
+                        &format!("WHERE run_id >= ?1 AND run_id < ?3 {order}"),
+                        rusqlite::params![low, limit, high],
+                    )?,
+                    Search::Column { column, value } => rows::load_runs(
+                        conn,
+                        path,
+                        &format!("WHERE {column} = ?1 {order}"),
+                        rusqlite::params![value, limit],
+                    )?,
+                };
                 if !found.is_empty() {
                     return Ok(found);
                 }
             }
-            let by_name = query("WHERE name = ?1", reference)?;
-            if !by_name.is_empty() {
-                return Ok(by_name);
-            }
-            query("WHERE run_branch = ?1", reference)
+            Ok(Vec::new())
         })
     }
 

@@ -93,3 +93,70 @@ pub trait EventStore: Send + Sync {
     /// Every node that ever beat on this log, the most recently heard first.
     fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError>;
 }
+
+/// Where a page of [`EventStore::list_runs`] starts, from its query's `before`.
+pub(crate) enum PageStart {
+    /// No cursor: the newest runs.
+    Newest,
+    /// Runs older than this one, by `(created_ms, run_id)`.
+    After { created_ms: i64, run_id: String },
+    /// The cursor names no run: the page is empty.
+    Nowhere,
+}
+
+impl PageStart {
+    pub(crate) fn of(store: &dyn EventStore, query: &RunQuery) -> Result<PageStart, StoreError> {
+        Ok(match query.before {
+            None => PageStart::Newest,
+            Some(run_id) => match store.run_view(run_id)? {
+                Some(view) => PageStart::After {
+                    created_ms: view.created_ms,
+                    run_id: run_id.to_string(),
+                },
+                None => PageStart::Nowhere,
+            },
+        })
+    }
+
+    /// The cursor as the two query parameters both stores take (`NULL` for none).
+    pub(crate) fn params(&self) -> (Option<i64>, Option<String>) {
+        match self {
+            PageStart::After { created_ms, run_id } => (Some(*created_ms), Some(run_id.clone())),
+            PageStart::Newest | PageStart::Nowhere => (None, None),
+        }
+    }
+}
+
+/// One way a person's reference may name runs, in the order [`EventStore::find_runs`] tries
+/// them; the first that finds any answers.
+pub(crate) enum Search {
+    /// Ids from `low` (included) to `high` (excluded) in byte order: the ids the reference is a
+    /// prefix of, found on the run id's index rather than by a scan.
+    Ids { low: String, high: String },
+    /// Runs whose `column` (`name`, then `run_branch`) is the reference.
+    Column { column: &'static str, value: String },
+}
+
+/// The searches for `reference`, none when it is blank.
+pub(crate) fn searches(reference: &str) -> Vec<Search> {
+    let reference = reference.trim();
+    if reference.is_empty() {
+        return Vec::new();
+    }
+    let mut searches = Vec::with_capacity(3);
+    // An id's prefix, in the form ids are written (lowercase hex and dashes).
+    let prefix = reference.to_ascii_lowercase();
+    if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        searches.push(Search::Ids {
+            high: format!("{prefix}\u{7f}"),
+            low: prefix,
+        });
+    }
+    for column in ["name", "run_branch"] {
+        searches.push(Search::Column {
+            column,
+            value: reference.to_owned(),
+        });
+    }
+    searches
+}

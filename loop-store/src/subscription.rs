@@ -47,7 +47,14 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
-    pub(crate) fn register(&self) -> (Receiver<Batch>, Arc<AtomicBool>) {
+    /// Every event after `after`: those already in the log read with `read_after`, then live
+    /// ones. Registered for live groups before anything is read, so whatever commits from now
+    /// on reaches the channel and whatever committed before is in the log.
+    pub(crate) fn subscribe(&self, read_after: ReadAfter, after: Seq) -> Subscription {
+        Subscription::new(read_after, self.register(), after)
+    }
+
+    fn register(&self) -> (Receiver<Batch>, Arc<AtomicBool>) {
         let (sender, rx) = mpsc::sync_channel(LIVE_BUFFER);
         let lagged = Arc::new(AtomicBool::new(false));
         self.lock().push(Live {
@@ -126,9 +133,9 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// A subscription that reads the log with `read_after`. The caller registers `live` before
-    /// calling, so nothing committed after the catch-up read is missed.
-    pub(crate) fn new(
+    /// A subscription that reads the log with `read_after`; `live` is registered before the
+    /// first read, so nothing committed after the catch-up read is missed.
+    fn new(
         read_after: ReadAfter,
         (live, lagged): (Receiver<Batch>, Arc<AtomicBool>),
         after: Seq,

@@ -7,12 +7,12 @@
 
 use std::path::Path;
 
-use loop_core::event::DecodeError;
 use loop_core::projection::{RunView, StepView};
-use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version};
+use loop_core::{EventRecord, RunId, StepId, Version};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::StoreError;
+use crate::record::Columns;
 use crate::sqlite::schema::error_at;
 
 /// A run's stored row is rewritten at least every this many of its events, so bringing it up
@@ -26,39 +26,17 @@ pub(crate) const SELECT_EVENTS: &str =
 /// text rather than copying it, so a decode error can still name the row.
 pub(crate) fn decode_row(row: &Row<'_>, path: &Path) -> Result<EventRecord, StoreError> {
     let sql = |source| error_at(path, "read events")(source);
-    let seq = Seq(row.get::<_, i64>(0).map_err(sql)? as u64);
-    let run_id_text = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
-    let corrupt = |source| StoreError::Corrupt {
-        path: path.to_owned(),
-        seq,
-        run_id: run_id_text.to_owned(),
-        source,
-    };
-    // A bad run id is a bad field of the envelope, not an unknown event type.
-    let run_id: RunId = run_id_text.parse().map_err(|e: uuid::Error| {
-        corrupt(DecodeError::Envelope(serde::de::Error::custom(format!(
-            "run_id {run_id_text:?}: {e}"
-        ))))
-    })?;
-    let version: i64 = row.get(2).map_err(sql)?;
-    let event_type: EventType = row
-        .get_ref(3)
-        .and_then(|v| Ok(v.as_str()?))
-        .map_err(sql)?
-        .parse()
-        .map_err(&corrupt)?;
-    let ts_ms: i64 = row.get(4).map_err(sql)?;
-    let schema: i64 = row.get(5).map_err(sql)?;
-    let payload = row.get_ref(6).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
-    let event = Event::decode(event_type, payload).map_err(&corrupt)?;
-    Ok(EventRecord {
-        seq,
-        run_id,
-        version: Version(version as u64),
-        ts_ms,
-        schema: schema as u32,
-        event,
-    })
+    let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str()?)).map_err(sql);
+    Columns {
+        seq: row.get(0).map_err(sql)?,
+        run_id: text(1)?,
+        version: row.get(2).map_err(sql)?,
+        event_type: text(3)?,
+        ts_ms: row.get(4).map_err(sql)?,
+        schema: row.get(5).map_err(sql)?,
+        payload: text(6)?,
+    }
+    .decode(path)
 }
 
 /// Reads and decodes events matching `filter` (a `WHERE …` suffix) with its parameters.

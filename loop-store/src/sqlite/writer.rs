@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use loop_core::projection::RunView;
-use loop_core::{Event, EventRecord, RunId, Seq, StepId, Version, event::SCHEMA};
+use loop_core::{Event, EventRecord, RunId, Seq, Version};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::append;
 use crate::error::StoreError;
 use crate::sqlite::rows::{self, RowKeys, RowWrite};
 use crate::sqlite::schema::error_at;
@@ -365,7 +366,7 @@ fn stage(
 
 /// Everything that may refuse an append, before anything is written: the records it would
 /// store (its events, moved out of it), the run after them, and what of the run's row must be
-/// rewritten.
+/// rewritten. The checks themselves are `append::fold`'s; this reads what they need.
 fn check(
     conn: &Connection,
     path: &Path,
@@ -392,15 +393,7 @@ fn check(
         Some(view) => view.version,
         None => rows::run_version(conn, run_id).map_err(sql("read a run's version"))?,
     };
-    if actual != append.expected {
-        return Err(StoreError::Conflict {
-            run_id,
-            expected: append.expected,
-            actual,
-        });
-    }
-    crate::rules::validate(append.run_id, append.expected, &append.events)?;
-    if view.is_none() && actual != Version::NONE {
+    if view.is_none() && actual != Version::NONE && actual == append.expected {
         // The run exists but its row does not (dropped by hand, say): refold it.
         let earlier = rows::query_events(
             conn,
@@ -410,50 +403,24 @@ fn check(
         )?;
         view = RunView::fold(&earlier);
     }
-
-    let records: Vec<EventRecord> = std::mem::take(&mut append.events)
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| EventRecord {
-            seq: Seq(first_seq + i as u64),
-            run_id,
-            version: Version(append.expected.0 + 1 + i as u64),
-            ts_ms: append.ts_ms,
-            schema: SCHEMA,
-            event,
-        })
-        .collect();
-    let mut started: Vec<StepId> = Vec::new();
-    for record in &records {
-        match &mut view {
-            Some(view) => view.apply(record),
-            None => view = RunView::created(record),
-        }
-        if let Event::StepStarted(step) = &record.event {
-            // Step ids are global: with a second start, two steps would have one id and
-            // nothing that names a step could tell them apart.
-            let owner = if started.contains(&step.step_id) {
-                Some(run_id.to_string())
-            } else {
-                rows::step_owner(conn, step.step_id).map_err(sql("read a step"))?
-            };
-            if let Some(owner) = owner {
-                return Err(StoreError::InvalidAppend {
-                    run_id,
-                    reason: format!("step {} was already started by run {owner}", step.step_id),
-                });
-            }
-            started.push(step.step_id);
+    let proposed = append::Proposed {
+        run_id,
+        expected: append.expected,
+        ts_ms: append.ts_ms,
+        events: std::mem::take(&mut append.events),
+    };
+    let folded = append::fold(proposed, actual, view, Seq(first_seq))?;
+    for &step_id in &folded.started {
+        // Earlier appends of this group are in the transaction already, so this sees them too.
+        if let Some(owner) = rows::step_owner(conn, step_id).map_err(sql("read a step"))? {
+            return Err(append::already_started(run_id, step_id, &owner));
         }
     }
-    let view = view.ok_or_else(|| StoreError::InvalidAppend {
-        run_id,
-        reason: "the run has no RUN_CREATED event".to_owned(),
-    })?;
+    let view = folded.view;
     let row_write = row
         .as_ref()
         .map_or(RowWrite::Whole, |row| row.write_for(&view));
     // A run without a row gets one now (`RowWrite::Whole`), so these keys are replaced.
     let row = row.unwrap_or_else(|| RowKeys::of(&view));
-    Ok((records, KnownRun { view, row }, row_write))
+    Ok((folded.records, KnownRun { view, row }, row_write))
 }
