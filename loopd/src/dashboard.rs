@@ -7,6 +7,8 @@
 //! with a cookie). `loopd/tests/it/openapi.rs` lists them (`DASHBOARD_ROUTES`) and checks that
 //! they are served and left out of the document, so that list and [`router`] must agree.
 
+mod assets;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -34,33 +36,8 @@ pub fn is_open(path: &str) -> bool {
     path == "/login" || path.starts_with("/ui/")
 }
 
-/// One embedded file: its name under `/ui/`, media type and bytes.
-struct Asset {
-    name: &'static str,
-    kind: &'static str,
-    body: &'static str,
-}
-
 const INDEX: &str = include_str!("dashboard/index.html");
 const LOGIN: &str = include_str!("dashboard/login.html");
-
-const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.css",
-        kind: "text/css; charset=utf-8",
-        body: include_str!("dashboard/app.css"),
-    },
-    Asset {
-        name: "app.js",
-        kind: "text/javascript; charset=utf-8",
-        body: include_str!("dashboard/app.js"),
-    },
-    Asset {
-        name: "login.js",
-        kind: "text/javascript; charset=utf-8",
-        body: include_str!("dashboard/login.js"),
-    },
-];
 
 /// What the login handler checks against and opens.
 #[derive(Clone, Debug)]
@@ -107,11 +84,9 @@ async fn login_page() -> Response {
 }
 
 async fn asset(PathParams(file): PathParams<String>) -> Result<Response, ApiError> {
-    let asset = ASSETS
-        .iter()
-        .find(|asset| asset.name == file)
+    let asset = assets::find(&file)
         .ok_or_else(|| ApiError::not_found(format!("no dashboard asset {file:?}")))?;
-    Ok((hardened(asset.kind, "no-cache"), asset.body).into_response())
+    Ok((hardened(asset.kind(), "no-cache"), asset.body).into_response())
 }
 
 /// `POST /login`.

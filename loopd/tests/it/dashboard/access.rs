@@ -153,11 +153,39 @@ fn the_dashboard_is_served_at_the_root_with_its_guard() {
     assert!(header(&page, "content-type").starts_with("text/html"));
     assert!(header(&page, "content-security-policy").contains("frame-ancestors 'none'"));
     assert_eq!(header(&page, "x-frame-options"), "DENY");
-    assert!(page.text().expect("text").contains("/ui/app.js"));
-    for asset in ["/ui/app.js", "/ui/app.css", "/ui/login.js", "/login"] {
+    let html = page.text().expect("text");
+    assert!(
+        html.contains("<script type=\"module\" src=\"/ui/app.js\">"),
+        "{html}"
+    );
+    for asset in ["/ui/app.css", "/ui/login.js", "/login"] {
         let answer = client.get(daemon.url(asset)).send().expect("send");
         assert_eq!(answer.status(), StatusCode::OK, "{asset}");
     }
+    // The page's modules, as the browser finds them: from the page's links and each module's
+    // own imports. Every one is served, as a script.
+    let mut pending: Vec<String> = quoted_after(&html, "href=\"/ui/")
+        .chain(quoted_after(&html, "src=\"/ui/"))
+        .filter(|name| name.ends_with(".js"))
+        .collect();
+    let mut served = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !served.insert(name.clone()) {
+            continue;
+        }
+        let answer = client
+            .get(daemon.url(&format!("/ui/{name}")))
+            .send()
+            .expect("send");
+        assert_eq!(answer.status(), StatusCode::OK, "/ui/{name}");
+        assert_eq!(
+            header(&answer, "content-type"),
+            "text/javascript; charset=utf-8"
+        );
+        let text = answer.text().expect("text");
+        pending.extend(quoted_after(&text, "from './"));
+    }
+    assert!(served.len() > 10, "{served:?}");
     let missing = client.get(daemon.url("/ui/nope.js")).send().expect("send");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     // Another site navigating to the board, into `dest`.
@@ -239,4 +267,11 @@ fn with_a_token_a_page_without_the_cookie_is_sent_to_the_login() {
         .send()
         .expect("send");
     assert_eq!(page.status(), StatusCode::OK);
+}
+
+/// The names that follow each `prefix` in `text`, up to the next quote.
+fn quoted_after<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+    text.split(prefix)
+        .skip(1)
+        .filter_map(|rest| rest.split(['"', '\'']).next().map(str::to_owned))
 }

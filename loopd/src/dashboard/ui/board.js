@@ -1,0 +1,215 @@
+// The board: every run, live, with the queue and the accounts.
+
+import { h, TERMINAL, STATUSES, money, duration, count, basename, elapsed, waitingText, accountState, statusBadge, debounce, view, everySecond } from './dom.js';
+import { api, follow, setLive } from './api.js';
+
+export function board(signal) {
+  const runs = new Map();
+  const rows = new Map();
+  const filters = { status: '', workspace: '' };
+  const root = view();
+  root.replaceChildren();
+  document.title = 'loopd — runs';
+
+  const statusSelect = h('select', { id: 'filter-status', 'aria-label': 'Status' },
+    h('option', { value: '', text: 'every status' }),
+    STATUSES.map((s) => h('option', { value: s, text: s })));
+  const workspaceSelect = h('select', { id: 'filter-workspace', 'aria-label': 'Workspace' },
+    h('option', { value: '', text: 'every workspace' }));
+  statusSelect.addEventListener('change', () => { filters.status = statusSelect.value; applyFilters(); });
+  workspaceSelect.addEventListener('change', () => { filters.workspace = workspaceSelect.value; applyFilters(); });
+  const counts = h('span', { class: 'note grow', id: 'run-count' });
+  const queue = h('p', { class: 'note queue', id: 'queue', 'aria-live': 'polite' });
+  const body = h('tbody', { id: 'runs' });
+  const empty = h('p', { class: 'empty', id: 'no-runs', text: 'No runs yet. Start one with loopctl run.' });
+  const accountRows = h('tbody', { id: 'accounts' });
+  const accounts = h('section', { id: 'accounts-section', hidden: true },
+    h('h2', { text: 'Accounts' }),
+    h('table', { class: 'runs accounts' },
+      h('thead', {}, h('tr', {},
+        h('th', { class: 'c-account', scope: 'col', text: 'Account' }),
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Runs' }),
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Calls' }),
+        h('th', { class: 'c-cost num', scope: 'col', text: 'Today' }),
+        h('th', { class: 'c-cost num', scope: 'col', text: 'Month' }),
+        h('th', { class: 'c-note', scope: 'col', text: 'State' }))),
+      accountRows));
+  root.append(
+    h('h1', { text: 'Runs' }),
+    h('div', { class: 'toolbar' },
+      h('label', { for: 'filter-status', text: 'Status' }), statusSelect,
+      h('label', { for: 'filter-workspace', text: 'Workspace' }), workspaceSelect, counts),
+    queue,
+    h('table', { class: 'runs' },
+      h('thead', {}, h('tr', {},
+        h('th', { class: 'c-name', scope: 'col', text: 'Run' }),
+        h('th', { class: 'c-ws', scope: 'col', text: 'Workspace' }),
+        h('th', { class: 'c-status', scope: 'col', text: 'Status' }),
+        h('th', { class: 'c-phase', scope: 'col', text: 'Phase' }),
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Iter' }),
+        h('th', { class: 'c-tasks', scope: 'col', text: 'Tasks' }),
+        h('th', { class: 'c-cost num', scope: 'col', text: 'Cost' }),
+        h('th', { class: 'c-time num', scope: 'col', text: 'Elapsed' }),
+        h('th', { class: 'c-note', scope: 'col', text: 'Waiting for' }))),
+      body),
+    empty,
+    accounts);
+
+  function visible(run) {
+    return (!filters.status || run.status === filters.status)
+      && (!filters.workspace || run.workspace_root === filters.workspace);
+  }
+
+  function applyFilters() {
+    let shown = 0;
+    for (const [id, row] of rows) {
+      const on = visible(runs.get(id));
+      row.hidden = !on;
+      if (on) shown += 1;
+    }
+    counts.textContent = `${shown} of ${runs.size} runs`;
+    empty.hidden = shown > 0;
+    showQueue();
+  }
+
+  // The queue: why each pending run waits, oldest first (the order they are claimed in FIFO).
+  function showQueue() {
+    const pending = [...runs.values()].filter((r) => r.status === 'PENDING').sort((a, b) => a.created_ms - b.created_ms);
+    queue.textContent = pending.length
+      ? `Queue: ${pending.map((r) => `${r.name} — ${r.waiting ? r.waiting.reason : 'about to start'}`).join(' · ')}`
+      : 'Queue: empty';
+    queue.title = queue.textContent;
+  }
+
+  function workspaces() {
+    const known = new Set([...workspaceSelect.options].map((o) => o.value));
+    for (const run of runs.values()) {
+      if (!known.has(run.workspace_root)) {
+        known.add(run.workspace_root);
+        workspaceSelect.append(h('option', { value: run.workspace_root, text: run.workspace_root }));
+      }
+    }
+  }
+
+  function fill(row, run) {
+    const cells = row.cells;
+    const link = cells[0].firstChild;
+    link.textContent = run.name || run.id.slice(0, 8);
+    link.title = `${run.name} (${run.id})`;
+    cells[1].textContent = basename(run.workspace_root);
+    cells[1].title = run.workspace_root;
+    cells[2].replaceChildren(statusBadge(run.status));
+    const step = run.current_step;
+    cells[3].textContent = step ? step.phase : (TERMINAL.has(run.status) ? (run.exit_reason || '') : '—');
+    cells[4].textContent = run.iteration || '—';
+    const fillBar = cells[5].querySelector('.fill');
+    const pct = run.tasks_total ? Math.round((100 * run.tasks_done) / run.tasks_total) : 0;
+    fillBar.style.width = `${pct}%`;
+    cells[5].querySelector('.label').textContent = `${run.tasks_done}/${run.tasks_total}`;
+    cells[5].querySelector('.track').setAttribute('aria-valuenow', String(pct));
+    cells[6].textContent = money(run.cost_usd);
+    cells[7].textContent = duration(elapsed(run));
+    cells[8].textContent = waitingText(run);
+    cells[8].title = cells[8].textContent;
+    row.dataset.status = run.status;
+  }
+
+  function upsert(run) {
+    runs.set(run.id, run);
+    let row = rows.get(run.id);
+    if (!row) {
+      row = h('tr', { 'data-run': run.id },
+        h('td', { class: 'c-name' }, h('a', { href: `#/runs/${run.id}` })),
+        h('td', { class: 'c-ws' }),
+        h('td', { class: 'c-status' }),
+        h('td', { class: 'c-phase' }),
+        h('td', { class: 'c-iter num' }),
+        h('td', { class: 'c-tasks' }, h('span', { class: 'bar' },
+          h('span', { class: 'track', role: 'progressbar', 'aria-label': 'tasks done', 'aria-valuemin': '0', 'aria-valuemax': '100' },
+            h('span', { class: 'fill' })),
+          h('span', { class: 'label' }))),
+        h('td', { class: 'c-cost num' }),
+        h('td', { class: 'c-time num' }),
+        h('td', { class: 'c-note waiting' }));
+      rows.set(run.id, row);
+      // Newest first, as GET /runs answers.
+      const later = [...rows.entries()]
+        .filter(([id]) => id !== run.id && runs.get(id).created_ms < run.created_ms)
+        .sort((a, b) => runs.get(b[0]).created_ms - runs.get(a[0]).created_ms)[0];
+      if (later) body.insertBefore(row, later[1]); else body.append(row);
+      workspaces();
+    }
+    fill(row, run);
+    applyFilters();
+  }
+
+  // The accounts the runs' calls count against: their limits, reserve window, turns and spend
+  // (GET /accounts), read again as the runs' events arrive.
+  const showAccounts = debounce(async () => {
+    let answer;
+    try {
+      answer = await api('GET', '/accounts');
+    } catch (error) {
+      if (error.status !== 401) console.warn('accounts', error);
+      return;
+    }
+    if (signal.aborted) return;
+    accountRows.replaceChildren(...answer.accounts.map((account) => {
+      const state = accountState(account);
+      return h('tr', { 'data-account': account.account },
+        h('td', { class: 'c-account', title: account.account, text: account.account }),
+        h('td', { class: 'c-iter num', text: String(account.runs.length) }),
+        h('td', { class: 'c-iter num', text: count(account.calls) }),
+        h('td', { class: 'c-cost num', text: money(account.spent_day_usd) }),
+        h('td', { class: 'c-cost num', text: money(account.spent_month_usd) }),
+        h('td', { class: 'c-note waiting', title: state, text: state }));
+    }));
+    accounts.hidden = answer.accounts.length === 0;
+  }, 500);
+  showAccounts('all');
+
+  const refresh = debounce(async (id) => {
+    try {
+      const { run } = await api('GET', `/runs/${id}`);
+      if (!signal.aborted) upsert(run);
+    } catch (error) {
+      if (error.status !== 401) console.warn('run', id, error);
+    }
+  }, 150);
+
+  const tick = () => {
+    for (const [id, row] of rows) {
+      const run = runs.get(id);
+      if (row.hidden || TERMINAL.has(run.status)) continue;
+      row.cells[7].textContent = duration(elapsed(run));
+      row.cells[8].textContent = waitingText(run);
+    }
+  };
+  everySecond(tick, signal);
+
+  (async () => {
+    let page;
+    try {
+      page = await api('GET', '/runs?limit=1000');
+    } catch (error) {
+      root.append(h('p', { class: 'error', text: `Cannot list runs: ${error.message}` }));
+      return;
+    }
+    let head = 0;
+    for (const run of page.runs) head = Math.max(head, run.last_seq);
+    for (const run of page.runs) upsert(run);
+    applyFilters();
+    setLive(true);
+    // Every run's events after what the list showed: a run that changes is read again.
+    follow({
+      url: () => '/events',
+      lastId: String(head),
+      live: true,
+      signal,
+      onFrame: (frame) => {
+        if (frame.event === 'error') return;
+        try { refresh(JSON.parse(frame.data).run_id); showAccounts('all'); } catch { /* a keep-alive or junk */ }
+      },
+    });
+  })();
+}

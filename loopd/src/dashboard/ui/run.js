@@ -1,0 +1,174 @@
+// A run: its header and controls, live from its events, and its tabs.
+
+import { h, TERMINAL, money, duration, count, elapsed, waitingText, statusBadge, debounce, view, everySecond } from './dom.js';
+import { api, follow, setLive } from './api.js';
+import { planPane } from './plan.js';
+import { verificationPane } from './verification.js';
+import { timelineView } from './timeline.js';
+import { outputPane } from './output.js';
+import { reviewPane } from './review.js';
+import { postmortemPane } from './postmortem.js';
+
+const CONTROLS = [
+  ['pause', 'Pause', (s) => s === 'RUNNING'],
+  ['resume', 'Resume', (s) => s === 'PAUSED'],
+  ['cancel', 'Cancel', (s) => s === 'PENDING' || s === 'RUNNING' || s === 'PAUSED'],
+  ['retry', 'Retry', (s) => s === 'FAILED'],
+];
+
+const RUN_TABS = ['output', 'plan', 'verification', 'timeline', 'review', 'postmortem'];
+
+export function runPage(id, tab, signal) {
+  const root = view();
+  root.replaceChildren();
+  const state = { run: null, steps: new Map(), tokens: { input: 0, output: 0 }, events: [] };
+  const listeners = { stepStarted: [], runChanged: [], event: [] };
+
+  const title = h('h1', { id: 'run-name', text: id });
+  const fields = {};
+  const field = (key, label) => {
+    fields[key] = h('dd', { id: `run-${key}`, text: '—' });
+    return h('div', {}, h('dl', {}, h('dt', { text: label }), fields[key]));
+  };
+  const controls = CONTROLS.map(([action, label]) => h('button', {
+    type: 'button', id: `control-${action}`, disabled: true,
+    onclick: () => control(action),
+  }, label));
+  const controlNote = h('p', { class: 'note', id: 'control-note', role: 'status', 'aria-live': 'polite' });
+  const reason = h('p', { class: 'reason', id: 'run-reason' });
+  const tabs = h('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'Run' },
+    RUN_TABS.map((name) => h('a', {
+      href: `#/runs/${id}/${name}`, role: 'tab', id: `tab-${name}`,
+      'aria-selected': String(name === tab), text: name[0].toUpperCase() + name.slice(1),
+    })));
+  const panel = h('section', { id: `panel-${tab}`, role: 'tabpanel', 'aria-labelledby': `tab-${tab}` });
+  root.append(
+    h('p', {}, h('a', { href: '#/', text: '← Runs' })),
+    h('div', { class: 'toolbar' }, title, h('span', { class: 'grow' }), controls),
+    controlNote,
+    h('div', { class: 'run-head' },
+      field('status', 'Status'), field('phase', 'Phase · iteration'), field('tasks', 'Tasks'),
+      field('cost', 'Cost'), field('tokens', 'Tokens (in / out)'), field('time', 'Time'),
+      field('branch', 'Branch'), field('base', 'Base → target'), field('worktree', 'Worktree'),
+      field('workspace', 'Workspace')),
+    reason, tabs, panel);
+
+  function render() {
+    const run = state.run;
+    if (!run) return;
+    document.title = `loopd — ${run.name}`;
+    title.textContent = run.name;
+    fields.status.replaceChildren(statusBadge(run.status));
+    const step = run.current_step;
+    fields.phase.textContent = step ? `${step.phase} · ${step.iteration}` : `— · ${run.iteration}`;
+    fields.tasks.textContent = `${run.tasks_done} / ${run.tasks_total}`;
+    fields.cost.textContent = money(run.cost_usd);
+    fields.tokens.textContent = `${count(state.tokens.input)} / ${count(state.tokens.output)}`;
+    fields.time.textContent = duration(elapsed(run));
+    const wt = run.worktree || {};
+    fields.branch.textContent = wt.run_branch || '—';
+    fields.base.textContent = `${wt.base_branch || '—'} → ${wt.merge_target_branch || '—'}`;
+    fields.worktree.textContent = wt.worktree_path ? `${wt.worktree_path}${wt.removed ? ' (removed)' : ''}` : '— (in place)';
+    fields.worktree.title = wt.worktree_path || '';
+    fields.workspace.textContent = run.workspace_root;
+    fields.workspace.title = run.workspace_root;
+    let why = '';
+    if (run.status === 'FAILED') why = `Failed: ${run.failure_reason || run.exit_reason || 'unknown'}`;
+    else if (TERMINAL.has(run.status)) why = run.exit_reason ? `Ended: ${run.exit_reason}` : '';
+    else if (run.waiting) why = `Waiting: ${waitingText(run)}`;
+    reason.textContent = why;
+    reason.classList.toggle('waiting', !!run.waiting && !TERMINAL.has(run.status));
+    reason.classList.toggle('ok', run.status === 'COMPLETED');
+    for (const [i, [, , allowed]] of CONTROLS.entries()) controls[i].disabled = !allowed(run.status);
+    root.dataset.status = run.status;
+    for (const listener of listeners.runChanged) listener(run);
+  }
+
+  async function control(action) {
+    controlNote.textContent = `${action}…`;
+    try {
+      const { run } = await api('POST', `/runs/${id}/${action}`);
+      state.run = run;
+      render();
+      controlNote.textContent = `${action}: the run is ${run.status}`;
+    } catch (error) {
+      controlNote.textContent = `${action} refused: ${error.message}`;
+    }
+  }
+
+  const refresh = debounce(async () => {
+    try {
+      const { run } = await api('GET', `/runs/${id}`);
+      if (!signal.aborted) { state.run = run; render(); }
+    } catch (error) {
+      if (error.status === 404) reason.textContent = `No run ${id}.`;
+    }
+  }, 100);
+
+  const tick = () => { if (state.run && !TERMINAL.has(state.run.status)) { fields.time.textContent = duration(elapsed(state.run)); if (state.run.waiting) reason.textContent = `Waiting: ${waitingText(state.run)}`; } };
+  everySecond(tick, signal);
+
+  // The run's events: the header follows them, the timeline lists them, and the output pane
+  // learns from them when a new step starts.
+  const timeline = timelineView(state);
+  function onEvent(record) {
+    state.events.push(record);
+    const p = record.payload || {};
+    if (record.type === 'STEP_STARTED') {
+      state.steps.set(p.step_id, { phase: p.phase, iteration: p.iteration });
+    }
+    if (record.type === 'STEP_FINISHED' && p.tokens) {
+      state.tokens.input += p.tokens.input || 0;
+      state.tokens.output += p.tokens.output || 0;
+    }
+    timeline.add(record);
+    if (record.type === 'STEP_STARTED') for (const listener of listeners.stepStarted) listener(p.step_id);
+    for (const listener of listeners.event) listener(record);
+    refresh('run');
+  }
+
+  (async () => {
+    try {
+      const { run } = await api('GET', `/runs/${id}`);
+      state.run = run;
+      render();
+    } catch (error) {
+      reason.textContent = error.status === 404 ? `No run ${id}.` : error.message;
+      return;
+    }
+    setLive(true);
+    follow({
+      url: () => `/runs/${id}/events`,
+      live: true,
+      signal,
+      onFrame: (frame) => {
+        if (frame.event === 'error') return;
+        try { onEvent(JSON.parse(frame.data)); } catch { /* ignore */ }
+      },
+      // The run's own stream ends with the run; what follows (a postmortem, a merge) arrives on
+      // the stream of every run, taken from where this one stopped.
+      onEnd: (position) => {
+        refresh('run');
+        follow({
+          url: () => '/events',
+          lastId: position || '0',
+          live: true,
+          signal,
+          onFrame: (frame) => {
+            if (frame.event === 'error') return;
+            try {
+              const record = JSON.parse(frame.data);
+              if (record.run_id === id) onEvent(record);
+            } catch { /* ignore */ }
+          },
+        });
+      },
+    });
+    if (tab === 'output') outputPane(id, panel, state, listeners, signal);
+    else if (tab === 'plan') planPane(id, panel, listeners, signal);
+    else if (tab === 'verification') verificationPane(id, panel, state, listeners, signal);
+    else if (tab === 'timeline') panel.append(timeline.element);
+    else if (tab === 'review') reviewPane(id, panel, state, listeners, signal);
+    else postmortemPane(id, panel, state, listeners, signal);
+  })();
+}
