@@ -1,7 +1,7 @@
 //! What a person does with a finished run, and with the run worktrees left on disk.
 //!
-//! Review actions — the diff against the base, a merge on demand, scrapping the branch, a pull
-//! request — each record `REVIEW_ACTION {action, detail}`. A merge on demand takes the same safe
+//! The diff against the base is a read and records nothing. Review actions — a merge on demand,
+//! scrapping the branch, a pull request — each record `REVIEW_ACTION {action, detail}`. A merge on demand takes the same safe
 //! path as the merge on completion ([`crate::merge`]: a temporary worktree of the target, the
 //! run's `verify_cmds` there, a compare-and-swap of the target ref), so the person's checkout is
 //! never touched. Worktrees of runs can be listed with their size, removed one by one, or

@@ -526,7 +526,7 @@ impl Runtime {
     }
 
     /// The diff of a run's branch against its base: the commits and, file by file, the
-    /// changes; records `REVIEW_ACTION {action: diff}`.
+    /// changes. A read: it records nothing.
     pub async fn diff(&self, run_id: RunId) -> Result<RunDiff, RuntimeError> {
         crate::review::diff(&self.services, run_id).await
     }

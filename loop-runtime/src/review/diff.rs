@@ -1,10 +1,9 @@
 //! A run's diff against its base: the commits and, file by file, the changes.
 
-use loop_core::event::{Event, ReviewAction};
+use loop_core::RunId;
 use loop_core::time::rfc3339_ms;
-use loop_core::{Command, RunId};
 
-use super::{DiffCommit, FileDiff, RunBranch, RunDiff, detail, invalid, view_of};
+use super::{DiffCommit, FileDiff, RunBranch, RunDiff, invalid, view_of};
 use crate::error::RuntimeError;
 use crate::git;
 use crate::services::Services;
@@ -15,15 +14,13 @@ const MAX_PATCH_BYTES: usize = 8 << 20;
 const LOG_FORMAT: &str = "--format=%H%x1f%an%x1f%at%x1f%s%x1e";
 
 /// The commits and changed files of a finished run's branch against its base, with stats
-/// and patches, from two git calls (`git log base..run`, `git diff base...run`).
+/// and patches, from two git calls (`git log base..run`, `git diff base...run`). A run still
+/// working shows its work so far (what it has committed).
 ///
-/// Records `REVIEW_ACTION {action: diff, detail {commits, files}}`, unless the run's last
-/// event is that same record: looking again at an unchanged diff adds nothing to the log.
+/// A read, not an event: looking at a diff appends nothing to the log and moves no time of the
+/// run (its `updated_at`, hence its elapsed time, stays where its last fact put it).
 pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, RuntimeError> {
     let view = view_of(services, run_id).await?;
-    // A run still working shows its work so far (what it has committed); only a finished run's
-    // diff is recorded as a person's review of it.
-    let finished = view.status.is_terminal();
     let branch = RunBranch::of(view)?;
     let dir = branch.workspace(&services.data_dir);
     let (base, mut run) = (&branch.base_branch, branch.run_branch.clone());
@@ -91,21 +88,6 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
         files,
         truncated,
     };
-    let action = ReviewAction {
-        action: "diff".to_owned(),
-        detail: detail([
-            ("commits", diff.commits.len().to_string()),
-            ("files", diff.files.len().to_string()),
-        ]),
-    };
-    let records = services.journal.read_run(run_id).await?;
-    let same = matches!(records.last().map(|r| &r.event), Some(Event::ReviewAction(last)) if *last == action);
-    if finished && !same {
-        services
-            .journal
-            .execute(run_id, vec![Command::Review(action)])
-            .await?;
-    }
     Ok(diff)
 }
 

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::browser::{Browser, needs_browser};
-use super::create;
-use crate::support::{repo, run_body, start_daemon, stub, wait_for_end};
+use super::{create, run};
+use crate::support::{Daemon, get_json, repo, run_body, start_daemon, stub, wait_for_end};
 
 #[test]
 fn a_merge_from_the_review_tab_lands() {
@@ -112,3 +112,33 @@ fn patches_in_the_review_are_syntax_highlighted_as_text() {
     );
 }
 
+#[test]
+fn opening_the_review_tab_appends_nothing_to_the_log() {
+    if !needs_browser("opening_the_review_tab_appends_nothing_to_the_log") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["no_worktree"] = json!(false);
+    body["worktree_provider"] = json!("git");
+    let id = create(&daemon, &body);
+    let ended = wait_for_end(&daemon, &id);
+    assert_eq!(ended["status"], "COMPLETED");
+    let events = |daemon: &Daemon| get_json(daemon, &format!("/runs/{id}/events?format=json"));
+    let before = events(&daemon);
+
+    let browser = Browser::start();
+    for _ in 0..2 {
+        browser.goto(&daemon.url(&format!("/#/runs/{id}/review")));
+        browser.wait_text("#review .diff-summary", "the diff", |t| {
+            t.contains("against main: 1 commit")
+        });
+    }
+    // Reading is not doing: no event, and the run's times stay where its last fact put them.
+    assert_eq!(events(&daemon), before);
+    let after = run(&daemon, &id);
+    assert_eq!(after["last_seq"], ended["last_seq"]);
+    assert_eq!(after["updated_at"], ended["updated_at"]);
+}
