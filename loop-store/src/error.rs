@@ -57,6 +57,10 @@ pub enum StoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The database cannot be reached just now; the store is reconnecting by itself and
+    /// refuses calls until it has (see [`crate::Reachability`]).
+    #[error("{at}: the database is unreachable: {reason}")]
+    Unreachable { at: PathBuf, reason: String },
     #[error("{path}: {action}: {source}")]
     Io {
         path: PathBuf,
@@ -87,6 +91,7 @@ impl StoreError {
                 | StoreError::Io { .. }
                 | StoreError::Sqlite { .. }
                 | StoreError::Postgres { .. }
+                | StoreError::Unreachable { .. }
         )
     }
 }

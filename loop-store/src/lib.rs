@@ -25,5 +25,5 @@ pub use node::{NodeBeat, NodeSeen};
 pub use postgres::PgStore;
 pub use replay::{Difference, ReplayReport, replay};
 pub use sqlite::SqliteStore;
-pub use store::{EventStore, RebuildStats, RunQuery};
+pub use store::{EventStore, Reachability, RebuildStats, RunQuery};
 pub use subscription::Subscription;

@@ -26,6 +26,7 @@
 //! `schema` reaches the database and creates the tables, `rows` turns rows into domain values,
 //! `writer` appends and rebuilds, `listen` feeds subscribers, `nodes` keeps the nodes' rows.
 
+mod link;
 mod listen;
 mod nodes;
 mod rows;
@@ -39,13 +40,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loop_core::projection::{RunView, StepView};
 use loop_core::{Event, EventRecord, RunId, Seq, Version};
+use tokio::sync::MappedMutexGuard;
+use tokio_postgres::types::ToSql;
 
 use crate::append::Proposed;
 use crate::error::StoreError;
 use crate::node::{NodeBeat, NodeSeen};
+use crate::postgres::link::{Link, Slot};
 use crate::postgres::rows::{Conn, SELECT_EVENTS, limit_param, seq_param};
-use crate::postgres::schema::{connect, migrate};
-use crate::store::{self, EventStore, PageStart, RebuildStats, RunQuery, Search};
+use crate::postgres::schema::migrate;
+use crate::store::{self, EventStore, PageStart, Reachability, RebuildStats, RunQuery, Search};
 use crate::subscription::{ReadAfter, Subscribers, Subscription};
 
 pub(crate) use schema::redact;
@@ -62,18 +66,18 @@ pub struct PgStore {
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
-            .field("at", &self.inner.at)
+            .field("at", &self.inner.link.at)
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
-    /// Where the database is, without a password, for messages.
-    at: PathBuf,
+    link: Arc<Link>,
     /// Taken only when the store is dropped (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
-    writer: tokio::sync::Mutex<Conn>,
-    readers: Vec<tokio::sync::Mutex<Conn>>,
+    writer: Slot,
+    /// Opened when first needed.
+    readers: Vec<Slot>,
     next_reader: AtomicUsize,
     subscribers: Arc<Subscribers>,
 }
@@ -96,26 +100,8 @@ impl PgStore {
                 action: "start the PostgreSQL driver",
                 source,
             })?;
-        let subscribers = Arc::new(Subscribers::default());
-        // Not `block_on`: the caller may itself be a task of another runtime (loopd's start).
-        let connecting = url.to_owned();
-        let connected = block(&runtime, {
-            let (url, at) = (connecting, at.clone());
-            async move {
-                let url = url.as_str();
-                let mut writer = Conn::new(connect(url, &at).await?);
-                migrate(&writer.client, &at).await?;
-                let cursor = writer.last_seq(&at).await?;
-                let mut readers = Vec::with_capacity(READERS);
-                for _ in 0..READERS {
-                    let reader = Conn::new(connect(url, &at).await?);
-                    readers.push(tokio::sync::Mutex::new(reader));
-                }
-                Ok::<_, StoreError>((writer, readers, cursor))
-            }
-        });
-        let (writer, readers, cursor) = match connected {
-            Ok(connected) => connected,
+        let link = match Link::new(url, at) {
+            Ok(link) => Arc::new(link),
             Err(error) => {
                 // Dropped here, the driver's runtime would wait for its threads, which a caller
                 // that is itself an async task may not do (tokio panics).
@@ -123,16 +109,35 @@ impl PgStore {
                 return Err(error);
             }
         };
-        let inner = Arc::new(Inner {
-            at,
-            runtime: Some(runtime),
-            writer: tokio::sync::Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
-            subscribers,
+        // Not `block_on`: the caller may itself be a task of another runtime (loopd's start).
+        let connected = block(&runtime, {
+            let link = Arc::clone(&link);
+            async move {
+                let mut writer = Conn::new(link.connect().await?);
+                migrate(&writer.client, &link.at).await?;
+                let cursor = writer.last_seq(&link.at).await?;
+                Ok::<_, StoreError>((writer, cursor))
+            }
         });
-        let listening = listen::listen(url.to_owned(), Arc::downgrade(&inner), cursor);
-        inner.runtime().spawn(listening);
+        let (writer, cursor) = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                runtime.shutdown_background();
+                return Err(error);
+            }
+        };
+        let inner = Arc::new(Inner {
+            link: Arc::clone(&link),
+            runtime: Some(runtime),
+            writer: Slot::new(Some(writer)),
+            readers: (0..READERS).map(|_| Slot::new(None)).collect(),
+            next_reader: AtomicUsize::new(0),
+            subscribers: Arc::new(Subscribers::default()),
+        });
+        inner.runtime().spawn(link.probe());
+        inner
+            .runtime()
+            .spawn(listen::listen(Arc::downgrade(&inner), cursor));
         Ok(PgStore { inner })
     }
 
@@ -168,10 +173,18 @@ impl Inner {
             .expect("the runtime lives as long as the store")
     }
 
-    /// One of the reading connections, for the caller alone until dropped.
-    async fn reader(&self) -> tokio::sync::MutexGuard<'_, Conn> {
+    /// Up to `limit` events of every run after `after`.
+    async fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let mut conn = self.reader().await?;
+        conn.read_after(&self.link.at, after, limit_param(limit))
+            .await
+    }
+
+    /// One of the reading connections, for the caller alone until dropped (opened again when
+    /// it broke: see `link`).
+    async fn reader(&self) -> Result<MappedMutexGuard<'_, Conn>, StoreError> {
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.readers[index].lock().await
+        self.link.conn(&self.readers[index]).await
     }
 }
 
@@ -204,23 +217,17 @@ impl EventStore for PgStore {
 
     fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, StoreError> {
         let inner = Arc::clone(&self.inner);
+        let id = run_id.to_string();
         self.call(async move {
-            let mut conn = inner.reader().await;
-            conn.events(
-                &inner.at,
-                &format!("{SELECT_EVENTS} WHERE run_id = $1 ORDER BY version"),
-                &[&run_id.to_string()],
-            )
-            .await
+            let sql = format!("{SELECT_EVENTS} WHERE run_id = $1 ORDER BY version");
+            let mut conn = inner.reader().await?;
+            conn.events(&inner.link.at, &sql, &[&id]).await
         })
     }
 
     fn read_all(&self, after: Seq, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         let inner = Arc::clone(&self.inner);
-        self.call(async move {
-            let mut conn = inner.reader().await;
-            conn.read_after(&inner.at, after, limit_param(limit)).await
-        })
+        self.call(async move { inner.read_after(after, limit).await })
     }
 
     fn read_run_after(
@@ -230,24 +237,21 @@ impl EventStore for PgStore {
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
         let inner = Arc::clone(&self.inner);
+        let (id, after, limit) = (run_id.to_string(), seq_param(after), limit_param(limit));
         self.call(async move {
-            let mut conn = inner.reader().await;
-            conn.events(
-                &inner.at,
-                &format!(
-                    "{SELECT_EVENTS} WHERE run_id = $1 AND seq > $2 ORDER BY version LIMIT $3"
-                ),
-                &[&run_id.to_string(), &seq_param(after), &limit_param(limit)],
-            )
-            .await
+            let sql =
+                format!("{SELECT_EVENTS} WHERE run_id = $1 AND seq > $2 ORDER BY version LIMIT $3");
+            let mut conn = inner.reader().await?;
+            conn.events(&inner.link.at, &sql, &[&id, &after, &limit])
+                .await
         })
     }
 
     fn last_seq(&self) -> Result<Seq, StoreError> {
         let inner = Arc::clone(&self.inner);
         self.call(async move {
-            let mut conn = inner.reader().await;
-            conn.last_seq(&inner.at).await
+            let mut conn = inner.reader().await?;
+            conn.last_seq(&inner.link.at).await
         })
     }
 
@@ -257,9 +261,7 @@ impl EventStore for PgStore {
             let inner = store.upgrade().ok_or(StoreError::Closed)?;
             let reading = Arc::clone(&inner);
             block(inner.runtime(), async move {
-                let mut conn = reading.reader().await;
-                conn.read_after(&reading.at, after, limit_param(limit))
-                    .await
+                reading.read_after(after, limit).await
             })
         });
         Ok(self.inner.subscribers.subscribe(read_after, after))
@@ -267,15 +269,11 @@ impl EventStore for PgStore {
 
     fn run_view(&self, run_id: RunId) -> Result<Option<RunView>, StoreError> {
         let inner = Arc::clone(&self.inner);
+        let id = run_id.to_string();
         self.call(async move {
-            let mut conn = inner.reader().await;
-            let found = conn
-                .runs(
-                    &inner.at,
-                    "SELECT run_id, view FROM runs WHERE run_id = $1",
-                    &[&run_id.to_string()],
-                )
-                .await?;
+            let sql = "SELECT run_id, view FROM runs WHERE run_id = $1";
+            let mut conn = inner.reader().await?;
+            let found = conn.runs(&inner.link.at, sql, &[&id]).await?;
             Ok(found.into_iter().next())
         })
     }
@@ -291,18 +289,16 @@ impl EventStore for PgStore {
         let limit = query.limit.map(limit_param);
         let inner = Arc::clone(&self.inner);
         self.call(async move {
-            let mut conn = inner.reader().await;
-            conn.runs(
-                &inner.at,
-                "SELECT run_id, view FROM runs
-                         WHERE ($1::text IS NULL OR status = $1)
-                           AND ($2::text IS NULL OR workspace_root = $2)
-                           AND ($3::bigint IS NULL OR (created_ms, run_id) < ($3, $4::text))
-                         ORDER BY created_ms DESC, run_id DESC
-                         LIMIT $5",
-                &[&status, &workspace, &before_ms, &before_id, &limit],
-            )
-            .await
+            let sql = "SELECT run_id, view FROM runs
+                 WHERE ($1::text IS NULL OR status = $1)
+                   AND ($2::text IS NULL OR workspace_root = $2)
+                   AND ($3::bigint IS NULL OR (created_ms, run_id) < ($3, $4::text))
+                 ORDER BY created_ms DESC, run_id DESC
+                 LIMIT $5";
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&status, &workspace, &before_ms, &before_id, &limit];
+            let mut conn = inner.reader().await?;
+            conn.runs(&inner.link.at, sql, &params).await
         })
     }
 
@@ -311,30 +307,23 @@ impl EventStore for PgStore {
         let limit = limit_param(limit);
         let inner = Arc::clone(&self.inner);
         self.call(async move {
-            let mut conn = inner.reader().await;
-            let at = inner.at.as_path();
             let order = "ORDER BY created_ms DESC, run_id DESC LIMIT $2";
+            let mut conn = inner.reader().await?;
+            let at = &inner.link.at;
             for search in searches {
                 let found = match search {
                     // "C" collation: the range is in byte order, as the ids' index is.
                     Search::Ids { low, high } => {
-                        conn.runs(
-                            at,
-                            &format!(
-                                "SELECT run_id, view FROM runs
-                                 WHERE run_id >= $1 AND run_id < $3 COLLATE \"C\" {order}"
-                            ),
-                            &[&low, &limit, &high],
-                        )
-                        .await?
+                        let sql = format!(
+                            "SELECT run_id, view FROM runs
+                             WHERE run_id >= $1 AND run_id < $3 COLLATE \"C\" {order}"
+                        );
+                        conn.runs(at, &sql, &[&low, &limit, &high]).await?
                     }
                     Search::Column { column, value } => {
-                        conn.runs(
-                            at,
-                            &format!("SELECT run_id, view FROM runs WHERE {column} = $1 {order}"),
-                            &[&value, &limit],
-                        )
-                        .await?
+                        let sql =
+                            format!("SELECT run_id, view FROM runs WHERE {column} = $1 {order}");
+                        conn.runs(at, &sql, &[&value, &limit]).await?
                     }
                 };
                 if !found.is_empty() {
@@ -355,12 +344,16 @@ impl EventStore for PgStore {
         self.call(inner.rebuild())
     }
 
+    fn reachability(&self) -> Reachability {
+        self.inner.link.reachability()
+    }
+
     fn beat(&self, node: &NodeBeat) -> Result<(), StoreError> {
         let inner = Arc::clone(&self.inner);
         let node = node.clone();
         self.call(async move {
-            let mut conn = inner.reader().await;
-            nodes::beat(&mut conn, &inner.at, &node).await
+            let mut conn = inner.reader().await?;
+            nodes::beat(&mut conn, &inner.link.at, &node).await
         })
     }
 
@@ -368,16 +361,16 @@ impl EventStore for PgStore {
         let inner = Arc::clone(&self.inner);
         let node_id = node_id.to_owned();
         self.call(async move {
-            let mut conn = inner.reader().await;
-            nodes::leave(&mut conn, &inner.at, &node_id).await
+            let mut conn = inner.reader().await?;
+            nodes::leave(&mut conn, &inner.link.at, &node_id).await
         })
     }
 
     fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
         let inner = Arc::clone(&self.inner);
         self.call(async move {
-            let mut conn = inner.reader().await;
-            nodes::nodes(&mut conn, &inner.at).await
+            let mut conn = inner.reader().await?;
+            nodes::nodes(&mut conn, &inner.link.at).await
         })
     }
 }

@@ -26,6 +26,19 @@ pub struct RebuildStats {
     pub steps: u64,
 }
 
+/// Whether the store reaches its database, as it last found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    Reachable,
+    /// Calls fail at once with [`StoreError::Unreachable`] while the store reconnects in the
+    /// background (with backoff); `reason` is the last failure to connect.
+    Unreachable {
+        /// When the store lost the database (milliseconds since the Unix epoch).
+        since_ms: i64,
+        reason: String,
+    },
+}
+
 /// The event log and its projections.
 ///
 /// Implementations guarantee: appends are atomic and durable when they return; `seq` is global
@@ -83,6 +96,12 @@ pub trait EventStore: Send + Sync {
 
     /// Drops every projection table's rows and refolds them from the log.
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError>;
+
+    /// Whether the database answers. A file on this machine always does (a full disk is an
+    /// append's error, not unreachability); a server may not, for a while.
+    fn reachability(&self) -> Reachability {
+        Reachability::Reachable
+    }
 
     /// Records a node's heartbeat (inserting the node the first time).
     fn beat(&self, node: &NodeBeat) -> Result<(), StoreError>;

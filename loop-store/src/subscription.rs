@@ -22,7 +22,7 @@ const LIVE_BUFFER: usize = 256;
 /// Events read from the log per catch-up query.
 const CATCH_UP_PAGE: usize = 1024;
 /// How often a waiting subscriber looks at its lag flag, for the rare case where a group was
-/// dropped and nothing has been committed since.
+/// dropped and nothing has been committed since; and how often it tries a log it could not read.
 const LAG_CHECK: Duration = Duration::from_millis(200);
 
 type Batch = Arc<[EventRecord]>;
@@ -169,7 +169,9 @@ impl Subscription {
         self.recv_timeout(Duration::ZERO)
     }
 
-    /// The next event, waiting at most `timeout` for it.
+    /// The next event, waiting at most `timeout` for it. While the log cannot be read (its
+    /// server unreachable for a while) this waits as for an event and yields `None` at the
+    /// timeout; the store says why in `EventStore::reachability`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<EventRecord>, StoreError> {
         // A timeout too long to add to the clock (`Duration::MAX`) means no deadline.
         let deadline = Instant::now().checked_add(timeout);
@@ -179,7 +181,22 @@ impl Subscription {
                 return Ok(Some(record));
             }
             if self.catching_up {
-                let page = self.read_page()?;
+                let page = match self.read_page() {
+                    Ok(page) => page,
+                    // The log cannot be read just now (its server restarting, say): wait for it
+                    // as for an event, while the store reconnects by itself.
+                    Err(error) if error.is_unavailable() => {
+                        let left = deadline.map_or(Duration::MAX, |deadline| {
+                            deadline.saturating_duration_since(Instant::now())
+                        });
+                        if left.is_zero() {
+                            return Ok(None);
+                        }
+                        std::thread::sleep(left.min(LAG_CHECK));
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
                 if page.is_empty() {
                     self.catching_up = false;
                 } else {

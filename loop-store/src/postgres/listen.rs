@@ -1,9 +1,11 @@
 //! The listening connection: subscribers hear of other nodes' commits through it.
 
+use std::path::Path;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use loop_core::Seq;
-use tokio_postgres::NoTls;
 
 use crate::postgres::Inner;
 use crate::postgres::rows::{Conn, PAGE};
@@ -11,19 +13,33 @@ use crate::postgres::writer::CHANNEL;
 
 /// How often the listener reads the log even without a notification.
 const POLL: Duration = Duration::from_secs(1);
+/// The first pause before connecting again; it doubles up to [`POLL`].
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 
 /// Reads what committed after the store's cursor whenever a commit is announced (or a second
 /// passed) and hands it to the subscribers; ends with the store.
-pub(super) async fn listen(url: String, store: std::sync::Weak<Inner>, from: Seq) {
+///
+/// When its connection breaks it opens another with backoff, listens again and reads from its
+/// cursor: whatever committed meanwhile reaches the subscribers then, once (a subscription
+/// drops what it already has, by seq).
+pub(super) async fn listen(store: Weak<Inner>, from: Seq) {
     // Everything after `from` is published: a subscription made after the store connected
     // reads what came before from the log.
-    let mut cursor = from.0;
+    let mut cursor = from;
     loop {
-        let Some(at) = store.upgrade().map(|inner| inner.at.clone()) else {
+        let Some(link) = store.upgrade().map(|inner| Arc::clone(&inner.link)) else {
             return;
         };
-        let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await else {
-            tokio::time::sleep(POLL).await;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(RECONNECT_MIN_DELAY)
+            .with_max_delay(POLL)
+            .with_jitter()
+            .without_max_times();
+        let opened = (|| link.open())
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .await;
+        let Ok((client, mut connection)) = opened else {
             continue;
         };
         let (heard, mut notified) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -44,36 +60,42 @@ pub(super) async fn listen(url: String, store: std::sync::Weak<Inner>, from: Seq
         if client
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
-            .is_err()
+            .is_ok()
         {
-            driver.abort();
-            continue;
-        }
-        let mut listening = Conn::new(client);
-        loop {
-            let Some(inner) = store.upgrade() else {
-                driver.abort();
-                return;
-            };
-            match listening.read_after(&at, Seq(cursor), PAGE).await {
-                Ok(records) => {
-                    cursor = records.last().map_or(cursor, |r| r.seq.0);
-                    let full = records.len() as i64 == PAGE;
-                    if !records.is_empty() {
-                        inner.subscribers.publish(records.into());
-                    }
-                    if full {
-                        continue;
-                    }
-                }
-                Err(_) => break,
-            }
-            drop(inner);
-            tokio::select! {
-                heard = notified.recv() => if heard.is_none() { break },
-                () = tokio::time::sleep(POLL) => {}
-            }
+            let mut listening = Conn::new(client);
+            follow(&store, &link.at, &mut listening, &mut cursor, &mut notified).await;
         }
         driver.abort();
+    }
+}
+
+/// Publishes what commits after `cursor` until the connection breaks or the store is gone.
+async fn follow(
+    store: &Weak<Inner>,
+    at: &Path,
+    listening: &mut Conn,
+    cursor: &mut Seq,
+    notified: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    loop {
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let Ok(records) = listening.read_after(at, *cursor, PAGE).await else {
+            return;
+        };
+        *cursor = records.last().map_or(*cursor, |r| r.seq);
+        let full = records.len() as i64 == PAGE;
+        if !records.is_empty() {
+            inner.subscribers.publish(records.into());
+        }
+        drop(inner);
+        if full {
+            continue;
+        }
+        tokio::select! {
+            heard = notified.recv() => if heard.is_none() { return },
+            () = tokio::time::sleep(POLL) => {}
+        }
     }
 }

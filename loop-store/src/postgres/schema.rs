@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::error::StoreError;
 
@@ -98,16 +98,6 @@ pub(crate) fn pg_error(
         action,
         source,
     }
-}
-
-pub(crate) async fn connect(url: &str, at: &Path) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(pg_error(at, "connect"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
 }
 
 pub(crate) async fn migrate(client: &Client, at: &Path) -> Result<(), StoreError> {

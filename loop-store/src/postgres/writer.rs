@@ -45,10 +45,10 @@ impl Inner {
         self: Arc<Self>,
         proposed: Proposed,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let at = self.at.clone();
+        let at = self.link.at.clone();
         let sql = |action| pg_error(&at, action);
         let run_id = proposed.run_id;
-        let mut conn = self.writer.lock().await;
+        let mut conn = self.link.conn(&self.writer).await?;
         let lock = conn.statement(LOCK_SQL, &at).await?;
         let state = conn.statement(STATE_SQL, &at).await?;
         let owners = conn.statement(STEP_OWNERS_SQL, &at).await?;
@@ -162,9 +162,9 @@ impl Inner {
     }
 
     pub(super) async fn rebuild(self: Arc<Self>) -> Result<RebuildStats, StoreError> {
-        let at = self.at.clone();
+        let at = self.link.at.clone();
         let sql = |action| pg_error(&at, action);
-        let mut conn = self.writer.lock().await;
+        let mut conn = self.link.conn(&self.writer).await?;
         let upsert = conn.statement(UPSERT_RUN_SQL, &at).await?;
         let tx = conn
             .client

@@ -14,6 +14,7 @@ mod group_commit;
 mod migrate;
 mod projections;
 mod read;
+mod reconnect;
 mod rng;
 mod subscribe;
 
