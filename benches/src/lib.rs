@@ -325,6 +325,7 @@ impl RunScript {
                 input: 182_344 + self.steps * 31,
                 output: 9_312 + self.steps * 7,
                 cached: Default::default(),
+                cache_write: Default::default(),
                 reasoning: Default::default(),
             }),
             cost_usd: Some(0.4127),

@@ -62,8 +62,14 @@ pub enum CallEnd {
     /// The call finished and its answer is usable.
     Success,
     /// The account's usage limit is reached: try again at `until_ms` (Unix milliseconds, the
-    /// reset time plus [`RESET_MARGIN_MS`]).
-    UsageLimit { until_ms: i64, reason: String },
+    /// reset time plus [`RESET_MARGIN_MS`]). `window` names the window that refused the call
+    /// when the agent says (Claude Code's `rateLimitType`: `five_hour`, `seven_day`,
+    /// `seven_day_opus`, …): a model's own window holds only that model's calls.
+    UsageLimit {
+        until_ms: i64,
+        reason: String,
+        window: Option<String>,
+    },
     /// Rate limited, overloaded or a server error: worth trying again after a backoff.
     Transient { reason: String },
     /// The agent is not logged in or its credentials were refused: a person must act, and
@@ -103,6 +109,9 @@ impl CallEnd {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallFigures {
     pub cost_usd: Option<f64>,
+    /// Whether `cost_usd` is ours, from the tokens and a price table, for an agent that
+    /// reports none (Codex); the agent's own figure otherwise.
+    pub cost_estimated: bool,
     pub tokens: Option<Tokens>,
     pub detail: AgentDetail,
 }

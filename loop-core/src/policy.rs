@@ -73,7 +73,9 @@ pub fn after_call(end: &CallEnd, counters: &mut CallCounters, policy: &RetryPoli
     match end {
         CallEnd::Success => AfterCall::Done,
         CallEnd::Auth { reason } => fail(reason.clone()),
-        CallEnd::UsageLimit { until_ms, reason } if policy.wait_on_usage_limit => AfterCall::Wait {
+        CallEnd::UsageLimit {
+            until_ms, reason, ..
+        } if policy.wait_on_usage_limit => AfterCall::Wait {
             until_ms: *until_ms,
             reason: reason.clone(),
         },
@@ -169,6 +171,7 @@ mod tests {
         let limit = CallEnd::UsageLimit {
             until_ms: 42,
             reason: "5-hour limit".to_owned(),
+            window: Some("five_hour".to_owned()),
         };
         assert_eq!(
             after_call(&limit, &mut counters, &policy()),

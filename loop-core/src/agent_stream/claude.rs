@@ -42,6 +42,9 @@ pub struct ClaudeTranscript {
     pub api_error: Option<ApiErrorMessage>,
     /// The last `rate_limit_event`, whatever its status.
     pub rate_limit: Option<RateLimit>,
+    /// The last `rate_limit_event` of each window (`rateLimitType`), in the order first seen:
+    /// the five-hour, weekly and per-model weekly windows are tracked apart.
+    pub windows: Vec<RateLimit>,
     /// The last `rate_limit_event` whose status is `rejected`.
     pub rejected_rate_limit: Option<RateLimit>,
     /// The `result` event, if the call got that far.
@@ -230,6 +233,14 @@ impl ClaudeStream {
                 if limit.status == RateLimitStatus::Rejected {
                     t.rejected_rate_limit = Some(limit.clone());
                 }
+                match t
+                    .windows
+                    .iter_mut()
+                    .find(|seen| seen.limit_type == limit.limit_type)
+                {
+                    Some(seen) => *seen = limit.clone(),
+                    None => t.windows.push(limit.clone()),
+                }
                 t.rate_limit = Some(limit);
             }
             "result" => {
@@ -285,6 +296,7 @@ impl ClaudeTranscript {
             cost_usd: result
                 .and_then(|r| r.total_cost_usd)
                 .filter(|c| c.is_finite() && *c >= 0.0),
+            cost_estimated: false,
             tokens,
             detail: AgentDetail {
                 session_id: self.session_id.clone(),
@@ -294,6 +306,7 @@ impl ClaudeTranscript {
                 duration_api_ms: result.and_then(|r| r.duration_api_ms),
                 permission_denials: result.and_then(|r| r.permission_denials),
                 rate_limit: self.rate_limit.as_ref().map(RateLimit::seen),
+                windows: self.windows.iter().map(RateLimit::seen).collect(),
             },
         }
     }
@@ -306,8 +319,9 @@ impl ClaudeTranscript {
     }
 
     fn saw_model(&mut self, model: String) {
-        if model != "<synthetic>" && !model.is_empty() && !self.models.contains(&model) {
-            self.models.push(model);
+        let model = model_name(&model);
+        if model != "<synthetic>" && !model.is_empty() && !self.models.iter().any(|m| m == model) {
+            self.models.push(model.to_owned());
         }
     }
 
@@ -343,6 +357,39 @@ impl ClaudeTranscript {
             self.assistant_texts.push(text);
         }
     }
+}
+
+/// A model's name without the context-size tag Claude Code adds to it in some places
+/// (`claude-opus-4-7[1m]` in `modelUsage` and `init`, `claude-opus-4-7` in the messages): one
+/// model, named once.
+pub fn model_name(model: &str) -> &str {
+    let model = model.trim();
+    match model.rfind('[') {
+        Some(at) if model.ends_with(']') => model[..at].trim_end(),
+        _ => model,
+    }
+}
+
+/// Whether a `modelUsage` entry shows any use: Claude Code lists models it set up but never
+/// called with all-zero counts.
+fn used(usage: &Value) -> bool {
+    let Some(usage) = usage.as_object() else {
+        return false;
+    };
+    [
+        "inputTokens",
+        "outputTokens",
+        "cacheReadInputTokens",
+        "cacheCreationInputTokens",
+        "costUSD",
+    ]
+    .iter()
+    .any(|key| {
+        usage
+            .get(*key)
+            .and_then(Value::as_f64)
+            .is_some_and(|n| n > 0.0)
+    })
 }
 
 /// `Bash(cargo test)`, `Edit(src/lib.rs)`, `Grep(fn parse_plan)`: each `tool_use` block of a
@@ -427,7 +474,7 @@ impl ClaudeUsage {
     }
 
     /// As recorded: every input token (fresh, written to the cache, read from it), and of
-    /// them the cache reads.
+    /// them the cache reads and the cache writes.
     pub fn tokens(self) -> Tokens {
         Tokens {
             input: self
@@ -436,6 +483,7 @@ impl ClaudeUsage {
                 .saturating_add(self.cache_read_input_tokens),
             output: self.output_tokens,
             cached: self.cache_read_input_tokens,
+            cache_write: self.cache_creation_input_tokens,
             reasoning: 0,
         }
     }
@@ -465,14 +513,24 @@ impl ClaudeResult {
             num_turns: u64_field(event, "num_turns"),
             duration_ms: u64_field(event, "duration_ms"),
             duration_api_ms: u64_field(event, "duration_api_ms"),
-            total_cost_usd: event.get("total_cost_usd").and_then(Value::as_f64),
+            // Older versions wrote `cost_usd` (and `total_cost`) where 2.x writes
+            // `total_cost_usd`.
+            total_cost_usd: ["total_cost_usd", "cost_usd", "total_cost"]
+                .iter()
+                .find_map(|key| event.get(*key).and_then(Value::as_f64)),
             permission_denials: match event.get("permission_denials") {
                 Some(Value::Array(denials)) => Some(denials.len() as u64),
                 _ => None,
             },
             errors: strings(event.get("errors")),
             models: object_field(event, "modelUsage")
-                .map(|usage| usage.keys().cloned().collect())
+                .map(|usage| {
+                    usage
+                        .iter()
+                        .filter(|(_, usage)| used(usage))
+                        .map(|(model, _)| model.clone())
+                        .collect()
+                })
                 .unwrap_or_default(),
             usage: object_field(event, "usage").map(ClaudeUsage::read),
             terminal_reason: text("terminal_reason"),
@@ -519,7 +577,27 @@ pub fn classify(
     let errors = result.map(|r| r.errors.join("; ")).unwrap_or_default();
     let result_text = result.and_then(|r| r.result.as_deref()).unwrap_or("");
 
-    if let Some(limit) = &transcript.rejected_rate_limit {
+    // A window that refused the request while overage served it is no limit: the call went
+    // on, paid beyond the plan, and whatever ended it (a 529, a broken connection, the turn
+    // cap) is read below as if the window had said nothing. Reading it as the limit would
+    // wait hours for the window's reset instead of seconds for a retry, and hold every run of
+    // the account meanwhile. Only an error that itself says "limit" (the overage ran out too)
+    // makes it one.
+    let says_limit = || {
+        [api_error, result_text, errors.as_str(), stderr_tail]
+            .iter()
+            .any(|text| {
+                matches!(
+                    error_text::read(text, when),
+                    Some(Signal::UsageLimit { .. })
+                )
+            })
+    };
+    if let Some(limit) = transcript
+        .rejected_rate_limit
+        .as_ref()
+        .filter(|limit| !limit.overage_serves() || says_limit())
+    {
         let said = [api_error, result_text, errors.as_str()]
             .into_iter()
             .find(|text| !text.trim().is_empty());
@@ -539,7 +617,13 @@ pub fn classify(
             },
             str::to_owned,
         );
-        return error_text::usage_limit(agent, reset_ms, &said, when.now_ms);
+        return error_text::usage_limit(
+            agent,
+            reset_ms,
+            limit.limit_type.clone(),
+            &said,
+            when.now_ms,
+        );
     }
 
     if let Some(result) = result {
@@ -703,26 +787,33 @@ mod tests {
             classify(&served, Some(0), "", &When::utc(NOW)),
             CallEnd::Success
         );
-        // Not served (an error result, or none): the limit, until its reset.
-        for last in [
-            Some(
-                r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit"}"#,
+        // Not served, and the error says the limit (the overage ran out too): the limit, until
+        // the window's reset.
+        let limit = r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit"}"#;
+        let lines: Vec<&str> = events.iter().copied().chain([limit]).collect();
+        let end = classify(&transcript(&lines), Some(1), "", &When::utc(NOW));
+        assert!(
+            matches!(
+                end,
+                CallEnd::UsageLimit {
+                    until_ms: 1_790_010_060_000,
+                    ..
+                }
             ),
-            None,
-        ] {
-            let lines: Vec<&str> = events.iter().copied().chain(last).collect();
-            let end = classify(&transcript(&lines), Some(1), "", &When::utc(NOW));
-            assert!(
-                matches!(
-                    end,
-                    CallEnd::UsageLimit {
-                        until_ms: 1_790_010_060_000,
-                        ..
-                    }
-                ),
-                "{last:?}: {end:?}"
-            );
-        }
+            "{end:?}"
+        );
+        // Not served for another reason (the process died): a failed attempt to retry, not
+        // hours of waiting for the window.
+        let end = classify(&transcript(&events), Some(1), "", &When::utc(NOW));
+        assert_eq!(end.as_str(), "failed", "{end:?}");
+        // A window that refused without overage is the limit whatever ended the call.
+        let plain = events[2].replace(r#","isUsingOverage":true,"overageStatus":"allowed""#, "");
+        let lines = [INIT, plain.as_str()];
+        let end = classify(&transcript(&lines), Some(1), "", &When::utc(NOW));
+        assert!(
+            matches!(end, CallEnd::UsageLimit { until_ms: 1_790_010_060_000, window: Some(ref w), .. } if w == "five_hour"),
+            "{end:?}"
+        );
     }
 
     #[test]
@@ -857,6 +948,52 @@ mod tests {
             .as_str(),
             "auth"
         );
+    }
+
+    #[test]
+    fn each_model_is_named_once_and_unused_ones_not_at_all() {
+        // As the stub prints it after a real 2.1.x run: the 1M-context tag in `init` and
+        // `modelUsage`, not in the messages; a model set up but never called with zero usage.
+        let t = transcript(&[
+            r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-opus-4-7[1m]"}"#,
+            r#"{"type":"assistant","message":{"id":"m1","model":"claude-opus-4-7","content":[{"type":"text","text":"ok"}]}}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","modelUsage":{"claude-haiku-4-5-20251001":{},"claude-opus-4-7[1m]":{"inputTokens":3,"outputTokens":9,"costUSD":0.01}}}"#,
+        ]);
+        assert_eq!(t.figures().detail.models, ["claude-opus-4-7"]);
+        assert_eq!(model_name("claude-sonnet-4-5 [1m] "), "claude-sonnet-4-5");
+    }
+
+    #[test]
+    fn every_window_reported_is_kept_by_its_type() {
+        let t = transcript(&[
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1790003600,"rateLimitType":"five_hour","utilization":0.2}}"#,
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed_warning","resetsAt":1790500000,"rateLimitType":"seven_day_opus","utilization":0.8}}"#,
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1790003600,"rateLimitType":"five_hour","utilization":0.3}}"#,
+        ]);
+        let windows = t.figures().detail.windows;
+        let seen: Vec<(Option<&str>, Option<f64>)> = windows
+            .iter()
+            .map(|w| (w.window.as_deref(), w.utilization))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("five_hour"), Some(0.3)),
+                (Some("seven_day_opus"), Some(0.8))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_model_s_weekly_limit_names_its_window() {
+        let t = transcript(&[
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1790013600,"rateLimitType":"seven_day_opus"}}"#,
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit"}"#,
+        ]);
+        assert!(matches!(
+            classify(&t, Some(1), "", &When::utc(NOW)),
+            CallEnd::UsageLimit { window: Some(window), .. } if window == "seven_day_opus"
+        ));
     }
 
     #[test]

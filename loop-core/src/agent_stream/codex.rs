@@ -46,11 +46,13 @@ pub struct CodexTranscript {
 }
 
 /// A `turn.completed`'s `usage`, or their sum; a missing count is 0. Codex counts the cached
-/// input in `input_tokens` and the reasoning in `output_tokens`.
+/// input and the input written to the cache (`cache_write_input_tokens`, newer versions) in
+/// `input_tokens`, and the reasoning in `output_tokens`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CodexUsage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
+    pub cache_write_input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_output_tokens: u64,
 }
@@ -62,6 +64,7 @@ impl CodexUsage {
             input: self.input_tokens,
             output: self.output_tokens,
             cached: self.cached_input_tokens,
+            cache_write: self.cache_write_input_tokens,
             reasoning: self.reasoning_output_tokens,
         }
     }
@@ -105,6 +108,9 @@ impl CodexStream {
                     sum.cached_input_tokens = sum
                         .cached_input_tokens
                         .saturating_add(count("cached_input_tokens"));
+                    sum.cache_write_input_tokens = sum
+                        .cache_write_input_tokens
+                        .saturating_add(count("cache_write_input_tokens"));
                     sum.output_tokens = sum.output_tokens.saturating_add(count("output_tokens"));
                     sum.reasoning_output_tokens = sum
                         .reasoning_output_tokens
@@ -162,6 +168,7 @@ impl CodexTranscript {
         let used = self.turns_completed > 0;
         CallFigures {
             cost_usd: None,
+            cost_estimated: false,
             tokens: used.then(|| self.usage.tokens()),
             detail: AgentDetail {
                 session_id: self.thread_id.clone(),
@@ -280,7 +287,7 @@ pub fn classify(
                 let seconds = limit.resets_in_s?;
                 Some(now_ms.saturating_add(seconds.checked_mul(1000)?))
             });
-        return error_text::usage_limit(agent, reset_ms, last_error, now_ms);
+        return error_text::usage_limit(agent, reset_ms, None, last_error, now_ms);
     }
     if !transcript.errors.is_empty() {
         let mut texts: Vec<&str> = transcript.errors.iter().rev().map(String::as_str).collect();
@@ -312,7 +319,16 @@ pub fn classify(
 /// `now_ms`). Of the two windows, the more used one is the account's constraint. Lines that
 /// are not JSON, or not such events, are skipped.
 pub fn rollout_rate_limit(text: &str, now_ms: i64) -> Option<crate::event::RateLimitSeen> {
-    text.lines().rev().find_map(|line| {
+    rollout_windows(text, now_ms).into_iter().max_by(|a, b| {
+        let used = |w: &crate::event::RateLimitSeen| w.utilization.unwrap_or(0.0);
+        used(a).total_cmp(&used(b))
+    })
+}
+
+/// Both windows of the rollout's last `token_count` (five-hour and weekly), as
+/// [`rollout_rate_limit`] reads them: the account's windows are tracked apart.
+pub fn rollout_windows(text: &str, now_ms: i64) -> Vec<crate::event::RateLimitSeen> {
+    let last = text.lines().rev().find_map(|line| {
         let event: Value = serde_json::from_str(line.trim()).ok()?;
         let payload = event.get("payload")?;
         if event.get("type")?.as_str()? != "event_msg"
@@ -326,14 +342,13 @@ pub fn rollout_rate_limit(text: &str, now_ms: i64) -> Option<crate::event::RateL
             .and_then(Value::as_str)
             .and_then(crate::time::parse_rfc3339_ms)
             .unwrap_or(now_ms);
-        ["primary", "secondary"]
+        let windows: Vec<crate::event::RateLimitSeen> = ["primary", "secondary"]
             .iter()
             .filter_map(|name| window(limits.get(*name)?.as_object()?, at_ms))
-            .max_by(|a, b| {
-                let used = |w: &crate::event::RateLimitSeen| w.utilization.unwrap_or(0.0);
-                used(a).total_cmp(&used(b))
-            })
-    })
+            .collect();
+        (!windows.is_empty()).then_some(windows)
+    });
+    last.unwrap_or_default()
 }
 
 /// One window of a `token_count`'s `rate_limits`, in the shape Claude Code's are recorded.
@@ -457,6 +472,7 @@ mod tests {
             CodexUsage {
                 input_tokens: 150,
                 cached_input_tokens: 40,
+                cache_write_input_tokens: 0,
                 output_tokens: 10,
                 reasoning_output_tokens: 0,
             }

@@ -17,6 +17,10 @@ use crate::time::rfc3339_ms;
 /// tomorrow's: the message was written moments before we read it.
 const PASSED_TOLERANCE_MS: i64 = 5 * 60_000;
 
+/// The furthest ahead a usage limit's reset can be: the longest window the agents have is a
+/// week, and an hour more allows for a reset said in whole hours and clocks that differ.
+pub(super) const MAX_RESET_AHEAD_MS: i64 = 7 * 86_400_000 + 3_600_000;
+
 /// Messages quoted in reasons are cut to this many characters.
 const QUOTE_CHARS: usize = 300;
 
@@ -114,7 +118,16 @@ pub(super) fn read(text: &str, when: &When) -> Option<Signal> {
     if has_code(&lower, "429") || any(&["rate_limit_error", "rate limit", "too many requests"]) {
         return Some(Signal::RateLimited);
     }
-    if has_code(&lower, "529") || any(&["overloaded", "temporarily limiting requests"]) {
+    // Codex says the last two when its model or service is busy (codex-rs's
+    // `InternalServerError` and the capacity refusal): both pass.
+    if has_code(&lower, "529")
+        || any(&[
+            "overloaded",
+            "temporarily limiting requests",
+            "model is at capacity",
+            "experiencing high demand",
+        ])
+    {
         return Some(Signal::Overloaded);
     }
     if ["500", "502", "503", "504"]
@@ -164,7 +177,7 @@ const NETWORK_TROUBLE: &[&str] = &[
 pub(super) fn call_end(signal: Signal, agent: Agent, text: &str, now_ms: i64) -> CallEnd {
     let name = agent.name();
     match signal {
-        Signal::UsageLimit { reset_ms } => usage_limit(agent, reset_ms, text, now_ms),
+        Signal::UsageLimit { reset_ms } => usage_limit(agent, reset_ms, None, text, now_ms),
         Signal::Network => CallEnd::Transient {
             reason: quoting("network error".to_owned(), text),
         },
@@ -254,9 +267,28 @@ pub(super) fn died_without_final_event(
 
 /// A usage limit resetting at `reset_ms` (or at an unknown time): wait until the reset plus
 /// [`RESET_MARGIN_MS`], or [`UNKNOWN_RESET_WAIT_MS`] from now.
-pub(super) fn usage_limit(agent: Agent, reset_ms: Option<i64>, text: &str, now_ms: i64) -> CallEnd {
+pub(super) fn usage_limit(
+    agent: Agent,
+    reset_ms: Option<i64>,
+    window: Option<String>,
+    text: &str,
+    now_ms: i64,
+) -> CallEnd {
     let name = agent.name();
     let (until_ms, head) = match reset_ms {
+        // No real window is longer than a week: a reset further away was misread (a message
+        // replayed long after it was written, "resets Apr 17, 7pm" read as next April), and
+        // waiting for it would hold the account for months.
+        Some(reset_ms) if reset_ms > now_ms.saturating_add(MAX_RESET_AHEAD_MS) => {
+            let until_ms = now_ms.saturating_add(UNKNOWN_RESET_WAIT_MS);
+            let head = format!(
+                "{name} usage limit reached; the reset it names ({}) is more than 7 days \
+                 away, which no usage window is, so trying again at {}",
+                rfc3339_ms(reset_ms),
+                rfc3339_ms(until_ms)
+            );
+            (until_ms, head)
+        }
         Some(reset_ms) => {
             let until_ms = reset_ms.max(now_ms).saturating_add(RESET_MARGIN_MS);
             let head = format!(
@@ -277,6 +309,7 @@ pub(super) fn usage_limit(agent: Agent, reset_ms: Option<i64>, text: &str, now_m
     CallEnd::UsageLimit {
         until_ms,
         reason: quoting(head, text),
+        window,
     }
 }
 
@@ -324,6 +357,9 @@ fn is_usage_limit(lower: &str) -> bool {
         "usage_limit_reached",
         "reached your usage limit",
         "limit will reset",
+        // Claude Code, when the plan's window is used up and so is the extra usage bought
+        // beyond it: "You're out of extra usage · resets 7:40pm (America/Chicago)".
+        "out of extra usage",
     ]
     .iter()
     .any(|needle| lower.contains(needle))
@@ -637,6 +673,10 @@ mod tests {
             ),
             ("You've hit your usage limit.", None),
             (
+                "You're out of extra usage · resets 7:40pm (America/Chicago)",
+                Some("2026-09-22T00:40:00Z"),
+            ),
+            (
                 "You've hit your usage limit. Upgrade to Pro or try again in 2 days 17 hours 14 minutes.",
                 Some("2026-09-24T07:27:20Z"),
             ),
@@ -716,6 +756,15 @@ mod tests {
             ),
             (
                 "Server is temporarily limiting requests (not your usage limit)",
+                Signal::Overloaded,
+            ),
+            // Codex, as issue 26 quotes it from real calls.
+            (
+                "Selected model is at capacity. Please try a different model.",
+                Signal::Overloaded,
+            ),
+            (
+                "We're currently experiencing high demand, which may cause temporary errors.",
                 Signal::Overloaded,
             ),
             (
@@ -812,6 +861,23 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(duration_ms(text), *expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_reset_more_than_a_week_away_is_not_believed() {
+        let week = 7 * 86_400_000;
+        let end = usage_limit(Agent::Claude, Some(NOW + 131 * 86_400_000), None, "x", NOW);
+        assert!(
+            matches!(&end, CallEnd::UsageLimit { until_ms, reason, .. }
+                if *until_ms == NOW + UNKNOWN_RESET_WAIT_MS && reason.contains("more than 7 days")),
+            "{end:?}"
+        );
+        // A weekly window resetting in a week is believed.
+        let end = usage_limit(Agent::Claude, Some(NOW + week), None, "x", NOW);
+        assert!(
+            matches!(end, CallEnd::UsageLimit { until_ms, .. } if until_ms == NOW + week + RESET_MARGIN_MS),
+            "{end:?}"
+        );
     }
 
     #[test]

@@ -127,8 +127,11 @@ impl PostmortemStatus {
 ///
 /// `input` counts every input token the model read, cached or not; `cached` says how many of
 /// them came from the prompt cache (Claude's cache reads, Codex's `cached_input_tokens`, which
-/// Codex already counts in its `input_tokens`). `output` counts every output token; `reasoning`
-/// says how many of them were reasoning (Codex's `reasoning_output_tokens`).
+/// Codex already counts in its `input_tokens`), and `cache_write` how many were written to it
+/// (Claude's `cache_creation_input_tokens`, Codex's `cache_write_input_tokens`): they are
+/// priced apart, so they are kept apart (absent in older events, where they are part of
+/// `input` with nothing to tell them from fresh input). `output` counts every output token;
+/// `reasoning` says how many of them were reasoning (Codex's `reasoning_output_tokens`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tokens {
@@ -138,6 +141,8 @@ pub struct Tokens {
     pub output: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reasoning: u64,
 }
@@ -149,6 +154,7 @@ impl Tokens {
             input: self.input.saturating_add(other.input),
             output: self.output.saturating_add(other.output),
             cached: self.cached.saturating_add(other.cached),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
             reasoning: self.reasoning.saturating_add(other.reasoning),
         }
     }
@@ -230,6 +236,10 @@ pub struct AgentDetail {
     /// The last rate-limit window state the agent reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSeen>,
+    /// The last state of each window the agent reported (five-hour, weekly, a model's weekly),
+    /// when it reported more than one kind; absent in older events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<RateLimitSeen>,
 }
 
 /// A run is asked for: the request and its configuration, resolved and frozen.

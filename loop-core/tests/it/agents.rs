@@ -8,9 +8,11 @@
 //!   call was made, for a reset given as a clock time (else [`NOW`]);
 //! - `end success|transient|auth|failed|usage_limit`, or `end usage_limit <until_ms>`: the
 //!   classification; `resets_at <unix s>`: the reset a usage limit names;
-//! - `cost <usd>`, `tokens input=.. cached=.. output=.. [cache_creation=..] [reasoning=..]` as
-//!   the CLI printed them (Claude's `input` is its uncached input; Codex's includes `cached`),
-//!   `session <id>`, `answer <text>` (`\n` for a newline);
+//! - `cost <usd>`, `tokens input=.. cached=.. output=.. [cache_creation=..] [cache_write=..]
+//!   [reasoning=..]` as the CLI printed them (Claude's `input` is its uncached input and its
+//!   cache writes are `cache_creation`; Codex's `input` includes `cached` and `cache_write`),
+//!   `session <id>`, `answer <text>` (`\n` for a newline), `models a,b` (the models named, each
+//!   once, none with zero usage);
 //! - `skipped N`, `bad N`, `unknown N` for the line counts.
 //!
 //! Then properties: no line makes a stream or a classification panic, and a stream reads the
@@ -122,14 +124,15 @@ fn tokens_as_printed(agent: Agent, figures: &CallFigures) -> String {
     };
     match agent {
         Agent::Claude => format!(
-            "uncached input + cache writes={} cached={} output={}",
+            "uncached input + cache writes={} cached={} cache_write={} output={}",
             tokens.input - tokens.cached,
             tokens.cached,
+            tokens.cache_write,
             tokens.output
         ),
         Agent::Codex => format!(
-            "input={} cached={} output={} reasoning={}",
-            tokens.input, tokens.cached, tokens.output, tokens.reasoning
+            "input={} cached={} cache_write={} output={} reasoning={}",
+            tokens.input, tokens.cached, tokens.cache_write, tokens.output, tokens.reasoning
         ),
     }
 }
@@ -139,15 +142,17 @@ fn tokens_expected(agent: Agent, want: &str) -> String {
     let get = |key: &str| n.get(key).copied().unwrap_or(0);
     match agent {
         Agent::Claude => format!(
-            "uncached input + cache writes={} cached={} output={}",
+            "uncached input + cache writes={} cached={} cache_write={} output={}",
             get("input") + get("cache_creation"),
             get("cached"),
+            get("cache_creation"),
             get("output")
         ),
         Agent::Codex => format!(
-            "input={} cached={} output={} reasoning={}",
+            "input={} cached={} cache_write={} output={} reasoning={}",
             get("input"),
             get("cached"),
+            get("cache_write"),
             get("output"),
             get("reasoning")
         ),
@@ -215,6 +220,7 @@ fn check(agent: Agent, jsonl: &Path) -> Vec<String> {
                 want.to_owned(),
             ),
             "answer" => (outcome.answer.replace('\n', "\\n"), want.to_owned()),
+            "models" => (figures.detail.models.join(","), want.to_owned()),
             "skipped" => (outcome.lines.skipped.to_string(), want.to_owned()),
             "bad" => (outcome.lines.bad.to_string(), want.to_owned()),
             "unknown" => (outcome.lines.unknown.to_string(), want.to_owned()),

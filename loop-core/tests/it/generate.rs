@@ -463,6 +463,7 @@ fn step_finished() -> impl Strategy<Value = StepFinished> {
                 input,
                 output,
                 cached: Default::default(),
+                cache_write: Default::default(),
                 reasoning: Default::default(),
             }),
         ),

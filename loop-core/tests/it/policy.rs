@@ -24,7 +24,8 @@ fn end() -> impl Strategy<Value = CallEnd> {
         }),
         (0i64..1_000_000).prop_map(|until_ms| CallEnd::UsageLimit {
             until_ms,
-            reason: "limit".to_owned()
+            reason: "limit".to_owned(),
+            window: None
         }),
     ]
 }

@@ -75,6 +75,7 @@ fn finished(finish: Finish) -> Command {
             input,
             output,
             cached: Default::default(),
+            cache_write: Default::default(),
             reasoning: Default::default(),
         }),
         cost_usd: finish.cost_usd,
@@ -397,6 +398,7 @@ fn golden_steps_have_their_outcomes() {
             input: 120_345,
             output: 8_210,
             cached: Default::default(),
+            cache_write: Default::default(),
             reasoning: Default::default(),
         })
     );

@@ -157,6 +157,7 @@ fn newer_events_with_unknown_fields_decode() {
             input: 10,
             output: 5,
             cached: Default::default(),
+            cache_write: Default::default(),
             reasoning: Default::default(),
         })
     );

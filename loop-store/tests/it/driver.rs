@@ -304,6 +304,7 @@ fn finished(rng: &mut Rng, step_id: StepId, phase: Phase, iteration: u32) -> Ste
             input: rng.below(10_000),
             output: rng.below(10_000),
             cached: Default::default(),
+            cache_write: Default::default(),
             reasoning: Default::default(),
         }),
         // Thousandths are not exact in binary: the stored sum must still equal a fresh fold's.

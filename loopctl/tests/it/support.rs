@@ -106,6 +106,7 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
                 input: 1000,
                 output: 200,
                 cached: Default::default(),
+                cache_write: Default::default(),
                 reasoning: Default::default(),
             }),
             cost_usd: Some(0.25),
