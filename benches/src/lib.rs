@@ -301,6 +301,7 @@ impl RunScript {
             )),
             resumed: Default::default(),
             session_id: Default::default(),
+            account: None,
         }
         .into()
     }
@@ -347,6 +348,8 @@ impl RunScript {
             )),
             answer_sha256: None,
             agent: Default::default(),
+            account: None,
+            cost_estimated: false,
         }
         .into()
     }

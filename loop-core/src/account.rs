@@ -1,49 +1,147 @@
-//! Agent accounts: runs grouped by the account their agent's calls count against (the
-//! `account` key of the run's configuration, resolved when the run is created), and what the
-//! log says of each: the usage limit it last met, and what its calls cost.
+//! Agent accounts: what the log says of each account agent calls count against, and what a
+//! run may do before its next call.
 //!
-//! A usage limit is the account's, not the run's: once any of its runs records one
-//! (`AGENT_WAITING` with the reset time), no run of the account should start an agent call
-//! before the reset, and after it one run probes before the others follow. [`AccountBook`]
-//! folds the log into that state; [`gate`] decides, for one run about to call its agent,
-//! whether it may.
+//! A run names one account (`account`, resolved when it is created) or a pool of them
+//! (`account_pool`); each agent call goes to one, and the log records which (`STEP_STARTED`,
+//! `AGENT_RETRY` and `STEP_FINISHED` name it). A usage limit is the account's, not the run's:
+//! once any call meets one (`AGENT_WAITING`, or an `AGENT_RETRY` that failed over), no call
+//! goes to the account before the reset, and after it one run probes before the others
+//! follow. A limit met in a model's own window (`seven_day_opus`) holds only that model's
+//! calls. [`AccountBook`] folds the log into that state: limits, calls, spend, and every window
+//! each account's agent reported, with the share of it one call of a model takes.
 //!
-//! Fair share: an account may admit only so many calls at once (`account_concurrency`). When
-//! more of its runs want one than it admits, [`turn`] lets them through by how far each has
-//! come — iterations started over its `priority` — so they take turns iteration by iteration
-//! rather than in the order they asked.
+//! [`before_call`] is the one decision before an agent call — limit, probe, budget, reserve
+//! and pacing, turn, and which account of the pool — over the book and the run's typed
+//! configuration; [`forecast`] says when each run is expected to finish and what binds it.
+
+mod budget;
+mod decide;
+mod forecast;
+mod turn;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::config::RunConfig;
 use crate::event::{Event, EventRecord, Phase, RateLimitSeen, StepStatus};
 use crate::ids::{RunId, Version};
+
+pub use budget::{Budget, OverBudget, over_budget};
+pub use decide::{Ask, CallKind, Decision, Hold, Local, before_call};
+pub use forecast::{Binding, RunForecast, forecast};
+pub use turn::{Turn, Waiter, turn};
+pub use window::{Share, Window};
 
 /// The account of a run whose configuration names none (logs older than accounts).
 pub const UNNAMED: &str = "default";
 
+/// A usage limit met on an account: no call it counts goes there before `until_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Limit {
+    pub until_ms: i64,
+    /// The run whose call met it, and what the agent said.
+    pub by: RunId,
+    pub reason: String,
+    /// The window that refused the call, when the agent said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}
+
 /// What the log says of one account.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AccountState {
-    /// The reset time of the usage limit its runs last met, until a call succeeds after it.
+    /// The reset time of the usage limit its calls last met in a window of every call, until a
+    /// call succeeds after it.
     pub limited_until_ms: Option<i64>,
     /// The run that met it, and what the agent said.
     pub limited_by: Option<RunId>,
     pub limit_reason: Option<String>,
-    /// Usage limits its runs met, all told.
+    /// Limits met in a model's own window, by model family (`opus`): they hold only that
+    /// model's calls.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_limits: BTreeMap<String, Limit>,
+    /// Usage limits its calls met, all told.
     pub limits_met: u64,
     /// Agent calls that finished a step or were answered with a limit or a retry.
     pub calls: u64,
     /// What its calls cost on the UTC day and in the UTC month of its latest paid call.
     pub spent_day_usd: f64,
     pub spent_month_usd: f64,
-    /// The rate-limit window its agent last reported (Claude Code's `rate_limit_event`).
+    /// Whether some of that is estimated from tokens (an agent that reports no cost).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spent_estimated: bool,
+    /// The rate-limit window its agent last reported.
     pub window: Option<RateLimitSeen>,
+    /// Every window its agent reported, by name (`five_hour`, `seven_day`, `seven_day_opus`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, Window>,
     #[serde(skip)]
-    day: i64,
+    pub(crate) day: i64,
     #[serde(skip)]
-    month: i64,
+    pub(crate) month: i64,
+}
+
+impl AccountState {
+    /// The limit holding calls of `model` (empty: the agent's default), if one was met and
+    /// not cleared: the account-wide one, else the model family's.
+    pub fn limit_for(&self, model: &str) -> Option<(i64, Option<&str>)> {
+        let wide = self.limited_until_ms.map(|until| (until, None));
+        let scoped = window::family(model)
+            .and_then(|family| self.model_limits.get(family))
+            .map(|limit| (limit.until_ms, limit.window.as_deref()));
+        match (wide, scoped) {
+            (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Adds a paid call's cost at `ts_ms` to the day's and the month's spend.
+    pub(crate) fn spend(&mut self, ts_ms: i64, cost: f64, estimated: bool) {
+        let day = ts_ms.div_euclid(86_400_000);
+        let month = budget::month_of(ts_ms);
+        self.spent_day_usd = if day == self.day {
+            self.spent_day_usd + cost
+        } else {
+            cost
+        };
+        self.spent_month_usd = if month == self.month {
+            self.spent_month_usd + cost
+        } else {
+            cost
+        };
+        self.day = day;
+        self.month = month;
+        self.spent_estimated |= estimated;
+    }
+
+    fn hold(&mut self, limit: Limit) {
+        match limit.window.as_deref().and_then(window::scope_of) {
+            Some(family) => {
+                self.model_limits.insert(family.to_owned(), limit);
+            }
+            None => {
+                self.limited_until_ms = Some(limit.until_ms);
+                self.limited_by = Some(limit.by);
+                self.limit_reason = Some(limit.reason);
+            }
+        }
+    }
+
+    /// A call of `models` succeeded at `at_ms`: every limit it proves over is cleared. (One
+    /// that succeeded before the reset began before the limit and proves nothing.)
+    fn served(&mut self, models: &[String], at_ms: i64) {
+        if self.limited_until_ms.is_some_and(|until| at_ms >= until) {
+            self.limited_until_ms = None;
+            self.limited_by = None;
+            self.limit_reason = None;
+        }
+        let families: Vec<&str> = models.iter().filter_map(|m| window::family(m)).collect();
+        self.model_limits.retain(|family, limit| {
+            !(families.contains(&family.as_str()) && at_ms >= limit.until_ms)
+        });
+    }
 }
 
 /// Every account's state, folded from the log; applying a record twice changes nothing.
@@ -56,22 +154,43 @@ pub struct AccountBook {
 /// What the book keeps of one run.
 #[derive(Clone, Debug)]
 struct RunEntry {
-    account: String,
+    /// The accounts its calls may go to; the first is where its calls go when the log says
+    /// nothing else.
+    pool: Vec<String>,
     /// The version of the run's last applied record.
     applied: Version,
-    /// Its `account_reserve_pct` (0 = none).
-    reserve_pct: u32,
     /// Its `account_concurrency` (0 = no cap) and `priority` (at least 1).
     concurrency: u32,
     priority: u32,
     /// The highest iteration it started an implementation call for.
     iterations: u32,
-    /// Whether a step of its agent (implementation or review) is open: a call in flight, and
-    /// when it started.
-    in_call: bool,
+    /// The account of its agent call in flight (an open implementation or review step), and
+    /// when the step started.
+    in_call: Option<String>,
     call_started_ms: i64,
+    /// The account of its latest call.
+    last_account: Option<String>,
     /// Whether the run has ended; it no longer sets its account's cap.
     ended: bool,
+    /// For the forecast: the plan's tasks as its last step saw them, its implementation
+    /// iterations finished, their time and cost, and when its latest started.
+    tasks: Option<(u32, u32)>,
+    iterations_done: u32,
+    iteration_ms: u64,
+    iteration_cost_usd: f64,
+    started_ms: Option<i64>,
+    max_cost_usd: Option<f64>,
+    cost_usd: f64,
+    /// Its implementation and review models, and whether it reviews.
+    models: Vec<String>,
+    reviewer: bool,
+    reserve_pct: u32,
+}
+
+impl RunEntry {
+    fn account(&self) -> &str {
+        self.pool.first().map_or(UNNAMED, String::as_str)
+    }
 }
 
 impl AccountBook {
@@ -87,24 +206,38 @@ impl AccountBook {
             if self.runs.contains_key(&record.run_id) {
                 return;
             }
-            let account = created
-                .config
-                .get("account")
-                .filter(|a| !a.is_empty())
-                .cloned()
-                .unwrap_or_else(|| UNNAMED.to_owned());
-            self.accounts.entry(account.clone()).or_default();
-            let number = |key: &str| created.config.get(key).and_then(|n| n.parse::<u32>().ok());
+            let config = RunConfig::from_frozen(&created.config);
+            let mut pool = config.accounts();
+            if pool.is_empty() {
+                pool.push(UNNAMED.to_owned());
+            }
+            for account in &pool {
+                self.accounts.entry(account.clone()).or_default();
+            }
+            let models = [Phase::Implementation, Phase::Review]
+                .iter()
+                .map(|phase| config.model_for(*phase).to_owned())
+                .collect();
             let entry = RunEntry {
-                account,
+                pool,
                 applied: record.version,
-                reserve_pct: number("account_reserve_pct").unwrap_or(0).min(100),
-                concurrency: number("account_concurrency").unwrap_or(0),
-                priority: number("priority").unwrap_or(1).max(1),
+                concurrency: config.account_concurrency.unwrap_or(0),
+                priority: config.priority,
                 iterations: 0,
-                in_call: false,
+                in_call: None,
                 call_started_ms: 0,
+                last_account: None,
                 ended: false,
+                tasks: None,
+                iterations_done: 0,
+                iteration_ms: 0,
+                iteration_cost_usd: 0.0,
+                started_ms: None,
+                max_cost_usd: config.max_cost_usd,
+                cost_usd: 0.0,
+                models,
+                reviewer: config.reviewer,
+                reserve_pct: config.account_reserve_pct,
             };
             self.runs.insert(record.run_id, entry);
             return;
@@ -116,40 +249,76 @@ impl AccountBook {
             return;
         }
         run.applied = record.version;
+        let ts_ms = record.ts_ms;
+        // The account this record's call went to: the record's own, else the run's call in
+        // flight, else its latest, else its first.
+        let named = match &record.event {
+            Event::StepStarted(step) => step.account.clone(),
+            Event::StepFinished(step) => step.account.clone(),
+            Event::AgentRetry(retry) => retry.account.clone(),
+            Event::AgentWaiting(wait) => wait.account.clone(),
+            _ => None,
+        };
+        let account = named
+            .or_else(|| run.in_call.clone())
+            .or_else(|| run.last_account.clone())
+            .unwrap_or_else(|| run.account().to_owned());
         match &record.event {
             Event::StepStarted(step)
                 if matches!(step.phase, Phase::Implementation | Phase::Review) =>
             {
-                run.in_call = true;
-                run.call_started_ms = record.ts_ms;
+                run.in_call = Some(account.clone());
+                run.call_started_ms = ts_ms;
                 if step.phase == Phase::Implementation {
                     run.iterations = run.iterations.max(step.iteration);
+                    run.started_ms = Some(ts_ms);
                 }
             }
-            Event::StepFinished(_) => run.in_call = false,
+            Event::StepFinished(step) => {
+                run.in_call = None;
+                if let (Some(done), Some(total)) = (step.tasks_done, step.tasks_total) {
+                    run.tasks = Some((done, total));
+                }
+                if step.phase == Phase::Implementation {
+                    run.iterations_done += 1;
+                    run.iteration_ms += run
+                        .started_ms
+                        .map_or(step.duration_ms, |at| (ts_ms - at).max(0) as u64);
+                }
+            }
+            Event::AgentRetry(retry) => {
+                if let Some(next) = &retry.next_account {
+                    run.in_call = Some(next.clone());
+                }
+            }
             Event::RunRetried(_) => run.ended = false,
             event if event.is_terminal() => {
-                run.in_call = false;
+                run.in_call = None;
                 run.ended = true;
             }
             _ => {}
         }
-        let state = self.accounts.entry(run.account.clone()).or_default();
-        if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
-            let day = record.ts_ms.div_euclid(86_400_000);
-            let month = month_of(record.ts_ms);
-            state.spent_day_usd = if day == state.day {
-                state.spent_day_usd + cost
-            } else {
-                cost
-            };
-            state.spent_month_usd = if month == state.month {
-                state.spent_month_usd + cost
-            } else {
-                cost
-            };
-            state.day = day;
-            state.month = month;
+        if matches!(
+            record.event,
+            Event::StepFinished(_) | Event::AgentRetry(_) | Event::AgentWaiting(_)
+        ) {
+            run.last_account = Some(account.clone());
+        }
+        let paid = record.event.paid();
+        if let Some(cost) = paid.and_then(|paid| paid.cost_usd) {
+            run.cost_usd += cost;
+            if matches!(&record.event, Event::StepFinished(s) if s.phase == Phase::Implementation)
+                || matches!(&record.event, Event::StepFinished(s) if s.phase == Phase::Review)
+            {
+                run.iteration_cost_usd += cost;
+            }
+        }
+        let run_models = run.models.clone();
+        let state = self.accounts.entry(account).or_default();
+        if let Some(paid) = paid
+            && let Some(cost) = paid.cost_usd
+        {
+            state.spend(ts_ms, cost, paid.cost_estimated);
         }
         match &record.event {
             // A usage limit is met by a call, inside its step; a budget stop is recorded outside
@@ -159,36 +328,67 @@ impl AccountBook {
                     state.calls += 1;
                     state.limits_met += 1;
                 }
-                state.limited_until_ms = Some(wait.until_ms);
-                state.limited_by = Some(record.run_id);
-                state.limit_reason = Some(wait.reason.clone());
+                state.hold(Limit {
+                    until_ms: wait.until_ms,
+                    by: record.run_id,
+                    reason: wait.reason.clone(),
+                    window: wait.window.clone(),
+                });
             }
-            Event::AgentRetry(_) => state.calls += 1,
+            Event::AgentRetry(retry) => {
+                state.calls += 1;
+                if let Some(until_ms) = retry.limited_until_ms {
+                    state.limits_met += 1;
+                    state.hold(Limit {
+                        until_ms,
+                        by: record.run_id,
+                        reason: retry.reason.clone(),
+                        window: retry.window.clone(),
+                    });
+                }
+            }
             Event::StepFinished(step)
                 if matches!(step.phase, Phase::Implementation | Phase::Review) =>
             {
                 state.calls += 1;
-                if let Some(window) = step.agent.as_ref().and_then(|a| a.rate_limit.clone()) {
-                    state.window = Some(window);
+                let models = step
+                    .agent
+                    .as_ref()
+                    .map(|agent| agent.models.clone())
+                    .filter(|models| !models.is_empty())
+                    .unwrap_or_else(|| {
+                        let phase = usize::from(step.phase == Phase::Review);
+                        vec![run_models[phase].clone()]
+                    });
+                if let Some(agent) = &step.agent {
+                    let reported = if agent.windows.is_empty() {
+                        agent.rate_limit.iter().cloned().collect()
+                    } else {
+                        agent.windows.clone()
+                    };
+                    for seen in &reported {
+                        let name = seen.window.clone().unwrap_or_else(|| "window".to_owned());
+                        state.windows.entry(name).or_default().observe(
+                            seen,
+                            models.first().map_or("", String::as_str),
+                            ts_ms,
+                        );
+                    }
+                    if let Some(last) = &agent.rate_limit {
+                        state.window = Some(last.clone());
+                    }
                 }
-                // A call that succeeded once the reset has passed: the account serves again.
-                // One that succeeded before it (it started before the limit) proves nothing.
-                let past_reset = state
-                    .limited_until_ms
-                    .is_some_and(|until| record.ts_ms >= until);
-                if step.status == StepStatus::Succeeded && past_reset {
-                    state.limited_until_ms = None;
-                    state.limited_by = None;
-                    state.limit_reason = None;
+                if step.status == StepStatus::Succeeded {
+                    state.served(&models, ts_ms);
                 }
             }
             _ => {}
         }
     }
 
-    /// The account a run's calls count against, once its `RUN_CREATED` was applied.
+    /// The account a run's calls count against when the log names none: its first.
     pub fn account_of(&self, run_id: RunId) -> Option<&str> {
-        self.runs.get(&run_id).map(|run| run.account.as_str())
+        self.runs.get(&run_id).map(RunEntry::account)
     }
 
     /// The run's `account_reserve_pct` (0 when it keeps none).
@@ -196,34 +396,47 @@ impl AccountBook {
         self.runs.get(&run_id).map_or(0, |run| run.reserve_pct)
     }
 
-    /// The most calls the account admits at once: the smallest `account_concurrency` of its
-    /// runs that have not ended, if any sets one.
+    /// The accounts a run's calls may go to.
+    pub fn pool_of(&self, run_id: RunId) -> &[String] {
+        self.runs
+            .get(&run_id)
+            .map_or(&[], |run| run.pool.as_slice())
+    }
+
+    /// The account of the run's call in flight, else of its latest call.
+    pub fn current_account(&self, run_id: RunId) -> Option<&str> {
+        let run = self.runs.get(&run_id)?;
+        run.in_call.as_deref().or(run.last_account.as_deref())
+    }
+
+    /// The most calls the account admits at once: the smallest `account_concurrency` of the
+    /// unfinished runs whose pool holds it, if any sets one.
     pub fn concurrency_of(&self, account: &str) -> Option<u32> {
         self.runs
             .values()
-            .filter(|run| run.account == account && !run.ended && run.concurrency > 0)
+            .filter(|run| run.pool.iter().any(|a| a == account) && !run.ended)
+            .filter(|run| run.concurrency > 0)
             .map(|run| run.concurrency)
             .min()
     }
 
-    /// The account's calls in flight, as the log shows them (open implementation and review
-    /// steps of its runs).
+    /// The account's calls in flight, as the log shows them.
     pub fn calls_in_flight(&self, account: &str) -> u32 {
         let open = self
             .runs
             .values()
-            .filter(|run| run.account == account && run.in_call)
+            .filter(|run| run.in_call.as_deref() == Some(account))
             .count();
         u32::try_from(open).unwrap_or(u32::MAX)
     }
 
-    /// A run of the account whose call started at or after `since_ms` and is in flight: after
-    /// a reset, the probe, as every node sees it in the log.
+    /// A run whose call to the account started at or after `since_ms` and is in flight:
+    /// after a reset, the probe, as every node sees it in the log.
     pub fn probing(&self, account: &str, since_ms: i64) -> Option<RunId> {
         self.runs
             .iter()
             .filter(|(_, run)| {
-                run.account == account && run.in_call && run.call_started_ms >= since_ms
+                run.in_call.as_deref() == Some(account) && run.call_started_ms >= since_ms
             })
             .min_by_key(|(_, run)| run.call_started_ms)
             .map(|(id, _)| *id)
@@ -231,7 +444,9 @@ impl AccountBook {
 
     /// Whether the log shows a call of the run in flight.
     pub fn in_call(&self, run_id: RunId) -> bool {
-        self.runs.get(&run_id).is_some_and(|run| run.in_call)
+        self.runs
+            .get(&run_id)
+            .is_some_and(|run| run.in_call.is_some())
     }
 
     pub fn state(&self, account: &str) -> Option<&AccountState> {
@@ -245,97 +460,13 @@ impl AccountBook {
             .map(|(name, state)| (name.as_str(), state))
     }
 
-    /// The runs of an account.
+    /// The runs whose pool holds an account.
     pub fn runs_of<'a>(&'a self, account: &'a str) -> impl Iterator<Item = RunId> + 'a {
         self.runs
             .iter()
-            .filter(move |(_, run)| run.account == account)
+            .filter(move |(_, run)| run.pool.iter().any(|a| a == account))
             .map(|(run, _)| *run)
     }
-}
-
-/// Year × 12 + month of a Unix time in milliseconds, in UTC (civil-from-days).
-fn month_of(ts_ms: i64) -> i64 {
-    let days = ts_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    year * 12 + month - 1
-}
-
-/// An account's spending caps, as a run's configuration gives them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Budget {
-    pub per_day_usd: Option<f64>,
-    pub per_month_usd: Option<f64>,
-}
-
-/// A cap the account has reached, and when the period it counts ends.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OverBudget {
-    /// `day` or `month` (UTC).
-    pub period: &'static str,
-    pub spent_usd: f64,
-    pub cap_usd: f64,
-    pub until_ms: i64,
-}
-
-impl OverBudget {
-    pub fn reason(&self, account: &str) -> String {
-        format!(
-            "account budget: {account} spent ${:.2} this {} (UTC), its cap is ${:.2} \
-             (account_budget_usd_per_{})",
-            self.spent_usd, self.period, self.cap_usd, self.period
-        )
-    }
-}
-
-/// The cap `state` has reached at `now_ms`, if any: what was spent counts only in the day or
-/// month it was spent in.
-pub fn over_budget(state: &AccountState, budget: Budget, now_ms: i64) -> Option<OverBudget> {
-    let today = now_ms.div_euclid(86_400_000);
-    let month = month_of(now_ms);
-    if let Some(cap) = budget.per_day_usd
-        && state.day == today
-        && state.spent_day_usd >= cap
-    {
-        return Some(OverBudget {
-            period: "day",
-            spent_usd: state.spent_day_usd,
-            cap_usd: cap,
-            until_ms: (today + 1) * 86_400_000,
-        });
-    }
-    if let Some(cap) = budget.per_month_usd
-        && state.month == month
-        && state.spent_month_usd >= cap
-    {
-        return Some(OverBudget {
-            period: "month",
-            spent_usd: state.spent_month_usd,
-            cap_usd: cap,
-            until_ms: month_start_ms(month + 1),
-        });
-    }
-    None
-}
-
-/// The first millisecond of a month numbered as [`month_of`] numbers them (days-from-civil).
-fn month_start_ms(month: i64) -> i64 {
-    let year = month.div_euclid(12);
-    let m = month.rem_euclid(12) + 1;
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400_000
 }
 
 /// The account's reserve reached: the share of its rate-limit window a run keeps free
@@ -348,7 +479,8 @@ pub struct InReserve {
 }
 
 /// Whether starting a new iteration would eat into the reserve: the last window the account's
-/// agent reported is used beyond `100 - reserve_pct` percent and has not reset yet.
+/// agent reported is used beyond `100 - reserve_pct` percent and has not reset yet. (The one-
+/// account check; [`before_call`] also paces by the share an iteration takes.)
 pub fn in_reserve(state: &AccountState, reserve_pct: u32, now_ms: i64) -> Option<InReserve> {
     if reserve_pct == 0 {
         return None;
@@ -364,7 +496,7 @@ pub fn in_reserve(state: &AccountState, reserve_pct: u32, now_ms: i64) -> Option
     })
 }
 
-/// Whether a run may start an agent call now.
+/// Whether a run may start an agent call now, by its account's account-wide limit alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
     Go,
@@ -386,68 +518,6 @@ pub fn gate(state: &AccountState, probe: Option<RunId>, run: RunId, now_ms: i64)
             Some(probing) if probing != run => Gate::WaitForProbe(probing),
             _ => Gate::Probe,
         },
-    }
-}
-
-/// A run waiting for a turn of its account's calls, and when it came: a number that grows
-/// with each run that comes to wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Waiter {
-    pub run_id: RunId,
-    pub arrived: u64,
-}
-
-/// What [`turn`] decides for one waiting run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Turn {
-    /// It may call now.
-    Go,
-    /// It waits: `in_flight` of the `cap` calls are taken, and `ahead` waiting runs go first.
-    Wait {
-        in_flight: u32,
-        cap: u32,
-        ahead: usize,
-    },
-}
-
-/// Whether `run`, one of `waiting`, may start its call: the account's cap less the calls in
-/// flight (the log's, plus `granted` ones not in the log yet) leaves room, and no more waiting
-/// runs than that room come before it. Runs come in the order of iterations started over
-/// priority (so each takes a turn per round, a run of priority 2 two), then of how long they
-/// have waited, then of id. Without a cap every run goes.
-pub fn turn(
-    book: &AccountBook,
-    account: &str,
-    waiting: &[Waiter],
-    granted: u32,
-    run: RunId,
-) -> Turn {
-    let Some(cap) = book.concurrency_of(account) else {
-        return Turn::Go;
-    };
-    let in_flight = book.calls_in_flight(account) + granted;
-    let room = cap.saturating_sub(in_flight) as usize;
-    let mut line: Vec<&Waiter> = waiting.iter().collect();
-    line.sort_by(|a, b| {
-        let (a_run, b_run) = (book.runs.get(&a.run_id), book.runs.get(&b.run_id));
-        // iterations_a / priority_a against iterations_b / priority_b, without division.
-        let pass = |run: Option<&RunEntry>, other: Option<&RunEntry>| {
-            u64::from(run.map_or(0, |r| r.iterations)) * u64::from(other.map_or(1, |r| r.priority))
-        };
-        pass(a_run, b_run)
-            .cmp(&pass(b_run, a_run))
-            .then(a.arrived.cmp(&b.arrived))
-            .then_with(|| a.run_id.cmp(&b.run_id))
-    });
-    let ahead = line.iter().take_while(|w| w.run_id != run).count();
-    if ahead < room {
-        Turn::Go
-    } else {
-        Turn::Wait {
-            in_flight,
-            cap,
-            ahead,
-        }
     }
 }
 
@@ -654,6 +724,8 @@ mod tests {
             until_ms: 1_000,
             reason: "limit".into(),
             paid: Default::default(),
+            account: None,
+            window: None,
         };
         book.apply(&record(run, 2, 10, wait));
         let state = book.state("team").expect("team").clone();
@@ -697,9 +769,12 @@ mod tests {
 
     #[test]
     fn spend_starts_again_on_a_new_utc_day_and_month() {
-        assert_eq!(month_of(0), 1970 * 12);
+        assert_eq!(budget::month_of(0), 1970 * 12);
         // 2026-01-31T23:59:59Z and 2026-02-01T00:00:00Z.
-        assert_eq!(month_of(1_769_903_999_000) + 1, month_of(1_769_904_000_000));
+        assert_eq!(
+            budget::month_of(1_769_903_999_000) + 1,
+            budget::month_of(1_769_904_000_000)
+        );
         let run = RunId::from_parts(1, [1; 10]);
         let mut book = AccountBook::new();
         book.apply(&record(run, 1, 0, created("team")));
@@ -718,38 +793,6 @@ mod tests {
         let state = book.state("team").unwrap();
         assert!((state.spent_day_usd - 3.0).abs() < 1e-9);
         assert!((state.spent_month_usd - 3.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn a_budget_stops_at_its_cap_until_the_next_day_or_month() {
-        // 2026-01-31T23:59:59Z and 2026-02-01T00:00:00Z.
-        assert_eq!(
-            month_start_ms(month_of(1_769_903_999_000) + 1),
-            1_769_904_000_000
-        );
-        assert_eq!(month_start_ms(month_of(0)), 0);
-        let run = RunId::from_parts(1, [1; 10]);
-        let mut book = AccountBook::new();
-        book.apply(&record(run, 1, 0, created("team")));
-        let noon = 1_769_860_800_000; // 2026-01-31T12:00:00Z
-        book.apply(&record(run, 2, noon, finished(StepStatus::Succeeded, 1.5)));
-        let state = book.state("team").unwrap();
-        let daily = Budget {
-            per_day_usd: Some(1.0),
-            per_month_usd: None,
-        };
-        let over = over_budget(state, daily, noon + 1).expect("over the daily cap");
-        assert_eq!((over.period, over.until_ms), ("day", 1_769_904_000_000));
-        assert!(over.reason("team").contains("account_budget_usd_per_day"));
-        // The next day what was spent yesterday no longer counts.
-        assert_eq!(over_budget(state, daily, 1_769_904_000_001), None);
-        let monthly = Budget {
-            per_day_usd: None,
-            per_month_usd: Some(1.5),
-        };
-        let over = over_budget(state, monthly, noon + 1).expect("over the monthly cap");
-        assert_eq!((over.period, over.until_ms), ("month", 1_769_904_000_000));
-        assert_eq!(over_budget(state, Budget::default(), noon + 1), None);
     }
 
     #[test]

@@ -98,14 +98,30 @@ pub const KEYS: &[Key] = &[
         "path or name of the Claude Code CLI",
     ),
     key("codex_bin", "codex", Text, "path or name of the Codex CLI"),
-    key("model", "opus", Text, "model for implementation"),
+    key(
+        "model",
+        "opus",
+        Text,
+        "Claude Code's model for implementation",
+    ),
     key(
         "claude_permission_mode",
         "bypassPermissions",
         OneOf(PermissionMode::NAMES),
         "what Claude Code may do unasked: bypassPermissions (all), acceptEdits, default, plan",
     ),
-    key("review_model", "", Text, "model for review; empty = model"),
+    key(
+        "review_model",
+        "",
+        Text,
+        "Claude Code's model for review; empty = model",
+    ),
+    key(
+        "codex_model",
+        "",
+        Text,
+        "Codex's model (-m) for every step; empty = Codex's own default",
+    ),
     key(
         "iterations",
         "20",
@@ -213,6 +229,12 @@ pub const KEYS: &[Key] = &[
         "",
         Text,
         "the agent account this run's calls count against; empty = derived from the agent and its credentials",
+    ),
+    key(
+        "account_pool",
+        "",
+        Text,
+        "accounts the daemon declares (space-separated) among which each agent call goes to the one with the most headroom, failing over at a usage limit; empty = account alone",
     ),
     key(
         "account_reserve_pct",

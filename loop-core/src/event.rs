@@ -178,6 +178,7 @@ impl Event {
             Event::StepFinished(step) => Paid {
                 cost_usd: step.cost_usd,
                 tokens: step.tokens,
+                cost_estimated: step.cost_estimated,
             },
             Event::AgentRetry(retry) => retry.paid,
             Event::AgentWaiting(wait) => wait.paid,

@@ -19,6 +19,7 @@ pub mod naming;
 pub mod plan;
 pub mod policy;
 pub mod postmortem;
+pub mod prices;
 pub mod progress;
 pub mod projection;
 pub mod prompt;

@@ -44,6 +44,9 @@ pub struct CallReport {
     pub answer_sha256: Option<String>,
     /// Session, models, turns and rate-limit window, as the agent reported them.
     pub agent: Option<AgentDetail>,
+    /// The account that served the call, and whether its cost is an estimate.
+    pub account: Option<String>,
+    pub cost_estimated: bool,
 }
 
 /// The `STEP_FINISHED` of step `step_id`.
@@ -74,6 +77,8 @@ pub fn finished(
         plan_sha256: observation.plan_sha256.clone(),
         answer_sha256: call.and_then(|c| c.answer_sha256.clone()),
         agent: call.and_then(|c| c.agent.clone()).map(Box::new),
+        account: call.and_then(|c| c.account.clone()),
+        cost_estimated: call.is_some_and(|c| c.cost_estimated),
     }
 }
 

@@ -127,6 +127,7 @@ impl AgentReply {
         Paid {
             cost_usd: self.figures.cost_usd,
             tokens: self.figures.tokens,
+            cost_estimated: self.figures.cost_estimated,
         }
     }
 }

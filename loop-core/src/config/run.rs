@@ -31,9 +31,12 @@ pub struct RunConfig {
     pub agent_cmd: Option<String>,
     pub claude_bin: String,
     pub codex_bin: String,
+    /// Claude Code's model (`model`); other agents have their own key.
     pub model: String,
-    /// The review step's model: `review_model`, else `model`.
+    /// Claude Code's review model: `review_model`, else `model`.
     pub review_model: String,
+    /// Codex's model (`codex_model`); `None`: Codex's own default.
+    pub codex_model: Option<String>,
     pub iterations: u32,
     pub completion_mode: CompletionMode,
     pub reviewer: bool,
@@ -60,6 +63,12 @@ pub struct RunConfig {
     pub max_watchdog_rewrites: u32,
     pub max_cost_usd: Option<f64>,
     pub usage_limit_wait: bool,
+    /// The account named (`account`), as the run was created: named, or derived from the agent
+    /// and its credentials.
+    pub account: Option<String>,
+    /// The accounts its calls may go to (`account_pool`), in the order given; empty: `account`
+    /// alone.
+    pub account_pool: Vec<String>,
     /// The account's spending caps (`account_budget_usd_per_day` / `_per_month`).
     pub account_budget: crate::account::Budget,
     /// At a cap: fail the run rather than wait for the next period.
@@ -114,6 +123,7 @@ impl RunConfig {
             review_model: read
                 .optional("review_model")
                 .unwrap_or_else(|| read.text("model")),
+            codex_model: read.optional("codex_model"),
             iterations: read.number("iterations"),
             completion_mode: read.choice("completion_mode", CompletionMode::parse),
             reviewer: read.flag("reviewer"),
@@ -134,6 +144,8 @@ impl RunConfig {
             max_watchdog_rewrites: read.number("max_watchdog_rewrites"),
             max_cost_usd: Some(read.amount("max_cost_usd")).filter(|cap| *cap > 0.0),
             usage_limit_wait: read.flag("usage_limit_wait"),
+            account: read.optional("account"),
+            account_pool: read.words("account_pool"),
             account_budget: crate::account::Budget {
                 per_day_usd: Some(read.amount("account_budget_usd_per_day"))
                     .filter(|cap| *cap > 0.0),
@@ -162,6 +174,29 @@ impl RunConfig {
             permission_mode: read.choice("claude_permission_mode", PermissionMode::parse),
             notify_cmd: read.optional("notify_cmd"),
             notify_webhook: read.optional("notify_webhook"),
+        }
+    }
+
+    /// The model an agent step of `phase` asks for, as the run's agent takes it: Claude Code's
+    /// `model` or `review_model`, Codex's `codex_model` for every step; empty for Codex's own
+    /// default and for a command agent, which is given none. (Passing Claude's `opus` to
+    /// `codex exec -m` is refused with a 400.)
+    pub fn model_for(&self, phase: crate::event::Phase) -> &str {
+        match (self.agent.as_str(), phase) {
+            ("codex", _) => self.codex_model.as_deref().unwrap_or(""),
+            ("command", _) => "",
+            (_, crate::event::Phase::Review) => &self.review_model,
+            _ => &self.model,
+        }
+    }
+
+    /// The accounts an agent call of the run may go to, in order: the pool, else the run's
+    /// account; empty when the run has neither (logs older than accounts).
+    pub fn accounts(&self) -> Vec<String> {
+        if !self.account_pool.is_empty() {
+            self.account_pool.clone()
+        } else {
+            self.account.iter().cloned().collect()
         }
     }
 

@@ -173,6 +173,10 @@ pub struct Paid {
     pub cost_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Tokens>,
+    /// Whether `cost_usd` is estimated from the tokens and a price table (an agent that
+    /// reports no cost, Codex), not the agent's own figure.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cost_estimated: bool,
 }
 
 impl Paid {
@@ -183,6 +187,7 @@ impl Paid {
             (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
         };
         Paid {
+            cost_estimated: self.cost_estimated || other.cost_estimated,
             cost_usd: add(self.cost_usd, other.cost_usd),
             tokens: match (self.tokens, other.tokens) {
                 (None, None) => None,
@@ -397,6 +402,9 @@ pub struct StepStarted {
     /// Whether `session_id` is an interrupted step's session, continued (`claude --resume`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub resumed: bool,
+    /// The account the step's first call goes to (absent before account pools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -447,6 +455,12 @@ pub struct StepFinished {
     /// so that every other event stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Box<AgentDetail>>,
+    /// The account that served the step's last call (absent before account pools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Whether `cost_usd` is estimated from the tokens and a price table.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cost_estimated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -458,6 +472,20 @@ pub struct AgentRetry {
     /// The call that is being retried.
     #[serde(flatten)]
     pub paid: Paid,
+    /// The account the call went to (absent before account pools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// When the call met that account's usage limit and another account of the run's pool
+    /// had room: the limit's reset (plus margin). The account is held until then, as by an
+    /// `AGENT_WAITING`, and the call goes on at once on `next_account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_until_ms: Option<i64>,
+    /// The window that refused it (`five_hour`, `seven_day_opus`, …), when the agent said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// The account the next call goes to, when not `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_account: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -469,6 +497,13 @@ pub struct AgentWaiting {
     /// The call that met the limit (a refused call usually costs nothing).
     #[serde(flatten)]
     pub paid: Paid,
+    /// The account held (absent before account pools: the run's account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The window that refused the call, when the agent said: a model's own window
+    /// (`seven_day_opus`) holds only that model's calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

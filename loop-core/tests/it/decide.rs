@@ -37,6 +37,7 @@ fn start(step_id: StepId, phase: Phase) -> Command {
         prompt_path: None,
         session_id: Default::default(),
         resumed: Default::default(),
+        account: None,
     })
 }
 
@@ -204,6 +205,8 @@ fn rejects_work_after_each_terminal_event() {
                 until_ms: T0 + 60_000,
                 reason: "usage limit".into(),
                 paid: Default::default(),
+                account: None,
+                window: None,
             }),
         ),
         (

@@ -203,6 +203,10 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
                 delay_ms,
                 reason,
                 paid: Default::default(),
+                account: None,
+                limited_until_ms: None,
+                window: None,
+                next_account: None,
             },
         },
     );
@@ -215,6 +219,8 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
                     until_ms: T0 + later,
                     reason,
                     paid: Default::default(),
+                    account: None,
+                    window: None,
                 },
             }
         });
@@ -443,6 +449,7 @@ fn step_started() -> impl Strategy<Value = StepStarted> {
             prompt_path,
             session_id: Default::default(),
             resumed: Default::default(),
+            account: None,
         },
     )
 }

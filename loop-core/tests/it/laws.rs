@@ -456,6 +456,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
             prompt_path: None,
             session_id: Default::default(),
             resumed: Default::default(),
+            account: None,
         }
         .into(),
         AgentWaiting {
@@ -463,6 +464,8 @@ fn probes(driver: &Driver) -> Vec<Event> {
             until_ms: generate::T0,
             reason: "probe".into(),
             paid: Default::default(),
+            account: None,
+            window: None,
         }
         .into(),
         CompletionDetected {
@@ -533,6 +536,10 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 delay_ms: 10,
                 reason: "probe".into(),
                 paid: Default::default(),
+                account: None,
+                limited_until_ms: None,
+                window: None,
+                next_account: None,
             }
             .into(),
         );

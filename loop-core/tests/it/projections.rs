@@ -48,6 +48,7 @@ fn started(step_id: StepId, phase: Phase, iteration: u32, prompt: &str) -> Comma
         prompt_path: Some(in_run_dir(prompt)),
         session_id: Default::default(),
         resumed: Default::default(),
+        account: None,
     })
 }
 
@@ -153,6 +154,10 @@ fn golden_run() -> Vec<EventRecord> {
                 delay_ms: 5_000,
                 reason: "overloaded".into(),
                 paid: Default::default(),
+                account: None,
+                limited_until_ms: None,
+                window: None,
+                next_account: None,
             }),
         ),
         (
@@ -218,6 +223,7 @@ fn golden_run() -> Vec<EventRecord> {
                 prompt_path: None,
                 session_id: Default::default(),
                 resumed: Default::default(),
+                account: None,
             }),
         ),
         (

@@ -71,6 +71,7 @@ impl Run {
                 prompt_path: None,
                 session_id: Default::default(),
                 resumed: Default::default(),
+                account: None,
             }),
         );
         let mut finished = finished_payload(step_id, phase, StepStatus::Succeeded);
@@ -93,6 +94,7 @@ impl Run {
                 prompt_path: None,
                 session_id: Default::default(),
                 resumed: Default::default(),
+                account: None,
             }),
         );
         step_id
@@ -153,6 +155,10 @@ fn fixture() -> Vec<Run> {
             delay_ms: 1_000,
             reason: "overloaded".to_owned(),
             paid: Default::default(),
+            account: None,
+            limited_until_ms: None,
+            window: None,
+            next_account: None,
         }),
     );
     let mut done = finished_payload(second, Phase::Implementation, StepStatus::Succeeded);
@@ -208,6 +214,8 @@ fn fixture() -> Vec<Run> {
             until_ms: T0 + 400 * S,
             reason: "usage limit".to_owned(),
             paid: Default::default(),
+            account: None,
+            window: None,
         }),
     )
     .at(
@@ -226,6 +234,8 @@ fn fixture() -> Vec<Run> {
             until_ms: T0 + 600 * S,
             reason: "usage limit".to_owned(),
             paid: Default::default(),
+            account: None,
+            window: None,
         }),
     );
 

@@ -62,6 +62,8 @@ impl Driver {
                 until_ms: over.until_ms,
                 reason,
                 paid: Default::default(),
+                account: None,
+                window: None,
             };
             self.record(vec![Command::RecordWait(wait)]).await?;
             return Ok(AccountGate::Again);

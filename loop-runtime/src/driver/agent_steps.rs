@@ -64,6 +64,8 @@ fn call_report(reply: &AgentReply, calls: u32, answer_sha256: Option<String>) ->
         cost_usd: reply.figures.cost_usd,
         answer_sha256,
         agent: Some(agent),
+        account: None,
+        cost_estimated: reply.figures.cost_estimated,
     }
 }
 
@@ -314,6 +316,7 @@ impl Driver {
             ),
             session_id: session.as_ref().map(|session| session.id().to_owned()),
             resumed: matches!(session, Some(Session::Resume(_))),
+            account: None,
         }));
         self.record(commands).await?;
 
@@ -391,6 +394,10 @@ impl Driver {
                         "could not go on with session {id} ({reason}); starting afresh"
                     ),
                     paid: reply.paid(),
+                    account: None,
+                    limited_until_ms: None,
+                    window: None,
+                    next_account: None,
                 };
                 self.record(vec![Command::RecordRetry(retry)]).await?;
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
@@ -418,6 +425,10 @@ impl Driver {
                         delay_ms: delay.as_millis() as u64,
                         reason,
                         paid: reply.paid(),
+                        account: None,
+                        limited_until_ms: None,
+                        window: None,
+                        next_account: None,
                     };
                     self.record(vec![Command::RecordRetry(retry)]).await?;
                     self.now() + delay.as_millis() as i64
@@ -428,6 +439,8 @@ impl Driver {
                         until_ms,
                         reason,
                         paid: reply.paid(),
+                        account: None,
+                        window: None,
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
                     limited = true;

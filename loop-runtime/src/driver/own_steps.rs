@@ -38,6 +38,7 @@ impl Driver {
             prompt_path: None,
             resumed: Default::default(),
             session_id: Default::default(),
+            account: None,
         })])
         .await?;
         let output = StepOutput::create(

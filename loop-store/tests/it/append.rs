@@ -218,6 +218,7 @@ fn a_step_cost_that_json_cannot_hold_is_refused_and_the_run_stays_readable() {
                 prompt_path: None,
                 resumed: Default::default(),
                 session_id: Default::default(),
+                account: None,
             }),
         ],
     )
@@ -241,6 +242,8 @@ fn a_step_cost_that_json_cannot_hold_is_refused_and_the_run_stays_readable() {
             plan_sha256: None,
             answer_sha256: None,
             agent: Default::default(),
+            account: None,
+            cost_estimated: false,
         }
         .into();
         let error = store
@@ -278,6 +281,7 @@ fn a_step_id_another_run_already_started_is_refused() {
             prompt_path: None,
             resumed: Default::default(),
             session_id: Default::default(),
+            account: None,
         })
     };
     let mut first = create(&store, 1, T0);

@@ -159,6 +159,7 @@ fn the_stores_own_rules_refuse_and_write_nothing(backing: &Backing) {
             prompt_path: None,
             resumed: false,
             session_id: None,
+            account: None,
         })
     };
     let mut first = create(store, 3, T0, "first");

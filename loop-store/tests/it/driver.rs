@@ -199,6 +199,10 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         delay_ms: 1000,
                         reason: "overloaded".to_owned(),
                         paid: Default::default(),
+                        account: None,
+                        limited_until_ms: None,
+                        window: None,
+                        next_account: None,
                     }),
                     1 if phase == Phase::Verification => {
                         Command::RecordVerification(VerificationCommand {
@@ -227,6 +231,8 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                     until_ms: ts_ms + 60_000,
                     reason: "usage limit".to_owned(),
                     paid: Default::default(),
+                    account: None,
+                    window: None,
                 }),
                 1 => Command::RecordWatchdogSignal(WatchdogSignal {
                     iteration: 1,
@@ -264,6 +270,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         prompt_path: Some("prompt.txt".to_owned()),
                         resumed: Default::default(),
                         session_id: Default::default(),
+                        account: None,
                     })
                 }
             },
@@ -316,5 +323,7 @@ fn finished(rng: &mut Rng, step_id: StepId, phase: Phase, iteration: u32) -> Ste
         plan_sha256: None,
         answer_sha256: None,
         agent: Default::default(),
+        account: None,
+        cost_estimated: false,
     }
 }

@@ -175,6 +175,7 @@ fn a_log_of_schema_2_migrates_and_reads_as_its_fold() {
         prompt_path: None,
         resumed: Default::default(),
         session_id: Default::default(),
+        account: None,
     };
     let refused = store.append(other.id, other.version(), T0 + 100, vec![start.into()]);
     match refused {

@@ -70,6 +70,7 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             prompt_path: None,
             resumed: Default::default(),
             session_id: Default::default(),
+            account: None,
         };
         apply(
             store,
@@ -117,6 +118,8 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
             plan_sha256: None,
             answer_sha256: None,
             agent: Default::default(),
+            account: None,
+            cost_estimated: false,
         };
         apply(
             store,

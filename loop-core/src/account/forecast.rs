@@ -1,0 +1,161 @@
+//! When a run is expected to finish, and what binds it first: from the log, the time, cost
+//! and window share of its iterations so far, times the plan's tasks left (one task an
+//! iteration), against its account's windows, their resets and the reserve it keeps, and
+//! against its `max_cost_usd`.
+
+use serde::Serialize;
+
+use super::AccountBook;
+use super::window::{self, Window};
+use crate::ids::RunId;
+
+/// A run's forecast.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunForecast {
+    pub run_id: RunId,
+    /// The account its calls go to now.
+    pub account: String,
+    pub tasks_left: Option<u32>,
+    /// The mean time and cost of its iterations so far.
+    pub iteration_ms: Option<u64>,
+    pub iteration_cost_usd: Option<f64>,
+    /// When it is expected to finish; `None` when the log does not say enough yet, or when
+    /// `max_cost_usd` stops it first.
+    pub finish_ms: Option<i64>,
+    /// What binds it first, if anything beyond its own pace does.
+    pub binding: Option<Binding>,
+}
+
+/// What makes a run finish later than its pace alone would.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Binding {
+    /// The account's window runs out before the tasks do: the run waits for its resets.
+    Window {
+        account: String,
+        window: String,
+        resets_at_ms: i64,
+    },
+    /// `max_cost_usd` would be passed before the tasks are done.
+    MaxCost { expected_usd: f64, max_usd: f64 },
+}
+
+/// The length of a window by its name, for the periods after its next reset.
+fn period_ms(name: &str) -> Option<i64> {
+    if name.starts_with("five_hour") {
+        return Some(5 * 3_600_000);
+    }
+    if name.starts_with("seven_day") {
+        return Some(7 * 86_400_000);
+    }
+    let minutes = name.strip_suffix("_minutes")?.parse::<i64>().ok()?;
+    Some(minutes * 60_000)
+}
+
+/// The forecast of `run_id` at `now_ms`, once its `RUN_CREATED` was applied.
+pub fn forecast(book: &AccountBook, run_id: RunId, now_ms: i64) -> Option<RunForecast> {
+    let run = book.runs.get(&run_id)?;
+    let account = book
+        .current_account(run_id)
+        .unwrap_or(run.account())
+        .to_owned();
+    let tasks_left = run.tasks.map(|(done, total)| total.saturating_sub(done));
+    let done = run.iterations_done;
+    let iteration_ms = (done > 0).then(|| run.iteration_ms / u64::from(done));
+    let iteration_cost_usd = (done > 0).then(|| run.iteration_cost_usd / f64::from(done));
+    let mut forecast = RunForecast {
+        run_id,
+        account: account.clone(),
+        tasks_left,
+        iteration_ms,
+        iteration_cost_usd,
+        finish_ms: None,
+        binding: None,
+    };
+    if let (Some(cost), Some(max_usd), Some(left)) =
+        (iteration_cost_usd, run.max_cost_usd, tasks_left)
+    {
+        let expected_usd = run.cost_usd + cost * f64::from(left);
+        if expected_usd > max_usd {
+            forecast.binding = Some(Binding::MaxCost {
+                expected_usd,
+                max_usd,
+            });
+            return Some(forecast);
+        }
+    }
+    let (Some(left), Some(pace)) = (tasks_left, iteration_ms) else {
+        return Some(forecast);
+    };
+    let pace = i64::try_from(pace).unwrap_or(i64::MAX);
+    let mut finish = now_ms.saturating_add(pace.saturating_mul(i64::from(left)));
+    let state = book.state(&account)?;
+    let start = state
+        .limit_for(&run.models[0])
+        .map_or(now_ms, |(until, _)| until.max(now_ms));
+    finish = finish.max(start.saturating_add(pace.saturating_mul(i64::from(left))));
+    let allowed = 1.0 - f64::from(run.reserve_pct.min(100)) / 100.0;
+    for (name, window) in &state.windows {
+        if !window::counts(Some(name), &run.models[0]) {
+            continue;
+        }
+        if let Some(at) = window_finish(name, window, run, left, pace, allowed, start)
+            && at > finish
+        {
+            finish = at;
+            forecast.binding = window
+                .seen
+                .resets_at_ms
+                .map(|resets_at_ms| Binding::Window {
+                    account: account.clone(),
+                    window: name.clone(),
+                    resets_at_ms,
+                });
+        }
+    }
+    forecast.finish_ms = Some(finish);
+    Some(forecast)
+}
+
+/// When `left` iterations are done if `window` is the only thing that binds: as many as fit
+/// in what is left of it now, then as many as fit in each period after its reset.
+fn window_finish(
+    name: &str,
+    window: &Window,
+    run: &super::RunEntry,
+    left: u32,
+    pace: i64,
+    allowed: f64,
+    start: i64,
+) -> Option<i64> {
+    let share = window.share_of_call(&run.models[0]).unwrap_or(0.0)
+        + if run.reviewer {
+            window.share_of_call(&run.models[1]).unwrap_or(0.0)
+        } else {
+            0.0
+        };
+    if share <= 0.0 {
+        return None;
+    }
+    let reset = window.seen.resets_at_ms.filter(|reset| *reset > start)?;
+    // A hair of tolerance: 0.8 − 0.7 is a little over a tenth in floating point, or under.
+    let fit_now = ((allowed - window.used_at(start)).max(0.0) / share + 1e-9).floor() as u64;
+    if u64::from(left) <= fit_now {
+        return None;
+    }
+    let per_period = (allowed / share + 1e-9).floor() as u64;
+    if per_period == 0 {
+        return None;
+    }
+    let period = period_ms(name).unwrap_or((reset - start).max(1));
+    let remaining = u64::from(left) - fit_now;
+    let full_periods = (remaining - 1) / per_period;
+    let in_last = remaining - full_periods * per_period;
+    let periods = i64::try_from(full_periods).ok()?;
+    let last = i64::try_from(in_last).ok()?;
+    Some(
+        reset
+            .saturating_add(period.saturating_mul(periods))
+            .saturating_add(pace.saturating_mul(last)),
+    )
+}
