@@ -49,6 +49,9 @@ pub enum Target {
 
 /// A command before its step ids are resolved. Step ids and phases inside the payloads are
 /// placeholders that [`Driver::play`] overwrites.
+// `Advance` carries a whole step's payloads and is generated as often as the rest: boxing it
+// would cost every generator a `Box::new` for no memory anyone waits on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Intent {
     /// Whatever moves the run on from where it stands: start it, start a step, finish the open
