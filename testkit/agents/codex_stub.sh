@@ -6,11 +6,23 @@
 # agent_message a single line over 1 MiB: a 1,100,000-character summary, then the answer) or
 # `flood` (as `task`, after 257 MiB of output lines that are no events, as a command's output
 # echoed to stdout would be) or `window:<used %>:<reset epoch s>` (as `task`, and the session's
-# rollout under $CODEX_HOME/sessions gets a token_count with the account's windows).
+# rollout under $CODEX_HOME/sessions gets a token_count with the account's windows). A model
+# Codex does not serve (`-m opus`) fails as `fail` does.
 prompt=$(cat)
 . "$(dirname "$0")/references.sh"
 check_references "$prompt"
 mode=$(cat .stub-codex 2>/dev/null || echo task)
+# As strict as the real CLI about its model: `-m` with a name Codex does not serve (Claude's
+# `opus`, say) is refused with the 400 a real codex-cli 0.144.0 printed for an unknown model.
+model=
+while [ $# -gt 0 ]; do
+  case "$1" in -m|--model) model=$2; shift ;; esac
+  shift
+done
+case "$model" in
+  ''|gpt-*|o3*|o4*|codex-*) ;;
+  *) mode=fail ;;
+esac
 if [ "$mode" = flood ]; then
   line=$(head -c 4095 /dev/zero | tr '\0' x)
   yes "$line" | head -c 269484032

@@ -15,6 +15,10 @@ use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped, when};
 use crate::process::{self, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
+/// The prices Codex's tokens are estimated by (`loop_core::prices`).
+static PRICES: std::sync::LazyLock<loop_core::prices::PriceTable> =
+    std::sync::LazyLock::new(loop_core::prices::PriceTable::shipped);
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CodexAgent;
 
@@ -106,6 +110,14 @@ impl Agent for CodexAgent {
                 ),
             };
             let mut figures = transcript.figures();
+            // Codex reports tokens and no cost: the cost is estimated from the shipped price
+            // table, so `max_cost_usd` and the account budgets hold Codex runs too.
+            if figures.cost_usd.is_none()
+                && let Some(tokens) = &figures.tokens
+            {
+                figures.cost_usd = PRICES.estimate("codex", request.model, tokens);
+                figures.cost_estimated = figures.cost_usd.is_some();
+            }
             // The window the account is in, which `codex exec --json` does not print: from the
             // session's rollout file, for the reserve (specs/runtime.md, "Accounts").
             if let Some(thread) = &transcript.thread_id {

@@ -83,7 +83,8 @@ impl Driver {
             plan,
             rewrite_signal: self.progress.rewrite_signal.as_deref(),
         });
-        let model = self.run.config.model.clone();
+        // Models are per agent: Claude Code's `model`, Codex's `codex_model`.
+        let model = self.run.config.model_for(Phase::Implementation).to_owned();
         let phase = Phase::Implementation;
         let resume = self.progress.resumable_session.clone();
         let step = self
@@ -165,7 +166,7 @@ impl Driver {
             changes,
             task: plan.and_then(|plan| plan.awaiting_review().last()),
         });
-        let model = self.run.config.review_model.clone();
+        let model = self.run.config.model_for(Phase::Review).to_owned();
         let attempt = self.progress.review_attempts + 1;
         let step = self
             .agent_step(

@@ -353,6 +353,25 @@ async fn codex_tokens_are_counted_once_and_a_failed_codex_run_is_no_claude_failu
         (tokens.input, tokens.cached, tokens.output, tokens.reasoning),
         (24_763, 24_448, 122, 64)
     );
+    // Codex reports no cost: it is estimated from the price table, and marked so.
+    let step = &finished_steps(&records)[0];
+    assert!(step.cost_estimated, "{step:?}");
+    let cost = step.cost_usd.expect("an estimated cost");
+    assert!(cost > 0.004 && cost < 0.005, "{cost}");
+
+    // The estimate stops a run at max_cost_usd (before, a Codex run never stopped).
+    let scratch = Scratch::new(3);
+    let mut capped = codex(&scratch);
+    capped
+        .config
+        .insert("max_cost_usd".to_owned(), "0.006".to_owned());
+    let run = runtime.submit(capped).await.expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(
+        (done.status, done.exit_reason),
+        (RunStatus::Failed, Some(ExitReason::BudgetExhausted)),
+        "{done:?}"
+    );
 
     let scratch = Scratch::new(1);
     std::fs::write(scratch.repo().join(".stub-codex"), "fail\n").expect("stub mode");
