@@ -66,6 +66,15 @@ impl ManualClock {
         let _ = parked.wait_for(|times| times.contains(&until_ms)).await;
     }
 
+    /// Waits until at least `count` tasks sleep on this clock until `until_ms` (several runs
+    /// waiting for one reset).
+    pub async fn parked_many(&self, until_ms: i64, count: usize) {
+        let mut parked = self.parked.subscribe();
+        let _ = parked
+            .wait_for(|times| times.iter().filter(|t| **t == until_ms).count() >= count)
+            .await;
+    }
+
     /// Moves the clock forward and wakes every sleeper.
     pub fn advance(&self, by: Duration) {
         self.now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);

@@ -404,7 +404,6 @@ impl Driver {
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
                 continue;
             }
-            let mut limited = false;
             let until = match after_call(&reply.end, &mut counters, &policy) {
                 AfterCall::Done => return Ok(Some(Ok((reply, calls)))),
                 AfterCall::Fail {
@@ -444,7 +443,6 @@ impl Driver {
                         window: None,
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
-                    limited = true;
                     until_ms
                 }
             };
@@ -456,9 +454,11 @@ impl Driver {
                 () = self.services.clock.sleep_until(until) => {}
                 () = self.cancel.cancelled() => return Ok(None),
             }
-            // After the reset the account is probed once, by this run or another: the call
-            // waits its turn like any other of the account's runs.
-            if limited
+            // No call of any kind goes to a held account, a retry's included: after a retry's
+            // pause as after a limit's reset, the call waits until the account may take it
+            // (and after a reset, one probe goes first, this run's or another's). A run that
+            // does not wait for limits (`usage_limit_wait=false`) fails at one instead.
+            if self.run.config.usage_limit_wait
                 && !self
                     .services
                     .journal

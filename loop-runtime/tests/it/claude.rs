@@ -459,6 +459,66 @@ async fn a_usage_limit_holds_every_run_of_its_account_and_one_probes_at_the_rese
     runtime.shutdown().await;
 }
 
+/// A run sleeping before a retry while another run of its account meets the usage limit makes
+/// no call when it wakes: it waits for the reset like every run of the account (issue 26,
+/// defect 6: transient retries called the agent twice during a 3.5 min hold).
+#[tokio::test]
+async fn a_retry_makes_no_call_while_its_account_is_held() {
+    let reset_s = T0 / 1000 + 3600;
+    let account = tempfile::tempdir().expect("account dir");
+    let scratches: Vec<Scratch> = (0..2).map(|_| scratch(1)).collect();
+    stub_plan(&scratches[0], &["overloaded".to_owned()]);
+    stub_plan(&scratches[1], &[]);
+    share_account(&scratches, account.path());
+    let clock = ManualClock::new(T0);
+    let runtime = runtime_running(&scratches[0], &clock, 2);
+    let request = |scratch: &Scratch| {
+        claude_request(
+            scratch,
+            &[
+                ("run_naming_mode", "spec_slug"),
+                ("account", "team"),
+                ("transient_backoff_sec", "10"),
+            ],
+        )
+    };
+    let retrying = runtime
+        .submit(request(&scratches[0]))
+        .await
+        .expect("submit");
+    // Its first call was overloaded: it sleeps until the retry.
+    clock.parked_until(T0 + 10_000).await;
+    // Meanwhile another run of the account meets the usage limit.
+    std::fs::write(account.path().join("limited"), reset_s.to_string()).expect("limit");
+    let limited = runtime
+        .submit(request(&scratches[1]))
+        .await
+        .expect("submit");
+    let until = wait_for_waiting(&runtime, limited.id).await;
+    // The retry's time comes: both runs end up waiting for the reset.
+    clock.advance(Duration::from_secs(10));
+    clock.parked_many(until, 2).await;
+    let calls_of = |run: RunId| {
+        std::fs::read_to_string(account.path().join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with(&run.to_string()))
+            .count()
+    };
+    assert_eq!(
+        calls_of(retrying.id),
+        1,
+        "the retry made no call while the account was held"
+    );
+    std::fs::remove_file(account.path().join("limited")).expect("reset");
+    clock.advance(Duration::from_secs(3700));
+    for id in [retrying.id, limited.id] {
+        let done = finish(&runtime, id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    }
+    runtime.shutdown().await;
+}
+
 /// An account's wait is a fold of the log: a runtime opened again during it holds the account's
 /// runs until the reset, though no run of the new runtime met the limit.
 #[tokio::test]
