@@ -5,6 +5,8 @@
 //! location. The projection files (`report.tsv`, `summary.json`, `run.log`, `events.jsonl`) are
 //! not: they are folds of the log, which `loopctl export` reproduces byte for byte.
 
+pub mod confined;
+
 use std::fs::DirBuilder;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;

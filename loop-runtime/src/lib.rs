@@ -57,6 +57,7 @@ mod stream;
 mod verify;
 pub mod worktree;
 
+pub use artifacts::confined;
 pub use cluster::Node;
 pub use error::RuntimeError;
 pub use journal::{AppendLatency, StoreTrouble};

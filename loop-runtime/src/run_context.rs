@@ -86,14 +86,30 @@ impl RunContext {
 
     /// The plan as the working tree has it now.
     pub async fn read_plan(&self) -> Option<Plan> {
-        let text = tokio::fs::read_to_string(self.plan_path()).await.ok()?;
-        Some(Plan::parse(&text))
+        let bytes = self.read_agent_file(&self.created.plan_path).await?;
+        Some(Plan::parse(&String::from_utf8(bytes).ok()?))
     }
 
     /// SHA-256 of the plan file now.
     pub async fn plan_digest(&self) -> Option<String> {
-        let bytes = tokio::fs::read(self.plan_path()).await.ok()?;
+        let bytes = self.read_agent_file(&self.created.plan_path).await?;
         Some(sha256_hex(&bytes))
+    }
+
+    /// A file of the working tree (`path` as the run was given it), which the agent may have
+    /// made anything: read only as a regular file inside the tree, up to 16 MiB
+    /// ([`crate::confined`]); `None` otherwise, as for a missing file.
+    pub async fn read_agent_file(&self, path: &str) -> Option<Vec<u8>> {
+        let relative =
+            crate::confined::beneath(Path::new(&self.created.workspace_root), Path::new(path));
+        match crate::confined::read_async(&self.workdir, relative, 16 << 20).await {
+            Ok(bytes) => Some(bytes),
+            Err(crate::confined::Refused::Missing) => None,
+            Err(refused) => {
+                tracing::warn!(run_id = %self.run_id, path, %refused, "not reading a file of the run's working tree");
+                None
+            }
+        }
     }
 
     /// The `LOOP_*` variables of a child working on this run in `phase`.

@@ -166,8 +166,11 @@ impl Driver {
 
     /// The name the agent proposes, if it proposes a usable one, and what the call cost.
     async fn ask_for_name(&self, agent: Arc<dyn Agent>) -> (Option<String>, Paid) {
-        let spec = tokio::fs::read_to_string(self.run.spec_path())
+        let spec = self
+            .run
+            .read_agent_file(&self.run.created.spec_path)
             .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         let header = loop_core::spec::SpecHeader::parse(&spec);
         let prompt = naming::naming_prompt(header.title.as_deref(), &spec);

@@ -1,7 +1,7 @@
 //! A run's files: listed, and served one at a time a piece at a time, nothing outside the run
 //! directory.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use loop_api::meta::{Artifact, ArtifactsEnvelope};
 use loop_core::RunId;
+use loop_runtime::confined;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, run_id};
@@ -72,12 +73,9 @@ pub async fn artifact(
         return Ok(answer);
     }
     let dir = state.runtime.run_dir(id).await?;
-    let path = resolve(&dir, &name)?;
-    let unreadable = |error: std::io::Error| {
-        ApiError::not_found(format!("cannot read artifact {name:?}: {error}"))
-    };
-    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
-    let length = file.metadata().await.map_err(unreadable)?.len();
+    let file = open(&dir, &name).await?;
+    let length = file.1;
+    let file = tokio::fs::File::from_std(file.0);
     let kind = if name.ends_with(".json") || name.ends_with(".jsonl") {
         "application/json"
     } else {
@@ -128,9 +126,10 @@ pub fn list(dir: &Path) -> Vec<Artifact> {
     found
 }
 
-/// The file `name` names inside `dir`: refused when it is absolute, climbs with `..`, or
-/// resolves (through a symlink) outside the directory.
-pub fn resolve(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+/// The file `name` names inside `dir`, opened: refused when it is absolute or climbs with
+/// `..` (400); not found when it resolves (through a symlink) outside the directory or is not
+/// a regular file (a FIFO the agent made there would block a reader for ever).
+async fn open(dir: &Path, name: &str) -> Result<(std::fs::File, u64), ApiError> {
     let relative = Path::new(name);
     let plain = relative
         .components()
@@ -140,11 +139,19 @@ pub fn resolve(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
             "artifact name {name:?} must be a plain path inside the run directory"
         )));
     }
-    let missing = || ApiError::not_found(format!("no artifact {name:?}"));
-    let root = dir.canonicalize().map_err(|_| missing())?;
-    let path = root.join(relative).canonicalize().map_err(|_| missing())?;
-    if !path.starts_with(&root) || !path.is_file() {
-        return Err(missing());
+    let (dir, relative) = (dir.to_owned(), relative.to_owned());
+    let opening = tokio::task::spawn_blocking(move || confined::open(&dir, &relative));
+    match tokio::time::timeout(confined::READ_TIMEOUT, opening).await {
+        Ok(Ok(Ok(file))) => Ok(file),
+        Ok(Ok(Err(refused))) => Err(ApiError::not_found(format!(
+            "no artifact {name:?}: {refused}"
+        ))),
+        Ok(Err(error)) => Err(ApiError::not_found(format!(
+            "cannot open artifact {name:?}: {error}"
+        ))),
+        Err(_) => Err(ApiError::not_found(format!(
+            "opening artifact {name:?} took over {:?}",
+            confined::READ_TIMEOUT
+        ))),
     }
-    Ok(path)
 }

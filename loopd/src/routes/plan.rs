@@ -1,8 +1,7 @@
 //! A run's plan as its working tree has it now: the checklist the dashboard shows while the
 //! agent ticks it off. Read-only, and nothing outside the run's working tree is read.
 
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +9,7 @@ use axum::http::StatusCode;
 use loop_core::RunId;
 use loop_core::plan::{Plan, TaskState};
 use loop_core::projection::RunView;
+use loop_runtime::confined::{self, Refused};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
@@ -89,7 +89,8 @@ impl From<TaskState> for PlanTaskState {
         (status = 400, description = "The plan path leads out of the run's working tree.",
             body = ErrorBody),
         (status = 404, description = "No such run, or no plan file (yet).", body = ErrorBody),
-        (status = 422, description = "The plan file is larger than 1 MiB.", body = ErrorBody),
+        (status = 422, description = "The plan file is larger than 1 MiB (`plan_too_large`), or \
+            not a regular file: a FIFO, a device (`unreadable_file`).", body = ErrorBody),
     ),
 )]
 pub async fn plan(
@@ -97,8 +98,17 @@ pub async fn plan(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<PlanEnvelope>, ApiError> {
     let run = state.runtime.get(run_id(&id)?).await?;
-    tokio::task::spawn_blocking(move || read(&run))
+    // Given up after a while: a hung file system holds a thread, never the answer.
+    let reading = tokio::task::spawn_blocking(move || read(&run));
+    tokio::time::timeout(confined::READ_TIMEOUT, reading)
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable_file",
+                format!("reading the plan took over {:?}", confined::READ_TIMEOUT),
+            )
+        })?
         .map_err(|error| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,40 +134,27 @@ fn workdir(run: &RunView) -> PathBuf {
 fn read(run: &RunView) -> Result<PlanFile, ApiError> {
     let workdir = workdir(run);
     // The plan path is relative to the workspace, or absolute inside it.
-    let given = Path::new(&run.plan_path);
-    let relative = given.strip_prefix(&run.workspace_root).unwrap_or(given);
-    let leaves = || {
-        ApiError::bad_request(format!(
-            "the plan path {:?} leads out of the run's working tree",
-            run.plan_path
-        ))
-    };
-    if relative.as_os_str().is_empty()
-        || !relative
-            .components()
-            .all(|part| matches!(part, Component::Normal(_)))
-    {
-        return Err(leaves());
-    }
-    let missing = || ApiError::not_found(format!("no plan file at {:?} yet", run.plan_path));
-    let root = workdir.canonicalize().map_err(|_| missing())?;
-    // Resolved, so a symbolic link that points elsewhere is refused like `..`.
-    let path = root.join(relative).canonicalize().map_err(|_| missing())?;
-    if !path.starts_with(&root) {
-        return Err(leaves());
-    }
-    let file = std::fs::File::open(&path).map_err(|_| missing())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PLAN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|_| missing())?;
-    if bytes.len() as u64 > MAX_PLAN {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "plan_too_large",
-            format!("the plan {:?} is larger than 1 MiB", run.plan_path),
-        ));
-    }
+    let relative = confined::beneath(Path::new(&run.workspace_root), Path::new(&run.plan_path));
+    // The agent may have made the plan anything: only a regular file inside the working tree
+    // is read, without blocking (a FIFO), and not past the limit.
+    let bytes = confined::read(&workdir, relative, MAX_PLAN).map_err(|refused| {
+        let why = format!("the plan {:?}: {refused}", run.plan_path);
+        match refused {
+            Refused::Outside { .. } => ApiError::bad_request(why),
+            Refused::Missing => {
+                ApiError::not_found(format!("no plan file at {:?} yet", run.plan_path))
+            }
+            Refused::TooLarge { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "plan_too_large",
+                format!("the plan {:?} is larger than 1 MiB", run.plan_path),
+            ),
+            Refused::NotRegular(_) | Refused::TimedOut | Refused::Io(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable_file", why)
+            }
+        }
+    })?;
+    let path = workdir.join(relative);
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let plan = Plan::parse(&text);
     Ok(PlanFile {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use axum::Json;
 use loop_core::config::Config;
 use loop_core::spec::SpecHeader;
+use loop_runtime::confined;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
@@ -88,7 +89,9 @@ fn list(workspace: &str) -> Result<SpecsEnvelope, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no directory {workspace:?}")))?;
     let mut layers = Vec::new();
     let project = root.join(".loop/config");
-    if let Ok(text) = std::fs::read_to_string(&project) {
+    // An agent working in place can make this file anything: read it only as a regular file.
+    if let Ok(bytes) = confined::read(&root, Path::new(".loop/config"), 1 << 20) {
+        let text = String::from_utf8_lossy(&bytes);
         let layer = loop_core::config::parse(&project.to_string_lossy(), &text).map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -110,7 +113,7 @@ fn list(workspace: &str) -> Result<SpecsEnvelope, ApiError> {
     let plans: Vec<PathBuf> = markdown(&plans_dir, None);
     let mut specs = Vec::new();
     for path in markdown(&specs_dir, Some(&plans_dir)) {
-        let text = read_head(&path);
+        let text = read_head(&root, &path);
         let header = SpecHeader::parse(&text);
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         let plan = stem
@@ -177,11 +180,12 @@ fn markdown(dir: &Path, skip: Option<&Path>) -> Vec<PathBuf> {
     found
 }
 
-/// The start of a file, enough for its header.
-fn read_head(path: &Path) -> String {
+/// The start of a file under `root`, enough for its header; nothing when it is not a regular
+/// file there any more (listed as one, it may have been swapped for a FIFO since).
+fn read_head(root: &Path, path: &Path) -> String {
     use std::io::Read;
     let mut text = Vec::new();
-    if let Ok(file) = std::fs::File::open(path) {
+    if let Ok((file, _)) = confined::open(root, confined::beneath(root, path)) {
         let _ = file.take(16 * 1024).read_to_end(&mut text);
     }
     String::from_utf8_lossy(&text).into_owned()

@@ -5,6 +5,7 @@
 //! instead when `LOOP_REQUIRE_SYSTEM_TESTS` is set (CI runs as root).
 
 mod access;
+mod agent_files;
 mod connections;
 mod inputs;
 mod processes;
