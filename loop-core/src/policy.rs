@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use crate::agent_stream::CallEnd;
-use crate::event::ExitReason;
+use crate::event::{ExitReason, RetryBudget};
 
 /// How a step retries its agent calls.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,8 +52,12 @@ pub struct CallCounters {
 pub enum AfterCall {
     /// The answer stands.
     Done,
-    /// Call again after `delay`.
-    Retry { delay: Duration, reason: String },
+    /// Call again after `delay`, spending a retry of `budget`.
+    Retry {
+        delay: Duration,
+        reason: String,
+        budget: RetryBudget,
+    },
     /// Call again at `until_ms` (a usage limit's reset).
     Wait { until_ms: i64, reason: String },
     /// The step fails, and with it the run.
@@ -97,6 +101,7 @@ pub fn after_call(end: &CallEnd, counters: &mut CallCounters, policy: &RetryPoli
                     policy.max_backoff,
                 ),
                 reason: reason.clone(),
+                budget: RetryBudget::Transient,
             }
         }
         CallEnd::Failed { reason } => {
@@ -114,6 +119,7 @@ pub fn after_call(end: &CallEnd, counters: &mut CallCounters, policy: &RetryPoli
             AfterCall::Retry {
                 delay: backoff(policy.failed_backoff, counters.failed, policy.max_backoff),
                 reason: reason.clone(),
+                budget: RetryBudget::Failed,
             }
         }
     }

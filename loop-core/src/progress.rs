@@ -65,6 +65,10 @@ pub struct LoopProgress {
     /// The session of an implementation step a crash, a pause or a shutdown interrupted: the
     /// next attempt goes on with it.
     pub resumable_session: Option<String>,
+    /// The retries the agent step in progress has spent, its attempts that a crash, a restart
+    /// or a pause interrupted included: the next attempt goes on from there rather than with
+    /// fresh budgets.
+    pub step_retries: crate::policy::CallCounters,
 }
 
 impl LoopProgress {
@@ -79,6 +83,13 @@ impl LoopProgress {
     pub fn apply(&mut self, record: &EventRecord) {
         if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
             self.cost_usd = crate::projection::add_cost(self.cost_usd, cost);
+        }
+        // A step that really ended (not one a crash, a restart or a pause cut short) closes its
+        // retry budgets: the next step starts with fresh ones.
+        if let Event::StepFinished(step) = &record.event
+            && !matches!(step.status, StepStatus::Canceled | StepStatus::Interrupted)
+        {
+            self.step_retries = crate::policy::CallCounters::default();
         }
         match &record.event {
             Event::RunRetried(_) => {
@@ -166,7 +177,16 @@ impl LoopProgress {
                 self.rewrite_signal = Some(rewrite.signal.clone());
             }
             Event::AgentWaiting(wait) => self.waiting_until_ms = Some(wait.until_ms),
-            Event::AgentRetry(_) => self.waiting_until_ms = None,
+            Event::AgentRetry(retry) => {
+                self.waiting_until_ms = None;
+                match retry.budget {
+                    Some(crate::event::RetryBudget::Transient) => {
+                        self.step_retries.transient += 1;
+                    }
+                    Some(crate::event::RetryBudget::Failed) => self.step_retries.failed += 1,
+                    None => {}
+                }
+            }
             _ => {}
         }
     }
@@ -434,5 +454,73 @@ mod tests {
                 attempt: 2
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod retry_budget_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ids::{RunId, Seq, Version};
+
+    fn fold(events: &[serde_json::Value]) -> LoopProgress {
+        let records: Vec<EventRecord> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let mut event = event.clone();
+                let kind = event["type"].take();
+                EventRecord {
+                    seq: Seq(i as u64 + 1),
+                    run_id: RunId::from_parts(1, [1; 10]),
+                    version: Version(i as u64 + 1),
+                    ts_ms: i as i64,
+                    schema: crate::event::SCHEMA,
+                    event: Event::decode(
+                        kind.as_str()
+                            .expect("a type")
+                            .parse()
+                            .expect("a known type"),
+                        &event["payload"].to_string(),
+                    )
+                    .expect("an event"),
+                }
+            })
+            .collect();
+        LoopProgress::fold(&records)
+    }
+
+    const STEP: &str = "01a21350-1f27-75a5-bc3b-0076ab9d10be";
+
+    fn started() -> serde_json::Value {
+        json!({"type": "STEP_STARTED", "payload": {"step_id": STEP, "phase": "implementation", "iteration": 1}})
+    }
+
+    fn retry(budget: Option<&str>) -> serde_json::Value {
+        json!({"type": "AGENT_RETRY", "payload": {"step_id": STEP, "attempt": 2, "delay_ms": 10, "reason": "529", "budget": budget}})
+    }
+
+    fn finished(status: &str) -> serde_json::Value {
+        json!({"type": "STEP_FINISHED", "payload": {"step_id": STEP, "phase": "implementation", "status": status}})
+    }
+
+    #[test]
+    fn an_interrupted_step_s_retries_stay_spent_and_a_finished_one_s_do_not() {
+        let spent = fold(&[
+            started(),
+            retry(Some("transient")),
+            retry(Some("transient")),
+            retry(Some("failed")),
+            retry(None),
+            finished("INTERRUPTED"),
+            started(),
+        ]);
+        assert_eq!(
+            (spent.step_retries.transient, spent.step_retries.failed),
+            (2, 1)
+        );
+        let fresh = fold(&[started(), retry(Some("transient")), finished("SUCCEEDED")]);
+        assert_eq!(fresh.step_retries, crate::policy::CallCounters::default());
     }
 }

@@ -486,6 +486,21 @@ pub struct AgentRetry {
     /// The account the next call goes to, when not `account`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_account: Option<String>,
+    /// Which of the step's retry budgets the retry spends; absent when it spends none (a
+    /// session that could not go on, a failover) and in older events. A step run again after a
+    /// crash or a restart goes on with what its earlier attempts spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RetryBudget>,
+}
+
+/// A step's two retry budgets (`policy::after_call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryBudget {
+    /// Rate limits, overload, server and network errors (`transient_retries`).
+    Transient,
+    /// Error results and crashes (`claude_retries`).
+    Failed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -210,6 +210,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
                 limited_until_ms: None,
                 window: None,
                 next_account: None,
+                budget: None,
             },
         },
     );

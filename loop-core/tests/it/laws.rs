@@ -540,6 +540,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 limited_until_ms: None,
                 window: None,
                 next_account: None,
+                budget: None,
             }
             .into(),
         );

@@ -158,6 +158,7 @@ fn golden_run() -> Vec<EventRecord> {
                 limited_until_ms: None,
                 window: None,
                 next_account: None,
+                budget: None,
             }),
         ),
         (

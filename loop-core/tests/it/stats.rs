@@ -159,6 +159,7 @@ fn fixture() -> Vec<Run> {
             limited_until_ms: None,
             window: None,
             next_account: None,
+            budget: None,
         }),
     );
     let mut done = finished_payload(second, Phase::Implementation, StepStatus::Succeeded);

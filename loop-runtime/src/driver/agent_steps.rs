@@ -372,7 +372,12 @@ impl Driver {
                 call: None,
             })));
         };
-        let mut counters = CallCounters::default();
+        // An attempt after a crash, a restart or a pause goes on with the retries its step's
+        // earlier attempts spent (the log says how many), not with fresh budgets.
+        let mut counters = CallCounters {
+            calls: 0,
+            ..self.progress.step_retries
+        };
         let mut calls = 0;
         let mut session = ask.session.cloned();
         loop {
@@ -399,6 +404,7 @@ impl Driver {
                     limited_until_ms: None,
                     window: None,
                     next_account: None,
+                    budget: None,
                 };
                 self.record(vec![Command::RecordRetry(retry)]).await?;
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
@@ -418,7 +424,11 @@ impl Driver {
                         call: Some(call_report(&reply, calls, None)),
                     })));
                 }
-                AfterCall::Retry { delay, reason } => {
+                AfterCall::Retry {
+                    delay,
+                    reason,
+                    budget,
+                } => {
                     let retry = loop_core::event::AgentRetry {
                         step_id,
                         attempt: calls + 1,
@@ -429,6 +439,7 @@ impl Driver {
                         limited_until_ms: None,
                         window: None,
                         next_account: None,
+                        budget: Some(budget),
                     };
                     self.record(vec![Command::RecordRetry(retry)]).await?;
                     self.now() + delay.as_millis() as i64

@@ -519,6 +519,48 @@ async fn a_retry_makes_no_call_while_its_account_is_held() {
     runtime.shutdown().await;
 }
 
+/// A step's retries are counted across a restart: a runtime opened again while a step backed off
+/// goes on with the retries it spent, and the step fails once they are used up (issue 26,
+/// defect 6: a restart gave the step fresh budgets).
+#[tokio::test]
+async fn a_restart_keeps_a_step_s_retry_budget() {
+    let scratch = scratch(1);
+    stub_plan(&scratch, &vec!["overloaded".to_owned(); 4]);
+    let clock = ManualClock::new(T0);
+    let open = || runtime_on(&scratch, &clock);
+    let request = claude_request(
+        &scratch,
+        &[
+            ("run_naming_mode", "spec_slug"),
+            ("transient_retries", "2"),
+            ("transient_backoff_sec", "10"),
+        ],
+    );
+    let runtime = open();
+    let run = runtime.submit(request).await.expect("submit");
+    // Two overloaded calls, two retries spent; the runtime stops during the second pause.
+    clock.parked_until(T0 + 10_000).await;
+    clock.advance(Duration::from_secs(10));
+    clock.parked_until(T0 + 30_000).await;
+    runtime.shutdown().await;
+    drop(runtime);
+    // Opened again: the step runs again, its third overloaded call is one past the budget.
+    let runtime = open();
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Failed, "{done:?}");
+    let records = events_of(&runtime, run.id).await;
+    let reason = records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::RunFailed(failed) => Some(failed.reason.clone()),
+            _ => None,
+        })
+        .expect("RUN_FAILED");
+    assert!(reason.contains("after 2 retries"), "{reason}");
+    assert_eq!(count(&records, |e| matches!(e, Event::AgentRetry(_))), 2);
+    runtime.shutdown().await;
+}
+
 /// An account's wait is a fold of the log: a runtime opened again during it holds the account's
 /// runs until the reset, though no run of the new runtime met the limit.
 #[tokio::test]

@@ -203,6 +203,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         limited_until_ms: None,
                         window: None,
                         next_account: None,
+                        budget: None,
                     }),
                     1 if phase == Phase::Verification => {
                         Command::RecordVerification(VerificationCommand {
