@@ -26,6 +26,9 @@ pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .env("GIT_TERMINAL_PROMPT", "0")
+        // Only the protocols a run's repository may use: not `ext::` (a command), not
+        // `fd::` (a descriptor of the daemon's), whatever a URL or a submodule says.
+        .env("GIT_ALLOW_PROTOCOL", crate::repos::ALLOWED_PROTOCOLS)
         .output()
         .await
         .map_err(|e| error(e.to_string()))?;

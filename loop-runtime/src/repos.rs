@@ -12,6 +12,10 @@
 //! A path is absolute and a URL is not, which is how the two kinds of run tell apart
 //! ([`url_of`]).
 
+mod inputs;
+
+pub(crate) use inputs::{ALLOWED_PROTOCOLS, check_branch, check_branches, check_url};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -78,7 +82,11 @@ pub(crate) async fn checkout(
             stderr: e.to_string(),
         })?;
         let target = dir.to_string_lossy();
-        git::run(parent, &["clone", "--quiet", "--no-checkout", url, &target]).await?;
+        git::run(
+            parent,
+            &["clone", "--quiet", "--no-checkout", "--", url, &target],
+        )
+        .await?;
     }
     fetch_held(&dir).await?;
     let base = match base {

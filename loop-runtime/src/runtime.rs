@@ -61,7 +61,10 @@ impl Runtime {
     /// Resolves the request's configuration and records a new PENDING run.
     pub async fn submit(&self, mut request: RunRequest) -> Result<RunView, RuntimeError> {
         let url = request.repo_url.take().filter(|url| !url.trim().is_empty());
+        // What reaches git is checked before git sees it.
+        crate::repos::check_branches(&request.config).await?;
         if let Some(url) = &url {
+            crate::repos::check_url(url)?;
             // The run is checked against this node's checkout of the repository at its base
             // branch, and records the URL: what every node can reach.
             let base = request.config.get("base_branch").cloned();
@@ -75,6 +78,8 @@ impl Runtime {
             request.config.insert("base_branch".to_owned(), base);
         }
         let mut created = request::resolve(&request)?;
+        // The configuration files' values too.
+        crate::repos::check_branches(&created.config).await?;
         if let Some(url) = url {
             created.workspace_root = url;
         }

@@ -68,6 +68,7 @@ pub(crate) async fn merge(
             )
         })?,
     };
+    crate::repos::check_branch("target", &target).await?;
     if target == branch.run_branch {
         return Err(invalid(
             format!("merge of run {run_id}"),
