@@ -12,6 +12,7 @@ use loop_core::{Event, EventRecord, EventType, RunId, Seq, StepId, Version};
 use crate::error::StoreError;
 
 /// One append as its caller asked for it.
+#[derive(Clone)]
 pub(crate) struct Proposed {
     pub(crate) run_id: RunId,
     pub(crate) expected: Version,
@@ -19,29 +20,30 @@ pub(crate) struct Proposed {
     pub(crate) events: Vec<Event>,
 }
 
-/// An append that passed every check this module makes.
+/// An append that passed every check.
 pub(crate) struct Folded {
     /// The records to store, numbered from the seq the caller gave.
     pub(crate) records: Vec<EventRecord>,
-    /// The run's view after them.
-    pub(crate) view: RunView,
-    /// The step ids the append starts, each once: step ids are global, so the caller still
-    /// refuses the append when another append already started one ([`already_started`]).
+    /// The step ids the append starts, each once.
     pub(crate) started: Vec<StepId>,
 }
 
-/// Checks `proposed` against the run as stored (`actual`, and its view when it has one; `None`
-/// for a new run), numbers its records from `first_seq` and folds them into the view.
+/// Checks `proposed` against the run as stored (`actual`, and its `view` when it has one;
+/// `None` for a new run), numbers its records from `first_seq` and folds them into `view`.
+/// `owner` says which run, if any, already started a step id (step ids are global).
 ///
-/// Refuses, writing nothing: a stale expected version ([`StoreError::Conflict`]), and
-/// ([`StoreError::InvalidAppend`]) an empty append, a cost that is not a finite number, a
-/// `RUN_CREATED` anywhere but first in a run, a run without one, a step started twice in one
-/// append.
+/// Refuses, writing nothing and leaving `view` as it was: a stale expected version
+/// ([`StoreError::Conflict`]), and ([`StoreError::InvalidAppend`]) an empty append, a cost that
+/// is not a finite number, a `RUN_CREATED` anywhere but first in a run, a step started twice
+/// (in this append, or by any run before), a run without `RUN_CREATED`. Every check comes
+/// before the view changes, so a caller can keep folding a run's later appends into the same
+/// view after one was refused.
 pub(crate) fn fold(
     proposed: Proposed,
     actual: Version,
-    mut view: Option<RunView>,
+    view: &mut Option<RunView>,
     first_seq: Seq,
+    mut owner: impl FnMut(StepId) -> Result<Option<String>, StoreError>,
 ) -> Result<Folded, StoreError> {
     let Proposed {
         run_id,
@@ -57,6 +59,24 @@ pub(crate) fn fold(
         });
     }
     validate(run_id, expected, &events)?;
+    let mut started: Vec<StepId> = Vec::new();
+    for step_id in starts(&events) {
+        // Step ids are global: with a second start, two steps would have one id and nothing
+        // that names a step could tell them apart.
+        if started.contains(&step_id) {
+            return Err(already_started(run_id, step_id, &run_id.to_string()));
+        }
+        if let Some(other) = owner(step_id)? {
+            return Err(already_started(run_id, step_id, &other));
+        }
+        started.push(step_id);
+    }
+    if view.is_none() && actual != Version::NONE {
+        return Err(StoreError::InvalidAppend {
+            run_id,
+            reason: "the run has no RUN_CREATED event".to_owned(),
+        });
+    }
     let records: Vec<EventRecord> = events
         .into_iter()
         .enumerate()
@@ -69,29 +89,21 @@ pub(crate) fn fold(
             event,
         })
         .collect();
-    let mut started: Vec<StepId> = Vec::new();
     for record in &records {
-        match &mut view {
+        match view {
             Some(view) => view.apply(record),
-            None => view = RunView::created(record),
-        }
-        if let Event::StepStarted(step) = &record.event {
-            // Step ids are global: with a second start, two steps would have one id and
-            // nothing that names a step could tell them apart.
-            if started.contains(&step.step_id) {
-                return Err(already_started(run_id, step.step_id, &run_id.to_string()));
-            }
-            started.push(step.step_id);
+            // `validate` made a new run's first event its RUN_CREATED.
+            None => *view = RunView::created(record),
         }
     }
-    let view = view.ok_or_else(|| StoreError::InvalidAppend {
-        run_id,
-        reason: "the run has no RUN_CREATED event".to_owned(),
-    })?;
-    Ok(Folded {
-        records,
-        view,
-        started,
+    Ok(Folded { records, started })
+}
+
+/// The step ids `events` start, in order.
+pub(crate) fn starts(events: &[Event]) -> impl Iterator<Item = StepId> + '_ {
+    events.iter().filter_map(|event| match event {
+        Event::StepStarted(step) => Some(step.step_id),
+        _ => None,
     })
 }
 

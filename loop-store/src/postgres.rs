@@ -29,6 +29,7 @@
 mod link;
 mod listen;
 mod nodes;
+mod rebuild;
 mod rows;
 mod schema;
 mod writer;
@@ -49,6 +50,7 @@ use crate::node::{NodeBeat, NodeSeen};
 use crate::postgres::link::{Link, Slot};
 use crate::postgres::rows::{Conn, SELECT_EVENTS, limit_param, seq_param};
 use crate::postgres::schema::migrate;
+use crate::postgres::writer::{Request, Writer};
 use crate::store::{self, EventStore, PageStart, Reachability, RebuildStats, RunQuery, Search};
 use crate::subscription::{ReadAfter, Subscribers, Subscription};
 
@@ -75,7 +77,8 @@ struct Inner {
     link: Arc<Link>,
     /// Taken only when the store is dropped (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
-    writer: Slot,
+    /// The writer's queue (see `writer`).
+    requests: tokio::sync::mpsc::UnboundedSender<Request>,
     /// Opened when first needed.
     readers: Vec<Slot>,
     next_reader: AtomicUsize,
@@ -126,13 +129,17 @@ impl PgStore {
                 return Err(error);
             }
         };
+        let subscribers = Arc::new(Subscribers::default());
+        let (requests, queue) = tokio::sync::mpsc::unbounded_channel();
+        let writer = Writer::new(Arc::clone(&link), writer, cursor, Arc::clone(&subscribers));
+        runtime.spawn(writer.run(queue));
         let inner = Arc::new(Inner {
             link: Arc::clone(&link),
             runtime: Some(runtime),
-            writer: Slot::new(Some(writer)),
+            requests,
             readers: (0..READERS).map(|_| Slot::new(None)).collect(),
             next_reader: AtomicUsize::new(0),
-            subscribers: Arc::new(Subscribers::default()),
+            subscribers,
         });
         inner.runtime().spawn(link.probe());
         inner
@@ -144,6 +151,19 @@ impl PgStore {
     /// How many subscriptions are live.
     pub fn subscriber_count(&self) -> usize {
         self.inner.subscribers.count()
+    }
+
+    /// Hands a request to the writer and waits for its answer: callable from any thread.
+    fn request<T>(
+        &self,
+        make: impl FnOnce(std::sync::mpsc::SyncSender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.inner
+            .requests
+            .send(make(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `work` on the store's runtime and waits for it: callable from any thread.
@@ -206,13 +226,13 @@ impl EventStore for PgStore {
         ts_ms: i64,
         events: Vec<Event>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        self.call(inner.append(Proposed {
+        let proposed = Proposed {
             run_id,
             expected,
             ts_ms,
             events,
-        }))
+        };
+        self.request(|reply| Request::Append { proposed, reply })
     }
 
     fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, StoreError> {
@@ -340,8 +360,7 @@ impl EventStore for PgStore {
     }
 
     fn rebuild_projections(&self) -> Result<RebuildStats, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        self.call(inner.rebuild())
+        self.request(|reply| Request::Rebuild { reply })
     }
 
     fn reachability(&self) -> Reachability {

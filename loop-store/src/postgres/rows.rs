@@ -155,3 +155,62 @@ pub(crate) async fn load_runs<T: ?Sized + ToStatement + Sync + Send>(
         .map(|row| parse_view(at, row.get(0), row.get(1)))
         .collect()
 }
+
+/// Runs' rows (each run once) in one statement, from the arrays of [`RunRows`].
+pub(crate) const UPSERT_RUNS_SQL: &str = "INSERT INTO runs (run_id, status, workspace_root, name,
+         created_ms, updated_ms, version, last_seq, view, run_branch)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                          $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+     ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, name = EXCLUDED.name,
+         updated_ms = EXCLUDED.updated_ms, version = EXCLUDED.version,
+         last_seq = EXCLUDED.last_seq, view = EXCLUDED.view, run_branch = EXCLUDED.run_branch";
+
+/// Runs' rows as the arrays [`UPSERT_RUNS_SQL`] takes: many rows in one statement.
+#[derive(Default)]
+pub(crate) struct RunRows {
+    ids: Vec<String>,
+    statuses: Vec<&'static str>,
+    workspaces: Vec<String>,
+    names: Vec<String>,
+    created: Vec<i64>,
+    updated: Vec<i64>,
+    versions: Vec<i64>,
+    last_seqs: Vec<i64>,
+    views: Vec<String>,
+    branches: Vec<Option<String>>,
+}
+
+impl RunRows {
+    pub(crate) fn push(&mut self, view: &RunView) {
+        self.ids.push(view.id.to_string());
+        self.statuses.push(view.status.as_str());
+        self.workspaces.push(view.workspace_root.clone());
+        self.names.push(view.name.clone());
+        self.created.push(view.created_ms);
+        self.updated.push(view.updated_ms);
+        self.versions.push(view.version.0 as i64);
+        self.last_seqs.push(view.last_seq.0 as i64);
+        self.views
+            .push(serde_json::to_string(view).expect("projection views always serialize"));
+        self.branches.push(view.worktree.run_branch.clone());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.ids,
+            &self.statuses,
+            &self.workspaces,
+            &self.names,
+            &self.created,
+            &self.updated,
+            &self.versions,
+            &self.last_seqs,
+            &self.views,
+            &self.branches,
+        ]
+    }
+}

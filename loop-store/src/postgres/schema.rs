@@ -10,6 +10,8 @@ use crate::error::StoreError;
 
 /// The advisory lock every append holds until it commits (an arbitrary constant: "loop").
 pub(crate) const APPEND_LOCK: i64 = 0x6c6f_6f70;
+/// Takes [`APPEND_LOCK`] until the transaction ends.
+pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The schema version this build writes; a database with a newer one is not touched.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 

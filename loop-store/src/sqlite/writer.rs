@@ -409,14 +409,11 @@ fn check(
         ts_ms: append.ts_ms,
         events: std::mem::take(&mut append.events),
     };
-    let folded = append::fold(proposed, actual, view, Seq(first_seq))?;
-    for &step_id in &folded.started {
-        // Earlier appends of this group are in the transaction already, so this sees them too.
-        if let Some(owner) = rows::step_owner(conn, step_id).map_err(sql("read a step"))? {
-            return Err(append::already_started(run_id, step_id, &owner));
-        }
-    }
-    let view = folded.view;
+    // Earlier appends of this group are in the transaction already, so the owners seen here
+    // include theirs.
+    let owner = |step_id| rows::step_owner(conn, step_id).map_err(sql("read a step"));
+    let folded = append::fold(proposed, actual, &mut view, Seq(first_seq), owner)?;
+    let view = view.expect("a folded append leaves its run a view");
     let row_write = row
         .as_ref()
         .map_or(RowWrite::Whole, |row| row.write_for(&view));

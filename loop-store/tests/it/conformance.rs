@@ -150,18 +150,7 @@ fn the_stores_own_rules_refuse_and_write_nothing(backing: &Backing) {
         "RUN_CREATED",
     );
     let step_id = StepId::from_parts(T0 as u64, [7; 10]);
-    let start = |step_id| {
-        Command::StartStep(StepStarted {
-            step_id,
-            phase: loop_core::event::Phase::Implementation,
-            iteration: 1,
-            attempt: 1,
-            prompt_path: None,
-            resumed: false,
-            session_id: None,
-            account: None,
-        })
-    };
+    let start = start_step;
     let mut first = create(store, 3, T0, "first");
     first
         .append(store, T0 + 1, [Command::Start, start(step_id)])
@@ -179,6 +168,24 @@ fn the_stores_own_rules_refuse_and_write_nothing(backing: &Backing) {
     assert_eq!(store.steps(second.id).expect("steps"), vec![]);
 }
 on_both!(the_stores_own_rules_refuse_and_write_nothing);
+
+/// The first attempt of an implementation step.
+fn step_started(step_id: StepId) -> StepStarted {
+    StepStarted {
+        step_id,
+        phase: loop_core::event::Phase::Implementation,
+        iteration: 1,
+        attempt: 1,
+        prompt_path: None,
+        resumed: false,
+        session_id: None,
+        account: None,
+    }
+}
+
+fn start_step(step_id: StepId) -> Command {
+    Command::StartStep(step_started(step_id))
+}
 
 /// Runs through random lifecycles; returns their drivers.
 fn lifecycles(store: &dyn EventStore, seed: u64, runs: usize) -> Vec<RunDriver> {
@@ -401,6 +408,88 @@ fn two_nodes_appending_at_once_reach_every_subscriber_once_in_order(backing: &Ba
     assert_eq!(report.differences, vec![]);
 }
 on_both!(two_nodes_appending_at_once_reach_every_subscriber_once_in_order);
+
+/// Appenders at once, with every other append refused (a stale version, or a step another run
+/// started), on two nodes: whatever group each append lands in, a refused one writes nothing
+/// and the rest of its group commits, numbered with no gap.
+fn refusals_inside_a_group_leave_the_rest_of_it(backing: &Backing) {
+    const WRITERS: u64 = 8;
+    const ROUNDS: usize = 12;
+    let nodes = [backing.open(), backing.open()];
+    let seed = Rng::seed_from_clock();
+    let taken = StepId::from_parts(T0 as u64, [0x5A; 10]);
+    let mut owner = create(nodes[0].as_ref(), 200, T0, "owner");
+    owner
+        .append(
+            nodes[0].as_ref(),
+            T0 + 1,
+            [Command::Start, start_step(taken)],
+        )
+        .expect("the first start of the step");
+    let start = Arc::new(Barrier::new(WRITERS as usize));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&nodes[(w % 2) as usize]);
+            let (start, accepted) = (Arc::clone(&start), Arc::clone(&accepted));
+            let mut rng = Rng::new(seed ^ (w + 1));
+            thread::spawn(move || {
+                let store = store.as_ref();
+                let mut run = create(store, w as u8 + 1, T0, &format!("w{w}"));
+                run.append(store, T0 + 1, [Command::Start]).expect("start");
+                accepted.fetch_add(run.version().0, Ordering::SeqCst);
+                start.wait();
+                for i in 0..ROUNDS {
+                    let ts = T0 + 2 + i as i64;
+                    let events = run.random_events(&mut rng, ts, Script::Endless, 3);
+                    match i % 3 {
+                        0 => {
+                            let stale = Version(run.version().0 - 1);
+                            let refused = store.append(run.id, stale, ts, events);
+                            assert!(
+                                matches!(refused, Err(StoreError::Conflict { .. })),
+                                "seed {seed}: {refused:?}"
+                            );
+                        }
+                        1 => {
+                            let started = Event::StepStarted(step_started(taken));
+                            let refused = store.append(run.id, run.version(), ts, vec![started]);
+                            assert!(
+                                matches!(&refused, Err(StoreError::InvalidAppend { reason, .. })
+                                    if reason.contains("already started")),
+                                "seed {seed}: {refused:?}"
+                            );
+                        }
+                        _ => {
+                            let records = run
+                                .append_events(store, ts, events)
+                                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                            accepted.fetch_add(records.len() as u64, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    let everything = nodes[1].read_all(Seq(0), usize::MAX).expect("read");
+    assert_eq!(
+        everything.len() as u64,
+        owner.version().0 + accepted.load(Ordering::SeqCst),
+        "seed {seed}: every accepted event and no refused one"
+    );
+    let last = everything.last().map_or(0, |r| r.seq.0);
+    assert_eq!(
+        seqs(&everything),
+        (1..=last).collect::<Vec<_>>(),
+        "seed {seed}"
+    );
+    let report = replay(nodes[0].as_ref(), None).expect("replay");
+    assert_eq!(report.differences, vec![], "seed {seed}");
+}
+on_both!(refusals_inside_a_group_leave_the_rest_of_it);
 
 /// A node's heartbeat is kept and aged; a second beat updates it; a node that leaves holds no
 /// lease; a node that never beat is not listed.
