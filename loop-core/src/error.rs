@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use crate::event::EventType;
 use crate::ids::{RunId, StepId, Version};
-use crate::state::RunStatus;
+use crate::status::RunStatus;
 
 /// A command or event that is illegal for the run as it stands. Each variant names the state
 /// that made it illegal, so the message can be shown to a person as it is.

@@ -27,6 +27,7 @@ pub mod resume;
 pub mod spec;
 pub mod state;
 pub mod stats;
+pub mod status;
 pub mod step;
 pub mod time;
 pub mod watchdog;
