@@ -1,8 +1,9 @@
 //! Accounts across runs: one usage limit holds every run of the account, and one run probes
 //! after the reset before the others call again (see [`loop_core::account`]).
 //!
-//! The book is a fold of the log: the journal applies what it appends at once (so a run that
-//! checks right after another met a limit sees it), and a follower applies the rest — the log
+//! The book is a fold of the log: as an observer of the journal it applies what is appended at
+//! once (so a run that checks right after another met a limit sees it), and a follower applies
+//! the rest — the log
 //! from its start when the runtime opens it, then other nodes' appends in a cluster. Which run
 //! probes is the one thing kept only in memory: after a restart, the first run to ask probes.
 
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::journal::{Observer, Origin};
 
 /// How long the others wait for a probe that says nothing (its run paused or died mid-call)
 /// before one of them probes instead.
@@ -95,6 +97,12 @@ pub(crate) struct Accounts {
     ready: std::sync::atomic::AtomicBool,
     /// Numbers the runs coming to wait for a turn, in order.
     arrivals: std::sync::atomic::AtomicU64,
+}
+
+impl Observer for Accounts {
+    fn observe(&self, record: &EventRecord, _: Origin) {
+        self.apply(record);
+    }
 }
 
 impl Accounts {

@@ -11,19 +11,27 @@
 //!   that cannot beat for a whole lease stops all of its drivers: either way the agents stop
 //!   before another node's work on the same worktree could begin in earnest.
 //! - A clean shutdown says goodbye, which ends the node's leases at once.
+//!
+//! [`Membership`] is the subsystem the runtime owns for this, beside the scheduler: the
+//! scheduler asks it which runs this node may take and has it claim them; its own task beats,
+//! follows the log and acts on the scheduler's drivers only through [`Drivers`], so it knows
+//! nothing of how they are scheduled.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use loop_core::RunId;
 use loop_core::event::Event;
 use loop_core::projection::RunView;
-use loop_store::{NodeBeat, NodeSeen};
+use loop_core::{Command, RunId};
+use loop_store::{EventStore, NodeBeat, NodeSeen};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::journal::blocking;
-use crate::scheduler::Scheduler;
-use crate::services::Services;
+use crate::error::RuntimeError;
+use crate::journal::{Fence, Journal, blocking};
 
 /// Who this runtime is in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +50,104 @@ impl Node {
     /// How often the node beats: five beats a lease, so one or two lost beats cost nothing.
     pub fn heartbeat_every(&self) -> Duration {
         self.lease / 5
+    }
+}
+
+/// The drivers of this node, as membership acts on them (the scheduler's).
+pub(crate) trait Drivers: Send + Sync + 'static {
+    /// The most runs it drives at once.
+    fn capacity(&self) -> usize;
+    /// How many runs have a driver now.
+    fn running_count(&self) -> usize;
+    fn is_running(&self, run_id: RunId) -> bool;
+    /// Something changed that may make runs claimable.
+    fn wake(&self);
+    /// Stops the run's driver, if it has one, and waits for it to end.
+    fn stop(&self, run_id: RunId) -> impl Future<Output = ()> + Send + '_;
+    /// Stops every driver.
+    fn stop_all(&self) -> impl Future<Output = ()> + Send + '_;
+}
+
+/// This runtime's membership of the cluster: its node, whether its lease holds, and its claims.
+pub(crate) struct Membership {
+    node: Arc<Node>,
+    journal: Journal,
+    /// Node rows and the follower's subscription are the store's, not the journal's: they
+    /// are not events of a run.
+    store: Arc<dyn EventStore>,
+    /// Set while this node cannot renew its lease. It then takes no run, even the runs the log
+    /// still says are its own: another node may be taking them over.
+    lease_lost: AtomicBool,
+}
+
+impl Membership {
+    pub(crate) fn new(node: Node, journal: Journal, store: Arc<dyn EventStore>) -> Membership {
+        Membership {
+            node: Arc::new(node),
+            journal,
+            store,
+            lease_lost: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Keeps of `candidates` the runs this node may take now: none while its lease is lost,
+    /// else not the runs other live nodes drive, nor those whose workspace this machine cannot
+    /// see. Returns how many runs other live nodes drive in each workspace (the per-workspace
+    /// limit is the cluster's).
+    pub(crate) async fn keep_takeable(
+        &self,
+        candidates: &mut Vec<RunView>,
+    ) -> Result<HashMap<String, usize>, RuntimeError> {
+        let mut elsewhere: HashMap<String, usize> = HashMap::new();
+        if self.lease_lost.load(Ordering::SeqCst) {
+            candidates.clear();
+        }
+        let store = Arc::clone(&self.store);
+        let nodes = blocking(move || store.nodes()).await?;
+        candidates.retain(|view| {
+            if !may_take(view, &self.node, &nodes) {
+                *elsewhere.entry(view.workspace_root.clone()).or_default() += 1;
+                return false;
+            }
+            sees_workspace(view)
+        });
+        Ok(elsewhere)
+    }
+
+    /// Claims the run for this node, unless its latest claim is no longer `seen` (another node
+    /// claimed it since the scheduler looked): [`RuntimeError::Fenced`] then. A run already
+    /// this node's is left as it is.
+    pub(crate) async fn claim(
+        &self,
+        run_id: RunId,
+        seen: Option<&str>,
+    ) -> Result<(), RuntimeError> {
+        let node = &self.node;
+        if self.journal.state(run_id).await?.claimed_by() == Some(node.id.as_str()) {
+            return Ok(());
+        }
+        let claim = Command::Claim(loop_core::event::RunClaimed {
+            node_id: node.id.clone(),
+            lease_ms: node.lease.as_millis() as u64,
+            took_over_from: seen.map(str::to_owned),
+        });
+        self.journal
+            .execute_fenced(run_id, vec![claim], Fence::StillClaimedBy(seen))
+            .await
+            .map(drop)
+    }
+
+    /// Says whether this node's lease is lost (its heartbeat cannot be recorded for a lease).
+    fn set_lease_lost(&self, lost: bool, drivers: &impl Drivers) {
+        let was = self.lease_lost.swap(lost, Ordering::SeqCst);
+        if was && !lost {
+            tracing::info!("this node's heartbeat is recorded again: it claims runs again");
+            drivers.wake();
+        }
     }
 }
 
@@ -66,17 +172,21 @@ pub(crate) fn sees_workspace(view: &RunView) -> bool {
 }
 
 /// Beats, wakes the scheduler for runs other nodes created or gave up, and stops drivers
-/// that lost their run; until shutdown, then says goodbye.
-pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, node: Arc<Node>) {
+/// that lost their run; until `shutdown`, then says goodbye.
+pub(crate) async fn serve(
+    membership: Arc<Membership>,
+    scheduler: Arc<impl Drivers>,
+    shutdown: CancellationToken,
+) {
+    let node = Arc::clone(&membership.node);
     let (lost, mut lost_runs) = mpsc::unbounded_channel::<RunId>();
-    let watcher = watch_claims(&services, &scheduler, &node, lost);
-    let shutdown = services.shutdown.clone();
+    let watcher = watch_claims(&membership, &scheduler, &shutdown, lost);
     let mut last_beat = Instant::now();
     let mut every = tokio::time::interval(node.heartbeat_every());
     loop {
         tokio::select! {
             _ = every.tick() => {
-                let store = Arc::clone(services.journal.store());
+                let store = Arc::clone(&membership.store);
                 let beat = NodeBeat {
                     node_id: node.id.clone(),
                     name: node.name.clone(),
@@ -88,7 +198,7 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
                 match blocking(move || store.beat(&beat)).await {
                     Ok(()) => {
                         last_beat = Instant::now();
-                        scheduler.set_lease_lost(false);
+                        membership.set_lease_lost(false, scheduler.as_ref());
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cannot record this node's heartbeat");
@@ -97,7 +207,7 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
                             // none (not even those still claimed by this node) until a beat
                             // is recorded again.
                             tracing::warn!("this node's lease is over: stopping its drivers");
-                            scheduler.set_lease_lost(true);
+                            membership.set_lease_lost(true, scheduler.as_ref());
                             scheduler.stop_all().await;
                         }
                     }
@@ -109,14 +219,14 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
                 if scheduler.is_running(run_id) {
                     // Usually two nodes reaching for a new run at once, the other one first.
                     tracing::info!(%run_id, "another node claimed this run: stopping its driver");
-                    drop(scheduler.stop(run_id).await);
+                    scheduler.stop(run_id).await;
                 }
             }
             () = shutdown.cancelled() => break,
         }
     }
     drop(watcher);
-    let store = Arc::clone(services.journal.store());
+    let store = Arc::clone(&membership.store);
     let id = node.id.clone();
     if let Err(error) = blocking(move || store.leave(&id)).await {
         tracing::warn!(%error, "cannot record that this node leaves");
@@ -127,17 +237,17 @@ pub(crate) async fn serve(services: Arc<Services>, scheduler: Arc<Scheduler>, no
 /// each to the event streams; a claim by another node is sent to `lost`, and whatever may make
 /// a run claimable wakes the scheduler. Ends when the returned guard is dropped.
 fn watch_claims(
-    services: &Arc<Services>,
-    scheduler: &Arc<Scheduler>,
-    node: &Arc<Node>,
+    membership: &Membership,
+    scheduler: &Arc<impl Drivers>,
+    shutdown: &CancellationToken,
     lost: mpsc::UnboundedSender<RunId>,
 ) -> tokio_util::sync::DropGuard {
-    let stop = services.shutdown.child_token();
+    let stop = shutdown.child_token();
     let guard = stop.clone().drop_guard();
-    let store = Arc::clone(services.journal.store());
-    let journal = services.journal.clone();
+    let store = Arc::clone(&membership.store);
+    let journal = membership.journal.clone();
     let scheduler = Arc::clone(scheduler);
-    let me = node.id.clone();
+    let me = membership.node.id.clone();
     std::thread::spawn(move || {
         let mut subscription = match store.last_seq().and_then(|last| store.subscribe(last)) {
             Ok(subscription) => subscription,
@@ -168,7 +278,7 @@ fn watch_claims(
                 | Event::RunCanceled(_) => scheduler.wake(),
                 _ => {}
             }
-            journal.learned(record);
+            journal.learned(&record);
         }
     });
     guard

@@ -29,6 +29,7 @@ use loop_core::{Command, Event, EventRecord, RunId, StepId};
 use tokio_util::sync::CancellationToken;
 
 use self::account_gate::AccountGate;
+use crate::accounts::Accounts;
 use crate::error::RuntimeError;
 use crate::git;
 use crate::run_context::RunContext;
@@ -48,6 +49,8 @@ type StepEnd = Result<Option<DriverEnd>, RuntimeError>;
 
 pub(crate) struct Driver {
     services: Arc<Services>,
+    /// What the run's account allows before each agent call.
+    accounts: Arc<Accounts>,
     run: RunContext,
     cancel: CancellationToken,
     progress: LoopProgress,
@@ -60,6 +63,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) async fn start(
         services: Arc<Services>,
+        accounts: Arc<Accounts>,
         run_id: RunId,
         cancel: CancellationToken,
     ) -> Result<DriverEnd, RuntimeError> {
@@ -72,6 +76,7 @@ impl Driver {
                 .iter()
                 .any(|record| matches!(record.event, Event::RunNamed(_))),
             services,
+            accounts,
             run,
             cancel,
         };

@@ -7,6 +7,11 @@
 //! In a cluster, a driver's appends are fenced: each is decided only while the run's latest
 //! claim is this node's, and the expected version makes that check and the append one atomic
 //! step. A node that lost a run to another's claim cannot record anything more of it.
+//!
+//! The journal knows nothing above it. What must follow the log (the accounts, the event
+//! streams) registers as an [`Observer`] when the runtime is built and is handed each record as
+//! it is appended here or learned from another node. Every other use of the store goes through
+//! [`Journal::read`], so no part of the runtime holds the store beside the journal.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,11 +20,8 @@ use std::time::Instant;
 
 use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, decide};
 use loop_store::{EventStore, StoreError};
-use tokio::sync::broadcast;
 
-use crate::accounts::Accounts;
 use crate::clock::Clock;
-use crate::cluster::Node;
 use crate::error::RuntimeError;
 
 /// How many times a command is re-decided after a version conflict.
@@ -30,25 +32,32 @@ pub(crate) struct Journal {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     states: Arc<Mutex<HashMap<RunId, RunState>>>,
-    /// Every record this runtime appends, as it is appended.
-    appended: broadcast::Sender<EventRecord>,
-    /// In a cluster: every record of the log as this runtime learns of it, its own appends and
-    /// other nodes' (fed by [`crate::cluster`]), for event streams. Notifications keep to
-    /// `appended`, so only the node that recorded an event notifies of it.
-    log: Option<broadcast::Sender<EventRecord>>,
+    /// Handed every record appended or learned, in registration order.
+    observers: Arc<[Arc<dyn Observer>]>,
     latency: Arc<AppendLatency>,
     health: Arc<StoreHealth>,
-    /// Catch-up reads of streams running at once (see [`crate::stream`]).
-    stream_reads: Arc<tokio::sync::Semaphore>,
-    /// This runtime's node, in a cluster: what the driver's appends are fenced by.
-    node: Option<Arc<Node>>,
-    /// The accounts of the runs, folded from what is appended and learned.
-    accounts: Arc<Accounts>,
+    /// This runtime's node id, in a cluster: what the driver's appends are fenced by.
+    node_id: Option<Arc<str>>,
+}
+
+/// Where a record handed to an [`Observer`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This runtime appended it, just now.
+    Here,
+    /// Another node appended it; this runtime's log follower learned of it (cluster only).
+    Elsewhere,
+}
+
+/// A part of the runtime that follows the log as the journal writes and learns it. Called
+/// with the journal's lock released, right after the append; it must not block.
+pub(crate) trait Observer: Send + Sync {
+    fn observe(&self, record: &EventRecord, origin: Origin);
 }
 
 /// What an append requires of the run's state beyond the command's own rules.
 #[derive(Clone, Copy)]
-enum Fence<'a> {
+pub(crate) enum Fence<'a> {
     None,
     /// The run's latest claim is this node's (or no node ever claimed it).
     ClaimedBy(&'a str),
@@ -74,9 +83,6 @@ impl Fence<'_> {
         }
     }
 }
-
-/// Catch-up reads of event streams at once: as many as the store has reading connections.
-const STREAM_READS: usize = 8;
 
 /// Whether the log takes writes: the first refusal since the last success, if any.
 #[derive(Debug, Default)]
@@ -143,45 +149,38 @@ impl AppendLatency {
 }
 
 impl Journal {
-    pub(crate) fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Journal {
+    /// A journal over `store` that hands each record to `observers`, in their order, and, when
+    /// `node_id` is given (a cluster), fences the driver's appends by that node's claims.
+    pub(crate) fn new(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        observers: Vec<Arc<dyn Observer>>,
+        node_id: Option<&str>,
+    ) -> Journal {
         Journal {
             store,
             clock,
             states: Arc::default(),
-            appended: broadcast::channel(4096).0,
-            log: None,
-            accounts: Arc::default(),
+            observers: observers.into(),
             latency: Arc::default(),
             health: Arc::default(),
-            stream_reads: Arc::new(tokio::sync::Semaphore::new(STREAM_READS)),
-            node: None,
+            node_id: node_id.map(Arc::from),
         }
     }
 
-    /// Fences the driver's appends by `node`'s claims.
-    pub(crate) fn with_node(mut self, node: Option<Arc<Node>>) -> Journal {
-        self.log = node.is_some().then(|| broadcast::channel(4096).0);
-        self.node = node;
-        self
+    /// Runs `work` on the store off the async threads: every read of the log that is not a
+    /// run's state goes through here.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn EventStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let store = Arc::clone(&self.store);
+        blocking(move || work(store.as_ref())).await
     }
 
-    /// What event streams follow live: every record of the log this runtime learns of (in a
-    /// cluster, other nodes' too), else its own appends. Duplicates and gaps are the stream's
-    /// to handle ([`crate::stream`]).
-    pub(crate) fn follow_log(&self) -> broadcast::Receiver<EventRecord> {
-        match &self.log {
-            Some(log) => log.subscribe(),
-            None => self.appended.subscribe(),
-        }
-    }
-
-    pub(crate) fn accounts(&self) -> &Arc<Accounts> {
-        &self.accounts
-    }
-
-    /// Hands a record another node appended to the event streams (cluster mode only).
-    pub(crate) fn learned(&self, record: EventRecord) {
-        self.accounts.apply(&record);
+    /// Takes in a record another node appended (cluster mode only): a state folded before it
+    /// is stale, and the observers follow it as they follow this runtime's own appends.
+    pub(crate) fn learned(&self, record: &EventRecord) {
         // A state folded before another node's append is stale: fold it again when next asked.
         {
             let mut states = self.lock();
@@ -192,42 +191,9 @@ impl Journal {
                 states.remove(&record.run_id);
             }
         }
-        if let Some(log) = &self.log {
-            let _ = log.send(record);
+        for observer in self.observers.iter() {
+            observer.observe(record, Origin::Elsewhere);
         }
-    }
-
-    /// This runtime's node, in a cluster.
-    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
-        self.node.as_ref()
-    }
-
-    /// Claims the run for this node, if the runtime is one, unless its latest claim is no
-    /// longer `seen` (another node claimed it since the scheduler looked):
-    /// [`RuntimeError::Fenced`] then. A run already this node's is left as it is.
-    pub(crate) async fn claim(
-        &self,
-        run_id: RunId,
-        seen: Option<&str>,
-    ) -> Result<(), RuntimeError> {
-        let Some(node) = self.node.clone() else {
-            return Ok(());
-        };
-        if self.state(run_id).await?.claimed_by() == Some(node.id.as_str()) {
-            return Ok(());
-        }
-        let claim = Command::Claim(loop_core::event::RunClaimed {
-            node_id: node.id.clone(),
-            lease_ms: node.lease.as_millis() as u64,
-            took_over_from: seen.map(str::to_owned),
-        });
-        self.execute_fenced(run_id, vec![claim], Fence::StillClaimedBy(seen))
-            .await
-            .map(drop)
-    }
-
-    pub(crate) fn stream_reads(&self) -> &Arc<tokio::sync::Semaphore> {
-        &self.stream_reads
     }
 
     pub(crate) fn health(&self) -> &Arc<StoreHealth> {
@@ -244,10 +210,7 @@ impl Journal {
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
         let mut pause = UNAVAILABLE_BACKOFF;
-        let fence = match &self.node {
-            Some(node) => Fence::ClaimedBy(&node.id),
-            None => Fence::None,
-        };
+        let fence = self.driver_fence();
         loop {
             match self.execute_fenced(run_id, commands.clone(), fence).await {
                 Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
@@ -263,15 +226,6 @@ impl Journal {
 
     pub(crate) fn latency(&self) -> &Arc<AppendLatency> {
         &self.latency
-    }
-
-    /// Records as this runtime appends them (possibly out of `seq` order across runs).
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
-        self.appended.subscribe()
-    }
-
-    pub(crate) fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
     }
 
     /// The run's state folded from the log (cached).
@@ -291,8 +245,7 @@ impl Journal {
     }
 
     pub(crate) async fn read_run(&self, run_id: RunId) -> Result<Vec<EventRecord>, RuntimeError> {
-        let store = Arc::clone(&self.store);
-        blocking(move || store.read_run(run_id)).await
+        self.read(move |store| store.read_run(run_id)).await
     }
 
     /// Decides `commands` in order against the run's state and appends all their events at once.
@@ -310,14 +263,21 @@ impl Journal {
         run_id: RunId,
         commands: Vec<Command>,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
-        let fence = match &self.node {
-            Some(node) => Fence::ClaimedBy(&node.id),
-            None => Fence::None,
-        };
-        self.execute_fenced(run_id, commands, fence).await
+        self.execute_fenced(run_id, commands, self.driver_fence())
+            .await
     }
 
-    async fn execute_fenced(
+    /// What a driver's appends require: this node's claim, in a cluster.
+    fn driver_fence(&self) -> Fence<'_> {
+        match &self.node_id {
+            Some(id) => Fence::ClaimedBy(id),
+            None => Fence::None,
+        }
+    }
+
+    /// [`Journal::execute`] refused unless `fence` holds of the state it decides against (the
+    /// check and the append are one step: the append expects the version checked).
+    pub(crate) async fn execute_fenced(
         &self,
         run_id: RunId,
         commands: Vec<Command>,
@@ -357,12 +317,9 @@ impl Journal {
                     }
                     self.lock().insert(run_id, state);
                     for record in &records {
-                        self.accounts.apply(record);
                         log_event(record, open_step);
-                        // Nobody listening is fine.
-                        let _ = self.appended.send(record.clone());
-                        if let Some(log) = &self.log {
-                            let _ = log.send(record.clone());
+                        for observer in self.observers.iter() {
+                            observer.observe(record, Origin::Here);
                         }
                     }
                     return Ok(records);

@@ -43,7 +43,6 @@ use tracing::{Instrument, info, info_span, warn};
 
 mod channels;
 
-use crate::journal::blocking;
 use crate::process;
 use crate::services::Services;
 use channels::{Message, attempt_all};
@@ -86,10 +85,12 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    /// Starts delivering. Events this runtime appends from now on are seen even by a notifier
-    /// that starts its cursor at the log's end.
-    pub(crate) fn start(services: Arc<Services>) -> Notifier {
-        let live = services.journal.subscribe();
+    /// Starts delivering. `live` hands over what this runtime appends from before the log's
+    /// end is read, so those events are seen even by a notifier that starts its cursor there.
+    pub(crate) fn start(
+        services: Arc<Services>,
+        live: broadcast::Receiver<EventRecord>,
+    ) -> Notifier {
         let ledger = Arc::clone(&services.ledger);
         let task = tokio::spawn(process::ledger::scope(
             ledger,
@@ -267,8 +268,7 @@ async fn deliver_log(services: Arc<Services>, mut live: broadcast::Receiver<Even
         None => {
             // A new data dir: start at the log's end, but not past what this runtime has
             // appended since it started.
-            let store = Arc::clone(services.journal.store());
-            let Ok(last) = blocking(move || store.last_seq()).await else {
+            let Ok(last) = services.journal.read(|store| store.last_seq()).await else {
                 return;
             };
             match live.try_recv() {
@@ -295,9 +295,12 @@ async fn deliver_log(services: Arc<Services>, mut live: broadcast::Receiver<Even
         let page = match next_after(book.cursor, std::mem::take(&mut heard)) {
             Some(page) => page,
             None => {
-                let store = Arc::clone(services.journal.store());
                 let after = book.cursor;
-                match blocking(move || store.read_all(after, PAGE)).await {
+                match services
+                    .journal
+                    .read(move |store| store.read_all(after, PAGE))
+                    .await
+                {
                     Ok(page) => page,
                     Err(error) => {
                         warn!(%error, "cannot read the log; trying again");
@@ -400,9 +403,9 @@ impl Delivering<'_> {
     /// (`name`, `workspace_root`, `status`, `cost_usd`, `tasks_done`, `tasks_total`, as of now).
     async fn body(&self, record: &EventRecord, targets: &Targets) -> String {
         let mut body = serde_json::to_value(record).unwrap_or_default();
-        let store = Arc::clone(self.services.journal.store());
         let run_id = record.run_id;
-        let view = blocking(move || store.run_view(run_id))
+        let view = (self.services.journal)
+            .read(move |store| store.run_view(run_id))
             .await
             .ok()
             .flatten();

@@ -254,9 +254,12 @@ impl Postmortems {
     /// and only for runs last changed before `started_ms`, when it started: a postmortem it
     /// begins itself meanwhile is left alone.
     pub(crate) async fn recover(self: Arc<Self>, started_ms: i64) {
-        let store = Arc::clone(self.services.journal.store());
         let query = loop_store::RunQuery::default();
-        let Ok(runs) = crate::journal::blocking(move || store.list_runs(&query)).await else {
+        let read = self
+            .services
+            .journal
+            .read(move |store| store.list_runs(&query));
+        let Ok(runs) = read.await else {
             return;
         };
         for view in runs {

@@ -14,7 +14,6 @@ mod worktrees;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use loop_core::projection::RunView;
 use loop_core::{DomainError, RunId};
@@ -109,8 +108,9 @@ fn detail<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String
 
 /// The run as its stored projection shows it.
 async fn view_of(services: &Services, run_id: RunId) -> Result<RunView, RuntimeError> {
-    let store = Arc::clone(services.journal.store());
-    crate::journal::blocking(move || store.run_view(run_id))
+    services
+        .journal
+        .read(move |store| store.run_view(run_id))
         .await?
         .ok_or(RuntimeError::UnknownRun(run_id))
 }

@@ -1,7 +1,7 @@
 //! [`Runtime`]: the engine an embedder holds — submit runs, control them, watch them, review
 //! them. This file is the whole public surface; each method hands the work to the part that
-//! owns it: the journal (decide and append), the [`Scheduler`], the postmortems, the review
-//! actions. Control commands stop the run's driver first, then record what happened, so the log
+//! owns it: the journal (decide and append), the [`Scheduler`], the subsystems beside it (the
+//! accounts, the event streams, the postmortems, cluster membership), the review actions. Control commands stop the run's driver first, then record what happened, so the log
 //! never shows a step finishing twice.
 
 mod builder;
@@ -18,8 +18,10 @@ use loop_store::RunQuery;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use crate::accounts::Accounts;
+use crate::cluster::Membership;
 use crate::error::RuntimeError;
-use crate::journal::{AppendLatency, StoreTrouble, blocking};
+use crate::journal::{AppendLatency, StoreTrouble};
 use crate::notify::Notifier;
 use crate::output::OutputStream;
 use crate::postmortem::{PostmortemReport, Postmortems};
@@ -28,7 +30,7 @@ use crate::review::{GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree, S
 use crate::scheduler::Scheduler;
 use crate::services::Services;
 use crate::step_output::Chunk;
-use crate::stream::EventStream;
+use crate::stream::{EventStream, Streams};
 
 pub use builder::RuntimeBuilder;
 
@@ -41,6 +43,10 @@ pub struct Runtime {
     services: Arc<Services>,
     scheduler: Arc<Scheduler>,
     postmortems: Arc<Postmortems>,
+    accounts: Arc<Accounts>,
+    streams: Arc<Streams>,
+    /// In a cluster: this node's membership.
+    membership: Option<Arc<Membership>>,
     notifier: Arc<Notifier>,
     scheduler_task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -109,8 +115,8 @@ impl Runtime {
 
     /// The run as the API shows it, with why it waits when it does.
     pub async fn get(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
-        let mut view = blocking(move || store.run_view(run_id))
+        let mut view = (self.services.journal)
+            .read(move |store| store.run_view(run_id))
             .await?
             .ok_or(RuntimeError::UnknownRun(run_id))?;
         self.scheduler.explain_wait(&mut view);
@@ -136,13 +142,13 @@ impl Runtime {
 
     /// This runtime's node, when it is one of a cluster.
     pub fn node(&self) -> Option<&crate::Node> {
-        self.services.journal.node().map(|node| &**node)
+        self.membership.as_deref().map(Membership::node)
     }
 
     /// Every agent account of the runs in the log: its state (limit, spend), its runs, and the
     /// run probing it since its reset, if any.
     pub fn accounts(&self) -> Vec<AccountSummary> {
-        self.services.journal.accounts().snapshot()
+        self.accounts.snapshot()
     }
 
     /// How many runs this runtime drives now.
@@ -157,13 +163,13 @@ impl Runtime {
 
     /// Every node that beat on the log, the most recently heard first.
     pub async fn nodes(&self) -> Result<Vec<loop_store::NodeSeen>, RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
-        blocking(move || store.nodes()).await
+        self.services.journal.read(|store| store.nodes()).await
     }
 
     pub async fn list(&self, query: RunQuery) -> Result<Vec<RunView>, RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
-        let mut views = blocking(move || store.list_runs(&query)).await?;
+        let mut views = (self.services.journal)
+            .read(move |store| store.list_runs(&query))
+            .await?;
         for view in &mut views {
             self.scheduler.explain_wait(view);
         }
@@ -173,9 +179,10 @@ impl Runtime {
     /// The one run a person's reference means: its id, a unique id prefix, its name, or its
     /// branch (newest first when a name or branch was used again).
     pub async fn find(&self, reference: &str) -> Result<RunView, RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
         let wanted = reference.to_owned();
-        let mut found = blocking(move || store.find_runs(&wanted, MAX_CANDIDATES)).await?;
+        let mut found = (self.services.journal)
+            .read(move |store| store.find_runs(&wanted, MAX_CANDIDATES))
+            .await?;
         match found.len() {
             0 => Err(RuntimeError::NoMatch {
                 reference: reference.to_owned(),
@@ -193,8 +200,9 @@ impl Runtime {
     }
 
     pub async fn steps(&self, run_id: RunId) -> Result<Vec<StepView>, RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
-        blocking(move || store.steps(run_id)).await
+        (self.services.journal)
+            .read(move |store| store.steps(run_id))
+            .await
     }
 
     /// The records appended so far for a run, for embedders that want the raw log.
@@ -204,14 +212,7 @@ impl Runtime {
 
     /// Every event after `after`, of one run or of all, then live.
     pub fn subscribe(&self, run: Option<RunId>, after: Seq) -> EventStream {
-        let journal = &self.services.journal;
-        EventStream::new(
-            Arc::clone(journal.store()),
-            Arc::clone(journal.stream_reads()),
-            journal.follow_log(),
-            run,
-            after,
-        )
+        self.streams.open(&self.services.journal, run, after)
     }
 
     /// How long appends to the log have taken.

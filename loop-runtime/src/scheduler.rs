@@ -16,9 +16,10 @@ use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Accounts;
+use crate::cluster::{Drivers, Membership};
 use crate::driver::{Driver, DriverEnd};
 use crate::error::RuntimeError;
-use crate::journal::blocking;
 use crate::postmortem::Postmortems;
 use crate::services::Services;
 
@@ -79,6 +80,10 @@ impl Drop for Held<'_> {
 pub(crate) struct Scheduler {
     services: Arc<Services>,
     postmortems: Arc<Postmortems>,
+    /// The accounts, for the drivers to ask before each agent call and for the waits shown.
+    accounts: Arc<Accounts>,
+    /// In a cluster: which runs this node may take, and its claims.
+    membership: Option<Arc<Membership>>,
     limits: Limits,
     /// Runs submitted through this runtime (for [`Claim::Submitted`]).
     submitted: Mutex<HashSet<RunId>>,
@@ -89,9 +94,6 @@ pub(crate) struct Scheduler {
     /// Runs whose driver ended and whose projection files are written.
     settled: broadcast::Sender<RunId>,
     wake: Notify,
-    /// In a cluster: set while this node cannot renew its lease. It then claims nothing, even
-    /// the runs the log still says are its own: another node may be taking them over.
-    lease_lost: std::sync::atomic::AtomicBool,
 }
 
 /// How often a failure that the log refused is offered to it again.
@@ -101,16 +103,19 @@ impl Scheduler {
     pub(crate) fn new(
         services: Arc<Services>,
         postmortems: Arc<Postmortems>,
+        accounts: Arc<Accounts>,
+        membership: Option<Arc<Membership>>,
         limits: Limits,
     ) -> Scheduler {
         Scheduler {
             services,
             postmortems,
+            accounts,
+            membership,
             limits,
             submitted: Mutex::default(),
             running: Mutex::default(),
             held: Mutex::default(),
-            lease_lost: std::sync::atomic::AtomicBool::new(false),
             settled: broadcast::channel(256).0,
             wake: Notify::new(),
         }
@@ -251,18 +256,20 @@ impl Scheduler {
     /// in a cluster, how many runs other live nodes drive in each workspace (the per-workspace
     /// limit is the cluster's).
     async fn candidates(&self) -> Result<(Vec<RunView>, HashMap<String, usize>), RuntimeError> {
-        let store = Arc::clone(self.services.journal.store());
-        let (running, pending) = blocking(move || {
-            let of = |status| RunQuery {
-                status: Some(status),
-                ..RunQuery::default()
-            };
-            Ok((
-                store.list_runs(&of(RunStatus::Running))?,
-                store.list_runs(&of(RunStatus::Pending))?,
-            ))
-        })
-        .await?;
+        let (running, pending) = self
+            .services
+            .journal
+            .read(move |store| {
+                let of = |status| RunQuery {
+                    status: Some(status),
+                    ..RunQuery::default()
+                };
+                Ok((
+                    store.list_runs(&of(RunStatus::Running))?,
+                    store.list_runs(&of(RunStatus::Pending))?,
+                ))
+            })
+            .await?;
         // Newest first from the store: FIFO takes them from the back.
         let mut candidates: Vec<RunView> = running.into_iter().rev().collect();
         match self.limits.queue_policy {
@@ -273,35 +280,11 @@ impl Scheduler {
             let submitted = self.submitted.lock().unwrap_or_else(|e| e.into_inner());
             candidates.retain(|view| submitted.contains(&view.id));
         }
-        let mut elsewhere: HashMap<String, usize> = HashMap::new();
-        if self.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
-            candidates.clear();
-        }
-        if let Some(node) = self.services.journal.node() {
-            // In a cluster: not the runs other live nodes drive, nor those whose workspace
-            // this machine cannot see.
-            let store = Arc::clone(self.services.journal.store());
-            let nodes = blocking(move || store.nodes()).await?;
-            candidates.retain(|view| {
-                if !crate::cluster::may_take(view, node, &nodes) {
-                    *elsewhere.entry(view.workspace_root.clone()).or_default() += 1;
-                    return false;
-                }
-                crate::cluster::sees_workspace(view)
-            });
-        }
+        let elsewhere = match &self.membership {
+            Some(membership) => membership.keep_takeable(&mut candidates).await?,
+            None => HashMap::new(),
+        };
         Ok((candidates, elsewhere))
-    }
-
-    /// Says whether this node's lease is lost (its heartbeat cannot be recorded for a lease).
-    pub(crate) fn set_lease_lost(&self, lost: bool) {
-        let was = self
-            .lease_lost
-            .swap(lost, std::sync::atomic::Ordering::SeqCst);
-        if was && !lost {
-            tracing::info!("this node's heartbeat is recorded again: it claims runs again");
-            self.wake();
-        }
     }
 
     async fn drive(
@@ -310,13 +293,20 @@ impl Scheduler {
         seen_claim: Option<String>,
         cancel: CancellationToken,
     ) {
-        let result = match self
-            .services
-            .journal
-            .claim(run_id, seen_claim.as_deref())
-            .await
-        {
-            Ok(()) => Driver::start(Arc::clone(&self.services), run_id, cancel).await,
+        let claimed = match &self.membership {
+            Some(membership) => membership.claim(run_id, seen_claim.as_deref()).await,
+            None => Ok(()),
+        };
+        let result = match claimed {
+            Ok(()) => {
+                Driver::start(
+                    Arc::clone(&self.services),
+                    Arc::clone(&self.accounts),
+                    run_id,
+                    cancel,
+                )
+                .await
+            }
             Err(error) => Err(error),
         };
         let settled = match result {
@@ -405,7 +395,7 @@ impl Scheduler {
         }
         // A running run held by its account's limit, when it has not met the limit itself.
         if view.status == RunStatus::Running && view.waiting.is_none() {
-            let held = self.services.journal.accounts().hold(view.id, now);
+            let held = self.accounts.hold(view.id, now);
             view.waiting = match held {
                 Some((account, reason, Gate::WaitUntil(until))) => Some(
                     Waiting::new(
@@ -417,24 +407,23 @@ impl Scheduler {
                     )
                     .until(until),
                 ),
-                None if view.current_step.is_none() => self
-                    .services
-                    .journal
-                    .accounts()
-                    .in_reserve(view.id, now)
-                    .map(|(account, reserve)| {
-                        Waiting::new(
-                            "account_reserve",
-                            format!(
-                                "account {account}: its {} window is {:.0}% used, into the \
+                None if view.current_step.is_none() => {
+                    self.accounts
+                        .in_reserve(view.id, now)
+                        .map(|(account, reserve)| {
+                            Waiting::new(
+                                "account_reserve",
+                                format!(
+                                    "account {account}: its {} window is {:.0}% used, into the \
                                      share this run keeps free (account_reserve_pct); no new \
                                      iteration until it resets",
-                                reserve.window,
-                                reserve.utilization * 100.0
-                            ),
-                        )
-                        .until(reserve.until_ms)
-                    }),
+                                    reserve.window,
+                                    reserve.utilization * 100.0
+                                ),
+                            )
+                            .until(reserve.until_ms)
+                        })
+                }
                 Some((account, _, Gate::WaitForProbe(probe))) => Some(Waiting::new(
                     "account_probe",
                     format!(
@@ -447,7 +436,7 @@ impl Scheduler {
         }
         // A running run waiting for its turn of the account's calls (fair share).
         if view.status == RunStatus::Running && view.waiting.is_none() {
-            let turn = self.services.journal.accounts().turn_of(view.id);
+            let turn = self.accounts.turn_of(view.id);
             if let Some((
                 account,
                 Turn::Wait {
@@ -505,5 +494,31 @@ impl Scheduler {
         } else {
             Waiting::new("queued", "queued: the scheduler starts it next")
         })
+    }
+}
+
+impl Drivers for Scheduler {
+    fn capacity(&self) -> usize {
+        Scheduler::capacity(self)
+    }
+
+    fn running_count(&self) -> usize {
+        Scheduler::running_count(self)
+    }
+
+    fn is_running(&self, run_id: RunId) -> bool {
+        Scheduler::is_running(self, run_id)
+    }
+
+    fn wake(&self) {
+        Scheduler::wake(self);
+    }
+
+    async fn stop(&self, run_id: RunId) {
+        drop(Scheduler::stop(self, run_id).await);
+    }
+
+    async fn stop_all(&self) {
+        Scheduler::stop_all(self).await;
     }
 }

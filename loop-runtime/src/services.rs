@@ -123,9 +123,11 @@ impl Services {
         name: &str,
         other_than: Option<RunId>,
     ) -> Result<bool, RuntimeError> {
-        let store = Arc::clone(self.journal.store());
         let reference = name.to_owned();
-        let found = crate::journal::blocking(move || store.find_runs(&reference, 64)).await?;
+        let found = self
+            .journal
+            .read(move |store| store.find_runs(&reference, 64))
+            .await?;
         Ok(found
             .iter()
             .any(|view| view.name == name && Some(view.id) != other_than))

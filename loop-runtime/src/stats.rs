@@ -1,14 +1,12 @@
 //! Figures across runs (`GET /stats`, `loopctl stats`): the runs in scope chosen from the run
 //! table, their events read from the log and folded by [`loop_core::stats::StatsFold`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use loop_core::stats::{Scope, Stats, StatsFold};
 use loop_store::RunQuery;
 
 use crate::error::RuntimeError;
-use crate::journal::blocking;
 use crate::services::Services;
 
 /// The figures of the runs created in the last `since` (all runs when `None`), of one
@@ -24,22 +22,23 @@ pub(crate) async fn figures(
             .map(|age| now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))),
         workspace_root,
     };
-    let store = Arc::clone(services.journal.store());
-    blocking(move || {
-        let runs = store.list_runs(&RunQuery {
-            workspace_root: scope.workspace_root.clone(),
-            ..RunQuery::default()
-        })?;
-        let mut fold = StatsFold::new(scope.clone());
-        for run in runs
-            .iter()
-            .filter(|run| scope.since_ms.is_none_or(|since| run.created_ms >= since))
-        {
-            for record in store.read_run(run.id)? {
-                fold.apply(&record);
+    services
+        .journal
+        .read(move |store| {
+            let runs = store.list_runs(&RunQuery {
+                workspace_root: scope.workspace_root.clone(),
+                ..RunQuery::default()
+            })?;
+            let mut fold = StatsFold::new(scope.clone());
+            for run in runs
+                .iter()
+                .filter(|run| scope.since_ms.is_none_or(|since| run.created_ms >= since))
+            {
+                for record in store.read_run(run.id)? {
+                    fold.apply(&record);
+                }
             }
-        }
-        Ok(fold.finish(now_ms))
-    })
-    .await
+            Ok(fold.finish(now_ms))
+        })
+        .await
 }

@@ -13,24 +13,92 @@
 //! Pages are small, so a thousand streams catching up at once hold little. An event that does
 //! not decode (written by a newer build, or damaged) is reported once, as an error naming its
 //! seq, and the stream goes on after it.
+//!
+//! [`Streams`] is the subsystem that feeds them: an observer of the journal that broadcasts
+//! what it is handed, and the one place streams are opened.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use loop_core::{EventRecord, RunId, Seq, Version};
-use loop_store::{EventStore, StoreError};
+use loop_store::StoreError;
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::error::RuntimeError;
-use crate::journal::blocking;
+use crate::journal::{Journal, Observer, Origin};
 
 /// Events read from the log per catch-up query: small, since every open stream may hold one.
 const PAGE: usize = 32;
 
+/// Catch-up reads of event streams at once: as many as the store has reading connections.
+const STREAM_READS: usize = 8;
+
+/// The runtime's event streams: what they follow live, and how many catch up at once.
+pub(crate) struct Streams {
+    /// Every record this runtime appends, as it is appended.
+    appended: broadcast::Sender<EventRecord>,
+    /// In a cluster: every record of the log as this runtime learns of it, its own appends and
+    /// other nodes' (fed by [`crate::cluster`]'s follower through the journal). Notifications
+    /// keep to `appended`, so only the node that recorded an event notifies of it.
+    log: Option<broadcast::Sender<EventRecord>>,
+    /// Catch-up reads of streams running at once.
+    reads: Arc<Semaphore>,
+}
+
+impl Streams {
+    /// `cluster`: whether other nodes append to the log too (their records then reach the
+    /// streams through [`Origin::Elsewhere`]).
+    pub(crate) fn new(cluster: bool) -> Streams {
+        Streams {
+            appended: broadcast::channel(4096).0,
+            log: cluster.then(|| broadcast::channel(4096).0),
+            reads: Arc::new(Semaphore::new(STREAM_READS)),
+        }
+    }
+
+    /// Records as this runtime appends them (possibly out of `seq` order across runs).
+    pub(crate) fn appended(&self) -> broadcast::Receiver<EventRecord> {
+        self.appended.subscribe()
+    }
+
+    /// Every event after `after`, of one run or of all, read through `journal`, then live.
+    pub(crate) fn open(&self, journal: &Journal, run: Option<RunId>, after: Seq) -> EventStream {
+        EventStream::new(
+            journal.clone(),
+            Arc::clone(&self.reads),
+            self.follow_log(),
+            run,
+            after,
+        )
+    }
+
+    /// What event streams follow live: every record of the log this runtime learns of (in a
+    /// cluster, other nodes' too), else its own appends. Duplicates and gaps are the stream's
+    /// to handle.
+    fn follow_log(&self) -> broadcast::Receiver<EventRecord> {
+        match &self.log {
+            Some(log) => log.subscribe(),
+            None => self.appended.subscribe(),
+        }
+    }
+}
+
+impl Observer for Streams {
+    fn observe(&self, record: &EventRecord, origin: Origin) {
+        // Nobody listening is fine.
+        if origin == Origin::Here {
+            let _ = self.appended.send(record.clone());
+        }
+        if let Some(log) = &self.log {
+            let _ = log.send(record.clone());
+        }
+    }
+}
+
 /// Every event after a position, of one run or of all, with no gap and no duplicate.
 pub struct EventStream {
-    store: Arc<dyn EventStore>,
+    journal: Journal,
     /// Shared by every stream of the runtime: how many catch-up reads run at once. A burst of
     /// streams waits here instead of each taking a thread of the blocking pool.
     reads: Arc<Semaphore>,
@@ -54,15 +122,15 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(
-        store: Arc<dyn EventStore>,
+    fn new(
+        journal: Journal,
         reads: Arc<Semaphore>,
         live: broadcast::Receiver<EventRecord>,
         run: Option<RunId>,
         after: Seq,
     ) -> EventStream {
         EventStream {
-            store,
+            journal,
             reads,
             run,
             live,
@@ -137,14 +205,14 @@ impl EventStream {
             .acquire()
             .await
             .map_err(|_| RuntimeError::Shutdown)?;
-        let store = Arc::clone(&self.store);
         let after = self.last;
         let run = self.run;
-        blocking(move || match run {
-            Some(run) => store.read_run_after(run, after, limit),
-            None => store.read_all(after, limit),
-        })
-        .await
+        self.journal
+            .read(move |store| match run {
+                Some(run) => store.read_run_after(run, after, limit),
+                None => store.read_all(after, limit),
+            })
+            .await
     }
 }
 

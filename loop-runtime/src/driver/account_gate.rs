@@ -34,7 +34,7 @@ impl Driver {
         {
             return Ok(AccountGate::Go);
         }
-        let accounts = Arc::clone(self.services.journal.accounts());
+        let accounts = Arc::clone(&self.accounts);
         let clock = Arc::clone(&self.services.clock);
         if !accounts
             .clear_to_call(self.run.run_id, clock.as_ref(), &self.cancel)

@@ -471,9 +471,7 @@ impl Driver {
             // does not wait for limits (`usage_limit_wait=false`) fails at one instead.
             if self.run.config.usage_limit_wait
                 && !self
-                    .services
-                    .journal
-                    .accounts()
+                    .accounts
                     .clear_to_call(self.run.run_id, self.services.clock.as_ref(), &self.cancel)
                     .await
             {

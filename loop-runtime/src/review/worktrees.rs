@@ -2,7 +2,6 @@
 //! removed one by one.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use loop_core::projection::RunView;
@@ -125,8 +124,10 @@ async fn runs_with_worktrees(
         workspace_root: workspace.map(|w| w.to_string_lossy().into_owned()),
         ..RunQuery::default()
     };
-    let store = Arc::clone(services.journal.store());
-    let runs = crate::journal::blocking(move || store.list_runs(&query)).await?;
+    let runs = services
+        .journal
+        .read(move |store| store.list_runs(&query))
+        .await?;
     Ok(runs
         .into_iter()
         .filter(|view| live_worktree(view).is_some())

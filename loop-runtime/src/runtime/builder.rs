@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 use loop_store::EventStore;
 
 use super::Runtime;
+use crate::accounts::Accounts;
 use crate::agent::{Agent, ClaudeAgent, CodexAgent, CommandAgent, DemoAgent};
 use crate::clock::{Clock, SystemClock};
-use crate::cluster::Node;
+use crate::cluster::{Membership, Node};
 use crate::error::RuntimeError;
-use crate::journal::Journal;
+use crate::journal::{Journal, Observer};
 use crate::notify::Notifier;
 use crate::postmortem::Postmortems;
 use crate::scheduler::{Claim, Limits, QueuePolicy, Scheduler};
 use crate::services::Services;
+use crate::stream::Streams;
 use crate::worktree::{GitWorktrees, InPlace, WorktreeProvider, Worktrunk};
 
 /// Builds a [`Runtime`].
@@ -136,8 +138,24 @@ impl RuntimeBuilder {
         };
         let store = self.store.ok_or_else(|| missing("a store"))?;
         let data_dir = self.data_dir.ok_or_else(|| missing("a data dir"))?;
-        let node = self.node.map(Arc::new);
-        let journal = Journal::new(store, Arc::clone(&self.clock)).with_node(node.clone());
+        // The subsystems that follow the log observe the journal: the accounts first (a run
+        // that checks right after another's append sees it), then the event streams.
+        let accounts = Arc::new(Accounts::default());
+        let streams = Arc::new(Streams::new(self.node.is_some()));
+        let observers: Vec<Arc<dyn Observer>> = vec![
+            Arc::clone(&accounts) as Arc<dyn Observer>,
+            Arc::clone(&streams) as Arc<dyn Observer>,
+        ];
+        let node_id = self.node.as_ref().map(|node| node.id.as_str());
+        let journal = Journal::new(
+            Arc::clone(&store),
+            Arc::clone(&self.clock),
+            observers,
+            node_id,
+        );
+        let membership = self
+            .node
+            .map(|node| Arc::new(Membership::new(node, journal.clone(), Arc::clone(&store))));
         let services = Arc::new(Services::new(
             journal,
             self.clock,
@@ -145,24 +163,10 @@ impl RuntimeBuilder {
             self.agents,
             self.providers,
         ));
-        {
-            // The accounts' fold of the log, from its start (see `accounts.rs`).
-            let journal = &services.journal;
-            let store = Arc::clone(journal.store());
-            let caught_up_at = store.last_seq()?;
-            let stream = crate::stream::EventStream::new(
-                store,
-                Arc::clone(journal.stream_reads()),
-                journal.follow_log(),
-                None,
-                loop_core::Seq(0),
-            );
-            tokio::spawn(Arc::clone(journal.accounts()).follow(
-                stream,
-                caught_up_at,
-                services.shutdown.clone(),
-            ));
-        }
+        // The accounts' fold of the log, from its start (see `accounts.rs`).
+        let caught_up_at = store.last_seq()?;
+        let stream = streams.open(&services.journal, None, loop_core::Seq(0));
+        tokio::spawn(Arc::clone(&accounts).follow(stream, caught_up_at, services.shutdown.clone()));
         let postmortems = Arc::new(Postmortems::new(Arc::clone(&services)));
         if self.limits.claim == Claim::All {
             let started_ms = services.clock.now_ms();
@@ -171,25 +175,30 @@ impl RuntimeBuilder {
         let notifier = Arc::new(if self.limits.claim == Claim::Nothing {
             Notifier::idle()
         } else {
-            Notifier::start(Arc::clone(&services))
+            Notifier::start(Arc::clone(&services), streams.appended())
         });
         let scheduler = Arc::new(Scheduler::new(
             Arc::clone(&services),
             Arc::clone(&postmortems),
+            Arc::clone(&accounts),
+            membership.clone(),
             self.limits,
         ));
         let task = tokio::spawn(Arc::clone(&scheduler).run());
-        if let Some(node) = node {
+        if let Some(membership) = &membership {
             tokio::spawn(crate::cluster::serve(
-                Arc::clone(&services),
+                Arc::clone(membership),
                 Arc::clone(&scheduler),
-                node,
+                services.shutdown.clone(),
             ));
         }
         Ok(Runtime {
             services,
             scheduler,
             postmortems,
+            accounts,
+            streams,
+            membership,
             notifier,
             scheduler_task: Arc::new(Mutex::new(Some(task))),
         })
