@@ -5,6 +5,11 @@ mod refs;
 
 use std::path::Path;
 
+/// The protocols a run's repository may be reached by, as `GIT_ALLOW_PROTOCOL` lists them for
+/// every git the runtime runs (`repos/inputs.rs` refuses other URLs before git sees them). Here, with
+/// the git that runs, so the repository code depends on git and not the other way round.
+pub(crate) const ALLOWED_PROTOCOLS: &str = "https:ssh:git:file";
+
 /// A git command that failed, with what it said.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`git {command}` in {dir} failed: {stderr}")]
@@ -28,7 +33,7 @@ pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .env("GIT_TERMINAL_PROMPT", "0")
         // Only the protocols a run's repository may use: not `ext::` (a command), not
         // `fd::` (a descriptor of the daemon's), whatever a URL or a submodule says.
-        .env("GIT_ALLOW_PROTOCOL", crate::repos::ALLOWED_PROTOCOLS)
+        .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
         .output()
         .await
         .map_err(|e| error(e.to_string()))?;

@@ -14,7 +14,7 @@
 
 mod inputs;
 
-pub(crate) use inputs::{ALLOWED_PROTOCOLS, check_branch, check_branches, check_url};
+pub(crate) use inputs::{check_branch, check_branches, check_url};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -16,9 +16,6 @@ use std::path::Path;
 
 use crate::error::RuntimeError;
 
-/// The protocols a run's repository may be reached by, as `GIT_ALLOW_PROTOCOL` lists them.
-pub const ALLOWED_PROTOCOLS: &str = "https:ssh:git:file";
-
 /// The configuration keys that name branches.
 pub const BRANCH_KEYS: &[&str] = &["base_branch", "run_branch_prefix", "merge_target_branch"];
 
