@@ -8,7 +8,7 @@
 
 use loop_core::config::{self, ConfigError, Layer};
 #[cfg(feature = "clap")]
-use loop_core::config::{MergeStrategy, NamingMode};
+use loop_core::config::{Goal, MergeStrategy, NamingMode, RunMode};
 use serde::{Deserialize, Serialize};
 
 /// The run flags.
@@ -94,6 +94,46 @@ pub struct RunFlags {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(skip_serializing_if = "is_false")]
     pub no_worktree: bool,
+    /// What the run is for: plan (its tasks) or experiment (a measured number) (mode).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(RunMode::NAMES)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The experiment's measurement: its last stdout line is a number or a JSON object of
+    /// numbers (measure_cmd).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CMD"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measure_cmd: Option<String>,
+    /// Which number of the measurement's JSON object decides (metric).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "NAME"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// minimize or maximize the metric (goal).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(Goal::NAMES)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    /// Samples of the candidate and of the best each, taken alternately (measure_repeats).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measure_repeats: Option<u32>,
+    /// The smallest relative change worth keeping, as a share: 0.01 is 1% (min_effect).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SHARE"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_effect: Option<f64>,
+    /// How sure a kept change must be, one-sided: 0.95 (confidence).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SHARE"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Stop once the best metric reaches this (target).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "VALUE", allow_negative_numbers = true)
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// Stop after this many iterations in a row without a kept change; 0 = never (patience).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -129,6 +169,15 @@ impl RunFlags {
                 "worktree_provider",
                 self.no_worktree.then(|| "none".to_owned()),
             ),
+            ("mode", text(&self.mode)),
+            ("measure_cmd", text(&self.measure_cmd)),
+            ("metric", text(&self.metric)),
+            ("goal", text(&self.goal)),
+            ("measure_repeats", number(self.measure_repeats)),
+            ("min_effect", self.min_effect.map(|share| share.to_string())),
+            ("confidence", self.confidence.map(|share| share.to_string())),
+            ("target", self.target.map(|value| value.to_string())),
+            ("patience", number(self.patience)),
         ];
         let mut layer = Layer::new();
         for (key, value) in given {
@@ -181,5 +230,32 @@ mod tests {
                 .expect("empty")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn experiment_flags_become_the_experiment_keys() {
+        let flags = RunFlags {
+            mode: Some("experiment".to_owned()),
+            measure_cmd: Some("python3 bench.py".to_owned()),
+            goal: Some("maximize".to_owned()),
+            measure_repeats: Some(7),
+            min_effect: Some(0.02),
+            confidence: Some(0.9),
+            target: Some(-2.5),
+            patience: Some(4),
+            ..RunFlags::default()
+        };
+        let config = config::Config::resolve([&flags.layer("flags").expect("valid")]).typed();
+        let experiment = config.experiment.expect("an experiment");
+        assert_eq!(experiment.measure_cmd, "python3 bench.py");
+        assert_eq!(experiment.repeats, 7);
+        assert_eq!((experiment.min_effect, experiment.confidence), (0.02, 0.9));
+        assert_eq!(experiment.target, Some(-2.5));
+        assert_eq!(experiment.patience, Some(4));
+        let bad = RunFlags {
+            min_effect: Some(1.5),
+            ..RunFlags::default()
+        };
+        assert_eq!(bad.layer("request").expect_err("150%").key, "min_effect");
     }
 }

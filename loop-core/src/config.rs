@@ -7,6 +7,7 @@
 //! `<workspace>/.loop/config` > defaults) and the result is frozen into `RUN_CREATED`.
 
 pub mod choice;
+pub mod experiment;
 pub mod run;
 
 use std::collections::BTreeMap;
@@ -14,9 +15,10 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 pub use choice::{
-    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
-    WorktreeChoice,
+    ArtifactMode, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
+    RunMode, WorktreeChoice,
 };
+pub use experiment::ExperimentConfig;
 pub use run::RunConfig;
 
 /// What a key's value must look like.
@@ -28,6 +30,10 @@ pub enum Kind {
     Count,
     /// A number ≥ 0 (dollars).
     Amount,
+    /// A share below 1, written `0.01` or `1%`; kept as the decimal.
+    Fraction,
+    /// Any finite number, or empty for none.
+    Number,
     OneOf(&'static [&'static str]),
 }
 
@@ -50,7 +56,7 @@ const fn key(name: &'static str, default: &'static str, kind: Kind, doc: &'stati
     }
 }
 
-use Kind::{Amount, Bool, Count, OneOf, Text};
+use Kind::{Amount, Bool, Count, Fraction, Number, OneOf, Text};
 
 /// Every key, in the order `loopctl init` writes them.
 pub const KEYS: &[Key] = &[
@@ -217,6 +223,72 @@ pub const KEYS: &[Key] = &[
         "2",
         Count,
         "prompt rewrites before a watchdog signal fails the run",
+    ),
+    key(
+        "mode",
+        "plan",
+        OneOf(RunMode::NAMES),
+        "plan: work through the plan's tasks; experiment: improve a measured number, keeping only changes measured to be better",
+    ),
+    key(
+        "measure_cmd",
+        "",
+        Text,
+        "for mode=experiment: run by sh -c in a checkout of each commit measured; its last stdout line is a number or a JSON object of numbers",
+    ),
+    key(
+        "metric",
+        "",
+        Text,
+        "the number of measure_cmd's JSON object that decides; empty = its only number",
+    ),
+    key(
+        "goal",
+        "minimize",
+        OneOf(Goal::NAMES),
+        "minimize or maximize the metric",
+    ),
+    key(
+        "measure_repeats",
+        "5",
+        Count,
+        "samples of the candidate and of the best each, taken alternately; at least 2",
+    ),
+    key(
+        "min_effect",
+        "0.01",
+        Fraction,
+        "the smallest relative change worth keeping (0.01 or 1%)",
+    ),
+    key(
+        "confidence",
+        "0.95",
+        Fraction,
+        "how sure a kept change must be to beat the best by min_effect (0.5 to 0.999)",
+    ),
+    key(
+        "target",
+        "",
+        Number,
+        "stop once the best metric reaches this; empty = no target",
+    ),
+    key(
+        "patience",
+        "10",
+        Count,
+        "stop after this many iterations in a row without a kept change; 0 = none",
+    ),
+    key(
+        "baseline_every",
+        "5",
+        Count,
+        "measure the starting commit again every this many iterations, to show drift; 0 = never",
+    ),
+    key(
+        "measure_timeout_sec",
+        "0",
+        Count,
+        "timeout per measure_cmd run; 0 = none",
     ),
     key(
         "max_cost_usd",
@@ -530,6 +602,14 @@ fn check(name: &str, value: &str) -> Result<String, String> {
             Ok(n) if n.is_finite() && n >= 0.0 => Ok(value.to_owned()),
             _ => Err(format!("{value:?} is not an amount ≥ 0")),
         },
+        Fraction => fraction(value)
+            .map(|n| n.to_string())
+            .ok_or_else(|| format!("{value:?} is not a share below 1 (like 0.01 or 1%)")),
+        Number => match value.parse::<f64>() {
+            _ if value.is_empty() => Ok(String::new()),
+            Ok(n) if n.is_finite() => Ok(value.to_owned()),
+            _ => Err(format!("{value:?} is not a number")),
+        },
         OneOf(choices) => {
             if choices.contains(&value) {
                 Ok(value.to_owned())
@@ -538,6 +618,15 @@ fn check(name: &str, value: &str) -> Result<String, String> {
             }
         }
     }
+}
+
+/// A share below 1: `0.01`, or `1%`.
+pub(crate) fn fraction(value: &str) -> Option<f64> {
+    let share = match value.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().ok()? / 100.0,
+        None => value.parse::<f64>().ok()?,
+    };
+    (share.is_finite() && (0.0..1.0).contains(&share)).then_some(share)
 }
 
 pub(crate) fn parse_bool(value: &str) -> Option<bool> {
@@ -636,6 +725,10 @@ mod tests {
                 "not one of none, merge, squash",
             ),
             ("max_cost_usd=NaN", 1, "max_cost_usd", "amount"),
+            ("min_effect=1.5", 1, "min_effect", "share below 1"),
+            ("min_effect=-1%", 1, "min_effect", "share below 1"),
+            ("target=fast", 1, "target", "not a number"),
+            ("goal=faster", 1, "goal", "not one of minimize, maximize"),
             ("just words", 1, "just words", "expected key=value"),
         ] {
             let error = parse("repo/.loop/config", text).expect_err(text);
@@ -647,6 +740,17 @@ mod tests {
             );
             assert!(error.problem.contains(problem), "{error}");
         }
+    }
+
+    #[test]
+    fn shares_read_as_decimals_or_percentages() {
+        let layer = parse("f", "min_effect=1%\nconfidence=0.9\ntarget=\n").expect("valid");
+        assert_eq!(layer["min_effect"], "0.01");
+        assert_eq!(layer["confidence"], "0.9");
+        assert_eq!(layer["target"], "");
+        assert_eq!(fraction("2.5 %"), Some(0.025));
+        assert_eq!(fraction("1"), None);
+        assert_eq!(fraction("NaN"), None);
     }
 
     #[test]

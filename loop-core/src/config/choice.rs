@@ -120,3 +120,24 @@ choice! {
         Plan => "plan",
     }
 }
+
+choice! {
+    /// What a run is for (`mode`).
+    RunMode {
+        /// Work through the plan's tasks until it is done.
+        Plan => "plan",
+        /// Improve a measured number: each iteration's change is measured against the best so
+        /// far and kept only when it is better beyond the noise (`specs/experiment.md`).
+        Experiment => "experiment",
+    }
+}
+
+choice! {
+    /// Which way an experiment's metric should move (`goal`).
+    Goal {
+        /// Lower is better: a time, a size, a loss.
+        Minimize => "minimize",
+        /// Higher is better: a throughput, a score.
+        Maximize => "maximize",
+    }
+}

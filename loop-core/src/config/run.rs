@@ -11,14 +11,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::choice::{
-    ArtifactMode, CompletionMode, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
-    WorktreeChoice,
+    ArtifactMode, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
+    RunMode, WorktreeChoice,
 };
+use crate::config::experiment::ExperimentConfig;
 use crate::config::{Config, default_of};
 
 /// A run's configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
+    /// What the run is for: a plan's tasks, or a measured number.
+    pub mode: RunMode,
+    /// How the experiment measures and decides; `Some` exactly when `mode=experiment`.
+    pub experiment: Option<ExperimentConfig>,
     pub specs_dir: String,
     pub plans_dir: String,
     /// Where run directories go, under the workspace.
@@ -109,7 +114,26 @@ impl RunConfig {
     /// The typed configuration of resolved values.
     pub fn of(config: &Config) -> RunConfig {
         let read = Read(config);
+        let mode = read.choice("mode", RunMode::parse);
         RunConfig {
+            mode,
+            experiment: (mode == RunMode::Experiment).then(|| ExperimentConfig {
+                measure_cmd: read.text("measure_cmd"),
+                metric: read.optional("metric"),
+                goal: read.choice("goal", Goal::parse),
+                repeats: read
+                    .number::<u32>("measure_repeats")
+                    .max(crate::config::experiment::MIN_REPEATS),
+                min_effect: read.choice("min_effect", crate::config::fraction),
+                confidence: read.choice("confidence", crate::config::fraction),
+                target: read
+                    .optional("target")
+                    .and_then(|target| target.parse().ok())
+                    .filter(|target: &f64| target.is_finite()),
+                patience: read.limit("patience"),
+                baseline_every: read.limit("baseline_every"),
+                measure_timeout: read.seconds("measure_timeout_sec"),
+            }),
             specs_dir: read.text("specs_dir"),
             plans_dir: read.text("plans_dir"),
             log_dir: read.text("log_dir"),
@@ -198,6 +222,11 @@ impl RunConfig {
         } else {
             self.account.iter().cloned().collect()
         }
+    }
+
+    /// Whether the run is an experiment.
+    pub fn is_experiment(&self) -> bool {
+        self.experiment.is_some()
     }
 
     /// Whether iterations are verified by commands of the project's own.
@@ -327,6 +356,34 @@ mod tests {
         assert_eq!(config.merge_strategy, MergeStrategy::Squash);
         assert_eq!(config.merge_on_completion(), None);
         assert!(config.verify_cmds.is_empty());
+        assert_eq!(config.mode, RunMode::Plan);
+        assert_eq!(config.experiment, None);
+    }
+
+    #[test]
+    fn an_experiment_reads_its_keys_as_types() {
+        let layer = parse(
+            "f",
+            "mode=experiment\nmeasure_cmd=python3 bench.py\nmin_effect=2%\ngoal=maximize\n\
+             target=-1.5\npatience=0\n",
+        )
+        .expect("valid");
+        let config = RunConfig::of(&Config::resolve([&layer]));
+        assert_eq!(
+            config.experiment,
+            Some(ExperimentConfig {
+                measure_cmd: "python3 bench.py".to_owned(),
+                metric: None,
+                goal: Goal::Maximize,
+                repeats: 5,
+                min_effect: 0.02,
+                confidence: 0.95,
+                target: Some(-1.5),
+                patience: None,
+                baseline_every: Some(5),
+                measure_timeout: None,
+            })
+        );
     }
 
     #[test]
