@@ -11,6 +11,7 @@
 //! (`String::from_utf8_lossy`), so that every input the fuzzer makes exercises the parser.
 
 mod config;
+mod measure;
 mod plan;
 mod resume;
 mod spec;
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use loop_core::event::{Event, EventRecord, EventType};
 
 pub use config::config_parse;
+pub use measure::measure_output;
 pub use plan::plan_parse;
 pub use resume::{Resumed, resume_id};
 pub use spec::spec_header;
@@ -39,6 +41,7 @@ pub const TARGETS: &[&str] = &[
     "codex_stream",
     "resume_id",
     "http_body",
+    "measure_output",
 ];
 
 /// What [`event_decode`] made of its input.

@@ -147,6 +147,9 @@ fn check_of(target: &str) -> fn(&[u8]) {
         "http_body" => |data| {
             let _ = loop_fuzz::http_body(data);
         },
+        "measure_output" => |data| {
+            let _ = loop_fuzz::measure_output(data);
+        },
         other => panic!("no check for the target {other:?}: add it here"),
     }
 }
@@ -278,6 +281,21 @@ fn check_stream_corpus(target: &str, corpus: &[(PathBuf, loop_fuzz::Streamed)]) 
             corpus.iter().any(|(_, s)| counts(&s.lines)[index] > 0),
             "no {target} seed has {what}"
         );
+    }
+}
+
+#[test]
+fn measure_output_seed_names_say_whether_they_read() {
+    // `bad-*` seeds give no number; the others give one.
+    for (file, read) in replay(
+        &root().join("corpus/measure_output"),
+        loop_fuzz::measure_output,
+    ) {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert_eq!(read.is_none(), name.starts_with("bad-"), "{name}: {read:?}");
     }
 }
 

@@ -4,10 +4,11 @@ use crate::error::DomainError;
 use crate::event::FailureCause;
 use crate::event::{
     AgentRetry, AgentWaiting, ArtifactWritten, CompletionDetected, CompletionRejected, Event,
-    ExitReason, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled,
-    RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried,
-    RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
-    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    ExitReason, ExperimentBaseline, ExperimentDecided, ExperimentMeasured, MergeFinished,
+    PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled, RunClaimed, RunCompleted,
+    RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished,
+    StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
 use crate::step::{self, Observation};
@@ -65,6 +66,12 @@ pub enum Command {
     StartPostmortem(PostmortemStart),
     EndPostmortem(PostmortemEnd),
     Review(ReviewAction),
+    /// An experiment's starting commit was measured (in its open baseline step).
+    RecordBaseline(ExperimentBaseline),
+    /// An experiment's candidate and best were measured (in its open measurement step).
+    RecordMeasurement(ExperimentMeasured),
+    /// An experiment's candidate is kept or discarded.
+    DecideExperiment(ExperimentDecided),
 }
 
 /// The events that carry out `command` on a run in `state`, or why it may not happen.
@@ -136,6 +143,9 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
         Command::StartPostmortem(start) => single(state, start),
         Command::EndPostmortem(end) => single(state, end),
         Command::Review(action) => single(state, action),
+        Command::RecordBaseline(measured) => single(state, measured),
+        Command::RecordMeasurement(measured) => single(state, measured),
+        Command::DecideExperiment(decided) => single(state, decided),
     };
 
     // The same rules that replay enforces: decide proposes, apply disposes.

@@ -5,6 +5,7 @@
 //! The JSON form of a record is the contract's envelope:
 //! `{"seq","run_id","version","type","ts_ms","schema","payload"}` with SCREAMING_SNAKE types.
 
+pub mod experiment;
 pub mod payload;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::ids::{RunId, Seq, Version};
+pub use experiment::*;
 pub use payload::*;
 
 /// The payload schema this build writes. Older schemas still decode (see [`payload`]).
@@ -152,6 +154,9 @@ events! {
     PostmortemStart => "POSTMORTEM_START",
     PostmortemEnd => "POSTMORTEM_END",
     ReviewAction => "REVIEW_ACTION",
+    ExperimentBaseline => "EXPERIMENT_BASELINE",
+    ExperimentMeasured => "EXPERIMENT_MEASURED",
+    ExperimentDecided => "EXPERIMENT_DECIDED",
 }
 
 impl fmt::Display for EventType {

@@ -36,6 +36,8 @@ pub fn step_log_name(iteration: u32, phase: Phase, attempt: u32) -> String {
         Phase::Verification => "verify",
         Phase::Watchdog => "watchdog",
         Phase::Merge => "merge",
+        Phase::Measurement => "measure",
+        Phase::Baseline => "baseline",
     };
     if attempt > 1 {
         format!("iter-{iteration:02}-{suffix}.attempt-{attempt}.log")

@@ -13,6 +13,7 @@ pub mod config;
 pub mod decide;
 pub mod error;
 pub mod event;
+pub mod experiment;
 pub mod ids;
 pub mod layout;
 pub mod naming;

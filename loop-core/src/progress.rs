@@ -127,7 +127,7 @@ impl LoopProgress {
                 Phase::Review => self.review_attempts += 1,
                 Phase::Verification => self.verification_attempts += 1,
                 Phase::Merge => self.merge_attempts += 1,
-                Phase::Implementation | Phase::Watchdog => {}
+                Phase::Implementation | Phase::Watchdog | Phase::Measurement | Phase::Baseline => {}
             },
             Event::StepFinished(step) => match (step.phase, step.status) {
                 (Phase::Implementation, StepStatus::Canceled | StepStatus::Interrupted) => {

@@ -6,6 +6,7 @@
 //! (`loopctl export`, `loopctl replay`); both give the same answer, which the property tests
 //! check.
 
+mod experiments;
 mod export;
 mod report;
 mod run_log;
@@ -13,6 +14,9 @@ mod run_view;
 mod step_view;
 mod summary;
 
+pub use experiments::{
+    EXPERIMENTS_HEADER, ExperimentBrief, ExperimentRow, ExperimentTable, Recheck,
+};
 pub use export::{Export, events_jsonl};
 pub use report::{REPORT_HEADER, Report, ReportRow};
 pub use run_log::{RunLog, run_log_line};

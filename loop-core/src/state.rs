@@ -21,6 +21,8 @@ impl Phase {
             Phase::Verification => "verification",
             Phase::Watchdog => "watchdog",
             Phase::Merge => "merge",
+            Phase::Measurement => "measurement",
+            Phase::Baseline => "baseline",
         }
     }
 }
@@ -191,7 +193,10 @@ impl RunState {
             | Event::WatchdogRewrite(_)
             | Event::MergeFinished(_)
             | Event::ArtifactWritten(_)
-            | Event::ReviewAction(_) => {}
+            | Event::ReviewAction(_)
+            | Event::ExperimentBaseline(_)
+            | Event::ExperimentMeasured(_)
+            | Event::ExperimentDecided(_) => {}
         }
         Ok(())
     }
@@ -306,6 +311,18 @@ impl RunState {
                 }
             }
             Event::ReviewAction(_) => require("review", &[Completed, Failed, Canceled]),
+            Event::ExperimentBaseline(measured) => {
+                require("record a baseline measurement", &[Running])?;
+                self.check_open(measured.step_id, Some(Phase::Baseline))
+            }
+            Event::ExperimentMeasured(measured) => {
+                require("record a measurement", &[Running])?;
+                self.check_open(measured.step_id, Some(Phase::Measurement))
+            }
+            Event::ExperimentDecided(_) => {
+                require("decide on a candidate", &[Running])?;
+                no_open_step("decide on a candidate")
+            }
         }
     }
 

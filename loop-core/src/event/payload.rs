@@ -21,6 +21,10 @@ pub enum Phase {
     Verification,
     Watchdog,
     Merge,
+    /// An experiment's candidate and best, measured alternately.
+    Measurement,
+    /// An experiment's starting commit, measured alone.
+    Baseline,
 }
 
 /// Where a step stands. `QUEUED` and `IN_PROGRESS` are open; the rest are final.
@@ -57,6 +61,10 @@ pub enum ExitReason {
     BudgetExhausted,
     Failed,
     Canceled,
+    /// An experiment's best reached its `target`.
+    TargetReached,
+    /// An experiment went `patience` iterations without keeping a change.
+    PatienceExhausted,
 }
 
 impl ExitReason {
@@ -70,6 +78,8 @@ impl ExitReason {
             ExitReason::BudgetExhausted => "budget_exhausted",
             ExitReason::Failed => "failed",
             ExitReason::Canceled => "canceled",
+            ExitReason::TargetReached => "target_reached",
+            ExitReason::PatienceExhausted => "patience_exhausted",
         }
     }
 }

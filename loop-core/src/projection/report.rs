@@ -123,6 +123,8 @@ impl Report {
                     Phase::Verification => "VERIFY_START",
                     Phase::Watchdog => "WATCHDOG_START",
                     Phase::Merge => "MERGE_START",
+                    Phase::Measurement => "MEASURE_START",
+                    Phase::Baseline => "BASELINE_START",
                 };
                 row(kind, format!("attempt {}", step.attempt))
             }
@@ -133,6 +135,8 @@ impl Report {
                     Phase::Verification => "VERIFY_END",
                     Phase::Watchdog => "WATCHDOG_END",
                     Phase::Merge => "MERGE_END",
+                    Phase::Measurement => "MEASURE_END",
+                    Phase::Baseline => "BASELINE_END",
                 };
                 let mut message = step.status.as_str().to_owned();
                 if let Some(note) = &step.message
@@ -183,6 +187,37 @@ impl Report {
                 match &end.reason {
                     Some(reason) => format!("{}: {reason}", end.status.as_str()),
                     None => end.status.as_str().to_owned(),
+                },
+            ),
+            Event::ExperimentBaseline(measured) => row(
+                "BASELINE",
+                format!(
+                    "{} {}",
+                    measured.metric,
+                    crate::experiment::figure(measured.baseline.median)
+                ),
+            ),
+            Event::ExperimentMeasured(measured) => row(
+                "MEASURED",
+                format!(
+                    "{} candidate {} best {}",
+                    measured.metric,
+                    crate::experiment::figure(measured.candidate.median),
+                    crate::experiment::figure(measured.best.median)
+                ),
+            ),
+            Event::ExperimentDecided(decided) => row(
+                match decided.decision {
+                    crate::event::Decision::Kept => "EXPERIMENT_KEPT",
+                    crate::event::Decision::Discarded => "EXPERIMENT_DISCARDED",
+                },
+                match decided.effect {
+                    Some(effect) => format!(
+                        "{} {}",
+                        decided.reason.as_str(),
+                        crate::experiment::percent(effect)
+                    ),
+                    None => decided.reason.as_str().to_owned(),
                 },
             ),
             Event::RunCompleted(done) => row("RUN_END", done.exit_reason.as_str().to_owned()),

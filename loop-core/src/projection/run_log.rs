@@ -1,6 +1,8 @@
 //! `run.log`: the run's timeline for people, one line per event.
 
-use crate::event::{Event, EventRecord};
+use crate::event::{Event, EventRecord, Samples};
+use crate::experiment::prompt::short;
+use crate::experiment::{figure, interval_text, percent};
 use crate::time::rfc3339_ms;
 
 /// The fold behind `run.log`. Each line depends only on its own event, so the log can be
@@ -130,5 +132,61 @@ fn describe(event: &Event) -> String {
             }
             text
         }
+        Event::ExperimentBaseline(e) => {
+            let mut text = format!(
+                "iteration {}: {} {}",
+                e.iteration,
+                e.metric,
+                side(&e.baseline)
+            );
+            if let Some(drift) = &e.drift {
+                text.push_str(&format!(
+                    ", drift {} {}{}",
+                    percent(drift.effect),
+                    interval_text(drift.interval),
+                    if drift.beyond_noise {
+                        " beyond the noise"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            text
+        }
+        Event::ExperimentMeasured(e) => format!(
+            "iteration {}: {} candidate {}, best {}",
+            e.iteration,
+            e.metric,
+            side(&e.candidate),
+            side(&e.best)
+        ),
+        Event::ExperimentDecided(e) => {
+            let mut text = format!("iteration {}: {}", e.iteration, e.decision.as_str());
+            if let Some(commit) = &e.commit {
+                text.push_str(&format!(" {}", short(commit)));
+            }
+            text.push_str(&format!(" ({})", e.reason.as_str()));
+            if let Some(effect) = e.effect {
+                text.push_str(&format!(" {}", percent(effect)));
+            }
+            if let Some(interval) = e.interval {
+                text.push_str(&format!(" {}", interval_text(interval)));
+            }
+            if let Some(kept_ref) = &e.kept_ref {
+                text.push_str(&format!(", kept as {kept_ref}"));
+            }
+            text
+        }
     }
+}
+
+/// Samples as a line shows them: `1.234 ± 0.01 at <commit> (5 samples)`.
+fn side(samples: &Samples) -> String {
+    format!(
+        "{} ± {} at {} ({} samples)",
+        figure(samples.median),
+        figure(samples.spread),
+        short(&samples.commit),
+        samples.values.len()
+    )
 }

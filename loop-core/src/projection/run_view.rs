@@ -291,7 +291,10 @@ impl RunView {
             | Event::WatchdogSignal(_)
             | Event::WatchdogRewrite(_)
             | Event::ArtifactWritten(_)
-            | Event::ReviewAction(_) => {}
+            | Event::ReviewAction(_)
+            | Event::ExperimentBaseline(_)
+            | Event::ExperimentMeasured(_)
+            | Event::ExperimentDecided(_) => {}
         }
     }
 }

@@ -4,10 +4,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::RunConfig;
 use crate::config::default_of;
 use crate::event::{Event, EventRecord, ExitReason, Phase, StepStatus};
 use crate::ids::RunId;
 use crate::layout::{tail_path_of, workspace_run_dir};
+use crate::projection::ExperimentTable;
+use crate::projection::experiments::ExperimentBrief;
 use crate::projection::run_view::add_cost;
 
 /// The contents of `summary.json` (`contract.md` §5).
@@ -35,8 +38,13 @@ pub struct Summary {
     pub review_iterations: u32,
     pub verification_passes: u32,
     pub verification_failures: u32,
+    /// An experiment's figures (`mode=experiment` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentBrief>,
     #[serde(skip)]
     implementation_ms: u64,
+    #[serde(skip)]
+    experiment_table: Option<Box<ExperimentTable>>,
 }
 
 impl Summary {
@@ -79,8 +87,12 @@ impl Summary {
             review_iterations: 0,
             verification_passes: 0,
             verification_failures: 0,
+            experiment: None,
             implementation_ms: 0,
+            experiment_table: ExperimentTable::of(&RunConfig::from_frozen(&created.config))
+                .map(Box::new),
         };
+        summary.experiment = summary.experiment_table.as_ref().map(|t| t.brief());
         for record in records {
             summary.apply(record);
         }
@@ -94,6 +106,20 @@ impl Summary {
                 self.input_tokens += tokens.input;
                 self.output_tokens += tokens.output;
             }
+        }
+        if let Some(table) = self.experiment_table.as_mut()
+            && matches!(
+                record.event,
+                Event::ExperimentBaseline(_)
+                    | Event::ExperimentMeasured(_)
+                    | Event::ExperimentDecided(_)
+                    | Event::StepStarted(_)
+                    | Event::StepFinished(_)
+                    | Event::RunRetried(_)
+            )
+        {
+            table.apply(record);
+            self.experiment = Some(table.brief());
         }
         match &record.event {
             Event::RunStarted(_) => {
@@ -128,7 +154,7 @@ impl Summary {
                     StepStatus::Failed => self.verification_failures += 1,
                     _ => {}
                 },
-                Phase::Watchdog | Phase::Merge => {}
+                Phase::Watchdog | Phase::Merge | Phase::Measurement | Phase::Baseline => {}
             },
             _ => {}
         }

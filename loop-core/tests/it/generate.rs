@@ -16,6 +16,9 @@ use loop_core::event::{
     RunNamed, SCHEMA, StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand,
     WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
+use loop_core::event::{
+    Decision, ExperimentBaseline, ExperimentDecided, ExperimentMeasured, Reason, Samples,
+};
 use loop_core::{
     Command, DomainError, Event, EventRecord, RunId, RunState, RunStatus, Seq, StepId, decide,
 };
@@ -110,6 +113,16 @@ pub enum Intent {
     StartPostmortem(PostmortemStart),
     EndPostmortem(PostmortemEnd),
     Review(ReviewAction),
+    /// A measurement recorded in the step `target` names (a baseline or a trial's).
+    RecordBaseline {
+        target: Target,
+        measured: ExperimentBaseline,
+    },
+    RecordMeasurement {
+        target: Target,
+        measured: ExperimentMeasured,
+    },
+    DecideExperiment(ExperimentDecided),
 }
 
 /// One generated move: milliseconds since the previous one, how many other runs' events the
@@ -305,6 +318,64 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
     )
         .prop_map(|(action, detail)| Intent::Review(ReviewAction { action, detail }));
 
+    let record_baseline = (target(), iteration(), samples(), of(drift())).prop_map(
+        |(target, iteration, baseline, drift)| Intent::RecordBaseline {
+            target,
+            measured: ExperimentBaseline {
+                step_id: placeholder_step(),
+                iteration,
+                metric: "seconds".to_owned(),
+                baseline,
+                drift,
+            },
+        },
+    );
+    let record_measurement = (target(), iteration(), samples(), samples()).prop_map(
+        |(target, iteration, candidate, best)| Intent::RecordMeasurement {
+            target,
+            measured: ExperimentMeasured {
+                step_id: placeholder_step(),
+                iteration,
+                metric: "seconds".to_owned(),
+                candidate,
+                best,
+            },
+        },
+    );
+    let decide_experiment = (
+        iteration(),
+        any::<bool>(),
+        proptest::sample::select(vec![
+            Reason::Improved,
+            Reason::WithinNoise,
+            Reason::Worse,
+            Reason::NoChange,
+            Reason::VerificationFailed,
+        ]),
+        of(text()),
+        of(text()),
+        of(-1.0f64..1.0),
+    )
+        .prop_map(|(iteration, kept, reason, commit, idea, effect)| {
+            Intent::DecideExperiment(ExperimentDecided {
+                iteration,
+                decision: if kept {
+                    Decision::Kept
+                } else {
+                    Decision::Discarded
+                },
+                reason,
+                commit,
+                best_commit: "b".repeat(40),
+                idea,
+                metric: effect.map(|e| 1.0 + e),
+                best_metric: effect.map(|_| 1.0),
+                effect,
+                interval: effect.map(|e| [e - 0.1, e + 0.1]),
+                kept_ref: None,
+            })
+        });
+
     prop_oneof![
         24 => advance,
         1 => run_created().prop_map(Intent::Create),
@@ -337,7 +408,27 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         aftermath => start_postmortem,
         aftermath => end_postmortem,
         aftermath => review,
+        2 => record_baseline,
+        1 => record_measurement,
+        1 => decide_experiment,
     ]
+}
+
+/// A commit's samples: a few positive numbers around 1.
+fn samples() -> impl Strategy<Value = Samples> {
+    (
+        string_regex("[0-9a-f]{40}").expect("valid regex"),
+        proptest::collection::vec(0.5f64..2.0, 1..6),
+    )
+        .prop_map(|(commit, values)| loop_core::experiment::samples(&commit, values))
+}
+
+fn drift() -> impl Strategy<Value = loop_core::event::Drift> {
+    (-0.5f64..0.5, 0.0f64..0.2).prop_map(|(effect, half)| loop_core::event::Drift {
+        effect,
+        interval: [effect - half, effect + half],
+        beyond_noise: half < effect.abs(),
+    })
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -392,6 +483,8 @@ fn phase() -> impl Strategy<Value = Phase> {
         3 => Just(Phase::Verification),
         1 => Just(Phase::Watchdog),
         1 => Just(Phase::Merge),
+        1 => Just(Phase::Measurement),
+        1 => Just(Phase::Baseline),
     ]
 }
 
@@ -429,16 +522,24 @@ fn run_created() -> impl Strategy<Value = RunCreated> {
         text(),
         text(),
         proptest::collection::btree_map(key.prop_map(str::to_owned), text(), 0..4),
+        proptest::bool::weighted(0.3),
     )
         .prop_map(
-            |(name, name_source, workspace_root, spec_path, plan_path, config)| RunCreated {
-                name,
-                name_source,
-                workspace_root,
-                spec_path,
-                plan_path,
-                config: config.into_iter().collect::<BTreeMap<_, _>>(),
-                prompt_template: Default::default(),
+            |(name, name_source, workspace_root, spec_path, plan_path, config, experiment)| {
+                let mut config: BTreeMap<String, String> = config.into_iter().collect();
+                if experiment {
+                    config.insert("mode".to_owned(), "experiment".to_owned());
+                    config.insert("measure_cmd".to_owned(), "./bench".to_owned());
+                }
+                RunCreated {
+                    name,
+                    name_source,
+                    workspace_root,
+                    spec_path,
+                    plan_path,
+                    config,
+                    prompt_template: Default::default(),
+                }
             },
         )
 }
@@ -545,7 +646,9 @@ fn other_phase(phase: Phase) -> Phase {
         Phase::Review => Phase::Verification,
         Phase::Verification => Phase::Watchdog,
         Phase::Watchdog => Phase::Merge,
-        Phase::Merge => Phase::Implementation,
+        Phase::Merge => Phase::Measurement,
+        Phase::Measurement => Phase::Baseline,
+        Phase::Baseline => Phase::Implementation,
     }
 }
 
@@ -581,11 +684,14 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::StartPostmortem(_) => "StartPostmortem",
         Command::EndPostmortem(_) => "EndPostmortem",
         Command::Review(_) => "Review",
+        Command::RecordBaseline(_) => "RecordBaseline",
+        Command::RecordMeasurement(_) => "RecordMeasurement",
+        Command::DecideExperiment(_) => "DecideExperiment",
     }
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 28;
+pub const COMMAND_VARIANTS: usize = 31;
 
 /// What became of one command.
 #[derive(Clone, Debug)]
@@ -717,6 +823,21 @@ impl Driver {
             Intent::StartPostmortem(start) => Command::StartPostmortem(start),
             Intent::EndPostmortem(end) => Command::EndPostmortem(end),
             Intent::Review(action) => Command::Review(action),
+            Intent::RecordBaseline {
+                target,
+                mut measured,
+            } => {
+                measured.step_id = self.resolve(&target).0;
+                Command::RecordBaseline(measured)
+            }
+            Intent::RecordMeasurement {
+                target,
+                mut measured,
+            } => {
+                measured.step_id = self.resolve(&target).0;
+                Command::RecordMeasurement(measured)
+            }
+            Intent::DecideExperiment(decided) => Command::DecideExperiment(decided),
         };
         // Refusals are part of the history: the laws look at them through `outcomes`.
         let _ = self.submit(command);

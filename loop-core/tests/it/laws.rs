@@ -12,7 +12,8 @@ use loop_core::event::{
     WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
-    REPORT_HEADER, Report, RunLog, RunView, StepView, Summary, events_jsonl,
+    EXPERIMENTS_HEADER, ExperimentTable, REPORT_HEADER, Report, RunLog, RunView, StepView, Summary,
+    events_jsonl,
 };
 use loop_core::{DomainError, Event, EventRecord, EventType, RunState, RunStatus, StepId, Version};
 use proptest::prelude::*;
@@ -145,6 +146,33 @@ proptest! {
         let whole = Report::fold(&driver.records);
         prop_assert_eq!(&rows, &whole.rows);
         prop_assert_eq!(report.to_tsv(), whole.to_tsv());
+    }
+
+    #[test]
+    fn experiment_table_kept_one_event_at_a_time_equals_the_fold(
+        driver in generate::history(),
+        at in any::<Index>(),
+    ) {
+        if driver.records.is_empty() {
+            return Ok(());
+        }
+        let cut = split(&driver.records, &at).max(1);
+        let Some(mut table) = ExperimentTable::fold(&driver.records[..cut]) else {
+            prop_assert!(ExperimentTable::fold(&driver.records).is_none());
+            return Ok(());
+        };
+        for record in &driver.records[cut..] {
+            table.apply(record);
+        }
+        let whole = ExperimentTable::fold(&driver.records).expect("the same first event");
+        prop_assert_eq!(&table, &whole);
+        let tsv = whole.to_tsv();
+        let mut lines = tsv.lines();
+        prop_assert_eq!(lines.next(), Some(EXPERIMENTS_HEADER));
+        for line in lines {
+            prop_assert_eq!(line.split('\t').count(), 13, "row {:?}", line);
+        }
+        prop_assert_eq!(tsv.lines().count(), whole.rows.len() + 1);
     }
 
     #[test]
@@ -519,6 +547,20 @@ fn probes(driver: &Driver) -> Vec<Event> {
             detail: BTreeMap::new(),
         }
         .into(),
+        loop_core::event::ExperimentDecided {
+            iteration: 1,
+            decision: loop_core::event::Decision::Discarded,
+            reason: loop_core::event::Reason::NoChange,
+            commit: None,
+            best_commit: "b".repeat(40),
+            idea: None,
+            metric: None,
+            best_metric: None,
+            effect: None,
+            interval: None,
+            kept_ref: None,
+        }
+        .into(),
     ];
     for step_id in steps {
         probes.push(
@@ -550,6 +592,27 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 command: "true".into(),
                 exit_code: Some(0),
                 duration_ms: 1,
+            }
+            .into(),
+        );
+        let samples = loop_core::experiment::samples(&"c".repeat(40), vec![1.0, 1.1]);
+        probes.push(
+            loop_core::event::ExperimentBaseline {
+                step_id,
+                iteration: 0,
+                metric: "seconds".into(),
+                baseline: samples.clone(),
+                drift: None,
+            }
+            .into(),
+        );
+        probes.push(
+            loop_core::event::ExperimentMeasured {
+                step_id,
+                iteration: 1,
+                metric: "seconds".into(),
+                candidate: samples.clone(),
+                best: samples,
             }
             .into(),
         );

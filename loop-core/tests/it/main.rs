@@ -7,10 +7,13 @@
 //! - `schema`: stored events from older and newer writers still decode;
 //! - `projections`: a realistic run against golden `report.tsv`, `summary.json`, `run.log` and
 //!   `events.jsonl`;
-//! - `stats`: figures across runs, hand-computed and under any interleaving of runs.
+//! - `stats`: figures across runs, hand-computed and under any interleaving of runs;
+//! - `experiment`: experiment mode's decision over seeded simulations, its invariants, and
+//!   whole experiments played through `experiment::next`, crashes included.
 
 mod agents;
 mod decide;
+mod experiment;
 mod generate;
 mod laws;
 mod policy;
