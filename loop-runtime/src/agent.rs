@@ -22,6 +22,7 @@ use loop_core::event::Paid;
 use tokio_util::sync::CancellationToken;
 
 use crate::process::{Ended, Limits, Spec};
+use crate::raw_stream::RawStream;
 use crate::step_output::StepOutput;
 
 pub use claude::ClaudeAgent;
@@ -46,7 +47,7 @@ pub struct AgentRequest<'a> {
     pub env: &'a [(String, String)],
     pub config: &'a RunConfig,
     /// Where the raw stream goes (`iter-NN-<phase>.jsonl`).
-    pub raw_path: &'a Path,
+    pub raw: &'a RawStream,
     /// Text output: the `.log`, its tail and the live channel.
     pub output: &'a mut StepOutput,
     pub limits: Limits,

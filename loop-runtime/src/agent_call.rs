@@ -1,5 +1,6 @@
 //! Calls of a run's agent with the files they leave: the text log (`<name>.log` and its
-//! `.tail.txt`, live to followers as it is written) and the raw stream (`<name>.jsonl`). The
+//! `.tail.txt`, live to followers as it is written) and the raw stream (`<name>.jsonl`, made
+//! only when the agent printed, a link to the log when it holds the same bytes). The
 //! implementation and review steps (one log for every attempt of the step), the naming call
 //! and the postmortem's analyses all call through here.
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentReply, AgentRequest, Session};
 use crate::process::Limits;
+use crate::raw_stream::RawStream;
 use crate::run_context::RunContext;
 use crate::services::Services;
 use crate::step_output::StepOutput;
@@ -24,6 +26,7 @@ pub(crate) struct CallLog {
     output: StepOutput,
     log_name: String,
     raw_name: String,
+    raw: RawStream,
 }
 
 /// What one call asks of the agent.
@@ -55,10 +58,12 @@ impl CallLog {
             &run.files.path(log_name),
             services.live.clone(),
         )?;
+        let raw_name = raw_name_of(log_name);
         Ok(CallLog {
             output,
             log_name: log_name.to_owned(),
-            raw_name: raw_name_of(log_name),
+            raw: RawStream::new(run.files.path(&raw_name)),
+            raw_name,
         })
     }
 
@@ -79,7 +84,7 @@ impl CallLog {
                 workdir: ask.cwd.unwrap_or(&run.workdir),
                 env: ask.env,
                 config: &run.config,
-                raw_path: &run.files.path(&self.raw_name),
+                raw: &self.raw,
                 output: &mut self.output,
                 limits: ask.limits,
                 cancel,
@@ -96,7 +101,9 @@ impl CallLog {
         run: &RunContext,
         kind: &str,
     ) -> io::Result<(OutputFile, Vec<ArtifactWritten>)> {
+        let log_path = run.files.path(&self.log_name);
         let (bytes, lines) = self.output.finish()?;
+        self.raw.finish(&log_path, bytes)?;
         let mut artifacts = Vec::new();
         for (suffix, name) in [
             ("log", self.log_name.clone()),

@@ -82,14 +82,15 @@ impl RunFiles {
         self.dir().join(name)
     }
 
-    /// Writes `contents` as `name` in every location and returns what to record.
+    /// Writes `contents` as `name` in every location (one file, rewritten in place, its
+    /// mirror a link: [`overwrite`], [`mirror`]) and returns what to record.
     pub fn write(
         &self,
         kind: &str,
         name: &str,
         contents: &[u8],
     ) -> io::Result<Vec<ArtifactWritten>> {
-        std::fs::write(self.path(name), contents)?;
+        overwrite(&self.path(name), contents)?;
         self.record(kind, name)
     }
 
@@ -176,6 +177,27 @@ fn mirror(primary: &Path, copy: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes the file `path` hold `contents`, writing over what it held rather than truncating it
+/// first.
+///
+/// Files rewritten every step (`prompt.txt`, the process ledger's entries) are a few KiB: a
+/// truncation to nothing freed their block on every rewrite, and on the benchmark machine's
+/// ext4, mounted `discard`, each freed block was a discard request to the disk; written over,
+/// the file keeps its block and is cut only past the new end. Whoever reads the file does so
+/// after it is written (an agent is started after its prompt is), never during.
+pub(crate) fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.set_len(contents.len() as u64)
+}
+
 /// SHA-256 of a file as lowercase hex, and its length, reading it in 64 KiB pieces.
 fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     use std::io::Read;
@@ -205,7 +227,26 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{mirror, sha256_file, sha256_hex};
+    use super::{mirror, overwrite, sha256_file, sha256_hex};
+
+    #[test]
+    fn a_file_written_over_holds_exactly_the_new_contents_in_the_same_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prompt.txt");
+        overwrite(&path, b"a first prompt, fairly long").expect("write");
+        let inode = std::fs::metadata(&path).expect("meta").ino();
+        for text in [
+            "shorter",
+            "",
+            "a third prompt, longer than the first one was",
+            "x",
+        ] {
+            overwrite(&path, text.as_bytes()).expect("write over");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+            assert_eq!(std::fs::metadata(&path).expect("meta").ino(), inode);
+        }
+    }
 
     #[test]
     fn a_mirrored_file_holds_the_same_bytes_after_every_rewrite() {

@@ -43,6 +43,7 @@ mod output;
 mod postmortem;
 pub mod process;
 mod prompting;
+pub mod raw_stream;
 mod repos;
 mod request;
 mod review;

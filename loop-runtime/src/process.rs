@@ -39,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use ledger::sweep;
 
+use crate::raw_stream::RawStream;
+
 /// A line longer than this is handed on in pieces of about this size ([`LineSink::stdout_part`]).
 const MAX_LINE: usize = 256 * 1024;
 /// The most of a child's raw stdout kept in its raw file; the rest is still read and parsed.
@@ -201,7 +203,7 @@ enum Line {
 pub async fn run(
     spec: &Spec,
     limits: Limits,
-    raw: Option<&Path>,
+    raw: Option<&RawStream>,
     sink: &mut dyn LineSink,
     cancel: &CancellationToken,
 ) -> io::Result<Outcome> {
@@ -266,15 +268,7 @@ pub async fn run(
         drop(stdin);
     });
 
-    let raw_file = match raw {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-        None => None,
-    };
+    let raw_file = raw.cloned();
     // A batch is the lines of one read (at most 64 KiB, or a piece of a long line): a few
     // batches in flight bound the memory as well as a few hundred lines did.
     let (lines, mut received) = mpsc::channel::<Vec<Line>>(BATCHES_IN_FLIGHT);
@@ -448,16 +442,15 @@ impl Stream {
 /// Reads a pipe to its end: raw bytes to `raw` (up to [`RAW_OUTPUT_CAP`]), lines to `lines`,
 /// the lines of one read in one batch. Returns the bytes read.
 ///
-/// The raw bytes are written with a plain `write(2)` on this task: a write into the page
-/// cache takes microseconds, where `tokio::fs` took a round trip through the blocking pool
-/// per read before the next read could start.
+/// The raw bytes are held, or written with a plain `write(2)` on this task ([`RawStream`]): a
+/// write into the page cache takes microseconds, where `tokio::fs` took a round trip through
+/// the blocking pool per read before the next read could start.
 async fn read_lines(
     mut pipe: impl AsyncRead + Unpin,
-    mut raw: Option<std::fs::File>,
+    mut raw: Option<RawStream>,
     lines: mpsc::Sender<Vec<Line>>,
     stream: Stream,
 ) -> u64 {
-    use std::io::Write;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0u64;
@@ -469,7 +462,7 @@ async fn read_lines(
         if let Some(file) = raw.as_mut() {
             let room = RAW_OUTPUT_CAP.saturating_sub(total);
             let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
-            if keep == 0 || file.write_all(&buf[..keep]).is_err() {
+            if keep == 0 || !file.write(&buf[..keep]) {
                 raw = None;
             }
         }

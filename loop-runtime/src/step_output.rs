@@ -5,6 +5,11 @@
 //! has the file up to some offset can continue from the live channel without a gap. A chunk is
 //! written to the file before it goes live.
 //!
+//! The `.tail.txt` of a log of at most [`TAIL_LINES`] lines, none of them cut, holds exactly
+//! what the log holds: it is then a hard link to the log instead of a second file. A new inode
+//! was the largest cost of a step on the benchmark machine's ext4, and most step logs (a
+//! verification's, an agent's short answer) are that short.
+//!
 //! Lines that arrive together (one read of a child's pipe) can be held and released as one
 //! write and one live chunk ([`StepOutput::hold`]): a write and a chunk per line capped capture
 //! at 125–225 MB/s with 1 KiB lines and 36 MB/s with 100 B lines.
@@ -46,6 +51,8 @@ pub struct StepOutput {
     offset: u64,
     lines: u64,
     tail: VecDeque<String>,
+    /// A line longer than [`TAIL_LINE_MAX`] was cut in the tail.
+    cut: bool,
     live: broadcast::Sender<Chunk>,
     failed: Option<io::Error>,
     /// Lines held for one write, after `offset`.
@@ -60,6 +67,14 @@ impl StepOutput {
         log_path: &Path,
         live: broadcast::Sender<Chunk>,
     ) -> io::Result<StepOutput> {
+        // A log of this name from before may have other names (its tail, its raw stream, its
+        // mirror): it is left to them, and this log is a new file.
+        if std::fs::symlink_metadata(log_path).is_ok_and(|meta| {
+            use std::os::unix::fs::MetadataExt;
+            meta.nlink() > 1
+        }) {
+            std::fs::remove_file(log_path)?;
+        }
         Ok(StepOutput {
             run_id,
             step_id,
@@ -68,6 +83,7 @@ impl StepOutput {
             offset: 0,
             lines: 0,
             tail: VecDeque::with_capacity(TAIL_LINES),
+            cut: false,
             live,
             failed: None,
             pending: String::new(),
@@ -83,6 +99,7 @@ impl StepOutput {
         self.pending.push('\n');
         self.lines += 1;
         let mut cut = text.len().min(TAIL_LINE_MAX);
+        self.cut |= cut < text.len();
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -134,26 +151,67 @@ impl StepOutput {
         });
     }
 
-    /// Flushes the log and writes the tail file beside it; returns (bytes, lines).
+    /// Flushes the log and puts the tail file beside it (a link to the log when the log is its
+    /// own tail); returns (bytes, lines).
     pub fn finish(mut self) -> io::Result<(u64, u64)> {
         self.emit();
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
         self.log.flush()?;
-        let mut tail = String::new();
-        for line in &self.tail {
-            tail.push_str(line);
-            tail.push('\n');
+        let tail_path = PathBuf::from(loop_core::layout::tail_path_of(
+            &self.log_path.to_string_lossy(),
+        ));
+        if self.lines <= TAIL_LINES as u64 && !self.cut {
+            link_tail(&self.log, &self.log_path, &tail_path)?;
+        } else {
+            let mut tail = String::new();
+            for line in &self.tail {
+                tail.push_str(line);
+                tail.push('\n');
+            }
+            write_tail(&self.log, &tail_path, tail.as_bytes())?;
         }
-        let tail_path = loop_core::layout::tail_path_of(&self.log_path.to_string_lossy());
-        std::fs::write(tail_path, tail)?;
         Ok((self.offset, self.lines))
     }
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
+}
+
+/// Whether `path` names the same file as the open `log`.
+fn is_log(log: &File, path: &Path) -> io::Result<Option<bool>> {
+    use std::os::unix::fs::MetadataExt;
+    let log = log.metadata()?;
+    match std::fs::symlink_metadata(path) {
+        Ok(other) => Ok(Some(other.dev() == log.dev() && other.ino() == log.ino())),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Makes `tail_path` a second name of the log; a file system without links gets a copy.
+fn link_tail(log: &File, log_path: &Path, tail_path: &Path) -> io::Result<()> {
+    match is_log(log, tail_path)? {
+        Some(true) => return Ok(()),
+        // A tail of an earlier log of the same name, a file of its own.
+        Some(false) => std::fs::remove_file(tail_path)?,
+        None => {}
+    }
+    match std::fs::hard_link(log_path, tail_path) {
+        Ok(()) => Ok(()),
+        Err(_) => std::fs::copy(log_path, tail_path).map(drop),
+    }
+}
+
+/// Writes the tail as a file of its own; never through a link to the log, which writing
+/// would truncate.
+fn write_tail(log: &File, tail_path: &Path, tail: &[u8]) -> io::Result<()> {
+    if is_log(log, tail_path)? == Some(true) {
+        std::fs::remove_file(tail_path)?;
+    }
+    std::fs::write(tail_path, tail)
 }
 
 #[cfg(test)]
@@ -231,5 +289,67 @@ mod tests {
             .map(|n| format!("line {n}\n"))
             .collect();
         assert_eq!(tail, expected);
+    }
+
+    fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (
+            std::fs::metadata(a).expect("a"),
+            std::fs::metadata(b).expect("b"),
+        );
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+
+    #[test]
+    fn a_log_that_is_its_own_tail_is_linked_and_a_longer_one_is_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, tail) = (
+            dir.path().join("iter-01-impl.log"),
+            dir.path().join("iter-01-impl.tail.txt"),
+        );
+        // Short: the tail is the log, as one file under two names.
+        let (mut step, _live) = output(dir.path());
+        for n in 0..TAIL_LINES {
+            step.line(&format!("line {n}"));
+        }
+        step.finish().expect("finish");
+        let short: String = (0..TAIL_LINES).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(std::fs::read_to_string(&tail).expect("tail"), short);
+        assert!(same_file(&log, &tail), "the tail is a link to the log");
+
+        // The same name again with one line more: the log is rewritten, the linked tail is not
+        // rewritten with it but replaced by the last lines alone.
+        let (mut step, _live) = output(dir.path());
+        for n in 0..=TAIL_LINES {
+            step.line(&format!("line {n}"));
+        }
+        step.finish().expect("finish");
+        let longer: String = (0..=TAIL_LINES).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(std::fs::read_to_string(&log).expect("log"), longer);
+        let last: String = (1..=TAIL_LINES).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(std::fs::read_to_string(&tail).expect("tail"), last);
+        assert!(!same_file(&log, &tail));
+
+        // One line too long for the tail: the tail cuts it, so it is a file of its own.
+        let (mut step, _live) = output(dir.path());
+        let long = "x".repeat(super::TAIL_LINE_MAX + 1);
+        step.line(&long);
+        step.finish().expect("finish");
+        assert_eq!(
+            std::fs::read_to_string(&log).expect("log"),
+            format!("{long}\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(&tail).expect("tail"),
+            format!("{}\n", &long[..super::TAIL_LINE_MAX])
+        );
+        assert!(!same_file(&log, &tail));
+
+        // Short again after a tail of its own: linked again, holding the new log.
+        let (mut step, _live) = output(dir.path());
+        step.line("only");
+        step.finish().expect("finish");
+        assert_eq!(std::fs::read_to_string(&tail).expect("tail"), "only\n");
+        assert!(same_file(&log, &tail));
     }
 }

@@ -114,7 +114,7 @@ impl Agent for ClaudeAgent {
             let outcome = process::run(
                 &spec,
                 request.limits,
-                Some(request.raw_path),
+                Some(request.raw),
                 &mut sink,
                 request.cancel,
             )

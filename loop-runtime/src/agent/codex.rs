@@ -94,7 +94,7 @@ impl Agent for CodexAgent {
             let outcome = process::run(
                 &spec,
                 request.limits,
-                Some(request.raw_path),
+                Some(request.raw),
                 &mut sink,
                 request.cancel,
             )

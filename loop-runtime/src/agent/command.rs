@@ -62,7 +62,7 @@ impl Agent for CommandAgent {
             let outcome = process::run(
                 &spec,
                 request.limits,
-                Some(request.raw_path),
+                Some(request.raw),
                 &mut sink,
                 request.cancel,
             )

@@ -19,7 +19,9 @@
 //! the next entry is written there and moved into the ledger: a child per step made a new
 //! inode and a deletion per step, and on ext4 without a journal every new inode pays for the
 //! ones deleted in the last seconds (a new file cost up to 1.4 ms on the benchmark machine).
-//! The ledger directory itself holds only live groups, as before.
+//! The ledger directory itself holds only live groups, as before. A spare is written over, not
+//! truncated ([`crate::artifacts::overwrite`]): a truncation freed its block, a discard on a
+//! disk mounted `discard`.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -66,7 +68,9 @@ impl Ledger {
     fn write(&self, path: &Path, line: &str) -> std::io::Result<()> {
         let spare = self.spares().0.pop();
         if let Some(spare) = spare {
-            match std::fs::write(&spare, line).and_then(|()| std::fs::rename(&spare, path)) {
+            match crate::artifacts::overwrite(&spare, line.as_bytes())
+                .and_then(|()| std::fs::rename(&spare, path))
+            {
                 Ok(()) => return Ok(()),
                 Err(_) => {
                     let _ = std::fs::remove_file(&spare);

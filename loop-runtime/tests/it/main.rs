@@ -13,6 +13,7 @@ mod raw_cap;
 mod real_agents;
 mod remote;
 mod review;
+mod step_files;
 mod support;
 mod worktrees;
 mod worktrunk;
