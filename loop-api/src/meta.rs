@@ -61,7 +61,8 @@ pub struct NodeInfo {
     /// How long its claims outlive its last heartbeat.
     pub lease_ms: u64,
     /// `alive` (its claims hold), `silent` (no heartbeat for a lease: its runs go to other
-    /// nodes) or `left` (it stopped cleanly).
+    /// nodes), `left` (it stopped cleanly) or `unproven` (its row does not prove the cluster's
+    /// token: no member, whatever its heartbeat).
     pub state: String,
     /// The node that answered this request.
     pub this: bool,

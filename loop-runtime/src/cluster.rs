@@ -11,11 +11,15 @@
 //!   that cannot beat for a whole lease stops all of its drivers: either way the agents stop
 //!   before another node's work on the same worktree could begin in earnest.
 //! - A clean shutdown says goodbye, which ends the node's leases at once.
+//! - A node is a member only if its heartbeat proves the cluster's token ([`trust`]); any other
+//!   row is ignored: not alive, its claims no obstacle, never a proxy's destination.
 //!
 //! [`Membership`] is the subsystem the runtime owns for this, beside the scheduler: the
 //! scheduler asks it which runs this node may take and has it claim them; its own task beats,
 //! follows the log and acts on the scheduler's drivers only through [`Drivers`], so it knows
 //! nothing of how they are scheduled.
+
+pub mod trust;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +34,7 @@ use loop_store::{EventStore, NodeBeat, NodeSeen};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::trust::ClusterKey;
 use crate::error::RuntimeError;
 use crate::journal::{Fence, Journal, blocking};
 
@@ -44,12 +49,19 @@ pub struct Node {
     pub address: String,
     /// How long a claim holds after the node's last heartbeat.
     pub lease: Duration,
+    /// The cluster's token, which this node proves and checks others' proofs with.
+    pub key: ClusterKey,
 }
 
 impl Node {
     /// How often the node beats: five beats a lease, so one or two lost beats cost nothing.
     pub fn heartbeat_every(&self) -> Duration {
         self.lease / 5
+    }
+
+    /// Whether `node` is a member of this node's cluster: it proves the same token.
+    pub fn trusts(&self, node: &NodeSeen) -> bool {
+        self.key.proves(&node.beat)
     }
 }
 
@@ -160,7 +172,7 @@ pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
         Some(owner) if owner == me.id => true,
         Some(owner) => !nodes
             .iter()
-            .any(|node| node.beat.node_id == owner && node.holds_lease()),
+            .any(|node| node.beat.node_id == owner && node.holds_lease() && me.trusts(node)),
     }
 }
 
@@ -194,6 +206,7 @@ pub(crate) async fn serve(
                     capacity: scheduler.capacity() as u32,
                     runs: scheduler.running_count() as u32,
                     lease_ms: node.lease.as_millis() as u64,
+                    proof: node.key.prove(&node.id, &node.address),
                 };
                 match blocking(move || store.beat(&beat)).await {
                     Ok(()) => {
@@ -296,10 +309,17 @@ mod tests {
             name: id.to_owned(),
             address: String::new(),
             lease: Duration::from_secs(15),
+            key: ClusterKey::new(TOKEN),
         }
     }
 
+    const TOKEN: &str = "the cluster's token";
+
     fn seen(id: &str, age_ms: u64, left: bool) -> NodeSeen {
+        proven_by(id, age_ms, left, TOKEN)
+    }
+
+    fn proven_by(id: &str, age_ms: u64, left: bool, token: &str) -> NodeSeen {
         NodeSeen {
             beat: NodeBeat {
                 node_id: id.to_owned(),
@@ -308,6 +328,7 @@ mod tests {
                 capacity: 3,
                 runs: 1,
                 lease_ms: 15_000,
+                proof: ClusterKey::new(token).prove(id, ""),
             },
             started_ms: 0,
             heartbeat_ms: 0,
@@ -342,6 +363,26 @@ mod tests {
         assert!(may_take(&view(RunStatus::Running, None), &me, &nodes));
         assert!(!may_take(&view(RunStatus::Pending, Some("a")), &me, &nodes));
         assert!(may_take(&view(RunStatus::Pending, None), &me, &nodes));
+    }
+
+    /// Issue 23, defect 3: a row alone made a node a member, so a node with another token
+    /// that claimed a run kept every member off it.
+    #[test]
+    fn a_node_that_does_not_prove_the_token_keeps_no_run_from_a_member() {
+        let me = node("b");
+        let running = view(RunStatus::Running, Some("a"));
+        assert!(!may_take(&running, &me, &[seen("a", 10, false)]));
+        assert!(may_take(
+            &running,
+            &me,
+            &[proven_by("a", 10, false, "another token")]
+        ));
+        let mut forged = seen("a", 10, false);
+        forged.beat.address = "http://127.0.0.1:9".to_owned();
+        assert!(
+            may_take(&running, &me, &[forged]),
+            "a proof of another address"
+        );
     }
 
     #[test]

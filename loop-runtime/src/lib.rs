@@ -59,7 +59,7 @@ mod verify;
 pub mod worktree;
 
 pub use artifacts::confined;
-pub use cluster::Node;
+pub use cluster::{ClusterKey, Node};
 pub use error::RuntimeError;
 pub use journal::{AppendLatency, StoreTrouble};
 pub use output::OutputStream;

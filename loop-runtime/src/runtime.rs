@@ -349,7 +349,9 @@ impl Runtime {
             .nodes()
             .await?
             .into_iter()
-            .find(|node| node.beat.node_id == owner && node.holds_lease())
+            // Only a member: a row that does not prove the token is sent nothing, and never
+            // the token a proxied request carries.
+            .find(|node| node.beat.node_id == owner && node.holds_lease() && me.trusts(node))
             .map(|node| node.beat.address))
     }
 

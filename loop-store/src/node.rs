@@ -23,6 +23,11 @@ pub struct NodeBeat {
     /// How long its claims outlive its last heartbeat: each node's own, so nodes started with
     /// different leases still agree on when one's claims end.
     pub lease_ms: u64,
+    /// What proves the node holds the cluster's token: an HMAC of its id and address under
+    /// the token, which every other node checks (`loop-runtime`'s cluster). A row without
+    /// it (`""`) proves nothing.
+    #[serde(default)]
+    pub proof: String,
 }
 
 /// A node as the store last heard from it.

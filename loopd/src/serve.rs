@@ -87,17 +87,26 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}")),
         std::time::Duration::from_millis(options.lease_ms.max(500)),
+        loop_runtime::ClusterKey::new(&token.value),
     )?;
     // A shared log makes this daemon one node of a cluster; a SQLite log is one machine's.
     let clustered = matches!(store_at, loop_store::StoreAt::Postgres(_));
     if clustered {
+        crate::node::check_advertised(&node.address)?;
         builder = builder.node(node.clone());
     }
     let cluster_note = clustered.then(|| {
+        let token_note = match &token.source {
+            token::Source::Environment => "LOOPD_AUTH_TOKEN".to_owned(),
+            token::Source::File(path) => path.display().to_string(),
+        };
         format!(
-            "loopd: cluster node {} ({}), lease {} ms",
+            "loopd: cluster node {} ({}) at {}, lease {} ms; it trusts only nodes that prove \
+             the token of {token_note} (give every node the same --token-file or \
+             LOOPD_AUTH_TOKEN)",
             node.id,
             node.name,
+            node.address,
             node.lease.as_millis()
         )
     });

@@ -1131,12 +1131,20 @@ fn takeover(runs: usize, lease_ms: u64) {
     let repos = git_repos(dir.path(), runs, 1);
     let lease = lease_ms.to_string();
     let concurrency = runs.to_string();
+    // Nodes trust only nodes that prove the same token.
+    let token_file = dir
+        .path()
+        .join("cluster-token")
+        .to_string_lossy()
+        .into_owned();
     let node = |name: &str| {
         start(
             &dir.path().join(name),
             &[
                 "--store",
                 server.url.as_str(),
+                "--token-file",
+                token_file.as_str(),
                 "--lease-ms",
                 lease.as_str(),
                 "--max-concurrency",

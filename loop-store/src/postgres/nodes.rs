@@ -9,10 +9,10 @@ use crate::postgres::rows::Conn;
 use crate::postgres::schema::pg_error;
 
 /// A heartbeat: the node's row, stamped by the database's clock.
-const BEAT_SQL: &str = "INSERT INTO nodes (node_id, name, address, capacity, runs, lease_ms)
-     VALUES ($1, $2, $3, $4, $5, $6)
+const BEAT_SQL: &str = "INSERT INTO nodes (node_id, name, address, capacity, runs, lease_ms, proof)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (node_id) DO UPDATE SET name = $2, address = $3, capacity = $4, runs = $5,
-         lease_ms = $6,
+         lease_ms = $6, proof = $7,
          heartbeat_at = now(), left_at = NULL,
          started_at = CASE WHEN nodes.left_at IS NULL THEN nodes.started_at ELSE now() END";
 const LEAVE_SQL: &str = "UPDATE nodes SET left_at = now() WHERE node_id = $1";
@@ -20,7 +20,8 @@ const NODES_SQL: &str = "SELECT node_id, name, address, capacity, runs, lease_ms
          (extract(epoch FROM started_at) * 1000)::bigint,
          (extract(epoch FROM heartbeat_at) * 1000)::bigint,
          greatest(0, (extract(epoch FROM now() - heartbeat_at) * 1000))::bigint,
-         left_at IS NOT NULL
+         left_at IS NOT NULL,
+         proof
      FROM nodes ORDER BY heartbeat_at DESC";
 
 pub(super) async fn beat(conn: &mut Conn, at: &Path, node: &NodeBeat) -> Result<(), StoreError> {
@@ -38,6 +39,7 @@ pub(super) async fn beat(conn: &mut Conn, at: &Path, node: &NodeBeat) -> Result<
                 &capacity,
                 &runs,
                 &lease_ms,
+                &node.proof,
             ],
         )
         .await
@@ -71,6 +73,7 @@ pub(super) async fn nodes(conn: &mut Conn, at: &Path) -> Result<Vec<NodeSeen>, S
                 capacity: row.get::<_, i32>(3).max(0) as u32,
                 runs: row.get::<_, i32>(4).max(0) as u32,
                 lease_ms: row.get::<_, i64>(5).max(0) as u64,
+                proof: row.get(10),
             },
             started_ms: row.get(6),
             heartbeat_ms: row.get(7),

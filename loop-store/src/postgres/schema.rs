@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     heartbeat_at timestamptz NOT NULL DEFAULT now(),
     left_at timestamptz
 );
+-- Added with the nodes' proofs of the cluster's token; a row an older build wrote proves
+-- nothing.
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS proof text NOT NULL DEFAULT '';
 ";
 
 /// A connection string without its password: the one in a URL's user info (up to the last `@`

@@ -503,6 +503,7 @@ fn heartbeats_are_kept_aged_and_ended_by_leaving(backing: &Backing) {
         capacity: 3,
         runs,
         lease_ms: 60_000,
+        proof: format!("proof-{runs}"),
     };
     store.beat(&beat(0)).expect("beat");
     store.beat(&beat(2)).expect("beat again");

@@ -13,6 +13,7 @@ use loop_runtime::confined;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, run_id};
+use crate::proxy::Upstream;
 use crate::state::AppState;
 
 /// The files of a run's directory.
@@ -34,7 +35,7 @@ pub async fn list_artifacts(
     // A run whose files are on another node's machine: that node answers.
     if let Some(owner) = state.runtime.files_elsewhere(id).await?
         && let Some(answer) =
-            crate::proxy::get(&state, &owner, &format!("/runs/{id}/artifacts")).await
+            crate::proxy::get(&state, &owner, Upstream::Artifacts { run: id }).await?
     {
         return Ok(answer);
     }
@@ -67,8 +68,15 @@ pub async fn artifact(
 ) -> Result<Response, ApiError> {
     let id = run_id(&id)?;
     if let Some(owner) = state.runtime.files_elsewhere(id).await?
-        && let Some(answer) =
-            crate::proxy::get(&state, &owner, &format!("/runs/{id}/artifacts/{name}")).await
+        && let Some(answer) = crate::proxy::get(
+            &state,
+            &owner,
+            Upstream::Artifact {
+                run: id,
+                name: &name,
+            },
+        )
+        .await?
     {
         return Ok(answer);
     }

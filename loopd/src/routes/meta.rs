@@ -96,7 +96,11 @@ pub async fn nodes(State(state): State<AppState>) -> Result<Json<Nodes>, ApiErro
                     .map(|seen| NodeInfo {
                         run_ids: runs_of(&seen.beat.node_id),
                         this: seen.beat.node_id == me.id,
-                        state: if seen.left {
+                        // A row that does not prove the cluster's token is no member, however
+                        // fresh its heartbeat.
+                        state: if !me.trusts(&seen) {
+                            "unproven"
+                        } else if seen.left {
                             "left"
                         } else if seen.holds_lease() {
                             "alive"

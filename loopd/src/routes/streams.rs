@@ -195,9 +195,13 @@ pub async fn output(
         && let Some(response) = crate::proxy::get(
             &state,
             &owner,
-            &format!("/runs/{id}/output?step={step}&offset={offset}"),
+            crate::proxy::Upstream::Output {
+                run: id,
+                step,
+                offset,
+            },
         )
-        .await
+        .await?
     {
         return Ok(response);
     }

@@ -8,6 +8,7 @@ mod access;
 mod agent_files;
 mod connections;
 mod inputs;
+mod nodes;
 mod processes;
 mod resources;
 mod secrets;

@@ -55,6 +55,12 @@ fn slow_agent(dir: &std::path::Path) -> std::path::PathBuf {
     agent
 }
 
+/// The token file every node of a test's cluster shares: nodes trust only nodes that prove
+/// the same token.
+fn cluster_token(dir: &std::path::Path) -> String {
+    dir.join("cluster-token").to_string_lossy().into_owned()
+}
+
 /// The id of the node `daemon` is, from its own `GET /nodes`.
 fn node_id(daemon: &loop_testkit::Daemon) -> String {
     get_json(daemon, "/nodes")["nodes"]
@@ -100,7 +106,10 @@ fn the_runs_of_a_killed_node_are_taken_over_and_complete_once() {
                 "--node-name",
                 name,
             ],
-            &[("LOOPD_STORE", server.url.as_str())],
+            &[
+                ("LOOPD_STORE", server.url.as_str()),
+                ("LOOPD_TOKEN_FILE", &cluster_token(dir.path())),
+            ],
         )
     };
     const RUNS: usize = 12;
@@ -254,7 +263,10 @@ fn the_per_workspace_limit_counts_the_runs_other_nodes_drive() {
         start_daemon(
             &dir.path().join(name),
             &["--lease-ms", "5000", "--max-runs-per-workspace", "1"],
-            &[("LOOPD_STORE", server.url.as_str())],
+            &[
+                ("LOOPD_STORE", server.url.as_str()),
+                ("LOOPD_TOKEN_FILE", &cluster_token(dir.path())),
+            ],
         )
     };
     let a = node("a");
@@ -332,7 +344,11 @@ fn a_node_that_cannot_renew_its_lease_stops_and_claims_nothing_until_it_can() {
         start_daemon(
             &dir.path().join(name),
             &["--lease-ms", "2000", "--node-name", name],
-            &[("LOOPD_STORE", server.url.as_str()), ("NODE", name)],
+            &[
+                ("LOOPD_STORE", server.url.as_str()),
+                ("LOOPD_TOKEN_FILE", &cluster_token(dir.path())),
+                ("NODE", name),
+            ],
         )
     };
     let a = node("a");
@@ -468,7 +484,10 @@ fn a_step_s_live_output_reaches_a_client_of_another_node() {
         start_daemon(
             &dir.path().join(name),
             &["--lease-ms", "5000", "--node-name", name],
-            &[("LOOPD_STORE", server.url.as_str())],
+            &[
+                ("LOOPD_STORE", server.url.as_str()),
+                ("LOOPD_TOKEN_FILE", &cluster_token(dir.path())),
+            ],
         )
     };
     let a = node("a");
@@ -520,12 +539,27 @@ fn a_step_s_live_output_reaches_a_client_of_another_node() {
         .iter()
         .find(|name| name.starts_with("iter-01-impl") && name.ends_with(".log"))
         .unwrap_or_else(|| panic!("no implementation log among {names:?}"));
-    let text = crate::support::client()
+    let proxied = crate::support::client()
         .get(b.url(&format!("/runs/{id}/artifacts/{log}")))
         .send()
-        .expect("an artifact through node b")
-        .text()
-        .expect("text");
+        .expect("an artifact through node b");
+    // Served as node b's own answer: a type this API answers with, b's policy, no sniffing.
+    let header = |name: &str| {
+        proxied
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        header("content-type").starts_with("text/plain"),
+        "{:?}",
+        proxied.headers()
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(header("content-security-policy").contains("default-src 'none'"));
+    let text = proxied.text().expect("text");
     assert!(text.contains("line 30"), "{text:.300}");
     // A merge asked of node b, which never drove the run, lands on the remote by a push.
     let merged = crate::support::client()
