@@ -20,9 +20,11 @@
 //! - it never sees the daemon's secrets: every `LOOPD_*` variable is removed from its
 //!   environment.
 
+mod keeper;
 pub mod ledger;
 pub mod reaper;
 pub mod trampoline;
+mod tree;
 
 use std::ffi::OsString;
 use std::io;
@@ -224,7 +226,7 @@ pub async fn run(
         Some(command) => command?,
         None => {
             let mut command = tokio::process::Command::new(&spec.program);
-            ledger::die_with_parent(&mut command);
+            ledger::die_with_parent(command.as_std_mut());
             command
         }
     };
@@ -392,11 +394,18 @@ async fn stop_group(group: Option<Pid>, child: &mut tokio::process::Child) {
         let _ = child.kill().await;
         return;
     };
+    // The group's leader is the child's keeper when started through the trampoline: it passes
+    // the SIGTERM on to descendants that left the group.
     let _ = killpg(group, Signal::SIGTERM);
     if tokio::time::timeout(TERM_GRACE, child.wait())
         .await
         .is_err()
     {
+        // Below the leader first (what left the group too), while the leader still holds them.
+        let _ = tokio::task::spawn_blocking(move || {
+            tree::kill(group, Signal::SIGKILL, false, TERM_GRACE)
+        })
+        .await;
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
     }

@@ -28,6 +28,7 @@ use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -164,7 +165,13 @@ pub fn sweep(data_dir: &Path) -> usize {
         });
         if let (Some(group), Some(recorded)) = (group, recorded)
             && still_ours(group, recorded)
-            && killpg(group, Signal::SIGKILL).is_ok()
+            && {
+                // A keeper still alive holds the descendants that left the group.
+                if start_time(group) == Some(recorded) {
+                    super::tree::kill(group, Signal::SIGKILL, true, Duration::from_secs(5));
+                }
+                killpg(group, Signal::SIGKILL).is_ok()
+            }
         {
             tracing::debug!(
                 pgid = group.as_raw(),
@@ -196,9 +203,11 @@ fn start_time(pid: Pid) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Makes the child die when the thread that started it does (the daemon's, on kill -9 too).
+/// Makes the child die when the thread that started it does (the daemon's, on kill -9 too; the
+/// keeper's, for a child started under one).
 #[allow(unsafe_code)]
-pub(crate) fn die_with_parent(command: &mut tokio::process::Command) {
+pub(crate) fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
     // functions may be called; prctl(2) and getppid(2) are, and it allocates nothing.

@@ -16,15 +16,21 @@
 //! 2.48 and 2.48 ms a step with the watchers, 2.14, 2.01 and 1.89 with the reaper). A line to a
 //! pipe costs microseconds.
 //!
-//! What it does not cover: the moment between a child's start and its `+` line; and a reaper
-//! that someone else killed, until the program's next line, which starts a new one and tells it
-//! every group listed. Those groups are left to the next daemon's sweep, as before any of this.
+//! Each group is led by the child's [`keeper`](super::keeper), which ends the child's whole tree
+//! itself when the program dies; the reaper is for a keeper that was killed too. It kills the
+//! tree below each group's leader (descendants that left the group included) before the group.
+//!
+//! A reaper that someone else killed is replaced at once: a thread of the program waits on the
+//! reaper's stdout, which the reaper never writes, and its end means the reaper is gone; the
+//! new one is told every group listed. What it does not cover: the moment between a child's
+//! start and its `+` line, left to the next daemon's sweep.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -95,16 +101,48 @@ fn start(groups: &BTreeSet<i32>) -> Option<(Child, ChildStdin)> {
         // readable in its /proc/<pid>/environ by every process of the user.
         .env_clear()
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        // Never written: its end tells the program the reaper is gone.
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         // Its own group: the program's Ctrl-C, and the kills of a child's group, miss it.
         .process_group(0)
         .spawn()
         .ok()?;
     let mut pipe = child.stdin.take()?;
+    let mut gone = child.stdout.take()?;
     let listed: String = groups.iter().map(|group| format!("+{group}\n")).collect();
     pipe.write_all(listed.as_bytes()).ok()?;
+    let pid = child.id();
+    let watch = std::thread::Builder::new()
+        .name("reaper-watch".to_owned())
+        .spawn(move || {
+            let _ = gone.read(&mut [0u8; 1]);
+            replace(pid);
+        });
+    if watch.is_err() {
+        // Replaced at the program's next line instead.
+        tracing::debug!("cannot watch the reaper");
+    }
     Some((child, pipe))
+}
+
+/// The reaper `pid` ended: if it is still this program's, it is waited for and, when groups
+/// are listed, a new one is started and told of them.
+fn replace(pid: u32) {
+    let mut keeper = KEEPER.lock().unwrap_or_else(|e| e.into_inner());
+    if keeper
+        .reaper
+        .as_ref()
+        .is_none_or(|(child, _)| child.id() != pid)
+    {
+        return;
+    }
+    if let Some((mut old, _)) = keeper.reaper.take() {
+        let _ = old.wait();
+    }
+    if !keeper.groups.is_empty() {
+        keeper.reaper = start(&keeper.groups);
+    }
 }
 
 /// The reaper's life: keep the list its program writes, and when the pipe ends kill every
@@ -125,7 +163,12 @@ pub(crate) fn serve() -> ! {
         };
     }
     for group in groups {
-        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        let group = Pid::from_raw(group);
+        // What left the group is still below its leader, the child's keeper.
+        if super::tree::leads_its_group(group) {
+            super::tree::kill(group, Signal::SIGKILL, true, Duration::from_secs(5));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
     }
     std::process::exit(0);
 }

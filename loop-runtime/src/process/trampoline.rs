@@ -10,13 +10,14 @@
 //! A program that calls [`serve`] first thing in `main` (loopd and loopctl do) lets the runtime
 //! start children through itself instead: `posix_spawn` of `/proc/self/exe` with [`MARKER`] as
 //! its first argument, which shares the address space until exec and copies nothing. That fresh,
-//! small process arms the signal, makes sure its parent is still the one that started it, and
-//! execs the child, which keeps the signal. A program that does not call [`serve`] (a library
+//! small process arms its own parent-death signal, makes sure its parent is still the one that
+//! started it, and stays as the child's [`keeper`](super::keeper): the child's parent, a
+//! subreaper that ends every descendant with the child, setsid ones included. A program that does not call [`serve`] (a library
 //! user's, the runtime's own tests) gets the fork and the `pre_exec` hook as before.
 //!
-//! The signal reaches the child itself, not what it started: a shell's `sleep`, an agent's
-//! tools. Those are the [`reaper`](super::reaper)'s: the same program started once more, which
-//! kills the children's groups when the program dies.
+//! Should the keeper itself be killed, what it leaves is the [`reaper`](super::reaper)'s: the
+//! same program started once more, which kills the children's trees and groups when the program
+//! dies.
 //!
 //! The program is looked up in the parent, on the child's `PATH`, so a missing or
 //! non-executable agent is the same `spawn` error it always was, not an exit status.
@@ -24,11 +25,9 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::sys::signal::Signal;
 use nix::unistd::AccessFlags;
 
 /// The first argument that makes a program that calls [`serve`] a trampoline.
@@ -37,8 +36,8 @@ pub const MARKER: &str = "--loop-runtime-start-child";
 /// Whether this process answers to [`MARKER`].
 static SERVED: AtomicBool = AtomicBool::new(false);
 
-/// Call first thing in `main`. Started as a trampoline, this arms the parent-death signal and
-/// becomes the child (it never returns); otherwise it notes that children may be started
+/// Call first thing in `main`. Started as a trampoline, this becomes the child's keeper (it
+/// never returns); otherwise it notes that children may be started
 /// through this program, and returns.
 pub fn serve() {
     let mut args = std::env::args_os().skip(1);
@@ -57,18 +56,7 @@ pub fn serve() {
         eprintln!("{MARKER}: no program to run");
         std::process::exit(127);
     };
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
-        || parent != Some(nix::unistd::getppid().as_raw())
-    {
-        // The parent died before the signal was armed: nobody would send it.
-        std::process::exit(127);
-    }
-    let error = std::process::Command::new(&program)
-        .arg0(name)
-        .args(args)
-        .exec();
-    eprintln!("cannot run {}: {error}", program.to_string_lossy());
-    std::process::exit(127);
+    super::keeper::serve(parent, program, name, args.collect());
 }
 
 /// The command that starts `program` through this process, when [`serve`] was called; the

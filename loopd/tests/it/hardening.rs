@@ -7,6 +7,7 @@
 mod access;
 mod agent_files;
 mod connections;
+mod descendants;
 mod inputs;
 mod nodes;
 mod processes;
