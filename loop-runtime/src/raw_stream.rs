@@ -4,9 +4,10 @@
 //! text log already holds the same bytes: up to [`HOLD`] bytes are held in memory, and at the
 //! step's end they become a hard link to the `.log` when equal to it (an agent whose stdout is
 //! plain lines and who printed nothing on stderr, as `agent=command` scripts do), else a file.
-//! A stream that outgrows the hold goes to its file from then on. On the benchmark machine's
-//! ext4 a new inode was the largest cost of a step after its two commits; an empty or
-//! duplicate raw file was one of them per agent step.
+//! A stream that outgrows the hold goes to its file from then on. The hold is small because it
+//! is memory per running step (20 runs hold at most 320 KiB), and the outputs it saves a file
+//! for are short ones. On the benchmark machine's ext4 a new inode was the largest cost of a
+//! step after its two commits; an empty or duplicate raw file was one of them per agent step.
 //!
 //! Every call of a step appends to the same stream; the pipe readers of a call write into it
 //! from their own task, so it is shared.
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Bytes held in memory before the stream gets its file.
-pub const HOLD: usize = 64 * 1024;
+pub const HOLD: usize = 16 * 1024;
 
 /// One step's raw stream, shared by the readers of its calls.
 #[derive(Clone, Debug)]
