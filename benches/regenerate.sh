@@ -7,8 +7,8 @@
 # usage: benches/regenerate.sh [--quick]
 #   --quick: small sizes and 3 rounds, to check the script itself (figures not for keeping).
 # Raw outputs stay in target/bench-results/<UTC time>/ for reading the prose figures from.
-# Takes about 40 minutes on the 2-CPU machine of BENCHMARKS.md (the 1M-event rebuild and the
-# 1,000-run scale test are most of it).
+# Takes about 40 minutes on the 2-CPU machine of BENCHMARKS.md (the 1M-event rebuilds, SQLite
+# and PostgreSQL, and the 1,000-run scale test are most of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,14 +22,17 @@ rows="$out/rows.md"
 
 if [[ $quick == yes ]]; then
   export LOOP_BENCH_REPLAY_EVENTS=20000 LOOP_BENCH_REBUILD_EVENTS=20000 LOOP_BENCH_PG_EVENTS=5000 LOOP_BENCH_PAIRS=3
+  export LOOP_BENCH_PG_REBUILD_EVENTS=20000 LOOP_BENCH_OVERHEAD_TASKS=10 LOOP_BENCH_OVERHEAD_ROUNDS=3
   criterion=(--warm-up-time 1 --measurement-time 2)
-  scale_runs=(10 50)
+  scale_runs=(10 20 50)
   load_sizes=(--mib 10)
+  binaries=(--tasks 5 --rounds 3)
 else
   export LOOP_BENCH_PAIRS=${LOOP_BENCH_PAIRS:-7}
   criterion=(--warm-up-time 2 --measurement-time 10)
-  scale_runs=(10 100 1000)
+  scale_runs=(10 20 100 1000)
   load_sizes=()
+  binaries=()
 fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -91,6 +94,8 @@ table "Scale: concurrent runs, the agent sleeps 1 s a call" \
   "benches/load/run.sh scale --runs N  (N = ${scale_runs[*]})" \
   '| runs | completed | all ended | the bare agents | wall over bare, per step | daemon CPU per step | peak RSS | VmHWM |' \
   "$scale_log"
+load binaries "Through the binaries: loopctl exec and loopd, a script agent that commits, against the same processes bare" \
+  '| command | plan | wall per step | the same processes bare, per step | over bare, per step: median (range, rounds) |' "${binaries[@]}"
 load output "Output: one agent printing a lot" \
   '| printed | captured | live SSE | baseline: pipe | baseline: file | memory growth |' "${load_sizes[@]}"
 load fanout "Fan-out: subscribers on one run" \

@@ -9,6 +9,9 @@
 //!   the server and disk allow, which serialised appends can only approach).
 //! - `replay`: `loop_store::replay` over the whole log (every event read, decoded and folded,
 //!   every run compared) against the raw client reading and decoding the same rows in pages.
+//! - `rebuild`: the log grown to `LOOP_BENCH_PG_REBUILD_EVENTS` (default 1,000,000; bar < 5 s),
+//!   then `rebuild_projections` (every run's row and the step index dropped and made again from
+//!   the events, in one transaction) against the same raw read and decode of every event.
 //!
 //! Each pair is timed alternately in rounds (`LOOP_BENCH_PAIRS`, default 7); the ratio is the
 //! median of the per-round ratios, with its range. Sizes: `LOOP_BENCH_PG_EVENTS` (replay log,
@@ -17,7 +20,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use loop_benches::{RawRow, RunScript, TS_MS, bench_size, pair_rounds, paired};
+use loop_benches::{Fill, RawRow, RunScript, TS_MS, bench_size, fill_store, pair_rounds, paired};
 use loop_core::{Event, EventType, Version};
 use loop_store::{EventStore, PgStore};
 
@@ -253,6 +256,43 @@ fn main() {
         events,
         rounds,
         replay_round,
+        raw_read,
+    );
+
+    // rebuild: the log grown with runs of 100 events, appended 100 at a time from 16 threads
+    // (as the SQLite rebuild bench fills its log), to the size asked.
+    let target = bench_size("LOOP_BENCH_PG_REBUILD_EVENTS", 1_000_000, 20_000);
+    let missing = target.saturating_sub(events);
+    let filled = Instant::now();
+    let mut fill = Fill::events(missing, None);
+    fill.runs = missing.div_ceil(100);
+    fill.events_per_run = 100;
+    // Run numbers clear of the ones above.
+    fill.first_run = 1_000_000;
+    if missing > 0 {
+        fill_store(store.as_ref(), fill);
+    }
+    let events = store.last_seq().expect("last seq").0;
+    eprintln!(
+        "postgres: grown to {events} events in {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
+    let rebuild_round = || {
+        let started = Instant::now();
+        let stats = store.rebuild_projections().expect("rebuild");
+        assert_eq!(stats.events, events);
+        started.elapsed()
+    };
+    let raw_read = || {
+        let started = Instant::now();
+        assert_eq!(raw.read_decode(), events);
+        started.elapsed()
+    };
+    paired(
+        "postgres rebuild store vs raw read+decode",
+        events,
+        rounds.min(3),
+        rebuild_round,
         raw_read,
     );
 }

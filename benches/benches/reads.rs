@@ -66,6 +66,7 @@ fn reads(c: &mut Criterion) {
         events_per_run: per_run,
         events_per_append: per_run,
         threads: 16,
+        first_run: 0,
     };
     let dir = bench_dir();
     let path = dir.path().join("store.db");

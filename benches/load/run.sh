@@ -2,7 +2,9 @@
 # The daemon load tests of the quality bars (scale, output, fan-out, CLI) against the real
 # `loopd` binary, built in release. Figures on stdout; see BENCHMARKS.md.
 #
-# usage: benches/load/run.sh [scale|output|fanout|cli|memory|takeover|all] [extra flags for loopd_load]
+# usage: benches/load/run.sh [scale|output|fanout|cli|memory|takeover|binaries|all] [extra flags]
+#   binaries runs binaries_load (loopctl exec and loopd against the bare processes); the others
+#   loopd_load.
 #   e.g. benches/load/run.sh fanout --subscribers 200
 # Scratch files go to $LOOP_BENCH_DIR (else the system temp dir).
 set -eu
@@ -26,6 +28,10 @@ case "$what" in
   cli) run cli "$@" ;;
   memory) run memory "$@" ;;
   takeover) run takeover "$@" ;;
+  binaries)
+    echo "\$ binaries_load $*"
+    "$target/release/binaries_load" "$@"
+    ;;
   all)
     run scale
     for i in 1 2 3; do run output; done
@@ -34,6 +40,7 @@ case "$what" in
     run cli
     run memory
     for i in 1 2 3; do run takeover; done
+    "$target/release/binaries_load"
     ;;
-  *) echo "usage: $0 [scale|output|fanout|cli|memory|takeover|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [scale|output|fanout|cli|memory|takeover|binaries|all]" >&2; exit 2 ;;
 esac

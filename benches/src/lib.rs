@@ -4,6 +4,7 @@
 //! Every benchmark works on files in a temporary directory on disk (`LOOP_BENCH_DIR`, else the
 //! system's temporary directory), in WAL mode with `synchronous=FULL`, the store's own settings.
 
+pub mod bare;
 pub mod daemon;
 pub mod scratch;
 
@@ -365,6 +366,8 @@ pub struct Fill {
     /// Appending threads; each takes every `threads`-th run and appends to its runs in turn, so
     /// the log interleaves runs as a busy daemon's does and the writer commits in groups.
     pub threads: u64,
+    /// The number of the first run ([`RunScript::new`]), to add runs to a log that has some.
+    pub first_run: u64,
 }
 
 impl Fill {
@@ -376,6 +379,7 @@ impl Fill {
             events_per_run: events / runs,
             events_per_append: 100,
             threads: 16,
+            first_run: 0,
         }
     }
 
@@ -385,12 +389,12 @@ impl Fill {
 }
 
 /// Fills `store` through its own `append` as `fill` says; returns how many events it appended.
-pub fn fill_store(store: &SqliteStore, fill: Fill) -> u64 {
+pub fn fill_store<S: EventStore + Sync + ?Sized>(store: &S, fill: Fill) -> u64 {
     let threads = fill.threads.clamp(1, fill.runs.max(1));
     std::thread::scope(|scope| {
         for t in 0..threads {
             scope.spawn(move || {
-                let mut scripts: Vec<RunScript> = (t..fill.runs)
+                let mut scripts: Vec<RunScript> = (fill.first_run + t..fill.first_run + fill.runs)
                     .step_by(threads as usize)
                     .map(RunScript::new)
                     .collect();
