@@ -94,10 +94,35 @@ impl CallLog {
             .await
     }
 
+    /// Finishes the log's files, waiting while the disk is full (the run shows
+    /// `storage_full`), until they are written, another error, or `cancel`.
+    pub async fn settle(
+        &mut self,
+        services: &Services,
+        run: &RunContext,
+        cancel: &CancellationToken,
+    ) -> io::Result<()> {
+        let log_path = run.files.path(&self.log_name);
+        let clock = &services.clock;
+        services
+            .storage
+            .patiently(
+                run.run_id,
+                &self.log_name,
+                || clock.now_ms(),
+                cancel,
+                || {
+                    let (bytes, _) = self.output.finish()?;
+                    self.raw.finish(&log_path, bytes).map(drop)
+                },
+            )
+            .await
+    }
+
     /// Closes the log: the output file as written, and the artifacts to record (the log, its
     /// tail and the raw stream, whichever exist, of kinds `<kind>log`, `<kind>tail`, `<kind>raw`).
     pub fn close(
-        self,
+        mut self,
         run: &RunContext,
         kind: &str,
     ) -> io::Result<(OutputFile, Vec<ArtifactWritten>)> {

@@ -54,6 +54,7 @@ mod scratch;
 mod services;
 mod stats;
 pub mod step_output;
+mod storage_full;
 mod stream;
 mod verify;
 pub mod worktree;

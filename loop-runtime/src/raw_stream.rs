@@ -92,27 +92,37 @@ impl RawStream {
             return Ok(inner.path.is_file());
         }
         let held = std::mem::take(&mut inner.held);
-        let fresh = match std::fs::symlink_metadata(&inner.path) {
-            // Already the log's second name (a log rewritten in place): never append to it.
-            Ok(raw) if same_file(&raw, &std::fs::metadata(log)?) => {
-                std::fs::remove_file(&inner.path)?;
-                true
-            }
-            Ok(_) => false,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
-            Err(error) => return Err(error),
-        };
-        // Only a fresh name is linked: a stream of the same name from before is appended to.
-        if fresh
-            && held.len() as u64 == log_bytes
-            && std::fs::read(log).is_ok_and(|text| text == held)
-            && std::fs::hard_link(log, &inner.path).is_ok()
-        {
-            return Ok(true);
+        let ended = end(&inner.path, &held, log, log_bytes);
+        if ended.is_err() {
+            // Kept for the next try (a full disk is waited out, `crate::storage_full`).
+            inner.held = held;
         }
-        open_append(&inner.path)?.write_all(&held)?;
-        Ok(true)
+        ended
     }
+}
+
+/// What is held, `held`, becomes the stream's file at `path`: a link to `log` when the same.
+fn end(path: &Path, held: &[u8], log: &Path, log_bytes: u64) -> io::Result<bool> {
+    let fresh = match std::fs::symlink_metadata(path) {
+        // Already the log's second name (a log rewritten in place): never append to it.
+        Ok(raw) if same_file(&raw, &std::fs::metadata(log)?) => {
+            std::fs::remove_file(path)?;
+            true
+        }
+        Ok(_) => false,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => true,
+        Err(error) => return Err(error),
+    };
+    // Only a fresh name is linked: a stream of the same name from before is appended to.
+    if fresh
+        && held.len() as u64 == log_bytes
+        && std::fs::read(log).is_ok_and(|text| text == held)
+        && std::fs::hard_link(log, path).is_ok()
+    {
+        return Ok(true);
+    }
+    open_append(path)?.write_all(held)?;
+    Ok(true)
 }
 
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {

@@ -390,6 +390,18 @@ impl Scheduler {
             ));
             return;
         }
+        if let Some(held) = self.services.storage.held(view.id) {
+            view.waiting = Some(Waiting::new(
+                "storage_full",
+                format!(
+                    "cannot write {} since {}: {}; the run goes on once there is space",
+                    held.file,
+                    loop_core::time::rfc3339_ms(held.since_ms),
+                    held.reason
+                ),
+            ));
+            return;
+        }
         if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {
             view.waiting = self.queue_reason(view);
         }

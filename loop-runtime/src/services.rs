@@ -20,6 +20,7 @@ use crate::journal::Journal;
 use crate::process::ledger::Ledger;
 use crate::run_context::RunContext;
 use crate::step_output::Chunk;
+use crate::storage_full::StorageWaits;
 use crate::worktree::{Workspace, WorktreeProvider};
 
 pub(crate) struct Services {
@@ -30,6 +31,8 @@ pub(crate) struct Services {
     pub(crate) live: broadcast::Sender<Chunk>,
     /// Where the children of this runtime are recorded while they live.
     pub(crate) ledger: Arc<Ledger>,
+    /// The runs a full disk holds now.
+    pub(crate) storage: StorageWaits,
     agents: HashMap<String, Arc<dyn Agent>>,
     providers: HashMap<String, Arc<dyn WorktreeProvider>>,
     /// Cancelled when the runtime shuts down; every task's token is a child of it.
@@ -57,6 +60,7 @@ impl Services {
             journal,
             clock,
             ledger: Arc::new(Ledger::new(&data_dir)),
+            storage: StorageWaits::default(),
             data_dir,
             live: broadcast::channel(LIVE_CHUNKS).0,
             agents,

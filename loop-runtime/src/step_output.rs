@@ -29,6 +29,9 @@ const TAIL_LINE_MAX: usize = 2048;
 /// Held lines are released once they are this large, whatever the holder says (a chunk is
 /// at most this plus one line).
 const HOLD_MAX: usize = 64 * 1024;
+/// The most output kept in memory while the disk is full; more fails the step's log, as any
+/// write error did before.
+const UNWRITTEN_MAX: usize = 64 << 20;
 
 /// A piece of a step's text output, as the live channel carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +57,13 @@ pub struct StepOutput {
     /// A line longer than [`TAIL_LINE_MAX`] was cut in the tail.
     cut: bool,
     live: broadcast::Sender<Chunk>,
+    /// An error writing the log other than a full disk: the step's log fails at its end.
     failed: Option<io::Error>,
+    /// What the log could not take because the disk is full: the bytes that follow the file's
+    /// end (`offset` counts them), written as soon as the file takes them.
+    unwritten: Vec<u8>,
+    /// (bytes, lines) once [`StepOutput::finish`] succeeded.
+    finished: Option<(u64, u64)>,
     /// Lines held for one write, after `offset`.
     pending: String,
     held: bool,
@@ -86,6 +95,8 @@ impl StepOutput {
             cut: false,
             live,
             failed: None,
+            unwritten: Vec::new(),
+            finished: None,
             pending: String::new(),
             held: false,
         })
@@ -134,11 +145,28 @@ impl StepOutput {
             return;
         }
         let content = std::mem::take(&mut self.pending);
-        if self.failed.is_none()
-            && let Err(error) = self.log.write_all(content.as_bytes())
-        {
-            // Keep the step going (the live channel and tail still work); report at the end.
-            self.failed = Some(error);
+        if self.failed.is_none() {
+            // Keep the step going either way (the live channel and tail still work): a full
+            // disk is waited out at the end, another error reported there.
+            if self.unwritten.is_empty() {
+                let (written, result) = write_some(&mut self.log, content.as_bytes());
+                match result {
+                    Ok(()) => {}
+                    Err(error) if crate::storage_full::is_full(&error) => {
+                        self.unwritten
+                            .extend_from_slice(&content.as_bytes()[written..]);
+                    }
+                    Err(error) => self.failed = Some(error),
+                }
+            } else if self.unwritten.len() + content.len() > UNWRITTEN_MAX {
+                self.failed = Some(io::Error::other(format!(
+                    "more than {} MiB of output waited for space on a full disk",
+                    UNWRITTEN_MAX >> 20
+                )));
+            } else {
+                self.unwritten.extend_from_slice(content.as_bytes());
+                let _ = self.write_unwritten();
+            }
         }
         let offset = self.offset;
         self.offset += content.len() as u64;
@@ -151,12 +179,32 @@ impl StepOutput {
         });
     }
 
+    /// Writes what the log could not take yet; a full disk is the error until it does.
+    fn write_unwritten(&mut self) -> io::Result<()> {
+        let (written, result) = write_some(&mut self.log, &self.unwritten);
+        self.unwritten.drain(..written);
+        if let Err(error) = &result
+            && !crate::storage_full::is_full(error)
+        {
+            self.failed = Some(copy_error(error));
+        }
+        result
+    }
+
     /// Flushes the log and puts the tail file beside it (a link to the log when the log is its
-    /// own tail); returns (bytes, lines).
-    pub fn finish(mut self) -> io::Result<(u64, u64)> {
+    /// own tail); returns (bytes, lines). On a full disk it fails with that error and may be
+    /// called again, until it succeeds (the step's end waits it out,
+    /// [`crate::storage_full`]); once it has, it returns the same again.
+    pub fn finish(&mut self) -> io::Result<(u64, u64)> {
+        if let Some(done) = self.finished {
+            return Ok(done);
+        }
         self.emit();
-        if let Some(error) = self.failed.take() {
-            return Err(error);
+        if let Some(error) = &self.failed {
+            return Err(copy_error(error));
+        }
+        if !self.unwritten.is_empty() {
+            self.write_unwritten()?;
         }
         self.log.flush()?;
         let tail_path = PathBuf::from(loop_core::layout::tail_path_of(
@@ -172,11 +220,34 @@ impl StepOutput {
             }
             write_tail(&self.log, &tail_path, tail.as_bytes())?;
         }
+        self.finished = Some((self.offset, self.lines));
         Ok((self.offset, self.lines))
     }
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+}
+
+/// Writes `bytes` to `file`; how many it took, and the error that stopped it.
+fn write_some(file: &mut File, bytes: &[u8]) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match file.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return (written, Err(error)),
+        }
+    }
+    (written, Ok(()))
+}
+
+/// The same error again (an `io::Error` is not `Clone`).
+fn copy_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
     }
 }
 

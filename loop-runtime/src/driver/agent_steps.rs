@@ -336,6 +336,12 @@ impl Driver {
         let Some(outcome) = self.call_until_decided(&mut log, step_id, ask).await? else {
             return Ok(None);
         };
+        // A full disk holds the run here until the log is written (any other error fails it
+        // at the close, as before).
+        let settled = log.settle(&self.services, &self.run, &self.cancel).await;
+        if settled.is_err() && self.cancel.is_cancelled() {
+            return Ok(None);
+        }
         let (output, artifacts) = log.close(&self.run, "").map_err(io_error(&log_name))?;
         // The plan's digest is the watchdog's evidence, kept for implementation steps.
         let observation = self

@@ -55,9 +55,27 @@ impl Driver {
         })
     }
 
-    /// Closes an own step's log: the file as written.
-    fn close_own_step(&self, step: OwnStep) -> Result<(StepId, String, OutputFile), RuntimeError> {
-        let (bytes, lines) = step.output.finish().map_err(io_error(&step.log_name))?;
+    /// Closes an own step's log: the file as written. A full disk holds the run until the log is written; `None` when stopped meanwhile.
+    async fn close_own_step(
+        &self,
+        mut step: OwnStep,
+    ) -> Result<Option<(StepId, String, OutputFile)>, RuntimeError> {
+        let clock = &self.services.clock;
+        let finished = self
+            .services
+            .storage
+            .patiently(
+                self.run.run_id,
+                &step.log_name,
+                || clock.now_ms(),
+                &self.cancel,
+                || step.output.finish(),
+            )
+            .await;
+        if finished.is_err() && self.cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let (bytes, lines) = finished.map_err(io_error(&step.log_name))?;
         let output = OutputFile {
             path: self
                 .run
@@ -68,7 +86,7 @@ impl Driver {
             bytes,
             lines,
         };
-        Ok((step.step_id, step.log_name, output))
+        Ok(Some((step.step_id, step.log_name, output)))
     }
 
     pub(super) async fn verify(&mut self, iteration: u32) -> StepEnd {
@@ -109,7 +127,9 @@ impl Driver {
                 failed.push(run);
             }
         }
-        let (step_id, log_name, output) = self.close_own_step(step)?;
+        let Some((step_id, log_name, output)) = self.close_own_step(step).await? else {
+            return Ok(Some(DriverEnd::Stopped));
+        };
         let files = &self.run.files;
         let mut commands: Vec<Command> = ran.into_iter().collect();
         commands.extend(
@@ -190,7 +210,9 @@ impl Driver {
         if self.cancel.is_cancelled() {
             return Ok(None);
         }
-        let (step_id, _, output) = self.close_own_step(step)?;
+        let Some((step_id, _, output)) = self.close_own_step(step).await? else {
+            return Ok(None);
+        };
         let observation = self.observe(Some(output), false).await;
         let (status, message) = match &result {
             Ok(_) => (StepStatus::Succeeded, None),

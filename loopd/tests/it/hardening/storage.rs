@@ -182,3 +182,107 @@ fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
         .expect("json");
     assert_eq!(health["status"], "ok", "{health}");
 }
+
+/// Issue 23, defect 10: a full disk under a step's log (`iter-01-impl.log: No space left on
+/// device`) failed the run. Now the run waits, says `storage_full`, and goes on when space is
+/// back, its log whole. The disk is a real 1 MiB tmpfs under the workspace's run files (the
+/// log stays on the data dir, so this is the run's files alone); the agent fills it mid-step.
+#[test]
+fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
+    if !needs_root("a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(&dir.path().join("repo"), 1);
+    let logs = repo.join("logs");
+    std::fs::create_dir_all(&logs).expect("dir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "cannot mount a tmpfs as root");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&logs);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let filler = logs.join("filler");
+    let mark = dir.path().join("filled");
+    // The first call fills the disk, then prints 30 lines the log cannot take, then does its
+    // task as one_task.sh does.
+    let agent = format!(
+        "if [ ! -e {mark} ]; then touch {mark}; dd if=/dev/zero of={filler} bs=64k 2>/dev/null; \
+         i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo \"line $i\"; done; fi; exec {one_task}",
+        mark = mark.display(),
+        filler = filler.display(),
+        one_task = crate::support::stub("one_task.sh"),
+    );
+    let mut body = run_body(&repo, "one_task.sh", json!({"artifact_mode": "workspace"}));
+    body["config"]["agent_cmd"] = json!(agent);
+    let client = client();
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let run: Value = client
+            .get(daemon.url(&format!("/runs/{id}")))
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        if run["run"]["waiting"]["code"] == "storage_full" {
+            break run;
+        }
+        assert!(
+            !run["run"]["status"].as_str().is_some_and(|status| [
+                "FAILED",
+                "COMPLETED",
+                "CANCELED"
+            ]
+            .contains(&status)),
+            "the run ended instead of waiting for space: {run}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the run never showed the full disk: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(waiting["run"]["status"], "RUNNING", "{waiting}");
+    let reason = waiting["run"]["waiting"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("iter-01-impl.log"), "{waiting}");
+    // Held, not failed: still so a moment later.
+    std::thread::sleep(Duration::from_secs(2));
+    let still: Value = client
+        .get(daemon.url(&format!("/runs/{id}")))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    assert_eq!(still["run"]["waiting"]["code"], "storage_full", "{still}");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let log = std::fs::read_to_string(crate::support::run_file(
+        &repo,
+        &dir.path().join("data"),
+        &id,
+        "iter-01-impl.log",
+    ))
+    .expect("the step's log");
+    assert!(
+        log.contains("line 1\n") && log.contains("line 30\n"),
+        "{log}"
+    );
+}
