@@ -32,6 +32,7 @@ const ASSETS: &[Asset] = assets![
     "login.js",
     "app.js",
     "api.js",
+    "sse.js",
     "dom.js",
     "board.js",
     "run.js",

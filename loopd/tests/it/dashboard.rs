@@ -13,6 +13,7 @@ mod access;
 mod board;
 mod browser;
 mod pages;
+mod reader;
 mod review;
 mod run_page;
 mod screenshots;

@@ -1,6 +1,8 @@
 // The API: JSON calls under the same guard as loopctl (same-origin, JSON bodies for every
 // state change), and the server-sent event streams, followed across dropped connections.
 
+import { EventStreamParser } from './sse.js';
+
 export class ApiFailure extends Error {
   constructor(status, message, code) {
     super(message);
@@ -41,35 +43,35 @@ export async function readStream(url, lastId, onFrame, signal) {
     const body = await response.json().catch(() => ({}));
     throw new ApiFailure(response.status, body.error || response.statusText, body.code);
   }
+  const parser = new EventStreamParser(onFrame);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  let frame = { id: null, event: null, data: [] };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value;
-    let newline;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      let line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line === '') {
-        if (frame.id !== null || frame.data.length) {
-          onFrame({ id: frame.id, event: frame.event || 'message', data: frame.data.join('\n') });
-        }
-        frame = { id: null, event: null, data: [] };
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let text = colon < 0 ? '' : line.slice(colon + 1);
-      if (text.startsWith(' ')) text = text.slice(1);
-      if (field === 'id') frame.id = text;
-      else if (field === 'event') frame.event = text;
-      else if (field === 'data') frame.data.push(text);
-    }
+    parser.push(value);
   }
+}
+
+/// The page's one backoff between attempts: half a second, doubling up to 15 s, back to the
+/// start once an attempt gets through.
+export class Backoff {
+  constructor(first = 500, most = 15000) {
+    this.first = first;
+    this.most = most;
+    this.next = first;
+  }
+
+  /// Waits the current delay (less when `signal` aborts first) and doubles the next one.
+  wait(signal) {
+    const delay = this.next;
+    this.next = Math.min(this.next * 2, this.most);
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, delay);
+      signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+  }
+
+  reset() { this.next = this.first; }
 }
 
 /// Follows a stream across dropped connections, resuming after the last frame's id (the
@@ -77,12 +79,12 @@ export async function readStream(url, lastId, onFrame, signal) {
 /// itself; the follower stops when `signal` aborts.
 export async function follow({ url, lastId, onFrame, onEnd, signal, live }) {
   let position = lastId || null;
-  let backoff = 500;
+  const backoff = new Backoff();
   while (!signal.aborted) {
     try {
       await readStream(url(), position, (frame) => {
         if (frame.id !== null) position = frame.id;
-        backoff = 500;
+        backoff.reset();
         onFrame(frame);
       }, signal);
       if (signal.aborted) return;
@@ -91,8 +93,7 @@ export async function follow({ url, lastId, onFrame, onEnd, signal, live }) {
       if (signal.aborted || error.status === 401) return;
       if (error instanceof ApiFailure && error.status < 500) { if (onEnd) onEnd(position, error); return; }
       setLive(false);
-      await new Promise((resolve) => setTimeout(resolve, backoff));
-      backoff = Math.min(backoff * 2, 15000);
+      await backoff.wait(signal);
     }
     if (live) setLive(true);
   }
