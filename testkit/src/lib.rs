@@ -1,7 +1,8 @@
 //! What loop's test suites and benchmarks share, so that each has one copy: scratch git
 //! repositories with a spec and a plan ([`repo`]), the stub agents ([`agents`]), and a real
 //! `loopd` started on an ephemeral loopback port ([`daemon`]), a real PostgreSQL server
-//! ([`postgres`]), and the machine's processes as `/proc` shows them ([`procs`]).
+//! ([`postgres`]), the machine's processes as `/proc` shows them ([`procs`]), and a small
+//! real-looking project with an agent that works on it for real ([`projects`]).
 //!
 //! Everything here is real: real git, real child processes, real sockets. Only the agent is a
 //! stand-in, and the stubs in `testkit/agents/` behave as the command-line agents they stand
@@ -11,6 +12,7 @@ pub mod agents;
 pub mod daemon;
 pub mod postgres;
 pub mod procs;
+pub mod projects;
 pub mod repo;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,5 @@
+"""Word frequencies of a text."""
+
+from .counter import count_words
+
+__all__ = ["count_words"]
