@@ -291,7 +291,7 @@ impl AccountBook {
                     run.in_call = Some(next.clone());
                 }
             }
-            Event::RunRetried(_) => run.ended = false,
+            Event::RunRetried(_) | Event::ChangesRequested(_) => run.ended = false,
             event if event.is_terminal() => {
                 run.in_call = None;
                 run.ended = true;

@@ -3,12 +3,12 @@
 use crate::error::DomainError;
 use crate::event::FailureCause;
 use crate::event::{
-    AgentRetry, AgentWaiting, ArtifactWritten, CompletionDetected, CompletionRejected, Event,
-    ExitReason, ExperimentBaseline, ExperimentDecided, ExperimentMeasured, MergeFinished,
-    PostmortemEnd, PostmortemStart, ReviewAction, RunCanceled, RunClaimed, RunCompleted,
-    RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished,
-    StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
-    WorktreeProviderSelected, WorktreeRemoved,
+    AgentRetry, AgentWaiting, ArtifactWritten, ChangesRequested, CompletionDetected,
+    CompletionRejected, Event, ExitReason, ExperimentBaseline, ExperimentDecided,
+    ExperimentMeasured, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, ReviewComment,
+    RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed,
+    RunRetried, RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand,
+    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
 use crate::step::{self, Observation};
@@ -72,6 +72,13 @@ pub enum Command {
     RecordMeasurement(ExperimentMeasured),
     /// An experiment's candidate is kept or discarded.
     DecideExperiment(ExperimentDecided),
+    /// A person's comment on a line of a finished run's diff; it waits for a request.
+    Comment(ReviewComment),
+    /// A finished run goes back to PENDING with the comments made since it last went back to
+    /// work (and `body`, words about the whole change), for its next implementation iteration.
+    RequestChanges {
+        body: Option<String>,
+    },
 }
 
 /// The events that carry out `command` on a run in `state`, or why it may not happen.
@@ -146,6 +153,14 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
         Command::RecordBaseline(measured) => single(state, measured),
         Command::RecordMeasurement(measured) => single(state, measured),
         Command::DecideExperiment(decided) => single(state, decided),
+        Command::Comment(comment) => single(state, comment),
+        Command::RequestChanges { body } => {
+            let requested = ChangesRequested {
+                comments: state.pending_comments().to_vec(),
+                body: body.filter(|body| !body.trim().is_empty()),
+            };
+            single(state, requested)
+        }
     };
 
     // The same rules that replay enforces: decide proposes, apply disposes.

@@ -39,6 +39,15 @@ pub enum DomainError {
     NotFinal { status: &'static str },
     #[error("{what} must be a finite number ≥ 0, not {value}")]
     InvalidNumber { what: &'static str, value: String },
+    #[error("a review comment needs {0}")]
+    IncompleteComment(&'static str),
+    #[error("nothing to ask for: comment on a line of the diff, or say what to change")]
+    NothingRequested,
+    #[error(
+        "cannot send the run back to work: it has no worktree (removed by a scrap or gc, or \
+         never made)"
+    )]
+    NoWorktree,
     #[error("postmortem is already running")]
     PostmortemRunning,
     #[error("no postmortem is running")]

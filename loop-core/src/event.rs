@@ -7,6 +7,7 @@
 
 pub mod experiment;
 pub mod payload;
+mod review;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use thiserror::Error;
 use crate::ids::{RunId, Seq, Version};
 pub use experiment::*;
 pub use payload::*;
+pub use review::{ChangesRequested, DiffSide, ReviewComment};
 
 /// The payload schema this build writes. Older schemas still decode (see [`payload`]).
 pub const SCHEMA: u32 = 1;
@@ -157,6 +159,8 @@ events! {
     ExperimentBaseline => "EXPERIMENT_BASELINE",
     ExperimentMeasured => "EXPERIMENT_MEASURED",
     ExperimentDecided => "EXPERIMENT_DECIDED",
+    ReviewComment => "REVIEW_COMMENT",
+    ChangesRequested => "CHANGES_REQUESTED",
 }
 
 impl fmt::Display for EventType {

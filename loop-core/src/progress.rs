@@ -6,7 +6,9 @@
 //! count afresh.
 
 use crate::config::RunConfig;
-use crate::event::{Event, EventRecord, ExitReason, FailureCause, Phase, StepStatus};
+use crate::event::{
+    ChangesRequested, Event, EventRecord, ExitReason, FailureCause, Phase, StepStatus,
+};
 
 /// What the current iteration has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub struct LoopProgress {
     /// or a pause interrupted included: the next attempt goes on from there rather than with
     /// fresh budgets.
     pub step_retries: crate::policy::CallCounters,
+    /// The changes a person last asked for, which the prompts carry until the run completes
+    /// again (a retry keeps them: they were not made yet).
+    pub requested_changes: Option<ChangesRequested>,
 }
 
 impl LoopProgress {
@@ -101,9 +106,20 @@ impl LoopProgress {
                     review_attempts: self.review_attempts,
                     verification_attempts: self.verification_attempts,
                     merge_attempts: self.merge_attempts,
+                    requested_changes: self.requested_changes.take(),
                     ..LoopProgress::default()
                 };
             }
+            Event::ChangesRequested(requested) => {
+                // A new iteration, its limits counted afresh, to make the changes; the
+                // iteration numbers go on, so its logs sit beside the earlier ones.
+                *self = LoopProgress {
+                    iteration: self.iteration + 1,
+                    requested_changes: Some(requested.clone()),
+                    ..LoopProgress::default()
+                };
+            }
+            Event::RunCompleted(_) => self.requested_changes = None,
             Event::StepStarted(step) if step.phase == Phase::Implementation => {
                 if step.iteration != self.iteration {
                     self.iteration = step.iteration;

@@ -6,6 +6,7 @@
 //! (`loopctl export`, `loopctl replay`); both give the same answer, which the property tests
 //! check.
 
+mod comments;
 mod experiments;
 mod export;
 mod report;
@@ -14,6 +15,7 @@ mod run_view;
 mod step_view;
 mod summary;
 
+pub use comments::{CommentView, Comments};
 pub use experiments::{
     EXPERIMENTS_HEADER, ExperimentBrief, ExperimentRow, ExperimentTable, Recheck,
 };

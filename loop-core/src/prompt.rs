@@ -4,6 +4,7 @@
 //! this module only assembles text, so `loopctl prompt` can print exactly what would be sent.
 
 use crate::completion::TOKEN;
+use crate::event::{ChangesRequested, DiffSide};
 use crate::plan::Task;
 
 /// Everything an implementation prompt is built from.
@@ -23,6 +24,8 @@ pub struct ImplementationInputs<'a> {
     pub review_notes: Option<&'a str>,
     /// The task this iteration should take.
     pub task: Option<&'a Task>,
+    /// What a person asked to change after reviewing the run's work.
+    pub changes_requested: Option<&'a ChangesRequested>,
 }
 
 /// The `@references` of a prompt that an agent would not resolve: Claude Code reads `@` and
@@ -68,6 +71,15 @@ pub fn implementation_prompt(inputs: &ImplementationInputs<'_>) -> String {
              one of them in this iteration.\n"
         ));
     }
+    if let Some(requested) = inputs.changes_requested {
+        prompt
+            .push_str("\nA person reviewed the work on this branch and asked for these changes:\n");
+        prompt.push_str(&requested_list(requested));
+        prompt.push_str(
+            "Make every one of them in this iteration, with tests where they apply, and commit. \
+             Leave the plan's boxes as they are.\n",
+        );
+    }
     if let Some(task) = inputs.task {
         prompt.push_str(&format!(
             "\nThis iteration's task (line {} of the plan): {}\n",
@@ -75,6 +87,33 @@ pub fn implementation_prompt(inputs: &ImplementationInputs<'_>) -> String {
         ));
     }
     prompt
+}
+
+/// The person's comments, one `- ` item each (`path, line N: body`, the body's further lines
+/// indented under it), then their words about the whole change.
+fn requested_list(requested: &ChangesRequested) -> String {
+    let mut list = String::new();
+    let mut item = |place: String, body: &str| {
+        let mut lines = body.trim().lines();
+        list.push_str(&format!("- {place}{}\n", lines.next().unwrap_or("")));
+        for line in lines {
+            list.push_str(&format!("  {line}\n"));
+        }
+    };
+    for comment in &requested.comments {
+        let place = match comment.side {
+            DiffSide::New => format!("{}, line {}: ", comment.path, comment.line),
+            DiffSide::Old => format!(
+                "{}, removed line {} (of the base's version): ",
+                comment.path, comment.line
+            ),
+        };
+        item(place, &comment.body);
+    }
+    if let Some(body) = &requested.body {
+        item("On the whole change: ".to_owned(), body);
+    }
+    list
 }
 
 fn default_prompt(spec: &str, plan: &str) -> String {
@@ -112,6 +151,8 @@ pub struct ReviewInputs<'a> {
     /// The commit range or ref the reviewer should read, e.g. `HEAD~1..HEAD`.
     pub changes: &'a str,
     pub task: Option<&'a Task>,
+    /// What a person asked to change, which this change should have made.
+    pub changes_requested: Option<&'a ChangesRequested>,
 }
 
 /// The word a reviewer answers with when nothing needs to change.
@@ -119,10 +160,15 @@ pub const APPROVED: &str = "APPROVED";
 
 /// The review prompt for the change an implementation step just made.
 pub fn review_prompt(inputs: &ReviewInputs<'_>) -> String {
-    let task = inputs
+    let mut task = inputs
         .task
         .map(|task| format!("The task was: {}\n\n", task.text))
         .unwrap_or_default();
+    if let Some(requested) = inputs.changes_requested {
+        task.push_str("The change answers a person's review, which asked for:\n");
+        task.push_str(&requested_list(requested));
+        task.push_str("Check that each of these is done.\n\n");
+    }
     format!(
         "Review the change just made for a task of this plan:\n\
          @{plan}\n\
@@ -227,6 +273,7 @@ mod tests {
             plan_path: "specs/planning/a-plan.md",
             changes: "HEAD~1..HEAD",
             task: Some(&task),
+            changes_requested: None,
         });
         for prompt in [&implementation, &review] {
             assert_eq!(
@@ -236,6 +283,50 @@ mod tests {
             );
             assert!(prompt.contains("@specs/planning/a-plan.md\n"), "{prompt}");
         }
+    }
+
+    #[test]
+    fn requested_changes_reach_the_implementation_and_the_review_prompt() {
+        use crate::event::{ChangesRequested, DiffSide, ReviewComment};
+        let requested = ChangesRequested {
+            comments: vec![
+                ReviewComment {
+                    path: "calc/ops.py".to_owned(),
+                    line: 12,
+                    body: "Divide by zero raises, say so.\nAnd test it.".to_owned(),
+                    side: DiffSide::New,
+                },
+                ReviewComment {
+                    path: "README.md".to_owned(),
+                    line: 3,
+                    body: "Keep this line.".to_owned(),
+                    side: DiffSide::Old,
+                },
+            ],
+            body: Some("Nice work otherwise.".to_owned()),
+        };
+        let implementation = implementation_prompt(&ImplementationInputs {
+            spec_path: "specs/a.md",
+            plan_path: "specs/planning/a-plan.md",
+            changes_requested: Some(&requested),
+            ..ImplementationInputs::default()
+        });
+        let review = review_prompt(&ReviewInputs {
+            spec_path: "specs/a.md",
+            plan_path: "specs/planning/a-plan.md",
+            changes: "HEAD~1..HEAD",
+            changes_requested: Some(&requested),
+            ..ReviewInputs::default()
+        });
+        let list = "- calc/ops.py, line 12: Divide by zero raises, say so.\n  And test it.\n\
+                    - README.md, removed line 3 (of the base's version): Keep this line.\n\
+                    - On the whole change: Nice work otherwise.\n";
+        for prompt in [&implementation, &review] {
+            assert!(prompt.contains(list), "{prompt}");
+            assert_eq!(unresolvable_references(prompt), Vec::<&str>::new());
+        }
+        assert!(implementation.contains("asked for these changes"));
+        assert!(review.contains("Check that each of these is done."));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 use crate::error::DomainError;
 use crate::event::{
-    Event, EventRecord, Phase, RunCreated, StepFinished, StepStatus, WorktreeCreated,
+    ChangesRequested, Event, EventRecord, Phase, ReviewComment, RunCreated, StepFinished,
+    StepStatus, WorktreeCreated,
 };
 use crate::ids::{RunId, StepId, Version};
 pub use crate::status::RunStatus;
@@ -62,6 +63,8 @@ pub struct RunState {
     worktree: Option<WorktreeCreated>,
     /// The cluster node whose claim is the latest, if any node claimed the run.
     claimed_by: Option<String>,
+    /// Review comments made since the run last went back to work, in order.
+    pending_comments: Vec<ReviewComment>,
     last_ts_ms: i64,
 }
 
@@ -139,6 +142,12 @@ impl RunState {
         self.postmortem_running
     }
 
+    /// The review comments a request for changes would carry: those made since the run last
+    /// went back to work.
+    pub fn pending_comments(&self) -> &[ReviewComment] {
+        &self.pending_comments
+    }
+
     /// The time of the last event applied.
     pub fn last_ts_ms(&self) -> i64 {
         self.last_ts_ms
@@ -166,6 +175,11 @@ impl RunState {
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = Some(RunStatus::Running),
             Event::RunPaused(_) => self.status = Some(RunStatus::Paused),
             Event::RunRetried(_) => self.status = Some(RunStatus::Pending),
+            Event::ChangesRequested(_) => {
+                self.status = Some(RunStatus::Pending);
+                self.pending_comments.clear();
+            }
+            Event::ReviewComment(comment) => self.pending_comments.push(comment.clone()),
             Event::RunCompleted(_) => self.status = Some(RunStatus::Completed),
             Event::RunFailed(_) => self.status = Some(RunStatus::Failed),
             Event::RunCanceled(_) => self.status = Some(RunStatus::Canceled),
@@ -323,6 +337,20 @@ impl RunState {
                 require("decide on a candidate", &[Running])?;
                 no_open_step("decide on a candidate")
             }
+            Event::ReviewComment(comment) => {
+                require("comment on", &[Completed, Failed, Canceled])?;
+                check_comment(comment)
+            }
+            Event::ChangesRequested(requested) => {
+                require("request changes of", &[Completed, Failed, Canceled])?;
+                if self.postmortem_running {
+                    return Err(DomainError::PostmortemRunning);
+                }
+                if self.worktree.is_none() {
+                    return Err(DomainError::NoWorktree);
+                }
+                check_request(requested)
+            }
         }
     }
 
@@ -363,6 +391,26 @@ impl RunState {
         }
         self.check_open(finished.step_id, Some(finished.phase))
     }
+}
+
+/// A comment names a file, a line counted from 1, and says something.
+fn check_comment(comment: &ReviewComment) -> Result<(), DomainError> {
+    match comment.missing() {
+        Some(missing) => Err(DomainError::IncompleteComment(missing)),
+        None => Ok(()),
+    }
+}
+
+/// A request for changes asks for something: a comment, or words about the whole change.
+fn check_request(requested: &ChangesRequested) -> Result<(), DomainError> {
+    let said = requested
+        .body
+        .as_deref()
+        .is_some_and(|body| !body.trim().is_empty());
+    if requested.comments.is_empty() && !said {
+        return Err(DomainError::NothingRequested);
+    }
+    requested.comments.iter().try_for_each(check_comment)
 }
 
 /// Whether `event` ends the run's latest claim: the run stops being driven (paused, ended, or

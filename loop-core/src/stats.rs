@@ -273,7 +273,7 @@ impl RunFacts {
                 self.status = RunStatus::Paused;
                 self.stop_active(at);
             }
-            Event::RunRetried(_) => {
+            Event::RunRetried(_) | Event::ChangesRequested(_) => {
                 self.status = RunStatus::Pending;
                 self.exit_reason = None;
                 self.completed_iteration = None;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::event::{Event, EventRecord, Phase, StepStatus};
+use crate::event::{ChangesRequested, Event, EventRecord, Phase, StepStatus};
 
 /// The header line of `report.tsv` (`contract.md` §5).
 pub const REPORT_HEADER: &str = "timestamp_ms\tkind\titeration\tduration_ms\texit_code\toutput_bytes\toutput_lines\toutput_path\tmessage\ttasks_done\ttasks_total";
@@ -52,6 +52,25 @@ impl ReportRow {
 
 fn one_line(text: &str) -> String {
     text.replace(['\t', '\n', '\r'], " ")
+}
+
+/// A request for changes in a few words: how many comments, on which lines, and whether the
+/// person also wrote about the whole change.
+pub(crate) fn requested_summary(requested: &ChangesRequested) -> String {
+    let n = requested.comments.len();
+    let mut text = format!("{n} comment{}", if n == 1 { "" } else { "s" });
+    let places: Vec<String> = requested
+        .comments
+        .iter()
+        .map(|comment| format!("{}:{}", comment.path, comment.line))
+        .collect();
+    if !places.is_empty() {
+        text.push_str(&format!(" ({})", places.join(", ")));
+    }
+    if requested.body.is_some() {
+        text.push_str(" and a note on the whole change");
+    }
+    text
 }
 
 /// The fold behind `report.tsv`: the rows so far and the context later rows need.
@@ -116,6 +135,7 @@ impl Report {
             Event::RunPaused(e) => row("RUN_PAUSED", e.reason.clone().unwrap_or_default()),
             Event::RunResumed(_) => row("RUN_RESUMED", String::new()),
             Event::RunRetried(_) => row("RUN_RETRIED", String::new()),
+            Event::ChangesRequested(e) => row("CHANGES_REQUESTED", requested_summary(e)),
             Event::StepStarted(step) => {
                 let kind = match step.phase {
                     Phase::Implementation => "ITERATION_START",
@@ -240,7 +260,8 @@ impl Report {
             | Event::WorktreeRemoved(_)
             | Event::VerificationCommand(_)
             | Event::ArtifactWritten(_)
-            | Event::ReviewAction(_) => return None,
+            | Event::ReviewAction(_)
+            | Event::ReviewComment(_) => return None,
         })
     }
 }

@@ -177,6 +177,8 @@ fn describe(event: &Event) -> String {
             }
             text
         }
+        Event::ReviewComment(e) => format!("{}:{} {}", e.path, e.line, e.body.trim()),
+        Event::ChangesRequested(e) => super::report::requested_summary(e),
     }
 }
 

@@ -212,7 +212,7 @@ impl RunView {
             Event::RunClaimed(claimed) => self.node = Some(claimed.node_id.clone()),
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = RunStatus::Running,
             Event::RunPaused(_) => self.status = RunStatus::Paused,
-            Event::RunRetried(_) => {
+            Event::RunRetried(_) | Event::ChangesRequested(_) => {
                 self.status = RunStatus::Pending;
                 self.exit_reason = None;
                 self.failure_reason = None;
@@ -294,7 +294,8 @@ impl RunView {
             | Event::ReviewAction(_)
             | Event::ExperimentBaseline(_)
             | Event::ExperimentMeasured(_)
-            | Event::ExperimentDecided(_) => {}
+            | Event::ExperimentDecided(_)
+            | Event::ReviewComment(_) => {}
         }
     }
 }

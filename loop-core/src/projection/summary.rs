@@ -125,7 +125,7 @@ impl Summary {
             Event::RunStarted(_) => {
                 self.start_ms.get_or_insert(record.ts_ms);
             }
-            Event::RunRetried(_) => {
+            Event::RunRetried(_) | Event::ChangesRequested(_) => {
                 self.end_ms = None;
                 self.total_duration_ms = None;
                 self.exit_reason = None;

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
     CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
-    PostmortemStart, PostmortemStatus, ReviewAction, RunClaimed, RunCompleted, RunCreated,
-    RunNamed, SCHEMA, StepFinished, StepStarted, StepStatus, Tokens, VerificationCommand,
-    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment, RunClaimed, RunCompleted,
+    RunCreated, RunNamed, SCHEMA, StepFinished, StepStarted, StepStatus, Tokens,
+    VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::event::{
     Decision, ExperimentBaseline, ExperimentDecided, ExperimentMeasured, Reason, Samples,
@@ -123,6 +124,8 @@ pub enum Intent {
         measured: ExperimentMeasured,
     },
     DecideExperiment(ExperimentDecided),
+    Comment(ReviewComment),
+    RequestChanges(Option<String>),
 }
 
 /// One generated move: milliseconds since the previous one, how many other runs' events the
@@ -317,6 +320,26 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         proptest::collection::btree_map(text(), text(), 0..3),
     )
         .prop_map(|(action, detail)| Intent::Review(ReviewAction { action, detail }));
+    // Mostly well-formed comments; now and then one without a path, a line or words.
+    let comment = (
+        prop_oneof![4 => text(), 1 => Just(String::new())],
+        prop_oneof![4 => 1u32..400, 1 => Just(0u32)],
+        text(),
+        any::<bool>(),
+    )
+        .prop_map(|(path, line, body, old)| {
+            Intent::Comment(ReviewComment {
+                path,
+                line,
+                body,
+                side: if old {
+                    loop_core::event::DiffSide::Old
+                } else {
+                    loop_core::event::DiffSide::New
+                },
+            })
+        });
+    let request_changes = of(text()).prop_map(Intent::RequestChanges);
 
     let record_baseline = (target(), iteration(), samples(), of(drift())).prop_map(
         |(target, iteration, baseline, drift)| Intent::RecordBaseline {
@@ -409,8 +432,10 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         aftermath => end_postmortem,
         aftermath => review,
         2 => record_baseline,
-        1 => record_measurement,
+        3 => record_measurement,
         1 => decide_experiment,
+        aftermath => comment,
+        aftermath => request_changes,
     ]
 }
 
@@ -687,11 +712,13 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::RecordBaseline(_) => "RecordBaseline",
         Command::RecordMeasurement(_) => "RecordMeasurement",
         Command::DecideExperiment(_) => "DecideExperiment",
+        Command::Comment(_) => "Comment",
+        Command::RequestChanges { .. } => "RequestChanges",
     }
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 31;
+pub const COMMAND_VARIANTS: usize = 33;
 
 /// What became of one command.
 #[derive(Clone, Debug)]
@@ -838,6 +865,8 @@ impl Driver {
                 Command::RecordMeasurement(measured)
             }
             Intent::DecideExperiment(decided) => Command::DecideExperiment(decided),
+            Intent::Comment(comment) => Command::Comment(comment),
+            Intent::RequestChanges(body) => Command::RequestChanges { body },
         };
         // Refusals are part of the history: the laws look at them through `outcomes`.
         let _ = self.submit(command);
@@ -943,6 +972,15 @@ impl Driver {
                     Command::StartPostmortem(postmortem)
                 } else if status == RunStatus::Failed {
                     Command::Retry
+                } else if !self.state.pending_comments().is_empty() {
+                    Command::RequestChanges { body: None }
+                } else if self.state.worktree().is_some() && !self.requested_changes() {
+                    Command::Comment(ReviewComment {
+                        path: "src/lib.rs".to_owned(),
+                        line: 7,
+                        body: "name it total".to_owned(),
+                        side: loop_core::event::DiffSide::New,
+                    })
                 } else {
                     Command::Review(ReviewAction {
                         action: "diff".to_owned(),
@@ -951,6 +989,14 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Whether changes were requested of the run once already (the next ending is left alone,
+    /// so histories do not go round that loop until their end).
+    fn requested_changes(&self) -> bool {
+        self.records
+            .iter()
+            .any(|record| matches!(record.event, Event::ChangesRequested(_)))
     }
 
     /// The step `target` names, and its phase when it is the open step.

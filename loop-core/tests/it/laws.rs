@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use loop_core::event::{
-    AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
-    CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
-    PostmortemStart, PostmortemStatus, ReviewAction, RunCanceled, RunClaimed, RunCompleted,
-    RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished,
-    StepStarted, StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
-    WorktreeProviderSelected, WorktreeRemoved,
+    AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, ChangesRequested,
+    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, NameSource, Phase,
+    PostmortemEnd, PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment, RunCanceled,
+    RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried,
+    RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
+    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
     EXPERIMENTS_HEADER, ExperimentTable, REPORT_HEADER, Report, RunLog, RunView, StepView, Summary,
@@ -285,10 +285,12 @@ proptest! {
         for record in &driver.records {
             state.apply(record).expect("the history is accepted");
             let status = state.status().expect("created");
-            // Only a retry leaves FAILED; nothing leaves COMPLETED or CANCELED.
+            // Only a retry leaves FAILED, and a request for changes any end; nothing else
+            // leaves COMPLETED, FAILED or CANCELED.
             if let Some(previous) = ended {
-                let retried = previous == RunStatus::Failed
-                    && matches!(record.event, Event::RunRetried(_));
+                let retried = (previous == RunStatus::Failed
+                    && matches!(record.event, Event::RunRetried(_)))
+                    || matches!(record.event, Event::ChangesRequested(_));
                 let event_type = record.event.event_type();
                 prop_assert!(
                     status == previous || retried,
@@ -304,7 +306,8 @@ proptest! {
                 let mut scratch = state.clone();
                 let result = scratch.apply(&record_after(&state, record, probe));
                 let running = state.postmortem_running();
-                let expected = accepted_after_the_end(status, running, event_type);
+                let worktree = state.worktree().is_some();
+                let expected = accepted_after_the_end(status, running, worktree, event_type);
                 let why = format!("{event_type} in {status}: {result:?}");
                 prop_assert_eq!(result.is_ok(), expected, "{}", why);
                 if let Err(error) = result {
@@ -394,10 +397,15 @@ proptest! {
 fn accepted_after_the_end(
     status: RunStatus,
     postmortem_running: bool,
+    has_worktree: bool,
     event_type: EventType,
 ) -> bool {
     match event_type {
-        EventType::ArtifactWritten | EventType::WorktreeRemoved | EventType::ReviewAction => true,
+        EventType::ArtifactWritten
+        | EventType::WorktreeRemoved
+        | EventType::ReviewAction
+        | EventType::ReviewComment => true,
+        EventType::ChangesRequested => !postmortem_running && has_worktree,
         EventType::RunRetried => status == RunStatus::Failed && !postmortem_running,
         EventType::PostmortemStart => !postmortem_running,
         EventType::PostmortemEnd => postmortem_running,
@@ -559,6 +567,18 @@ fn probes(driver: &Driver) -> Vec<Event> {
             effect: None,
             interval: None,
             kept_ref: None,
+        }
+        .into(),
+        ReviewComment {
+            path: "src/lib.rs".into(),
+            line: 3,
+            body: "probe".into(),
+            side: Default::default(),
+        }
+        .into(),
+        ChangesRequested {
+            comments: Vec::new(),
+            body: Some("probe".into()),
         }
         .into(),
     ];

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 
-use loop_core::event::{DecodeError, NameSource, Phase, RunStarted, SCHEMA, StepStatus, Tokens};
+use loop_core::event::{
+    DecodeError, DiffSide, NameSource, Phase, RunStarted, SCHEMA, StepStatus, Tokens,
+};
 use loop_core::{Event, EventRecord, EventType, RunId, Seq, Version};
 
 fn fixtures_dir() -> PathBuf {
@@ -50,7 +52,7 @@ fn every_event_type_has_an_old_fixture() {
         .map(|t| t.as_str().to_owned())
         .collect();
     assert_eq!(old, all);
-    assert_eq!(EventType::ALL.len(), 30);
+    assert_eq!(EventType::ALL.len(), 32);
 }
 
 #[test]
@@ -139,6 +141,26 @@ fn old_events_get_defaults_for_fields_added_since() {
         panic!("REVIEW_ACTION fixture");
     };
     assert!(review.detail.is_empty());
+}
+
+#[test]
+fn review_comments_and_requests_decode_with_their_lines_and_sides() {
+    let Event::ReviewComment(comment) = fixture("REVIEW_COMMENT.json").event else {
+        panic!("REVIEW_COMMENT fixture");
+    };
+    assert_eq!((comment.path.as_str(), comment.line), ("calc/ops.py", 12));
+    assert_eq!(
+        comment.side,
+        DiffSide::New,
+        "a comment without a side is on the new file"
+    );
+    let Event::ChangesRequested(requested) = fixture("CHANGES_REQUESTED.json").event else {
+        panic!("CHANGES_REQUESTED fixture");
+    };
+    assert_eq!(requested.comments.len(), 2);
+    assert_eq!(requested.comments[0], comment);
+    assert_eq!(requested.comments[1].side, DiffSide::Old);
+    assert_eq!(requested.body.as_deref(), Some("Otherwise good."));
 }
 
 #[test]
