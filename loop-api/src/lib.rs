@@ -5,6 +5,7 @@
 //! two cannot drift. The views of a run, a step and an event are loop-core's projections
 //! ([`Run`], [`Step`], [`Event`]); everything else is here. Nothing here does I/O.
 
+pub mod comments;
 pub mod flags;
 pub mod insight;
 pub mod meta;

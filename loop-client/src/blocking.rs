@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use loop_api::comments::{Comment, CommentBody, RequestChangesBody};
 use loop_api::insight::{PostmortemBody, PostmortemReport};
 use loop_api::meta::{Artifact, Health, OutputChunk};
 use loop_api::review::{
@@ -87,6 +88,9 @@ impl Client {
         fn artifacts(&self, run_id: RunId) -> Vec<Artifact>;
         fn artifact(&self, run_id: RunId, name: &str) -> Vec<u8>;
         fn diff(&self, run_id: RunId) -> RunDiff;
+        fn comment(&self, run_id: RunId, body: &CommentBody) -> Comment;
+        fn comments(&self, run_id: RunId) -> Vec<Comment>;
+        fn request_changes(&self, run_id: RunId, body: &RequestChangesBody) -> RunView;
         fn merge(&self, run_id: RunId, body: &MergeBody) -> MergeOutcome;
         fn scrap(&self, run_id: RunId) -> ScrapOutcome;
         fn create_pr(&self, run_id: RunId, body: &PullRequestBody) -> PullRequest;

@@ -26,6 +26,9 @@ mod streams;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use loop_api::comments::{
+    Comment, CommentBody, CommentEnvelope, CommentsEnvelope, RequestChangesBody,
+};
 use loop_api::insight::{PostmortemBody, PostmortemEnvelope, PostmortemReport, StatsEnvelope};
 use loop_api::meta::{Artifact, ArtifactsEnvelope, Health};
 use loop_api::review::{
@@ -311,6 +314,32 @@ impl Client {
     pub async fn diff(&self, run_id: RunId) -> Result<RunDiff, ClientError> {
         let answer: DiffEnvelope = self.get(&format!("/runs/{run_id}/diff")).await?;
         Ok(answer.diff)
+    }
+
+    /// `POST /runs/{id}/comments`: a comment on a line of a finished run's diff.
+    pub async fn comment(&self, run_id: RunId, body: &CommentBody) -> Result<Comment, ClientError> {
+        let answer: CommentEnvelope = self
+            .post(&format!("/runs/{run_id}/comments"), Some(body))
+            .await?;
+        Ok(answer.comment)
+    }
+
+    /// `GET /runs/{id}/comments`: the run's comments, in the order they were made.
+    pub async fn comments(&self, run_id: RunId) -> Result<Vec<Comment>, ClientError> {
+        let answer: CommentsEnvelope = self.get(&format!("/runs/{run_id}/comments")).await?;
+        Ok(answer.comments)
+    }
+
+    /// `POST /runs/{id}/request-changes`: the finished run goes back to work with its comments.
+    pub async fn request_changes(
+        &self,
+        run_id: RunId,
+        body: &RequestChangesBody,
+    ) -> Result<RunView, ClientError> {
+        let answer: RunEnvelope = self
+            .post(&format!("/runs/{run_id}/request-changes"), Some(body))
+            .await?;
+        Ok(answer.run)
     }
 
     pub async fn merge(

@@ -285,6 +285,7 @@ fn watch_claims(
                 Event::RunCreated(_)
                 | Event::RunResumed(_)
                 | Event::RunRetried(_)
+                | Event::ChangesRequested(_)
                 | Event::RunPaused(_)
                 | Event::RunCompleted(_)
                 | Event::RunFailed(_)

@@ -294,6 +294,16 @@ impl Postmortems {
         }
     }
 
+    /// Before a person sends a finished run back to work: a postmortem still analysing it
+    /// stops (it records its end), since the run is about to change under it.
+    pub(crate) async fn yield_to_changes(&self, run_id: RunId) {
+        if let Ok(state) = self.services.journal.state(run_id).await
+            && state.postmortem_running()
+        {
+            self.stop(run_id).await;
+        }
+    }
+
     /// The state of the run's last postmortem and the files of its `analysis/` directory.
     pub(crate) async fn report(&self, run_id: RunId) -> Result<PostmortemReport, RuntimeError> {
         let records = self.services.journal.read_run(run_id).await?;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use loop_core::config::RunConfig;
-use loop_core::event::RunCreated;
+use loop_core::event::{ChangesRequested, RunCreated};
 use loop_core::plan::Plan;
 use loop_core::prompt::{self, ImplementationInputs};
 use loop_core::watchdog;
@@ -24,6 +24,8 @@ pub(crate) struct PromptSources<'a> {
     pub files: Option<&'a RunFiles>,
     pub plan: Option<&'a Plan>,
     pub rewrite_signal: Option<&'a str>,
+    /// What a person asked to change after reviewing the run.
+    pub changes_requested: Option<&'a ChangesRequested>,
 }
 
 pub(crate) fn implementation_prompt(sources: &PromptSources<'_>) -> String {
@@ -45,6 +47,7 @@ pub(crate) fn implementation_prompt(sources: &PromptSources<'_>) -> String {
         runner_notes: runner_notes.as_deref(),
         review_notes: review_notes.as_deref(),
         task: sources.plan.and_then(Plan::next_task),
+        changes_requested: sources.changes_requested,
     });
     if let Some(signals) = sources.rewrite_signal {
         text.push_str(&watchdog::diagnosis(signals));
@@ -68,5 +71,6 @@ pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError
         files: None,
         plan: plan.as_ref(),
         rewrite_signal: None,
+        changes_requested: None,
     }))
 }

@@ -1,6 +1,7 @@
 //! What a person does with a finished run, and with the run worktrees left on disk.
 //!
-//! The diff against the base is a read and records nothing. Review actions — a merge on demand,
+//! The diff against the base is a read and records nothing. Comments on its lines are recorded
+//! (`REVIEW_COMMENT`) and go back to the agent with a request for changes. Review actions — a merge on demand,
 //! scrapping the branch, a pull request — each record `REVIEW_ACTION {action, detail}`. A merge on demand takes the same safe
 //! path as the merge on completion ([`crate::merge`]: a temporary worktree of the target, the
 //! run's `verify_cmds` there, a compare-and-swap of the target ref), so the person's checkout is
@@ -9,6 +10,7 @@
 //! only ever deleted by a scrap.
 
 mod actions;
+mod comments;
 mod diff;
 mod worktrees;
 
@@ -23,6 +25,7 @@ use crate::git;
 use crate::services::Services;
 
 pub(crate) use actions::{create_pr, merge, scrap};
+pub(crate) use comments::{comment, comments};
 pub(crate) use diff::diff;
 pub use loop_api::review::{
     DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loop_core::event::ReviewComment;
 use loop_core::layout::step_log_name;
-use loop_core::projection::{RunView, StepView};
+use loop_core::projection::{CommentView, RunView, StepView};
 use loop_core::stats::Stats;
 use loop_core::{Command, EventRecord, RunId, Seq, StepId};
 use loop_store::RunQuery;
@@ -537,6 +538,38 @@ impl Runtime {
     /// changes. A read: it records nothing.
     pub async fn diff(&self, run_id: RunId) -> Result<RunDiff, RuntimeError> {
         crate::review::diff(&self.services, run_id).await
+    }
+
+    /// Records a person's comment on a line of a finished run's diff (`REVIEW_COMMENT`); it
+    /// waits for [`Runtime::request_changes`].
+    pub async fn comment(
+        &self,
+        run_id: RunId,
+        comment: ReviewComment,
+    ) -> Result<CommentView, RuntimeError> {
+        crate::review::comment(&self.services, run_id, comment).await
+    }
+
+    /// The run's review comments, in the order they were made.
+    pub async fn comments(&self, run_id: RunId) -> Result<Vec<CommentView>, RuntimeError> {
+        crate::review::comments(&self.services, run_id).await
+    }
+
+    /// Sends a finished run back to work (`CHANGES_REQUESTED`, PENDING): a new implementation
+    /// iteration is asked to make the comments made since it last went back (and `body`, words
+    /// on the whole change), then reviewed and verified like any other.
+    pub async fn request_changes(
+        &self,
+        run_id: RunId,
+        body: Option<String>,
+    ) -> Result<RunView, RuntimeError> {
+        self.postmortems.yield_to_changes(run_id).await;
+        self.services
+            .journal
+            .execute(run_id, vec![Command::RequestChanges { body }])
+            .await?;
+        self.scheduler.wake();
+        self.get(run_id).await
     }
 
     /// Merges a COMPLETED run's branch into `target` (default: its `merge_target_branch`)

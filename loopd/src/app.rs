@@ -35,6 +35,8 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(artifacts::list_artifacts))
         .routes(routes!(artifacts::artifact))
         .routes(routes!(review::diff))
+        .routes(routes!(review::comment, review::comments))
+        .routes(routes!(review::request_changes))
         .routes(routes!(review::merge))
         .routes(routes!(review::scrap))
         .routes(routes!(review::create_pr))

@@ -32,7 +32,9 @@ impl Metrics {
     fn apply(&self, record: &EventRecord) {
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let status = match &record.event {
-            Event::RunCreated(_) | Event::RunRetried(_) => Some(RunStatus::Pending),
+            Event::RunCreated(_) | Event::RunRetried(_) | Event::ChangesRequested(_) => {
+                Some(RunStatus::Pending)
+            }
             Event::RunStarted(_) | Event::RunResumed(_) => Some(RunStatus::Running),
             Event::RunPaused(_) => Some(RunStatus::Paused),
             Event::RunCompleted(_) => Some(RunStatus::Completed),

@@ -82,6 +82,7 @@ impl Driver {
             files: Some(&self.run.files),
             plan,
             rewrite_signal: self.progress.rewrite_signal.as_deref(),
+            changes_requested: self.progress.requested_changes.as_ref(),
         });
         // Models are per agent: Claude Code's `model`, Codex's `codex_model`.
         let model = self.run.config.model_for(Phase::Implementation).to_owned();
@@ -165,6 +166,7 @@ impl Driver {
             plan_path: &self.run.created.plan_path,
             changes,
             task: plan.and_then(|plan| plan.awaiting_review().last()),
+            changes_requested: self.progress.requested_changes.as_ref(),
         });
         let model = self.run.config.model_for(Phase::Review).to_owned();
         let attempt = self.progress.review_attempts + 1;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loop_core::event::{Event, Phase, ReviewAction};
+use loop_core::event::{DiffSide, Event, Phase, ReviewAction, ReviewComment};
 use loop_core::projection::RunView;
-use loop_core::{EventRecord, RunId, RunStatus};
+use loop_core::{DomainError, EventRecord, RunId, RunStatus};
 use loop_runtime::{Runtime, RuntimeError};
 
 use crate::support::{Scratch, count, finish, request, runtime, scratch};
@@ -444,5 +444,113 @@ async fn worktree_rm_takes_only_run_worktrees_and_a_paused_run_only_when_forced(
     assert!(!path.exists());
     assert!(runtime.get(run.id).await.expect("get").worktree.removed);
     runtime.cancel(run.id).await.expect("cancel");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_for_changes_sends_a_finished_run_back_with_the_comments_in_its_prompts() {
+    let scratch = scratch(1);
+    let repo = loop_testkit::projects::wordfreq(scratch.dir.path().join("wordfreq"));
+    let runtime = runtime(&scratch);
+    let mut request = request(
+        &scratch,
+        "wordfreq.sh",
+        &[
+            ("worktree_provider", "git"),
+            ("reviewer", "true"),
+            ("verify_cmds", loop_testkit::projects::WORDFREQ_VERIFY),
+        ],
+    );
+    request.workspace_root = repo.clone();
+    request.spec_path = loop_testkit::projects::WORDFREQ_SPEC.to_owned();
+    let run = runtime.submit(request).await.expect("submit");
+    let done = finish(&runtime, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let iterations = done.iteration;
+
+    // A person comments on two lines of the diff and asks for changes.
+    let comment = |line: u32, body: &str| ReviewComment {
+        path: "wordfreq/counter.py".to_owned(),
+        line,
+        body: body.to_owned(),
+        side: DiffSide::New,
+    };
+    let first = runtime
+        .comment(run.id, comment(27, "top() should refuse a negative n."))
+        .await
+        .expect("comment");
+    assert_eq!((first.line, first.request), (27, None));
+    runtime
+        .comment(run.id, comment(25, "Say how ties are broken."))
+        .await
+        .expect("comment");
+    let incomplete = runtime.comment(run.id, comment(0, "where?")).await;
+    assert!(
+        matches!(incomplete, Err(RuntimeError::InvalidRequest { .. })),
+        "{incomplete:?}"
+    );
+    let pending = runtime
+        .request_changes(run.id, Some("Otherwise good.".to_owned()))
+        .await
+        .expect("request changes");
+    assert!(
+        matches!(pending.status, RunStatus::Pending | RunStatus::Running),
+        "{pending:?}"
+    );
+    let again = finish(&runtime, run.id).await;
+    assert_eq!(again.status, RunStatus::Completed, "{again:?}");
+
+    // One more iteration did it: its implementation prompt and its review prompt held the
+    // comments, and the code changed as asked.
+    let records = runtime.events(run.id).await.expect("events");
+    let prompts: Vec<(Phase, u32, String)> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepStarted(step) if step.iteration > iterations => Some((
+                step.phase,
+                step.iteration,
+                step.prompt_path.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let phases: Vec<Phase> = prompts.iter().map(|p| p.0).collect();
+    assert_eq!(
+        phases,
+        [Phase::Implementation, Phase::Review, Phase::Verification],
+        "{prompts:?}"
+    );
+    assert_eq!(prompts[0].1, iterations + 1);
+    let asked = "- wordfreq/counter.py, line 27: top() should refuse a negative n.\n\
+                 - wordfreq/counter.py, line 25: Say how ties are broken.\n\
+                 - On the whole change: Otherwise good.\n";
+    for (phase, _, path) in &prompts[..2] {
+        let prompt = std::fs::read_to_string(path).expect("the step's prompt");
+        assert!(prompt.contains(asked), "{phase:?} prompt:\n{prompt}");
+    }
+    let worktree = worktree_path(&again);
+    let code = std::fs::read_to_string(worktree.join("wordfreq/counter.py")).expect("the code");
+    assert!(code.contains("raise ValueError"), "{code}");
+    assert_eq!(
+        git(&worktree, &["log", "-1", "--format=%s"]),
+        "top: refuse a negative n, as asked in review"
+    );
+    // The comments say which request took them; the run's state says it is done with them.
+    let listed = runtime.comments(run.id).await.expect("comments");
+    let requests: Vec<Option<u32>> = listed.iter().map(|c| c.request).collect();
+    assert_eq!(requests, [Some(1), Some(1)]);
+    assert_eq!(
+        count(&records, |e| matches!(e, Event::ChangesRequested(_))),
+        1
+    );
+    // Without a new comment or words there is nothing to ask for.
+    let nothing = runtime.request_changes(run.id, None).await;
+    assert!(
+        matches!(
+            nothing,
+            Err(RuntimeError::Domain(DomainError::NothingRequested))
+        ),
+        "{nothing:?}"
+    );
     runtime.shutdown().await;
 }

@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use loop_api::comments::{CommentBody, CommentEnvelope, CommentsEnvelope, RequestChangesBody};
 use loop_api::review::{
     DiffEnvelope, GcBody, GcEnvelope, MergeBody, MergeEnvelope, PullRequestBody,
     PullRequestEnvelope, RemoveWorktreeBody, ScrapEnvelope, WorktreeEnvelope, WorktreesEnvelope,
 };
+use loop_api::runs::RunEnvelope;
 use loop_core::RunId;
+use loop_core::event::ReviewComment;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
@@ -36,6 +40,84 @@ pub async fn diff(
 ) -> Result<Json<DiffEnvelope>, ApiError> {
     let diff = state.runtime.diff(run_id(&id)?).await?;
     Ok(Json(DiffEnvelope { diff }))
+}
+
+/// Comments on a line of a finished run's diff. The comment waits, with the run's others, for
+/// a request for changes.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/comments",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    request_body = CommentBody,
+    responses(
+        (status = 201, description = "The comment, recorded.", body = CommentEnvelope),
+        (status = 400, description = "No path, no line or no words.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is still working.", body = ErrorBody),
+    ),
+)]
+pub async fn comment(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    Body(body): Body<CommentBody>,
+) -> Result<(StatusCode, Json<CommentEnvelope>), ApiError> {
+    let comment = ReviewComment {
+        path: body.path,
+        line: body.line,
+        body: body.body,
+        side: body.side,
+    };
+    let comment = state.runtime.comment(run_id(&id)?, comment).await?;
+    Ok((StatusCode::CREATED, Json(CommentEnvelope { comment })))
+}
+
+/// The run's review comments, in the order they were made, each saying which request for
+/// changes took it to the agent.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/comments",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The comments.", body = CommentsEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ),
+)]
+pub async fn comments(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<CommentsEnvelope>, ApiError> {
+    let comments = state.runtime.comments(run_id(&id)?).await?;
+    Ok(Json(CommentsEnvelope { comments }))
+}
+
+/// Sends a finished run back to work with the comments made since it last went back: it is
+/// PENDING again, and its next implementation iteration is asked to make them, then reviewed
+/// and verified as any other.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/request-changes",
+    tag = "review",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    request_body(content = Option<RequestChangesBody>, description = "May be empty when there are comments."),
+    responses(
+        (status = 200, description = "The run, pending again.", body = RunEnvelope),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is still working, has no worktree, or nothing was \
+            asked for.", body = ErrorBody),
+    ),
+)]
+pub async fn request_changes(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    Body(body): Body<RequestChangesBody>,
+) -> Result<Json<RunEnvelope>, ApiError> {
+    let run = state
+        .runtime
+        .request_changes(run_id(&id)?, body.body)
+        .await?;
+    Ok(Json(RunEnvelope { run }))
 }
 
 /// Merges a finished run's branch, after its checks pass in a worktree of the target.
