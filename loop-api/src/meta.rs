@@ -73,6 +73,47 @@ pub struct NodeInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accounts {
     pub accounts: Vec<AccountInfo>,
+    /// When each run that has not ended is expected to finish, and what binds it first.
+    #[serde(default)]
+    pub forecasts: Vec<Forecast>,
+}
+
+/// A run's forecast: from the log, the mean time and cost of its iterations so far times its
+/// plan's tasks left, against its account's windows, their resets and the reserve it keeps, and
+/// against its `max_cost_usd`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Forecast {
+    pub run_id: RunId,
+    /// The account its calls go to now.
+    pub account: String,
+    pub tasks_left: Option<u32>,
+    pub iteration_ms: Option<u64>,
+    pub iteration_cost_usd: Option<f64>,
+    /// When it is expected to finish (absent while the log says too little, or when
+    /// `max_cost_usd` stops it first).
+    pub finish_ms: Option<i64>,
+    pub finish: Option<String>,
+    /// What binds it first, beyond its own pace: `window` (the account's window runs out
+    /// before the tasks: `account`, `window`, `resets_at_ms`) or `max_cost` (`expected_usd`,
+    /// `max_usd`).
+    pub binding: Option<Binding>,
+}
+
+/// What makes a run finish later than its pace alone would, or not at all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Binding {
+    Window {
+        account: String,
+        window: String,
+        resets_at_ms: i64,
+    },
+    MaxCost {
+        expected_usd: f64,
+        max_usd: f64,
+    },
 }
 
 /// One agent account: the runs whose calls count against it, the usage limit that holds them,
@@ -82,6 +123,13 @@ pub struct Accounts {
 pub struct AccountInfo {
     /// The run's `account` key: named, or derived from the agent and its credentials.
     pub account: String,
+    /// The same, under the name `contract.md` §7 gives declared accounts.
+    #[serde(default)]
+    pub name: String,
+    /// Its agent when the daemon declares it (`loopd --accounts`); absent for an account only
+    /// the runs name.
+    #[serde(default)]
+    pub declared_agent: Option<String>,
     /// Every run of the account in the log.
     pub runs: Vec<RunId>,
     /// The reset time of the usage limit that holds the account, until a call succeeds after it.

@@ -30,7 +30,7 @@ use crate::ids::{RunId, Version};
 
 pub use budget::{Budget, OverBudget, over_budget};
 pub use decide::{Ask, CallKind, Decision, Hold, Local, before_call};
-pub use forecast::{Binding, RunForecast, forecast};
+pub use forecast::{Binding, RunForecast, forecast, forecasts};
 pub use turn::{Turn, Waiter, turn};
 pub use window::{Share, Window};
 

@@ -91,10 +91,13 @@ impl LoopProgress {
         }
         // A step that really ended (not one a crash, a restart or a pause cut short) closes its
         // retry budgets: the next step starts with fresh ones.
+        // So does a wait: the step's call went through after it (on another account of a pool,
+        // perhaps long before this account's reset).
         if let Event::StepFinished(step) = &record.event
             && !matches!(step.status, StepStatus::Canceled | StepStatus::Interrupted)
         {
             self.step_retries = crate::policy::CallCounters::default();
+            self.waiting_until_ms = None;
         }
         match &record.event {
             Event::RunRetried(_) => {

@@ -64,6 +64,16 @@ pub(crate) fn derive(config: &RunConfig, env: impl Fn(&str) -> Option<String>) -
     }
 }
 
+/// An account the daemon declares (`loopd --accounts`): its name, its agent, and the
+/// environment its calls run with (where its credentials are: `CLAUDE_CONFIG_DIR`,
+/// `CODEX_HOME`, an API key's variable). Kept by the runtime, never in a run's frozen config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredAccount {
+    pub name: String,
+    pub agent: String,
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Default)]
 struct Book {
     book: AccountBook,
@@ -97,6 +107,8 @@ pub(crate) struct Accounts {
     ready: std::sync::atomic::AtomicBool,
     /// Numbers the runs coming to wait for a turn, in order.
     arrivals: std::sync::atomic::AtomicU64,
+    /// The accounts declared to the runtime, by name.
+    declared: Mutex<std::collections::BTreeMap<String, DeclaredAccount>>,
 }
 
 impl Observer for Accounts {
@@ -126,28 +138,27 @@ impl Accounts {
         {
             book.granted.remove(&record.run_id);
         }
-        let account = book.book.account_of(record.run_id).map(str::to_owned);
-        if let Some(account) = account {
-            // The probe answered (its call finished, or met the limit again) or stopped.
-            let probing = book.probes.get(&account).map(|(run, _)| *run);
-            let cleared = book
-                .book
-                .state(&account)
-                .is_some_and(|s| s.limited_until_ms.is_none());
-            let probe_done = probing == Some(record.run_id)
-                && matches!(
-                    record.event,
-                    loop_core::Event::AgentWaiting(_)
-                        | loop_core::Event::StepFinished(_)
-                        | loop_core::Event::RunPaused(_)
-                        | loop_core::Event::RunFailed(_)
-                        | loop_core::Event::RunCanceled(_)
-                        | loop_core::Event::RunCompleted(_)
-                );
-            if cleared || probe_done {
-                book.probes.remove(&account);
-            }
-        }
+        // A probe is done once its account serves again, or its run's call was answered (it
+        // finished, met a limit, was retried elsewhere) or the run stopped.
+        let answered = matches!(
+            record.event,
+            loop_core::Event::AgentWaiting(_)
+                | loop_core::Event::AgentRetry(_)
+                | loop_core::Event::StepFinished(_)
+                | loop_core::Event::RunPaused(_)
+                | loop_core::Event::RunFailed(_)
+                | loop_core::Event::RunCanceled(_)
+                | loop_core::Event::RunCompleted(_)
+        );
+        let Book {
+            book: fold, probes, ..
+        } = &mut *book;
+        probes.retain(|account, (run, _)| {
+            let serving = fold
+                .state(account)
+                .is_some_and(|s| s.limited_until_ms.is_none() && s.model_limits.is_empty());
+            !(serving || (*run == record.run_id && answered))
+        });
         drop(book);
         self.changed.notify_waiters();
     }
@@ -190,10 +201,32 @@ impl Accounts {
         }
     }
 
+    /// The forecasts of the runs that have not ended, at `now_ms`.
+    pub(crate) fn forecasts(&self, now_ms: i64) -> Vec<loop_core::account::RunForecast> {
+        loop_core::account::forecasts(&self.lock().book, now_ms)
+    }
+
     /// Every account with its state and its runs.
     pub(crate) fn snapshot(&self) -> Vec<crate::AccountSummary> {
+        let declared = self.declared();
         let book = self.lock();
-        book.book
+        // The declared accounts no run has used yet are listed too, by name.
+        let unused: Vec<crate::AccountSummary> = declared
+            .iter()
+            .filter(|account| book.book.state(&account.name).is_none())
+            .map(|account| crate::AccountSummary {
+                account: account.name.clone(),
+                state: loop_core::account::AccountState::default(),
+                runs: Vec::new(),
+                probe: None,
+                concurrency: None,
+                calls_in_flight: 0,
+                turn_queue: Vec::new(),
+                declared_agent: Some(account.agent.clone()),
+            })
+            .collect();
+        let mut all: Vec<crate::AccountSummary> = book
+            .book
             .accounts()
             .map(|(name, state)| {
                 let mut runs: Vec<RunId> = book.book.runs_of(name).collect();
@@ -209,9 +242,16 @@ impl Accounts {
                     concurrency: book.book.concurrency_of(name),
                     calls_in_flight: book.book.calls_in_flight(name),
                     turn_queue: turn_queue.into_iter().map(|w| w.run_id).collect(),
+                    declared_agent: declared
+                        .iter()
+                        .find(|account| account.name == name)
+                        .map(|account| account.agent.clone()),
                 }
             })
-            .collect()
+            .collect();
+        all.extend(unused);
+        all.sort_by(|a, b| a.account.cmp(&b.account));
+        all
     }
 
     /// Whether `run_id` starting a new iteration now would eat into its account's reserve.
@@ -330,6 +370,101 @@ impl Accounts {
 }
 
 impl Accounts {
+    /// Declares the accounts runs may name (their credentials stay here).
+    pub(crate) fn declare(&self, accounts: Vec<DeclaredAccount>) {
+        let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        for account in accounts {
+            declared.insert(account.name.clone(), account);
+        }
+    }
+
+    /// Whether a run's pool may be used here: once the daemon declares accounts, every
+    /// account of a pool must be one of them, for the run's agent (a pool of names alone would
+    /// run every call with the same credentials).
+    pub(crate) fn check(&self, config: &RunConfig) -> Result<(), String> {
+        let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        if declared.is_empty() {
+            return Ok(());
+        }
+        for name in &config.account_pool {
+            match declared.get(name) {
+                None => {
+                    let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "account {name} is not declared (declared: {})",
+                        known.join(", ")
+                    ));
+                }
+                Some(account) if account.agent != config.agent => {
+                    return Err(format!(
+                        "account {name} is a {} account and the run's agent is {}",
+                        account.agent, config.agent
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The accounts declared, by name.
+    pub(crate) fn declared(&self) -> Vec<DeclaredAccount> {
+        let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        declared.values().cloned().collect()
+    }
+
+    /// The environment a call on `account` runs with beside the run's own: the declared
+    /// account's variables (none for an account not declared).
+    pub(crate) fn env_of(&self, account: &str) -> Vec<(String, String)> {
+        let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        declared.get(account).map_or_else(Vec::new, |account| {
+            account
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    /// The decision before a call of a run with an account pool
+    /// ([`loop_core::account::before_call`]), with what this node holds in memory: the probes
+    /// it chose, and `held`, limits just met and not yet in the log. A call that probes an
+    /// account after its reset is remembered as its probe.
+    pub(crate) fn decide(
+        &self,
+        ask: &loop_core::account::Ask<'_>,
+        held: Option<(&str, i64)>,
+    ) -> loop_core::account::Decision {
+        use loop_core::account::{Decision, Local};
+        let mut book = self.lock();
+        let mut local = Local::default();
+        if let Some((account, until)) = held {
+            local.held.insert(account.to_owned(), until);
+        }
+        let now = ask.now_ms;
+        let patience = PROBE_PATIENCE.as_millis() as i64;
+        book.probes.retain(|_, (_, since)| now - *since <= patience);
+        for (account, (run, _)) in &book.probes {
+            local.probes.insert(account.clone(), *run);
+        }
+        let decision = loop_core::account::before_call(&book.book, &local, ask);
+        if let Decision::Call {
+            account,
+            probe: true,
+        } = &decision
+        {
+            book.probes.insert(account.clone(), (ask.run_id, now));
+            tracing::info!(run_id = %ask.run_id, %account, "probing the account after its usage limit's reset");
+        }
+        decision
+    }
+
+    /// Resolves once the book changes (a record applied) after it was enabled: enable it
+    /// before reading the book, so a change in between is not missed.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     /// Waits for `run_id`'s turn to call its agent when its account admits only so many calls
     /// at once (`account_concurrency`): the runs waiting take turns by iteration and priority
     /// ([`loop_core::account::turn`]). At once without a cap. `false` when cancelled.

@@ -75,6 +75,12 @@ impl ManualClock {
             .await;
     }
 
+    /// When each task sleeping on this clock wakes, now (a test that drives a long run moves
+    /// the clock to the earliest once the run has nothing else to do).
+    pub fn parked(&self) -> Vec<i64> {
+        self.parked.borrow().clone()
+    }
+
     /// Moves the clock forward and wakes every sleeper.
     pub fn advance(&self, by: Duration) {
         self.now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);

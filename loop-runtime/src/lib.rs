@@ -59,6 +59,7 @@ mod stream;
 mod verify;
 pub mod worktree;
 
+pub use accounts::DeclaredAccount;
 pub use artifacts::confined;
 pub use cluster::{ClusterKey, Node};
 pub use error::RuntimeError;

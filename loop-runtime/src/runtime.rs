@@ -104,6 +104,11 @@ impl Runtime {
                 ),
             });
         }
+        let config = loop_core::config::RunConfig::from_frozen(&created.config);
+        if let Err(reason) = self.accounts.check(&config) {
+            let what = "account_pool".to_owned();
+            return Err(RuntimeError::InvalidRequest { what, reason });
+        }
         let run_id = RunId::from_uuid(uuid::Uuid::now_v7());
         self.scheduler.submitted(run_id);
         self.services
@@ -150,6 +155,12 @@ impl Runtime {
     /// run probing it since its reset, if any.
     pub fn accounts(&self) -> Vec<AccountSummary> {
         self.accounts.snapshot()
+    }
+
+    /// When each run that has not ended is expected to finish, and what binds it first (see
+    /// [`loop_core::account::forecasts`]), now by the runtime's clock.
+    pub fn forecasts(&self) -> Vec<loop_core::account::RunForecast> {
+        self.accounts.forecasts(self.services.clock.now_ms())
     }
 
     /// How many runs this runtime drives now.
@@ -645,4 +656,6 @@ pub struct AccountSummary {
     pub calls_in_flight: u32,
     /// This runtime's runs waiting for a turn of its calls, longest-waiting first.
     pub turn_queue: Vec<RunId>,
+    /// Its agent, when the daemon declares the account (`loopd --accounts`).
+    pub declared_agent: Option<String>,
 }

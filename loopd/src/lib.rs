@@ -1,6 +1,7 @@
 //! The daemon as a library: [`serve`] runs `loopd` with its [`Options`]; [`app`] is the HTTP
 //! API over a [`loop_runtime::Runtime`], for tests and other front ends.
 
+mod accounts_file;
 mod app;
 mod dashboard;
 mod error;

@@ -67,6 +67,11 @@ pub struct Options {
     /// data dir's, the daemon's own user on loopback needs none.
     #[arg(long, env = "LOOPD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// The agent accounts runs may name in `account` or `account_pool`, in TOML: one
+    /// `[[account]]` table each with `name`, `agent` and `[account.env]` (where its
+    /// credentials are); kept by the daemon, never in a run's configuration.
+    #[arg(long, env = "LOOPD_ACCOUNTS")]
+    pub accounts: Option<PathBuf>,
 }
 
 impl Options {

@@ -60,6 +60,12 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read or create {}", token_file.display()))?;
     let fd_limit = crate::server::raise_fd_limit();
 
+    // A mistake in the accounts file stops the daemon before it listens.
+    let accounts = match &options.accounts {
+        Some(path) => crate::accounts_file::load(path, |name| std::env::var(name).ok())?,
+        None => Vec::new(),
+    };
+
     // The database before the listener: a daemon that says it listens can serve.
     let store_at = options.store_at(&data_dir)?;
     let store = store_at.open().context("cannot open the event log")?;
@@ -71,6 +77,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     lock.record(&format!("on http://{bound}"))?;
     let mut builder = Runtime::builder()
+        .accounts(accounts)
         .store(store)
         .data_dir(&data_dir)
         .max_concurrency(options.max_concurrency)

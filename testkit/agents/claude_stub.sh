@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --session-id) session=$2; shift ;;
     --resume) session=$2; resume=yes; shift ;;
+    --model) model=$2; shift ;;
   esac
   shift
 done
@@ -81,9 +82,35 @@ cost=$(cat .stub-cost 2>/dev/null || echo 0.6)
 # each call is listed in <dir>/calls, and while <dir>/limited holds an epoch second every call
 # meets the usage limit resetting then (a test removes the file at the reset).
 account=$(cat "${LOOP_WORKSPACE:-.}/.stub-account" 2>/dev/null)
+# An account the daemon declares is where CLAUDE_CONFIG_DIR points: a directory a test marks
+# with a `stub-account` file is such an account for the stub, with its calls and limit there.
+if [ -n "$CLAUDE_CONFIG_DIR" ] && [ -f "$CLAUDE_CONFIG_DIR/stub-account" ]; then
+  account=$CLAUDE_CONFIG_DIR
+fi
+# <dir>/limited-<window> (seven_day_opus, ...) holds an epoch second: the calls of that window's
+# model family meet its limit, as real Claude Code reports a model's weekly limit (a
+# `rate_limit_event` `rejected` naming the window, then the usage-limit result).
+# <dir>/window holds "<share> <reset epoch s>": every served call reports the account's
+# five-hour window with <dir>/used (the shares of the calls so far, which the test clears at
+# the reset) grown by <share>.
+scoped=
 if [ -n "$account" ]; then
-  echo "$LOOP_RUN_ID $LOOP_PHASE" >> "$account/calls"
+  echo "$LOOP_RUN_ID $LOOP_PHASE ${model:-}" >> "$account/calls"
+  echo "start $LOOP_RUN_ID" >> "$account/order"
   if [ -f "$account/limited" ]; then mode="limit:$(cat "$account/limited")"; fi
+  for file in "$account"/limited-*; do
+    [ -f "$file" ] || continue
+    family=${file##*_}
+    case "${model:-opus}" in
+      *"$family"*) scoped=${file##*/limited-}; mode="limit:$(cat "$file")" ;;
+    esac
+  done
+  if [ -f "$account/window" ] && [ "${mode%%:*}" != limit ]; then
+    read -r share reset < "$account/window"
+    used=$(awk -v u="$(cat "$account/used" 2>/dev/null || echo 0)" -v s="$share" 'BEGIN { printf "%.4f", u + s }')
+    echo "$used" > "$account/used"
+    mode="window:$used:$reset"
+  fi
 fi
 case "$mode" in
   overloaded)
@@ -108,7 +135,9 @@ case "$mode" in
     # A served call that reports its window nearly used, in the shape of a real 2.1.220
     # `allowed_warning` (tests/data/agents/real/claude/success_allowed_warning_*): window:<u>:<s>.
     spec=${mode#window:}
-    echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"allowed_warning\",\"resetsAt\":${spec#*:},\"rateLimitType\":\"five_hour\",\"utilization\":${spec%%:*},\"isUsingOverage\":false,\"surpassedThreshold\":0.75},\"uuid\":\"1bb7f36a-a75d-4af1-bac0-1a31e465d4ca\",\"session_id\":\"$session\"}"
+    status_word=allowed_warning
+    [ -n "$account" ] && [ -f "$account/window" ] && status_word=allowed
+    echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"$status_word\",\"resetsAt\":${spec#*:},\"rateLimitType\":\"five_hour\",\"utilization\":${spec%%:*},\"isUsingOverage\":false,\"surpassedThreshold\":0.75},\"uuid\":\"1bb7f36a-a75d-4af1-bac0-1a31e465d4ca\",\"session_id\":\"$session\"}"
     mode=task
     ;;
   tool)
@@ -123,6 +152,9 @@ case "$mode" in
     sleep 300
     ;;
   limit:*)
+    if [ -n "$scoped" ]; then
+      echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":${mode#limit:},\"rateLimitType\":\"$scoped\",\"isUsingOverage\":false}}"
+    fi
     echo "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Claude AI usage limit reached|${mode#limit:}\",\"session_id\":\"$session\",\"num_turns\":1,\"total_cost_usd\":0}"
     exit 1
     ;;
@@ -146,6 +178,8 @@ echo "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"c
 # The real CLI streams its last turn as an assistant message before the result line repeats it.
 echo "{\"type\":\"assistant\",\"message\":{\"model\":\"opus\",\"content\":[{\"type\":\"text\",\"text\":\"$answer\"}]}}"
 printf '%s\n' "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Working.\\n$answer\",\"session_id\":\"$session\",\"num_turns\":3,\"total_cost_usd\":$cost,\"usage\":{\"input_tokens\":1000,\"output_tokens\":200,\"cache_read_input_tokens\":50}}"
+# <dir>/order: when each call of the account started and when each served one answered.
+[ -n "$account" ] && echo "end $LOOP_RUN_ID" >> "$account/order"
 # Some versions print their result and then never exit; some exit 1 after it (an MCP server
 # failing at shutdown).
 if [ "$linger" = yes ]; then sleep 300; fi

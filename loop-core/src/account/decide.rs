@@ -64,6 +64,9 @@ pub struct Ask<'a> {
 /// the log does not show yet.
 #[derive(Clone, Debug, Default)]
 pub struct Local {
+    /// Limits this node has just met and not yet recorded (the call that met one is deciding
+    /// where to go on): account → reset.
+    pub held: BTreeMap<String, i64>,
     pub probes: BTreeMap<String, RunId>,
     pub waiting: BTreeMap<String, Vec<Waiter>>,
     pub granted: BTreeMap<String, u32>,
@@ -286,6 +289,15 @@ fn weigh(
     state: &AccountState,
 ) -> Result<Candidate, Hold> {
     let now = ask.now_ms;
+    if let Some(&until_ms) = local.held.get(account).filter(|until| now < **until) {
+        return Err(Hold::Limited {
+            account: account.to_owned(),
+            until_ms,
+            window: None,
+            by: Some(ask.run_id),
+            said: String::new(),
+        });
+    }
     let mut probe = false;
     if let Some((until_ms, window)) = state.limit_for(ask.model) {
         if now < until_ms {

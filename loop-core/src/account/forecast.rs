@@ -52,6 +52,20 @@ fn period_ms(name: &str) -> Option<i64> {
     Some(minutes * 60_000)
 }
 
+/// The forecasts of the runs that have not ended, by run id.
+pub fn forecasts(book: &AccountBook, now_ms: i64) -> Vec<RunForecast> {
+    let mut open: Vec<RunId> = book
+        .runs
+        .iter()
+        .filter(|(_, run)| !run.ended)
+        .map(|(id, _)| *id)
+        .collect();
+    open.sort();
+    open.into_iter()
+        .filter_map(|run_id| forecast(book, run_id, now_ms))
+        .collect()
+}
+
 /// The forecast of `run_id` at `now_ms`, once its `RUN_CREATED` was applied.
 pub fn forecast(book: &AccountBook, run_id: RunId, now_ms: i64) -> Option<RunForecast> {
     let run = book.runs.get(&run_id)?;

@@ -5,11 +5,20 @@
 use std::sync::Arc;
 
 use loop_core::Command;
+use loop_core::account::{Ask, CallKind, Decision, Hold};
 use loop_core::event::{AgentWaiting, ExitReason, FailureCause};
 use loop_core::progress::Next;
 
 use super::{Driver, DriverEnd};
 use crate::error::RuntimeError;
+
+/// Where a pool run's call goes.
+pub(super) enum PoolAccount {
+    /// To this account.
+    Call(String),
+    /// Nowhere: the run ends (failed, or stopped while it waited).
+    End(DriverEnd),
+}
 
 /// What the account says of the call the loop is about to make.
 pub(super) enum AccountGate {
@@ -29,9 +38,22 @@ impl Driver {
         &mut self,
         next: &Next,
     ) -> Result<AccountGate, RuntimeError> {
-        if !matches!(next, Next::Implement { .. } | Next::Review { .. })
-            || !self.run.config.usage_limit_wait
-        {
+        if !matches!(next, Next::Implement { .. } | Next::Review { .. }) {
+            return Ok(AccountGate::Go);
+        }
+        // A run with a pool asks the one decision for its pool (any usage_limit_wait: a pool
+        // run that does not wait fails only when no account of it may take the call).
+        if !self.run.config.account_pool.is_empty() {
+            let kind = match next {
+                Next::Implement { .. } => CallKind::Iteration,
+                _ => CallKind::Review,
+            };
+            return Ok(match self.pool_account(kind, None).await? {
+                PoolAccount::Call(_) => AccountGate::Go,
+                PoolAccount::End(end) => AccountGate::End(end),
+            });
+        }
+        if !self.run.config.usage_limit_wait {
             return Ok(AccountGate::Go);
         }
         let accounts = Arc::clone(&self.accounts);
@@ -98,5 +120,79 @@ impl Driver {
             return Ok(AccountGate::Again);
         }
         Ok(AccountGate::Go)
+    }
+}
+
+impl Driver {
+    /// The account of the pool the next call of kind `kind` goes to, waiting as
+    /// [`loop_core::account::before_call`] says until one may take it; `held` is a limit the
+    /// call before met and the log does not show yet.
+    pub(super) async fn pool_account(
+        &mut self,
+        kind: CallKind,
+        held: Option<(&str, i64)>,
+    ) -> Result<PoolAccount, RuntimeError> {
+        let accounts = Arc::clone(&self.accounts);
+        let clock = Arc::clone(&self.services.clock);
+        let phase = match kind {
+            CallKind::Review => loop_core::event::Phase::Review,
+            _ => loop_core::event::Phase::Implementation,
+        };
+        let mut said: Option<String> = None;
+        loop {
+            let changed = accounts.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let config = &self.run.config;
+            let ask = Ask {
+                run_id: self.run.run_id,
+                config,
+                kind,
+                model: config.model_for(phase),
+                previous: None,
+                now_ms: clock.now_ms(),
+            };
+            let held = held.filter(|(_, until)| ask.now_ms < *until);
+            match accounts.decide(&ask, held) {
+                Decision::Call { account, .. } => return Ok(PoolAccount::Call(account)),
+                Decision::Fail { hold } => {
+                    let (exit_reason, cause) = match &hold {
+                        Hold::OverBudget { over, .. } => (
+                            ExitReason::BudgetExhausted,
+                            FailureCause::Budget {
+                                cost_usd: over.spent_usd,
+                                max_usd: over.cap_usd,
+                            },
+                        ),
+                        _ => (
+                            self.run.retry_policy().fails_as,
+                            FailureCause::Agent {
+                                end: "usage_limit".to_owned(),
+                            },
+                        ),
+                    };
+                    let reason = format!("no account of the pool may take the call: {hold}");
+                    let end = self.fail(exit_reason, reason, Some(cause)).await?;
+                    return Ok(PoolAccount::End(end));
+                }
+                Decision::Wait { until_ms, hold } => {
+                    let text = hold.to_string();
+                    if said.as_deref() != Some(text.as_str()) {
+                        tracing::info!(run_id = %self.run.run_id, code = hold.code(), "{text}");
+                        said = Some(text);
+                    }
+                    // A wait with no time of its own (a probe's answer, a turn) is asked again
+                    // when the book changes, or after a while in case nothing is recorded.
+                    let until = until_ms.unwrap_or_else(|| clock.now_ms() + 5_000);
+                    tokio::select! {
+                        () = clock.sleep_until(until) => {}
+                        () = &mut changed => {}
+                        () = self.cancel.cancelled() => {
+                            return Ok(PoolAccount::End(DriverEnd::Stopped));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! `STEP_STARTED`, calls until the end-of-call policy says the answer stands or the step fails
 //! (recording each retry and wait), and the step's log files.
 
+use std::sync::Arc;
+
+use loop_core::account::{CallKind, Decision};
 use loop_core::completion::{self, Completion};
 use loop_core::event::{
     CompletionDetected, ExitReason, FailureCause, Phase, StepStarted, StepStatus, WatchdogSignal,
@@ -14,6 +17,7 @@ use loop_core::step::{self, CallReport};
 use loop_core::watchdog::{self, Evidence};
 use loop_core::{Command, StepId};
 
+use super::account_gate::PoolAccount;
 use super::{Driver, DriverEnd, StepEnd, io_error, new_step_id};
 use crate::agent::{Agent, AgentReply, CallEnd, Session};
 use crate::agent_call::{Ask, CallLog};
@@ -25,12 +29,19 @@ use crate::prompting;
 struct AgentDone {
     step_id: StepId,
     /// The accepted reply and the calls made, or why the step failed.
-    outcome: Result<(AgentReply, u32), Failure>,
+    outcome: Result<Served, Failure>,
     /// The working tree and the step's output as the calls left them.
     observation: step::Observation,
     /// The step's log files to record, in the same append as the step's end (one commit
     /// instead of two: nothing acts on them in between).
     artifacts: Vec<Command>,
+}
+
+/// The reply the policy accepted, the calls the step made, and the account of the last.
+struct Served {
+    reply: AgentReply,
+    calls: u32,
+    account: Option<String>,
 }
 
 /// The end-of-call policy failed the step.
@@ -55,7 +66,12 @@ fn exit_note(reply: &AgentReply) -> Option<String> {
 
 /// What a step records of its last call: exit code, cost, tokens, and what else the agent
 /// said; `calls` counts every call the step made.
-fn call_report(reply: &AgentReply, calls: u32, answer_sha256: Option<String>) -> CallReport {
+fn call_report(
+    reply: &AgentReply,
+    calls: u32,
+    answer_sha256: Option<String>,
+    account: Option<String>,
+) -> CallReport {
     let mut agent = reply.figures.detail.clone();
     agent.calls = Some(calls);
     CallReport {
@@ -64,7 +80,7 @@ fn call_report(reply: &AgentReply, calls: u32, answer_sha256: Option<String>) ->
         cost_usd: reply.figures.cost_usd,
         answer_sha256,
         agent: Some(agent),
-        account: None,
+        account,
         cost_estimated: reply.figures.cost_estimated,
     }
 }
@@ -108,7 +124,11 @@ impl Driver {
             observation,
             artifacts,
         } = done;
-        let (reply, calls) = match outcome {
+        let Served {
+            reply,
+            calls,
+            account,
+        } = match outcome {
             Ok(done) => done,
             Err(failure) => {
                 return self
@@ -117,7 +137,7 @@ impl Driver {
             }
         };
         let digest = sha256_hex(watchdog::normalized(&reply.answer).as_bytes());
-        let call = call_report(&reply, calls, Some(digest.clone()));
+        let call = call_report(&reply, calls, Some(digest.clone()), account);
         let finished = step::finished(
             step_id,
             phase,
@@ -186,8 +206,12 @@ impl Driver {
         };
         let (step_id, observation, mut commands) = (done.step_id, done.observation, done.artifacts);
         let (status, message, call) = match done.outcome {
-            Ok((reply, calls)) => {
-                let call = call_report(&reply, calls, None);
+            Ok(Served {
+                reply,
+                calls,
+                account,
+            }) => {
+                let call = call_report(&reply, calls, None, account);
                 let (status, message, notes) = self.take_verdict(&reply.answer)?;
                 commands.extend(notes);
                 (status, message, Some(call))
@@ -297,6 +321,20 @@ impl Driver {
             Some(id) => Session::Resume(id),
             None => Session::New(uuid::Uuid::new_v4().to_string()),
         });
+        // The account of the step's first call: the pool's choice, or the run's one account.
+        let first_account = if self.run.config.account_pool.is_empty() {
+            self.run.config.account.clone()
+        } else {
+            let kind = if phase == Phase::Review {
+                CallKind::Review
+            } else {
+                CallKind::Iteration
+            };
+            match self.pool_account(kind, None).await? {
+                PoolAccount::Call(account) => Some(account),
+                PoolAccount::End(_) => return Ok(None),
+            }
+        };
         let mut commands: Vec<Command> = self
             .run
             .files
@@ -319,7 +357,7 @@ impl Driver {
             ),
             session_id: session.as_ref().map(|session| session.id().to_owned()),
             resumed: matches!(session, Some(Session::Resume(_))),
-            account: None,
+            account: first_account.clone(),
         }));
         self.record(commands).await?;
 
@@ -335,7 +373,10 @@ impl Driver {
             session: session.as_ref(),
             cwd: None,
         };
-        let Some(outcome) = self.call_until_decided(&mut log, step_id, ask).await? else {
+        let Some(outcome) = self
+            .call_until_decided(&mut log, step_id, ask, first_account)
+            .await?
+        else {
             return Ok(None);
         };
         // A full disk holds the run here until the log is written (any other error fails it
@@ -369,7 +410,8 @@ impl Driver {
         log: &mut CallLog,
         step_id: StepId,
         ask: Ask<'_>,
-    ) -> Result<Option<Result<(AgentReply, u32), Failure>>, RuntimeError> {
+        first_account: Option<String>,
+    ) -> Result<Option<Result<Served, Failure>>, RuntimeError> {
         let agent_name = self.run.config.agent.clone();
         let policy = self.run.retry_policy();
         let Some(agent) = self.services.agent(&agent_name) else {
@@ -388,9 +430,29 @@ impl Driver {
         };
         let mut calls = 0;
         let mut session = ask.session.cloned();
+        let pool = !self.run.config.account_pool.is_empty();
+        let accounts = Arc::clone(&self.accounts);
+        // The account of the next call, when already chosen (the step's first, a failover's).
+        let mut chosen = first_account;
+        let mut account: Option<String> = None;
         loop {
+            // In a pool each call goes where the decision says, waiting for the earliest
+            // reset when every account is held.
+            match chosen.take() {
+                Some(next) => account = Some(next),
+                None if pool => match self.pool_account(CallKind::Again, None).await? {
+                    PoolAccount::Call(next) => account = Some(next),
+                    PoolAccount::End(_) => return Ok(None),
+                },
+                None => {}
+            }
+            let mut env = ask.env.to_vec();
+            if let Some(account) = &account {
+                env.extend(accounts.env_of(account));
+            }
             let this_call = Ask {
                 session: session.as_ref(),
+                env: &env,
                 ..ask
             };
             let reply = self.call_once(log, agent.as_ref(), this_call).await;
@@ -408,7 +470,7 @@ impl Driver {
                         "could not go on with session {id} ({reason}); starting afresh"
                     ),
                     paid: reply.paid(),
-                    account: None,
+                    account: account.clone(),
                     limited_until_ms: None,
                     window: None,
                     next_account: None,
@@ -416,10 +478,72 @@ impl Driver {
                 };
                 self.record(vec![Command::RecordRetry(retry)]).await?;
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
+                chosen = account.clone();
                 continue;
             }
+            // Failover: a usage limit on this account while another of the pool has room goes
+            // on there at once, charged to no budget; the log holds the account as by a wait.
+            if pool
+                && let (
+                    CallEnd::UsageLimit {
+                        until_ms,
+                        reason,
+                        window,
+                    },
+                    Some(current),
+                ) = (&reply.end, &account)
+            {
+                let config = &self.run.config;
+                let phase = if ask.model == config.model_for(Phase::Review)
+                    && config.model_for(Phase::Review) != config.model_for(Phase::Implementation)
+                {
+                    Phase::Review
+                } else {
+                    Phase::Implementation
+                };
+                let decision = accounts.decide(
+                    &loop_core::account::Ask {
+                        run_id: self.run.run_id,
+                        config,
+                        kind: CallKind::Again,
+                        model: config.model_for(phase),
+                        previous: None,
+                        now_ms: self.now(),
+                    },
+                    Some((current.as_str(), *until_ms)),
+                );
+                if let Decision::Call { account: next, .. } = decision
+                    && next != *current
+                {
+                    let retry = loop_core::event::AgentRetry {
+                        step_id,
+                        attempt: calls + 1,
+                        delay_ms: 0,
+                        reason: format!("{reason}; account {next} takes the call"),
+                        paid: reply.paid(),
+                        account: Some(current.clone()),
+                        limited_until_ms: Some(*until_ms),
+                        window: window.clone(),
+                        next_account: Some(next.clone()),
+                        budget: None,
+                    };
+                    self.record(vec![Command::RecordRetry(retry)]).await?;
+                    counters.calls += 1;
+                    if session.is_some() {
+                        session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
+                    }
+                    chosen = Some(next);
+                    continue;
+                }
+            }
             let until = match after_call(&reply.end, &mut counters, &policy) {
-                AfterCall::Done => return Ok(Some(Ok((reply, calls)))),
+                AfterCall::Done => {
+                    return Ok(Some(Ok(Served {
+                        reply,
+                        calls,
+                        account,
+                    })));
+                }
                 AfterCall::Fail {
                     exit_reason,
                     reason,
@@ -429,7 +553,7 @@ impl Driver {
                         exit_reason,
                         reason,
                         end,
-                        call: Some(call_report(&reply, calls, None)),
+                        call: Some(call_report(&reply, calls, None, account)),
                     })));
                 }
                 AfterCall::Retry {
@@ -443,7 +567,7 @@ impl Driver {
                         delay_ms: delay.as_millis() as u64,
                         reason,
                         paid: reply.paid(),
-                        account: None,
+                        account: account.clone(),
                         limited_until_ms: None,
                         window: None,
                         next_account: None,
@@ -458,10 +582,21 @@ impl Driver {
                         until_ms,
                         reason,
                         paid: reply.paid(),
-                        account: None,
-                        window: None,
+                        account: account.clone(),
+                        window: match &reply.end {
+                            CallEnd::UsageLimit { window, .. } => window.clone(),
+                            _ => None,
+                        },
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
+                    // A pool waits for its earliest reset, not this account's: the decision
+                    // at the top of the loop does the waiting.
+                    if pool {
+                        if session.is_some() {
+                            session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
+                        }
+                        continue;
+                    }
                     until_ms
                 }
             };
@@ -477,7 +612,8 @@ impl Driver {
             // pause as after a limit's reset, the call waits until the account may take it
             // (and after a reset, one probe goes first, this run's or another's). A run that
             // does not wait for limits (`usage_limit_wait=false`) fails at one instead.
-            if self.run.config.usage_limit_wait
+            if !pool
+                && self.run.config.usage_limit_wait
                 && !self
                     .accounts
                     .clear_to_call(self.run.run_id, self.services.clock.as_ref(), &self.cancel)

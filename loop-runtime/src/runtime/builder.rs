@@ -30,6 +30,7 @@ pub struct RuntimeBuilder {
     providers: HashMap<String, Arc<dyn WorktreeProvider>>,
     limits: Limits,
     node: Option<Node>,
+    accounts: Vec<crate::accounts::DeclaredAccount>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -69,7 +70,15 @@ impl RuntimeBuilder {
                 claim: Claim::All,
             },
             node: None,
+            accounts: Vec::new(),
         }
+    }
+
+    /// The accounts runs may name in `account` or `account_pool`, with the environment their
+    /// calls run with (`loopd --accounts`).
+    pub fn accounts(mut self, accounts: Vec<crate::accounts::DeclaredAccount>) -> Self {
+        self.accounts = accounts;
+        self
     }
 
     /// The event log (required).
@@ -163,6 +172,7 @@ impl RuntimeBuilder {
             self.agents,
             self.providers,
         ));
+        accounts.declare(self.accounts);
         // The accounts' fold of the log, from its start (see `accounts.rs`).
         let caught_up_at = store.last_seq()?;
         let stream = streams.open(&services.journal, None, loop_core::Seq(0));

@@ -8,6 +8,7 @@ mod first_hour;
 mod loop_runs;
 mod notify;
 mod output;
+mod pools;
 mod postmortem;
 mod raw_cap;
 mod real_agents;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use loop_client::blocking::Client;
 
-use crate::human::money;
+use loop_api::meta::{Binding, Forecast};
+
+use crate::human::{duration, money};
 use crate::output::Output;
 
 pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
@@ -51,5 +53,58 @@ pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
             money(account.spent_month_usd),
         ));
     }
+    if !answer.forecasts.is_empty() {
+        out.line("");
+        out.line(&format!(
+            "{:<26}  {:<16}  {:>5}  {:>14}  {:<24}  BINDS FIRST",
+            "RUN", "ACCOUNT", "LEFT", "PER ITERATION", "EXPECTED FINISH"
+        ));
+        for forecast in &answer.forecasts {
+            out.line(&forecast_line(forecast));
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One run's forecast: its pace, when it should finish, and what binds it first.
+fn forecast_line(forecast: &Forecast) -> String {
+    let left = forecast
+        .tasks_left
+        .map_or_else(|| "?".to_owned(), |left| left.to_string());
+    let pace = match (forecast.iteration_ms, forecast.iteration_cost_usd) {
+        (Some(ms), Some(usd)) => format!("{} {}", duration(ms), money(usd)),
+        _ => "-".to_owned(),
+    };
+    let finish = forecast
+        .finish
+        .as_deref()
+        .unwrap_or(match &forecast.binding {
+            Some(Binding::MaxCost { .. }) => "never (max_cost_usd)",
+            _ => "not known yet",
+        });
+    let binds = match &forecast.binding {
+        None if forecast.finish_ms.is_some() => "its own pace".to_owned(),
+        None => "-".to_owned(),
+        Some(Binding::Window {
+            account,
+            window,
+            resets_at_ms,
+        }) => format!(
+            "{account}'s {window} window (resets {})",
+            loop_core::time::rfc3339_ms(*resets_at_ms)
+        ),
+        Some(Binding::MaxCost {
+            expected_usd,
+            max_usd,
+        }) => format!(
+            "max_cost_usd: {} expected of {}",
+            money(*expected_usd),
+            money(*max_usd)
+        ),
+    };
+    format!(
+        "{:<26}  {:<16}  {left:>5}  {pace:>14}  {finish:<24}  {binds}",
+        forecast.run_id.to_string(),
+        forecast.account,
+    )
 }

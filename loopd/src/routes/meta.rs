@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::meta::{AccountInfo, Accounts, Health, NodeInfo, Nodes};
+use loop_api::meta::{AccountInfo, Accounts, Binding, Forecast, Health, NodeInfo, Nodes};
+use loop_core::account::Binding as CoreBinding;
 use loop_core::time::rfc3339_ms;
 
 use crate::error::ApiError;
@@ -179,9 +180,46 @@ pub async fn accounts(State(state): State<AppState>) -> Json<Accounts> {
             calls: summary.state.calls,
             spent_day_usd: summary.state.spent_day_usd,
             spent_month_usd: summary.state.spent_month_usd,
+            name: summary.account.clone(),
+            declared_agent: summary.declared_agent,
             account: summary.account,
             runs: summary.runs,
         })
         .collect();
-    Json(Accounts { accounts })
+    let forecasts = state
+        .runtime
+        .forecasts()
+        .into_iter()
+        .map(|forecast| Forecast {
+            run_id: forecast.run_id,
+            account: forecast.account,
+            tasks_left: forecast.tasks_left,
+            iteration_ms: forecast.iteration_ms,
+            iteration_cost_usd: forecast.iteration_cost_usd,
+            finish: forecast.finish_ms.map(rfc3339_ms),
+            finish_ms: forecast.finish_ms,
+            binding: forecast.binding.map(|binding| match binding {
+                CoreBinding::Window {
+                    account,
+                    window,
+                    resets_at_ms,
+                } => Binding::Window {
+                    account,
+                    window,
+                    resets_at_ms,
+                },
+                CoreBinding::MaxCost {
+                    expected_usd,
+                    max_usd,
+                } => Binding::MaxCost {
+                    expected_usd,
+                    max_usd,
+                },
+            }),
+        })
+        .collect();
+    Json(Accounts {
+        accounts,
+        forecasts,
+    })
 }

@@ -1,5 +1,6 @@
 //! The real `loopd` binary on an ephemeral port with a temp data dir and stub agents.
 
+mod accounts;
 mod api;
 mod crash;
 mod daemon;
