@@ -8,7 +8,8 @@
 #   overloaded  a 529 after retries
 #   limit:<s>   the usage limit, resetting at epoch second <s> (also: .stub-account, below)
 #   network     ECONNREFUSED, the result line real 2.1.285 printed (tests/data/agents/real)
-#   max_turns   error_max_turns after 31 turns and $1.0062815, as a real CLI printed it
+#   max_turns   error_max_turns after 31 turns and $1.0062815, as a real CLI printed it (its
+#               modelUsage shortened: opus's entry holds the call's own totals, haiku's none)
 #   overage     a rate_limit_event `rejected` that overage served, then a task
 #   tool        a Bash tool call, then a task
 #   window:<u>:<s>  a task, after a rate_limit_event allowed_warning: utilization <u>, reset <s>
@@ -124,7 +125,7 @@ case "$mode" in
     exit 1
     ;;
   max_turns)
-    echo "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"duration_ms\":153305,\"duration_api_ms\":114858,\"is_error\":true,\"num_turns\":31,\"stop_reason\":\"tool_use\",\"session_id\":\"$session\",\"total_cost_usd\":1.0062815,\"usage\":{\"input_tokens\":35,\"cache_creation_input_tokens\":33598,\"cache_read_input_tokens\":1218250,\"output_tokens\":7404},\"modelUsage\":{\"claude-haiku-4-5-20251001\":{},\"claude-opus-4-7[1m]\":{}},\"permission_denials\":[{\"tool_name\":\"Bash\"}],\"terminal_reason\":\"max_turns\",\"errors\":[\"Reached maximum number of turns (30)\"]}"
+    echo "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"duration_ms\":153305,\"duration_api_ms\":114858,\"is_error\":true,\"num_turns\":31,\"stop_reason\":\"tool_use\",\"session_id\":\"$session\",\"total_cost_usd\":1.0062815,\"usage\":{\"input_tokens\":35,\"cache_creation_input_tokens\":33598,\"cache_read_input_tokens\":1218250,\"output_tokens\":7404},\"modelUsage\":{\"claude-haiku-4-5-20251001\":{},\"claude-opus-4-7[1m]\":{\"inputTokens\":35,\"outputTokens\":7404,\"cacheReadInputTokens\":1218250,\"cacheCreationInputTokens\":33598,\"costUSD\":1.0062815}},\"permission_denials\":[{\"tool_name\":\"Bash\"}],\"terminal_reason\":\"max_turns\",\"errors\":[\"Reached maximum number of turns (30)\"]}"
     exit 1
     ;;
   overage)
