@@ -146,33 +146,48 @@ async fn a_limit_on_one_account_of_the_pool_fails_over_with_no_wait() {
     );
     assert_eq!(count(&records, |e| matches!(e, Event::AgentWaiting(_))), 0);
 
-    // The single-account run waits for the reset.
-    let single_records = loop {
-        let records = events_of(&runtime, single.id).await;
-        if records
-            .iter()
-            .any(|r| matches!(r.event, Event::AgentWaiting(_)))
-        {
-            break records;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    let waited_ms: i64 = single_records
+    // The single-account run waits for the reset, then goes on.
+    let until_ms = (reset_s + 60) * 1000;
+    clock.parked_until(until_ms).await;
+    std::fs::remove_file(dirs[0].path().join("limited")).expect("reset");
+    clock.advance(Duration::from_millis((until_ms - T0) as u64));
+    let done = finish(&runtime, single.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let single_records = events_of(&runtime, single.id).await;
+    let (pool_calls, pool_waited, pool_span) = figures(&records);
+    let (single_calls, single_waited, single_span) = figures(&single_records);
+    eprintln!(
+        "failover figures (from the log): pooled run {pool_calls} calls, {pool_waited} ms waiting, \
+         {pool_span} ms created to completed; single-account run {single_calls} calls, \
+         {single_waited} ms waiting, {single_span} ms created to completed"
+    );
+    assert_eq!((pool_waited, pool_span), (0, 0));
+    assert_eq!(single_waited, 3_660_000);
+    assert!(single_span >= single_waited);
+    runtime.shutdown().await;
+}
+
+/// What a run's log says it cost in calls and time: its agent calls (steps finished, calls
+/// retried or failed over, limits met), the time its waits for a reset held it, and the time
+/// from its creation to its end.
+fn figures(records: &[EventRecord]) -> (usize, i64, i64) {
+    let calls = count(records, |e| match e {
+        Event::StepFinished(_) | Event::AgentRetry(_) => true,
+        Event::AgentWaiting(wait) => wait.step_id.is_some(),
+        _ => false,
+    });
+    let waited = records
         .iter()
         .filter_map(|r| match &r.event {
             Event::AgentWaiting(wait) => Some(wait.until_ms - r.ts_ms),
             _ => None,
         })
         .sum();
-    let pool_calls = records
-        .iter()
-        .filter(|r| matches!(r.event, Event::StepFinished(_) | Event::AgentRetry(_)))
-        .count();
-    eprintln!(
-        "failover: pooled run {pool_calls} calls, 0 ms waiting; single-account run waits {waited_ms} ms for the reset"
-    );
-    assert!(waited_ms >= 3_600_000);
-    runtime.shutdown().await;
+    let span = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => last.ts_ms - first.ts_ms,
+        _ => 0,
+    };
+    (calls, waited, span)
 }
 
 /// With all three limited, the runs wait for the earliest reset (not their own last account's),
