@@ -5,10 +5,11 @@ use crate::event::FailureCause;
 use crate::event::{
     AgentRetry, AgentWaiting, ArtifactWritten, ChangesRequested, CompletionDetected,
     CompletionRejected, Event, ExitReason, ExperimentBaseline, ExperimentDecided,
-    ExperimentMeasured, MergeFinished, PostmortemEnd, PostmortemStart, ReviewAction, ReviewComment,
-    RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed,
-    RunRetried, RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand,
-    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    ExperimentMeasured, MergeFinished, MergeStarted, PostmortemEnd, PostmortemStart, ReviewAction,
+    ReviewComment, RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed,
+    RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted, StepStatus,
+    VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
 use crate::step::{self, Observation};
@@ -61,6 +62,8 @@ pub enum Command {
     Recover {
         at_ms: i64,
     },
+    /// The merge is about to land (recorded before the target moves).
+    StartMerge(MergeStarted),
     Merge(MergeFinished),
     RecordArtifact(ArtifactWritten),
     StartPostmortem(PostmortemStart),
@@ -145,6 +148,7 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
                 .collect(),
             at_ms,
         ),
+        Command::StartMerge(merge) => single(state, merge),
         Command::Merge(merge) => single(state, merge),
         Command::RecordArtifact(artifact) => single(state, artifact),
         Command::StartPostmortem(start) => single(state, start),

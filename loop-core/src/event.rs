@@ -151,6 +151,7 @@ events! {
     CompletionRejected => "COMPLETION_REJECTED",
     WatchdogSignal => "WATCHDOG_SIGNAL",
     WatchdogRewrite => "WATCHDOG_REWRITE",
+    MergeStarted => "MERGE_STARTED",
     MergeFinished => "MERGE_FINISHED",
     ArtifactWritten => "ARTIFACT_WRITTEN",
     PostmortemStart => "POSTMORTEM_START",

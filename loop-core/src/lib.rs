@@ -14,6 +14,7 @@ pub mod decide;
 pub mod error;
 pub mod event;
 pub mod experiment;
+pub mod fence;
 pub mod ids;
 pub mod layout;
 pub mod naming;

@@ -65,6 +65,8 @@ pub struct RunState {
     claimed_by: Option<String>,
     /// Review comments made since the run last went back to work, in order.
     pending_comments: Vec<ReviewComment>,
+    /// The version of that claim's `RUN_CLAIMED`: what the fences of the run's effects name.
+    claimed_at: Option<Version>,
     last_ts_ms: i64,
 }
 
@@ -102,6 +104,9 @@ impl RunState {
             });
         }
         self.transition(&record.event, record.ts_ms)?;
+        if matches!(record.event, Event::RunClaimed(_)) {
+            self.claimed_at = Some(record.version);
+        }
         self.run_id = Some(record.run_id);
         self.version = record.version;
         Ok(())
@@ -138,6 +143,11 @@ impl RunState {
         self.claimed_by.as_deref()
     }
 
+    /// The version at which the run's latest claim was recorded, while it holds.
+    pub fn claimed_at(&self) -> Option<Version> {
+        self.claimed_at
+    }
+
     pub fn postmortem_running(&self) -> bool {
         self.postmortem_running
     }
@@ -159,6 +169,7 @@ impl RunState {
         self.last_ts_ms = ts_ms;
         if releases_claim(event) {
             self.claimed_by = None;
+            self.claimed_at = None;
         }
         match event {
             Event::RunCreated(created) => {
@@ -205,6 +216,7 @@ impl RunState {
             | Event::CompletionRejected(_)
             | Event::WatchdogSignal(_)
             | Event::WatchdogRewrite(_)
+            | Event::MergeStarted(_)
             | Event::MergeFinished(_)
             | Event::ArtifactWritten(_)
             | Event::ReviewAction(_)
@@ -305,6 +317,10 @@ impl RunState {
             Event::CompletionRejected(_) => require("reject completion", &[Running]),
             Event::WatchdogSignal(_) => require("record a watchdog signal", &[Running]),
             Event::WatchdogRewrite(_) => require("rewrite the prompt", &[Running]),
+            Event::MergeStarted(merge) => {
+                require("start a merge", &[Running])?;
+                self.check_open(merge.step_id, Some(Phase::Merge))
+            }
             Event::MergeFinished(_) => {
                 require("merge", &[Running])?;
                 no_open_step("merge")

@@ -570,6 +570,23 @@ pub struct WatchdogRewrite {
     pub prompt_after: String,
 }
 
+/// The merge on completion is about to land: the merged and verified commit, and the target's
+/// commit it was made onto. Recorded by the node that holds the run's claim, at its claim's
+/// version, before the target moves (specs/event-log.md, "Effects and their fences"): a node
+/// that takes the run over finds it here and learns from the target itself whether it landed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeStarted {
+    /// The merge step it belongs to.
+    pub step_id: StepId,
+    pub target: String,
+    pub strategy: String,
+    /// The target's commit the merge was made onto; `None` when the target did not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onto: Option<String>,
+    /// The commit the target moves to.
+    pub commit: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MergeFinished {
     pub strategy: String,

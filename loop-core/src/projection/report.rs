@@ -259,6 +259,7 @@ impl Report {
             | Event::WorktreeCreated(_)
             | Event::WorktreeRemoved(_)
             | Event::VerificationCommand(_)
+            | Event::MergeStarted(_)
             | Event::ArtifactWritten(_)
             | Event::ReviewAction(_)
             | Event::ReviewComment(_) => return None,

@@ -114,6 +114,10 @@ fn describe(event: &Event) -> String {
         Event::WatchdogRewrite(e) => {
             format!("{}: {} -> {}", e.signal, e.prompt_before, e.prompt_after)
         }
+        Event::MergeStarted(e) => match &e.onto {
+            Some(onto) => format!("{} {} onto {} {onto}", e.strategy, e.commit, e.target),
+            None => format!("{} {} as new {}", e.strategy, e.commit, e.target),
+        },
         Event::MergeFinished(e) => match (&e.commit, &e.conflict) {
             (_, Some(conflict)) => format!("{} conflict: {conflict}", e.strategy),
             (Some(commit), None) => format!("{} {commit}", e.strategy),

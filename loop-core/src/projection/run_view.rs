@@ -290,6 +290,7 @@ impl RunView {
             | Event::CompletionRejected(_)
             | Event::WatchdogSignal(_)
             | Event::WatchdogRewrite(_)
+            | Event::MergeStarted(_)
             | Event::ArtifactWritten(_)
             | Event::ReviewAction(_)
             | Event::ExperimentBaseline(_)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, CompletionDetected,
-    CompletionRejected, ExitReason, MergeFinished, NameSource, Phase, PostmortemEnd,
+    CompletionRejected, ExitReason, MergeFinished, MergeStarted, NameSource, Phase, PostmortemEnd,
     PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment, RunClaimed, RunCompleted,
     RunCreated, RunNamed, SCHEMA, StepFinished, StepStarted, StepStatus, Tokens,
     VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
@@ -109,6 +109,10 @@ pub enum Intent {
         reason: String,
     },
     Recover,
+    StartMerge {
+        target: Target,
+        merge: MergeStarted,
+    },
     Merge(MergeFinished),
     RecordArtifact(ArtifactWritten),
     StartPostmortem(PostmortemStart),
@@ -306,6 +310,18 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
             conflict,
         })
     });
+    let start_merge = (target(), text(), text(), of(text()), text()).prop_map(
+        |(target, branch, strategy, onto, commit)| Intent::StartMerge {
+            target,
+            merge: MergeStarted {
+                step_id: placeholder_step(),
+                target: branch,
+                strategy,
+                onto,
+                commit,
+            },
+        },
+    );
     let start_postmortem =
         text().prop_map(|reason| Intent::StartPostmortem(PostmortemStart { reason }));
     let end_postmortem = postmortem_status().prop_map(|status| {
@@ -426,6 +442,7 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         ending => complete,
         ending => fail,
         1 => Just(Intent::Recover),
+        1 => start_merge,
         1 => merge,
         1 => artifact().prop_map(Intent::RecordArtifact),
         aftermath => start_postmortem,
@@ -704,6 +721,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Complete(_) => "Complete",
         Command::Fail { .. } => "Fail",
         Command::Recover { .. } => "Recover",
+        Command::StartMerge(_) => "StartMerge",
         Command::Merge(_) => "Merge",
         Command::RecordArtifact(_) => "RecordArtifact",
         Command::StartPostmortem(_) => "StartPostmortem",
@@ -718,7 +736,7 @@ pub fn command_name(command: &Command) -> &'static str {
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 33;
+pub const COMMAND_VARIANTS: usize = 34;
 
 /// What became of one command.
 #[derive(Clone, Debug)]
@@ -845,6 +863,10 @@ impl Driver {
                 at_ms,
             },
             Intent::Recover => Command::Recover { at_ms },
+            Intent::StartMerge { target, mut merge } => {
+                merge.step_id = self.resolve(&target).0;
+                Command::StartMerge(merge)
+            }
             Intent::Merge(merge) => Command::Merge(merge),
             Intent::RecordArtifact(artifact) => Command::RecordArtifact(artifact),
             Intent::StartPostmortem(start) => Command::StartPostmortem(start),

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, ChangesRequested,
-    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, NameSource, Phase,
-    PostmortemEnd, PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment, RunCanceled,
-    RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed, RunRetried,
-    RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand, WatchdogRewrite,
-    WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    CompletionDetected, CompletionRejected, ExitReason, MergeFinished, MergeStarted, NameSource,
+    Phase, PostmortemEnd, PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment,
+    RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed,
+    RunRetried, RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand,
+    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
     EXPERIMENTS_HEADER, ExperimentTable, REPORT_HEADER, Report, RunLog, RunView, StepView, Summary,
@@ -603,6 +603,16 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 window: None,
                 next_account: None,
                 budget: None,
+            }
+            .into(),
+        );
+        probes.push(
+            MergeStarted {
+                step_id,
+                target: "main".into(),
+                strategy: "squash".into(),
+                onto: None,
+                commit: "abc".into(),
             }
             .into(),
         );
