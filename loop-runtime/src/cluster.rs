@@ -90,15 +90,23 @@ pub(crate) struct Membership {
     /// Set while this node cannot renew its lease. It then takes no run, even the runs the log
     /// still says are its own: another node may be taking them over.
     lease_lost: AtomicBool,
+    /// Where this node keeps the repository it takes runs' fences from ([`crate::fencing`]).
+    data_dir: std::path::PathBuf,
 }
 
 impl Membership {
-    pub(crate) fn new(node: Node, journal: Journal, store: Arc<dyn EventStore>) -> Membership {
+    pub(crate) fn new(
+        node: Node,
+        journal: Journal,
+        store: Arc<dyn EventStore>,
+        data_dir: std::path::PathBuf,
+    ) -> Membership {
         Membership {
             node: Arc::new(node),
             journal,
             store,
             lease_lost: AtomicBool::new(false),
+            data_dir,
         }
     }
 
@@ -131,26 +139,50 @@ impl Membership {
     }
 
     /// Claims the run for this node, unless its latest claim is no longer `seen` (another node
-    /// claimed it since the scheduler looked): [`RuntimeError::Fenced`] then. A run already
-    /// this node's is left as it is.
+    /// claimed it since the scheduler looked): [`RuntimeError::Fenced`] then. A run by URL gets
+    /// its fence on the remote first ([`crate::fencing::before_claim`]), and the claim is then
+    /// appended only if the run did not move on meanwhile. A run already this node's is left
+    /// as it is (its driver takes the fence).
     pub(crate) async fn claim(
         &self,
         run_id: RunId,
         seen: Option<&str>,
     ) -> Result<(), RuntimeError> {
         let node = &self.node;
-        if self.journal.state(run_id).await?.claimed_by() == Some(node.id.as_str()) {
+        let state = self.journal.state(run_id).await?;
+        if state.claimed_by() == Some(node.id.as_str()) {
             return Ok(());
         }
+        let at =
+            crate::fencing::before_claim(&self.journal, &self.data_dir, run_id, &state).await?;
         let claim = Command::Claim(loop_core::event::RunClaimed {
             node_id: node.id.clone(),
             lease_ms: node.lease.as_millis() as u64,
             took_over_from: seen.map(str::to_owned),
         });
         self.journal
-            .execute_fenced(run_id, vec![claim], Fence::StillClaimedBy(seen))
+            .execute_fenced(run_id, vec![claim], Fence::StillClaimedBy(seen, at))
             .await
             .map(drop)
+    }
+
+    /// Whether the log, read now, says this node may no longer drive `run_id`: another node's
+    /// claim is its latest, or it is neither RUNNING nor PENDING. A record the follower hands
+    /// over late (a pause before the resume this node is driving after) does not stop a driver
+    /// that still holds the run.
+    async fn has_lost(&self, run_id: RunId) -> bool {
+        let Ok(records) = self.journal.read_run(run_id).await else {
+            return false;
+        };
+        let Ok(state) = loop_core::RunState::fold(&records) else {
+            return false;
+        };
+        let others = state.claimed_by().is_some_and(|by| by != self.node.id);
+        let stopped = !matches!(
+            state.status(),
+            Some(loop_core::RunStatus::Running | loop_core::RunStatus::Pending)
+        );
+        others || stopped
     }
 
     /// Says whether this node's lease is lost (its heartbeat cannot be recorded for a lease).
@@ -230,9 +262,16 @@ pub(crate) async fn serve(
             }
             Some(run_id) = lost_runs.recv() => {
                 if scheduler.is_running(run_id) {
-                    // Usually two nodes reaching for a new run at once, the other one first.
-                    tracing::info!(%run_id, "another node claimed this run: stopping its driver");
-                    scheduler.stop(run_id).await;
+                    // Stopping waits for the driver (its agent's grace): not in this loop, which
+                    // beats.
+                    let membership = Arc::clone(&membership);
+                    let scheduler = Arc::clone(&scheduler);
+                    tokio::spawn(async move {
+                        if membership.has_lost(run_id).await {
+                            tracing::info!(%run_id, "another node claimed, paused or canceled this run: stopping its driver and its agent");
+                            scheduler.stop(run_id).await;
+                        }
+                    });
                 }
             }
             () = shutdown.cancelled() => break,
@@ -247,8 +286,8 @@ pub(crate) async fn serve(
 }
 
 /// Reads every event committed from now on (other nodes' too) on a thread of its own and hands
-/// each to the event streams; a claim by another node is sent to `lost`, and whatever may make
-/// a run claimable wakes the scheduler. Ends when the returned guard is dropped.
+/// each to the event streams; a claim by another node, a pause or a cancel is sent to `lost`,
+/// and whatever may make a run claimable wakes the scheduler. Ends when the returned guard is dropped.
 fn watch_claims(
     membership: &Membership,
     scheduler: &Arc<impl Drivers>,
@@ -282,14 +321,18 @@ fn watch_claims(
                 Event::RunClaimed(claimed) if claimed.node_id != me => {
                     let _ = lost.send(record.run_id);
                 }
+                // Paused or canceled through any node: the driving node stops at once (one
+                // that recorded it itself stopped its driver first).
+                Event::RunPaused(_) | Event::RunCanceled(_) => {
+                    let _ = lost.send(record.run_id);
+                    scheduler.wake();
+                }
                 Event::RunCreated(_)
                 | Event::RunResumed(_)
                 | Event::RunRetried(_)
                 | Event::ChangesRequested(_)
-                | Event::RunPaused(_)
                 | Event::RunCompleted(_)
-                | Event::RunFailed(_)
-                | Event::RunCanceled(_) => scheduler.wake(),
+                | Event::RunFailed(_) => scheduler.wake(),
                 _ => {}
             }
             journal.learned(&record);

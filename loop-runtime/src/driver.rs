@@ -8,12 +8,15 @@
 //! outcome goes into the log through the journal before the driver acts on it, so a driver
 //! started on the same log after a crash continues exactly where the last one stopped.
 //!
-//! The steps live in their own files: [`setup`] (start, name, worktree), [`agent_steps`]
+//! The steps live in their own files: [`setup`] (start, name, worktree), [`claim`] (the claim
+//! and the remote's fence checked where an effect lands, the run branch pushed),
+//! [`agent_steps`]
 //! (implementation and review), [`own_steps`] (verification and merge), [`ending`]
 //! (completion, the watchdog's rewrite, failure).
 
 mod account_gate;
 mod agent_steps;
+mod claim;
 mod ending;
 mod own_steps;
 mod report;
@@ -58,6 +61,11 @@ pub(crate) struct Driver {
     report: report::ReportFile,
     /// The run has had its naming call (or never needs one).
     named: bool,
+    /// A run by URL in a cluster: this node's hold on the run's fence on the remote, once
+    /// seized ([`crate::repos::fence`]).
+    fence: Option<crate::repos::fence::Fence>,
+    /// The version of the claim this driver works under (a cluster node's).
+    claimed_at: Option<loop_core::Version>,
 }
 
 impl Driver {
@@ -79,6 +87,8 @@ impl Driver {
             accounts,
             run,
             cancel,
+            fence: None,
+            claimed_at: None,
         };
         driver.run().await
     }
@@ -118,7 +128,7 @@ impl Driver {
                     cause,
                 } => Some(self.fail(exit_reason, reason, Some(cause)).await?),
             };
-            self.push_run_branch().await;
+            self.push_run_branch().await?;
             if let Some(end) = end {
                 return Ok(end);
             }

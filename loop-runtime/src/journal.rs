@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, decide};
-use loop_store::{EventStore, StoreError};
+use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, Version, decide};
+use loop_store::{EventStore, Reachability, StoreError};
 
 use crate::clock::Clock;
 use crate::error::RuntimeError;
@@ -61,8 +61,12 @@ pub(crate) enum Fence<'a> {
     None,
     /// The run's latest claim is this node's (or no node ever claimed it).
     ClaimedBy(&'a str),
-    /// The run's latest claim is still the one the scheduler saw: a claim replaces it.
-    StillClaimedBy(Option<&'a str>),
+    /// The run's latest claim is still the one the scheduler saw: a claim replaces it. With a
+    /// version, the run is still at it: nothing was appended since the caller looked (it took
+    /// the run's fence on the remote for the version its events get).
+    StillClaimedBy(Option<&'a str>, Option<Version>),
+    /// The run is still at this version (as above).
+    At(Version),
 }
 
 impl Fence<'_> {
@@ -71,7 +75,10 @@ impl Fence<'_> {
         let holds = match self {
             Fence::None => true,
             Fence::ClaimedBy(node) => claimed_by.is_none_or(|by| by == node),
-            Fence::StillClaimedBy(seen) => claimed_by == seen,
+            Fence::StillClaimedBy(seen, at) => {
+                claimed_by == seen && at.is_none_or(|at| state.version() == at)
+            }
+            Fence::At(version) => state.version() == version,
         };
         if holds {
             Ok(())
@@ -200,6 +207,26 @@ impl Journal {
         &self.health
     }
 
+    /// Why the log takes no writes now, if it does not: an append it refused, or a server
+    /// that cannot be reached (the store reconnects by itself meanwhile; nothing is appended
+    /// or claimed until it answers).
+    pub(crate) fn trouble(&self) -> Option<StoreTrouble> {
+        if let Some(trouble) = self.health.trouble() {
+            return Some(trouble);
+        }
+        match self.store.reachability() {
+            Reachability::Reachable => None,
+            Reachability::Unreachable { since_ms, reason } => {
+                Some(StoreTrouble { since_ms, reason })
+            }
+        }
+    }
+
+    /// This runtime's node id, in a cluster.
+    pub(crate) fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
+    }
+
     /// [`Journal::execute`], offered again while the log is unavailable (a full disk, say)
     /// until it takes the events or `cancel` fires ([`RuntimeError::Shutdown`]). What the events
     /// record has already happened; they wait to be written, not to be decided again.
@@ -226,6 +253,11 @@ impl Journal {
 
     pub(crate) fn latency(&self) -> &Arc<AppendLatency> {
         &self.latency
+    }
+
+    /// Forgets the run's folded state: the next [`Journal::state`] reads the log.
+    pub(crate) fn forget(&self, run_id: RunId) {
+        self.lock().remove(&run_id);
     }
 
     /// The run's state folded from the log (cached).
@@ -255,6 +287,18 @@ impl Journal {
         commands: Vec<Command>,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
         self.execute_fenced(run_id, commands, Fence::None).await
+    }
+
+    /// [`Journal::execute`] only while the run is at version `at` (its fence on the remote was
+    /// taken for the version these events get): else [`RuntimeError::Fenced`], and nothing is
+    /// appended.
+    pub(crate) async fn execute_at(
+        &self,
+        run_id: RunId,
+        commands: Vec<Command>,
+        at: Version,
+    ) -> Result<Vec<EventRecord>, RuntimeError> {
+        self.execute_fenced(run_id, commands, Fence::At(at)).await
     }
 
     /// [`Journal::execute`] for the run's driver: refused once another node claimed the run.

@@ -34,6 +34,7 @@ pub mod clock;
 mod cluster;
 mod driver;
 mod error;
+mod fencing;
 mod git;
 mod journal;
 pub mod lock;

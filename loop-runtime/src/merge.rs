@@ -18,6 +18,7 @@ use loop_core::config::MergeStrategy;
 use tokio_util::sync::CancellationToken;
 
 use crate::git;
+use crate::repos::fence::{Fence, FenceError, Update};
 use crate::run_context::RunContext;
 use crate::step_output::StepOutput;
 use crate::verify;
@@ -36,13 +37,33 @@ pub(crate) struct RunMerge<'a> {
     pub scratch: &'a Path,
 }
 
-impl RunMerge<'_> {
-    /// Merges and verifies; the new commit of the target.
+impl<'m> RunMerge<'m> {
+    /// Merges and verifies, then lands: the new commit of the target. (The merge on demand;
+    /// the merge on completion records its [`Prepared`] merge before landing it.)
     pub(crate) async fn land(
         &self,
         output: &mut StepOutput,
         cancel: &CancellationToken,
     ) -> Result<String, MergeFailure> {
+        let prepared = self.prepare(output, cancel).await?;
+        match prepared.land(output, None).await {
+            Ok(commit) => Ok(commit),
+            Err(LandError::Failed(failure)) => Err(failure),
+            Err(LandError::Fenced(_)) => Err(failure(
+                "target_moved",
+                "the run's fence on the remote moved: another node holds the run",
+            )),
+        }
+    }
+
+    /// Merges in a temporary worktree of the target and verifies the result there: what would
+    /// land, and onto what, with the worktree kept until [`Prepared::land`] or
+    /// [`Prepared::discard`].
+    pub(crate) async fn prepare(
+        &'m self,
+        output: &mut StepOutput,
+        cancel: &CancellationToken,
+    ) -> Result<Prepared<'m>, MergeFailure> {
         let workspace = Path::new(&self.run.created.workspace_root);
         let repo = match git::main_repo(&self.run.workdir).await {
             Ok(repo) => repo,
@@ -50,21 +71,179 @@ impl RunMerge<'_> {
                 .await
                 .unwrap_or_else(|_| workspace.to_owned()),
         };
-        let plan = MergePlan {
+        let mut plan = MergePlan {
             repo,
             source: self.run_branch.to_owned(),
             merge: self,
             message: self.run.merge_message(),
             env: self.run.env(self.iteration, "merge"),
         };
-        if self.run.repo_url.is_some() {
-            return merge_by_push(plan, output, cancel).await;
+        let target = if self.run.repo_url.is_some() {
+            by_push(&mut plan).await?
+        } else {
+            local(&plan).await?
+        };
+        let onto = match &target {
+            Target::Local { old, .. } => Some(old.clone()),
+            Target::Remote { lease, .. } => lease.clone(),
+        };
+        let start = match &target {
+            Target::Local { old, .. } | Target::Remote { old, .. } => old.clone(),
+        };
+        let scratch = self.scratch.to_string_lossy().into_owned();
+        let _ = git::run(&plan.repo, &["worktree", "remove", "--force", &scratch]).await;
+        git::run(
+            &plan.repo,
+            &["worktree", "add", "--detach", &scratch, &start],
+        )
+        .await
+        .map_err(|e| failure("git", e))?;
+        let prepared = Prepared {
+            commit: String::new(),
+            onto,
+            target,
+            plan,
+        };
+        match merge_in(&prepared.plan, output, cancel).await {
+            Ok(commit) => Ok(Prepared { commit, ..prepared }),
+            Err(failed) => {
+                prepared.discard().await;
+                Err(failed)
+            }
         }
-        merge(&plan, output, cancel).await
+    }
+}
+
+/// Where a prepared merge lands.
+#[derive(Debug)]
+enum Target {
+    /// A branch of this machine's repository, at `old` when the merge was made; checked out
+    /// in `checkout` (the person's own checkout, usually), or not.
+    Local {
+        old: String,
+        checked_out: Option<PathBuf>,
+    },
+    /// A branch of `origin` (a run by URL): made onto `old`; the push's lease is `lease`
+    /// (`None`: the remote has no such branch yet).
+    Remote {
+        branch: String,
+        old: String,
+        lease: Option<String>,
+    },
+}
+
+/// A merge made and verified in its temporary worktree, not landed yet.
+#[derive(Debug)]
+pub(crate) struct Prepared<'a> {
+    /// The commit the target moves to (the target's own when it had every change already).
+    pub commit: String,
+    /// The target's commit it was made onto (`None`: a remote with no such branch yet).
+    pub onto: Option<String>,
+    target: Target,
+    plan: MergePlan<'a>,
+}
+
+/// Why a prepared merge did not land.
+#[derive(Debug)]
+pub(crate) enum LandError {
+    Failed(MergeFailure),
+    /// The run's fence on the remote is no longer where this node left it (another node moved
+    /// it; what it says now is here): the remote refused the push whole.
+    Fenced(Option<loop_core::fence::FenceEntry>),
+}
+
+impl Prepared<'_> {
+    /// Moves the target to [`Prepared::commit`] if it is still where the merge was made: with a
+    /// compare-and-swap of the ref, a fast-forward of its checkout, or (a run by URL) a push
+    /// with the old commit as its lease, atomic with the run's `fence` when there is one.
+    pub(crate) async fn land(
+        self,
+        output: &mut StepOutput,
+        fence: Option<&mut Fence>,
+    ) -> Result<String, LandError> {
+        let repo = &self.plan.repo;
+        let new = self.commit.clone();
+        let target = self.plan.merge.target;
+        let result = match &self.target {
+            // Its branch and its files move together, and only forward: if the target moved
+            // meanwhile, or a change appeared, the fast-forward refuses and nothing changes.
+            Target::Local {
+                checked_out: Some(checkout),
+                ..
+            } => git::run(checkout, &["merge", "--ff-only", "--quiet", &new])
+                .await
+                .map(|_| new)
+                .map_err(|e| LandError::Failed(checkout_refused(target, checkout, e))),
+            Target::Local { old, .. } => git::run(
+                repo,
+                &["update-ref", &format!("refs/heads/{target}"), &new, old],
+            )
+            .await
+            .map(|_| new)
+            .map_err(|e| LandError::Failed(failure("target_moved", e))),
+            Target::Remote { branch, lease, .. } => {
+                let reference = format!("refs/heads/{branch}");
+                let moved = |detail: String| {
+                    LandError::Failed(failure(
+                        "target_moved",
+                        format!(
+                            "{branch} on origin moved while the merge was verified, or the push \
+                             was refused ({detail}); merge again (`loopctl merge <run>`)"
+                        ),
+                    ))
+                };
+                let pushed = match fence {
+                    Some(fence) => {
+                        let update = Update {
+                            reference: &reference,
+                            old: lease.as_deref(),
+                            new: &new,
+                        };
+                        match fence
+                            .push(repo, &[update], &format!("merge into {branch}"))
+                            .await
+                        {
+                            Ok(()) => Ok(()),
+                            Err(FenceError::Refused(error)) => Err(moved(error.stderr)),
+                            Err(FenceError::Git(error)) => Err(moved(error.stderr)),
+                            Err(FenceError::Moved(now)) => Err(LandError::Fenced(now)),
+                        }
+                    }
+                    None => {
+                        let lease = format!(
+                            "--force-with-lease={reference}:{}",
+                            lease.as_deref().unwrap_or_default()
+                        );
+                        let refspec = format!("{new}:{reference}");
+                        git::run(repo, &["push", "--quiet", &lease, "origin", &refspec])
+                            .await
+                            .map(drop)
+                            .map_err(|error| moved(error.stderr))
+                    }
+                };
+                pushed.map(|()| {
+                    output.line(&format!("pushed {branch} to origin"));
+                    new
+                })
+            }
+        };
+        self.discard().await;
+        result
+    }
+
+    /// Removes the temporary worktree; nothing lands.
+    pub(crate) async fn discard(self) {
+        let scratch = self.plan.merge.scratch.to_string_lossy().into_owned();
+        let _ = git::run(
+            &self.plan.repo,
+            &["worktree", "remove", "--force", &scratch],
+        )
+        .await;
     }
 }
 
 /// A merge with everything resolved.
+#[derive(Debug)]
 struct MergePlan<'a> {
     /// The main repository (not a worktree of it).
     repo: PathBuf,
@@ -89,16 +268,13 @@ fn failure(code: &'static str, detail: impl ToString) -> MergeFailure {
     }
 }
 
-async fn merge(
-    plan: &MergePlan<'_>,
-    output: &mut StepOutput,
-    cancel: &CancellationToken,
-) -> Result<String, MergeFailure> {
+/// The target in this machine's repository: made from the base when missing; refused when it
+/// is checked out with uncommitted changes.
+async fn local(plan: &MergePlan<'_>) -> Result<Target, MergeFailure> {
     let repo = &plan.repo;
     let RunMerge {
         target,
         base_branch,
-        scratch,
         ..
     } = *plan.merge;
     if git::branch_commit(repo, target).await.is_none() {
@@ -130,46 +306,15 @@ async fn merge(
     let old = git::branch_commit(repo, target)
         .await
         .ok_or_else(|| failure("git", format!("{target} has no commit")))?;
-
-    let scratch = scratch.to_string_lossy().into_owned();
-    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
-    git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
-        .await
-        .map_err(|e| failure("git", e))?;
-    let result = match merge_in(plan, output, cancel).await {
-        Ok(new) => match checked_out.as_deref() {
-            // Its branch and its files move together, and only forward: if the target moved
-            // meanwhile, or a change appeared, the fast-forward refuses and nothing changes.
-            Some(checkout) => git::run(checkout, &["merge", "--ff-only", "--quiet", &new])
-                .await
-                .map(|_| new)
-                .map_err(|e| checkout_refused(target, checkout, e)),
-            None => git::run(
-                repo,
-                &["update-ref", &format!("refs/heads/{target}"), &new, &old],
-            )
-            .await
-            .map(|_| new)
-            .map_err(|e| failure("target_moved", e)),
-        },
-        Err(failed) => Err(failed),
-    };
-    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
-    result
+    Ok(Target::Local { old, checked_out })
 }
 
-/// [`merge`] for a run by URL: onto `origin`'s target, landed by a push that names the commit
-/// it merged onto as the lease.
-async fn merge_by_push(
-    mut plan: MergePlan<'_>,
-    output: &mut StepOutput,
-    cancel: &CancellationToken,
-) -> Result<String, MergeFailure> {
+/// The target for a run by URL: `origin`'s, fetched now, merged from the run branch as pushed.
+async fn by_push(plan: &mut MergePlan<'_>) -> Result<Target, MergeFailure> {
     let RunMerge {
         target,
         base_branch,
         run_branch,
-        scratch,
         ..
     } = *plan.merge;
     let target = target.strip_prefix("origin/").unwrap_or(target);
@@ -185,47 +330,25 @@ async fn merge_by_push(
     {
         plan.source = pushed;
     }
-    let plan = &plan;
-    let repo = &plan.repo;
     let remote = format!("refs/remotes/origin/{target}");
     // A target the remote lacks starts from the run's base; the lease then says "absent".
-    let (old, lease) = match git::run(repo, &["rev-parse", "--verify", "--quiet", &remote]).await {
-        Ok(old) => (old.clone(), old),
+    match git::run(&plan.repo, &["rev-parse", "--verify", "--quiet", &remote]).await {
+        Ok(old) => Ok(Target::Remote {
+            branch: target.to_owned(),
+            lease: Some(old.clone()),
+            old,
+        }),
         Err(_) => {
-            let base = git::run(repo, &["rev-parse", "--verify", base_branch])
+            let base = git::run(&plan.repo, &["rev-parse", "--verify", base_branch])
                 .await
                 .map_err(|e| failure("git", e))?;
-            (base, String::new())
+            Ok(Target::Remote {
+                branch: target.to_owned(),
+                old: base,
+                lease: None,
+            })
         }
-    };
-    let scratch = scratch.to_string_lossy().into_owned();
-    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
-    git::run(repo, &["worktree", "add", "--detach", &scratch, &old])
-        .await
-        .map_err(|e| failure("git", e))?;
-    let result = match merge_in(plan, output, cancel).await {
-        Ok(new) => {
-            let lease = format!("--force-with-lease=refs/heads/{target}:{lease}");
-            let refspec = format!("{new}:refs/heads/{target}");
-            match git::run(repo, &["push", "--quiet", &lease, "origin", &refspec]).await {
-                Ok(_) => {
-                    output.line(&format!("pushed {target} to origin"));
-                    Ok(new)
-                }
-                Err(error) => Err(failure(
-                    "target_moved",
-                    format!(
-                        "{target} on origin moved while the merge was verified, or the push \
-                         was refused ({}); merge again (`loopctl merge <run>`)",
-                        error.stderr
-                    ),
-                )),
-            }
-        }
-        Err(failed) => Err(failed),
-    };
-    let _ = git::run(repo, &["worktree", "remove", "--force", &scratch]).await;
-    result
+    }
 }
 
 /// Merges the run branch in the scratch worktree and runs the checks there; the merged

@@ -11,6 +11,11 @@
 //!
 //! A path is absolute and a URL is not, which is how the two kinds of run tell apart
 //! ([`url_of`]).
+//!
+//! In a cluster every push of a run is fenced on the remote itself ([`fence`]): a node that
+//! lost the run can land nothing there.
+
+pub(crate) mod fence;
 
 mod inputs;
 
@@ -20,6 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use self::fence::{Fence, FenceError, Update};
 use crate::artifacts::sha256_hex;
 use crate::git::{self, GitError};
 
@@ -75,18 +81,7 @@ pub(crate) async fn checkout(
     let lock = lock_for(&dir);
     let _held = lock.lock().await;
     if !dir.join(".git").exists() {
-        let parent = dir.parent().unwrap_or(data_dir);
-        std::fs::create_dir_all(parent).map_err(|e| GitError {
-            command: "clone".to_owned(),
-            dir: parent.display().to_string(),
-            stderr: e.to_string(),
-        })?;
-        let target = dir.to_string_lossy();
-        git::run(
-            parent,
-            &["clone", "--quiet", "--no-checkout", "--", url, &target],
-        )
-        .await?;
+        clone(url, &dir).await?;
     }
     fetch_held(&dir).await?;
     let base = match base {
@@ -107,6 +102,43 @@ pub(crate) async fn checkout(
     )
     .await?;
     Ok((dir, base))
+}
+
+/// Clones `url` into `dir` so that a clone cut short (a cancel, a kill, a full disk) never sits
+/// at `dir` half made: into a directory beside it, whose `.git` then moves into `dir` in one
+/// rename. `dir` may exist already without a `.git` (run directories a node wrote there for a
+/// run it never cloned for); what it holds stays. The caller holds the checkout's lock.
+async fn clone(url: &str, dir: &Path) -> Result<(), GitError> {
+    let parent = dir.parent().unwrap_or(dir);
+    let io = |what: &str, e: std::io::Error| GitError {
+        command: what.to_owned(),
+        dir: parent.display().to_string(),
+        stderr: e.to_string(),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| io("clone", e))?;
+    let name = dir.file_name().map_or_else(
+        || "repo".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    // One clone of a URL at a time on this node (the lock): a leftover is a dead clone's.
+    let partial = parent.join(format!(".{name}.cloning"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io("clone", e))?;
+    }
+    let target = partial.to_string_lossy();
+    let cloned = git::run(
+        parent,
+        &["clone", "--quiet", "--no-checkout", "--", url, &target],
+    )
+    .await;
+    if let Err(error) = cloned {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(error);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io("clone", e))?;
+    std::fs::rename(partial.join(".git"), dir.join(".git")).map_err(|e| io("clone", e))?;
+    let _ = std::fs::remove_dir_all(&partial);
+    Ok(())
 }
 
 /// Holds the checkout's lock: git commands that write its refs (a worktree's branch made, a
@@ -150,13 +182,27 @@ pub(crate) async fn fetched(data_dir: &Path, url: &str) -> Result<PathBuf, GitEr
     }
 }
 
+/// Whether the run branch checked out in `worktree` moved since it was last pushed (or
+/// fetched) as `branch`.
+pub(crate) async fn branch_moved(worktree: &Path, branch: &str) -> bool {
+    let head = git::run(worktree, &["rev-parse", "HEAD"]).await.ok();
+    let remote = format!("refs/remotes/origin/{branch}");
+    let pushed = git::run(worktree, &["rev-parse", "--verify", "--quiet", &remote])
+        .await
+        .ok();
+    head.is_some() && head != pushed
+}
+
 /// Pushes the run branch of `worktree` (of `checkout`) to `origin` if it moved since the last
-/// push; a branch another node moved meanwhile is not overwritten (the push is refused).
+/// push, expecting the remote's branch where this node last saw it (a branch someone else
+/// moved meanwhile is not overwritten: the push is refused); with `fence`, atomically with the
+/// run's fence, so that nothing lands once another node holds the run. Whether it pushed.
 pub(crate) async fn push_run_branch(
     checkout: &Path,
     worktree: &Path,
     branch: &str,
-) -> Result<bool, GitError> {
+    fence: Option<&mut Fence>,
+) -> Result<bool, FenceError> {
     let lock = lock_for(checkout);
     let _held = lock.lock().await;
     let head = git::run(worktree, &["rev-parse", "HEAD"]).await?;
@@ -167,15 +213,38 @@ pub(crate) async fn push_run_branch(
     if pushed.as_deref() == Some(head.as_str()) {
         return Ok(false);
     }
-    let refspec = format!("HEAD:refs/heads/{branch}");
-    git::run(worktree, &["push", "--quiet", "origin", &refspec]).await?;
+    let reference = format!("refs/heads/{branch}");
+    match fence {
+        Some(fence) => {
+            let update = Update {
+                reference: &reference,
+                old: pushed.as_deref(),
+                new: &head,
+            };
+            fence
+                .push(checkout, &[update], &format!("push {branch}"))
+                .await?;
+        }
+        None => {
+            let lease = format!(
+                "--force-with-lease={reference}:{}",
+                pushed.unwrap_or_default()
+            );
+            let refspec = format!("{head}:{reference}");
+            git::run(worktree, &["push", "--quiet", &lease, "origin", &refspec])
+                .await
+                .map_err(FenceError::Refused)?;
+        }
+    }
     // Remember what origin has now, as a fetch would.
     git::run(worktree, &["update-ref", &remote, &head]).await?;
     Ok(true)
 }
 
-/// Makes the run's worktree at `path` again on this node (a run another node started): on the
-/// run branch as `origin` has it, or from `origin/<base>` when it was never pushed.
+/// Makes the run's worktree at `path` again on this node (a run another node started, or one
+/// this node drives again after another did): on the run branch as `origin` has it, or from
+/// `origin/<base>` when it was never pushed. A worktree already at `path` is reset to that
+/// commit: what it holds beyond it is an interrupted step's, which runs again.
 pub(crate) async fn restore_worktree(
     checkout: &Path,
     path: &Path,
@@ -195,13 +264,23 @@ pub(crate) async fn restore_worktree(
     } else {
         base.to_owned()
     };
-    let _ = git::run(checkout, &["worktree", "prune"]).await;
-    let target = path.to_string_lossy();
-    git::run(
-        checkout,
-        &["worktree", "add", "--force", "-B", branch, &target, &start],
-    )
-    .await?;
+    let start = git::run(checkout, &["rev-parse", "--verify", &start]).await?;
+    if path.join(".git").exists() {
+        git::run(
+            path,
+            &["checkout", "--quiet", "--force", "-B", branch, &start],
+        )
+        .await?;
+        git::run(path, &["clean", "--quiet", "-fd"]).await?;
+    } else {
+        let _ = git::run(checkout, &["worktree", "prune"]).await;
+        let target = path.to_string_lossy();
+        git::run(
+            checkout,
+            &["worktree", "add", "--force", "-B", branch, &target, &start],
+        )
+        .await?;
+    }
     git::set_branch_owner(checkout, branch, run_id).await?;
     Ok(())
 }

@@ -234,7 +234,7 @@ impl Runtime {
 
     /// Whether the log takes writes: `None` when it does, else since when and why not.
     pub fn store_trouble(&self) -> Option<StoreTrouble> {
-        self.services.journal.health().trouble()
+        self.services.journal.trouble()
     }
 
     /// The run's directory (its primary copy, per `artifact_mode`). For a run that has ended,
@@ -376,10 +376,7 @@ impl Runtime {
         self.check(run_id, pause(0)).await?;
         let held = self.scheduler.stop(run_id).await;
         let at_ms = self.services.clock.now_ms();
-        self.services
-            .journal
-            .execute(run_id, vec![pause(at_ms)])
-            .await?;
+        self.services.release(run_id, pause(at_ms), "pause").await?;
         drop(held);
         self.get(run_id).await
     }
@@ -404,8 +401,7 @@ impl Runtime {
         let held = self.scheduler.stop(run_id).await;
         let at_ms = self.services.clock.now_ms();
         self.services
-            .journal
-            .execute(run_id, vec![cancel(at_ms)])
+            .release(run_id, cancel(at_ms), "cancel")
             .await?;
         drop(held);
         let postmortem = self.postmortems.begin_after_end(run_id).await;

@@ -319,6 +319,16 @@ impl Scheduler {
                 self.running().remove(&run_id);
                 false
             }
+            // In a cluster, a store that cannot be reached fails no run: the driver lets go,
+            // and the node claims the run again once the store answers (the heartbeat wakes
+            // the scheduler), recording its open step INTERRUPTED as after any stop.
+            Err(RuntimeError::Store(error))
+                if error.is_unavailable() && self.membership.is_some() =>
+            {
+                tracing::warn!(%run_id, %error, "the store cannot be reached: this node lets the run go until it can");
+                self.running().remove(&run_id);
+                false
+            }
             Err(error) => {
                 self.record_runtime_failure(run_id, error).await;
                 true

@@ -160,17 +160,32 @@ impl Services {
         Ok(())
     }
 
-    /// Removes the worktree the run's log records, through its provider, and records
-    /// `WORKTREE_REMOVED`; the path removed, `None` when the run has none.
+    /// Records `command`, a pause or a cancel (`what`) taken through this node, after taking
+    /// the run's fence on its remote in a cluster ([`crate::fencing::release`]), so that the
+    /// node driving the run can land nothing more there once it is in the log.
+    pub(crate) async fn release(
+        &self,
+        run_id: RunId,
+        command: Command,
+        what: &str,
+    ) -> Result<(), RuntimeError> {
+        crate::fencing::release(&self.journal, &self.data_dir, run_id, command, what).await
+    }
+
+    /// Removes the run's worktree on this machine, through its provider, and records
+    /// `WORKTREE_REMOVED`; the path removed, `None` when the run has none. For a run by URL
+    /// that is this node's own worktree of it, never the path the log recorded when another
+    /// node made the worktree first: that one is the other node's.
     pub(crate) async fn remove_worktree_of(
         &self,
         run_id: RunId,
     ) -> Result<Option<String>, RuntimeError> {
         let state = self.journal.state(run_id).await?;
-        let (Some(context), Some(worktree)) = (
-            RunContext::of(&state, &self.data_dir),
-            state.worktree().cloned(),
-        ) else {
+        let Some(context) = RunContext::of(&state, &self.data_dir) else {
+            return Ok(None);
+        };
+        // The context's worktree is this node's (see `RunContext::of`).
+        let Some(worktree) = context.worktree.clone() else {
             return Ok(None);
         };
         if worktree.provider == "none" {

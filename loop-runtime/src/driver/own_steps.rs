@@ -1,17 +1,34 @@
 //! The steps the runtime runs itself: verification (the project's commands) and the merge on
-//! completion.
+//! completion, recorded before it lands.
 
 use loop_core::config::MergeStrategy;
-use loop_core::event::{Phase, StepStarted, StepStatus, VerificationCommand, WorktreeCreated};
+use std::path::PathBuf;
+
+use loop_core::event::{
+    MergeStarted, Phase, StepStarted, StepStatus, VerificationCommand, WorktreeCreated,
+};
 use loop_core::layout::step_log_name;
 use loop_core::step::{self, CallReport, OutputFile};
-use loop_core::{Command, StepId};
+use loop_core::{Command, Event, StepId};
 
 use super::{Driver, DriverEnd, StepEnd, io_error, new_step_id};
 use crate::error::RuntimeError;
-use crate::merge::{self, MergeFailure};
+use crate::merge::{self, LandError, MergeFailure};
 use crate::step_output::StepOutput;
 use crate::verify;
+
+/// Why a merge may not land now: a failure to record as the step's, or an error that stops the
+/// driver (another node holds the run, the log refuses).
+enum Authorize {
+    Refused(MergeFailure),
+    Error(RuntimeError),
+}
+
+impl From<RuntimeError> for Authorize {
+    fn from(error: RuntimeError) -> Authorize {
+        Authorize::Error(error)
+    }
+}
 
 /// A step the runtime runs itself, started: its id, log name and output.
 struct OwnStep {
@@ -181,6 +198,12 @@ impl Driver {
     }
 
     /// The merge step: `None` when stopped from outside.
+    ///
+    /// The merge is made and verified first; then, with the claim checked again in the log, it
+    /// is recorded (`MERGE_STARTED`, fenced by the claim like every append of the driver) and
+    /// only then does the target move (for a run by URL in a cluster, in one atomic push with
+    /// the run's fence). A merge an earlier driver recorded as starting may have landed before
+    /// that driver stopped: the target itself says so, and the step ends with it.
     pub(super) async fn merge_step(
         &mut self,
         iteration: u32,
@@ -197,8 +220,10 @@ impl Driver {
             .data_dir
             .join("merge")
             .join(self.run.run_id.to_string());
+        // The merge borrows the run's context while the driver records.
+        let run = self.run.clone();
         let merge = merge::RunMerge {
-            run: &self.run,
+            run: &run,
             run_branch: &worktree.run_branch,
             base_branch: &worktree.base_branch,
             target,
@@ -206,7 +231,65 @@ impl Driver {
             iteration,
             scratch: &scratch,
         };
-        let result = merge.land(&mut step.output, &self.cancel).await;
+        let result = match self.landed_earlier(target).await {
+            Some(commit) => {
+                step.output.line(&format!(
+                    "the merge recorded earlier landed: {target} is at {commit}"
+                ));
+                Ok(commit)
+            }
+            None => match merge.prepare(&mut step.output, &self.cancel).await {
+                Err(failure) => Err(failure),
+                Ok(prepared) => {
+                    let started = MergeStarted {
+                        step_id: step.step_id,
+                        target: target.to_owned(),
+                        strategy: strategy.as_str().to_owned(),
+                        onto: prepared.onto.clone(),
+                        commit: prepared.commit.clone(),
+                    };
+                    match self.authorize_merge(started).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            prepared.discard().await;
+                            return Ok(None);
+                        }
+                        Err(Authorize::Refused(failure)) => {
+                            prepared.discard().await;
+                            return self.end_merge_step(step, Err(failure)).await;
+                        }
+                        Err(Authorize::Error(error)) => {
+                            prepared.discard().await;
+                            return Err(error);
+                        }
+                    }
+                    match prepared.land(&mut step.output, self.fence.as_mut()).await {
+                        Ok(commit) => Ok(commit),
+                        Err(LandError::Failed(failure)) => Err(failure),
+                        Err(LandError::Fenced(now)) => {
+                            // Lost (the driver stops), or an entry the log never took: then the
+                            // merge did not land, and says why.
+                            self.fence_moved(now.as_ref()).await?;
+                            Err(MergeFailure {
+                                code: "target_moved",
+                                detail: "the run's fence on the remote moved under the push; \
+                                         merge again (`loopctl merge <run>`)"
+                                    .to_owned(),
+                            })
+                        }
+                    }
+                }
+            },
+        };
+        self.end_merge_step(step, result).await
+    }
+
+    /// Closes the merge step with its result; `None` when the driver was stopped meanwhile.
+    async fn end_merge_step(
+        &mut self,
+        step: OwnStep,
+        result: Result<String, MergeFailure>,
+    ) -> Result<Option<Result<String, MergeFailure>>, RuntimeError> {
         if self.cancel.is_cancelled() {
             return Ok(None);
         }
@@ -224,5 +307,60 @@ impl Driver {
         let finished = step::finished(step_id, Phase::Merge, status, message, &observation, None);
         self.record(vec![Command::FinishStep(finished)]).await?;
         Ok(Some(result))
+    }
+
+    /// Right before the target moves: the claim read again from the log, the run's fence
+    /// taken (a run by URL in a cluster), and the merge recorded as starting, fenced by the
+    /// claim like every append of the driver. `false` when stopped meanwhile.
+    async fn authorize_merge(&mut self, started: MergeStarted) -> Result<bool, Authorize> {
+        if self.cancel.is_cancelled() {
+            return Ok(false);
+        }
+        self.still_holds().await?;
+        if self.run.repo_url.is_some() && self.services.journal.node_id().is_some() {
+            self.take_fence().await?;
+            if self.fence.is_none() {
+                return Err(Authorize::Refused(MergeFailure {
+                    code: "git",
+                    detail: "the run's fence on the remote cannot be taken (see the node's \
+                             log); merge again (`loopctl merge <run>`)"
+                        .to_owned(),
+                }));
+            }
+        }
+        self.record(vec![Command::StartMerge(started)]).await?;
+        Ok(true)
+    }
+
+    /// The commit of a merge the log records as started and never finished (an earlier driver
+    /// stopped in between) when the target has it: that merge landed.
+    async fn landed_earlier(&self, target: &str) -> Option<String> {
+        let records = self.services.journal.read_run(self.run.run_id).await.ok()?;
+        let started = records
+            .iter()
+            .rev()
+            .find_map(|record| match &record.event {
+                Event::MergeStarted(started) => Some(Some(started.clone())),
+                Event::MergeFinished(_) => Some(None),
+                _ => None,
+            })??;
+        let repo = crate::git::main_repo(&self.run.workdir)
+            .await
+            .unwrap_or_else(|_| PathBuf::from(&self.run.created.workspace_root));
+        let target = target.strip_prefix("origin/").unwrap_or(target);
+        let branch = match self.run.repo_url {
+            Some(_) => {
+                crate::repos::fetch(&repo).await.ok()?;
+                format!("refs/remotes/origin/{target}")
+            }
+            None => format!("refs/heads/{target}"),
+        };
+        crate::git::run(
+            &repo,
+            &["merge-base", "--is-ancestor", &started.commit, &branch],
+        )
+        .await
+        .ok()
+        .map(|_| started.commit)
     }
 }

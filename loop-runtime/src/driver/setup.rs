@@ -40,7 +40,8 @@ impl Driver {
             _ => return Ok(Some(DriverEnd::Settled)),
         }
         // A run by URL: this node's checkout of the repository, cloned or fetched, before
-        // anything is written into it.
+        // anything is written into it; in a cluster, the run's fence on the remote seized
+        // before any effect there.
         if let Some(url) = self.run.repo_url.clone() {
             let base = self.run.config.base_branch.clone();
             let fetched =
@@ -50,6 +51,7 @@ impl Driver {
                 let end = self.fail(ExitReason::Failed, reason, Some(FailureCause::Setup));
                 return end.await.map(Some);
             }
+            self.take_fence().await?;
         }
         // The run directory lives in the workspace: keep it out of the person's git (and out of
         // an agent's `git add -A` in a run without a worktree). A failure here costs nothing
@@ -74,9 +76,12 @@ impl Driver {
         match self.run.worktree.clone() {
             Some(worktree) => {
                 let path = PathBuf::from(&worktree.path);
-                if self.run.repo_url.is_some() && !path.is_dir() {
-                    // Another node made this run's worktree: make it again here, from the run
-                    // branch as it last pushed it.
+                // In a cluster another node may have moved the branch since this one last
+                // drove the run; outside one, only a missing worktree is made again.
+                let clustered = self.services.journal.node_id().is_some();
+                if self.run.repo_url.is_some() && (clustered || !path.is_dir()) {
+                    // Another node made this run's worktree, or may have moved its branch: make
+                    // it again here, from the run branch as the remote has it.
                     let checkout = PathBuf::from(&self.run.created.workspace_root);
                     let restored = crate::repos::restore_worktree(
                         &checkout,
@@ -97,29 +102,6 @@ impl Driver {
                 Ok(None)
             }
             None => self.prepare_worktree().await,
-        }
-    }
-
-    /// A run by URL: its branch pushed to the repository once it moved, so that another node
-    /// can go on from there. A push that fails is tried again after the next step.
-    pub(super) async fn push_run_branch(&self) {
-        let (Some(url), Some(worktree)) = (&self.run.repo_url, &self.run.worktree) else {
-            return;
-        };
-        if !self.run.workdir.is_dir() {
-            return;
-        }
-        let checkout = PathBuf::from(&self.run.created.workspace_root);
-        let pushed =
-            crate::repos::push_run_branch(&checkout, &self.run.workdir, &worktree.run_branch).await;
-        match pushed {
-            Ok(true) => {
-                tracing::debug!(%url, branch = %worktree.run_branch, "pushed the run branch")
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, "cannot push the run branch; trying again after the next step")
-            }
         }
     }
 
@@ -285,7 +267,7 @@ impl Driver {
         ])
         .await?;
         // The branch's name is taken on the remote at once, before another node picks it.
-        self.push_run_branch().await;
+        self.push_run_branch().await?;
         Ok(None)
     }
 

@@ -162,9 +162,14 @@ impl RuntimeBuilder {
             observers,
             node_id,
         );
-        let membership = self
-            .node
-            .map(|node| Arc::new(Membership::new(node, journal.clone(), Arc::clone(&store))));
+        let membership = self.node.map(|node| {
+            Arc::new(Membership::new(
+                node,
+                journal.clone(),
+                Arc::clone(&store),
+                data_dir.clone(),
+            ))
+        });
         let services = Arc::new(Services::new(
             journal,
             self.clock,

@@ -2,9 +2,11 @@
 
 mod accounts;
 mod api;
+mod cluster;
 mod crash;
 mod daemon;
 mod dashboard;
+mod effects;
 mod hardening;
 mod insight;
 mod openapi;

@@ -1,0 +1,180 @@
+//! The driver's hold on its run, checked where an effect lands (`specs/event-log.md`,
+//! "Effects and their fences"): the claim in the log, read afresh right before a push or a
+//! merge; the run's fence on the remote for a run by URL in a cluster, seized before any other
+//! effect there and moved with every push; the run branch pushed under both.
+
+use std::path::PathBuf;
+
+use loop_core::RunState;
+use loop_core::fence::{FenceEntry, FenceVerdict};
+
+use super::Driver;
+use crate::error::RuntimeError;
+use crate::fencing::Taken;
+use crate::repos::fence::FenceError;
+
+impl Driver {
+    /// `Ok` while the log, read now (not the folded copy), says this node's claim on the run
+    /// holds and the run is RUNNING; [`RuntimeError::Fenced`] once another node claimed it or
+    /// it was paused, canceled or ended through any node. Outside a cluster, while RUNNING.
+    /// While the store cannot be reached, it waits for it (the effect waits with it).
+    pub(super) async fn still_holds(&self) -> Result<(), RuntimeError> {
+        let run_id = self.run.run_id;
+        let mut pause = std::time::Duration::from_millis(250);
+        let records = loop {
+            match self.services.journal.read_run(run_id).await {
+                Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
+                other => break other?,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.cancel.cancelled() => return Err(RuntimeError::Shutdown),
+            }
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+        };
+        let state =
+            RunState::fold(&records).map_err(|error| RuntimeError::CorruptRun { run_id, error })?;
+        let mine = match self.services.journal.node_id() {
+            Some(node) => state.claimed_by() == Some(node),
+            None => true,
+        };
+        if mine && state.status() == Some(loop_core::RunStatus::Running) {
+            return Ok(());
+        }
+        Err(RuntimeError::Fenced {
+            run_id,
+            node: state
+                .claimed_by()
+                .map_or_else(|| "(none: the run was stopped)".to_owned(), str::to_owned),
+        })
+    }
+
+    /// The remote refused an effect for the run's fence (`moved`: what the fence says now):
+    /// judged against the log, either this node lost the run ([`RuntimeError::Fenced`]: the
+    /// driver stops), or the entry is one the log never took or has yet to take (`Ok`: the
+    /// driver takes the fence again before its next effect).
+    pub(super) async fn fence_moved(
+        &mut self,
+        moved: Option<&FenceEntry>,
+    ) -> Result<(), RuntimeError> {
+        self.fence = None;
+        let (Some(node), Some(version)) = (
+            self.services.journal.node_id().map(str::to_owned),
+            self.claimed_at,
+        ) else {
+            return Ok(());
+        };
+        let verdict = crate::fencing::judge(
+            &self.services.journal,
+            self.run.run_id,
+            moved,
+            &node,
+            version,
+        )
+        .await?;
+        match verdict {
+            FenceVerdict::Lost { node, .. } => {
+                tracing::info!(run_id = %self.run.run_id, %node, "the remote refused this node's effect: another node holds the run");
+                Err(RuntimeError::Fenced {
+                    run_id: self.run.run_id,
+                    node,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A run by URL in a cluster: takes the run's fence on the remote for this node's claim
+    /// (adopting it when the claim's own entry is there, as after the claim), before any
+    /// effect there. A fence held for a later claim, pause or cancel means this node lost the
+    /// run ([`RuntimeError::Fenced`]); a remote that cannot be reached leaves the driver
+    /// without a fence, and it tries again before its next push.
+    pub(super) async fn take_fence(&mut self) -> Result<(), RuntimeError> {
+        if self.run.repo_url.is_none() || self.fence.is_some() {
+            return Ok(());
+        }
+        let Some(node) = self.services.journal.node_id().map(str::to_owned) else {
+            return Ok(());
+        };
+        let state = self.services.journal.state(self.run.run_id).await?;
+        let (Some(by), Some(claim)) = (state.claimed_by(), state.claimed_at()) else {
+            return Err(RuntimeError::Fenced {
+                run_id: self.run.run_id,
+                node: String::new(),
+            });
+        };
+        if by != node {
+            return Err(RuntimeError::Fenced {
+                run_id: self.run.run_id,
+                node: by.to_owned(),
+            });
+        }
+        self.claimed_at = Some(claim);
+        let checkout = PathBuf::from(&self.run.created.workspace_root);
+        let taken = crate::fencing::take(
+            &self.services.journal,
+            &checkout,
+            "origin",
+            self.run.run_id,
+            claim,
+            "claim",
+        )
+        .await?;
+        match taken {
+            Taken::Held(fence) => {
+                self.fence = Some(fence);
+                Ok(())
+            }
+            Taken::Lost { node } => Err(RuntimeError::Fenced {
+                run_id: self.run.run_id,
+                node,
+            }),
+            Taken::Unavailable(why) => {
+                tracing::warn!(run_id = %self.run.run_id, %why, "cannot take the run's fence on the remote; trying again before the next push");
+                Ok(())
+            }
+        }
+    }
+
+    /// A run by URL: its branch pushed to the repository once it moved, so that another node
+    /// can go on from there; in a cluster only while the log says this node holds the run
+    /// (checked right before), and atomically with the run's fence. A push that fails is tried
+    /// again after the next step; one the remote refuses for the fence stops the driver if
+    /// the log says another node holds the run.
+    pub(super) async fn push_run_branch(&mut self) -> Result<(), RuntimeError> {
+        let (Some(url), Some(worktree)) = (&self.run.repo_url, &self.run.worktree) else {
+            return Ok(());
+        };
+        if self.cancel.is_cancelled() || !self.run.workdir.is_dir() {
+            return Ok(());
+        }
+        let (url, branch) = (url.clone(), worktree.run_branch.clone());
+        let checkout = PathBuf::from(&self.run.created.workspace_root);
+        if !crate::repos::branch_moved(&self.run.workdir, &branch).await {
+            return Ok(());
+        }
+        if self.services.journal.node_id().is_some() {
+            self.still_holds().await?;
+            self.take_fence().await?;
+            if self.fence.is_none() {
+                return Ok(());
+            }
+        }
+        let pushed = crate::repos::push_run_branch(
+            &checkout,
+            &self.run.workdir,
+            &branch,
+            self.fence.as_mut(),
+        )
+        .await;
+        match pushed {
+            Ok(true) => tracing::debug!(%url, %branch, "pushed the run branch"),
+            Ok(false) => {}
+            Err(FenceError::Moved(now)) => self.fence_moved(now.as_ref()).await?,
+            Err(error) => {
+                tracing::warn!(%error, "cannot push the run branch; trying again after the next step")
+            }
+        }
+        Ok(())
+    }
+}
