@@ -674,6 +674,25 @@ impl Config {
     pub fn typed(&self) -> RunConfig {
         RunConfig::of(self)
     }
+
+    /// Sets a value the runtime settles itself when it creates a run, over what every layer
+    /// said: it is frozen into `RUN_CREATED` with the rest.
+    pub fn settle(&mut self, value: Settled) {
+        let (key, value) = match value {
+            Settled::BaseBranch(branch) => ("base_branch", branch),
+            Settled::Account(account) => ("account", account),
+        };
+        self.values.insert(key.to_owned(), value);
+    }
+}
+
+/// A value the runtime settles when it creates a run ([`Config::settle`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The branch a repository named by URL was checked out at: the run's base.
+    BaseBranch(String),
+    /// The account derived from the agent and its credentials, when none was named.
+    Account(String),
 }
 
 /// The commented `.loop/config` that `loopctl init` writes: every key with its default.

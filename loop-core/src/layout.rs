@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::RunConfig;
 use crate::event::{Phase, RunCreated};
 use crate::ids::RunId;
-
-/// `log_dir` when the configuration does not set one.
-pub const DEFAULT_LOG_DIR: &str = "logs/loop";
 
 /// The directory name of a run: `run-<id>`.
 pub fn run_dir_name(run_id: RunId) -> String {
@@ -15,12 +13,7 @@ pub fn run_dir_name(run_id: RunId) -> String {
 
 /// `<workspace_root>/<log_dir>/run-<id>/` (an absolute `log_dir` stands on its own).
 pub fn workspace_run_dir(created: &RunCreated, run_id: RunId) -> PathBuf {
-    let log_dir = created
-        .config
-        .get("log_dir")
-        .map(String::as_str)
-        .filter(|dir| !dir.is_empty())
-        .unwrap_or(DEFAULT_LOG_DIR);
+    let log_dir = RunConfig::from_frozen(&created.config).log_dir;
     Path::new(&created.workspace_root)
         .join(log_dir)
         .join(run_dir_name(run_id))

@@ -68,7 +68,7 @@ pub use journal::{AppendLatency, StoreTrouble};
 pub use output::OutputStream;
 pub use postmortem::{AnalysisFile, PostmortemReport};
 pub use prompting::preview_prompt;
-pub use request::{RunRequest, default_data_dir, slug};
+pub use request::{RunRequest, default_data_dir, slug, workspace_config};
 pub use review::{
     DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,
     ScrapOutcome,

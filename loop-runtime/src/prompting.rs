@@ -58,7 +58,7 @@ pub(crate) fn implementation_prompt(sources: &PromptSources<'_>) -> String {
 /// The prompt the first iteration of `request` would be sent, without creating a run
 /// (what `loopctl prompt` prints).
 pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError> {
-    let created = request::resolve(request)?;
+    let created = request::resolve(request, None)?;
     let config = RunConfig::from_frozen(&created.config);
     let workdir = Path::new(&created.workspace_root);
     let plan_text = tokio::fs::read_to_string(in_workdir(&created, workdir, &created.plan_path))

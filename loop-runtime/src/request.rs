@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loop_core::config::{self, Config, Layer};
+use loop_core::config::{self, Config, Layer, Settled};
 use loop_core::event::{NameSource, RunCreated};
 
 use crate::error::RuntimeError;
@@ -31,7 +31,11 @@ pub struct RunRequest {
 }
 
 /// The frozen `RUN_CREATED` of a request: paths, name, and the configuration by precedence.
-pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> {
+/// `base_branch`: the branch a repository named by URL was checked out at, over any layer's.
+pub(crate) fn resolve(
+    request: &RunRequest,
+    base_branch: Option<String>,
+) -> Result<RunCreated, RuntimeError> {
     let invalid = |what: &str, reason: String| RuntimeError::InvalidRequest {
         what: what.to_owned(),
         reason,
@@ -70,23 +74,11 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
     if let Some(name) = &request.name {
         check_name(name)?;
     }
-    let mut layers: Vec<Layer> = Vec::new();
-    let mut flags = Layer::new();
-    for (key, value) in &request.config {
-        flags.insert(key.clone(), config::check_value("request", key, value)?);
+    let mut resolved = workspace_config(root, &request.config, request.config_file.as_deref())?;
+    if let Some(base) = base_branch {
+        resolved.settle(Settled::BaseBranch(base));
     }
-    layers.push(flags);
-    if let Some(file) = &request.config_file {
-        layers.push(read_layer(file)?.ok_or_else(|| RuntimeError::Missing {
-            what: "config".to_owned(),
-            reason: format!("{} does not exist", file.display()),
-        })?);
-    }
-    if let Some(layer) = read_layer(&root.join(".loop/config"))? {
-        layers.push(layer);
-    }
-    let resolved = Config::resolve(&layers);
-    let config = resolved.typed();
+    let mut config = resolved.typed();
     // A template mistake is reported now, not when the worktree is made.
     loop_core::worktree_path::render(&config.worktree_path_template, "repo", "run/name").map_err(
         |error| RuntimeError::InvalidRequest {
@@ -161,10 +153,10 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
             (slug(stem.as_deref().unwrap_or("run")), NameSource::SpecSlug)
         }
     };
-    let mut values = resolved.values().clone();
-    if values.get("account").is_none_or(String::is_empty) {
+    if config.account.is_none() {
         let account = crate::accounts::derive(&config, |name| std::env::var(name).ok());
-        values.insert("account".to_owned(), account);
+        resolved.settle(Settled::Account(account.clone()));
+        config.account = Some(account);
     }
     Ok(RunCreated {
         name,
@@ -172,7 +164,7 @@ pub(crate) fn resolve(request: &RunRequest) -> Result<RunCreated, RuntimeError> 
         workspace_root: root.to_string_lossy().into_owned(),
         spec_path: spec,
         plan_path: plan,
-        config: values,
+        config: resolved.values().clone(),
         prompt_template,
     })
 }
@@ -191,6 +183,32 @@ fn read_template(root: &Path, prompt_file: Option<&str>) -> Result<Option<String
             reason: format!("cannot read {}: {error}", path.display()),
         }),
     }
+}
+
+/// A workspace's configuration by the one precedence every front end uses: `given` (flags or
+/// API fields, checked here) > the `config_file` a front end names (which must exist) >
+/// `<root>/.loop/config` > the defaults.
+pub fn workspace_config(
+    root: &Path,
+    given: &Layer,
+    config_file: Option<&Path>,
+) -> Result<Config, RuntimeError> {
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut checked = Layer::new();
+    for (key, value) in given {
+        checked.insert(key.clone(), config::check_value("request", key, value)?);
+    }
+    layers.push(checked);
+    if let Some(file) = config_file {
+        layers.push(read_layer(file)?.ok_or_else(|| RuntimeError::Missing {
+            what: "config".to_owned(),
+            reason: format!("{} does not exist", file.display()),
+        })?);
+    }
+    if let Some(layer) = read_layer(&root.join(".loop/config"))? {
+        layers.push(layer);
+    }
+    Ok(Config::resolve(&layers))
 }
 
 fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loop_core::config::{Config, RunConfig};
 use loop_core::event::ReviewComment;
 use loop_core::layout::step_log_name;
 use loop_core::projection::{CommentView, RunView, StepView};
@@ -70,21 +71,22 @@ impl Runtime {
         let url = request.repo_url.take().filter(|url| !url.trim().is_empty());
         // What reaches git is checked before git sees it.
         crate::repos::check_branches(&request.config).await?;
+        let mut checked_out = None;
         if let Some(url) = &url {
             crate::repos::check_url(url)?;
             // The run is checked against this node's checkout of the repository at its base
             // branch, and records the URL: what every node can reach.
-            let base = request.config.get("base_branch").cloned();
-            let (dir, base) = crate::repos::checkout(&self.services.data_dir, url, base.as_deref())
+            let asked = Config::resolve([&request.config]).typed().base_branch;
+            let (dir, base) = crate::repos::checkout(&self.services.data_dir, url, asked.as_deref())
                 .await
                 .map_err(|error| RuntimeError::Missing {
                     what: "repo_url".to_owned(),
                     reason: error.to_string(),
                 })?;
             request.workspace_root = dir;
-            request.config.insert("base_branch".to_owned(), base);
+            checked_out = Some(base);
         }
-        let mut created = request::resolve(&request)?;
+        let mut created = request::resolve(&request, checked_out)?;
         // The configuration files' values too.
         crate::repos::check_branches(&created.config).await?;
         if let Some(url) = url {
@@ -94,8 +96,8 @@ impl Runtime {
         if created.name_source != loop_core::event::NameSource::Explicit {
             created.name = self.services.free_name(&created.name, None).await?;
         }
-        let agent = created.config.get("agent").map_or("", String::as_str);
-        if self.services.agent(agent).is_none() {
+        let agent = RunConfig::from_frozen(&created.config).agent;
+        if self.services.agent(&agent).is_none() {
             return Err(RuntimeError::InvalidRequest {
                 what: "agent".to_owned(),
                 reason: format!(

@@ -79,11 +79,19 @@ pub fn config_file(args: &RunArgs) -> anyhow::Result<Option<Layer>> {
 /// The configuration the flags give in `root`, by the runtime's precedence: flags, the config
 /// file, `<root>/.loop/config`, defaults.
 pub fn config(args: &RunArgs, root: &Path) -> anyhow::Result<Config> {
-    let mut layers = vec![args.flags.layer("flags")?];
-    layers.extend(config_file(args)?);
-    let project = root.join(".loop/config");
-    if let Ok(text) = std::fs::read_to_string(&project) {
-        layers.push(loop_core::config::parse(&project.to_string_lossy(), &text)?);
+    let file = config_file_path(args);
+    if let Some(path) = &file {
+        std::fs::metadata(path).with_context(|| {
+            format!(
+                "cannot read the config file {} (given by --config or LOOP_CONFIG)",
+                path.display()
+            )
+        })?;
     }
-    Ok(Config::resolve(&layers))
+    let flags = args.flags.layer("flags")?;
+    Ok(loop_runtime::workspace_config(
+        root,
+        &flags,
+        file.as_deref(),
+    )?)
 }

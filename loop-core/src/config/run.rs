@@ -26,7 +26,7 @@ pub struct RunConfig {
     pub experiment: Option<ExperimentConfig>,
     pub specs_dir: String,
     pub plans_dir: String,
-    /// Where run directories go, under the workspace.
+    /// Where run directories go, under the workspace (its default when set empty).
     pub log_dir: String,
     /// The global mirror's root; `None`: the daemon's data dir.
     pub global_log_dir: Option<String>,
@@ -105,6 +105,13 @@ pub struct RunConfig {
     pub notify_webhook: Option<String>,
 }
 
+impl Default for RunConfig {
+    /// Every key at its default.
+    fn default() -> RunConfig {
+        RunConfig::of(&Config::resolve([]))
+    }
+}
+
 impl RunConfig {
     /// The typed configuration of a frozen key table (as `RUN_CREATED` holds it).
     pub fn from_frozen(frozen: &BTreeMap<String, String>) -> RunConfig {
@@ -136,7 +143,9 @@ impl RunConfig {
             }),
             specs_dir: read.text("specs_dir"),
             plans_dir: read.text("plans_dir"),
-            log_dir: read.text("log_dir"),
+            log_dir: read
+                .optional("log_dir")
+                .unwrap_or_else(|| default_of("log_dir")),
             global_log_dir: read.optional("global_log_dir"),
             artifact_mode: read.choice("artifact_mode", ArtifactMode::parse),
             agent: read.text("agent"),

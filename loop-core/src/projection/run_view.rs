@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::default_of;
-use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase, RunCreated};
+use crate::config::RunConfig;
+use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase};
 use crate::ids::{RunId, Seq, StepId, Version};
 use crate::state::RunStatus;
 use crate::time::rfc3339_ms;
@@ -119,10 +119,6 @@ pub struct CurrentStep {
     pub attempt: u32,
 }
 
-fn config_value(created: &RunCreated, key: &str) -> Option<String> {
-    created.config.get(key).filter(|v| !v.is_empty()).cloned()
-}
-
 /// Adds a cost, rounded to 1e-10 dollars so sums of decimal prices read as decimals.
 pub fn add_cost(total: f64, cost: f64) -> f64 {
     ((total + cost) * 1e10).round() / 1e10
@@ -135,6 +131,7 @@ impl RunView {
             return None;
         };
         let at = rfc3339_ms(record.ts_ms);
+        let config = RunConfig::from_frozen(&created.config);
         Some(RunView {
             id: record.run_id,
             name: created.name.clone(),
@@ -148,11 +145,10 @@ impl RunView {
             created_ms: record.ts_ms,
             updated_ms: record.ts_ms,
             worktree: WorktreeView {
-                base_branch: config_value(created, "base_branch"),
+                base_branch: config.base_branch,
                 run_branch: None,
-                merge_target_branch: config_value(created, "merge_target_branch"),
-                merge_strategy: config_value(created, "merge_strategy")
-                    .unwrap_or_else(|| default_of("merge_strategy")),
+                merge_target_branch: config.merge_target_branch,
+                merge_strategy: config.merge_strategy.as_str().to_owned(),
                 worktree_path: None,
                 provider: None,
                 removed: false,

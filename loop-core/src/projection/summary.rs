@@ -5,7 +5,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::config::default_of;
 use crate::event::{Event, EventRecord, ExitReason, Phase, StepStatus};
 use crate::ids::RunId;
 use crate::layout::{tail_path_of, workspace_run_dir};
@@ -57,13 +56,11 @@ impl Summary {
         };
         let dir = workspace_run_dir(created, first.run_id);
         let in_dir = |name: &str| path_text(&dir.join(name));
-        let config = |key: &str| {
-            created
-                .config
-                .get(key)
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| default_of(key), Clone::clone)
-        };
+        let config = RunConfig::from_frozen(&created.config);
+        // An empty `model` leaves the choice to the agent's CLI; the summary names the default.
+        let model = Some(config.model.clone())
+            .filter(|model| !model.is_empty())
+            .unwrap_or_else(|| RunConfig::default().model);
         let mut summary = Summary {
             run_id: first.run_id,
             start_ms: None,
@@ -73,8 +70,8 @@ impl Summary {
             completed_iteration: None,
             avg_duration_ms: None,
             last_exit_code: None,
-            completion_mode: config("completion_mode"),
-            model: config("model"),
+            completion_mode: config.completion_mode.as_str().to_owned(),
+            model,
             exit_reason: None,
             run_log: in_dir("run.log"),
             run_report: in_dir("report.tsv"),
@@ -89,7 +86,7 @@ impl Summary {
             verification_failures: 0,
             experiment: None,
             implementation_ms: 0,
-            experiment_table: ExperimentTable::of(&RunConfig::from_frozen(&created.config))
+            experiment_table: ExperimentTable::of(&config)
                 .map(Box::new),
         };
         summary.experiment = summary.experiment_table.as_ref().map(|t| t.brief());

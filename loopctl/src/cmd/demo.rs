@@ -62,7 +62,10 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     };
 
-    let run_dir = repo.join("logs/loop").join(format!("run-{}", view.id));
+    // The demo's repository has no `.loop/config`: its runs go under the default log_dir.
+    let run_dir = repo
+        .join(loop_core::config::RunConfig::default().log_dir)
+        .join(loop_core::layout::run_dir_name(view.id));
     // The document of `loopctl run --wait` (`{"run": Run}`), with where the demo's files are.
     out.document(&serde_json::json!({
         "run": view,
