@@ -78,7 +78,7 @@ pub(crate) fn resolve(
     if let Some(base) = base_branch {
         resolved.settle(Settled::BaseBranch(base));
     }
-    let mut config = resolved.typed();
+    let config = resolved.typed();
     // A template mistake is reported now, not when the worktree is made.
     loop_core::worktree_path::render(&config.worktree_path_template, "repo", "run/name").map_err(
         |error| RuntimeError::InvalidRequest {
@@ -155,8 +155,7 @@ pub(crate) fn resolve(
     };
     if config.account.is_none() {
         let account = crate::accounts::derive(&config, |name| std::env::var(name).ok());
-        resolved.settle(Settled::Account(account.clone()));
-        config.account = Some(account);
+        resolved.settle(Settled::Account(account));
     }
     Ok(RunCreated {
         name,
@@ -205,10 +204,27 @@ pub fn workspace_config(
             reason: format!("{} does not exist", file.display()),
         })?);
     }
-    if let Some(layer) = read_layer(&root.join(".loop/config"))? {
+    if let Some(layer) = project_layer(root)? {
         layers.push(layer);
     }
     Ok(Config::resolve(&layers))
+}
+
+/// `<root>/.loop/config`, read as a file the agent controls (an agent working in place can make
+/// it a FIFO or a link out): a regular file beneath the root, or nothing when there is none.
+fn project_layer(root: &Path) -> Result<Option<Layer>, RuntimeError> {
+    let relative = Path::new(".loop/config");
+    match crate::confined::read(root, relative, 1 << 20) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Ok(Some(config::parse(&root.join(relative).to_string_lossy(), &text)?))
+        }
+        Err(crate::confined::Refused::Missing) => Ok(None),
+        Err(refused) => Err(RuntimeError::InvalidRequest {
+            what: ".loop/config".to_owned(),
+            reason: refused.to_string(),
+        }),
+    }
 }
 
 fn read_layer(path: &Path) -> Result<Option<Layer>, RuntimeError> {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::Json;
-use loop_core::config::Config;
+use loop_core::config::Layer;
 use loop_core::spec::SpecHeader;
 use loop_runtime::confined;
 use serde::{Deserialize, Serialize};
@@ -87,21 +87,9 @@ fn list(workspace: &str) -> Result<SpecsEnvelope, ApiError> {
         .ok()
         .filter(|root| root.is_dir())
         .ok_or_else(|| ApiError::not_found(format!("no directory {workspace:?}")))?;
-    let mut layers = Vec::new();
-    let project = root.join(".loop/config");
-    // An agent working in place can make this file anything: read it only as a regular file.
-    if let Ok(bytes) = confined::read(&root, Path::new(".loop/config"), 1 << 20) {
-        let text = String::from_utf8_lossy(&bytes);
-        let layer = loop_core::config::parse(&project.to_string_lossy(), &text).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_config",
-                e.to_string(),
-            )
-        })?;
-        layers.push(layer);
-    }
-    let config = Config::resolve(&layers).typed();
+    // The one precedence stack, with no flags and no config file: what `.loop/config` says over
+    // the defaults (read as a file the agent controls).
+    let config = loop_runtime::workspace_config(&root, &Layer::new(), None)?.typed();
     let specs_dir = inside(&root, &config.specs_dir, "specs_dir")?;
     let plans_dir = inside(&root, &config.plans_dir, "plans_dir")?;
     let relative = |path: &Path| {
