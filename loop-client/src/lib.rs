@@ -414,7 +414,6 @@ impl Client {
         Ok(answer.postmortem)
     }
 
-    /// The figures of `/stats`: `since` as the daemon reads it (`7d`, `24h`, …).
     /// `GET /nodes`: the daemons sharing the daemon's log.
     pub async fn nodes(&self) -> Result<loop_api::meta::Nodes, ClientError> {
         self.get("/nodes").await
@@ -425,6 +424,7 @@ impl Client {
         self.get("/accounts").await
     }
 
+    /// The figures of `/stats`: `since` as the daemon reads it (`7d`, `24h`, …).
     pub async fn stats(
         &self,
         since: Option<&str>,

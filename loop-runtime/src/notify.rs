@@ -77,7 +77,6 @@ pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
     })
 }
 
-/// The watchdog failed the run: its cause says so (events of older builds, by their reason).
 /// The notifier task of a runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {

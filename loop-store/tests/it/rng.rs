@@ -1,4 +1,4 @@
-//! A small seeded random source (SplitMix64): enough for picking commands, ids and timings,
+//! A small seeded random source (fastrand's, behind the few draws the tests make): enough for picking commands, ids and timings,
 //! and reproducible from the seed a failing test prints.
 
 use std::time::{SystemTime, UNIX_EPOCH};
