@@ -117,3 +117,47 @@ fn a_plan_turned_into_a_fifo_and_artifacts_linked_out_are_refused_and_the_daemon
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["exit_reason"], "iterations_exhausted", "{run}");
 }
+
+/// The new-run form lists a workspace's specs by the one configuration stack, which reads
+/// `.loop/config` as a file an agent working in place may control: its `specs_dir` counts, and
+/// a FIFO put in its place is refused at once (it used to be opened by `open(2)`, which blocks
+/// on a FIFO with no writer, when the runtime resolved a request in that workspace).
+#[test]
+fn the_specs_listing_reads_the_workspace_config_and_refuses_a_fifo_in_its_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(workspace.join(".loop")).expect(".loop");
+    std::fs::create_dir_all(workspace.join("docs/specs")).expect("specs dir");
+    std::fs::write(workspace.join("docs/specs/login.md"), "# Login\n").expect("spec");
+    std::fs::write(workspace.join(".loop/config"), "specs_dir=docs/specs\n").expect("config");
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let root = workspace.canonicalize().expect("root");
+    let path = format!("/workspace/specs?workspace_root={}", root.display());
+
+    let listed = get_json(&daemon, &path);
+    let specs: Vec<&str> = listed["specs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("specs: {listed}"))
+        .iter()
+        .filter_map(|spec| spec["path"].as_str())
+        .collect();
+    assert_eq!(specs, ["docs/specs/login.md"], "{listed}");
+
+    std::fs::remove_file(workspace.join(".loop/config")).expect("rm config");
+    let made = std::process::Command::new("mkfifo")
+        .arg(workspace.join(".loop/config"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let started = Instant::now();
+    let answer = client().get(daemon.url(&path)).send().expect("an answer");
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: Value = answer.json().expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular file")),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "answered at once");
+}
