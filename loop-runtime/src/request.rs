@@ -217,7 +217,10 @@ fn project_layer(root: &Path) -> Result<Option<Layer>, RuntimeError> {
     match crate::confined::read(root, relative, 1 << 20) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            Ok(Some(config::parse(&root.join(relative).to_string_lossy(), &text)?))
+            Ok(Some(config::parse(
+                &root.join(relative).to_string_lossy(),
+                &text,
+            )?))
         }
         Err(crate::confined::Refused::Missing) => Ok(None),
         Err(refused) => Err(RuntimeError::InvalidRequest {

@@ -77,12 +77,13 @@ impl Runtime {
             // The run is checked against this node's checkout of the repository at its base
             // branch, and records the URL: what every node can reach.
             let asked = Config::resolve([&request.config]).typed().base_branch;
-            let (dir, base) = crate::repos::checkout(&self.services.data_dir, url, asked.as_deref())
-                .await
-                .map_err(|error| RuntimeError::Missing {
-                    what: "repo_url".to_owned(),
-                    reason: error.to_string(),
-                })?;
+            let (dir, base) =
+                crate::repos::checkout(&self.services.data_dir, url, asked.as_deref())
+                    .await
+                    .map_err(|error| RuntimeError::Missing {
+                        what: "repo_url".to_owned(),
+                        reason: error.to_string(),
+                    })?;
             request.workspace_root = dir;
             checked_out = Some(base);
         }

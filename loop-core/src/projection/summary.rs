@@ -86,8 +86,7 @@ impl Summary {
             verification_failures: 0,
             experiment: None,
             implementation_ms: 0,
-            experiment_table: ExperimentTable::of(&config)
-                .map(Box::new),
+            experiment_table: ExperimentTable::of(&config).map(Box::new),
         };
         summary.experiment = summary.experiment_table.as_ref().map(|t| t.brief());
         for record in records {

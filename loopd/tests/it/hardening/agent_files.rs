@@ -159,5 +159,8 @@ fn the_specs_listing_reads_the_workspace_config_and_refuses_a_fifo_in_its_place(
             .is_some_and(|m| m.contains("not a regular file")),
         "{body}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10), "answered at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered at once"
+    );
 }
