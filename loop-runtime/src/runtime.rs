@@ -97,8 +97,9 @@ impl Runtime {
         if created.name_source != loop_core::event::NameSource::Explicit {
             created.name = self.services.free_name(&created.name, None).await?;
         }
-        let agent = RunConfig::from_frozen(&created.config).agent;
-        if self.services.agent(&agent).is_none() {
+        let config = RunConfig::from_frozen(&created.config);
+        let agent = &config.agent;
+        if self.services.agent(agent).is_none() {
             return Err(RuntimeError::InvalidRequest {
                 what: "agent".to_owned(),
                 reason: format!(
@@ -107,7 +108,6 @@ impl Runtime {
                 ),
             });
         }
-        let config = loop_core::config::RunConfig::from_frozen(&created.config);
         if let Err(reason) = self.accounts.check(&config) {
             let what = "account_pool".to_owned();
             return Err(RuntimeError::InvalidRequest { what, reason });
