@@ -12,6 +12,7 @@
 mod access;
 mod board;
 mod browser;
+mod desk;
 mod pages;
 mod reader;
 mod review;

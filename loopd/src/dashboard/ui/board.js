@@ -2,6 +2,7 @@
 
 import { h, TERMINAL, STATUSES, money, duration, count, basename, elapsed, waitingText, accountState, statusBadge, debounce, view, everySecond } from './dom.js';
 import { api, follow, setLive } from './api.js';
+import { needOf } from './needs.js';
 
 export function board(signal) {
   const runs = new Map();
@@ -22,6 +23,10 @@ export function board(signal) {
   const queue = h('p', { class: 'note queue', id: 'queue', 'aria-live': 'polite' });
   const body = h('tbody', { id: 'runs' });
   const empty = h('p', { class: 'empty', id: 'no-runs', text: 'No runs yet. Start one with loopctl run.' });
+  const needList = h('ul', { class: 'needs', id: 'needs' });
+  const needCount = h('span', { class: 'count', id: 'needs-count' });
+  const needs = h('section', { id: 'needs-you', class: 'needs-you', 'aria-live': 'polite' },
+    h('h2', {}, 'Needs you ', needCount), needList);
   const accountRows = h('tbody', { id: 'accounts' });
   const accounts = h('section', { id: 'accounts-section', hidden: true },
     h('h2', { text: 'Accounts' }),
@@ -40,6 +45,7 @@ export function board(signal) {
       h('label', { for: 'filter-status', text: 'Status' }), statusSelect,
       h('label', { for: 'filter-workspace', text: 'Workspace' }), workspaceSelect, counts),
     queue,
+    needs,
     h('table', { class: 'runs' },
       h('thead', {}, h('tr', {},
         h('th', { class: 'c-name', scope: 'col', text: 'Run' }),
@@ -50,7 +56,7 @@ export function board(signal) {
         h('th', { class: 'c-tasks', scope: 'col', text: 'Tasks' }),
         h('th', { class: 'c-cost num', scope: 'col', text: 'Cost' }),
         h('th', { class: 'c-time num', scope: 'col', text: 'Elapsed' }),
-        h('th', { class: 'c-note', scope: 'col', text: 'Waiting for' }))),
+        h('th', { class: 'c-note', scope: 'col', text: 'Waiting for · outcome' }))),
       body),
     empty,
     accounts);
@@ -70,6 +76,7 @@ export function board(signal) {
     counts.textContent = `${shown} of ${runs.size} runs`;
     empty.hidden = shown > 0;
     showQueue();
+    showNeeds();
   }
 
   // The queue: why each pending run waits, oldest first (the order they are claimed in FIFO).
@@ -100,7 +107,8 @@ export function board(signal) {
     cells[1].title = run.workspace_root;
     cells[2].replaceChildren(statusBadge(run.status));
     const step = run.current_step;
-    cells[3].textContent = step ? step.phase : (TERMINAL.has(run.status) ? (run.exit_reason || '') : '—');
+    // The phase the run is in; an ended run is in none (its outcome is its status and note).
+    cells[3].textContent = step ? step.phase : '—';
     cells[4].textContent = run.iteration || '—';
     const fillBar = cells[5].querySelector('.fill');
     const pct = run.tasks_total ? Math.round((100 * run.tasks_done) / run.tasks_total) : 0;
@@ -109,9 +117,34 @@ export function board(signal) {
     cells[5].querySelector('.track').setAttribute('aria-valuenow', String(pct));
     cells[6].textContent = money(run.cost_usd);
     cells[7].textContent = duration(elapsed(run));
-    cells[8].textContent = waitingText(run);
+    cells[8].textContent = noteOf(run);
     cells[8].title = cells[8].textContent;
     row.dataset.status = run.status;
+  }
+
+  // A wait while it lasts; once the run has ended, what it needs or how it ended.
+  function noteOf(run) {
+    if (!TERMINAL.has(run.status)) return waitingText(run);
+    const need = needOf(run);
+    if (need) return need.text;
+    if (run.merge && run.merge.landed) return `merged ${String(run.merge.commit || '').slice(0, 10)}`;
+    return run.exit_reason || '';
+  }
+
+  // The runs that wait for a person, most urgent first: failures, merges that did not land,
+  // budgets, then finished work to review.
+  const URGENCY = { failed: 0, merge_failed: 1, budget: 2, merge: 3 };
+  function showNeeds() {
+    const now = Date.now();
+    const items = [...runs.values()]
+      .map((run) => ({ run, need: needOf(run, now) }))
+      .filter((item) => item.need && (!filters.workspace || item.run.workspace_root === filters.workspace))
+      .sort((a, b) => URGENCY[a.need.kind] - URGENCY[b.need.kind] || b.run.updated_ms - a.run.updated_ms);
+    needCount.textContent = String(items.length);
+    needList.replaceChildren(...items.map(({ run, need }) => h('li', { 'data-run': run.id, 'data-need': need.kind },
+      h('a', { href: `#/runs/${run.id}${need.kind === 'merge' || need.kind === 'merge_failed' ? '/review' : ''}`, text: run.name }),
+      h('span', { class: `need need-${need.kind}`, text: need.text }))));
+    if (!items.length) needList.append(h('li', { class: 'note', text: 'Nothing: every run is working or done with.' }));
   }
 
   function upsert(run) {
@@ -145,6 +178,7 @@ export function board(signal) {
 
   // The accounts the runs' calls count against: their limits, reserve window, turns and spend
   // (GET /accounts), read again as the runs' events arrive.
+  const shownAccounts = new Map();
   const showAccounts = debounce(async () => {
     let answer;
     try {
@@ -154,6 +188,8 @@ export function board(signal) {
       return;
     }
     if (signal.aborted) return;
+    shownAccounts.clear();
+    for (const account of answer.accounts) shownAccounts.set(account.account, account);
     accountRows.replaceChildren(...answer.accounts.map((account) => {
       const state = accountState(account);
       return h('tr', { 'data-account': account.account },
@@ -182,7 +218,12 @@ export function board(signal) {
       const run = runs.get(id);
       if (row.hidden || TERMINAL.has(run.status)) continue;
       row.cells[7].textContent = duration(elapsed(run));
-      row.cells[8].textContent = waitingText(run);
+      row.cells[8].textContent = noteOf(run);
+    }
+    if ([...runs.values()].some((run) => run.waiting && run.waiting.until_ms)) showNeeds();
+    for (const row of accountRows.rows) {
+      const account = shownAccounts.get(row.dataset.account);
+      if (account) row.cells[5].textContent = accountState(account);
     }
   };
   everySecond(tick, signal);

@@ -74,6 +74,9 @@ export function accountState(account) {
   if (account.window_utilization !== null && account.window_utilization !== undefined) {
     parts.push(`${account.window || 'window'} ${Math.round(account.window_utilization * 100)}% used (${account.window_status || 'allowed'})`);
   }
+  if (account.window_resets_at_ms && account.window_resets_at_ms > Date.now()) {
+    parts.push(`${account.window || 'window'} resets in ${duration(account.window_resets_at_ms - Date.now())}`);
+  }
   if (account.concurrency) {
     const line = account.turn_queue.length;
     parts.push(`${account.calls_in_flight}/${account.concurrency} calls${line ? `, ${line} waiting for a turn` : ''}`);

@@ -1,119 +1,145 @@
-// The agent's output, live. What was shown is kept in sessionStorage with the stream position
-// (`<step_id>:<byte offset>`, the stream's own ids), so a reload shows it again and resumes
-// after it: no gap, no repeat.
+// The agent's output, every step of the run: one fold per step, built from the run's events
+// (`STEP_STARTED`, `STEP_FINISHED`, retries and waits), each with its status, duration and
+// cost, as a CI run view shows its jobs. The step at work and failed steps are open; a step's
+// output is read when it is opened (`GET /runs/{id}/output?step=`), live while it runs.
+//
+// What was read is kept in sessionStorage with its stream position (`<step_id>:<byte
+// offset>`, the stream's own ids), so a reload shows it again at once and resumes after it:
+// no gap, no repeat.
 
-import { h, TERMINAL } from './dom.js';
-import { api, follow } from './api.js';
+import { h, TERMINAL, money, duration, everySecond } from './dom.js';
+import { follow } from './api.js';
+import { LogView } from './log.js';
 
-const KEEP_BYTES = 1 << 20;
+const KEEP_CHARS = 1 << 20;
+
+/// The page's copy of what each step printed, across reloads.
+class Kept {
+  constructor(id) {
+    this.key = `loopd.output.${id}`;
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(this.key) || 'null'); } catch { saved = null; }
+    this.steps = saved && saved.v === 2 ? saved.steps : {};
+    this.timer = null;
+  }
+
+  get(step) { return this.steps[step] || { text: '', pos: null }; }
+
+  put(step, text, pos) {
+    delete this.steps[step];
+    this.steps[step] = { text, pos };
+    if (!this.timer) this.timer = setTimeout(() => this.save(), 200);
+  }
+
+  save() {
+    this.timer = null;
+    // The steps read longest ago go first when the copy grows too big.
+    let total = Object.values(this.steps).reduce((n, s) => n + s.text.length, 0);
+    for (const step of Object.keys(this.steps)) {
+      if (total <= KEEP_CHARS) break;
+      total -= this.steps[step].text.length;
+      delete this.steps[step];
+    }
+    try { sessionStorage.setItem(this.key, JSON.stringify({ v: 2, steps: this.steps })); } catch { /* full: keep going */ }
+  }
+}
 
 export function outputPane(id, panel, state, listeners, signal) {
-  const pre = h('pre', { class: 'output', id: 'output', tabindex: '0', 'aria-label': 'Agent output' });
-  const note = h('p', { class: 'note', id: 'output-note' });
-  panel.append(note, pre);
-  const key = `loopd.output.${id}`;
-  let saved = null;
-  try { saved = JSON.parse(sessionStorage.getItem(key) || 'null'); } catch { saved = null; }
-  const shown = saved && Array.isArray(saved.parts) ? saved : { parts: [], pos: null };
-  let saveTimer = null;
-  const save = () => {
-    saveTimer = null;
-    let total = shown.parts.reduce((n, part) => n + part.text.length, 0);
-    while (total > KEEP_BYTES && shown.parts.length > 1) total -= shown.parts.shift().text.length;
-    try { sessionStorage.setItem(key, JSON.stringify(shown)); } catch { /* full: keep going */ }
-  };
-  const saveSoon = () => { if (!saveTimer) saveTimer = setTimeout(save, 200); };
-  window.addEventListener('pagehide', save, { signal });
-  signal.addEventListener('abort', () => { if (saveTimer) { clearTimeout(saveTimer); save(); } });
+  const note = h('p', { class: 'note', id: 'output-note', role: 'status' });
+  const list = h('div', { class: 'steps', id: 'output', 'aria-label': 'Every step of the run' });
+  panel.append(note, list);
+  const kept = new Kept(id);
+  window.addEventListener('pagehide', () => kept.save(), { signal });
+  signal.addEventListener('abort', () => { if (kept.timer) { clearTimeout(kept.timer); kept.save(); } });
+  const steps = new Map();
+  const opened = Date.now();
 
-  let atBottom = true;
-  pre.addEventListener('scroll', () => { atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8; });
-
-  function label(stepId) {
-    const step = state.steps.get(stepId);
-    return step ? `── ${step.phase} · iteration ${step.iteration} ──` : `── step ${stepId.slice(0, 8)} ──`;
+  function add(p, ts) {
+    const status = h('span', { class: 'status s-IN_PROGRESS', text: 'IN_PROGRESS' });
+    const time = h('span', { class: 'step-time' });
+    const cost = h('span', { class: 'step-cost' });
+    const notes = h('ul', { class: 'step-notes' });
+    const log = new LogView();
+    const el = h('details', { class: 'step', 'data-step': p.step_id, 'data-phase': p.phase, 'data-status': 'IN_PROGRESS' },
+      h('summary', {},
+        h('span', { class: 'step-title', text: `${p.phase} · iteration ${p.iteration}${p.attempt > 1 ? ` · attempt ${p.attempt}` : ''}` }),
+        status, time, cost),
+      notes, log.pre);
+    const step = { id: p.step_id, el, status, time, cost, notes, log, started: ts, finished: null, read: 'no' };
+    const saved = kept.get(step.id);
+    if (saved.text) log.append(saved.text);
+    step.pos = saved.pos;
+    el.addEventListener('toggle', () => { if (el.open) read(step); });
+    steps.set(step.id, step);
+    list.append(el);
+    return step;
   }
-  function appendText(text) {
-    for (const line of text.split(/(?<=\n)/)) {
-      if (line.startsWith('● ')) pre.append(h('span', { class: 'tool', text: line }));
-      else pre.append(document.createTextNode(line));
-    }
+
+  function finish(step, p, ts) {
+    step.finished = p;
+    step.status.textContent = p.status;
+    step.status.className = `status s-${p.status}`;
+    step.el.dataset.status = p.status;
+    step.time.textContent = duration(p.duration_ms);
+    const tokens = p.tokens ? ` · ${p.tokens.input || 0} in / ${p.tokens.output || 0} out` : '';
+    step.cost.textContent = p.cost_usd ? `${money(p.cost_usd)}${tokens}` : tokens.replace(/^ · /, '');
+    // Failed steps open; a step that went well folds when the page learns of it from the
+    // log's past, and stays as it is when the person watched it end.
+    if (p.status !== 'SUCCEEDED') step.el.open = true;
+    else if (ts < opened - 2000) step.el.open = false;
   }
-  function appendLabel(text) { pre.append(h('span', { class: 'step-label', text: `${text}\n` })); }
-  for (const part of shown.parts) { appendLabel(part.label); appendText(part.text); }
-  pre.scrollTop = pre.scrollHeight;
 
-  let following = null;
-  let waitingForStep = false;
-
-  function followStep(stepId, offset) {
-    following = stepId;
-    waitingForStep = false;
-    let part = shown.parts[shown.parts.length - 1];
-    if (!part || part.step !== stepId) {
-      part = { step: stepId, label: label(stepId), text: '' };
-      shown.parts.push(part);
-      appendLabel(part.label);
-    }
-    note.textContent = `Following ${part.label.replace(/─/g, '').trim()}`;
+  // Reads a step's output from where the page's copy ends; live until the step ends.
+  function read(step) {
+    if (step.read !== 'no') return;
+    step.read = 'reading';
     follow({
-      url: () => `/runs/${id}/output?step=${stepId}&offset=${offset}`,
-      lastId: shown.pos,
+      url: () => `/runs/${id}/output?step=${step.id}&offset=0`,
+      lastId: step.pos,
       signal,
       onFrame: (frame) => {
         if (frame.event !== 'output') return;
         const chunk = JSON.parse(frame.data);
-        part.text += chunk.content;
-        shown.pos = frame.id;
-        appendText(chunk.content);
-        if (atBottom) pre.scrollTop = pre.scrollHeight;
-        saveSoon();
+        step.pos = frame.id;
+        step.log.append(chunk.content);
+        kept.put(step.id, step.log.text, step.pos);
       },
-      onEnd: () => next(stepId),
+      onEnd: (position, error) => {
+        step.read = 'done';
+        if (error && !step.log.text) step.log.note(`No output: ${error.message}`);
+        else if (!step.log.text) step.log.note('The step printed nothing.');
+      },
     });
   }
 
-  // The step after `done`, once there is one; nothing more once the run has ended.
-  async function next(done) {
-    if (signal.aborted) return;
-    let steps;
-    try { ({ steps } = await api('GET', `/runs/${id}/steps`)); } catch { return; }
-    for (const step of steps) state.steps.set(step.id, { phase: step.phase, iteration: step.iteration });
-    const index = steps.findIndex((step) => step.id === done);
-    const after = index >= 0 ? steps[index + 1] : null;
-    if (after) {
-      shown.pos = null;
-      followStep(after.id, 0);
-      return;
-    }
-    following = null;
-    if (state.run && TERMINAL.has(state.run.status)) {
-      note.textContent = `The run is ${state.run.status}.`;
-    } else {
-      waitingForStep = true;
-      note.textContent = 'Waiting for the next step…';
+  function onEvent(record) {
+    const p = record.payload || {};
+    const step = p.step_id ? steps.get(p.step_id) : null;
+    if (record.type === 'STEP_STARTED') {
+      add(p, record.ts_ms).el.open = true;
+      note.textContent = '';
+    } else if (record.type === 'STEP_FINISHED' && step) {
+      finish(step, p, record.ts_ms);
+    } else if (record.type === 'AGENT_RETRY' && step) {
+      step.notes.append(h('li', { class: 'retry', text: `retry ${p.attempt} in ${duration(p.delay_ms)}: ${p.reason}` }));
+    } else if (record.type === 'AGENT_WAITING') {
+      const target = step || [...steps.values()].pop();
+      target?.notes.append(h('li', { class: 'wait', text: `waiting until ${new Date(p.until_ms).toLocaleTimeString([], { hour12: false })}: ${p.reason}` }));
     }
   }
 
-  listeners.stepStarted.push((stepId) => {
-    if (waitingForStep && following === null) { shown.pos = null; followStep(stepId, 0); }
-  });
-  listeners.runChanged.push((run) => {
-    if (waitingForStep && TERMINAL.has(run.status)) note.textContent = `The run is ${run.status}.`;
-  });
-
-  (async () => {
-    if (shown.pos) {
-      const [stepId, offset] = [shown.pos.slice(0, shown.pos.lastIndexOf(':')), shown.pos.slice(shown.pos.lastIndexOf(':') + 1)];
-      followStep(stepId, Number(offset));
-      return;
-    }
-    let steps;
-    try { ({ steps } = await api('GET', `/runs/${id}/steps`)); } catch { return; }
-    for (const step of steps) state.steps.set(step.id, { phase: step.phase, iteration: step.iteration });
-    const run = state.run;
-    const start = (run && run.current_step && run.current_step.id) || (steps.length ? steps[steps.length - 1].id : null);
-    if (start) followStep(start, 0);
-    else { waitingForStep = true; note.textContent = 'No step has started yet.'; }
-  })();
+  for (const record of state.events) onEvent(record);
+  listeners.event.push(onEvent);
+  const settle = (run) => {
+    if (!steps.size) note.textContent = TERMINAL.has(run.status) ? `The run is ${run.status}; it ran no step.` : 'No step has started yet.';
+    else if (TERMINAL.has(run.status)) note.textContent = `The run is ${run.status}: ${steps.size} step${steps.size === 1 ? '' : 's'}.`;
+    // A finished run opens its last step, as the place its story ends.
+    if (TERMINAL.has(run.status) && steps.size && ![...steps.values()].some((s) => s.el.open)) [...steps.values()].pop().el.open = true;
+  };
+  listeners.runChanged.push(settle);
+  if (state.run) settle(state.run);
+  everySecond(() => {
+    const now = Date.now();
+    for (const step of steps.values()) if (!step.finished) step.time.textContent = duration(now - step.started);
+  }, signal);
 }

@@ -32,9 +32,18 @@ export function runPage(id, tab, signal) {
   };
   const controls = CONTROLS.map(([action, label]) => h('button', {
     type: 'button', id: `control-${action}`, disabled: true,
-    onclick: () => control(action),
+    onclick: () => (action === 'cancel' ? confirmCancel() : control(action)),
   }, label));
   const controlNote = h('p', { class: 'note', id: 'control-note', role: 'status', 'aria-live': 'polite' });
+  // Cancel cannot be undone (a canceled run's work stops where it is): it asks first.
+  function confirmCancel() {
+    const yes = h('button', { type: 'button', class: 'danger', id: 'control-cancel-confirm' }, 'Cancel the run');
+    const no = h('button', { type: 'button', id: 'control-cancel-keep' }, 'Keep it going');
+    yes.addEventListener('click', () => control('cancel'));
+    no.addEventListener('click', () => { controlNote.textContent = ''; });
+    controlNote.replaceChildren('Cancel this run? Its agent is stopped now. ', yes, ' ', no);
+    no.focus();
+  }
   const reason = h('p', { class: 'reason', id: 'run-reason' });
   const tabs = h('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'Run' },
     RUN_TABS.map((name) => h('a', {
@@ -105,13 +114,18 @@ export function runPage(id, tab, signal) {
     }
   }, 100);
 
-  const tick = () => { if (state.run && !TERMINAL.has(state.run.status)) { fields.time.textContent = duration(elapsed(state.run)); if (state.run.waiting) reason.textContent = `Waiting: ${waitingText(state.run)}`; } };
+  const timeline = timelineView(state);
+  const tick = () => { timeline.tick(); if (state.run && !TERMINAL.has(state.run.status)) { fields.time.textContent = duration(elapsed(state.run)); if (state.run.waiting) reason.textContent = `Waiting: ${waitingText(state.run)}`; } };
   everySecond(tick, signal);
 
   // The run's events: the header follows them, the timeline lists them, and the output pane
   // learns from them when a new step starts.
-  const timeline = timelineView(state);
+  let lastSeq = 0;
   function onEvent(record) {
+    // The run's stream and, after it ends, the stream of every run meet at one seq: an event
+    // is taken once.
+    if (record.seq <= lastSeq) return;
+    lastSeq = record.seq;
     state.events.push(record);
     const p = record.payload || {};
     if (record.type === 'STEP_STARTED') {
@@ -167,7 +181,7 @@ export function runPage(id, tab, signal) {
     if (tab === 'output') outputPane(id, panel, state, listeners, signal);
     else if (tab === 'plan') planPane(id, panel, listeners, signal);
     else if (tab === 'verification') verificationPane(id, panel, state, listeners, signal);
-    else if (tab === 'timeline') panel.append(timeline.element);
+    else if (tab === 'timeline') { panel.append(timeline.element); timeline.draw(); }
     else if (tab === 'review') reviewPane(id, panel, state, listeners, signal);
     else postmortemPane(id, panel, state, listeners, signal);
   })();

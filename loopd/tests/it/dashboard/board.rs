@@ -109,3 +109,66 @@ fn the_board_s_queue_says_why_a_pending_run_waits() {
     }
     browser.wait_text("#queue", "an empty queue again", |t| t == "Queue: empty");
 }
+
+#[test]
+fn needs_you_lists_finished_work_awaiting_merge_and_failures_and_the_phase_column_shows_phases() {
+    if !needs_browser(
+        "needs_you_lists_finished_work_awaiting_merge_and_failures_and_the_phase_column_shows_phases",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    // A run that completes on a branch of its own (it waits for a merge), one that fails its
+    // verification, and one that completes in place (nothing to merge: it needs nobody).
+    let mut done = run_body(&repo, "one_task.sh", json!({}));
+    done["no_worktree"] = json!(false);
+    done["worktree_provider"] = json!("git");
+    done["name"] = json!("to-merge");
+    let done = create(&daemon, &done);
+    let mut failing = run_body(
+        &repo,
+        "one_task.sh",
+        json!({"verify_cmds": "exit 3", "max_consecutive_verification_failures": "1"}),
+    );
+    failing["name"] = json!("red");
+    let failing = create(&daemon, &failing);
+    let browser = Browser::start();
+    browser.goto(&daemon.url("/"));
+    let needs = browser.wait_text("#needs", "both runs in Needs you", |t| {
+        t.contains("to-merge") && t.contains("red")
+    });
+    let kinds = browser.js(
+        "return [...document.querySelectorAll('#needs li[data-run]')].map((li) => [li.dataset.run, li.dataset.need]);",
+    );
+    assert_eq!(
+        kinds,
+        json!([[failing, "failed"], [done, "merge"]]),
+        "{needs}"
+    );
+    assert_eq!(browser.text("#needs-count").as_deref(), Some("2"));
+    assert!(needs.contains("awaits review and merge"), "{needs}");
+    // An ended run is in no phase: the column says so, never its exit reason.
+    for id in [&done, &failing] {
+        assert_eq!(
+            browser
+                .text(&format!("tr[data-run='{id}'] .c-phase"))
+                .as_deref(),
+            Some("—")
+        );
+    }
+    // Merged (into a branch no checkout holds), it needs nobody.
+    loop_testkit::git(&repo, &["branch", "release"]);
+    client()
+        .post(daemon.url(&format!("/runs/{done}/merge")))
+        .json(&json!({"target": "release"}))
+        .send()
+        .expect("merge");
+    browser.wait_text("#needs-count", "one left", |t| t == "1");
+    assert!(
+        browser
+            .text(&format!("#needs li[data-run='{done}']"))
+            .is_none()
+    );
+}

@@ -31,9 +31,28 @@ fn a_postmortem_started_from_the_page_shows_its_files() {
         t.contains("Postmortem: skipped") && t.contains("git-status.txt")
     });
     assert!(shown.contains("answers no analysis prompts"), "{shown}");
-    browser.wait_text("#postmortem .analyses", "a file's text", |t| {
-        t.contains("spec-compliance.prompt.txt") && t.contains("Your task: spec compliance")
+    // The raw files are folded, each read when opened; none makes the page wider than the
+    // window.
+    let file = "#postmortem details.raw-file[data-name='spec-compliance.prompt.txt']";
+    assert_eq!(
+        browser.js(&format!("return document.querySelector(\"{file}\").open;")),
+        json!(false)
+    );
+    browser.click("#postmortem-files > summary");
+    browser.click(&format!("{file} > summary"));
+    browser.wait_text(file, "a file's text", |t| {
+        t.contains("Your task: spec compliance")
     });
+    browser.js(
+        "for (const d of document.querySelectorAll('#postmortem details')) d.open = true; return null;",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let overflow = browser
+        .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth;");
+    assert!(
+        overflow.as_i64().is_some_and(|px| px <= 0),
+        "the postmortem is {overflow} px wider than a 1280 px window"
+    );
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn patches_in_the_review_are_syntax_highlighted_as_text() {
     });
     let tokens = |class: &str| {
         browser.js(&format!(
-            "return [...document.querySelectorAll(\"#review pre[data-lang='rust'] .{class}\")]\
+            "return [...document.querySelectorAll(\"#review .diff[data-lang='rust'] .{class}\")]\
              .map((el) => el.textContent);"
         ))
     };
@@ -106,7 +106,7 @@ fn patches_in_the_review_are_syntax_highlighted_as_text() {
         browser.js(
             "const file = [...document.querySelectorAll('#review .diff-file')]\
              .find((d) => d.querySelector('summary').textContent.startsWith('work.txt'));\
-             return [file.querySelector('pre').dataset.lang, file.querySelectorAll('pre span span').length];"
+             return [file.querySelector('.diff').dataset.lang, file.querySelectorAll('.diff .code span').length];"
         ),
         json!(["", 0])
     );

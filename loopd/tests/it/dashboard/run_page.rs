@@ -22,20 +22,22 @@ fn the_run_page_streams_output_and_a_reload_resumes_it_without_gap_or_repeat() {
 
     let browser = Browser::start();
     browser.goto(&daemon.url(&format!("/#/runs/{id}")));
-    browser.wait_text("#output", "some output", |t| t.contains("line 8\n"));
-    let before = browser.text("#output").unwrap_or_default();
+    browser.wait_text("#output .log", "some output", |t| t.contains("line 8\n"));
+    let before = browser.text("#output .log").unwrap_or_default();
     assert!(
         !before.contains("line 60\n"),
         "the reload must come mid-run: {before}"
     );
     browser.reload();
     // What was shown is there again at once, before the stream says more.
-    let restored = browser.wait_text("#output", "the output again", |t| t.contains("line 8\n"));
+    let restored = browser.wait_text("#output .log", "the output again", |t| {
+        t.contains("line 8\n")
+    });
     assert!(
         restored.starts_with(&before[..before.find("line 8\n").expect("line 8")]),
         "{restored}"
     );
-    let after = browser.wait_text("#output", "the last line", |t| {
+    let after = browser.wait_text("#output .log", "the last line", |t| {
         t.contains("Implemented the next task.")
     });
     let numbered: Vec<u32> = after
@@ -55,7 +57,7 @@ fn the_run_page_streams_output_and_a_reload_resumes_it_without_gap_or_repeat() {
     );
     // A tool call is shown as one.
     assert_eq!(
-        browser.text("#output .tool").as_deref(),
+        browser.text("#output .log .tool").as_deref(),
         Some("● Bash(cargo test)\n")
     );
     wait_for_end(&daemon, &id);
@@ -232,4 +234,32 @@ fn the_run_page_shows_the_plan_as_it_changes_and_each_verification_command_with_
         json!(0),
         "output is text, never markup"
     );
+}
+
+#[test]
+fn cancel_on_the_run_page_asks_first_and_keep_it_going_changes_nothing() {
+    if !needs_browser("cancel_on_the_run_page_asks_first_and_keep_it_going_changes_nothing") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 1);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let mut body = run_body(&repo, "one_task.sh", json!({}));
+    body["config"]["agent_cmd"] = json!(slow_printer(dir.path(), 600));
+    let id = create(&daemon, &body);
+    wait_status(&daemon, &id, "RUNNING");
+    let browser = Browser::start();
+    browser.goto(&daemon.url(&format!("/#/runs/{id}")));
+    browser.wait_text("#run-status", "RUNNING", |t| t == "RUNNING");
+    browser.click("#control-cancel");
+    browser.wait_text("#control-note", "the question", |t| {
+        t.starts_with("Cancel this run?")
+    });
+    browser.click("#control-cancel-keep");
+    browser.wait_text("#control-note", "no question", str::is_empty);
+    assert_eq!(run(&daemon, &id)["status"], "RUNNING");
+    browser.click("#control-cancel");
+    browser.click("#control-cancel-confirm");
+    browser.wait_text("#run-status", "CANCELED", |t| t == "CANCELED");
+    assert_eq!(run(&daemon, &id)["status"], "CANCELED");
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::browser::{Browser, needs_browser};
-use super::{create, slow_printer, wait_status};
-use crate::support::{client, repo, run_body, start_daemon, wait_for_end};
+use super::desk::{numbered, wordfreq};
+use super::{create, wait_status};
+use crate::support::{client, get_json, start_daemon, stub, wait_for_end};
 
 /// Where the screenshots go: the committed folder when asked to refresh it.
 fn screenshot_dir(scratch: &Path) -> PathBuf {
@@ -28,20 +29,37 @@ fn screenshots_of_every_page_at_both_widths() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = repo(dir.path(), 2);
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
-    // A finished run with a diff to review, and one that stays at work.
-    let mut body = run_body(&repo, "one_task.sh", json!({}));
-    body["no_worktree"] = json!(false);
-    body["worktree_provider"] = json!("git");
-    body["name"] = json!("add-the-feature");
+    // The wordfreq project (a small Python package, four tasks), done, reviewed and verified,
+    // with a person's comment on its diff; and a second copy of it at work, its agent slowed.
+    let (_, mut body) = wordfreq(&dir.path().join("a"), json!({}));
+    body["name"] = json!("wordfreq-top-words");
     let done = create(&daemon, &body);
     assert_eq!(wait_for_end(&daemon, &done)["status"], "COMPLETED");
-    let mut working = run_body(&repo, "one_task.sh", json!({}));
-    working["config"]["agent_cmd"] = json!(slow_printer(dir.path(), 600));
-    working["no_worktree"] = json!(false);
-    working["worktree_provider"] = json!("git");
-    working["name"] = json!("still-at-work");
+    let diff = get_json(&daemon, &format!("/runs/{done}/diff"));
+    let patch = diff["diff"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["path"] == "wordfreq/counter.py")
+        .and_then(|f| f["patch"].as_str())
+        .expect("counter.py's patch")
+        .to_owned();
+    let (_, new) = numbered(&patch);
+    let line = new
+        .iter()
+        .find(|(_, text)| text.contains("def top("))
+        .map(|(n, _)| *n)
+        .expect("def top(");
+    client()
+        .post(daemon.url(&format!("/runs/{done}/comments")))
+        .json(&json!({"path": "wordfreq/counter.py", "line": line,
+                      "body": "top() should refuse a negative n."}))
+        .send()
+        .expect("comment");
+    let (_, mut working) = wordfreq(&dir.path().join("b"), json!({}));
+    working["config"]["agent_cmd"] = json!(format!("WORDFREQ_PACE=0.4 {}", stub("wordfreq.sh")));
+    working["name"] = json!("wordfreq-at-work");
     let busy = create(&daemon, &working);
     wait_status(&daemon, &busy, "RUNNING");
 
@@ -72,7 +90,10 @@ fn screenshots_of_every_page_at_both_widths() {
                 *name == "login" || (!t.is_empty() && !t.starts_with("Reading"))
             });
             if *name == "run-output" {
-                browser.wait_text("#output", "some output", |t| t.contains("line 5\n"));
+                browser.wait_text("#output .log", "some output", |t| t.contains("● Read("));
+            }
+            if *name == "run-review" {
+                browser.wait_text("#review .comment-body", "the comment", |t| !t.is_empty());
             }
             // Usable at this width: nothing sticks out sideways.
             let overflow = browser.js(
