@@ -36,6 +36,12 @@ export function duration(ms) {
   return `${Math.floor(hr / 24)}d ${hr % 24}h`;
 }
 
+/// A step's time: tenths of a second while it is short, as `duration` after.
+export function stepDuration(ms) {
+  if (ms === null || ms === undefined || ms < 0) return '—';
+  return ms < 10000 ? `${(ms / 1000).toFixed(1)}s` : duration(ms);
+}
+
 export function count(n) {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;

@@ -7,7 +7,7 @@
 // offset>`, the stream's own ids), so a reload shows it again at once and resumes after it:
 // no gap, no repeat.
 
-import { h, TERMINAL, money, duration, everySecond } from './dom.js';
+import { h, TERMINAL, money, duration, stepDuration, everySecond } from './dom.js';
 import { follow } from './api.js';
 import { LogView } from './log.js';
 
@@ -56,7 +56,7 @@ export function outputPane(id, panel, state, listeners, signal) {
 
   function add(p, ts) {
     const status = h('span', { class: 'status s-IN_PROGRESS', text: 'IN_PROGRESS' });
-    const time = h('span', { class: 'step-time' });
+    const time = h('span', { class: 'step-time', text: stepDuration(Date.now() - ts) });
     const cost = h('span', { class: 'step-cost' });
     const notes = h('ul', { class: 'step-notes' });
     const log = new LogView();
@@ -80,7 +80,7 @@ export function outputPane(id, panel, state, listeners, signal) {
     step.status.textContent = p.status;
     step.status.className = `status s-${p.status}`;
     step.el.dataset.status = p.status;
-    step.time.textContent = duration(p.duration_ms);
+    step.time.textContent = stepDuration(p.duration_ms);
     const tokens = p.tokens ? ` · ${p.tokens.input || 0} in / ${p.tokens.output || 0} out` : '';
     step.cost.textContent = p.cost_usd ? `${money(p.cost_usd)}${tokens}` : tokens.replace(/^ · /, '');
     // Failed steps open; a step that went well folds when the page learns of it from the
@@ -140,6 +140,6 @@ export function outputPane(id, panel, state, listeners, signal) {
   if (state.run) settle(state.run);
   everySecond(() => {
     const now = Date.now();
-    for (const step of steps.values()) if (!step.finished) step.time.textContent = duration(now - step.started);
+    for (const step of steps.values()) if (!step.finished) step.time.textContent = stepDuration(now - step.started);
   }, signal);
 }

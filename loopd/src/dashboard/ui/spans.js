@@ -3,7 +3,7 @@
 // reset) drawn over the step they held up; pauses on the run's own row. Built from the events
 // alone, drawn again as they arrive.
 
-import { h, duration, money } from './dom.js';
+import { h, duration, stepDuration, money } from './dom.js';
 
 /// The spans the events describe, in ms since the epoch; an open one ends at `now`.
 export function spansOf(events, now) {
@@ -77,15 +77,15 @@ export function drawSpans(model) {
     const track = h('div', { class: 'track' });
     for (const span of row.spans) {
       const label = span.kind === 'step'
-        ? `${span.phase}${span.attempt > 1 ? ` (attempt ${span.attempt})` : ''} · ${duration(span.end - span.start)}`
-        : `${span.reason} · ${duration(span.end - span.start)}`;
+        ? `${span.phase}${span.attempt > 1 ? ` (attempt ${span.attempt})` : ''} · ${stepDuration(span.end - span.start)}`
+        : `${span.reason} · ${stepDuration(span.end - span.start)}`;
       const title = span.kind === 'step' ? `${label} · ${span.status}${span.cost ? ` · ${money(span.cost)}` : ''}` : label;
       track.append(place(h('span', {
         class: `span k-${span.kind}${span.phase ? ` p-${span.phase}` : ''}`, 'data-status': span.status || null, title,
       }, h('span', { class: 'span-label', text: label })), span.start, span.end));
     }
     chart.append(h('div', { class: 'lane', 'data-iteration': row.iteration === undefined ? 'run' : String(row.iteration) },
-      h('span', { class: 'row-label', text: long === null ? row.label : `${row.label} · ${duration(long)}` }), track));
+      h('span', { class: 'row-label', text: long === null ? row.label : `${row.label} · ${stepDuration(long)}` }), track));
   }
   chart.append(h('p', { class: 'legend' },
     ['implementation', 'review', 'verification', 'watchdog', 'merge'].map((phase) => h('span', { class: `key p-${phase}`, text: phase })),

@@ -181,6 +181,12 @@ impl Browser {
             assert!(Instant::now() < deadline, "{css} never became clickable");
             std::thread::sleep(Duration::from_millis(100));
         }
+        // In the middle of the window, where the page's sticky header cannot be over it (the
+        // driver's own scrolling may leave it under the header).
+        self.js(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'center'}}); return null;",
+            json!(css)
+        ));
         self.runtime
             .block_on(async { self.driver().find(Locator::Css(css)).await?.click().await })
             .unwrap_or_else(|error| panic!("click {css}: {error}"));

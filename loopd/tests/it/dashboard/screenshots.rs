@@ -68,6 +68,7 @@ fn screenshots_of_every_page_at_both_widths() {
     let pages = [
         ("board", "/".to_owned(), "#run-count"),
         ("run-output", format!("/#/runs/{busy}"), "#output"),
+        ("run-steps", format!("/#/runs/{done}"), "#output-note"),
         (
             "run-timeline",
             format!("/#/runs/{done}/timeline"),
@@ -92,6 +93,9 @@ fn screenshots_of_every_page_at_both_widths() {
             if *name == "run-output" {
                 browser.wait_text("#output .log", "some output", |t| t.contains("● Read("));
             }
+            if *name == "run-timeline" {
+                browser.wait_text("#timeline-spans", "the spans", |t| t.contains("review"));
+            }
             if *name == "run-review" {
                 browser.wait_text("#review .comment-body", "the comment", |t| !t.is_empty());
             }
@@ -104,6 +108,20 @@ fn screenshots_of_every_page_at_both_widths() {
                 "{name} at {width} px is {overflow} px too wide"
             );
             browser.screenshot(&out.join(format!("{name}-{width}.png")));
+            if *name == "run-review" {
+                // The comment under its line, and the same file side by side.
+                browser.js(
+                    "document.querySelector('#review .thread').scrollIntoView({block: 'center'}); return null;",
+                );
+                browser.screenshot(&out.join(format!("run-review-comment-{width}.png")));
+                browser.click("#layout-split");
+                browser.wait_text("#review .diff.split", "side by side", |t| !t.is_empty());
+                browser.js(
+                    "document.querySelector('#review .thread').scrollIntoView({block: 'center'}); return null;",
+                );
+                browser.screenshot(&out.join(format!("run-review-split-{width}.png")));
+                browser.click("#layout-unified");
+            }
         }
     }
     // Every control of the board and the run page is reachable with the keyboard.
