@@ -12,7 +12,8 @@
 //!   before another node's work on the same worktree could begin in earnest.
 //! - A clean shutdown says goodbye, which ends the node's leases at once.
 //! - A node is a member only if its heartbeat proves the cluster's token ([`trust`]); any other
-//!   row is ignored: not alive, its claims no obstacle, never a proxy's destination.
+//!   row is never a proxy's destination nor sent the token, though its claims, being the
+//!   log's, are left to it while it beats ([`may_take`]).
 //!
 //! [`Membership`] is the subsystem the runtime owns for this, beside the scheduler: the
 //! scheduler asks it which runs this node may take and has it claim them; its own task beats,
@@ -92,6 +93,8 @@ pub(crate) struct Membership {
     lease_lost: AtomicBool,
     /// Where this node keeps the repository it takes runs' fences from ([`crate::fencing`]).
     data_dir: std::path::PathBuf,
+    /// The live nodes seen not to prove the token, each named in a warning once.
+    strangers: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Membership {
@@ -107,6 +110,7 @@ impl Membership {
             store,
             lease_lost: AtomicBool::new(false),
             data_dir,
+            strangers: Default::default(),
         }
     }
 
@@ -128,6 +132,7 @@ impl Membership {
         }
         let store = Arc::clone(&self.store);
         let nodes = blocking(move || store.nodes()).await?;
+        self.name_strangers(&nodes);
         candidates.retain(|view| {
             if !may_take(view, &self.node, &nodes) {
                 *elsewhere.entry(view.workspace_root.clone()).or_default() += 1;
@@ -136,6 +141,27 @@ impl Membership {
             sees_workspace(view)
         });
         Ok(elsewhere)
+    }
+
+    /// Warns, once per node, of a live node that does not prove this node's token: most likely
+    /// a node given another token, whose runs this node then leaves to it ([`may_take`]).
+    fn name_strangers(&self, nodes: &[NodeSeen]) {
+        let mut named = self.strangers.lock().unwrap_or_else(|e| e.into_inner());
+        for seen in nodes {
+            if seen.holds_lease()
+                && !self.node.trusts(seen)
+                && named.insert(seen.beat.node_id.clone())
+            {
+                tracing::warn!(
+                    node = %seen.beat.node_id,
+                    name = %seen.beat.name,
+                    address = %seen.beat.address,
+                    "a live node does not prove this node's token: it is sent nothing, and the \
+                     runs it claims are left to it; give every node of the cluster the same token \
+                     (--token-file or LOOPD_AUTH_TOKEN)"
+                );
+            }
+        }
     }
 
     /// Claims the run for this node, unless its latest claim is no longer `seen` (another node
@@ -198,13 +224,20 @@ impl Membership {
 /// Whether `me` may take `view` now, given what the store says of every node: a run whose
 /// claim is another node's is left to it while that node holds its lease. (A claim ends when
 /// the run is paused, ends or is retried, so a claimed run is one a node is driving.)
+///
+/// A node that does not prove the token is left its claims too: a claim is a fact of the log,
+/// fenced by the log, and whoever can write the `nodes` row can append to the log anyway. Taking
+/// its runs over gained nothing and cost a livelock: two nodes with different tokens on one
+/// database each took the other's run back, over 1,600 claims in three minutes and the agent
+/// never past its start. Trust is what is sent to a node (the token, a client's request),
+/// never [`Node::trusts`] here.
 pub(crate) fn may_take(view: &RunView, me: &Node, nodes: &[NodeSeen]) -> bool {
     match view.node.as_deref() {
         None => true,
         Some(owner) if owner == me.id => true,
         Some(owner) => !nodes
             .iter()
-            .any(|node| node.beat.node_id == owner && node.holds_lease() && me.trusts(node)),
+            .any(|node| node.beat.node_id == owner && node.holds_lease()),
     }
 }
 
@@ -409,24 +442,21 @@ mod tests {
         assert!(may_take(&view(RunStatus::Pending, None), &me, &nodes));
     }
 
-    /// Issue 23, defect 3: a row alone made a node a member, so a node with another token
-    /// that claimed a run kept every member off it.
+    /// Two nodes with different tokens each took the other's run over, again and again: a
+    /// claim is left to a live node whether or not it proves the token (it is sent nothing).
     #[test]
-    fn a_node_that_does_not_prove_the_token_keeps_no_run_from_a_member() {
+    fn a_live_node_keeps_its_claim_whatever_its_proof_so_two_tokens_do_not_fight() {
         let me = node("b");
         let running = view(RunStatus::Running, Some("a"));
         assert!(!may_take(&running, &me, &[seen("a", 10, false)]));
+        let stranger = proven_by("a", 10, false, "another token");
+        assert!(!me.trusts(&stranger));
+        assert!(!may_take(&running, &me, &[stranger]));
         assert!(may_take(
             &running,
             &me,
-            &[proven_by("a", 10, false, "another token")]
+            &[proven_by("a", 15_000, false, "another token")]
         ));
-        let mut forged = seen("a", 10, false);
-        forged.beat.address = "http://127.0.0.1:9".to_owned();
-        assert!(
-            may_take(&running, &me, &[forged]),
-            "a proof of another address"
-        );
     }
 
     #[test]

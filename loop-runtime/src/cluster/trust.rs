@@ -6,8 +6,9 @@
 //! token in their `Authorization` header. Each node therefore signs its heartbeat: its proof is
 //! `HMAC-SHA256(token, "loop-node-v1\n" len(id) id len(address) address)` in hex (lengths as
 //! 8 bytes, big-endian), and every other node checks it
-//! with its own token. A node whose proof does not check is not a member: it is not counted
-//! alive, its claims do not keep a run from being taken over, and nothing is proxied to it.
+//! with its own token. A node whose proof does not check is not a member: it is shown
+//! `unproven` and nothing is proxied to it, nor the token sent with anything. (Its claims are
+//! left to it while it beats: they are the log's, see `may_take` in the cluster module.)
 //!
 //! The proof binds the address, so a copy of a member's row names the member's own address:
 //! whoever copies it gets nothing sent their way.

@@ -73,6 +73,9 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let origin = repo(&dir.path().join("origin"), 1);
     let url = loop_testkit::bare_clone(&origin, &dir.path().join("remote.git"));
+    // Node a's own run works on another repository: the per-workspace limit counts the runs of
+    // every live node, the hostile one's too.
+    let own_url = loop_testkit::bare_clone(&origin, &dir.path().join("own.git"));
     let (port, heard) = hostile_listener();
     let cluster_token = dir
         .path()
@@ -85,14 +88,14 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
         .to_string_lossy()
         .into_owned();
     let advertised = format!("http://127.0.0.1:{port}");
-    // One slot each: the hostile node drives its run, node a its own, so neither takes the
-    // other's (a member would take an impostor's run over: its claim keeps nobody off).
-    let start = |name: &str, token: &str, extra: &[&str]| {
+    // Node a has a slot free beside its own run: it could take the hostile node's run over,
+    // and must not (two tokens would fight over it, each taking it back).
+    let start = |name: &str, token: &str, slots: &str, extra: &[&str]| {
         let mut args = vec![
             "--lease-ms",
             "2000",
             "--max-concurrency",
-            "1",
+            slots,
             "--node-name",
             name,
         ];
@@ -106,7 +109,7 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
             ],
         )
     };
-    let hostile = start("hostile", &other_token, &["--advertise", &advertised]);
+    let hostile = start("hostile", &other_token, "1", &["--advertise", &advertised]);
     let run = submit(&hostile, &hanging_run(&url, dir.path()));
     loop_testkit::until(
         "the hostile node claims its run",
@@ -117,8 +120,8 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
         },
     );
     let hostile_id = get_json(&hostile, &format!("/runs/{run}"))["run"]["node"].clone();
-    let a = start("a", &cluster_token, &[]);
-    let own = submit(&a, &hanging_run(&url, dir.path()));
+    let a = start("a", &cluster_token, "2", &[]);
+    let own = submit(&a, &hanging_run(&own_url, dir.path()));
     loop_testkit::until("node a drives its own run", Duration::from_secs(60), || {
         get_json(&a, &format!("/runs/{own}"))["run"]["status"] == "RUNNING"
     });
@@ -137,6 +140,14 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
         .find(|node| node["id"] == hostile_id)
         .map(|node| node["state"].clone());
     assert_eq!(state, Some(json!("unproven")), "{nodes}");
+
+    // Its claim stands: nobody takes the run back and forth (it once grew by ten claims a
+    // second). The hanging agent appends nothing, so the run's version stays.
+    let version = get_json(&a, &format!("/runs/{run}"))["run"]["version"].clone();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = get_json(&a, &format!("/runs/{run}"));
+    assert_eq!(after["run"]["version"], version, "{after}");
+    assert_eq!(after["run"]["node"], hostile_id, "{after}");
 
     // Asked of node a, the run's files and output are not fetched from the hostile node.
     let http = reqwest::blocking::Client::builder()
