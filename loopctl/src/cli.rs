@@ -39,6 +39,10 @@ pub struct Cli {
     /// Machine output: one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Agent output exactly as written, terminal escapes and control characters included
+    /// (by default they are removed, so an agent cannot drive the terminal).
+    #[arg(long, global = true)]
+    pub raw: bool,
     #[command(subcommand)]
     pub command: Command,
 }
