@@ -239,6 +239,21 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// An experiment's table (mode=experiment): each iteration's idea, metric, effect against
+    /// the best with its interval, and whether it was kept; the start, the best and any drift.
+    ///
+    /// From the daemon at --addr; with --db, or with no daemon at the default address, from the
+    /// event log directly. --json gives {"rows": [...], "summary": {...}, ...}.
+    #[command(after_help = "Examples:
+  loopctl experiment faster-parser
+  loopctl experiment 01J9 --json | jq '.rows[] | select(.kept)'")]
+    Experiment {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
     /// A shell completion script, on stdout.
     #[command(after_help = "Examples:
   loopctl completions bash > ~/.local/share/bash-completion/completions/loopctl
