@@ -170,10 +170,22 @@ pub(crate) async fn release(
         return journal.execute(run_id, vec![command]).await.map(drop);
     };
     let repo = fences_repo(data_dir).await;
-    for _ in 0..3 {
-        let at = journal.state(run_id).await?.version();
+    // A driver at work appends in bursts (a step's end, its commit, its push) while the fence
+    // is taken over git: a fixed few tries can all lose the race to it on a busy machine, and a
+    // pause recorded without its entry would let the driver's push land after it. The bursts
+    // last a second or two, so tries go on for a time budget instead.
+    let since = Instant::now();
+    while since.elapsed() < RELEASE_BUDGET {
+        let state = journal.state(run_id).await?;
+        let at = state.version();
+        // A pause or a cancel closes the open step first (its STEP_FINISHED comes before it):
+        // the entry names the version of the pause or cancel itself, the one the verdict looks
+        // for; an entry at the step's version would read as a race this node lost, and the
+        // driver would seize the fence back and land its push after the pause.
+        let events = loop_core::decide(&state, command.clone()).map_or(1, |events| events.len());
+        let version = Version(at.0 + events.max(1) as u64);
         let taken = match &repo {
-            Ok(repo) => take(journal, repo, &url, run_id, at.next(), what).await?,
+            Ok(repo) => take(journal, repo, &url, run_id, version, what).await?,
             Err(error) => Taken::Unavailable(error.to_string()),
         };
         if let Taken::Unavailable(why) = &taken {
@@ -186,8 +198,13 @@ pub(crate) async fn release(
             Err(error) => return Err(error),
         }
     }
+    tracing::warn!(%run_id, "the run kept moving for {RELEASE_BUDGET:?}; recording the {what} without its entry on the run's fence");
     journal.execute(run_id, vec![command]).await.map(drop)
 }
+
+/// How long a pause or a cancel keeps trying to be appended at the version its fence entry
+/// names, while the run moves on under it, before it is recorded all the same.
+const RELEASE_BUDGET: Duration = Duration::from_secs(20);
 
 /// The URL of a run by URL.
 fn remote_of(state: &RunState) -> Option<String> {

@@ -274,6 +274,26 @@ fn a_cancel_through_another_node_stops_the_agent_at_once() {
     let records = events(&server, &id);
     assert_eq!(records.iter().filter(|r| r.event.is_terminal()).count(), 1);
     assert_steps_closed_once(&records);
+    // The cancel closed the open step first (STEP_FINISHED, then RUN_CANCELED): the entry b
+    // put on the run's fence must name the cancel's own version, or a's verdict would read it
+    // as a race b lost, seize the fence back and land its push after the cancel (the fault
+    // suite found this with a pause).
+    let canceled_at = records
+        .iter()
+        .find(|r| matches!(r.event, Event::RunCanceled(_)))
+        .expect("RUN_CANCELED")
+        .version
+        .0;
+    let entry = loop_testkit::git(
+        &bare,
+        &["log", "-1", "--format=%B", &format!("refs/loop/fence/{id}")],
+    );
+    let b_id = node_id(&b);
+    let says = |line: String| entry.lines().any(|l| l.trim() == line);
+    assert!(
+        says(format!("Loop-Node: {b_id}")) && says(format!("Loop-Version: {canceled_at}")),
+        "the fence's entry names node b and RUN_CANCELED's version {canceled_at}:\n{entry}"
+    );
 }
 
 /// Node a made the run's worktree and was killed; node b took the run over and made its own.
