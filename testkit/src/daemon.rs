@@ -70,7 +70,13 @@ impl Loopd {
     }
 
     /// Starts it and waits for its address.
-    pub fn start(mut self) -> Daemon {
+    pub fn start(self) -> Daemon {
+        self.try_start().unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts it and waits for its address; what it said instead when it exits without one
+    /// (a supervisor's view: a node whose store is down at start exits, and is started again).
+    pub fn try_start(mut self) -> Result<Daemon, String> {
         let mut child = self
             .command
             .args(["--listen", &self.listen])
@@ -91,7 +97,7 @@ impl Loopd {
             // stop it: stop it here rather than leave it running after the test.
             let _ = child.kill();
             let _ = child.wait();
-            panic!("no address in loopd's first line {line:?}");
+            return Err(format!("no address in loopd's first line {line:?}"));
         };
         // Read to the end on a thread of its own: a daemon whose stderr pipe is full (64 KiB of
         // logs nobody reads) blocks in its next log line, and stops answering.
@@ -104,7 +110,7 @@ impl Loopd {
                 }
             }
         });
-        Daemon { child, base }
+        Ok(Daemon { child, base })
     }
 }
 

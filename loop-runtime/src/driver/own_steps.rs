@@ -31,15 +31,15 @@ impl From<RuntimeError> for Authorize {
 }
 
 /// A step the runtime runs itself, started: its id, log name and output.
-pub(super) struct OwnStep {
-    pub(super) step_id: StepId,
+struct OwnStep {
+    step_id: StepId,
     log_name: String,
-    pub(super) output: StepOutput,
+    output: StepOutput,
 }
 
 impl Driver {
     /// Records the start of a step the runtime runs itself and opens its log.
-    pub(super) async fn start_own_step(
+    async fn start_own_step(
         &mut self,
         phase: Phase,
         iteration: u32,
@@ -73,7 +73,7 @@ impl Driver {
     }
 
     /// Closes an own step's log: the file as written. A full disk holds the run until the log is written; `None` when stopped meanwhile.
-    pub(super) async fn close_own_step(
+    async fn close_own_step(
         &self,
         mut step: OwnStep,
     ) -> Result<Option<(StepId, String, OutputFile)>, RuntimeError> {

@@ -61,11 +61,11 @@ pub fn run(
     out.document(&document);
     for (analysis, text) in &done.prompts {
         out.line(&format!("===== {} =====", analysis.prompt_file()));
-        out.agent(text);
+        out.raw(text);
         out.line("");
     }
     if let Some(summary) = &done.summary {
-        out.agent(summary);
+        out.raw(summary);
         if !summary.ends_with('\n') {
             out.line("");
         }

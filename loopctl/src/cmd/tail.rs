@@ -216,11 +216,10 @@ impl Follower<'_> {
                 self.out
                     .document(&serde_json::to_value(&line).unwrap_or_default());
             } else {
-                self.out.agent(text);
+                self.out.raw(text);
             }
             *offset = end;
         }
-        self.out.agent_end();
         Ok(())
     }
 

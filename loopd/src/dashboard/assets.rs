@@ -35,7 +35,6 @@ const ASSETS: &[Asset] = assets![
     "sse.js",
     "dom.js",
     "board.js",
-    "accounts.js",
     "needs.js",
     "run.js",
     "output.js",
