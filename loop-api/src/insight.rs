@@ -1,6 +1,7 @@
 //! Knowing what happened: a run's postmortem and the figures across runs.
 
 use loop_core::RunId;
+use loop_core::projection::{ExperimentBrief, ExperimentTable};
 use loop_core::stats::{DayOutcomes, Stats};
 use serde::{Deserialize, Serialize};
 
@@ -67,4 +68,17 @@ impl StatsEnvelope {
         let runs_by_day = std::mem::take(&mut stats.runs_by_day);
         StatsEnvelope { stats, runs_by_day }
     }
+}
+
+/// An experiment's table and where it stands (`GET /runs/{id}/experiment`, `loopctl
+/// experiment --json`): the rows of `experiments.tsv` under `rows`, the later measurements of
+/// the starting commit under `rechecks`, and `summary.json`'s experiment section under
+/// `summary`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExperimentReport {
+    pub run_id: RunId,
+    #[serde(flatten)]
+    pub table: ExperimentTable,
+    pub summary: ExperimentBrief,
 }

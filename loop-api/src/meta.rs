@@ -156,6 +156,14 @@ pub struct AccountInfo {
     pub window_utilization: Option<f64>,
     #[serde(default)]
     pub window_resets_at_ms: Option<i64>,
+    /// Every window its agent has reported, by name (`five_hour`, `seven_day`,
+    /// `seven_day_opus`, …): the last report of each, for the board's countdowns.
+    #[serde(default)]
+    pub windows: Vec<AccountWindow>,
+    /// The limits met in a model family's own window (`opus`, `sonnet`, …): each holds only
+    /// that family's calls until its reset.
+    #[serde(default)]
+    pub model_limits: Vec<ModelLimit>,
     /// The most calls it admits at once (`account_concurrency`), if its runs set a cap; its
     /// calls in flight; and the runs waiting for a turn (on the node answering).
     #[serde(default)]
@@ -164,6 +172,30 @@ pub struct AccountInfo {
     pub calls_in_flight: u32,
     #[serde(default)]
     pub turn_queue: Vec<RunId>,
+}
+
+/// One usage window of an account, as its agent last reported it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountWindow {
+    pub window: String,
+    /// `allowed`, `allowed_warning` or `rejected`.
+    pub status: String,
+    /// How much is used, 0 to 1, when the agent said.
+    pub utilization: Option<f64>,
+    pub resets_at_ms: Option<i64>,
+    /// When it was reported (the log's time of the step that carried it).
+    pub seen_ms: i64,
+}
+
+/// A usage limit met in one model family's window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelLimit {
+    pub family: String,
+    pub until_ms: i64,
+    pub window: Option<String>,
+    pub reason: String,
 }
 
 /// One file of a run directory.

@@ -99,6 +99,7 @@ impl Client {
         fn gc(&self, body: &GcBody) -> GcReport;
         fn start_postmortem(&self, run_id: RunId, body: &PostmortemBody) -> PostmortemReport;
         fn postmortem(&self, run_id: RunId) -> PostmortemReport;
+        fn experiment(&self, run_id: RunId) -> loop_api::insight::ExperimentReport;
         fn stats(&self, since: Option<&str>, workspace_root: Option<&str>) -> Stats;
         fn nodes(&self) -> loop_api::meta::Nodes;
         fn accounts(&self) -> loop_api::meta::Accounts;

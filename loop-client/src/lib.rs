@@ -29,7 +29,9 @@ use backon::{ExponentialBuilder, Retryable};
 use loop_api::comments::{
     Comment, CommentBody, CommentEnvelope, CommentsEnvelope, RequestChangesBody,
 };
-use loop_api::insight::{PostmortemBody, PostmortemEnvelope, PostmortemReport, StatsEnvelope};
+use loop_api::insight::{
+    ExperimentReport, PostmortemBody, PostmortemEnvelope, PostmortemReport, StatsEnvelope,
+};
 use loop_api::meta::{Artifact, ArtifactsEnvelope, Health};
 use loop_api::review::{
     DiffEnvelope, GcBody, GcEnvelope, GcReport, MergeBody, MergeEnvelope, MergeOutcome,
@@ -412,6 +414,11 @@ impl Client {
     pub async fn postmortem(&self, run_id: RunId) -> Result<PostmortemReport, ClientError> {
         let answer: PostmortemEnvelope = self.get(&format!("/runs/{run_id}/postmortem")).await?;
         Ok(answer.postmortem)
+    }
+
+    /// `GET /runs/{id}/experiment`: an experiment's table and where it stands.
+    pub async fn experiment(&self, run_id: RunId) -> Result<ExperimentReport, ClientError> {
+        self.get(&format!("/runs/{run_id}/experiment")).await
     }
 
     /// `GET /nodes`: the daemons sharing the daemon's log.

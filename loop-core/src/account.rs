@@ -157,6 +157,9 @@ struct RunEntry {
     /// The accounts its calls may go to; the first is where its calls go when the log says
     /// nothing else.
     pool: Vec<String>,
+    /// Whether it names a pool (`account_pool`), so [`before_call`] decides each of its calls,
+    /// rather than one `account`.
+    pooled: bool,
     /// The version of the run's last applied record.
     applied: Version,
     /// Its `account_concurrency` (0 = no cap) and `priority` (at least 1).
@@ -220,6 +223,7 @@ impl AccountBook {
                 .collect();
             let entry = RunEntry {
                 pool,
+                pooled: !config.account_pool.is_empty(),
                 applied: record.version,
                 concurrency: config.account_concurrency.unwrap_or(0),
                 priority: config.priority,
@@ -401,6 +405,11 @@ impl AccountBook {
         self.runs
             .get(&run_id)
             .map_or(&[], |run| run.pool.as_slice())
+    }
+
+    /// Whether the run names a pool of accounts (`account_pool`).
+    pub fn pooled(&self, run_id: RunId) -> bool {
+        self.runs.get(&run_id).is_some_and(|run| run.pooled)
     }
 
     /// The account of the run's call in flight, else of its latest call.

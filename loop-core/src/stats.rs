@@ -10,6 +10,8 @@
 //! Beside the totals, [`Stats::runs_by_day`] counts the same runs by the UTC day they were
 //! created, each under the status it stands in now: how outcomes move over time.
 
+mod experiments;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,9 @@ use crate::ids::RunId;
 use crate::projection::add_cost;
 use crate::state::RunStatus;
 use crate::time::rfc3339_ms;
+
+use self::experiments::RunExperiment;
+pub use self::experiments::{ExperimentFigure, ExperimentStats};
 
 /// A day in milliseconds: the buckets of [`Stats::runs_by_day`] are UTC days.
 const DAY_MS: i64 = 86_400_000;
@@ -83,6 +88,10 @@ pub struct Stats {
     pub usage_limits: UsageLimits,
     /// Agent calls retried (`AGENT_RETRY`).
     pub agent_retries: u64,
+    /// The runs in experiment mode: their iterations and each one's metric. Left out of the
+    /// JSON when there is none, so the figures of plan runs read as they always did.
+    #[serde(default, skip_serializing_if = "ExperimentStats::is_empty")]
+    pub experiments: ExperimentStats,
     /// The same runs by the UTC day they were created, oldest first; days without a run are
     /// left out. `GET /stats` serves it beside the figures (`runs_by_day` of its envelope);
     /// it is not part of the figures' own JSON, which `loopctl stats --json` prints and
@@ -231,6 +240,8 @@ struct RunFacts {
     rewrites: u64,
     gave_up: bool,
     retries: u64,
+    /// The run's experiment, when it is one.
+    experiment: Option<RunExperiment>,
 }
 
 impl RunFacts {
@@ -251,12 +262,16 @@ impl RunFacts {
             verification_failed: 0,
             signals: BTreeMap::new(),
             rewrites: 0,
+            experiment: None,
             gave_up: false,
             retries: 0,
         }
     }
 
     fn apply(&mut self, record: &EventRecord) {
+        if let Some(experiment) = &mut self.experiment {
+            experiment.apply(record);
+        }
         let at = record.ts_ms;
         if let Some((since, until)) = self.waiting.take() {
             self.waited_ms += span(since, until.min(at));
@@ -380,7 +395,9 @@ impl StatsFold {
             Event::RunCreated(created)
                 if self.scope.admits(record.ts_ms, &created.workspace_root) =>
             {
-                self.runs.insert(record.run_id, RunFacts::new(record.ts_ms));
+                let mut facts = RunFacts::new(record.ts_ms);
+                facts.experiment = RunExperiment::of(created);
+                self.runs.insert(record.run_id, facts);
             }
             _ => {
                 self.outside.insert(record.run_id);
@@ -398,7 +415,10 @@ impl StatsFold {
         };
         let mut iterations = Vec::new();
         let mut days: BTreeMap<i64, DayOutcomes> = BTreeMap::new();
-        for facts in self.runs.values() {
+        for (run_id, facts) in &self.runs {
+            if let Some(experiment) = &facts.experiment {
+                experiment.add_to(*run_id, &mut stats.experiments);
+            }
             let day_ms = facts.created_ms.div_euclid(DAY_MS) * DAY_MS;
             days.entry(day_ms)
                 .or_insert_with(|| DayOutcomes::starting(day_ms))

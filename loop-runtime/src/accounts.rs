@@ -10,7 +10,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use loop_core::account::{AccountBook, Gate, Turn, Waiter, gate, turn};
+use loop_core::account::{AccountBook, Gate, Hold, Turn, Waiter, gate, turn};
 use loop_core::config::RunConfig;
 use loop_core::{EventRecord, RunId};
 use tokio::sync::Notify;
@@ -83,6 +83,8 @@ struct Book {
     waiting: std::collections::HashMap<String, Vec<Waiter>>,
     /// Runs given a turn whose call the log does not show yet, with their account and when.
     granted: std::collections::HashMap<RunId, (String, i64)>,
+    /// Per pool run waiting before a call: the hold its driver's last decision waits on.
+    pool_waits: std::collections::HashMap<RunId, Hold>,
 }
 
 impl Book {
@@ -457,6 +459,77 @@ impl Accounts {
             tracing::info!(run_id = %ask.run_id, %account, "probing the account after its usage limit's reset");
         }
         decision
+    }
+
+    /// Whether the run names a pool of accounts.
+    pub(crate) fn pooled(&self, run_id: RunId) -> bool {
+        self.lock().book.pooled(run_id)
+    }
+
+    /// Records what a pool run's driver waits on before its call (`None`: it no longer waits).
+    pub(crate) fn set_pool_wait(&self, run_id: RunId, hold: Option<Hold>) {
+        let mut book = self.lock();
+        match hold {
+            Some(hold) => book.pool_waits.insert(run_id, hold),
+            None => book.pool_waits.remove(&run_id),
+        };
+    }
+
+    /// Why `run_id`, running, may make no agent call now, as the account owner sees it: for a
+    /// pool run, the hold its driver's last decision waits on (the earliest reset of the pool,
+    /// not its first account's); for a run of one account, its limit or the probe after it,
+    /// then (`between_steps`) its reserve, then its turn. The text people see is the hold's.
+    pub(crate) fn explain(&self, run_id: RunId, now_ms: i64, between_steps: bool) -> Option<Hold> {
+        {
+            let book = self.lock();
+            if book.book.pooled(run_id) {
+                return book.pool_waits.get(&run_id).cloned();
+            }
+        }
+        match self.hold(run_id, now_ms) {
+            Some((account, said, Gate::WaitUntil(until_ms))) => {
+                return Some(Hold::Limited {
+                    account,
+                    until_ms,
+                    window: None,
+                    by: None,
+                    said,
+                });
+            }
+            Some((account, _, Gate::WaitForProbe(by))) => {
+                return Some(Hold::Probing { account, by });
+            }
+            Some(_) => return None,
+            None if between_steps => {
+                if let Some((account, reserve)) = self.in_reserve(run_id, now_ms) {
+                    return Some(Hold::Reserve {
+                        account,
+                        window: reserve.window,
+                        used: reserve.utilization,
+                        expected: 0.0,
+                        reserve_pct: self.lock().book.reserve_of(run_id),
+                        until_ms: reserve.until_ms,
+                    });
+                }
+            }
+            None => {}
+        }
+        match self.turn_of(run_id)? {
+            (
+                account,
+                Turn::Wait {
+                    in_flight,
+                    cap,
+                    ahead,
+                },
+            ) => Some(Hold::Turn {
+                account,
+                in_flight,
+                cap,
+                ahead,
+            }),
+            (_, Turn::Go) => None,
+        }
     }
 
     /// Resolves once the book changes (a record applied) after it was enabled: enable it

@@ -18,12 +18,15 @@ mod account_gate;
 mod agent_steps;
 mod claim;
 mod ending;
+mod experiment;
+mod measure;
 mod own_steps;
 mod report;
 mod setup;
 
 use std::sync::Arc;
 
+use loop_core::experiment::Experiment;
 use loop_core::plan::Plan;
 use loop_core::progress::{LoopProgress, Next, next};
 use loop_core::projection::Report;
@@ -57,6 +60,8 @@ pub(crate) struct Driver {
     run: RunContext,
     cancel: CancellationToken,
     progress: LoopProgress,
+    /// Where an experiment stands (empty for a plan's run).
+    experiment: Experiment,
     /// `report.tsv`, kept current as events are recorded.
     report: report::ReportFile,
     /// The run has had its naming call (or never needs one).
@@ -79,6 +84,7 @@ impl Driver {
         let records = services.journal.read_run(run_id).await?;
         let mut driver = Driver {
             progress: LoopProgress::fold(&records),
+            experiment: Experiment::fold(&records),
             report: report::ReportFile::new(Report::fold(&records)),
             named: records
                 .iter()
@@ -97,6 +103,9 @@ impl Driver {
     async fn run(&mut self) -> Result<DriverEnd, RuntimeError> {
         if let Some(end) = self.begin().await? {
             return Ok(end);
+        }
+        if let Some(settings) = self.run.config.experiment.clone() {
+            return self.run_experiment(settings).await;
         }
         loop {
             if self.cancel.is_cancelled() || !self.wait_out_usage_limit().await {
@@ -158,6 +167,7 @@ impl Driver {
             .await?;
         for record in &records {
             self.progress.apply(record);
+            self.experiment.apply(record);
             self.report.apply(record);
         }
         self.report.write(&self.run.files);

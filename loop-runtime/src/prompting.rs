@@ -6,6 +6,8 @@ use std::path::Path;
 
 use loop_core::config::RunConfig;
 use loop_core::event::{ChangesRequested, RunCreated};
+use loop_core::experiment::Experiment;
+use loop_core::experiment::prompt::{ExperimentInputs, experiment_prompt};
 use loop_core::plan::Plan;
 use loop_core::prompt::{self, ImplementationInputs};
 use loop_core::watchdog;
@@ -65,6 +67,17 @@ pub async fn preview_prompt(request: &RunRequest) -> Result<String, RuntimeError
         .await
         .ok();
     let plan = plan_text.as_deref().map(Plan::parse);
+    if let Some(settings) = &config.experiment {
+        // The first iteration's prompt, as if the starting commit were measured already.
+        return Ok(experiment_prompt(&ExperimentInputs {
+            spec_path: &created.spec_path,
+            template: created.prompt_template.as_deref(),
+            context_files: &config.context_files,
+            settings,
+            experiment: &Experiment::default(),
+            iteration: 1,
+        }));
+    }
     Ok(implementation_prompt(&PromptSources {
         created: &created,
         config: &config,

@@ -88,14 +88,6 @@ pub(crate) fn resolve(
     )?;
 
     config::experiment::check(&resolved, "config")?;
-    // The driver does not run experiments yet (specs/experiment.md is In Progress): refused
-    // here rather than run as a plan.
-    if config.is_experiment() {
-        return Err(invalid(
-            "mode",
-            "mode=experiment is not run by this build yet".to_owned(),
-        ));
-    }
     if config.iterations == 0 {
         return Err(invalid(
             "iterations",

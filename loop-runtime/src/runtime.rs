@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loop_api::insight::ExperimentReport;
 use loop_core::config::{Config, RunConfig};
 use loop_core::event::ReviewComment;
 use loop_core::layout::step_log_name;
-use loop_core::projection::{CommentView, RunView, StepView};
+use loop_core::projection::{CommentView, ExperimentTable, RunView, StepView};
 use loop_core::stats::Stats;
 use loop_core::{Command, EventRecord, RunId, Seq, StepId};
 use loop_store::RunQuery;
@@ -223,6 +224,22 @@ impl Runtime {
     /// The records appended so far for a run, for embedders that want the raw log.
     pub async fn events(&self, run_id: RunId) -> Result<Vec<EventRecord>, RuntimeError> {
         self.services.journal.read_run(run_id).await
+    }
+
+    /// An experiment's table and where it stands, folded from its events; `Missing` when the
+    /// run is not an experiment.
+    pub async fn experiment(&self, run_id: RunId) -> Result<ExperimentReport, RuntimeError> {
+        let records = self.services.journal.read_run(run_id).await?;
+        let table = ExperimentTable::fold(&records).ok_or_else(|| RuntimeError::Missing {
+            what: format!("the experiment of run {run_id}"),
+            reason: "no such run in experiment mode".to_owned(),
+        })?;
+        let summary = table.brief();
+        Ok(ExperimentReport {
+            run_id,
+            table,
+            summary,
+        })
     }
 
     /// Every event after `after`, of one run or of all, then live.

@@ -8,7 +8,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use loop_core::account::{Gate, Turn};
 use loop_core::projection::{RunView, Waiting};
 use loop_core::{Command, RunId, RunStatus};
 use loop_store::RunQuery;
@@ -415,72 +414,24 @@ impl Scheduler {
         if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {
             view.waiting = self.queue_reason(view);
         }
-        // A running run held by its account's limit, when it has not met the limit itself.
-        if view.status == RunStatus::Running && view.waiting.is_none() {
-            let held = self.accounts.hold(view.id, now);
-            view.waiting = match held {
-                Some((account, reason, Gate::WaitUntil(until))) => Some(
-                    Waiting::new(
-                        "account_limit",
-                        format!(
-                            "account {account} is held ({reason}); no agent call of its runs \
-                             until then"
-                        ),
-                    )
-                    .until(until),
-                ),
-                None if view.current_step.is_none() => {
-                    self.accounts
-                        .in_reserve(view.id, now)
-                        .map(|(account, reserve)| {
-                            Waiting::new(
-                                "account_reserve",
-                                format!(
-                                    "account {account}: its {} window is {:.0}% used, into the \
-                                     share this run keeps free (account_reserve_pct); no new \
-                                     iteration until it resets",
-                                    reserve.window,
-                                    reserve.utilization * 100.0
-                                ),
-                            )
-                            .until(reserve.until_ms)
-                        })
-                }
-                Some((account, _, Gate::WaitForProbe(probe))) => Some(Waiting::new(
-                    "account_probe",
-                    format!(
-                        "account {account}: its limit's reset has passed and run {probe} calls \
-                         first; this run follows once that call is answered"
-                    ),
-                )),
-                _ => None,
-            };
-        }
-        // A running run waiting for its turn of the account's calls (fair share).
-        if view.status == RunStatus::Running && view.waiting.is_none() {
-            let turn = self.accounts.turn_of(view.id);
-            if let Some((
-                account,
-                Turn::Wait {
-                    in_flight,
-                    cap,
-                    ahead,
-                },
-            )) = turn
-            {
-                let line = match ahead {
-                    0 => "it is next".to_owned(),
-                    1 => "1 run goes before it".to_owned(),
-                    n => format!("{n} runs go before it"),
-                };
-                view.waiting = Some(Waiting::new(
-                    "account_turn",
-                    format!(
-                        "account {account}: {in_flight} of its {cap} calls at once are in flight \
-                         (account_concurrency); its runs take turns by iteration and priority, \
-                         and {line}"
-                    ),
-                ));
+        // A running run its account holds. A pool run driven here: as its driver's decision
+        // says, whatever the log's last wait (which names one account of the pool, not the
+        // earliest reset, and lasts into the next call). A run of one account: when it has
+        // not met the limit itself.
+        if view.status == RunStatus::Running {
+            let pooled = self.accounts.pooled(view.id);
+            let driven_here = self.running().contains_key(&view.id);
+            if (pooled && driven_here) || (!pooled && view.waiting.is_none()) {
+                let hold = self
+                    .accounts
+                    .explain(view.id, now, view.current_step.is_none());
+                view.waiting = hold.map(|hold| {
+                    let waiting = Waiting::new(hold.code(), hold.to_string());
+                    match hold.until_ms() {
+                        Some(until) => waiting.until(until),
+                        None => waiting,
+                    }
+                });
             }
         }
     }

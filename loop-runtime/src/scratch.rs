@@ -51,6 +51,31 @@ impl Scratch {
         }
     }
 
+    /// A detached worktree of `repo` at `rev` in `<data_dir>/scratch/<name>`, or why git could
+    /// not make one: an experiment measures a commit there and nowhere else.
+    pub(crate) async fn detached(
+        data_dir: &Path,
+        name: &str,
+        repo: &Path,
+        rev: &str,
+    ) -> Result<Scratch, String> {
+        let path = data_dir.join("scratch").join(name);
+        let text = path.to_string_lossy().into_owned();
+        let _ = git::run(repo, &["worktree", "remove", "--force", &text]).await;
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = git::run(repo, &["worktree", "prune"]).await;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| error.to_string())?;
+        }
+        git::run(repo, &["worktree", "add", "--detach", &text, rev])
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(Scratch {
+            path,
+            repo: Some(repo.to_owned()),
+        })
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

@@ -21,6 +21,8 @@ pub struct CommandRun {
     pub ended: Ended,
     /// The last lines of its output.
     pub tail: Vec<String>,
+    /// Its last non-empty line on stdout (an experiment's measurement reads its number there).
+    pub last_stdout: Option<String>,
 }
 
 impl CommandRun {
@@ -32,6 +34,7 @@ impl CommandRun {
 struct Capture<'a> {
     output: &'a mut StepOutput,
     tail: VecDeque<String>,
+    last_stdout: Option<String>,
 }
 
 impl Capture<'_> {
@@ -46,6 +49,9 @@ impl Capture<'_> {
 
 impl LineSink for Capture<'_> {
     fn stdout_line(&mut self, line: &str) -> LineEffect {
+        if !line.trim().is_empty() {
+            self.last_stdout = Some(line.to_owned());
+        }
         self.keep(line);
         LineEffect::Continue
     }
@@ -78,6 +84,7 @@ pub async fn run_command(
     let mut capture = Capture {
         output,
         tail: VecDeque::new(),
+        last_stdout: None,
     };
     let started = Instant::now();
     let limits = Limits {
@@ -91,6 +98,7 @@ pub async fn run_command(
         duration: started.elapsed(),
         ended: outcome.ended,
         tail: capture.tail.into(),
+        last_stdout: capture.last_stdout,
     };
     let verdict = match (run.ended, run.exit_code) {
         (Ended::TimedOut, _) => format!(

@@ -39,6 +39,10 @@ pub struct Cli {
     /// Machine output: one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Agent output exactly as written, terminal escapes and control characters included
+    /// (by default they are removed, so an agent cannot drive the terminal).
+    #[arg(long, global = true)]
+    pub raw: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -231,6 +235,21 @@ pub enum Command {
         /// Only runs of this workspace (the git root of the current directory).
         #[arg(long)]
         workspace: bool,
+        /// Read this event log (a loopd.db file) in this process, never the daemon.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// An experiment's table (mode=experiment): each iteration's idea, metric, effect against
+    /// the best with its interval, and whether it was kept; the start, the best and any drift.
+    ///
+    /// From the daemon at --addr; with --db, or with no daemon at the default address, from the
+    /// event log directly. --json gives {"rows": [...], "summary": {...}, ...}.
+    #[command(after_help = "Examples:
+  loopctl experiment faster-parser
+  loopctl experiment 01J9 --json | jq '.rows[] | select(.kept)'")]
+    Experiment {
+        /// The run: a full id, a unique id prefix or a unique name.
+        run: String,
         /// Read this event log (a loopd.db file) in this process, never the daemon.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,

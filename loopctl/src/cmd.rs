@@ -7,6 +7,7 @@ mod control;
 mod demo;
 mod events;
 mod exec;
+mod experiment;
 mod export;
 mod follow;
 mod init;
@@ -100,6 +101,9 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             workspace,
             out,
         ),
+        Command::Experiment { run, db } => {
+            experiment::run(source::resolve(daemon, db, out)?, &run, out)
+        }
         Command::Completions { shell } => completions::run(shell),
         Command::Replay { log, run } => replay::run(&log, run.as_deref(), out),
         Command::Export { run, log, out: dir } => export::run(&log, &run, &dir, out),

@@ -116,6 +116,6 @@ pub fn reconnect_notes(client: &Client) -> impl FnMut(Reconnect) + Send + 'stati
             Reconnect::Lost { .. } => format!("loopctl: lost loopd at {addr}; reconnecting…"),
             Reconnect::Back => "loopctl: reconnected".to_owned(),
         };
-        Output::new(false).note(&text);
+        Output::new(false, false).note(&text);
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod connect;
 mod error;
+mod escapes;
 mod human;
 mod interrupt;
 mod log;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    let out = output::Output::new(cli.json);
+    let out = output::Output::new(cli.json, cli.raw);
     // An address the person gave (flag or LOOPD_ADDR) must be the one answering; the default one
     // may be absent, and the commands that can read the log instead then do (see `source.rs`).
     let chosen = matches.value_source("addr") != Some(ValueSource::DefaultValue);

@@ -1,15 +1,59 @@
 //! Where output goes: data on stdout (JSON with `--json`), messages and errors on stderr.
 
 use std::io::Write;
+use std::sync::Mutex;
+
+use crate::escapes::Sanitizer;
 
 #[derive(Debug)]
 pub struct Output {
     pub json: bool,
+    /// Agent text without its terminal escapes, unless `--raw` (`None` then).
+    agent: Option<Mutex<Sanitizer>>,
 }
 
 impl Output {
-    pub fn new(json: bool) -> Output {
-        Output { json }
+    pub fn new(json: bool, raw: bool) -> Output {
+        Output {
+            json,
+            agent: (!raw).then(|| Mutex::new(Sanitizer::default())),
+        }
+    }
+
+    /// Text an agent (or a tool it ran) wrote, for people (ignored under `--json`): its
+    /// terminal escapes and control characters removed (`escapes.rs`), unless `--raw`. A
+    /// stream given in pieces keeps its state between them; [`Output::agent_end`] ends it.
+    pub fn agent(&self, text: &str) {
+        match &self.agent {
+            Some(sanitizer) if !self.json => {
+                let cleaned = sanitizer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clean(text);
+                self.raw(&cleaned);
+            }
+            _ => self.raw(text),
+        }
+    }
+
+    /// A line of agent text on its own (a note it gave), for people: as [`Output::agent`],
+    /// without state from any other text.
+    pub fn agent_line(&self, text: &str) {
+        match &self.agent {
+            Some(_) => self.line(&Sanitizer::default().clean(text)),
+            None => self.line(text),
+        }
+    }
+
+    /// One stream of agent text is over: an escape it left unfinished does not reach into the
+    /// next.
+    pub fn agent_end(&self) {
+        if let Some(sanitizer) = &self.agent {
+            sanitizer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .reset();
+        }
     }
 
     /// A line of data for people (ignored under `--json`).

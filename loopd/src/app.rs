@@ -45,6 +45,7 @@ pub fn app(state: AppState, guard: Guard) -> Router {
         .routes(routes!(review::gc))
         .routes(routes!(insight::start_postmortem, insight::postmortem))
         .routes(routes!(insight::stats))
+        .routes(routes!(insight::experiment))
         .routes(routes!(meta::metrics))
         .routes(routes!(meta::nodes))
         .routes(routes!(meta::accounts))

@@ -14,6 +14,7 @@ mod node;
 mod openapi;
 mod options;
 mod peer;
+mod prices_file;
 mod protocol_errors;
 mod proxy;
 mod routes;

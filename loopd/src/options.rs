@@ -72,6 +72,11 @@ pub struct Options {
     /// credentials are); kept by the daemon, never in a run's configuration.
     #[arg(long, env = "LOOPD_ACCOUNTS")]
     pub accounts: Option<PathBuf>,
+    /// Prices for agents that report no cost (Codex), over the shipped table: lines `MODEL
+    /// INPUT CACHED CACHE_WRITE OUTPUT` in US dollars per million tokens, and `default AGENT
+    /// MODEL`; each replaces the shipped line of its model.
+    #[arg(long, env = "LOOPD_PRICES")]
+    pub prices: Option<PathBuf>,
 }
 
 impl Options {

@@ -65,6 +65,11 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         Some(path) => crate::accounts_file::load(path, |name| std::env::var(name).ok())?,
         None => Vec::new(),
     };
+    // And so does one in the price file.
+    let prices = match &options.prices {
+        Some(path) => Some(crate::prices_file::load(path)?),
+        None => None,
+    };
 
     // The database before the listener: a daemon that says it listens can serve.
     let store_at = options.store_at(&data_dir)?;
@@ -86,6 +91,9 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
             options::QueuePolicy::Fifo => QueuePolicy::Fifo,
             options::QueuePolicy::NewestFirst => QueuePolicy::NewestFirst,
         });
+    if let Some(prices) = prices {
+        builder = builder.prices(prices);
+    }
     let node = crate::node::identity(
         &data_dir,
         options.node_name.as_deref(),

@@ -185,15 +185,27 @@ impl fmt::Display for Hold {
                 expected,
                 reserve_pct,
                 until_ms,
-            } => write!(
-                f,
-                "account {account}: its {window} window is {:.0}% used and an iteration takes \
-                 about {:.0}% more, into the {reserve_pct}% this run keeps free \
-                 (account_reserve_pct); no new iteration until it resets at {}",
-                used * 100.0,
-                expected * 100.0,
-                rfc3339_ms(*until_ms)
-            ),
+            } => {
+                write!(
+                    f,
+                    "account {account}: its {window} window is {:.0}% used",
+                    used * 100.0
+                )?;
+                // The single-account check knows no share per iteration: it says none.
+                if *expected > 0.0 {
+                    write!(
+                        f,
+                        " and an iteration takes about {:.0}% more",
+                        expected * 100.0
+                    )?;
+                }
+                write!(
+                    f,
+                    ", into the {reserve_pct}% this run keeps free (account_reserve_pct); no new \
+                     iteration until it resets at {}",
+                    rfc3339_ms(*until_ms)
+                )
+            }
             Hold::Turn {
                 account,
                 in_flight,

@@ -15,12 +15,27 @@ use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped, when};
 use crate::process::{self, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
 
-/// The prices Codex's tokens are estimated by (`loop_core::prices`).
-static PRICES: std::sync::LazyLock<loop_core::prices::PriceTable> =
-    std::sync::LazyLock::new(loop_core::prices::PriceTable::shipped);
+/// `codex exec`, its calls' tokens priced by a table (`loop_core::prices`): the shipped one,
+/// or the daemon's (`loopd --prices`, through [`crate::RuntimeBuilder::prices`]).
+#[derive(Clone, Debug)]
+pub struct CodexAgent {
+    prices: std::sync::Arc<loop_core::prices::PriceTable>,
+}
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CodexAgent;
+impl Default for CodexAgent {
+    fn default() -> CodexAgent {
+        CodexAgent::priced(loop_core::prices::PriceTable::shipped())
+    }
+}
+
+impl CodexAgent {
+    /// Codex with its costs estimated by `prices`.
+    pub fn priced(prices: loop_core::prices::PriceTable) -> CodexAgent {
+        CodexAgent {
+            prices: std::sync::Arc::new(prices),
+        }
+    }
+}
 
 struct Stream<'a> {
     output: &'a mut StepOutput,
@@ -115,7 +130,7 @@ impl Agent for CodexAgent {
             if figures.cost_usd.is_none()
                 && let Some(tokens) = &figures.tokens
             {
-                figures.cost_usd = PRICES.estimate("codex", request.model, tokens);
+                figures.cost_usd = self.prices.estimate("codex", request.model, tokens);
                 figures.cost_estimated = figures.cost_usd.is_some();
             }
             // The window the account is in, which `codex exec --json` does not print: from the

@@ -139,6 +139,9 @@ impl Driver {
             _ => loop_core::event::Phase::Implementation,
         };
         let mut said: Option<String> = None;
+        // What the run waits on is shown in its view while it waits, and no longer after,
+        // however this returns.
+        let _shown = WaitShown(Arc::clone(&accounts), self.run.run_id);
         loop {
             let changed = accounts.changed();
             tokio::pin!(changed);
@@ -176,6 +179,7 @@ impl Driver {
                     return Ok(PoolAccount::End(end));
                 }
                 Decision::Wait { until_ms, hold } => {
+                    accounts.set_pool_wait(self.run.run_id, Some(hold.clone()));
                     let text = hold.to_string();
                     if said.as_deref() != Some(text.as_str()) {
                         tracing::info!(run_id = %self.run.run_id, code = hold.code(), "{text}");
@@ -194,5 +198,14 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Clears a pool run's wait from its view when the driver stops waiting.
+struct WaitShown(Arc<crate::accounts::Accounts>, loop_core::RunId);
+
+impl Drop for WaitShown {
+    fn drop(&mut self) {
+        self.0.set_pool_wait(self.1, None);
     }
 }

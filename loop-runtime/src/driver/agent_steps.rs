@@ -100,6 +100,16 @@ impl Driver {
             rewrite_signal: self.progress.rewrite_signal.as_deref(),
             changes_requested: self.progress.requested_changes.as_ref(),
         });
+        self.implement_with(iteration, attempt, prompt).await
+    }
+
+    /// An implementation step with `prompt` (a plan's, or an experiment's).
+    pub(super) async fn implement_with(
+        &mut self,
+        iteration: u32,
+        attempt: u32,
+        prompt: String,
+    ) -> StepEnd {
         // Models are per agent: Claude Code's `model`, Codex's `codex_model`.
         let model = self.run.config.model_for(Phase::Implementation).to_owned();
         let phase = Phase::Implementation;

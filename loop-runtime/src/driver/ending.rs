@@ -14,6 +14,16 @@ impl Driver {
     /// COMPLETED all the same (its work is done and verified), with the merge recorded as not
     /// landed; `loopctl merge` tries it again at any time.
     pub(super) async fn complete(&mut self, iteration: u32) -> Result<DriverEnd, RuntimeError> {
+        self.complete_as(iteration, ExitReason::CompletePlan).await
+    }
+
+    /// [`Driver::complete`] with the exit reason the decision gave (an experiment ends
+    /// COMPLETED at its target, its patience, its iterations or its budget).
+    pub(super) async fn complete_as(
+        &mut self,
+        iteration: u32,
+        exit_reason: ExitReason,
+    ) -> Result<DriverEnd, RuntimeError> {
         let worktree = self
             .run
             .worktree
@@ -46,7 +56,7 @@ impl Driver {
             }
         }
         commands.push(Command::Complete(RunCompleted {
-            exit_reason: ExitReason::CompletePlan,
+            exit_reason,
             completed_iteration: iteration,
         }));
         self.record(commands).await?;

@@ -31,15 +31,15 @@ impl From<RuntimeError> for Authorize {
 }
 
 /// A step the runtime runs itself, started: its id, log name and output.
-struct OwnStep {
-    step_id: StepId,
+pub(super) struct OwnStep {
+    pub(super) step_id: StepId,
     log_name: String,
-    output: StepOutput,
+    pub(super) output: StepOutput,
 }
 
 impl Driver {
     /// Records the start of a step the runtime runs itself and opens its log.
-    async fn start_own_step(
+    pub(super) async fn start_own_step(
         &mut self,
         phase: Phase,
         iteration: u32,
@@ -73,7 +73,7 @@ impl Driver {
     }
 
     /// Closes an own step's log: the file as written. A full disk holds the run until the log is written; `None` when stopped meanwhile.
-    async fn close_own_step(
+    pub(super) async fn close_own_step(
         &self,
         mut step: OwnStep,
     ) -> Result<Option<(StepId, String, OutputFile)>, RuntimeError> {

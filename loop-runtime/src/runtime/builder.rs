@@ -48,7 +48,7 @@ impl RuntimeBuilder {
         let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
         agents.insert("command".to_owned(), Arc::new(CommandAgent));
         agents.insert("claude".to_owned(), Arc::new(ClaudeAgent));
-        agents.insert("codex".to_owned(), Arc::new(CodexAgent));
+        agents.insert("codex".to_owned(), Arc::new(CodexAgent::default()));
         agents.insert(
             "demo".to_owned(),
             Arc::new(DemoAgent::new(std::time::Duration::from_millis(40))),
@@ -79,6 +79,12 @@ impl RuntimeBuilder {
     pub fn accounts(mut self, accounts: Vec<crate::accounts::DeclaredAccount>) -> Self {
         self.accounts = accounts;
         self
+    }
+
+    /// The price table Codex's tokens are estimated by, instead of the shipped one (`loopd
+    /// --prices`: the shipped table with the daemon's file over it).
+    pub fn prices(self, prices: loop_core::prices::PriceTable) -> Self {
+        self.agent("codex", Arc::new(CodexAgent::priced(prices)))
     }
 
     /// The event log (required).

@@ -401,3 +401,72 @@ async fn pacing_keeps_a_20_percent_reserve_on_every_account_over_a_long_run() {
     );
     runtime.shutdown().await;
 }
+
+/// What a pool run's view says is what its pool holds it for, not its first account's state.
+/// A run that failed over from a limited work-1 and is in its call on work-2 waits for
+/// nothing (it was shown held by work-1's limit); a run whose pool is all limited waits for the
+/// earliest reset, work-2's, and says so (it was shown the reset of the last account it tried,
+/// an hour later).
+#[tokio::test]
+async fn a_pool_run_s_view_says_what_its_pool_holds_it_for() {
+    let (dirs, declared) = three_accounts();
+    let base = T0 / 1000;
+    limit(dirs[0].path(), base + 3 * 3600);
+    let busy_scratch = scratch(1);
+    let held_scratch = scratch(1);
+    // The busy run's first call meets work-1's limit; its second, on work-2, hangs.
+    std::fs::write(busy_scratch.repo().join(".stub-plan"), "task\nhang\n").expect("stub plan");
+    let clock = ManualClock::new(T0);
+    let runtime = runtime(&busy_scratch, &clock, declared);
+    let pool = POOL.join(" ");
+    let busy = runtime
+        .submit(request(&busy_scratch, ("account_pool", &pool)))
+        .await
+        .expect("submit");
+    let started = std::time::Instant::now();
+    while !calls(dirs[1].path()).contains(&busy.id.to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no call on work-2"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let view = runtime.get(busy.id).await.expect("view");
+    assert_eq!(view.status, RunStatus::Running);
+    assert_eq!(view.waiting, None, "in its call on work-2: {view:?}");
+
+    limit(dirs[1].path(), base + 3600);
+    limit(dirs[2].path(), base + 2 * 3600);
+    let held = runtime
+        .submit(request(&held_scratch, ("account_pool", &pool)))
+        .await
+        .expect("submit");
+    let earliest = (base + 3600) * 1000 + 60_000;
+    let view = loop {
+        let view = runtime.get(held.id).await.expect("view");
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.code.starts_with("account_"))
+        {
+            break view;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never held by its pool: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let waiting = view.waiting.expect("waiting");
+    assert_eq!(
+        (waiting.code.as_str(), waiting.until_ms),
+        ("account_limit", Some(earliest)),
+        "{waiting:?}"
+    );
+    assert!(waiting.reason.contains("account work-2"), "{waiting:?}");
+    assert_eq!(clock.now_ms(), T0);
+    for id in [busy.id, held.id] {
+        runtime.cancel(id).await.expect("cancel");
+    }
+    runtime.shutdown().await;
+}

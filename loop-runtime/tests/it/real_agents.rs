@@ -388,6 +388,41 @@ async fn codex_tokens_are_counted_once_and_a_failed_codex_run_is_no_claude_failu
     runtime.shutdown().await;
 }
 
+/// A price table over the shipped one (what `loopd --prices` hands the runtime) prices Codex's
+/// tokens: the stub's real 0.144 usage (24,763 input of which 24,448 cached, 122 output) at
+/// 1000/100/1000/10000 dollars per million on Codex's default model costs 3.9798, estimated.
+#[tokio::test]
+async fn a_price_table_over_the_shipped_one_prices_codex_s_tokens() {
+    use loop_core::prices::PriceTable;
+    let stub = loop_testkit::agents::path("codex_stub.sh");
+    let home = scratch(1);
+    let ours = PriceTable::parse("gpt-5-codex 1000 100 1000 10000\n").expect("reads");
+    let store = std::sync::Arc::new(loop_store::SqliteStore::open(home.db()).expect("log"));
+    let runtime = Runtime::builder()
+        .store(store)
+        .data_dir(home.data_dir())
+        .prices(PriceTable::shipped().with(ours))
+        .build()
+        .expect("runtime");
+    let scratch = scratch(1);
+    let request = request_without_agent(
+        &scratch,
+        &[
+            ("agent", "codex"),
+            ("codex_bin", stub.to_str().expect("utf-8 path")),
+            ("reviewer", "false"),
+        ],
+    );
+    let run = runtime.submit(request).await.expect("submit");
+    assert_eq!(finish(&runtime, run.id).await.status, RunStatus::Completed);
+    let records = events(&runtime, run.id).await;
+    let step = &finished_steps(&records)[0];
+    assert!(step.cost_estimated, "{step:?}");
+    let cost = step.cost_usd.expect("an estimated cost");
+    assert!((cost - 3.9798).abs() < 1e-9, "{cost}");
+    runtime.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_reference_followed_by_punctuation_fails_the_strict_stub() {
     let scratch = scratch(1);

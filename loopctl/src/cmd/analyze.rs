@@ -61,11 +61,11 @@ pub fn run(
     out.document(&document);
     for (analysis, text) in &done.prompts {
         out.line(&format!("===== {} =====", analysis.prompt_file()));
-        out.raw(text);
+        out.agent(text);
         out.line("");
     }
     if let Some(summary) = &done.summary {
-        out.raw(summary);
+        out.agent(summary);
         if !summary.ends_with('\n') {
             out.line("");
         }

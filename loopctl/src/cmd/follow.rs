@@ -76,7 +76,7 @@ pub fn run_in_process(
                     if let Ok(chunk) = chunk
                         && chunk.run_id == run.id
                     {
-                        out.raw(&chunk.content);
+                        out.agent(&chunk.content);
                     }
                 }
                 record = events.next() => {

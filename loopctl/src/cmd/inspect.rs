@@ -159,7 +159,7 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
             out.line("");
             out.line("what the agent said of its calls");
             for note in notes {
-                out.line(&note);
+                out.agent_line(&note);
             }
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use loop_core::experiment::{figure, percent};
 use loop_core::stats::{Stats, parse_age};
 use loop_core::time::rfc3339_ms;
 
@@ -144,6 +145,36 @@ fn table(stats: &Stats) -> Vec<String> {
         ),
     ));
     lines.push(row("agent retries", stats.agent_retries.to_string()));
+    let experiments = &stats.experiments;
+    if !experiments.runs.is_empty() {
+        lines.push(row(
+            "experiments",
+            format!(
+                "{} runs, {} iterations: {} kept, {} discarded",
+                experiments.runs.len(),
+                experiments.iterations,
+                experiments.kept,
+                experiments.discarded
+            ),
+        ));
+        for run in &experiments.runs {
+            let value = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), figure);
+            let change = run.change.map(percent).unwrap_or_default();
+            lines.push(row(
+                "",
+                format!(
+                    "{} {} {}: {} -> {} {change} ({} of {} kept)",
+                    run.run_id,
+                    run.goal,
+                    run.metric,
+                    value(run.baseline),
+                    value(run.best),
+                    run.kept,
+                    run.iterations
+                ),
+            ));
+        }
+    }
     lines
 }
 

@@ -216,10 +216,11 @@ impl Follower<'_> {
                 self.out
                     .document(&serde_json::to_value(&line).unwrap_or_default());
             } else {
-                self.out.raw(text);
+                self.out.agent(text);
             }
             *offset = end;
         }
+        self.out.agent_end();
         Ok(())
     }
 

@@ -344,3 +344,51 @@ fn tail_and_events_of_a_queued_run_say_why_it_waits() {
         project.loopctl(&["cancel", run]);
     }
 }
+
+/// Issue 23, defect 11: `loopctl tail` printed an agent's terminal escapes as they were, so an
+/// agent could clear the person's screen, write over lines already shown, retitle the window or
+/// set the clipboard. Now they are removed unless `--raw`; the step's log keeps every byte.
+#[test]
+fn tail_removes_an_agent_s_terminal_escapes_unless_raw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("escapes.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "cat > /dev/null\n\
+             printf 'ok\\n\\033[1A\\033[2Kall tests pass\\033[31m!\\033[0m\\n'\n\
+             printf '\\033]0;pwned\\007\\033]52;c;cm0gLXJmIH4=\\007progress 50%%\\rprogress 100%%\\r\\n'\n\
+             exec {}\n",
+            stub("one_task.sh")
+        ),
+    )
+    .expect("stub");
+    let project = Project::new(&format!("sh {}", path.display()), 1);
+    let id = project.create(&["--name", "escapes"]);
+    project.wait(&id);
+    let log = project
+        .step_logs(&id)
+        .into_iter()
+        .map(|(_, log)| log)
+        .next_back()
+        .expect("a step log");
+    assert!(
+        log.contains("\u{1b}]52;"),
+        "the log keeps every byte: {log:?}"
+    );
+
+    let tail = project.loopctl(&["tail", "escapes"]);
+    assert!(tail.status.success(), "{}", text(&tail.stderr));
+    assert_eq!(
+        text(&tail.stdout),
+        "ok\nall tests pass!\nprogress 50%\nprogress 100%\n\
+         Implemented the next task.\nDONE: task 1\n"
+    );
+    let followed = project.loopctl(&["tail", "-f", "escapes"]);
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    assert!(!text(&followed.stdout).contains('\u{1b}'));
+
+    let raw = project.loopctl(&["tail", "escapes", "--raw"]);
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    assert_eq!(text(&raw.stdout), log);
+}

@@ -35,6 +35,7 @@ const ASSETS: &[Asset] = assets![
     "sse.js",
     "dom.js",
     "board.js",
+    "accounts.js",
     "needs.js",
     "run.js",
     "output.js",

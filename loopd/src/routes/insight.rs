@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::insight::{PostmortemBody, PostmortemEnvelope, StatsEnvelope};
+use loop_api::insight::{ExperimentReport, PostmortemBody, PostmortemEnvelope, StatsEnvelope};
 use loop_core::RunId;
 use loop_core::stats::parse_age;
 use serde::Deserialize;
@@ -70,6 +70,25 @@ pub async fn postmortem(
 ) -> Result<Json<PostmortemEnvelope>, ApiError> {
     let postmortem = state.runtime.postmortem_report(run_id(&id)?).await?;
     Ok(Json(PostmortemEnvelope { postmortem }))
+}
+
+/// An experiment's table (the rows of `experiments.tsv`), the later measurements of its
+/// starting commit, and where it stands (`summary.json`'s experiment section).
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/experiment",
+    tag = "insight",
+    params(("id" = RunId, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The experiment.", body = ExperimentReport),
+        (status = 404, description = "No such run, or it is not an experiment.", body = ErrorBody),
+    ),
+)]
+pub async fn experiment(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ExperimentReport>, ApiError> {
+    Ok(Json(state.runtime.experiment(run_id(&id)?).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::meta::{AccountInfo, Accounts, Binding, Forecast, Health, NodeInfo, Nodes};
+use loop_api::meta::{
+    AccountInfo, AccountWindow, Accounts, Binding, Forecast, Health, ModelLimit, NodeInfo, Nodes,
+};
 use loop_core::account::Binding as CoreBinding;
 use loop_core::time::rfc3339_ms;
 
@@ -168,6 +170,29 @@ pub async fn accounts(State(state): State<AppState>) -> Json<Accounts> {
             window_status: summary.state.window.as_ref().map(|w| w.status.clone()),
             window_utilization: summary.state.window.as_ref().and_then(|w| w.utilization),
             window_resets_at_ms: summary.state.window.as_ref().and_then(|w| w.resets_at_ms),
+            windows: summary
+                .state
+                .windows
+                .iter()
+                .map(|(name, window)| AccountWindow {
+                    window: name.clone(),
+                    status: window.seen.status.clone(),
+                    utilization: window.seen.utilization,
+                    resets_at_ms: window.seen.resets_at_ms,
+                    seen_ms: window.seen_ms,
+                })
+                .collect(),
+            model_limits: summary
+                .state
+                .model_limits
+                .iter()
+                .map(|(family, limit)| ModelLimit {
+                    family: family.clone(),
+                    until_ms: limit.until_ms,
+                    window: limit.window.clone(),
+                    reason: limit.reason.clone(),
+                })
+                .collect(),
             concurrency: summary.concurrency,
             calls_in_flight: summary.calls_in_flight,
             turn_queue: summary.turn_queue,

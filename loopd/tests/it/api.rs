@@ -584,6 +584,19 @@ fn a_codex_run_keeping_a_reserve_stops_at_the_window_its_session_reports() {
     );
     assert_eq!(account["window"], "five_hour", "{accounts}");
     assert_eq!(account["window_utilization"], json!(0.95), "{accounts}");
+    // Every window reported, each with its reset, for the board's countdowns.
+    assert_eq!(account["windows"][0]["window"], "five_hour", "{accounts}");
+    assert_eq!(
+        account["windows"][0]["utilization"],
+        json!(0.95),
+        "{accounts}"
+    );
+    assert_eq!(
+        account["windows"][0]["resets_at_ms"],
+        json!(reset_s * 1000),
+        "{accounts}"
+    );
+    assert_eq!(account["model_limits"], json!([]), "{accounts}");
     let canceled = client()
         .post(daemon.url(&format!("/runs/{id}/cancel")))
         .send()

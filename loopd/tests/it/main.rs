@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod dashboard;
 mod effects;
+mod experiment;
 mod faults;
 mod hardening;
 mod insight;

@@ -1,8 +1,9 @@
 // The board: every run, live, with the queue and the accounts.
 
-import { h, TERMINAL, STATUSES, money, duration, count, basename, elapsed, waitingText, accountState, statusBadge, debounce, view, everySecond } from './dom.js';
+import { h, TERMINAL, STATUSES, money, duration, basename, elapsed, waitingText, statusBadge, debounce, view, everySecond } from './dom.js';
 import { api, follow, setLive } from './api.js';
 import { needOf } from './needs.js';
+import { accountsSection } from './accounts.js';
 
 export function board(signal) {
   const runs = new Map();
@@ -27,18 +28,7 @@ export function board(signal) {
   const needCount = h('span', { class: 'count', id: 'needs-count' });
   const needs = h('section', { id: 'needs-you', class: 'needs-you', 'aria-live': 'polite' },
     h('h2', {}, 'Needs you ', needCount), needList);
-  const accountRows = h('tbody', { id: 'accounts' });
-  const accounts = h('section', { id: 'accounts-section', hidden: true },
-    h('h2', { text: 'Accounts' }),
-    h('table', { class: 'runs accounts' },
-      h('thead', {}, h('tr', {},
-        h('th', { class: 'c-account', scope: 'col', text: 'Account' }),
-        h('th', { class: 'c-iter num', scope: 'col', text: 'Runs' }),
-        h('th', { class: 'c-iter num', scope: 'col', text: 'Calls' }),
-        h('th', { class: 'c-cost num', scope: 'col', text: 'Today' }),
-        h('th', { class: 'c-cost num', scope: 'col', text: 'Month' }),
-        h('th', { class: 'c-note', scope: 'col', text: 'State' }))),
-      accountRows));
+  const accounts = accountsSection();
   root.append(
     h('h1', { text: 'Runs' }),
     h('div', { class: 'toolbar' },
@@ -59,7 +49,7 @@ export function board(signal) {
         h('th', { class: 'c-note', scope: 'col', text: 'Waiting for · outcome' }))),
       body),
     empty,
-    accounts);
+    accounts.section);
 
   function visible(run) {
     return (!filters.status || run.status === filters.status)
@@ -176,9 +166,8 @@ export function board(signal) {
     applyFilters();
   }
 
-  // The accounts the runs' calls count against: their limits, reserve window, turns and spend
+  // The accounts the runs' calls count against, their windows and the runs' forecasts
   // (GET /accounts), read again as the runs' events arrive.
-  const shownAccounts = new Map();
   const showAccounts = debounce(async () => {
     let answer;
     try {
@@ -187,20 +176,7 @@ export function board(signal) {
       if (error.status !== 401) console.warn('accounts', error);
       return;
     }
-    if (signal.aborted) return;
-    shownAccounts.clear();
-    for (const account of answer.accounts) shownAccounts.set(account.account, account);
-    accountRows.replaceChildren(...answer.accounts.map((account) => {
-      const state = accountState(account);
-      return h('tr', { 'data-account': account.account },
-        h('td', { class: 'c-account', title: account.account, text: account.account }),
-        h('td', { class: 'c-iter num', text: String(account.runs.length) }),
-        h('td', { class: 'c-iter num', text: count(account.calls) }),
-        h('td', { class: 'c-cost num', text: money(account.spent_day_usd) }),
-        h('td', { class: 'c-cost num', text: money(account.spent_month_usd) }),
-        h('td', { class: 'c-note waiting', title: state, text: state }));
-    }));
-    accounts.hidden = answer.accounts.length === 0;
+    if (!signal.aborted) accounts.update(answer, runs);
   }, 500);
   showAccounts('all');
 
@@ -221,10 +197,7 @@ export function board(signal) {
       row.cells[8].textContent = noteOf(run);
     }
     if ([...runs.values()].some((run) => run.waiting && run.waiting.until_ms)) showNeeds();
-    for (const row of accountRows.rows) {
-      const account = shownAccounts.get(row.dataset.account);
-      if (account) row.cells[5].textContent = accountState(account);
-    }
+    accounts.tick();
   };
   everySecond(tick, signal);
 
@@ -240,6 +213,7 @@ export function board(signal) {
     for (const run of page.runs) head = Math.max(head, run.last_seq);
     for (const run of page.runs) upsert(run);
     applyFilters();
+    showAccounts('all');
     setLive(true);
     // Every run's events after what the list showed: a run that changes is read again.
     follow({

@@ -67,8 +67,9 @@ export function waitingText(run) {
   return text;
 }
 
-/// One account's state in words, as `loopctl accounts` gives it.
-export function accountState(account) {
+/// One account's state in words, as `loopctl accounts` gives it; without its last window when
+/// `windows` is false (the board draws every window apart).
+export function accountState(account, { windows = true } = {}) {
   const parts = [];
   if (account.limited_until_ms) {
     let held = `held ${duration(account.limited_until_ms - Date.now())} more (${account.limit_reason || 'usage limit'})`;
@@ -77,10 +78,10 @@ export function accountState(account) {
   } else {
     parts.push('ok');
   }
-  if (account.window_utilization !== null && account.window_utilization !== undefined) {
+  if (windows && account.window_utilization !== null && account.window_utilization !== undefined) {
     parts.push(`${account.window || 'window'} ${Math.round(account.window_utilization * 100)}% used (${account.window_status || 'allowed'})`);
   }
-  if (account.window_resets_at_ms && account.window_resets_at_ms > Date.now()) {
+  if (windows && account.window_resets_at_ms && account.window_resets_at_ms > Date.now()) {
     parts.push(`${account.window || 'window'} resets in ${duration(account.window_resets_at_ms - Date.now())}`);
   }
   if (account.concurrency) {

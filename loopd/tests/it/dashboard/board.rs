@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::browser::{Browser, needs_browser};
-use super::{create, run, wait_status};
-use crate::support::{client, repo, run_body, start_daemon};
+use super::{PATIENCE, create, run, wait_status};
+use crate::support::{client, get_json, repo, run_body, start_daemon};
 
 #[test]
 fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
@@ -53,7 +53,7 @@ fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
     );
     assert_eq!(
         browser
-            .text(&format!("{account} td:nth-child(6)"))
+            .text(&format!("{account} td:nth-child(7)"))
             .as_deref(),
         Some("ok")
     );
@@ -171,4 +171,158 @@ fn needs_you_lists_finished_work_awaiting_merge_and_failures_and_the_phase_colum
             .text(&format!("#needs li[data-run='{done}']"))
             .is_none()
     );
+}
+
+/// "in 47m 03s" or "47m 03s" as seconds: the page's countdowns read back.
+fn seconds_of(text: &str) -> Option<i64> {
+    let mut total = 0;
+    for part in text.trim_start_matches("in ").split_whitespace() {
+        let (n, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit())?);
+        let n: i64 = n.parse().ok()?;
+        total += n * match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+#[test]
+fn the_board_shows_each_account_window_counting_down_and_when_each_run_should_finish() {
+    if !needs_browser(
+        "the_board_shows_each_account_window_counting_down_and_when_each_run_should_finish",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(dir.path(), 6);
+    // An account the claude stub keeps: every served call reports its five-hour window 20%
+    // fuller, resetting in 50 minutes. With a 20% reserve the run does four tasks and then
+    // waits for the reset, two tasks left: the window binds it, not its pace.
+    let account = dir.path().join("acct");
+    std::fs::create_dir_all(&account).expect("account dir");
+    let reset_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+        + 50 * 60;
+    std::fs::write(account.join("window"), format!("0.2 {reset_s}")).expect("window");
+    std::fs::write(repo.join(".stub-account"), account.to_str().expect("utf-8"))
+        .expect("account marker");
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let mut body = run_body(
+        &repo,
+        "one_task.sh",
+        json!({"account": "team-claude", "account_reserve_pct": 20}),
+    );
+    body["config"]["agent"] = json!("claude");
+    body["config"]["claude_bin"] = json!(loop_testkit::agents::path("claude_stub.sh"));
+    body["name"] = json!("paced");
+    let id = create(&daemon, &body);
+
+    let browser = Browser::start();
+    browser.goto(&daemon.url("/"));
+    let mut forecast = Value::Null;
+    loop_testkit::until(
+        "the run held at its reserve, the window binding it",
+        PATIENCE,
+        || {
+            let answer = get_json(&daemon, "/accounts");
+            forecast = answer["forecasts"]
+                .as_array()
+                .and_then(|all| all.iter().find(|f| f["run_id"] == json!(id)).cloned())
+                .unwrap_or(Value::Null);
+            forecast["binding"]["kind"] == "window" && forecast["tasks_left"] == 2
+        },
+    );
+    assert_eq!(forecast["binding"]["window"], "five_hour", "{forecast}");
+    assert_eq!(
+        forecast["binding"]["resets_at_ms"],
+        json!(reset_s * 1000),
+        "{forecast}"
+    );
+
+    // The account's window: its share used and its reset, counting down in the page.
+    let win = "#accounts tr[data-account='team-claude'] .win[data-window='five_hour']";
+    browser.wait_text(&format!("{win} .label"), "the window's use", |t| t == "80%");
+    let reset = |browser: &Browser| {
+        let text = browser
+            .text(&format!("{win} .win-reset"))
+            .unwrap_or_default();
+        let left = text
+            .strip_prefix("resets in ")
+            .and_then(seconds_of)
+            .unwrap_or_else(|| panic!("a countdown: {text}"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_secs() as i64;
+        (left, reset_s as i64 - now)
+    };
+    let (first, truth) = reset(&browser);
+    assert!(
+        (first - truth).abs() <= 2,
+        "shown {first} s, {truth} s left"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (second, truth) = reset(&browser);
+    assert!(
+        (second - truth).abs() <= 2,
+        "shown {second} s, {truth} s left"
+    );
+    assert!(second < first, "the countdown ticks: {first} then {second}");
+    // The state column says what holds the account, not the window twice.
+    let state = browser
+        .text("#accounts tr[data-account='team-claude'] td:nth-child(7)")
+        .unwrap_or_default();
+    assert!(!state.contains("five_hour"), "{state}");
+
+    // The forecast: the run by name, its tasks left, when it should finish and what binds it.
+    let row = format!("#forecasts tr[data-forecast='{id}']");
+    browser.wait_text(&format!("{row} .c-binds"), "what binds first", |t| {
+        t.starts_with("five_hour window of team-claude, resets in ")
+    });
+    assert_eq!(
+        browser.text(&format!("{row} .c-name")).as_deref(),
+        Some("paced")
+    );
+    assert_eq!(
+        browser.text(&format!("{row} .c-iter")).as_deref(),
+        Some("2")
+    );
+    let finish = browser
+        .text(&format!("{row} .c-finish"))
+        .unwrap_or_default();
+    let finish_ms = forecast["finish_ms"].as_i64().expect("a finish");
+    assert!(
+        finish_ms >= reset_s as i64 * 1000,
+        "after the reset: {forecast}"
+    );
+    let shown = finish
+        .split(" (")
+        .next()
+        .and_then(seconds_of)
+        .unwrap_or_else(|| panic!("a countdown: {finish}"));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    assert!(
+        (shown - (finish_ms - now_ms) / 1000).abs() <= 60,
+        "{finish} against {forecast}"
+    );
+    assert_eq!(
+        browser.js(&format!(
+            "return document.querySelector(\"{row} .c-finish\").title;"
+        )),
+        forecast["finish"]
+    );
+    assert_eq!(run(&daemon, &id)["tasks_done"], 4);
+    client()
+        .post(daemon.url(&format!("/runs/{id}/cancel")))
+        .send()
+        .expect("cancel");
 }

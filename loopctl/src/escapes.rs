@@ -1,0 +1,243 @@
+//! Agent text made safe for a terminal: what an agent (or a tool it ran) prints reaches the
+//! person's terminal through `tail`, `run --follow`, `exec` and `analyze`, and a terminal obeys
+//! escape sequences in it. An agent could move the cursor over lines already shown, clear the
+//! screen, retitle the window, write to the clipboard (OSC 52) or, on some terminals, have
+//! text typed back as input, so what the person sees would not be what the log holds.
+//!
+//! [`Sanitizer`] removes every escape sequence (ESC and the C1 introducers: CSI, OSC, DCS, SOS,
+//! PM, APC, with their parameters and strings) and every other control character but tab and
+//! newline; a carriage return becomes a newline (`\r\n` one newline), so a line written over
+//! another is shown as a line of its own. Text arrives in chunks that may split a sequence
+//! anywhere, so the state is kept between chunks. `--raw` skips all this.
+
+/// The longest control string (OSC, DCS, …) dropped while waiting for its end: past it the
+/// sequence is taken to be unterminated and the text after it is shown, not swallowed.
+const MAX_STRING: usize = 4096;
+
+const ESC: char = '\u{1b}';
+const BEL: char = '\u{07}';
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Plain text.
+    Ground,
+    /// After a carriage return, already shown as a newline: a `\n` here is the same line end.
+    AfterCr,
+    /// After ESC.
+    Escape,
+    /// After ESC and intermediate bytes (`ESC ( B`): up to the final byte.
+    Intermediate,
+    /// Inside a control sequence (`ESC [` or CSI): parameters up to the final byte.
+    Csi,
+    /// Inside a control string (OSC, DCS, SOS, PM, APC): up to BEL or ST, of this many chars.
+    String(usize),
+    /// ESC inside a control string: `\` ends it (ST).
+    StringEscape(usize),
+}
+
+/// Removes terminal escapes from a stream of text given in pieces (see the module's doc).
+#[derive(Debug)]
+pub struct Sanitizer {
+    state: State,
+}
+
+impl Default for Sanitizer {
+    fn default() -> Self {
+        Sanitizer {
+            state: State::Ground,
+        }
+    }
+}
+
+impl Sanitizer {
+    /// The next piece of the stream, with what a terminal would act on removed.
+    pub fn clean(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            self.state = self.step(c, &mut out);
+        }
+        out
+    }
+
+    /// The stream ends here (a step's output is over): an unfinished sequence is dropped and the
+    /// next piece starts as plain text.
+    pub fn reset(&mut self) {
+        self.state = State::Ground;
+    }
+
+    fn step(&self, c: char, out: &mut String) -> State {
+        match self.state {
+            State::Ground | State::AfterCr => ground(c, self.state == State::AfterCr, out),
+            State::Escape => match c {
+                '[' => State::Csi,
+                ']' | 'P' | 'X' | '^' | '_' => State::String(0),
+                '\u{20}'..='\u{2f}' => State::Intermediate,
+                // A two-character sequence (`ESC 7`, `ESC c`, …) ends with its second one.
+                '\u{30}'..='\u{7e}' => State::Ground,
+                // ESC ESC: the second one starts again.
+                ESC => State::Escape,
+                // Anything else ends the sequence and is taken as text.
+                _ => ground(c, false, out),
+            },
+            State::Intermediate => match c {
+                '\u{20}'..='\u{2f}' => State::Intermediate,
+                '\u{30}'..='\u{7e}' => State::Ground,
+                _ => ground(c, false, out),
+            },
+            State::Csi => match c {
+                // Parameters and intermediates.
+                '\u{20}'..='\u{3f}' => State::Csi,
+                // The final byte.
+                '\u{40}'..='\u{7e}' => State::Ground,
+                // Controls inside a sequence are dropped with it.
+                '\u{0}'..='\u{1a}' | '\u{1c}'..='\u{1f}' | '\u{7f}' => State::Csi,
+                // Not part of any sequence: the sequence is over, the character is text.
+                _ => ground(c, false, out),
+            },
+            State::String(length) | State::StringEscape(length) if length >= MAX_STRING => {
+                ground(c, false, out)
+            }
+            State::String(length) => match c {
+                BEL | '\u{9c}' => State::Ground,
+                ESC => State::StringEscape(length + 1),
+                _ => State::String(length + 1),
+            },
+            State::StringEscape(length) => match c {
+                '\\' => State::Ground,
+                ESC => State::StringEscape(length + 1),
+                _ => State::String(length + 1),
+            },
+        }
+    }
+}
+
+/// A character of plain text: shown, dropped, or the start of a sequence.
+fn ground(c: char, after_cr: bool, out: &mut String) -> State {
+    match c {
+        '\n' if after_cr => State::Ground,
+        '\n' | '\t' => {
+            out.push(c);
+            State::Ground
+        }
+        '\r' => {
+            out.push('\n');
+            State::AfterCr
+        }
+        ESC => State::Escape,
+        '\u{9b}' => State::Csi,
+        '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => State::String(0),
+        c if c.is_control() => State::Ground,
+        c => {
+            out.push(c);
+            State::Ground
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn clean(text: &str) -> String {
+        Sanitizer::default().clean(text)
+    }
+
+    #[test]
+    fn escapes_and_controls_are_removed_and_text_is_kept() {
+        let cases = [
+            ("plain text\n", "plain text\n"),
+            (
+                "\u{1b}[31mred\u{1b}[0m and \u{1b}[1;32mgreen\u{1b}[m",
+                "red and green",
+            ),
+            // Cursor up and erase line: a shown line cannot be overwritten.
+            ("ok\n\u{1b}[1A\u{1b}[2Kfake", "ok\nfake"),
+            // A window title, by BEL and by ST.
+            ("\u{1b}]0;pwned\u{7}after", "after"),
+            ("\u{1b}]2;pwned\u{1b}\\after", "after"),
+            // The clipboard (OSC 52).
+            ("a\u{1b}]52;c;cm0gLXJmIH4=\u{7}b", "ab"),
+            // A hyperlink keeps its text, not its target.
+            (
+                "\u{1b}]8;;http://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\",
+                "link",
+            ),
+            // DCS, charset selection, a two-character sequence, full reset.
+            ("\u{1b}Pq#0;2;0;0;0\u{1b}\\x", "x"),
+            ("\u{1b}(Bx\u{1b}7y\u{1b}cz", "xyz"),
+            // C1 introducers as characters.
+            ("\u{9b}31mred\u{9d}0;t\u{9c}!", "red!"),
+            // Carriage returns: a progress bar's updates each on a line; CRLF one line end.
+            ("10%\r50%\r100%\r\n", "10%\n50%\n100%\n"),
+            ("a\r\nb\r\n", "a\nb\n"),
+            // Backspace, bell, DEL and other C0 controls.
+            ("ab\u{8}\u{8}cd\u{7}\u{7f}\u{0}e\tf", "abcde\tf"),
+            // Not ASCII, kept whole.
+            ("naïve — 日本 ✓", "naïve — 日本 ✓"),
+            // Not a sequence: the character after a lone ESC is text again.
+            ("\u{1b}é", "é"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(clean(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn an_unterminated_control_string_does_not_swallow_the_rest() {
+        let text = format!("\u{1b}]0;{}shown", "x".repeat(MAX_STRING));
+        assert!(clean(&text).ends_with("shown"), "{:?}", clean(&text));
+    }
+
+    #[test]
+    fn a_sequence_split_between_pieces_is_still_removed_and_reset_ends_it() {
+        let mut sanitizer = Sanitizer::default();
+        assert_eq!(sanitizer.clean("a\u{1b}"), "a");
+        assert_eq!(sanitizer.clean("[3"), "");
+        assert_eq!(sanitizer.clean("1mb\r"), "b\n");
+        assert_eq!(sanitizer.clean("\nc\u{1b}]0;"), "c");
+        sanitizer.reset();
+        assert_eq!(sanitizer.clean("title\u{7}d"), "titled");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the agent prints, nothing a terminal acts on is left but tab and newline.
+        #[test]
+        fn nothing_but_tab_and_newline_controls_survive(text in "(?s).{0,200}|[\u{0}-\u{3f}\u{1b}\u{9b}\u{9c}\u{9d}\\[\\]a-z;]{0,200}") {
+            let cleaned = clean(&text);
+            prop_assert!(
+                cleaned.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'),
+                "{cleaned:?}"
+            );
+        }
+
+        /// Text without control characters passes as it is.
+        #[test]
+        fn plain_text_is_unchanged(text in "[^\u{0}-\u{1f}\u{7f}-\u{9f}]{0,200}") {
+            prop_assert_eq!(clean(&text), text);
+        }
+
+        /// Where the stream is cut into pieces does not change what is shown.
+        #[test]
+        fn pieces_show_what_the_whole_shows(
+            text in "[\u{0}-\u{3f}\u{1b}\u{9b}\u{9d}\\[\\]\\\\a-z;é\r\n]{0,120}",
+            cuts in proptest::collection::vec(0usize..120, 0..6),
+        ) {
+            let chars: Vec<char> = text.chars().collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut.min(chars.len())).collect();
+            cuts.sort_unstable();
+            let mut sanitizer = Sanitizer::default();
+            let mut shown = String::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([chars.len()]) {
+                let piece: String = chars[from..cut].iter().collect();
+                shown.push_str(&sanitizer.clean(&piece));
+                from = cut;
+            }
+            prop_assert_eq!(shown, clean(&text));
+        }
+    }
+}
