@@ -26,7 +26,7 @@ use crate::services::Services;
 
 pub(crate) use actions::{create_pr, merge, scrap};
 pub(crate) use comments::{comment, comments};
-pub(crate) use diff::diff;
+pub(crate) use diff::{commit_diff, diff};
 pub use loop_api::review::{
     DiffCommit, FileDiff, GcFailure, GcReport, MergeOutcome, PullRequest, RunDiff, RunWorktree,
     ScrapOutcome,

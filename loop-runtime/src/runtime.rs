@@ -567,6 +567,12 @@ impl Runtime {
         crate::review::diff(&self.services, run_id).await
     }
 
+    /// One commit of the run against its parent (an experiment's candidate, kept or
+    /// discarded): refused unless the run's branch or its experiment refs contain it. A read.
+    pub async fn commit_diff(&self, run_id: RunId, commit: &str) -> Result<RunDiff, RuntimeError> {
+        crate::review::commit_diff(&self.services, run_id, commit).await
+    }
+
     /// Records a person's comment on a line of a finished run's diff (`REVIEW_COMMENT`); it
     /// waits for [`Runtime::request_changes`].
     pub async fn comment(

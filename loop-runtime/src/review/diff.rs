@@ -91,6 +91,98 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     Ok(diff)
 }
 
+/// One commit of a run on its own, against its parent (`git diff <commit>^!`): an experiment's
+/// candidate, kept on the run branch or discarded under `refs/loop/experiments/<run>/…`. Only a
+/// commit one of those refs contains is shown, so the route reads no other history. A read: it
+/// records nothing.
+pub(crate) async fn commit_diff(
+    services: &Services,
+    run_id: RunId,
+    commit: &str,
+) -> Result<RunDiff, RuntimeError> {
+    if !(7..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            format!("diff of run {run_id}"),
+            format!("{commit:?} is not a commit hash (7 to 40 hex digits)"),
+        ));
+    }
+    let view = view_of(services, run_id).await?;
+    let branch = RunBranch::of(view)?;
+    let dir = branch.workspace(&services.data_dir);
+    let run = &branch.run_branch;
+    let not_its = || {
+        invalid(
+            format!("diff of run {run_id}"),
+            format!("{commit} is not a commit of the run's branch or of its experiment"),
+        )
+    };
+    let holders = git::run(
+        &dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "--contains",
+            commit,
+            &format!("refs/heads/{run}"),
+            &format!("refs/remotes/origin/{run}"),
+            &format!("refs/loop/experiments/{run_id}/"),
+        ],
+    )
+    .await
+    .map_err(|_| not_its())?;
+    if holders.trim().is_empty() {
+        return Err(not_its());
+    }
+    let one = format!("{commit}^!");
+    let log = git::run(
+        &dir,
+        &[
+            "log",
+            "--no-color",
+            "--no-show-signature",
+            LOG_FORMAT,
+            "-1",
+            commit,
+            "--",
+        ],
+    )
+    .await
+    .map_err(|_| not_its())?;
+    let patch = git::run(
+        &dir,
+        &[
+            "-c",
+            "core.quotePath=false",
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "-M",
+            "-z",
+            "--numstat",
+            "--patch",
+            &one,
+            "--",
+        ],
+    )
+    .await
+    .map_err(|_| not_its())?;
+    let commits = parse_log(&log);
+    let (files, truncated) = parse_diff(&patch);
+    let hash = commits
+        .first()
+        .map_or_else(|| commit.to_owned(), |c| c.hash.clone());
+    Ok(RunDiff {
+        run_id,
+        base_branch: format!("{hash}^"),
+        run_branch: hash,
+        additions: files.iter().map(|f| f.additions).sum(),
+        deletions: files.iter().map(|f| f.deletions).sum(),
+        commits,
+        files,
+        truncated,
+    })
+}
+
 fn parse_log(text: &str) -> Vec<DiffCommit> {
     text.split('\x1e')
         .map(|record| record.trim_start_matches('\n'))

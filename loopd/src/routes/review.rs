@@ -21,15 +21,23 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, PathParams, QueryParams, run_id};
 use crate::state::AppState;
 
-/// The run's work against its base branch: commits, files, patches.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// One commit of the run against its parent instead (an experiment's candidate, kept on
+    /// the run branch or discarded under `refs/loop/experiments/<run>/`): 7 to 40 hex digits.
+    commit: Option<String>,
+}
+
+/// The run's work against its base branch: commits, files, patches; or one of its commits.
 #[utoipa::path(
     get,
     path = "/runs/{id}/diff",
     tag = "review",
-    params(("id" = RunId, Path, description = "The run's id.")),
+    params(("id" = RunId, Path, description = "The run's id."), DiffQuery),
     responses(
         (status = 200, description = "The run's diff.", body = DiffEnvelope),
-        (status = 400, description = "The run has no branch to compare.", body = ErrorBody),
+        (status = 400, description = "The run has no branch to compare, or the commit is not one of the run's.", body = ErrorBody),
         (status = 404, description = "No such run.", body = ErrorBody),
         (status = 409, description = "The run is still working.", body = ErrorBody),
     ),
@@ -37,8 +45,13 @@ use crate::state::AppState;
 pub async fn diff(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<DiffQuery>,
 ) -> Result<Json<DiffEnvelope>, ApiError> {
-    let diff = state.runtime.diff(run_id(&id)?).await?;
+    let run_id = run_id(&id)?;
+    let diff = match query.commit.as_deref() {
+        Some(commit) => state.runtime.commit_diff(run_id, commit).await?,
+        None => state.runtime.diff(run_id).await?,
+    };
     Ok(Json(DiffEnvelope { diff }))
 }
 
