@@ -51,6 +51,7 @@ const ASSETS: &[Asset] = assets![
     "merge.js",
     "highlight.js",
     "postmortem.js",
+    "experiment.js",
     "new-run.js",
     "insight.js",
 ];

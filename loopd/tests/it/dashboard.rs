@@ -13,6 +13,7 @@ mod access;
 mod board;
 mod browser;
 mod desk;
+mod experiment;
 mod pages;
 mod reader;
 mod review;

@@ -25,7 +25,7 @@ awk -v n="$n" -v j="$j" 'BEGIN { printf "%.3f\n", n * (1 + (j / 65535 - 0.5) * 0
 "#;
 
 /// A repository with the spec, `loops.txt` at 1000 and `bench.sh`, committed on `main`.
-fn bench_repo(root: &Path) -> PathBuf {
+pub fn bench_repo(root: &Path) -> PathBuf {
     let repo = loop_testkit::Repo::at(root.join("repo")).create();
     std::fs::write(repo.join("loops.txt"), "1000\n").expect("loops.txt");
     std::fs::write(repo.join("bench.sh"), BENCH).expect("bench.sh");
@@ -35,7 +35,7 @@ fn bench_repo(root: &Path) -> PathBuf {
 }
 
 /// An experiment's `POST /runs` body: in a worktree of its own, merged into `main` at the end.
-fn experiment_body(repo: &Path, measure_cmd: &str, extra: Value) -> Value {
+pub fn experiment_body(repo: &Path, measure_cmd: &str, extra: Value) -> Value {
     let mut config = json!({
         "mode": "experiment",
         "measure_cmd": measure_cmd,

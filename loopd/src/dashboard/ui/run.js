@@ -8,6 +8,7 @@ import { timelineView } from './timeline.js';
 import { outputPane } from './output.js';
 import { reviewPane } from './review.js';
 import { postmortemPane } from './postmortem.js';
+import { experimentPane } from './experiment.js';
 
 const CONTROLS = [
   ['pause', 'Pause', (s) => s === 'RUNNING'],
@@ -16,9 +17,9 @@ const CONTROLS = [
   ['retry', 'Retry', (s) => s === 'FAILED'],
 ];
 
-const RUN_TABS = ['output', 'plan', 'verification', 'timeline', 'review', 'postmortem'];
+const RUN_TABS = ['output', 'plan', 'verification', 'timeline', 'review', 'postmortem', 'experiment'];
 
-export function runPage(id, tab, signal) {
+export function runPage(id, tab, signal, detail) {
   const root = view();
   root.replaceChildren();
   const state = { run: null, steps: new Map(), tokens: { input: 0, output: 0 }, events: [] };
@@ -49,6 +50,8 @@ export function runPage(id, tab, signal) {
     RUN_TABS.map((name) => h('a', {
       href: `#/runs/${id}/${name}`, role: 'tab', id: `tab-${name}`,
       'aria-selected': String(name === tab), text: name[0].toUpperCase() + name.slice(1),
+      // Experiment: only on an experiment run (its report answers), found when the page opens.
+      hidden: name === 'experiment' && tab !== 'experiment',
     })));
   const panel = h('section', { id: `panel-${tab}`, role: 'tabpanel', 'aria-labelledby': `tab-${tab}` });
   root.append(
@@ -183,6 +186,10 @@ export function runPage(id, tab, signal) {
     else if (tab === 'verification') verificationPane(id, panel, state, listeners, signal);
     else if (tab === 'timeline') { panel.append(timeline.element); timeline.draw(); }
     else if (tab === 'review') reviewPane(id, panel, state, listeners, signal);
+    else if (tab === 'experiment') experimentPane(id, panel, listeners, signal, detail === undefined ? null : Number(detail));
     else postmortemPane(id, panel, state, listeners, signal);
+    if (tab !== 'experiment') {
+      api('GET', `/runs/${id}/experiment`).then(() => { document.getElementById('tab-experiment').hidden = false; }, () => {});
+    }
   })();
 }

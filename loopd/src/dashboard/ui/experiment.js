@@ -1,0 +1,211 @@
+// An experiment run's chart (GET /runs/{id}/experiment): the metric over iterations, each
+// candidate a point (kept filled, discarded hollow, the start a square), the best so far as a
+// step line with its noise band (± its spread), the target if any; each point links to its
+// candidate's own diff (GET /runs/{id}/diff?commit=…), drawn under the chart. Read again as the
+// run's events arrive.
+
+import { h, debounce } from './dom.js';
+import { api } from './api.js';
+import { parsePatch, unifiedView } from './diff.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== null && value !== undefined) el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/// A metric in a few significant digits (the chart's ticks and labels).
+export function figure(value) {
+  if (value === null || value === undefined) return '—';
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs >= 1e6 || abs < 1e-3)) return value.toExponential(2);
+  return String(Number(value.toPrecision(4)));
+}
+
+function signedPercent(share) {
+  if (share === null || share === undefined) return '—';
+  const pct = share * 100;
+  return `${pct > 0 ? '+' : pct < 0 ? '−' : '±'}${Math.abs(pct).toFixed(1)}%`;
+}
+
+const W = 880;
+const H = 300;
+const M = { left: 64, right: 20, top: 16, bottom: 40 };
+
+/// The chart of `report` for run `id`; `selected`, the iteration whose point is ringed.
+export function experimentChart(id, report, selected) {
+  const rows = report.rows || [];
+  const measured = rows.filter((r) => r.metric !== null && r.metric !== undefined);
+  const values = [];
+  for (const r of rows) {
+    if (r.metric !== null && r.metric !== undefined) values.push(r.metric);
+    if (r.best !== null && r.best !== undefined) {
+      const spread = r.best_spread || 0;
+      values.push(r.best - spread, r.best + spread);
+    }
+  }
+  if (report.target !== null && report.target !== undefined) values.push(report.target);
+  const chart = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', class: 'chart exp-chart', id: 'experiment-chart',
+    'aria-label': `${report.metric} over iterations (${report.goal})`,
+  });
+  if (!values.length) return chart;
+  let lo = Math.min(...values);
+  let hi = Math.max(...values);
+  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 1;
+  lo -= pad;
+  hi += pad;
+  const last = Math.max(1, ...rows.map((r) => r.iteration));
+  const plotW = W - M.left - M.right;
+  const plotH = H - M.top - M.bottom;
+  const x = (iteration) => M.left + (plotW * iteration) / last;
+  const y = (value) => M.top + plotH * (1 - (value - lo) / (hi - lo));
+
+  // Axes: five ticks of the metric, every iteration (or every few when there are many).
+  for (let i = 0; i <= 4; i += 1) {
+    const value = lo + ((hi - lo) * i) / 4;
+    chart.append(
+      svg('line', { class: 'exp-grid', x1: M.left, x2: W - M.right, y1: y(value), y2: y(value) }),
+      svg('text', { class: 'chart-label', x: M.left - 6, y: y(value) + 4, 'text-anchor': 'end' }, figure(value)));
+  }
+  const step = Math.max(1, Math.ceil(last / 20));
+  for (let i = 0; i <= last; i += step) {
+    chart.append(svg('text', { class: 'chart-label', x: x(i), y: H - M.bottom + 16, 'text-anchor': 'middle' }, String(i)));
+  }
+  chart.append(
+    svg('text', { class: 'chart-label', x: M.left + plotW / 2, y: H - 6, 'text-anchor': 'middle' }, 'iteration'),
+    svg('text', { class: 'chart-label', x: 14, y: M.top + plotH / 2, 'text-anchor': 'middle', transform: `rotate(-90 14 ${M.top + plotH / 2})` },
+      `${report.metric} (${report.goal === 'maximize' ? 'higher' : 'lower'} is better)`));
+
+  // The noise band and the best so far: one step per row, from its iteration to the next.
+  const steps = rows.filter((r) => r.best !== null && r.best !== undefined);
+  const band = [];
+  let line = '';
+  steps.forEach((r, n) => {
+    const x0 = x(r.iteration);
+    const x1 = n + 1 < steps.length ? x(steps[n + 1].iteration) : x(last);
+    const spread = r.best_spread || 0;
+    band.push(svg('rect', {
+      class: 'exp-band', x: x0, width: Math.max(1, x1 - x0),
+      y: y(r.best + spread), height: Math.max(1, y(r.best - spread) - y(r.best + spread)),
+    }));
+    line += `${n === 0 ? 'M' : 'L'}${x0},${y(r.best)} L${x1},${y(r.best)} `;
+  });
+  chart.append(svg('g', { id: 'experiment-band' }, band));
+  if (line) chart.append(svg('path', { class: 'exp-best', id: 'experiment-best', d: line.trim() }));
+  if (report.target !== null && report.target !== undefined) {
+    chart.append(
+      svg('line', { class: 'exp-target', x1: M.left, x2: W - M.right, y1: y(report.target), y2: y(report.target) }),
+      svg('text', { class: 'chart-label', x: W - M.right, y: y(report.target) - 4, 'text-anchor': 'end' }, `target ${figure(report.target)}`));
+  }
+
+  // The candidates: each a link to its own diff.
+  for (const r of measured) {
+    const kind = r.reason === 'baseline' ? 'baseline' : r.kept ? 'kept' : 'discarded';
+    const title = `iteration ${r.iteration}: ${figure(r.metric)} ± ${figure(r.spread)}`
+      + (r.effect === null || r.effect === undefined ? '' : ` (${signedPercent(r.effect)} against the best)`)
+      + ` — ${kind === 'baseline' ? 'the start' : `${kind}, ${r.reason}`}${r.idea ? `: ${r.idea}` : ''}`;
+    const cx = x(r.iteration);
+    const cy = y(r.metric);
+    const mark = kind === 'baseline'
+      ? svg('rect', { x: cx - 5, y: cy - 5, width: 10, height: 10 })
+      : svg('circle', { cx, cy, r: 5.5 });
+    const point = svg('a', {
+      href: `#/runs/${id}/experiment/${r.iteration}`, class: `exp-point ${kind}${r.iteration === selected ? ' selected' : ''}`,
+      'data-iteration': String(r.iteration), 'data-kept': String(r.kept), 'data-metric': String(r.metric),
+      'data-commit': r.commit || '', 'aria-label': title,
+    }, svg('title', {}, title), mark);
+    chart.append(point);
+  }
+  return chart;
+}
+
+/// The Experiment tab: the chart, a legend and summary, the table, and the diff of the
+/// iteration chosen (`#/runs/<id>/experiment/<iteration>`).
+export function experimentPane(id, panel, listeners, signal, selected) {
+  const body = h('div', { id: 'experiment' }, h('p', { class: 'note', text: 'Reading the experiment…' }));
+  const diffBox = h('div', { id: 'experiment-diff' });
+  panel.append(body, diffBox);
+  let shownDiff = null;
+
+  async function load() {
+    let report;
+    try {
+      report = await api('GET', `/runs/${id}/experiment`);
+    } catch (error) {
+      body.replaceChildren(h('p', { class: 'empty', text: error.status === 404 ? 'This run is not an experiment.' : `No experiment: ${error.message}` }));
+      return;
+    }
+    if (signal.aborted) return;
+    draw(report);
+  }
+
+  function draw(report) {
+    const s = report.summary || {};
+    const summary = s.best === null || s.best === undefined
+      ? 'Measuring the start…'
+      : `Best ${figure(s.best)} at iteration ${s.best_iteration ?? 0}`
+        + (s.change === null || s.change === undefined ? '' : ` (${signedPercent(s.change)} against ${figure(s.baseline)} at the start)`)
+        + ` · ${s.iterations} decided: ${s.kept} kept, ${s.discarded} discarded`
+        + (s.drift ? ` · the start measures ${signedPercent(s.drift.effect)} ${s.drift.beyond_noise ? 'differently now (beyond noise)' : 'as before (within noise)'}` : '');
+    const table = h('table', { class: 'runs exp-table', id: 'experiment-rows' },
+      h('thead', {}, h('tr', {},
+        h('th', { class: 'c-iter num', scope: 'col', text: 'Iter' }),
+        h('th', { class: 'c-idea', scope: 'col', text: 'Idea' }),
+        h('th', { class: 'c-metric num', scope: 'col', text: report.metric }),
+        h('th', { class: 'c-effect num', scope: 'col', text: 'Effect' }),
+        h('th', { class: 'c-decision', scope: 'col', text: 'Decision' }))),
+      h('tbody', {}, (report.rows || []).map((r) => h('tr', { 'data-iteration': String(r.iteration), class: r.iteration === selected ? 'selected' : null },
+        h('td', { class: 'c-iter num' }, r.commit
+          ? h('a', { href: `#/runs/${id}/experiment/${r.iteration}`, text: String(r.iteration), title: r.commit })
+          : String(r.iteration)),
+        h('td', { class: 'c-idea', title: r.idea || '', text: r.reason === 'baseline' ? 'the start' : (r.idea || '—') }),
+        h('td', { class: 'c-metric num', text: r.metric === null || r.metric === undefined ? 'not measured' : `${figure(r.metric)} ± ${figure(r.spread)}` }),
+        h('td', { class: 'c-effect num', text: signedPercent(r.effect) }),
+        h('td', { class: `c-decision ${r.kept ? 'kept' : 'discarded'}`, text: r.reason === 'baseline' ? 'baseline' : `${r.kept ? 'kept' : 'discarded'}: ${r.reason}` })))));
+    body.replaceChildren(
+      h('p', { class: 'exp-summary', id: 'experiment-summary', text: summary }),
+      h('figure', { class: 'card exp-figure' },
+        h('figcaption', { text: `${report.metric} per iteration` }),
+        experimentChart(id, report, selected),
+        h('p', { class: 'legend note' },
+          h('span', { class: 'key ok', text: 'kept' }), ' ', h('span', { class: 'key bad', text: 'discarded' }), ' ',
+          h('span', { class: 'key start', text: 'the start' }), ' · the line: the best so far, its band ± its spread (the noise) · a point opens its diff')),
+      table);
+    const row = (report.rows || []).find((r) => r.iteration === selected);
+    if (row && row.commit && shownDiff !== row.commit) showDiff(row);
+  }
+
+  async function showDiff(row) {
+    shownDiff = row.commit;
+    diffBox.replaceChildren(h('p', { class: 'note', text: `Reading iteration ${row.iteration}'s change…` }));
+    let diff;
+    try {
+      ({ diff } = await api('GET', `/runs/${id}/diff?commit=${encodeURIComponent(row.commit)}`));
+    } catch (error) {
+      diffBox.replaceChildren(h('p', { class: 'error', text: `No diff: ${error.message}` }));
+      return;
+    }
+    if (signal.aborted) return;
+    const subject = diff.commits[0] ? diff.commits[0].subject : row.idea;
+    diffBox.replaceChildren(
+      h('h3', { id: 'experiment-diff-title', text: `Iteration ${row.iteration}: ${subject || ''}` }),
+      h('p', { class: 'diff-summary' },
+        `${row.commit.slice(0, 10)}${row.kept ? ' (kept)' : ` (discarded, at ${row.kept_ref || 'its ref'})`}: ${diff.files.length} file${diff.files.length === 1 ? '' : 's'}, `,
+        h('span', { class: 'plus', text: `+${diff.additions}` }), ' ', h('span', { class: 'minus', text: `−${diff.deletions}` })),
+      ...diff.files.map((file) => h('details', { class: 'diff-file', 'data-path': file.path, open: true },
+        h('summary', {}, file.path),
+        file.patch ? unifiedView(file.path, parsePatch(file.patch), null) : h('p', { class: 'note', text: file.binary ? 'binary file' : 'patch left out for size' }))));
+  }
+
+  const again = debounce(load, 300);
+  listeners.event.push((record) => { if (String(record.type).startsWith('EXPERIMENT_') || record.type === 'RUN_COMPLETED') again('load'); });
+  load();
+}

@@ -1,0 +1,153 @@
+//! An experiment run's chart: every measured candidate a point where its metric puts it, kept
+//! and discarded told apart, the best so far in its noise band, and each point opening its own
+//! diff — a discarded one too, from its ref. The run is `experiment.rs`'s: a real repository
+//! whose measured program runs `loops.txt` loops, and the experimenter stub making better,
+//! worse, neutral and better changes.
+
+use serde_json::{Value, json};
+
+use super::browser::{Browser, needs_browser};
+use super::{PATIENCE, create};
+use crate::experiment::{bench_repo, experiment_body};
+use crate::support::{client, get_json, start_daemon, wait_for_end};
+
+#[test]
+fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
+    if !needs_browser("the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = bench_repo(dir.path());
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let id = create(
+        &daemon,
+        &experiment_body(&repo, "sh bench.sh", json!({"iterations": "4"})),
+    );
+    assert_eq!(wait_for_end(&daemon, &id)["status"], "COMPLETED");
+    let report = get_json(&daemon, &format!("/runs/{id}/experiment"));
+    let rows = report["rows"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 5, "{report}");
+    let events = || get_json(&daemon, &format!("/runs/{id}/events?format=json"));
+    let before = events();
+
+    // The tab shows itself on an experiment run.
+    let browser = Browser::start();
+    browser.goto(&daemon.url(&format!("/#/runs/{id}")));
+    loop_testkit::until("the Experiment tab", PATIENCE, || {
+        browser.js("const tab = document.querySelector('#tab-experiment'); return tab ? tab.hidden : null;") == json!(false)
+    });
+    browser.click("#tab-experiment");
+    loop_testkit::until("a point per candidate", PATIENCE, || {
+        browser.js("return document.querySelectorAll('#experiment-chart .exp-point').length;")
+            == json!(rows.len())
+    });
+    // Each point: its iteration, kept or not, its metric, its commit; and where it is drawn.
+    let points = browser.js(
+        "return [...document.querySelectorAll('#experiment-chart .exp-point')].map((a) => {
+           const r = a.firstElementChild.nextElementSibling.getBoundingClientRect();
+           return {iteration: Number(a.dataset.iteration), kept: a.dataset.kept === 'true',
+                   kind: a.classList.contains('baseline') ? 'baseline'
+                       : a.classList.contains('kept') ? 'kept' : 'discarded',
+                   metric: Number(a.dataset.metric), commit: a.dataset.commit,
+                   x: r.x + r.width / 2, y: r.y + r.height / 2};
+         });",
+    );
+    let points = points.as_array().expect("points");
+    for (row, point) in rows.iter().zip(points) {
+        assert_eq!(point["iteration"], row["iteration"], "{point} {row}");
+        assert_eq!(point["kept"], row["kept"], "{point} {row}");
+        assert_eq!(point["metric"], row["metric"], "{point} {row}");
+        assert_eq!(point["commit"], row["commit"], "{point} {row}");
+        let kind = if row["reason"] == "baseline" {
+            "baseline"
+        } else if row["kept"] == true {
+            "kept"
+        } else {
+            "discarded"
+        };
+        assert_eq!(point["kind"], kind, "{point}");
+    }
+    // Later iterations further right; a larger metric higher up (a smaller y on the page).
+    for pair in points.windows(2) {
+        assert!(pair[0]["x"].as_f64() < pair[1]["x"].as_f64(), "{pair:?}");
+    }
+    for a in points {
+        for b in points {
+            if a["metric"].as_f64() < b["metric"].as_f64() {
+                assert!(a["y"].as_f64() > b["y"].as_f64(), "{a} against {b}");
+            }
+        }
+    }
+    // The best so far: a band per row, as high as its spread, the line through its middle.
+    let band = browser.js(
+        "return [...document.querySelectorAll('#experiment-band rect')].map((r) => {
+           const b = r.getBoundingClientRect();
+           return [b.height, b.y + b.height / 2];
+         });",
+    );
+    let band = band.as_array().expect("band");
+    let bests = rows.iter().filter(|r| r["best"].is_number()).count();
+    assert_eq!(band.len(), bests, "{band:?}");
+    assert!(
+        band.iter().all(|b| b[0].as_f64().is_some_and(|h| h >= 1.0)),
+        "{band:?}"
+    );
+    let path = browser
+        .js("return document.querySelector('#experiment-best').getAttribute('d');")
+        .as_str()
+        .expect("the best line")
+        .to_owned();
+    assert_eq!(
+        path.matches('L').count() + path.matches('M').count(),
+        2 * bests
+    );
+    // The chart's story in words.
+    let summary = browser.text("#experiment-summary").unwrap_or_default();
+    assert!(summary.contains("2 kept, 2 discarded"), "{summary}");
+
+    // A discarded point (iteration 2, 30% more loops) opens its own diff, from its ref.
+    // (A click on the SVG link, dispatched in the page: the view is drawn anew for its URL.)
+    browser.js(
+        "document.querySelector(\"#experiment-chart .exp-point[data-iteration='2']\")
+           .dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}));
+         return null;",
+    );
+    browser.wait_text("#experiment-diff-title", "iteration 2's change", |t| {
+        t == "Iteration 2: run 30% more loops"
+    });
+    let lines = browser.js(
+        "return [...document.querySelectorAll('#experiment-diff .diff.unified > .dl')].map((el) => el.innerText);",
+    );
+    assert_eq!(
+        lines,
+        json!(["@@ -1 +1 @@", "-700", "+910"]),
+        "{:?}",
+        browser.text("#experiment-diff")
+    );
+    assert!(browser.url().ends_with("/experiment/2"));
+    assert!(
+        browser
+            .text("#experiment-diff .diff-summary")
+            .unwrap_or_default()
+            .contains(&format!("refs/loop/experiments/{id}/2"))
+    );
+
+    // Reading is not doing: the chart and the diffs appended nothing.
+    assert_eq!(events(), before);
+
+    // The diff of a commit the run does not hold, or of no commit at all, is refused.
+    loop_testkit::repo::git(&repo, &["checkout", "-qb", "elsewhere"]);
+    std::fs::write(repo.join("other.txt"), "not the run's\n").expect("write");
+    loop_testkit::repo::git(&repo, &["add", "-A"]);
+    loop_testkit::repo::git(&repo, &["commit", "-qm", "not the run's"]);
+    let other = loop_testkit::repo::git(&repo, &["rev-parse", "HEAD"]);
+    for commit in [other.as_str(), "xyz", "12"] {
+        let answer = client()
+            .get(daemon.url(&format!("/runs/{id}/diff?commit={commit}")))
+            .send()
+            .expect("GET");
+        assert_eq!(answer.status().as_u16(), 400, "{commit}");
+        let body: Value = answer.json().expect("json");
+        assert!(body["error"].is_string(), "{body}");
+    }
+}
