@@ -532,6 +532,37 @@ impl Accounts {
         }
     }
 
+    /// The account an agent call outside the run's loop (a postmortem analysis of `model`)
+    /// goes to, or the hold that keeps it from calling: the one decision as for a further call
+    /// of a step (`CallKind::Again`: limits, probes and budgets; no reserve, no turn). It takes
+    /// no probe: an analysis is no call of the run's loop, and the runs probe as before.
+    pub(crate) fn for_analysis(
+        &self,
+        run_id: RunId,
+        config: &RunConfig,
+        model: &str,
+        now_ms: i64,
+    ) -> Result<String, Hold> {
+        use loop_core::account::{Ask, CallKind, Decision, Local};
+        let book = self.lock();
+        let mut local = Local::default();
+        for (account, (run, _)) in &book.probes {
+            local.probes.insert(account.clone(), *run);
+        }
+        let ask = Ask {
+            run_id,
+            config,
+            kind: CallKind::Again,
+            model,
+            previous: None,
+            now_ms,
+        };
+        match loop_core::account::before_call(&book.book, &local, &ask) {
+            Decision::Call { account, .. } => Ok(account),
+            Decision::Wait { hold, .. } | Decision::Fail { hold } => Err(hold),
+        }
+    }
+
     /// Resolves once the book changes (a record applied) after it was enabled: enable it
     /// before reading the book, so a change in between is not missed.
     pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {

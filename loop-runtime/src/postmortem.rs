@@ -44,6 +44,8 @@ pub use loop_api::insight::{AnalysisFile, PostmortemReport};
 /// The postmortem tasks this runtime runs, so a retry or a shutdown can stop them.
 pub(crate) struct Postmortems {
     services: Arc<Services>,
+    /// Whose say an analysis's agent call waits on, as every call of the run's does.
+    accounts: Arc<crate::accounts::Accounts>,
     tasks: Arc<Tasks>,
 }
 
@@ -93,9 +95,13 @@ impl Tasks {
 }
 
 impl Postmortems {
-    pub(crate) fn new(services: Arc<Services>) -> Postmortems {
+    pub(crate) fn new(
+        services: Arc<Services>,
+        accounts: Arc<crate::accounts::Accounts>,
+    ) -> Postmortems {
         Postmortems {
             services,
+            accounts,
             tasks: Arc::new(Tasks {
                 running: Mutex::default(),
                 next_id: AtomicU64::new(0),
@@ -110,10 +116,11 @@ impl Postmortems {
         let id = self.tasks.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = self.services.shutdown.child_token();
         let (services, tasks) = (Arc::clone(&self.services), Arc::clone(&self.tasks));
+        let accounts = Arc::clone(&self.accounts);
         let work = {
             let cancel = cancel.clone();
             async move {
-                analysis::run(&services, job, &cancel).await;
+                analysis::run(&services, &accounts, job, &cancel).await;
                 tasks.finished(run_id, id);
             }
         };

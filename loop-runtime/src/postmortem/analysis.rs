@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Job;
+use crate::accounts::Accounts;
 use crate::agent::{Agent, CallEnd};
 use crate::agent_call::{Ask, CallLog};
 use crate::driver::new_step_id;
@@ -47,9 +48,14 @@ async fn context(services: &Services, run_id: RunId) -> Result<Context, RuntimeE
 }
 
 /// The background part: snapshots (on demand), prompts, analyses, the end.
-pub(super) async fn run(services: &Services, mut job: Job, cancel: &CancellationToken) {
+pub(super) async fn run(
+    services: &Services,
+    accounts: &Accounts,
+    mut job: Job,
+    cancel: &CancellationToken,
+) {
     let run_id = job.run_id;
-    let mut end = match work(services, &mut job, cancel).await {
+    let mut end = match work(services, accounts, &mut job, cancel).await {
         Ok(end) => end,
         Err(error) => PostmortemEnd {
             status: PostmortemStatus::Failed,
@@ -87,6 +93,7 @@ pub(super) async fn run(services: &Services, mut job: Job, cancel: &Cancellation
 
 async fn work(
     services: &Services,
+    accounts: &Accounts,
     job: &mut Job,
     cancel: &CancellationToken,
 ) -> Result<PostmortemEnd, RuntimeError> {
@@ -117,6 +124,35 @@ async fn work(
         ))
     } else {
         None
+    };
+    let model = job
+        .model
+        .clone()
+        .unwrap_or_else(|| context.run.config.postmortem_model.clone());
+    // No call of any kind goes to a held account: the analyses ask the account the run's own
+    // next call would (a pool's choice, with its credentials), or none while the run's
+    // accounts are held; the prompts are written either way.
+    let mut account_env = Vec::new();
+    let skip = match skip {
+        Some(skip) => Some(skip),
+        None => match accounts.for_analysis(
+            job.run_id,
+            &context.run.config,
+            &model,
+            services.clock.now_ms(),
+        ) {
+            Ok(account) => {
+                account_env = accounts.env_of(&account);
+                None
+            }
+            Err(hold) => Some((
+                PostmortemStatus::Skipped,
+                format!(
+                    "{hold}; no analysis was asked (the prompts are in analysis/; ask again \
+                     once the account serves)"
+                ),
+            )),
+        },
     };
     let material = Material::read(&context).await;
     // The analyses read the spec and plan as the run left them, in a worktree of their own:
@@ -161,10 +197,6 @@ async fn work(
             }
             continue;
         }
-        let model = job
-            .model
-            .clone()
-            .unwrap_or_else(|| context.run.config.postmortem_model.clone());
         let (answer, cost) = ask(
             services,
             &context.run,
@@ -174,6 +206,7 @@ async fn work(
                 prompt: &prompt,
                 model: &model,
                 cwd,
+                account_env: &account_env,
             },
             cancel,
         )
@@ -362,6 +395,8 @@ struct Question<'a> {
     prompt: &'a str,
     model: &'a str,
     cwd: Option<&'a Path>,
+    /// The credentials of the account the call goes to (a declared account's variables).
+    account_env: &'a [(String, String)],
 }
 
 /// One analysis through the run's agent: its answer, or why there is none; and what the call
@@ -378,6 +413,7 @@ async fn ask(
         prompt,
         model,
         cwd,
+        account_env,
     } = question;
     let name = analysis.name();
     let log_name = format!("{ANALYSIS_DIR}/{name}.log");
@@ -392,6 +428,7 @@ async fn ask(
     };
     let mut env = run.env(0, "postmortem");
     env.push(("LOOP_ANALYSIS".to_owned(), name.to_owned()));
+    env.extend(account_env.iter().cloned());
     let prompt_file = run
         .files
         .path(&format!("{ANALYSIS_DIR}/{}", analysis.prompt_file()));

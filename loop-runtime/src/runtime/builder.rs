@@ -188,7 +188,10 @@ impl RuntimeBuilder {
         let caught_up_at = store.last_seq()?;
         let stream = streams.open(&services.journal, None, loop_core::Seq(0));
         tokio::spawn(Arc::clone(&accounts).follow(stream, caught_up_at, services.shutdown.clone()));
-        let postmortems = Arc::new(Postmortems::new(Arc::clone(&services)));
+        let postmortems = Arc::new(Postmortems::new(
+            Arc::clone(&services),
+            Arc::clone(&accounts),
+        ));
         if self.limits.claim == Claim::All {
             let started_ms = services.clock.now_ms();
             tokio::spawn(Arc::clone(&postmortems).recover(started_ms));

@@ -445,3 +445,71 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
     );
     runtime.shutdown().await;
 }
+
+/// No call of any kind goes to a held account: a run canceled while its account waits for a
+/// usage limit's reset gets its postmortem prompts, and no analysis is asked of the agent
+/// (before, the three analyses called the held account).
+#[tokio::test]
+async fn a_postmortem_asks_no_analysis_of_a_held_account() {
+    let scratch = scratch(1);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    std::fs::write(
+        scratch.repo().join(".stub-plan"),
+        format!("limit:{}\n", now_s + 3600),
+    )
+    .expect("plan");
+    for args in [&["add", ".stub-plan"][..], &["commit", "-qm", "stub plan"]] {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(scratch.repo())
+            .status()
+            .expect("git");
+    }
+    let runtime = runtime(&scratch);
+    let run = runtime
+        .submit(claude_run(&scratch, &[]))
+        .await
+        .expect("submit");
+    let started = std::time::Instant::now();
+    loop {
+        let view = runtime.get(run.id).await.expect("view");
+        if view
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.code == "usage_limit")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{view:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    runtime.cancel(run.id).await.expect("cancel");
+    let report = postmortem_ends(&runtime, run.id).await;
+    let records = runtime.events(run.id).await.expect("events");
+    let end = records
+        .iter()
+        .rev()
+        .find_map(|r| match &r.event {
+            Event::PostmortemEnd(end) => Some(end.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no postmortem end: {report:?} {:?}", types(&records)));
+    assert_eq!(end.status, PostmortemStatus::Skipped, "{end:?}");
+    let reason = end.reason.unwrap_or_default();
+    assert!(reason.contains("held by a usage limit"), "{reason}");
+    let dir = analysis_dir(&scratch, run.id);
+    let run_dir = dir.parent().expect("the run's directory");
+    assert!(
+        !run_dir.join("analysis-calls").exists(),
+        "an analysis called the held account: {}",
+        std::fs::read_to_string(run_dir.join("analysis-calls")).unwrap_or_default()
+    );
+    assert!(
+        std::fs::read_dir(&dir).expect("analysis/").count() > 0,
+        "the prompts are written"
+    );
+    runtime.shutdown().await;
+}
