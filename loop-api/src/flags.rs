@@ -134,6 +134,15 @@ pub struct RunFlags {
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patience: Option<u32>,
+    /// Measure the starting commit again every this many iterations, to show the machine's
+    /// drift; 0 = never (baseline_every).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_every: Option<u32>,
+    /// Timeout of one run of the measurement, in seconds; 0 = none (measure_timeout_sec).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measure_timeout: Option<u32>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -178,6 +187,8 @@ impl RunFlags {
             ("confidence", self.confidence.map(|share| share.to_string())),
             ("target", self.target.map(|value| value.to_string())),
             ("patience", number(self.patience)),
+            ("baseline_every", number(self.baseline_every)),
+            ("measure_timeout_sec", number(self.measure_timeout)),
         ];
         let mut layer = Layer::new();
         for (key, value) in given {
@@ -243,6 +254,8 @@ mod tests {
             confidence: Some(0.9),
             target: Some(-2.5),
             patience: Some(4),
+            baseline_every: Some(3),
+            measure_timeout: Some(90),
             ..RunFlags::default()
         };
         let config = config::Config::resolve([&flags.layer("flags").expect("valid")]).typed();
@@ -252,6 +265,11 @@ mod tests {
         assert_eq!((experiment.min_effect, experiment.confidence), (0.02, 0.9));
         assert_eq!(experiment.target, Some(-2.5));
         assert_eq!(experiment.patience, Some(4));
+        assert_eq!(experiment.baseline_every, Some(3));
+        assert_eq!(
+            experiment.measure_timeout,
+            Some(std::time::Duration::from_secs(90))
+        );
         let bad = RunFlags {
             min_effect: Some(1.5),
             ..RunFlags::default()

@@ -253,3 +253,68 @@ fn a_daemon_killed_mid_measurement_measures_again_and_decides_once() {
         "the branch ends at the best"
     );
 }
+
+#[test]
+fn a_target_or_patience_ends_an_experiment_completed_with_its_best_merged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (reach, tire) = (dir.path().join("reach"), dir.path().join("tire"));
+    let (reach, tire) = (bench_repo(&reach), bench_repo(&tire));
+    let data = dir.path().join("data");
+    let mut daemon = start_daemon(&data, &[], &[]);
+    // 1000 loops at the start; the first change runs 700, under the target.
+    let target = submit(
+        &daemon,
+        &experiment_body(
+            &reach,
+            "sh bench.sh",
+            json!({"iterations": "4", "target": "800", "baseline_every": "0"}),
+        ),
+    );
+    // Kept, worse, neutral: two in a row without a keep.
+    let patience = submit(
+        &daemon,
+        &experiment_body(
+            &tire,
+            "sh bench.sh",
+            json!({"iterations": "4", "patience": "2", "baseline_every": "0"}),
+        ),
+    );
+    for (id, repo, exit_reason, decided) in [
+        (&target, &reach, "target_reached", 1),
+        (&patience, &tire, "patience_exhausted", 3),
+    ] {
+        let run = wait_for_end(&daemon, id);
+        assert_eq!(run["status"], "COMPLETED", "{run}");
+        assert_eq!(run["exit_reason"], exit_reason, "{run}");
+        let experiment = get_json(&daemon, &format!("/runs/{id}/experiment"));
+        assert_eq!(experiment["summary"]["iterations"], decided, "{experiment}");
+        let best = experiment["summary"]["best_commit"]
+            .as_str()
+            .expect("a best commit")
+            .to_owned();
+        assert_eq!(
+            experiment["rows"][1]["commit"],
+            best.as_str(),
+            "{experiment}"
+        );
+        let branch = run["worktree"]["run_branch"].as_str().expect("a branch");
+        assert_eq!(
+            git(repo, &["rev-parse", branch]),
+            best,
+            "the branch at the best"
+        );
+        assert_eq!(
+            git(repo, &["show", "main:loops.txt"]),
+            "700",
+            "main has the best"
+        );
+        // The neutral change's note was discarded with it.
+        assert!(
+            git(repo, &["ls-tree", "--name-only", "main"])
+                .lines()
+                .all(|f| f != "notes.txt")
+        );
+    }
+    daemon.stop();
+    assert_replays_clean(&data);
+}
