@@ -122,7 +122,7 @@ impl CallLog {
     /// Closes the log: the output file as written, and the artifacts to record (the log, its
     /// tail and the raw stream, whichever exist, of kinds `<kind>log`, `<kind>tail`, `<kind>raw`).
     pub fn close(
-        mut self,
+        &mut self,
         run: &RunContext,
         kind: &str,
     ) -> io::Result<(OutputFile, Vec<ArtifactWritten>)> {

@@ -26,6 +26,7 @@ mod setup;
 
 use std::sync::Arc;
 
+use loop_core::event::ArtifactWritten;
 use loop_core::experiment::Experiment;
 use loop_core::plan::Plan;
 use loop_core::progress::{LoopProgress, Next, next};
@@ -176,6 +177,54 @@ impl Driver {
 
     fn now(&self) -> i64 {
         self.services.clock.now_ms()
+    }
+
+    /// Writes the run's file `name` in every location and returns what to record. A full disk
+    /// holds the run until the file is written (`storage_full`, as a step's log does:
+    /// `specs/daemon.md`, Faults); stopped meanwhile, [`RuntimeError::Shutdown`].
+    async fn write_file(
+        &self,
+        kind: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<Vec<ArtifactWritten>, RuntimeError> {
+        self.patiently(name, || self.run.files.write(kind, name, contents))
+            .await
+    }
+
+    /// [`crate::artifacts::RunFiles::record`], its mirror copies waiting out a full disk.
+    async fn record_file(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<ArtifactWritten>, RuntimeError> {
+        self.patiently(name, || self.run.files.record(kind, name))
+            .await
+    }
+
+    /// `write`, tried again while the disk under the run's file `name` is full; any other error
+    /// is the run's I/O error about `name`.
+    async fn patiently<T>(
+        &self,
+        name: &str,
+        write: impl FnMut() -> std::io::Result<T>,
+    ) -> Result<T, RuntimeError> {
+        let clock = &self.services.clock;
+        let written = self
+            .services
+            .storage
+            .patiently(
+                self.run.run_id,
+                name,
+                || clock.now_ms(),
+                &self.cancel,
+                write,
+            )
+            .await;
+        match written {
+            Err(_) if self.cancel.is_cancelled() => Err(RuntimeError::Shutdown),
+            other => other.map_err(io_error(name)),
+        }
     }
 
     /// What the working tree and the step's output show as the open step ends.

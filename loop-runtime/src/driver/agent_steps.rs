@@ -222,7 +222,7 @@ impl Driver {
                 account,
             }) => {
                 let call = call_report(&reply, calls, None, account);
-                let (status, message, notes) = self.take_verdict(&reply.answer)?;
+                let (status, message, notes) = self.take_verdict(&reply.answer).await?;
                 commands.extend(notes);
                 (status, message, Some(call))
             }
@@ -247,7 +247,7 @@ impl Driver {
 
     /// The reviewer's verdict: approved clears `review-notes.txt`; changes asked for are
     /// written there for the next iteration (and the step fails).
-    fn take_verdict(
+    async fn take_verdict(
         &self,
         answer: &str,
     ) -> Result<(StepStatus, Option<String>, Vec<Command>), RuntimeError> {
@@ -260,9 +260,9 @@ impl Driver {
                 Ok((StepStatus::Succeeded, None, Vec::new()))
             }
             Verdict::ChangesRequired(changes) => {
-                let notes = files
-                    .write("review_notes", "review-notes.txt", changes.as_bytes())
-                    .map_err(io_error("review-notes.txt"))?;
+                let notes = self
+                    .write_file("review_notes", "review-notes.txt", changes.as_bytes())
+                    .await?;
                 Ok((
                     StepStatus::Failed,
                     Some("the reviewer asked for changes".to_owned()),
@@ -346,10 +346,8 @@ impl Driver {
             }
         };
         let mut commands: Vec<Command> = self
-            .run
-            .files
-            .write("prompt", prompt_name, prompt.as_bytes())
-            .map_err(io_error(prompt_name))?
+            .write_file("prompt", prompt_name, prompt.as_bytes())
+            .await?
             .into_iter()
             .map(Command::RecordArtifact)
             .collect();
@@ -372,8 +370,11 @@ impl Driver {
         self.record(commands).await?;
 
         let log_name = step_log_name(iteration, phase, attempt);
-        let mut log = CallLog::open(&self.services, &self.run, step_id, &log_name)
-            .map_err(io_error(&log_name))?;
+        let mut log = self
+            .patiently(&log_name, || {
+                CallLog::open(&self.services, &self.run, step_id, &log_name)
+            })
+            .await?;
         let ask = Ask {
             prompt,
             prompt_file: &self.run.files.path(prompt_name),
@@ -395,7 +396,9 @@ impl Driver {
         if settled.is_err() && self.cancel.is_cancelled() {
             return Ok(None);
         }
-        let (output, artifacts) = log.close(&self.run, "").map_err(io_error(&log_name))?;
+        let (output, artifacts) = self
+            .patiently(&log_name, || log.close(&self.run, ""))
+            .await?;
         // The plan's digest is the watchdog's evidence, kept for implementation steps.
         let observation = self
             .observe(Some(output), phase == Phase::Implementation)

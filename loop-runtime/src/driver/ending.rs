@@ -6,7 +6,7 @@ use loop_core::event::{
 };
 use loop_core::{Command, watchdog};
 
-use super::{Driver, DriverEnd, StepEnd, io_error};
+use super::{Driver, DriverEnd, StepEnd};
 use crate::error::RuntimeError;
 
 impl Driver {
@@ -80,10 +80,8 @@ impl Driver {
         let name = format!("prompt.rewrite.{n}.txt");
         let after = format!("{previous}{}", watchdog::diagnosis(&signals));
         let mut commands: Vec<Command> = self
-            .run
-            .files
-            .write("prompt_rewrite", &name, after.as_bytes())
-            .map_err(io_error(&name))?
+            .write_file("prompt_rewrite", &name, after.as_bytes())
+            .await?
             .into_iter()
             .map(Command::RecordArtifact)
             .collect();

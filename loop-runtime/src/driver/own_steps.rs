@@ -58,13 +58,16 @@ impl Driver {
             account: None,
         })])
         .await?;
-        let output = StepOutput::create(
-            self.run.run_id,
-            step_id,
-            &self.run.files.path(&log_name),
-            self.services.live.clone(),
-        )
-        .map_err(io_error(&log_name))?;
+        let output = self
+            .patiently(&log_name, || {
+                StepOutput::create(
+                    self.run.run_id,
+                    step_id,
+                    &self.run.files.path(&log_name),
+                    self.services.live.clone(),
+                )
+            })
+            .await?;
         Ok(OwnStep {
             step_id,
             log_name,
@@ -150,9 +153,8 @@ impl Driver {
         let files = &self.run.files;
         let mut commands: Vec<Command> = ran.into_iter().collect();
         commands.extend(
-            files
-                .record("verify_log", &log_name)
-                .map_err(io_error(&log_name))?
+            self.record_file("verify_log", &log_name)
+                .await?
                 .into_iter()
                 .map(Command::RecordArtifact),
         );
@@ -172,9 +174,9 @@ impl Driver {
             )
         } else {
             let notes = verify::runner_notes(&failed);
-            let written = files
-                .write("runner_notes", "runner-notes.txt", notes.as_bytes())
-                .map_err(io_error("runner-notes.txt"))?;
+            let written = self
+                .write_file("runner_notes", "runner-notes.txt", notes.as_bytes())
+                .await?;
             commands.extend(written.into_iter().map(Command::RecordArtifact));
             let commands_failed: Vec<&str> = failed.iter().map(|r| r.command.as_str()).collect();
             let message = Some(format!("failed: {}", commands_failed.join(", ")));

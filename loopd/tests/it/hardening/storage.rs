@@ -183,57 +183,42 @@ fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
     assert_eq!(health["status"], "ok", "{health}");
 }
 
-/// Issue 23, defect 10: a full disk under a step's log (`iter-01-impl.log: No space left on
-/// device`) failed the run. Now the run waits, says `storage_full`, and goes on when space is
-/// back, its log whole. The disk is a real 1 MiB tmpfs under the workspace's run files (the
-/// log stays on the data dir, so this is the run's files alone); the agent fills it mid-step.
-#[test]
-fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
-    if !needs_root("a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back") {
-        return;
+/// A 1 MiB tmpfs mounted on `dir` (root only), unmounted when dropped.
+struct SmallDisk<'a>(&'a Path);
+
+impl<'a> SmallDisk<'a> {
+    fn mount(dir: &'a Path) -> SmallDisk<'a> {
+        std::fs::create_dir_all(dir).expect("dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(mounted.success(), "cannot mount a tmpfs as root");
+        SmallDisk(dir)
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = repo(&dir.path().join("repo"), 1);
-    let logs = repo.join("logs");
-    std::fs::create_dir_all(&logs).expect("dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-        .arg(&logs)
-        .status()
-        .expect("mount");
-    assert!(mounted.success(), "cannot mount a tmpfs as root");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(self.0).status();
-        }
+}
+
+impl Drop for SmallDisk<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
     }
-    let _unmount = Unmount(&logs);
-    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
-    let filler = logs.join("filler");
-    let mark = dir.path().join("filled");
-    // The first call fills the disk, then prints 30 lines the log cannot take, then does its
-    // task as one_task.sh does.
-    let agent = format!(
-        "if [ ! -e {mark} ]; then touch {mark}; dd if=/dev/zero of={filler} bs=64k 2>/dev/null; \
-         i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo \"line $i\"; done; fi; exec {one_task}",
-        mark = mark.display(),
-        filler = filler.display(),
-        one_task = crate::support::stub("one_task.sh"),
-    );
-    let mut body = run_body(&repo, "one_task.sh", json!({"artifact_mode": "workspace"}));
-    body["config"]["agent_cmd"] = json!(agent);
+}
+
+/// Submits `body` and waits until the run shows `storage_full`, which it must do within 30 s
+/// without ending; the run then.
+fn until_storage_full(daemon: &crate::support::Daemon, body: &Value) -> (String, Value) {
     let client = client();
     let created: Value = client
         .post(daemon.url("/runs"))
-        .json(&body)
+        .json(body)
         .send()
         .expect("create")
         .json()
         .expect("json");
     let id = created["run"]["id"].as_str().expect("id").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let waiting = loop {
+    loop {
         let run: Value = client
             .get(daemon.url(&format!("/runs/{id}")))
             .send()
@@ -241,7 +226,7 @@ fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
             .json()
             .expect("json");
         if run["run"]["waiting"]["code"] == "storage_full" {
-            break run;
+            return (id, run);
         }
         assert!(
             !run["run"]["status"].as_str().is_some_and(|status| [
@@ -257,13 +242,43 @@ fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
             "the run never showed the full disk: {run}"
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Issue 23, defect 10: a full disk under a step's log (`iter-01-impl.log: No space left on
+/// device`) failed the run. Now the run waits, says `storage_full`, and goes on when space is
+/// back, its log whole. The disk is a real 1 MiB tmpfs under the workspace's run files (the
+/// log stays on the data dir, so this is the run's files alone); the agent fills it mid-step.
+#[test]
+fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
+    if !needs_root("a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(&dir.path().join("repo"), 1);
+    let logs = repo.join("logs");
+    let _disk = SmallDisk::mount(&logs);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let filler = logs.join("filler");
+    let mark = dir.path().join("filled");
+    // The first call fills the disk, then prints 30 lines the log cannot take, then does its
+    // task as one_task.sh does.
+    let agent = format!(
+        "if [ ! -e {mark} ]; then touch {mark}; dd if=/dev/zero of={filler} bs=64k 2>/dev/null; \
+         i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo \"line $i\"; done; fi; exec {one_task}",
+        mark = mark.display(),
+        filler = filler.display(),
+        one_task = crate::support::stub("one_task.sh"),
+    );
+    let mut body = run_body(&repo, "one_task.sh", json!({"artifact_mode": "workspace"}));
+    body["config"]["agent_cmd"] = json!(agent);
+    let (id, waiting) = until_storage_full(&daemon, &body);
     assert_eq!(waiting["run"]["status"], "RUNNING", "{waiting}");
     let reason = waiting["run"]["waiting"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("iter-01-impl.log"), "{waiting}");
     // Held, not failed: still so a moment later.
     std::thread::sleep(Duration::from_secs(2));
-    let still: Value = client
+    let still: Value = client()
         .get(daemon.url(&format!("/runs/{id}")))
         .send()
         .expect("get")
@@ -285,4 +300,63 @@ fn a_full_disk_under_a_step_s_log_holds_the_run_until_space_is_back() {
         log.contains("line 1\n") && log.contains("line 30\n"),
         "{log}"
     );
+}
+
+/// Issue 23, defect 10, beyond the step's log: a file the run writes at a step's start (here
+/// the review's prompt, written after the implementation call filled the disk) failed the run
+/// with `review-prompt.txt: No space left on device`. Now it holds the run in `storage_full`
+/// naming that file, and the run goes on to complete once space is back, the prompt whole.
+#[test]
+fn a_full_disk_under_a_step_s_prompt_holds_the_run_until_space_is_back() {
+    if !needs_root("a_full_disk_under_a_step_s_prompt_holds_the_run_until_space_is_back") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(&dir.path().join("repo"), 1);
+    let logs = repo.join("logs");
+    let _disk = SmallDisk::mount(&logs);
+    let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
+    let filler = logs.join("filler");
+    let mark = dir.path().join("filled");
+    // The first implementation call does its task as one_task.sh does (its output reaches the
+    // log), then fills the disk; the review's prompt is the next new file of the run.
+    let agent = format!(
+        "if [ \"$LOOP_PHASE\" = implementation ] && [ ! -e {mark} ]; then touch {mark}; \
+         {one_task} && dd if=/dev/zero of={filler} bs=4k 2>/dev/null; exit 0; fi; \
+         exec {one_task}",
+        mark = mark.display(),
+        filler = filler.display(),
+        one_task = crate::support::stub("one_task.sh"),
+    );
+    let mut body = run_body(
+        &repo,
+        "one_task.sh",
+        json!({"artifact_mode": "workspace", "reviewer": true}),
+    );
+    body["config"]["agent_cmd"] = json!(agent);
+    let (id, waiting) = until_storage_full(&daemon, &body);
+    assert_eq!(waiting["run"]["status"], "RUNNING", "{waiting}");
+    let reason = waiting["run"]["waiting"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("review-prompt.txt"), "{waiting}");
+    std::thread::sleep(Duration::from_secs(2));
+    let still: Value = client()
+        .get(daemon.url(&format!("/runs/{id}")))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    assert_eq!(still["run"]["waiting"]["code"], "storage_full", "{still}");
+    assert_eq!(still["run"]["status"], "RUNNING", "{still}");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let run = wait_for_end(&daemon, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let prompt = std::fs::read_to_string(crate::support::run_file(
+        &repo,
+        &dir.path().join("data"),
+        &id,
+        "review-prompt.txt",
+    ))
+    .expect("the review's prompt");
+    assert!(!prompt.is_empty());
 }
