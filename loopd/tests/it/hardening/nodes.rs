@@ -187,3 +187,102 @@ fn a_node_with_another_token_is_no_member_and_is_sent_nothing() {
 
     std::fs::write(dir.path().join("stop"), "").expect("stop the agents");
 }
+
+/// Issue 23, defect 3, for a member: a node that proves the token but whose address answers
+/// with a page of its own (a member's listener taken over, or an advertised address that now
+/// leads elsewhere). What node a passes on from it is served as node a's own answer: its
+/// status and bytes, but never its `text/html` (an octet stream instead), always with a's
+/// `Content-Security-Policy` and `nosniff`; and a name that climbs is refused before anything
+/// is sent.
+#[test]
+fn a_member_s_answer_is_served_only_as_inert_bytes() {
+    let Some(server) = loop_testkit::postgres::Postgres::start(
+        "hardening::nodes::a_member_s_answer_is_served_only_as_inert_bytes",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin = repo(&dir.path().join("origin"), 1);
+    let url = loop_testkit::bare_clone(&origin, &dir.path().join("remote.git"));
+    let (port, heard) = hostile_listener();
+    let token = dir.path().join("token").to_string_lossy().into_owned();
+    let start = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--lease-ms", "2000", "--node-name", name];
+        args.extend_from_slice(extra);
+        start_daemon(
+            &dir.path().join(name),
+            &args,
+            &[
+                ("LOOPD_STORE", server.url.as_str()),
+                ("LOOPD_TOKEN_FILE", token.as_str()),
+            ],
+        )
+    };
+    let advertised = format!("http://127.0.0.1:{port}");
+    let b = start("b", &["--advertise", &advertised]);
+    let run = submit(&b, &hanging_run(&url, dir.path()));
+    loop_testkit::until("node b drives the run", Duration::from_secs(60), || {
+        let view = get_json(&b, &format!("/runs/{run}"));
+        view["run"]["status"] == "RUNNING" && view["run"]["current_step"].is_object()
+    });
+    let a = start("a", &[]);
+    loop_testkit::until("node a counts b a member", Duration::from_secs(30), || {
+        get_json(&a, "/nodes")["nodes"]
+            .as_array()
+            .is_some_and(|nodes| {
+                nodes
+                    .iter()
+                    .any(|node| node["name"] == "b" && node["state"] == "alive")
+            })
+    });
+
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    for path in [
+        format!("/runs/{run}/artifacts/iter-01-impl.log"),
+        format!("/runs/{run}/artifacts"),
+        format!("/runs/{run}/output"),
+    ] {
+        let answer = http.get(a.url(&path)).send().expect("a proxied answer");
+        let headers = answer.headers().clone();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        assert_eq!(header("content-type"), "application/octet-stream", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        let policy = header("content-security-policy");
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("sandbox"),
+            "{path}: {policy}"
+        );
+        assert!(answer.text().expect("body").contains("<script>"), "{path}");
+    }
+    let asked = heard.lock().expect("heard").clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(
+        asked[0].starts_with(&format!(
+            "GET /runs/{run}/artifacts/iter-01-impl.log HTTP/1.1"
+        )),
+        "{asked:?}"
+    );
+
+    let escaped = http
+        .get(a.url(&format!("/runs/{run}/artifacts/..%2F..%2Fadmin")))
+        .send()
+        .expect("an escaping name");
+    assert_eq!(escaped.status().as_u16(), 400);
+    assert_eq!(
+        heard.lock().expect("heard").len(),
+        3,
+        "nothing more was sent"
+    );
+
+    std::fs::write(dir.path().join("stop"), "").expect("stop the agent");
+}
