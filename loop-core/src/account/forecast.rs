@@ -1,7 +1,7 @@
 //! When a run is expected to finish, and what binds it first: from the log, the time, cost
 //! and window share of its iterations so far, times the plan's tasks left (one task an
-//! iteration), against its account's windows, their resets and the reserve it keeps, and
-//! against its `max_cost_usd`.
+//! iteration), against its account's windows (a pool's: every account's, each iteration going
+//! where there is room), their resets and the reserve it keeps, and against its `max_cost_usd`.
 
 use serde::Serialize;
 
@@ -103,12 +103,24 @@ pub fn forecast(book: &AccountBook, run_id: RunId, now_ms: i64) -> Option<RunFor
     };
     let pace = i64::try_from(pace).unwrap_or(i64::MAX);
     let mut finish = now_ms.saturating_add(pace.saturating_mul(i64::from(left)));
+    let allowed = 1.0 - f64::from(run.reserve_pct.min(100)) / 100.0;
+    // A pool's iterations go to whichever account has room: its windows add up.
+    if run.pool.len() > 1 {
+        // No finish is promised when it would wait for a window that says no reset.
+        if let Some((at, binding)) = pool_finish(book, run, left, pace, allowed, now_ms) {
+            if at > finish {
+                finish = at;
+                forecast.binding = binding;
+            }
+            forecast.finish_ms = Some(finish);
+        }
+        return Some(forecast);
+    }
     let state = book.state(&account)?;
     let start = state
         .limit_for(&run.models[0])
         .map_or(now_ms, |(until, _)| until.max(now_ms));
     finish = finish.max(start.saturating_add(pace.saturating_mul(i64::from(left))));
-    let allowed = 1.0 - f64::from(run.reserve_pct.min(100)) / 100.0;
     for (name, window) in &state.windows {
         if !window::counts(Some(name), &run.models[0]) {
             continue;
@@ -131,6 +143,122 @@ pub fn forecast(book: &AccountBook, run_id: RunId, now_ms: i64) -> Option<RunFor
     Some(forecast)
 }
 
+/// What an iteration of the run takes of `window`: a call of its model, and one of its review
+/// model when it reviews.
+fn iteration_share(window: &Window, run: &super::RunEntry) -> f64 {
+    window.share_of_call(&run.models[0]).unwrap_or(0.0)
+        + if run.reviewer {
+            window.share_of_call(&run.models[1]).unwrap_or(0.0)
+        } else {
+            0.0
+        }
+}
+
+/// One account's window in the pool's simulation.
+struct Slot {
+    name: String,
+    used: f64,
+    share: f64,
+    reset: Option<i64>,
+    period: i64,
+}
+
+/// When `left` iterations of a pool run are done, and the first window whose reset it waits
+/// for: each iteration, at the run's pace, goes to an account of the pool that is not held and
+/// whose windows counting the model keep the reserve with the iteration's share added; when
+/// none has room, the run waits for the earliest reset or end of hold among them. `None` when
+/// it would wait for a window that reports no reset (no finish can be promised).
+fn pool_finish(
+    book: &AccountBook,
+    run: &super::RunEntry,
+    left: u32,
+    pace: i64,
+    allowed: f64,
+    now: i64,
+) -> Option<(i64, Option<Binding>)> {
+    let model = &run.models[0];
+    let empty = super::AccountState::default();
+    let mut accounts: Vec<(&str, i64, Vec<Slot>)> = run
+        .pool
+        .iter()
+        .map(|account| {
+            let state = book.state(account).unwrap_or(&empty);
+            let free_from = state
+                .limit_for(model)
+                .map_or(now, |(until, _)| until.max(now));
+            let slots = state
+                .windows
+                .iter()
+                .filter(|(name, _)| window::counts(Some(name), model))
+                .map(|(name, window)| Slot {
+                    name: name.clone(),
+                    used: window.used_at(now),
+                    share: iteration_share(window, run),
+                    reset: window.seen.resets_at_ms,
+                    period: period_ms(name).unwrap_or(5 * 3_600_000).max(1),
+                })
+                .collect();
+            (account.as_str(), free_from, slots)
+        })
+        .collect();
+    let mut t = now;
+    let mut binding = None;
+    let mut left = left;
+    // Each turn of the loop places an iteration or moves to a reset: bounded by both.
+    for _ in 0..(u64::from(left) * 2 + 1_000) {
+        if left == 0 {
+            return Some((t, binding));
+        }
+        for (_, _, slots) in &mut accounts {
+            for slot in slots.iter_mut() {
+                if let Some(reset) = slot.reset.filter(|reset| *reset <= t) {
+                    let periods = (t - reset) / slot.period + 1;
+                    slot.reset = Some(reset.saturating_add(periods.saturating_mul(slot.period)));
+                    slot.used = 0.0;
+                }
+            }
+        }
+        let fits = |slot: &Slot| slot.used + slot.share <= allowed + 1e-9;
+        if let Some((_, _, slots)) = accounts
+            .iter_mut()
+            .find(|(_, free_from, slots)| *free_from <= t && slots.iter().all(fits))
+        {
+            for slot in slots.iter_mut() {
+                slot.used += slot.share;
+            }
+            t = t.saturating_add(pace);
+            left -= 1;
+            continue;
+        }
+        // Nothing has room: the earliest end of a hold or reset of a full window.
+        let mut next: Option<(i64, Option<(&str, &str)>)> = None;
+        for (account, free_from, slots) in &accounts {
+            if *free_from > t && next.is_none_or(|(at, _)| *free_from < at) {
+                next = Some((*free_from, None));
+            }
+            for slot in slots.iter().filter(|slot| !fits(slot)) {
+                if let Some(reset) = slot.reset
+                    && next.is_none_or(|(at, _)| reset < at)
+                {
+                    next = Some((reset, Some((*account, slot.name.as_str()))));
+                }
+            }
+        }
+        let (at, window) = next?;
+        if binding.is_none()
+            && let Some((account, name)) = window
+        {
+            binding = Some(Binding::Window {
+                account: account.to_owned(),
+                window: name.to_owned(),
+                resets_at_ms: at,
+            });
+        }
+        t = at;
+    }
+    None
+}
+
 /// When `left` iterations are done if `window` is the only thing that binds: as many as fit
 /// in what is left of it now, then as many as fit in each period after its reset.
 fn window_finish(
@@ -142,12 +270,7 @@ fn window_finish(
     allowed: f64,
     start: i64,
 ) -> Option<i64> {
-    let share = window.share_of_call(&run.models[0]).unwrap_or(0.0)
-        + if run.reviewer {
-            window.share_of_call(&run.models[1]).unwrap_or(0.0)
-        } else {
-            0.0
-        };
+    let share = iteration_share(window, run);
     if share <= 0.0 {
         return None;
     }
