@@ -9,6 +9,7 @@
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use futures_util::{Stream, StreamExt};
 use loop_api::meta::OutputChunk;
 use loop_core::resume::{output_resume_id, parse_output_resume};
@@ -19,8 +20,15 @@ use crate::{Client, ClientError};
 
 /// How long a stream keeps trying to reach a daemon that went away (a restart).
 pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
-/// The first pause before reconnecting; it doubles up to [`RECONNECT_MAX_PAUSE`].
-const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+/// The pauses between attempts to reconnect: 200 ms, doubling up to 5 s (the deadline is
+/// [`RECONNECT_FOR`] of wall time, kept by the connection, not a count of pauses).
+fn reconnect_pauses() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(RECONNECT_MAX_PAUSE)
+        .without_max_times()
+        .build()
+}
 const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 type Frames = Pin<Box<dyn Stream<Item = Result<Frame, reqwest::Error>> + Send>>;
@@ -51,7 +59,7 @@ struct Connection {
     frames: Option<Frames>,
     /// When the first failed attempt since the last good read happened.
     failing_since: Option<Instant>,
-    pause: Duration,
+    pauses: ExponentialBackoff,
     notify: Option<Notify>,
 }
 
@@ -61,7 +69,7 @@ impl Connection {
             client,
             frames: None,
             failing_since: None,
-            pause: RECONNECT_PAUSE,
+            pauses: reconnect_pauses(),
             notify: None,
         }
     }
@@ -102,7 +110,7 @@ impl Connection {
                 if self.failing_since.take().is_some() {
                     self.say(Reconnect::Back);
                 }
-                self.pause = RECONNECT_PAUSE;
+                self.pauses = reconnect_pauses();
                 Read::Frame(frame)
             }
             Some(Err(error)) => {
@@ -134,8 +142,8 @@ impl Connection {
         if since.elapsed() >= RECONNECT_FOR {
             return Err(error);
         }
-        tokio::time::sleep(self.pause).await;
-        self.pause = (self.pause * 2).min(RECONNECT_MAX_PAUSE);
+        let pause = self.pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
+        tokio::time::sleep(pause).await;
         Ok(())
     }
 }

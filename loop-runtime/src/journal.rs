@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use backon::BackoffBuilder as _;
+
 use loop_core::{Command, DomainError, Event, EventRecord, RunId, RunState, Version, decide};
 use loop_store::{EventStore, Reachability, StoreError};
 
@@ -133,10 +135,36 @@ impl StoreHealth {
     }
 }
 
-/// The first pause before an append the log refused is offered again; it doubles up to
-/// [`UNAVAILABLE_BACKOFF_MAX`].
-const UNAVAILABLE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
-const UNAVAILABLE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// Runs `attempt` again while the log is unavailable (a full disk, a database restarting),
+/// pausing 250 ms, doubling up to `max_pause`, for as long as it takes; `cancel` ends a pause
+/// with [`RuntimeError::Shutdown`]. An attempt under way is never cut short: whether an append
+/// landed must be known, not guessed.
+pub(crate) async fn patiently<T, F, Fut>(
+    cancel: &tokio_util::sync::CancellationToken,
+    max_pause: std::time::Duration,
+    mut attempt: F,
+) -> Result<T, RuntimeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RuntimeError>>,
+{
+    let mut pauses = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(max_pause)
+        .without_max_times()
+        .build();
+    loop {
+        match attempt().await {
+            Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
+            other => return other,
+        }
+        let pause = pauses.next().unwrap_or(max_pause);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cancel.cancelled() => return Err(RuntimeError::Shutdown),
+        }
+    }
+}
 
 /// How long appends took, for the daemon's metrics.
 #[derive(Debug, Default)]
@@ -236,19 +264,11 @@ impl Journal {
         commands: Vec<Command>,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Vec<EventRecord>, RuntimeError> {
-        let mut pause = UNAVAILABLE_BACKOFF;
         let fence = self.driver_fence();
-        loop {
-            match self.execute_fenced(run_id, commands.clone(), fence).await {
-                Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
-                other => return other,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = cancel.cancelled() => return Err(RuntimeError::Shutdown),
-            }
-            pause = (pause * 2).min(UNAVAILABLE_BACKOFF_MAX);
-        }
+        patiently(cancel, std::time::Duration::from_secs(5), || {
+            self.execute_fenced(run_id, commands.clone(), fence)
+        })
+        .await
     }
 
     pub(crate) fn latency(&self) -> &Arc<AppendLatency> {

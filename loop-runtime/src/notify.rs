@@ -45,7 +45,7 @@ mod channels;
 
 use crate::process;
 use crate::services::Services;
-use channels::{Message, attempt_all};
+use channels::{Channel, Message, attempt_all};
 
 /// Tries of one delivery before it is recorded as failed.
 pub(crate) const ATTEMPTS: u32 = 5;
@@ -125,8 +125,8 @@ struct Targets {
 }
 
 impl Targets {
-    fn channels(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("cmd", &self.cmd), ("webhook", &self.webhook)]
+    fn channels(&self) -> impl Iterator<Item = (Channel, &str)> {
+        [(Channel::Cmd, &self.cmd), (Channel::Webhook, &self.webhook)]
             .into_iter()
             .filter_map(|(channel, target)| Some((channel, target.as_deref()?)))
     }
@@ -140,7 +140,7 @@ struct Delivery {
     #[serde(rename = "type")]
     event_type: String,
     kind: String,
-    channel: String,
+    channel: Channel,
     /// `delivered` or `failed`.
     status: String,
     attempts: u32,
@@ -150,7 +150,7 @@ struct Delivery {
 }
 
 /// Deliveries recorded past the cursor, by (seq, channel).
-type Done = HashSet<(Seq, String)>;
+type Done = HashSet<(Seq, Channel)>;
 
 /// The notifier's state on disk.
 struct Book {
@@ -181,8 +181,8 @@ impl Book {
         Ok((cursor, done))
     }
 
-    fn is_done(&self, seq: Seq, channel: &str) -> bool {
-        self.done.contains(&(seq, channel.to_owned()))
+    fn is_done(&self, seq: Seq, channel: Channel) -> bool {
+        self.done.contains(&(seq, channel))
     }
 
     fn record(&mut self, delivery: &Delivery) -> std::io::Result<()> {
@@ -195,7 +195,7 @@ impl Book {
         line.push('\n');
         file.write_all(line.as_bytes())?;
         file.sync_data()?;
-        self.done.insert((delivery.seq, delivery.channel.clone()));
+        self.done.insert((delivery.seq, delivery.channel));
         Ok(())
     }
 
@@ -469,7 +469,7 @@ impl Delivering<'_> {
                 run_id: record.run_id,
                 event_type: record.event.event_type().as_str().to_owned(),
                 kind: kind.to_owned(),
-                channel: channel.to_owned(),
+                channel,
                 status: if error.is_none() {
                     "delivered"
                 } else {
@@ -486,7 +486,7 @@ impl Delivering<'_> {
                         run_id = %record.run_id,
                         seq = record.seq.0,
                         kind,
-                        channel,
+                        channel = channel.as_str(),
                         attempts,
                         "notification delivered"
                     )
@@ -496,7 +496,7 @@ impl Delivering<'_> {
                         run_id = %record.run_id,
                         seq = record.seq.0,
                         kind,
-                        channel,
+                        channel = channel.as_str(),
                         attempts,
                         %error,
                         "notification failed"

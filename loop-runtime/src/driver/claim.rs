@@ -4,6 +4,7 @@
 //! effect there and moved with every push; the run branch pushed under both.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use loop_core::RunState;
 use loop_core::fence::{FenceEntry, FenceVerdict};
@@ -20,18 +21,11 @@ impl Driver {
     /// While the store cannot be reached, it waits for it (the effect waits with it).
     pub(super) async fn still_holds(&self) -> Result<(), RuntimeError> {
         let run_id = self.run.run_id;
-        let mut pause = std::time::Duration::from_millis(250);
-        let records = loop {
-            match self.services.journal.read_run(run_id).await {
-                Err(RuntimeError::Store(error)) if error.is_unavailable() => {}
-                other => break other?,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.cancel.cancelled() => return Err(RuntimeError::Shutdown),
-            }
-            pause = (pause * 2).min(std::time::Duration::from_secs(2));
-        };
+        let journal = &self.services.journal;
+        let records = crate::journal::patiently(&self.cancel, Duration::from_secs(2), || {
+            journal.read_run(run_id)
+        })
+        .await?;
         let state =
             RunState::fold(&records).map_err(|error| RuntimeError::CorruptRun { run_id, error })?;
         let mine = match self.services.journal.node_id() {

@@ -1,16 +1,42 @@
 //! The channels a notification goes out on: a command (`notify_cmd`, the event's JSON on
-//! stdin) and a webhook (`notify_webhook`: a POST, over plain HTTP here, with `curl` for
-//! `https://`), each tried up to [`super::ATTEMPTS`] times with backoff.
+//! stdin) and a webhook (`notify_webhook`: a POST to an `http://` or `https://` URL through
+//! reqwest, TLS by rustls against the machine's trusted certificates), each tried up to
+//! [`super::ATTEMPTS`] times on backon's schedule.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
+use backon::{ExponentialBuilder, Retryable};
 use loop_core::EventRecord;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::{ATTEMPTS, DELIVERY_TIMEOUT, FIRST_BACKOFF};
 use crate::process::{self, Ended, Limits, LineEffect, LineSink, Spec};
+
+/// A channel a notification goes out on, as `deliveries.jsonl` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Channel {
+    /// `notify_cmd`.
+    Cmd,
+    /// `notify_webhook`.
+    Webhook,
+    /// A channel of a newer build, in its `deliveries.jsonl`: never one this build delivers on.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Channel {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Channel::Cmd => "cmd",
+            Channel::Webhook => "webhook",
+            Channel::Unknown => "unknown",
+        }
+    }
+}
 
 /// A notification as it goes out.
 pub(super) struct Message<'a> {
@@ -24,34 +50,39 @@ pub(super) struct Message<'a> {
 /// Tries a delivery up to [`ATTEMPTS`] times: how many tries it took, and the last error if
 /// none succeeded.
 pub(super) async fn attempt_all(
-    channel: &str,
+    channel: Channel,
     target: &str,
     message: &Message<'_>,
 ) -> (u32, Option<String>) {
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=ATTEMPTS {
-        let sent = match channel {
-            "cmd" => run_command(target, message).await,
-            _ => post(target, message).await,
-        };
-        match sent {
-            Ok(()) => return (attempt, None),
-            Err(error) if attempt == ATTEMPTS => return (attempt, Some(error)),
-            Err(error) => {
-                warn!(
-                    run_id = %message.record.run_id,
-                    seq = message.record.seq.0,
-                    channel,
-                    attempt,
-                    %error,
-                    "notification not delivered; trying again"
-                );
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+    let attempts = AtomicU32::new(0);
+    let send = || async {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        match channel {
+            Channel::Cmd => run_command(target, message).await,
+            Channel::Webhook => post(target, message).await,
+            Channel::Unknown => Err("no such channel".to_owned()),
         }
-    }
-    unreachable!("the last attempt returns")
+    };
+    // FIRST_BACKOFF, doubling, between ATTEMPTS tries.
+    let schedule = ExponentialBuilder::default()
+        .with_min_delay(FIRST_BACKOFF)
+        .without_max_delay()
+        .with_max_times(ATTEMPTS as usize - 1);
+    let sent = send
+        .retry(schedule)
+        .sleep(tokio::time::sleep)
+        .notify(|error: &String, _| {
+            warn!(
+                run_id = %message.record.run_id,
+                seq = message.record.seq.0,
+                channel = channel.as_str(),
+                attempt = attempts.load(Ordering::Relaxed),
+                %error,
+                "notification not delivered; trying again"
+            );
+        })
+        .await;
+    (attempts.into_inner(), sent.err())
 }
 
 struct Quiet;
@@ -112,137 +143,84 @@ async fn run_command(command: &str, message: &Message<'_>) -> Result<(), String>
 
 /// POSTs the event's JSON to `url`; a 2xx answer is a delivery.
 async fn post(url: &str, message: &Message<'_>) -> Result<(), String> {
-    let headers = [
-        ("Content-Type", "application/json".to_owned()),
-        ("User-Agent", format!("loop/{}", env!("CARGO_PKG_VERSION"))),
-        (
-            "X-Loop-Event",
-            message.record.event.event_type().as_str().to_owned(),
-        ),
-        ("X-Loop-Kind", message.kind.to_owned()),
-        ("X-Loop-Seq", message.record.seq.to_string()),
-    ];
-    if url.starts_with("https://") {
-        return post_with_curl(url, &headers, message.body).await;
-    }
-    tokio::time::timeout(DELIVERY_TIMEOUT, post_http(url, &headers, message.body))
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())))
-}
-
-/// `http://host[:port][/path]` split into what to connect to, the `Host` header and the
-/// request target.
-fn split_http_url(url: &str) -> Result<(String, u16, &str, &str), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "notify_webhook must be an http:// or https:// URL".to_owned())?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(at) if rest[at..].starts_with('/') => (&rest[..at], &rest[at..]),
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
+    let url = webhook_url(url)?;
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
     };
-    let bad = || format!("notify_webhook {url:?} has no usable host and port");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => {
-            (host, port.parse::<u16>().map_err(|_| bad())?)
-        }
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || authority.contains('@') {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port, authority, path))
-}
-
-async fn post_http(url: &str, headers: &[(&str, String)], body: &str) -> Result<(), String> {
-    let (host, port, authority, path) = split_http_url(url)?;
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let record = message.record;
+    let answer = http_client()?
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("User-Agent", format!("loop/{}", env!("CARGO_PKG_VERSION")))
+        .header("X-Loop-Event", record.event.event_type().as_str())
+        .header("X-Loop-Kind", message.kind)
+        .header("X-Loop-Seq", record.seq.to_string())
+        .body(message.body.to_owned())
+        .send()
         .await
-        .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    request.push_str(body);
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|error| format!("cannot send to {authority}: {error}"))?;
-    // The status line is all that matters; the rest of the answer is left unread.
-    let mut answer = Vec::with_capacity(256);
-    let mut buffer = [0u8; 1024];
-    while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
-        let n = stream
-            .read(&mut buffer)
-            .await
-            .map_err(|error| format!("no answer from {authority}: {error}"))?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    let status_line = String::from_utf8_lossy(&answer);
-    let status_line = status_line.lines().next().unwrap_or_default();
-    let code: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{authority} did not answer HTTP: {status_line:?}"))?;
-    if (200..300).contains(&code) {
+        .map_err(|error| {
+            if error.is_timeout() {
+                format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())
+            } else if error.is_connect() {
+                format!("cannot connect to {authority}: {}", causes(&error))
+            } else {
+                format!("no answer from {authority}: {}", causes(&error))
+            }
+        })?;
+    let status = answer.status();
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{authority} answered {status_line}"))
+        Err(format!("{authority} answered {status}"))
     }
 }
 
-async fn post_with_curl(url: &str, headers: &[(&str, String)], body: &str) -> Result<(), String> {
-    let mut args: Vec<String> = vec![
-        "--silent".into(),
-        "--show-error".into(),
-        "--fail".into(),
-        "--max-time".into(),
-        DELIVERY_TIMEOUT.as_secs().to_string(),
-        "--request".into(),
-        "POST".into(),
-        "--data-binary".into(),
-        "@-".into(),
-        "--output".into(),
-        "/dev/null".into(),
-    ];
-    for (name, value) in headers {
-        args.push("--header".into());
-        args.push(format!("{name}: {value}"));
+/// An error with the errors under it (where a refused connection or a bad certificate is said).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
-    args.push(url.to_owned());
-    let spec = Spec {
-        program: "curl".into(),
-        args: args.into_iter().map(Into::into).collect(),
-        cwd: std::env::temp_dir(),
-        stdin: body.as_bytes().to_vec(),
-        ..Spec::default()
-    };
-    let limits = Limits {
-        timeout: Some(DELIVERY_TIMEOUT + Duration::from_secs(5)),
-        ..Limits::default()
-    };
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let outcome = process::run(&spec, limits, None, &mut Quiet, &cancel)
-        .await
-        .map_err(|error| format!("https webhooks need curl on PATH: {error}"))?;
-    match outcome.exit_code {
-        Some(0) => Ok(()),
-        _ => Err(format!("curl: {}", outcome.stderr_tail.trim())),
+    text
+}
+
+/// `url` as a webhook takes it: `http://` (or `https://`) with a host, and no credentials in
+/// it (they would be written into every log line that names the URL).
+fn webhook_url(url: &str) -> Result<reqwest::Url, String> {
+    let bad = || format!("notify_webhook {url:?} has no usable host and port");
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("notify_webhook must be an http:// or https:// URL".to_owned());
     }
+    if parsed.host_str().is_none_or(str::is_empty)
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(parsed)
+}
+
+/// The client every webhook goes through (it keeps connections to reuse).
+fn http_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        // Straight to the URL, as the person wrote it: no proxy from the environment.
+        .no_proxy()
+        // Header names as the hand-written client sent them (`X-Loop-Kind`), for receivers that
+        // match them by case.
+        .http1_title_case_headers()
+        .build()
+        .map_err(|error| format!("cannot make an HTTP client: {error}"))?;
+    Ok(CLIENT.get_or_init(|| client))
 }
 
 #[cfg(test)]
@@ -250,29 +228,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn http_urls_split_into_host_port_and_target() {
-        let table = [
-            (
-                "http://127.0.0.1:8080/hook",
-                ("127.0.0.1", 8080, "127.0.0.1:8080", "/hook"),
-            ),
-            (
-                "http://example.invalid",
-                ("example.invalid", 80, "example.invalid", "/"),
-            ),
-            ("http://[::1]:9/a?b=c", ("::1", 9, "[::1]:9", "/a?b=c")),
-            ("http://h:1?x", ("h", 1, "h:1", "?x")),
-        ];
-        for (url, (host, port, authority, path)) in table {
-            let split = split_http_url(url).unwrap();
-            assert_eq!(
-                (split.0.as_str(), split.1, split.2, split.3),
-                (host, port, authority, path),
-                "{url}"
-            );
+    fn webhook_urls_need_a_host_and_no_credentials() {
+        for good in [
+            "http://127.0.0.1:8080/hook",
+            "http://example.invalid",
+            "http://[::1]:9/a?b=c",
+            "http://h:1?x",
+            "https://hooks.example.invalid/x",
+        ] {
+            assert!(webhook_url(good).is_ok(), "{good}");
         }
         for bad in ["ftp://x", "http://:80/", "http://u:p@h/", "http://h:port/"] {
-            assert!(split_http_url(bad).is_err(), "{bad}");
+            assert!(webhook_url(bad).is_err(), "{bad}");
         }
     }
 }
