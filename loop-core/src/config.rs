@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 pub use choice::{
-    ArtifactMode, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
-    RunMode, WorktreeChoice,
+    ArtifactMode, BudgetAction, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode,
+    PostmortemWhen, RunMode, WorktreeChoice,
 };
 pub use experiment::ExperimentConfig;
 pub use run::RunConfig;
@@ -341,7 +341,7 @@ pub const KEYS: &[Key] = &[
     key(
         "account_budget_action",
         "wait",
-        OneOf(&["wait", "fail"]),
+        OneOf(BudgetAction::NAMES),
         "at an account budget: wait for the next day or month, or fail the run",
     ),
     key(

@@ -31,7 +31,7 @@ use super::budget::{OverBudget, over_budget};
 use super::turn::{Turn, Waiter, turn};
 use super::window::{self, Window};
 use super::{AccountBook, AccountState, UNNAMED};
-use crate::config::RunConfig;
+use crate::config::{BudgetAction, RunConfig};
 use crate::ids::RunId;
 use crate::time::rfc3339_ms;
 
@@ -276,7 +276,9 @@ pub fn before_call(book: &AccountBook, local: &Local, ask: &Ask<'_>) -> Decision
             hold: holds.swap_remove(0),
         };
     }
-    if ask.config.account_budget_fails && all(|h| matches!(h, Hold::OverBudget { .. })) {
+    if ask.config.account_budget_action == BudgetAction::Fail
+        && all(|h| matches!(h, Hold::OverBudget { .. }))
+    {
         return Decision::Fail {
             hold: holds.swap_remove(0),
         };

@@ -71,6 +71,16 @@ choice! {
 }
 
 choice! {
+    /// What a run does when its account reaches a spending cap (`account_budget_action`).
+    BudgetAction {
+        /// Wait for the next day or month.
+        Wait => "wait",
+        /// Fail the run.
+        Fail => "fail",
+    }
+}
+
+choice! {
     /// How a finished run's branch is merged (`merge_strategy`).
     MergeStrategy {
         /// Not at all.

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::choice::{
-    ArtifactMode, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode, PostmortemWhen,
-    RunMode, WorktreeChoice,
+    ArtifactMode, BudgetAction, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode,
+    PostmortemWhen, RunMode, WorktreeChoice,
 };
 use crate::config::experiment::ExperimentConfig;
 use crate::config::{Config, default_of};
@@ -76,8 +76,8 @@ pub struct RunConfig {
     pub account_pool: Vec<String>,
     /// The account's spending caps (`account_budget_usd_per_day` / `_per_month`).
     pub account_budget: crate::account::Budget,
-    /// At a cap: fail the run rather than wait for the next period.
-    pub account_budget_fails: bool,
+    /// At a cap: wait for the next period, or fail the run.
+    pub account_budget_action: BudgetAction,
     /// The share of the account's rate-limit window kept free (`account_reserve_pct`, 0 = none).
     pub account_reserve_pct: u32,
     /// The most agent calls of the account at once (`account_concurrency`); its runs take
@@ -185,7 +185,7 @@ impl RunConfig {
                 per_month_usd: Some(read.amount("account_budget_usd_per_month"))
                     .filter(|cap| *cap > 0.0),
             },
-            account_budget_fails: read.text("account_budget_action") == "fail",
+            account_budget_action: read.choice("account_budget_action", BudgetAction::parse),
             account_reserve_pct: read.number::<u32>("account_reserve_pct").min(100),
             account_concurrency: read.limit("account_concurrency"),
             priority: read.number::<u32>("priority").max(1),

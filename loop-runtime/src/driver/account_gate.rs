@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use loop_core::Command;
 use loop_core::account::{Ask, CallKind, Decision, Hold};
+use loop_core::config::BudgetAction;
 use loop_core::event::{AgentWaiting, ExitReason, FailureCause};
 use loop_core::progress::Next;
 
@@ -69,7 +70,7 @@ impl Driver {
         let budget = self.run.config.account_budget;
         if let Some((account, over)) = accounts.over_budget(self.run.run_id, budget, self.now()) {
             let reason = over.reason(&account);
-            if self.run.config.account_budget_fails {
+            if self.run.config.account_budget_action == BudgetAction::Fail {
                 let cause = FailureCause::Budget {
                     cost_usd: over.spent_usd,
                     max_usd: over.cap_usd,
