@@ -1,0 +1,3 @@
+//! Checks of the repository itself, beside the helpers every suite shares.
+
+mod architecture;
