@@ -31,16 +31,19 @@ export function figure(value) {
 
 function signedPercent(share) {
   if (share === null || share === undefined) return '—';
-  const pct = share * 100;
+  // Rounded first, so a change too small to show reads ±0.0%, never −0.0%.
+  const pct = Math.round(share * 1000) / 10;
   return `${pct > 0 ? '+' : pct < 0 ? '−' : '±'}${Math.abs(pct).toFixed(1)}%`;
 }
 
-const W = 880;
-const H = 300;
+const H = 250;
 const M = { left: 64, right: 20, top: 16, bottom: 40 };
 
 /// The chart of `report` for run `id`; `selected`, the iteration whose point is ringed.
 export function experimentChart(id, report, selected) {
+  // Drawn in the units it is shown in: a narrow window gets a narrow chart, so its labels stay
+  // legible rather than scaled down with a wide one.
+  const W = window.innerWidth < 760 ? 420 : 880;
   const rows = report.rows || [];
   const measured = rows.filter((r) => r.metric !== null && r.metric !== undefined);
   const values = [];
@@ -65,7 +68,8 @@ export function experimentChart(id, report, selected) {
   const last = Math.max(1, ...rows.map((r) => r.iteration));
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
-  const x = (iteration) => M.left + (plotW * iteration) / last;
+  // Half an iteration of room at each end, so the first and last points are drawn whole.
+  const x = (iteration) => M.left + (plotW * (iteration + 0.5)) / (last + 1);
   const y = (value) => M.top + plotH * (1 - (value - lo) / (hi - lo));
 
   // Axes: five ticks of the metric, every iteration (or every few when there are many).
@@ -75,7 +79,7 @@ export function experimentChart(id, report, selected) {
       svg('line', { class: 'exp-grid', x1: M.left, x2: W - M.right, y1: y(value), y2: y(value) }),
       svg('text', { class: 'chart-label', x: M.left - 6, y: y(value) + 4, 'text-anchor': 'end' }, figure(value)));
   }
-  const step = Math.max(1, Math.ceil(last / 20));
+  const step = Math.max(1, Math.ceil(last / (W < 500 ? 8 : 20)));
   for (let i = 0; i <= last; i += step) {
     chart.append(svg('text', { class: 'chart-label', x: x(i), y: H - M.bottom + 16, 'text-anchor': 'middle' }, String(i)));
   }
@@ -90,7 +94,7 @@ export function experimentChart(id, report, selected) {
   let line = '';
   steps.forEach((r, n) => {
     const x0 = x(r.iteration);
-    const x1 = n + 1 < steps.length ? x(steps[n + 1].iteration) : x(last);
+    const x1 = n + 1 < steps.length ? x(steps[n + 1].iteration) : x(last + 0.5);
     const spread = r.best_spread || 0;
     band.push(svg('rect', {
       class: 'exp-band', x: x0, width: Math.max(1, x1 - x0),

@@ -27,7 +27,12 @@ export class LogView {
 
   line(line) {
     if (line.startsWith('● ')) return h('span', { class: 'tool', text: line });
-    if (/^\s+⎿/.test(line)) return h('span', { class: 'result', text: line });
+    const elbow = line.match(/^(\s+)⎿(.*)$/s);
+    if (elbow) {
+      // The elbow keeps its character (copied and read as the log has it) but is drawn by the
+      // stylesheet: many monospace fonts have no ⎿ and would show a box.
+      return h('span', { class: 'result' }, elbow[1], h('span', { class: 'elbow', text: '⎿' }), elbow[2]);
+    }
     return document.createTextNode(line);
   }
 

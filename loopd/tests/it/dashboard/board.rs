@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::browser::{Browser, needs_browser};
 use super::{PATIENCE, create, run, wait_status};
-use crate::support::{client, get_json, repo, run_body, start_daemon};
+use crate::support::{Daemon, client, get_json, repo, run_body, start_daemon};
 
 #[test]
 fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
@@ -173,6 +173,33 @@ fn needs_you_lists_finished_work_awaiting_merge_and_failures_and_the_phase_colum
     );
 }
 
+/// A run held by its account's window: the claude stub's account (in `root/acct`) reports its
+/// five-hour window 20% fuller with every served call, resetting in 50 minutes; the run keeps a
+/// 20% reserve, so it does four of its six tasks and waits for the reset, the window binding it.
+/// Its id and the window's reset (epoch seconds).
+pub fn paced_run(daemon: &Daemon, root: &std::path::Path, name: &str) -> (String, u64) {
+    let repo = repo(root, 6);
+    let account = root.join("acct");
+    std::fs::create_dir_all(&account).expect("account dir");
+    let reset_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+        + 50 * 60;
+    std::fs::write(account.join("window"), format!("0.2 {reset_s}")).expect("window");
+    std::fs::write(repo.join(".stub-account"), account.to_str().expect("utf-8"))
+        .expect("account marker");
+    let mut body = run_body(
+        &repo,
+        "one_task.sh",
+        json!({"account": "team-claude", "account_reserve_pct": 20}),
+    );
+    body["config"]["agent"] = json!("claude");
+    body["config"]["claude_bin"] = json!(loop_testkit::agents::path("claude_stub.sh"));
+    body["name"] = json!(name);
+    (create(daemon, &body), reset_s)
+}
+
 /// "in 47m 03s" or "47m 03s" as seconds: the page's countdowns read back.
 fn seconds_of(text: &str) -> Option<i64> {
     let mut total = 0;
@@ -198,30 +225,8 @@ fn the_board_shows_each_account_window_counting_down_and_when_each_run_should_fi
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = repo(dir.path(), 6);
-    // An account the claude stub keeps: every served call reports its five-hour window 20%
-    // fuller, resetting in 50 minutes. With a 20% reserve the run does four tasks and then
-    // waits for the reset, two tasks left: the window binds it, not its pace.
-    let account = dir.path().join("acct");
-    std::fs::create_dir_all(&account).expect("account dir");
-    let reset_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs()
-        + 50 * 60;
-    std::fs::write(account.join("window"), format!("0.2 {reset_s}")).expect("window");
-    std::fs::write(repo.join(".stub-account"), account.to_str().expect("utf-8"))
-        .expect("account marker");
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
-    let mut body = run_body(
-        &repo,
-        "one_task.sh",
-        json!({"account": "team-claude", "account_reserve_pct": 20}),
-    );
-    body["config"]["agent"] = json!("claude");
-    body["config"]["claude_bin"] = json!(loop_testkit::agents::path("claude_stub.sh"));
-    body["name"] = json!("paced");
-    let id = create(&daemon, &body);
+    let (id, reset_s) = paced_run(&daemon, dir.path(), "paced");
 
     let browser = Browser::start();
     browser.goto(&daemon.url("/"));

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::board::paced_run;
 use super::browser::{Browser, needs_browser};
 use super::desk::{numbered, wordfreq};
 use super::{create, wait_status};
+use crate::experiment::{bench_repo, experiment_body};
 use crate::support::{client, get_json, start_daemon, stub, wait_for_end};
 
 /// Where the screenshots go: the committed folder when asked to refresh it.
@@ -57,6 +59,28 @@ fn screenshots_of_every_page_at_both_widths() {
                       "body": "top() should refuse a negative n."}))
         .send()
         .expect("comment");
+    // An experiment (a measured program whose cost is its loop count, four ideas tried), and a
+    // run its account's five-hour window holds, for the board's accounts and forecast.
+    let mut experiment = experiment_body(
+        &bench_repo(&dir.path().join("e")),
+        "sh bench.sh",
+        json!({"iterations": "4"}),
+    );
+    experiment["name"] = json!("fewer-loops");
+    let experiment = create(&daemon, &experiment);
+    let (paced, _) = paced_run(&daemon, &dir.path().join("c"), "paced-by-window");
+    assert_eq!(wait_for_end(&daemon, &experiment)["status"], "COMPLETED");
+    loop_testkit::until("the window holds the paced run", super::PATIENCE, || {
+        get_json(&daemon, "/accounts")["forecasts"]
+            .as_array()
+            .is_some_and(|all| {
+                all.iter().any(|f| {
+                    f["run_id"] == json!(paced)
+                        && f["binding"]["kind"] == "window"
+                        && f["tasks_left"] == 2
+                })
+            })
+    });
     let (_, mut working) = wordfreq(&dir.path().join("b"), json!({}));
     working["config"]["agent_cmd"] = json!(format!("WORDFREQ_PACE=0.4 {}", stub("wordfreq.sh")));
     working["name"] = json!("wordfreq-at-work");
@@ -67,6 +91,7 @@ fn screenshots_of_every_page_at_both_widths() {
     let browser = Browser::start();
     let pages = [
         ("board", "/".to_owned(), "#run-count"),
+        ("board-accounts", "/".to_owned(), "#forecasts"),
         ("run-output", format!("/#/runs/{busy}"), "#output"),
         ("run-steps", format!("/#/runs/{done}"), "#output-note"),
         (
@@ -78,6 +103,11 @@ fn screenshots_of_every_page_at_both_widths() {
             "run-review",
             format!("/#/runs/{done}/review"),
             "#review .diff-summary",
+        ),
+        (
+            "run-experiment",
+            format!("/#/runs/{experiment}/experiment/2"),
+            "#experiment-summary",
         ),
         ("new-run", "/#/new".to_owned(), "#new-note"),
         ("insight", "/#/insight".to_owned(), "#worktree-table"),
@@ -98,6 +128,22 @@ fn screenshots_of_every_page_at_both_widths() {
             }
             if *name == "run-review" {
                 browser.wait_text("#review .comment-body", "the comment", |t| !t.is_empty());
+            }
+            if *name == "board-accounts" {
+                browser.wait_text("#accounts .win-reset", "a window's reset", |t| {
+                    t.starts_with("resets in")
+                });
+                browser.js(
+                    "document.querySelector('#accounts-section').scrollIntoView({block: 'start'}); return null;",
+                );
+            }
+            if *name == "run-experiment" {
+                browser.wait_text("#experiment-diff-title", "a candidate's diff", |t| {
+                    t.starts_with("Iteration 2")
+                });
+                browser.js(
+                    "document.querySelector('#tab-experiment').scrollIntoView({block: 'start'}); return null;",
+                );
             }
             // Usable at this width: nothing sticks out sideways.
             let overflow = browser.js(
@@ -133,8 +179,10 @@ fn screenshots_of_every_page_at_both_widths() {
             .filter(el => el.tabIndex < 0).map(el => el.outerHTML);",
     );
     assert_eq!(unreachable, json!([]));
-    client()
-        .post(daemon.url(&format!("/runs/{busy}/cancel")))
-        .send()
-        .expect("cancel");
+    for id in [&busy, &paced] {
+        client()
+            .post(daemon.url(&format!("/runs/{id}/cancel")))
+            .send()
+            .expect("cancel");
+    }
 }
