@@ -135,3 +135,25 @@ fn a_bad_accounts_file_stops_the_daemon_saying_why() {
         "{said}"
     );
 }
+
+/// A price file that does not read stops the daemon before it listens, naming the file and the
+/// line (`loopd --prices`, over the shipped table Codex's cost is estimated by).
+#[test]
+fn a_bad_price_file_stops_the_daemon_naming_its_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("prices.txt");
+    std::fs::write(&file, "# ours\ngpt-5-codex 1.25 0.125 1.25\n").expect("file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loopd"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--prices")
+        .arg(&file)
+        .output()
+        .expect("loopd");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("prices.txt") && said.contains("line 2"),
+        "{said}"
+    );
+}
