@@ -318,11 +318,14 @@ fn a_full_disk_under_a_step_s_prompt_holds_the_run_until_space_is_back() {
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let filler = logs.join("filler");
     let mark = dir.path().join("filled");
-    // The first implementation call does its task as one_task.sh does (its output reaches the
-    // log), then fills the disk; the review's prompt is the next new file of the run.
+    // The first implementation call does its task as one_task.sh does, waits until its output
+    // is in the step's log (the daemon writes it as it reads it), then fills the disk; the
+    // review's prompt is the next new file of the run.
     let agent = format!(
         "if [ \"$LOOP_PHASE\" = implementation ] && [ ! -e {mark} ]; then touch {mark}; \
-         {one_task} && dd if=/dev/zero of={filler} bs=4k 2>/dev/null; exit 0; fi; \
+         {one_task} || exit 1; \
+         until grep -q 'DONE: task' \"$LOOP_RUN_DIR/iter-01-impl.log\"; do sleep 0.05; done; \
+         dd if=/dev/zero of={filler} bs=4k 2>/dev/null; exit 0; fi; \
          exec {one_task}",
         mark = mark.display(),
         filler = filler.display(),
