@@ -176,4 +176,52 @@ mod tests {
             assert!(path(bad).is_err(), "{bad:?}");
         }
     }
+
+    /// Percent-decodes one path segment as the receiving node does.
+    fn decode(segment: &str) -> Vec<u8> {
+        let bytes = segment.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("two hex digits");
+                out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever name a client gives, the request sent upstream is one of the fixed paths:
+        /// its name's parts, each one path segment that decodes back to the part, none of
+        /// them empty, `.` or `..`; and a name is refused exactly when it has such a part.
+        #[test]
+        fn an_artifact_name_is_sent_as_its_own_parts_or_not_at_all(
+            name in "[a-z./%?#\\\\ é-]{0,24}",
+        ) {
+            let parts: Vec<&str> = name.split('/').collect();
+            let plain = parts
+                .iter()
+                .all(|part| !part.is_empty() && *part != "." && *part != "..");
+            let sent = Upstream::Artifact { run: run(), name: &name }.path();
+            proptest::prop_assert_eq!(sent.is_ok(), plain, "{:?}", name);
+            if let Ok(path) = sent {
+                let prefix = format!("/runs/{}/artifacts/", run());
+                let rest = path.strip_prefix(&prefix).expect("the fixed prefix");
+                proptest::prop_assert!(
+                    rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%/".contains(&b)),
+                    "{}", rest
+                );
+                let segments: Vec<Vec<u8>> = rest.split('/').map(decode).collect();
+                let expected: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
+                proptest::prop_assert_eq!(segments, expected);
+            }
+        }
+    }
 }
