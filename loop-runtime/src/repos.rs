@@ -266,6 +266,15 @@ pub(crate) async fn restore_worktree(
     };
     let start = git::run(checkout, &["rev-parse", "--verify", &start]).await?;
     if path.join(".git").exists() {
+        // A git process of this worktree killed mid-write (the node's daemon killed, or its
+        // agent's group stopped when the node lost the run) leaves its lock behind, and every
+        // later checkout here would fail on it. This node drives the run again only after its
+        // earlier driver and that driver's processes were stopped: nothing holds the lock.
+        for lock in ["index.lock", "HEAD.lock"] {
+            if let Ok(lock) = git::run(path, &["rev-parse", "--git-path", lock]).await {
+                let _ = std::fs::remove_file(path.join(lock.trim()));
+            }
+        }
         git::run(
             path,
             &["checkout", "--quiet", "--force", "-B", branch, &start],
@@ -312,5 +321,45 @@ mod tests {
         assert_ne!(a, b, "one checkout per URL");
         assert_eq!(workspace_dir(data, "/srv/repo"), Path::new("/srv/repo"));
         assert_eq!(workspace_dir(data, "git@host:team/app.git"), a);
+    }
+
+    /// The fault suite's seed 8908328724419528502 (long): a node killed while its agent's
+    /// `git commit` wrote the index took the run back and failed it, "Unable to create
+    /// .../index.lock: File exists". A worktree made again over a killed git's lock is made.
+    #[tokio::test]
+    async fn a_worktree_is_made_again_over_the_lock_a_killed_git_left() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let origin = loop_testkit::Repo::at(dir.path().join("origin")).create();
+        let bare = dir.path().join("remote.git");
+        let url = loop_testkit::bare_clone(&origin, &bare);
+        let data = dir.path().join("data");
+        let (checkout, base) = checkout(&data, &url, None).await.expect("a checkout");
+        let worktree = dir.path().join("wt");
+        restore_worktree(
+            &checkout,
+            &worktree,
+            "run/x",
+            &format!("origin/{base}"),
+            "run-1",
+        )
+        .await
+        .expect("the worktree made");
+        let lock = loop_testkit::git(&worktree, &["rev-parse", "--git-path", "index.lock"]);
+        let lock = worktree.join(lock.trim());
+        std::fs::write(&lock, "").expect("a lock left behind");
+        restore_worktree(
+            &checkout,
+            &worktree,
+            "run/x",
+            &format!("origin/{base}"),
+            "run-1",
+        )
+        .await
+        .expect("the worktree made again over the lock");
+        assert!(!lock.exists());
+        assert_eq!(
+            loop_testkit::git(&worktree, &["rev-parse", "--abbrev-ref", "HEAD"]),
+            "run/x"
+        );
     }
 }
