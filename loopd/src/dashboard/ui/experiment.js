@@ -36,6 +36,26 @@ function signedPercent(share) {
   return `${pct > 0 ? '+' : pct < 0 ? '−' : '±'}${Math.abs(pct).toFixed(1)}%`;
 }
 
+/// Round values (1, 2 or 5 times a power of ten apart) from below `min` to above `max`,
+/// about five of them: the chart's scale.
+export function niceTicks(min, max) {
+  let span = max - min;
+  if (!(span > 0)) {
+    // One value: a little room around it, so it sits inside the scale.
+    span = Math.abs(max) * 0.1 || 1;
+    min -= span / 2;
+    max += span / 2;
+  }
+  const raw = span / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const first = Math.floor(min / step) * step;
+  const ticks = [];
+  for (let t = first; t < max + step * 0.999; t += step) ticks.push(Number(t.toPrecision(12)));
+  if (ticks.length < 2) ticks.push(Number((first + step).toPrecision(12)));
+  return ticks;
+}
+
 const H = 250;
 const M = { left: 64, right: 20, top: 16, bottom: 40 };
 
@@ -60,11 +80,9 @@ export function experimentChart(id, report, selected) {
     'aria-label': `${report.metric} over iterations (${report.goal})`,
   });
   if (!values.length) return chart;
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
-  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 1;
-  lo -= pad;
-  hi += pad;
+  const ticks = niceTicks(Math.min(...values), Math.max(...values));
+  const lo = ticks[0];
+  const hi = ticks[ticks.length - 1];
   const last = Math.max(1, ...rows.map((r) => r.iteration));
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
@@ -72,9 +90,8 @@ export function experimentChart(id, report, selected) {
   const x = (iteration) => M.left + (plotW * (iteration + 0.5)) / (last + 1);
   const y = (value) => M.top + plotH * (1 - (value - lo) / (hi - lo));
 
-  // Axes: five ticks of the metric, every iteration (or every few when there are many).
-  for (let i = 0; i <= 4; i += 1) {
-    const value = lo + ((hi - lo) * i) / 4;
+  // Axes: round ticks of the metric, every iteration (or every few when there are many).
+  for (const value of ticks) {
     chart.append(
       svg('line', { class: 'exp-grid', x1: M.left, x2: W - M.right, y1: y(value), y2: y(value) }),
       svg('text', { class: 'chart-label', x: M.left - 6, y: y(value) + 4, 'text-anchor': 'end' }, figure(value)));
