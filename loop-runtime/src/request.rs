@@ -121,7 +121,8 @@ pub(crate) fn resolve(
                 .file_stem()
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
             let plan = format!("{}/{stem}-plan.md", config.plans_dir);
-            if !root.join(&plan).is_file() {
+            // An experiment's iterations are ideas measured, not tasks: it needs no plan.
+            if !root.join(&plan).is_file() && !config.is_experiment() {
                 return Err(missing(
                     "plan_path",
                     format!(
@@ -134,7 +135,9 @@ pub(crate) fn resolve(
             plan
         }
     };
-    check_plan(root, &plan)?;
+    if !config.is_experiment() {
+        check_plan(root, &plan)?;
+    }
     let prompt_template = read_template(root, config.prompt_file.as_deref())?;
     let (name, name_source) = match &request.name {
         Some(name) => (name.clone(), NameSource::Explicit),

@@ -24,9 +24,11 @@ echo "ran $n loops"
 awk -v n="$n" -v j="$j" 'BEGIN { printf "%.3f\n", n * (1 + (j / 65535 - 0.5) * 0.02) }'
 "#;
 
-/// A repository with the spec, `loops.txt` at 1000 and `bench.sh`, committed on `main`.
+/// A repository with the spec, `loops.txt` at 1000 and `bench.sh`, committed on `main`, and no
+/// plan: an experiment needs none.
 pub fn bench_repo(root: &Path) -> PathBuf {
     let repo = loop_testkit::Repo::at(root.join("repo")).create();
+    git(&repo, &["rm", "-q", loop_testkit::repo::PLAN]);
     std::fs::write(repo.join("loops.txt"), "1000\n").expect("loops.txt");
     std::fs::write(repo.join("bench.sh"), BENCH).expect("bench.sh");
     git(&repo, &["add", "-A"]);
