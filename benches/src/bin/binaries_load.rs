@@ -9,7 +9,8 @@
 //!   started once for all rounds, timed as that command's wall time;
 //! - `bare`: the same processes one after the other and nothing else: per iteration the agent
 //!   as implementer (its prompt on stdin), the agent as reviewer, and `sh -c true`, each through
-//!   `sh -c` in its own process group with its output read to the end, until the agent says
+//!   `sh -c` in its own process group with its output read to the end, until the plan has no
+//!   open box after a verification (where the runtime completes the run) or the agent says
 //!   `<promise>COMPLETE</promise>`.
 //!
 //! The agent is `testkit/agents/one_task.sh` (composed, not recorded: it behaves as the real CLI
@@ -160,7 +161,12 @@ fn bare_round(
         let answer = spawn_like_runtime(&agent, &repo, &env("implementation"), &prompts.0);
         spawn_like_runtime(&agent, &repo, &env("review"), &prompts.1);
         spawn_like_runtime(VERIFY, &repo, &env("verification"), b"");
-        if answer.contains("<promise>COMPLETE</promise>") || iteration > tasks as u64 + 10 {
+        // The run ends once the plan is done and verified, as the runtime decides it.
+        let plan_done = std::fs::read_to_string(&plan).is_ok_and(|text| !text.contains("- [ ]"));
+        if plan_done
+            || answer.contains("<promise>COMPLETE</promise>")
+            || iteration > tasks as u64 + 10
+        {
             break;
         }
     }
