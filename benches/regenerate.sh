@@ -58,7 +58,9 @@ bench() {
   local name=$1 title=$2 header=$3
   local log="$out/$name.txt"
   echo "regenerate: cargo bench --bench $name" >&2
-  cargo bench -q -p loop-benches --bench "$name" -- "${criterion[@]}" >"$log" 2>"$out/$name.stderr"
+  # A failed benchmark leaves its table saying so instead of ending the whole regeneration.
+  cargo bench -q -p loop-benches --bench "$name" -- "${criterion[@]}" >"$log" 2>"$out/$name.stderr" ||
+    echo "regenerate: $name failed, see $out/$name.stderr" >&2
   table "$title" "cargo bench -p loop-benches --bench $name -- ${criterion[*]}" "$header" "$log"
 }
 
@@ -80,7 +82,8 @@ load() {
   shift 3
   local log="$out/load-$name.txt"
   echo "regenerate: benches/load/run.sh $name $*" >&2
-  benches/load/run.sh "$name" "$@" >"$log" 2>"$out/load-$name.stderr"
+  benches/load/run.sh "$name" "$@" >"$log" 2>"$out/load-$name.stderr" ||
+    echo "regenerate: load $name failed, see $out/load-$name.stderr" >&2
   table "$title" "benches/load/run.sh $name $*" "$header" "$log"
 }
 
@@ -88,7 +91,8 @@ scale_log="$out/load-scale.txt"
 : >"$scale_log"
 for runs in "${scale_runs[@]}"; do
   echo "regenerate: benches/load/run.sh scale --runs $runs" >&2
-  benches/load/run.sh scale --runs "$runs" >>"$scale_log" 2>>"$out/load-scale.stderr"
+  benches/load/run.sh scale --runs "$runs" >>"$scale_log" 2>>"$out/load-scale.stderr" ||
+    echo "regenerate: scale --runs $runs failed" >&2
 done
 table "Scale: concurrent runs, the agent sleeps 1 s a call" \
   "benches/load/run.sh scale --runs N  (N = ${scale_runs[*]})" \
@@ -109,7 +113,8 @@ takeover_log="$out/load-takeover.txt"
 : >"$takeover_log"
 for round in 1 2 3; do
   echo "regenerate: benches/load/run.sh takeover (round $round)" >&2
-  benches/load/run.sh takeover >>"$takeover_log" 2>>"$out/load-takeover.stderr"
+  benches/load/run.sh takeover >>"$takeover_log" 2>>"$out/load-takeover.stderr" ||
+    echo "regenerate: takeover round $round failed" >&2
 done
 table "Cluster: a killed node's runs taken over (PostgreSQL, two nodes, 3 rounds)" \
   "benches/load/run.sh takeover" \
