@@ -211,7 +211,7 @@ impl RunScript {
             0 => self.created(),
             1 => RunStarted {}.into(),
             2 => WorktreeCreated {
-                provider: "git-worktree".to_owned(),
+                provider: "git-worktree".into(),
                 path: format!("{}/.loop/worktrees/{}", self.workspace(), self.slug()),
                 base_branch: "main".to_owned(),
                 run_branch: format!("loop/{}", self.slug()),

@@ -6,6 +6,7 @@
 //! `{"seq","run_id","version","type","ts_ms","schema","payload"}` with SCREAMING_SNAKE types.
 
 pub mod experiment;
+mod names;
 pub mod payload;
 mod review;
 
@@ -19,6 +20,7 @@ use thiserror::Error;
 
 use crate::ids::{RunId, Seq, Version};
 pub use experiment::*;
+pub use names::{Provider, ReviewKind};
 pub use payload::*;
 pub use review::{ChangesRequested, DiffSide, ReviewComment};
 

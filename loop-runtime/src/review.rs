@@ -17,6 +17,7 @@ mod worktrees;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use loop_core::event::Provider;
 use loop_core::projection::RunView;
 use loop_core::{DomainError, RunId};
 
@@ -49,7 +50,9 @@ impl RunBranch {
             worktree.base_branch.clone(),
         ) {
             (Some(provider), Some(run_branch), Some(base_branch))
-                if provider != "none" && !run_branch.is_empty() && run_branch != base_branch =>
+                if Provider::parse(provider).has_worktree()
+                    && !run_branch.is_empty()
+                    && run_branch != base_branch =>
             {
                 Ok(RunBranch {
                     view,
@@ -93,7 +96,12 @@ fn require_finished(view: &RunView, action: &'static str) -> Result<(), RuntimeE
 /// The worktree a run still has on disk, by its log: (path, branch).
 fn live_worktree(view: &RunView) -> Option<(String, String)> {
     let worktree = &view.worktree;
-    if worktree.removed || worktree.provider.as_deref().is_none_or(|p| p == "none") {
+    if worktree.removed
+        || worktree
+            .provider
+            .as_deref()
+            .is_none_or(|p| !Provider::parse(p).has_worktree())
+    {
         return None;
     }
     Some((

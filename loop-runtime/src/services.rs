@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use loop_core::event::Provider;
 use loop_core::projection::Export;
 use loop_core::{Command, RunId, RunStatus};
 use tokio::sync::broadcast;
@@ -34,7 +35,7 @@ pub(crate) struct Services {
     /// The runs a full disk holds now.
     pub(crate) storage: StorageWaits,
     agents: HashMap<String, Arc<dyn Agent>>,
-    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
     /// Cancelled when the runtime shuts down; every task's token is a child of it.
     pub(crate) shutdown: CancellationToken,
     /// Held while a run's projection files are folded and written, so an older fold never
@@ -54,7 +55,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         data_dir: PathBuf,
         agents: HashMap<String, Arc<dyn Agent>>,
-        providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+        providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
     ) -> Services {
         Services {
             journal,
@@ -81,7 +82,7 @@ impl Services {
         names
     }
 
-    pub(crate) fn worktree_provider(&self, name: &str) -> Option<Arc<dyn WorktreeProvider>> {
+    pub(crate) fn worktree_provider(&self, name: &Provider) -> Option<Arc<dyn WorktreeProvider>> {
         self.providers.get(name).cloned()
     }
 
@@ -188,7 +189,7 @@ impl Services {
         let Some(worktree) = context.worktree.clone() else {
             return Ok(None);
         };
-        if worktree.provider == "none" {
+        if !worktree.provider.has_worktree() {
             return Ok(None);
         }
         let failed = |reason: String| RuntimeError::InvalidRequest {

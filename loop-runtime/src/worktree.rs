@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use loop_core::RunId;
 use loop_core::config::RunConfig;
+use loop_core::event::Provider;
 
 use crate::agent::BoxFuture;
 
@@ -18,7 +19,7 @@ pub use worktrunk::Worktrunk;
 /// A run's working tree, once prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workspace {
-    pub provider: String,
+    pub provider: Provider,
     pub path: PathBuf,
     pub base_branch: String,
     pub run_branch: String,
@@ -33,7 +34,7 @@ pub struct WorktreeError(pub String);
 /// Prepares and removes run working trees.
 pub trait WorktreeProvider: Send + Sync + std::fmt::Debug {
     /// The provider's name, as recorded in `WORKTREE_PROVIDER_SELECTED`.
-    fn name(&self) -> &str;
+    fn name(&self) -> Provider;
     fn prepare<'a>(
         &'a self,
         workspace_root: &'a Path,
@@ -58,8 +59,8 @@ pub trait WorktreeProvider: Send + Sync + std::fmt::Debug {
 pub struct InPlace;
 
 impl WorktreeProvider for InPlace {
-    fn name(&self) -> &str {
-        "none"
+    fn name(&self) -> Provider {
+        Provider::InPlace
     }
 
     fn prepare<'a>(
@@ -74,7 +75,7 @@ impl WorktreeProvider for InPlace {
                 .await
                 .unwrap_or_default();
             Ok(Workspace {
-                provider: self.name().to_owned(),
+                provider: self.name(),
                 path: workspace_root.to_owned(),
                 base_branch: branch.clone(),
                 run_branch: branch,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use loop_core::RunStatus;
+use loop_core::event::Provider;
 use loop_core::projection::{RunView, StepView};
 
 use crate::human::{duration, money};
@@ -53,7 +54,9 @@ pub fn one_line(text: &str, max: usize) -> String {
 pub fn worktree(view: &RunView) -> String {
     let tree = &view.worktree;
     match (&tree.worktree_path, &tree.provider) {
-        (_, Some(provider)) if provider == "none" => "none (works in the workspace)".to_owned(),
+        (_, Some(provider)) if !Provider::parse(provider).has_worktree() => {
+            "none (works in the workspace)".to_owned()
+        }
         (Some(path), provider) => format!(
             "{path} (branch {} from {}, {}){}",
             tree.run_branch.as_deref().unwrap_or("?"),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::names::{Provider, ReviewKind};
 use crate::ids::StepId;
 
 /// The kind of work a step does.
@@ -378,12 +379,12 @@ pub enum FailureCause {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorktreeProviderSelected {
-    pub provider: String,
+    pub provider: Provider,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorktreeCreated {
-    pub provider: String,
+    pub provider: Provider,
     pub path: String,
     pub base_branch: String,
     pub run_branch: String,
@@ -621,10 +622,10 @@ pub struct PostmortemEnd {
     pub paid: Paid,
 }
 
-/// A person acted on a finished run: diff, merge, scrap or create-pr.
+/// A person acted on a finished run: merge, scrap or create_pr (older builds recorded diff).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReviewAction {
-    pub action: String,
+    pub action: ReviewKind,
     /// What the action produced (a commit, a PR address, a conflict), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detail: BTreeMap<String, String>,

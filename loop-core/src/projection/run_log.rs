@@ -57,7 +57,7 @@ fn describe(event: &Event) -> String {
             e.completed_iteration
         ),
         Event::RunFailed(e) => format!("{}: {}", e.exit_reason.as_str(), e.reason),
-        Event::WorktreeProviderSelected(e) => e.provider.clone(),
+        Event::WorktreeProviderSelected(e) => e.provider.to_string(),
         Event::WorktreeCreated(e) => format!(
             "{} on {} from {} ({}{})",
             e.path,
@@ -130,7 +130,7 @@ fn describe(event: &Event) -> String {
             None => e.status.as_str().to_owned(),
         },
         Event::ReviewAction(e) => {
-            let mut text = e.action.clone();
+            let mut text = e.action.to_string();
             for (key, value) in &e.detail {
                 text.push_str(&format!(" {key}={value}"));
             }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase};
+use crate::event::{Event, EventRecord, ExitReason, NameSource, Phase, ReviewKind};
 use crate::ids::{RunId, Seq, StepId, Version};
 use crate::state::RunStatus;
 use crate::time::rfc3339_ms;
@@ -227,10 +227,10 @@ impl RunView {
                 self.exit_reason = Some(ExitReason::Canceled);
             }
             Event::WorktreeProviderSelected(selected) => {
-                self.worktree.provider = Some(selected.provider.clone());
+                self.worktree.provider = Some(selected.provider.to_string());
             }
             Event::WorktreeCreated(created) => {
-                self.worktree.provider = Some(created.provider.clone());
+                self.worktree.provider = Some(created.provider.to_string());
                 self.worktree.worktree_path = Some(created.path.clone());
                 self.worktree.base_branch = Some(created.base_branch.clone());
                 self.worktree.run_branch = Some(created.run_branch.clone());
@@ -272,7 +272,7 @@ impl RunView {
                     problem: merge.conflict.clone(),
                 });
             }
-            Event::ReviewAction(action) if action.action == "merge" => {
+            Event::ReviewAction(action) if action.action == ReviewKind::Merge => {
                 let commit = action.detail.get("commit").cloned();
                 self.merge = Some(MergeView {
                     landed: commit.is_some(),

@@ -279,12 +279,15 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
             prompt_after,
         })
     });
-    let select_provider = text()
-        .prop_map(|provider| Intent::SelectWorktreeProvider(WorktreeProviderSelected { provider }));
+    let select_provider = text().prop_map(|provider| {
+        Intent::SelectWorktreeProvider(WorktreeProviderSelected {
+            provider: provider.into(),
+        })
+    });
     let create_worktree = (text(), text(), text(), text(), any::<bool>()).prop_map(
         |(provider, path, base_branch, run_branch, reused)| {
             Intent::CreateWorktree(WorktreeCreated {
-                provider,
+                provider: provider.into(),
                 path,
                 base_branch,
                 run_branch,
@@ -335,7 +338,12 @@ fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Intent> {
         text(),
         proptest::collection::btree_map(text(), text(), 0..3),
     )
-        .prop_map(|(action, detail)| Intent::Review(ReviewAction { action, detail }));
+        .prop_map(|(action, detail)| {
+            Intent::Review(ReviewAction {
+                action: action.into(),
+                detail,
+            })
+        });
     // Mostly well-formed comments; now and then one without a path, a line or words.
     let comment = (
         prop_oneof![4 => text(), 1 => Just(String::new())],
@@ -1005,7 +1013,7 @@ impl Driver {
                     })
                 } else {
                     Command::Review(ReviewAction {
-                        action: "diff".to_owned(),
+                        action: "diff".into(),
                         detail: BTreeMap::new(),
                     })
                 }

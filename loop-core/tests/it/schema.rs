@@ -3,14 +3,17 @@
 //! `tests/data/events/` holds one envelope per event type as an older (schema 1) binary wrote
 //! it, with every optional or defaulted field left out, named `<TYPE>.json`; and a few written
 //! by a newer binary, with fields this build does not know (`<TYPE>.newer.json`) or with only
-//! the fields every writer wrote (`<TYPE>.minimal.json`).
+//! the fields every writer wrote (`<TYPE>.minimal.json`), or with a name of a closed set this
+//! build does not know (`WORKTREE_CREATED.newer.json`'s provider, `REVIEW_ACTION.newer.json`'s
+//! action: composed for this test, not recorded).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 
 use loop_core::event::{
-    DecodeError, DiffSide, NameSource, Phase, RunStarted, SCHEMA, StepStatus, Tokens,
+    DecodeError, DiffSide, NameSource, Phase, Provider, ReviewKind, RunStarted, SCHEMA, StepStatus,
+    Tokens,
 };
 use loop_core::{Event, EventRecord, EventType, RunId, Seq, Version};
 
@@ -194,6 +197,39 @@ fn newer_events_with_unknown_fields_decode() {
         created.config,
         BTreeMap::from([("model".to_owned(), "opus".to_owned())])
     );
+}
+
+#[test]
+fn names_of_a_newer_build_decode_as_unknown_and_are_written_back_unchanged() {
+    let created = fixture("WORKTREE_CREATED.newer.json");
+    let Event::WorktreeCreated(payload) = &created.event else {
+        panic!("WORKTREE_CREATED newer fixture");
+    };
+    assert_eq!(payload.provider, Provider::Unknown("jj".to_owned()));
+    assert!(payload.provider.has_worktree());
+    let action = fixture("REVIEW_ACTION.newer.json");
+    let Event::ReviewAction(payload) = &action.event else {
+        panic!("REVIEW_ACTION newer fixture");
+    };
+    assert_eq!(payload.action, ReviewKind::Unknown("rebase".to_owned()));
+    for (record, name, field) in [
+        (created, "WORKTREE_CREATED.newer.json", "provider"),
+        (action, "REVIEW_ACTION.newer.json", "action"),
+    ] {
+        let text = fs::read_to_string(fixtures_dir().join(name)).expect("fixture");
+        let written: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
+        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(written["payload"][field], read["payload"][field], "{name}");
+    }
+    // The names this build writes are the ones older builds wrote.
+    let Event::WorktreeCreated(old) = fixture("WORKTREE_CREATED.json").event else {
+        panic!("WORKTREE_CREATED fixture");
+    };
+    assert_eq!(old.provider, Provider::Git);
+    let Event::ReviewAction(old) = fixture("REVIEW_ACTION.json").event else {
+        panic!("REVIEW_ACTION fixture");
+    };
+    assert_eq!(old.action, ReviewKind::Diff);
 }
 
 #[test]

@@ -28,7 +28,7 @@ impl Driver {
             .run
             .worktree
             .clone()
-            .filter(|worktree| worktree.provider != "none");
+            .filter(|worktree| worktree.provider.has_worktree());
         let merge = self
             .run
             .config

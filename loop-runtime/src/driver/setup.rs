@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use loop_core::config::{NamingMode, WorktreeChoice};
 use loop_core::event::{
-    ExitReason, FailureCause, NameSource, Paid, RunNamed, WorktreeCreated, WorktreeProviderSelected,
+    ExitReason, FailureCause, NameSource, Paid, Provider, RunNamed, WorktreeCreated,
+    WorktreeProviderSelected,
 };
 use loop_core::{Command, RunStatus, naming};
 
@@ -223,7 +224,10 @@ impl Driver {
             Some(_) => {
                 let mut config = self.run.config.clone();
                 config.base_branch = config.base_branch.map(|base| format!("origin/{base}"));
-                let git = self.services.worktree_provider("git").unwrap_or(provider);
+                let git = self
+                    .services
+                    .worktree_provider(&Provider::Git)
+                    .unwrap_or(provider);
                 (git, config)
             }
             None => (provider, self.run.config.clone()),
@@ -276,15 +280,17 @@ impl Driver {
         let config = &self.run.config;
         match config.worktree_provider {
             WorktreeChoice::Auto => {
-                if let Some(worktrunk) = self.services.worktree_provider("worktrunk")
+                if let Some(worktrunk) = self.services.worktree_provider(&Provider::Worktrunk)
                     && worktrunk.available(config).await
                 {
                     return Some(worktrunk);
                 }
-                self.services.worktree_provider("git")
+                self.services.worktree_provider(&Provider::Git)
             }
             choice => {
-                let provider = self.services.worktree_provider(choice.as_str())?;
+                let provider = self
+                    .services
+                    .worktree_provider(&Provider::parse(choice.as_str()))?;
                 provider.available(config).await.then_some(provider)
             }
         }

@@ -378,7 +378,7 @@ async fn analysis_checkout(services: &Services, run: &RunContext) -> std::io::Re
     let rev = run
         .worktree
         .as_ref()
-        .filter(|w| w.provider != "none")
+        .filter(|w| w.provider.has_worktree())
         .map_or("HEAD", |w| w.run_branch.as_str());
     Scratch::checkout(
         &services.data_dir,
@@ -481,7 +481,7 @@ pub(super) async fn take_snapshots(services: &Services, run_id: RunId) -> Result
         .run
         .worktree
         .as_ref()
-        .filter(|w| w.provider != "none" && w.base_branch != w.run_branch)
+        .filter(|w| w.provider.has_worktree() && w.base_branch != w.run_branch)
         .map(|w| format!("{}...{}", w.base_branch, w.run_branch));
     let mut written = Vec::new();
     for name in GIT_SNAPSHOTS {

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use loop_core::config::MergeStrategy;
-use loop_core::event::ReviewAction;
+use loop_core::event::{ReviewAction, ReviewKind};
 use loop_core::{Command, DomainError, RunId, RunStatus, StepId};
 
 use super::{
@@ -174,7 +174,7 @@ pub(crate) async fn merge(
         ),
     };
     commands.push(Command::Review(ReviewAction {
-        action: "merge".to_owned(),
+        action: ReviewKind::Merge,
         detail,
     }));
     services.journal.execute(run_id, commands).await?;
@@ -220,7 +220,7 @@ pub(crate) async fn scrap(
         .execute(
             run_id,
             vec![Command::Review(ReviewAction {
-                action: "scrap".to_owned(),
+                action: ReviewKind::Scrap,
                 detail: pairs,
             })],
         )
@@ -358,7 +358,7 @@ pub(crate) async fn create_pr(
         .execute(
             run_id,
             vec![Command::Review(ReviewAction {
-                action: "create_pr".to_owned(),
+                action: ReviewKind::CreatePr,
                 detail: detail([
                     ("url", url.clone()),
                     ("branch", branch.run_branch.clone()),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use loop_core::event::Provider;
 use loop_store::EventStore;
 
 use super::Runtime;
@@ -27,7 +28,7 @@ pub struct RuntimeBuilder {
     data_dir: Option<PathBuf>,
     clock: Arc<dyn Clock>,
     agents: HashMap<String, Arc<dyn Agent>>,
-    providers: HashMap<String, Arc<dyn WorktreeProvider>>,
+    providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
     limits: Limits,
     node: Option<Node>,
     accounts: Vec<crate::accounts::DeclaredAccount>,
@@ -53,10 +54,10 @@ impl RuntimeBuilder {
             "demo".to_owned(),
             Arc::new(DemoAgent::new(std::time::Duration::from_millis(40))),
         );
-        let mut providers: HashMap<String, Arc<dyn WorktreeProvider>> = HashMap::new();
-        providers.insert("none".to_owned(), Arc::new(InPlace));
-        providers.insert("git".to_owned(), Arc::new(GitWorktrees));
-        providers.insert("worktrunk".to_owned(), Arc::new(Worktrunk));
+        let mut providers: HashMap<Provider, Arc<dyn WorktreeProvider>> = HashMap::new();
+        providers.insert(Provider::InPlace, Arc::new(InPlace));
+        providers.insert(Provider::Git, Arc::new(GitWorktrees));
+        providers.insert(Provider::Worktrunk, Arc::new(Worktrunk));
         RuntimeBuilder {
             store: None,
             data_dir: None,
@@ -112,7 +113,7 @@ impl RuntimeBuilder {
 
     /// Adds or replaces the provider chosen by `worktree_provider=<name>`.
     pub fn worktree_provider(mut self, provider: Arc<dyn WorktreeProvider>) -> Self {
-        self.providers.insert(provider.name().to_owned(), provider);
+        self.providers.insert(provider.name(), provider);
         self
     }
 

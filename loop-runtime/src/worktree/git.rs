@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use loop_core::RunId;
 use loop_core::config::RunConfig;
+use loop_core::event::Provider;
 use loop_core::worktree_path;
 
 use crate::agent::BoxFuture;
@@ -21,8 +22,8 @@ use crate::worktree::{Workspace, WorktreeError, WorktreeProvider};
 pub struct GitWorktrees;
 
 impl WorktreeProvider for GitWorktrees {
-    fn name(&self) -> &str {
-        "git"
+    fn name(&self) -> Provider {
+        Provider::Git
     }
 
     fn prepare<'a>(
@@ -110,7 +111,7 @@ async fn prepare(
         copy_included(&root, &path).await?;
     }
     Ok(Workspace {
-        provider: "git".to_owned(),
+        provider: Provider::Git,
         path,
         base_branch: base,
         run_branch: branch,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use loop_core::RunId;
 use loop_core::config::RunConfig;
+use loop_core::event::Provider;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -53,8 +54,8 @@ impl Settings {
 }
 
 impl WorktreeProvider for Worktrunk {
-    fn name(&self) -> &str {
-        "worktrunk"
+    fn name(&self) -> Provider {
+        Provider::Worktrunk
     }
 
     fn prepare<'a>(
@@ -137,7 +138,7 @@ async fn prepare(
         wt(settings, Some(&root), &args, WORK_TIMEOUT).await?;
     }
     Ok(Workspace {
-        provider: "worktrunk".to_owned(),
+        provider: Provider::Worktrunk,
         path,
         base_branch: base,
         run_branch: branch,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loop_core::event::{DiffSide, Event, Phase, ReviewAction, ReviewComment};
+use loop_core::event::{DiffSide, Event, Phase, ReviewAction, ReviewComment, ReviewKind};
 use loop_core::projection::RunView;
 use loop_core::{DomainError, EventRecord, RunId, RunStatus};
 use loop_runtime::{Runtime, RuntimeError};
@@ -185,7 +185,7 @@ async fn merge_on_demand_lands_on_the_target_and_records_review_action() {
     let records = runtime.events(run.id).await.expect("events");
     let merge = reviews(&records)
         .into_iter()
-        .find(|a| a.action == "merge")
+        .find(|a| a.action == ReviewKind::Merge)
         .expect("a merge review action");
     assert_eq!(merge.detail["commit"], merged.commit);
     assert_eq!(merge.detail["target"], "integration");
@@ -241,7 +241,7 @@ async fn a_conflicting_merge_on_demand_is_an_error_and_leaves_the_target_unchang
     let records = runtime.events(run.id).await.expect("events");
     let merge = reviews(&records)
         .into_iter()
-        .find(|a| a.action == "merge")
+        .find(|a| a.action == ReviewKind::Merge)
         .expect("the attempt is recorded");
     assert_eq!(merge.detail["code"], "conflict");
     assert!(merge.detail.contains_key("conflict"));
@@ -280,7 +280,7 @@ async fn scrap_removes_the_worktree_and_the_branch() {
     );
     let scrap = reviews(&records)
         .into_iter()
-        .find(|a| a.action == "scrap")
+        .find(|a| a.action == ReviewKind::Scrap)
         .expect("recorded");
     assert_eq!(scrap.detail["branch"], "run/feature");
     assert_eq!(scrap.detail["commit"], head);

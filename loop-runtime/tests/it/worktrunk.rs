@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use loop_core::RunStatus;
-use loop_core::event::Event;
+use loop_core::event::{Event, Provider};
 
 use crate::support::{Scratch, count, finish, request, runtime, scratch};
 
@@ -211,7 +211,7 @@ async fn auto_picks_worktrunk_when_it_answers() {
     assert_eq!(
         count(
             &records,
-            |e| matches!(e, Event::WorktreeProviderSelected(p) if p.provider == "worktrunk")
+            |e| matches!(e, Event::WorktreeProviderSelected(p) if p.provider == Provider::Worktrunk)
         ),
         1
     );

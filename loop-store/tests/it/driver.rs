@@ -241,7 +241,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                     detail: String::new(),
                 }),
                 2 if state.worktree().is_none() => Command::CreateWorktree(WorktreeCreated {
-                    provider: "git".to_owned(),
+                    provider: "git".into(),
                     path: "/work/project-wt".to_owned(),
                     base_branch: "main".to_owned(),
                     run_branch: "loop/run".to_owned(),
