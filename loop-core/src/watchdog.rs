@@ -21,6 +21,38 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// Every signal, in the order a diagnosis lists them.
+    pub const ALL: [Signal; 4] = [
+        Signal::RepeatedOutput,
+        Signal::NoProgress,
+        Signal::MalformedToken,
+        Signal::Stalled,
+    ];
+
+    /// The signal `WATCHDOG_SIGNAL` and `WATCHDOG_REWRITE` name `text` (`None`: a newer
+    /// build's).
+    pub fn parse(text: &str) -> Option<Signal> {
+        Signal::ALL
+            .into_iter()
+            .find(|signal| signal.as_str() == text)
+    }
+
+    /// What the next prompts tell the agent about this signal.
+    const fn told(self) -> &'static str {
+        match self {
+            Signal::RepeatedOutput => {
+                "- your answer repeated the previous iteration's word for word"
+            }
+            Signal::NoProgress => "- your answer said that nothing was done",
+            Signal::MalformedToken => {
+                "- the completion token was given in a form that does not count"
+            }
+            Signal::Stalled => {
+                "- several iterations passed with no new commit and no change to the plan"
+            }
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Signal::RepeatedOutput => "repeated_output",
@@ -37,13 +69,7 @@ pub fn diagnosis(signals: &str) -> String {
         "\nThe loop watchdog noticed that recent iterations are not making progress:\n",
     );
     for signal in signals.split(',').map(str::trim) {
-        let line = match signal {
-            "repeated_output" => "- your answer repeated the previous iteration's word for word",
-            "no_progress" => "- your answer said that nothing was done",
-            "malformed_token" => "- the completion token was given in a form that does not count",
-            "stalled" => "- several iterations passed with no new commit and no change to the plan",
-            _ => "- the loop is not moving",
-        };
+        let line = Signal::parse(signal).map_or("- the loop is not moving", Signal::told);
         text.push_str(line);
         text.push('\n');
     }
@@ -137,6 +163,22 @@ pub fn says_no_progress(answer: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_signal_parses_back_from_its_name_and_gets_its_own_diagnosis_line() {
+        let unknown = diagnosis("looping_forever");
+        assert!(unknown.contains("- the loop is not moving"), "{unknown}");
+        for signal in Signal::ALL {
+            assert_eq!(Signal::parse(signal.as_str()), Some(signal));
+            let told = diagnosis(signal.as_str());
+            assert!(told.contains(signal.told()), "{told}");
+            assert!(!told.contains("- the loop is not moving"), "{told}");
+        }
+        // As WATCHDOG_REWRITE records several: joined with ','.
+        let both = diagnosis("stalled,no_progress");
+        assert!(both.contains(Signal::Stalled.told()) && both.contains(Signal::NoProgress.told()));
+        assert_eq!(Signal::parse("stalled "), None);
+    }
 
     fn evidence<'a>(
         answer: &'a str,
