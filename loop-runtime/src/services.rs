@@ -122,8 +122,9 @@ impl Services {
         Ok(candidate(free))
     }
 
-    /// Whether a run other than `other_than` is called `name`.
-    async fn name_taken(
+    /// Whether a run other than `other_than` is called `name`, has been, or is meant by it (a
+    /// name that reads as another run's id prefix would not find its own run).
+    pub(crate) async fn name_taken(
         &self,
         name: &str,
         other_than: Option<RunId>,
@@ -133,9 +134,7 @@ impl Services {
             .journal
             .read(move |store| store.find_runs(&reference, 64))
             .await?;
-        Ok(found
-            .iter()
-            .any(|view| view.name == name && Some(view.id) != other_than))
+        Ok(found.iter().any(|view| Some(view.id) != other_than))
     }
 
     /// The run's context as its log says now.

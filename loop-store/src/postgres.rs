@@ -340,6 +340,15 @@ impl EventStore for PgStore {
                         );
                         conn.runs(at, &sql, &[&low, &limit, &high]).await?
                     }
+                    Search::Names { name } => {
+                        let sql = format!(
+                            "SELECT run_id, view FROM runs WHERE run_id IN (
+                                 SELECT run_id FROM events
+                                 WHERE type IN ('RUN_CREATED', 'RUN_NAMED')
+                                   AND ((payload::jsonb) ->> 'name') = $1) {order}"
+                        );
+                        conn.runs(at, &sql, &[&name, &limit]).await?
+                    }
                     Search::Column { column, value } => {
                         let sql =
                             format!("SELECT run_id, view FROM runs WHERE {column} = $1 {order}");

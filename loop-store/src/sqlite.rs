@@ -367,6 +367,17 @@ impl EventStore for SqliteStore {
                         &format!("WHERE run_id >= ?1 AND run_id < ?3 {order}"),
                         rusqlite::params![low, limit, high],
                     )?,
+                    Search::Names { name } => rows::load_runs(
+                        conn,
+                        path,
+                        &format!(
+                            "WHERE run_id IN (SELECT run_id FROM events
+                                              WHERE type IN ('RUN_CREATED', 'RUN_NAMED')
+                                                AND json_extract(payload, '$.name') = ?1)
+                             {order}"
+                        ),
+                        rusqlite::params![name, limit],
+                    )?,
                     Search::Column { column, value } => rows::load_runs(
                         conn,
                         path,

@@ -86,8 +86,9 @@ pub trait EventStore: Send + Sync {
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunView>, StoreError>;
 
     /// The runs a person's reference may mean, newest first, at most `limit`: the run with
-    /// that id; else those whose id starts with it; else those of that name; else those whose
-    /// branch it is. Empty when none.
+    /// that id; else those whose id starts with it; else those that have had that name (at
+    /// creation or from the naming call: a name keeps meaning its run); else those whose branch
+    /// it is. Empty when none.
     fn find_runs(&self, reference: &str, limit: usize) -> Result<Vec<RunView>, StoreError>;
 
     /// The `Step` projections of one run, in the order they started; costs what the run has
@@ -152,7 +153,10 @@ pub(crate) enum Search {
     /// Ids from `low` (included) to `high` (excluded) in byte order: the ids the reference is a
     /// prefix of, found on the run id's index rather than by a scan.
     Ids { low: String, high: String },
-    /// Runs whose `column` (`name`, then `run_branch`) is the reference.
+    /// Runs that have had the name: at creation (`RUN_CREATED`) or from the naming call
+    /// (`RUN_NAMED`), so a name printed once keeps meaning its run.
+    Names { name: String },
+    /// Runs whose `column` (`run_branch`) is the reference.
     Column { column: &'static str, value: String },
 }
 
@@ -171,11 +175,12 @@ pub(crate) fn searches(reference: &str) -> Vec<Search> {
             low: prefix,
         });
     }
-    for column in ["name", "run_branch"] {
-        searches.push(Search::Column {
-            column,
-            value: reference.to_owned(),
-        });
-    }
+    searches.push(Search::Names {
+        name: reference.to_owned(),
+    });
+    searches.push(Search::Column {
+        column: "run_branch",
+        value: reference.to_owned(),
+    });
     searches
 }

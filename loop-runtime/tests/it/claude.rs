@@ -267,6 +267,43 @@ async fn a_run_is_named_by_the_agent_and_falls_back_to_the_spec_slug() {
 }
 
 #[tokio::test]
+async fn the_name_printed_at_creation_keeps_meaning_the_run_after_the_naming_call() {
+    let scratch = scratch(1);
+    stub_plan(&scratch, &[]);
+    std::fs::write(scratch.repo().join(".stub-name"), "swift-owl").expect("stub name");
+    let runtime = crate::support::runtime(&scratch);
+    let config = [("run_naming_mode", "haiku"), ("claude_timeout_sec", "2")];
+    let first = runtime
+        .submit(claude_request(&scratch, &config))
+        .await
+        .expect("submit");
+    assert_eq!(first.name, "feature");
+    let done = finish(&runtime, first.id).await;
+    assert_eq!(done.name, "swift-owl", "{done:?}");
+    // The next run of the spec does not get the name the first one was printed with.
+    let second = runtime
+        .submit(claude_request(
+            &scratch,
+            &[("run_naming_mode", "spec_slug")],
+        ))
+        .await
+        .expect("submit");
+    assert_eq!(second.name, "feature-2");
+    for name in ["feature", "swift-owl"] {
+        assert_eq!(runtime.find(name).await.expect(name).id, first.id, "{name}");
+    }
+    // Nor may a person give it again.
+    let mut again = claude_request(&scratch, &[("run_naming_mode", "spec_slug")]);
+    again.name = Some("feature".to_owned());
+    let refused = runtime
+        .submit(again)
+        .await
+        .expect_err("a name given before");
+    assert!(refused.to_string().contains("\"feature\""), "{refused}");
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_explicit_name_is_never_replaced() {
     let scratch = scratch(1);
     stub_plan(&scratch, &[]);

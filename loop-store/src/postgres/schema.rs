@@ -45,6 +45,8 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_ms DESC);
 CREATE INDEX IF NOT EXISTS runs_by_workspace ON runs (workspace_root, created_ms DESC);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name);
 CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (run_branch);
+CREATE INDEX IF NOT EXISTS events_by_given_name ON events (((payload::jsonb) ->> 'name'))
+    WHERE type IN ('RUN_CREATED', 'RUN_NAMED');
 CREATE TABLE IF NOT EXISTS steps_started (step_id text PRIMARY KEY, run_id text NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     node_id text PRIMARY KEY,

@@ -57,6 +57,10 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX events_by_started_step ON events (json_extract(payload, '$.step_id'))
         WHERE type = 'STEP_STARTED';
     DROP TABLE steps;",
+    // 4: a run is found by every name it has had (the name it was created with, then the
+    // naming call's), so a name printed once keeps meaning that run and is never given again.
+    "CREATE INDEX events_by_given_name ON events (json_extract(payload, '$.name'))
+        WHERE type IN ('RUN_CREATED', 'RUN_NAMED');",
 ];
 
 /// How long a connection waits for another one's lock before giving up.

@@ -520,3 +520,42 @@ fn heartbeats_are_kept_aged_and_ended_by_leaving(backing: &Backing) {
     assert!(store.nodes().expect("nodes")[0].holds_lease());
 }
 on_both!(heartbeats_are_kept_aged_and_ended_by_leaving);
+
+/// A run renamed by its naming call is still found by the name it was created with (the name
+/// `loopctl run` printed), and by the new one; another run's name never matches it.
+fn a_run_is_found_by_every_name_it_has_had(backing: &Backing) {
+    let store = backing.open();
+    let mut renamed = create(store.as_ref(), 1, T0, "f-7");
+    renamed
+        .append(
+            store.as_ref(),
+            T0 + 1,
+            [Command::Name(loop_core::event::RunNamed {
+                name: "swift-owl".to_owned(),
+                name_source: loop_core::event::NameSource::Haiku,
+                paid: Default::default(),
+            })],
+        )
+        .expect("rename");
+    let other = create(store.as_ref(), 2, T0 + 2, "f-8");
+    for name in ["f-7", "swift-owl"] {
+        let found: Vec<RunId> = store
+            .find_runs(name, 10)
+            .expect("find by name")
+            .iter()
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(found, vec![renamed.id], "{name}");
+    }
+    let found = store.find_runs("f-8", 10).expect("find by name");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, other.id);
+    assert_eq!(found[0].name, "f-8");
+    // After a rebuild, the same.
+    store.rebuild_projections().expect("rebuild");
+    assert_eq!(
+        store.find_runs("f-7", 10).expect("find")[0].name,
+        "swift-owl"
+    );
+}
+on_both!(a_run_is_found_by_every_name_it_has_had);

@@ -42,6 +42,8 @@ pub fn run_created(name: &str, workspace_root: &str) -> RunCreated {
             ("iterations".to_owned(), "10".to_owned()),
         ]),
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     }
 }
 
@@ -198,6 +200,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                         attempt: 2,
                         delay_ms: 1000,
                         reason: "overloaded".to_owned(),
+                        count: None,
                         paid: Default::default(),
                         account: None,
                         limited_until_ms: None,

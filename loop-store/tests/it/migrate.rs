@@ -142,7 +142,7 @@ fn a_log_of_schema_2_migrates_and_reads_as_its_fold() {
     let user_version: i64 = raw
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("user_version");
-    assert_eq!(user_version, 3);
+    assert_eq!(user_version, 4);
     assert_eq!(store.read_all(Seq(0), usize::MAX).expect("read"), records);
     let mut steps = 0;
     for run in &runs {
