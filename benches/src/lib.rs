@@ -280,6 +280,8 @@ impl RunScript {
             plan_path: format!("{}/specs/rate-limiter.plan.md", self.workspace()),
             config,
             prompt_template: Default::default(),
+            tasks_done: None,
+            tasks_total: None,
         }
         .into()
     }

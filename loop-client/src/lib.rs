@@ -235,7 +235,12 @@ impl Client {
 
     /// `pause`, `resume`, `cancel` or `retry`.
     pub async fn control(&self, run_id: RunId, action: Control) -> Result<RunView, ClientError> {
-        let path = format!("/runs/{run_id}/{}", action.as_str());
+        let now = if action == Control::PauseNow {
+            "?now=true"
+        } else {
+            ""
+        };
+        let path = format!("/runs/{run_id}/{}{now}", action.as_str());
         let answer: RunEnvelope = self.post(&path, None::<&()>).await?;
         Ok(answer.run)
     }
@@ -452,7 +457,10 @@ impl Client {
 /// A change of a run's state asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
+    /// Pause once the current step ends.
     Pause,
+    /// Pause now: the agent's call in flight is stopped.
+    PauseNow,
     Resume,
     Cancel,
     Retry,
@@ -461,7 +469,7 @@ pub enum Control {
 impl Control {
     pub const fn as_str(self) -> &'static str {
         match self {
-            Control::Pause => "pause",
+            Control::Pause | Control::PauseNow => "pause",
             Control::Resume => "resume",
             Control::Cancel => "cancel",
             Control::Retry => "retry",

@@ -7,8 +7,8 @@ use crate::event::{
     CompletionRejected, Event, ExitReason, ExperimentBaseline, ExperimentDecided,
     ExperimentMeasured, MergeFinished, MergeStarted, PostmortemEnd, PostmortemStart, ReviewAction,
     ReviewComment, RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed,
-    RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted, StepStatus,
-    VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    RunPauseRequested, RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted,
+    StepStatus, VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
     WorktreeProviderSelected, WorktreeRemoved,
 };
 use crate::state::RunState;
@@ -25,6 +25,9 @@ pub enum Command {
     Claim(RunClaimed),
     /// The scheduler claimed the run.
     Start,
+    /// Pause once the current step ends (the agent's call in flight goes on); nothing when a
+    /// pause is already asked for.
+    RequestPause,
     /// Stop the agent now; the open step, if any, is recorded as CANCELED.
     Pause {
         reason: Option<String>,
@@ -36,7 +39,7 @@ pub enum Command {
         reason: Option<String>,
         at_ms: i64,
     },
-    /// A FAILED run goes back to PENDING.
+    /// A FAILED or CANCELED run goes back to PENDING.
     Retry,
     StartStep(StepStarted),
     FinishStep(StepFinished),
@@ -102,6 +105,8 @@ pub fn decide(state: &RunState, command: Command) -> Result<Vec<Event>, DomainEr
             ),
             at_ms,
         ),
+        Command::RequestPause if state.pause_requested() => (Vec::new(), state.last_ts_ms()),
+        Command::RequestPause => single(state, RunPauseRequested {}),
         Command::Resume => single(state, RunResumed {}),
         Command::Cancel { reason, at_ms } => (
             closing(

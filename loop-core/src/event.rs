@@ -136,6 +136,7 @@ events! {
     RunStarted => "RUN_STARTED",
     RunClaimed => "RUN_CLAIMED",
     RunPaused => "RUN_PAUSED",
+    RunPauseRequested => "RUN_PAUSE_REQUESTED",
     RunResumed => "RUN_RESUMED",
     RunCanceled => "RUN_CANCELED",
     RunRetried => "RUN_RETRIED",

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use crate::agent_stream::CallEnd;
-use crate::event::{ExitReason, RetryBudget};
+use crate::event::{ExitReason, RetryBudget, RetryCount};
 
 /// How a step retries its agent calls.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,11 +52,13 @@ pub struct CallCounters {
 pub enum AfterCall {
     /// The answer stands.
     Done,
-    /// Call again after `delay`, spending a retry of `budget`.
+    /// Call again after `delay`, spending a retry of `budget`: the `count.n`th of the
+    /// `count.of` it allows.
     Retry {
         delay: Duration,
         reason: String,
         budget: RetryBudget,
+        count: RetryCount,
     },
     /// Call again at `until_ms` (a usage limit's reset).
     Wait { until_ms: i64, reason: String },
@@ -102,6 +104,10 @@ pub fn after_call(end: &CallEnd, counters: &mut CallCounters, policy: &RetryPoli
                 ),
                 reason: reason.clone(),
                 budget: RetryBudget::Transient,
+                count: RetryCount {
+                    n: counters.transient,
+                    of: policy.transient_retries,
+                },
             }
         }
         CallEnd::Failed { reason } => {
@@ -120,6 +126,10 @@ pub fn after_call(end: &CallEnd, counters: &mut CallCounters, policy: &RetryPoli
                 delay: backoff(policy.failed_backoff, counters.failed, policy.max_backoff),
                 reason: reason.clone(),
                 budget: RetryBudget::Failed,
+                count: RetryCount {
+                    n: counters.failed,
+                    of: policy.failed_retries,
+                },
             }
         }
     }

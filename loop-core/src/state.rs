@@ -60,6 +60,9 @@ pub struct RunState {
     open_step: Option<OpenStep>,
     started_steps: HashSet<StepId>,
     postmortem_running: bool,
+    /// A pause was asked for once the current step ends ([`crate::event::RunPauseRequested`]);
+    /// cleared when the run stops running.
+    pause_requested: bool,
     worktree: Option<WorktreeCreated>,
     /// The cluster node whose claim is the latest, if any node claimed the run.
     claimed_by: Option<String>,
@@ -158,6 +161,11 @@ impl RunState {
         &self.pending_comments
     }
 
+    /// Whether the run is to pause before its next step.
+    pub fn pause_requested(&self) -> bool {
+        self.pause_requested
+    }
+
     /// The time of the last event applied.
     pub fn last_ts_ms(&self) -> i64 {
         self.last_ts_ms
@@ -184,7 +192,11 @@ impl RunState {
             }
             Event::RunClaimed(claimed) => self.claimed_by = Some(claimed.node_id.clone()),
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = Some(RunStatus::Running),
-            Event::RunPaused(_) => self.status = Some(RunStatus::Paused),
+            Event::RunPaused(_) => {
+                self.status = Some(RunStatus::Paused);
+                self.pause_requested = false;
+            }
+            Event::RunPauseRequested(_) => self.pause_requested = true,
             Event::RunRetried(_) => self.status = Some(RunStatus::Pending),
             Event::ChangesRequested(_) => {
                 self.status = Some(RunStatus::Pending);
@@ -223,6 +235,9 @@ impl RunState {
             | Event::ExperimentBaseline(_)
             | Event::ExperimentMeasured(_)
             | Event::ExperimentDecided(_) => {}
+        }
+        if self.status != Some(RunStatus::Running) {
+            self.pause_requested = false;
         }
         Ok(())
     }
@@ -264,13 +279,14 @@ impl RunState {
                 require("pause", &[Running])?;
                 no_open_step("pause")
             }
+            Event::RunPauseRequested(_) => require("pause", &[Running]),
             Event::RunResumed(_) => require("resume", &[Paused]),
             Event::RunCanceled(_) => {
                 require("cancel", &[Pending, Running, Paused])?;
                 no_open_step("cancel")
             }
             Event::RunRetried(_) => {
-                require("retry", &[Failed])?;
+                require("retry", &[Failed, Canceled])?;
                 if self.postmortem_running {
                     return Err(DomainError::PostmortemRunning);
                 }

@@ -72,6 +72,9 @@ pub(crate) struct Driver {
     fence: Option<crate::repos::fence::Fence>,
     /// The version of the claim this driver works under (a cluster node's).
     claimed_at: Option<loop_core::Version>,
+    /// A wait with no agent call in flight ended because a pause was asked for: the driver
+    /// records the pause rather than stopping unrecorded.
+    pausing: bool,
 }
 
 impl Driver {
@@ -96,6 +99,7 @@ impl Driver {
             cancel,
             fence: None,
             claimed_at: None,
+            pausing: false,
         };
         driver.run().await
     }
@@ -109,8 +113,18 @@ impl Driver {
             return self.run_experiment(settings).await;
         }
         loop {
+            // A pause asked for while a step ran takes effect between steps.
+            if self
+                .services
+                .journal
+                .state(self.run.run_id)
+                .await?
+                .pause_requested()
+            {
+                return self.pause_between_steps().await;
+            }
             if self.cancel.is_cancelled() || !self.wait_out_usage_limit().await {
-                return Ok(DriverEnd::Stopped);
+                return self.stopped().await;
             }
             let plan = self.run.read_plan().await;
             let plan_complete = plan.as_ref().is_some_and(Plan::is_complete);
@@ -139,23 +153,86 @@ impl Driver {
                 } => Some(self.fail(exit_reason, reason, Some(cause)).await?),
             };
             self.push_run_branch().await?;
-            if let Some(end) = end {
-                return Ok(end);
+            match end {
+                Some(DriverEnd::Stopped) => return self.stopped().await,
+                Some(end) => return Ok(end),
+                None => {}
             }
         }
     }
 
-    /// Sleeps until a usage-limit wait the log records is over; `false` when stopped first.
-    async fn wait_out_usage_limit(&self) -> bool {
+    /// Sleeps until a usage-limit wait the log records is over; `false` when stopped or asked
+    /// to pause first.
+    async fn wait_out_usage_limit(&mut self) -> bool {
         match self.progress.waiting_until_ms {
-            Some(until) if until > self.now() => {
-                tokio::select! {
-                    () = self.services.clock.sleep_until(until) => true,
-                    () = self.cancel.cancelled() => false,
-                }
-            }
+            Some(until) if until > self.now() => self.sleep_until(until).await,
             _ => true,
         }
+    }
+
+    /// Sleeps until `until_ms` with no agent call in flight; `false` when stopped first, or
+    /// when a pause is asked for (then [`Driver::stopped`] records it).
+    async fn sleep_until(&mut self, until_ms: i64) -> bool {
+        let asked = tokio::select! {
+            () = self.services.clock.sleep_until(until_ms) => return true,
+            () = self.cancel.cancelled() => return false,
+            () = self.pause_asked() => true,
+        };
+        self.pausing = asked;
+        false
+    }
+
+    /// Resolves once a pause is asked for (`RUN_PAUSE_REQUESTED`).
+    async fn pause_asked(&self) {
+        let run_id = self.run.run_id;
+        // Listen before looking, so that a request made in between is not missed.
+        let mut appended = self.services.journal.subscribe();
+        let asked = |state: Result<loop_core::RunState, RuntimeError>| {
+            state.is_ok_and(|state| state.pause_requested())
+        };
+        if asked(self.services.journal.state(run_id).await) {
+            return;
+        }
+        loop {
+            match appended.recv().await {
+                Ok(record) => {
+                    if record.run_id == run_id
+                        && matches!(record.event, Event::RunPauseRequested(_))
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if asked(self.services.journal.state(run_id).await) {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// How a driver that stopped ends: stopped from outside, or paused by itself when a pause
+    /// was asked for while it waited.
+    async fn stopped(&mut self) -> Result<DriverEnd, RuntimeError> {
+        if self.pausing && !self.cancel.is_cancelled() {
+            return self.pause_between_steps().await;
+        }
+        Ok(DriverEnd::Stopped)
+    }
+
+    /// Records the pause that was asked for; a step open in a wait (no call in flight) is
+    /// recorded as CANCELED and runs again on resume, as it would after the wait.
+    async fn pause_between_steps(&mut self) -> Result<DriverEnd, RuntimeError> {
+        let at_ms = self.now();
+        self.record(vec![Command::Pause {
+            reason: Some("asked for, after the current step".to_owned()),
+            at_ms,
+        }])
+        .await?;
+        Ok(DriverEnd::Settled)
     }
 
     /// Appends what `commands` decide; while the log refuses writes (a full disk), waits until

@@ -96,10 +96,13 @@ pub(crate) fn resolve(
     }
     let spec = resolve_path(root, &request.spec_path, &config.specs_dir)?;
     let Some(spec) = spec else {
+        let near = nearest_spec(root, &request.spec_path, &config.specs_dir)
+            .map(|near| format!("; did you mean {near}?"))
+            .unwrap_or_default();
         return Err(RuntimeError::Missing {
             what: "spec_path".to_owned(),
             reason: format!(
-                "no spec {} in {} or its specs_dir",
+                "no spec {} in {} or its specs_dir{near}",
                 request.spec_path,
                 root.display()
             ),
@@ -135,9 +138,12 @@ pub(crate) fn resolve(
             plan
         }
     };
-    if !config.is_experiment() {
-        check_plan(root, &plan)?;
-    }
+    // An experiment needs no plan (its iterations are ideas measured): no tasks to count.
+    let tasks = if config.is_experiment() {
+        None
+    } else {
+        Some(check_plan(root, &plan)?)
+    };
     let prompt_template = read_template(root, config.prompt_file.as_deref())?;
     let (name, name_source) = match &request.name {
         Some(name) => (name.clone(), NameSource::Explicit),
@@ -160,6 +166,8 @@ pub(crate) fn resolve(
         plan_path: plan,
         config: resolved.values().clone(),
         prompt_template,
+        tasks_done: tasks.as_ref().map(|t| t.tasks_done()),
+        tasks_total: tasks.as_ref().map(|t| t.tasks_total()),
     })
 }
 
@@ -286,8 +294,8 @@ fn check_name(name: &str) -> Result<(), RuntimeError> {
     }
 }
 
-/// The plan must have something to do.
-fn check_plan(root: &Path, plan: &str) -> Result<(), RuntimeError> {
+/// The plan must have something to do; the plan as read.
+fn check_plan(root: &Path, plan: &str) -> Result<loop_core::plan::Plan, RuntimeError> {
     let path = root.join(plan);
     let text = std::fs::read_to_string(&path).map_err(|source| RuntimeError::Io {
         what: path.display().to_string(),
@@ -318,7 +326,36 @@ fn check_plan(root: &Path, plan: &str) -> Result<(), RuntimeError> {
             tasks: parsed.tasks_total(),
         });
     }
-    Ok(())
+    Ok(parsed)
+}
+
+/// The spec under `specs_dir` whose name is nearest to a mistyped `wanted` (within a third of
+/// its length in edits), as a path relative to the workspace.
+fn nearest_spec(root: &Path, wanted: &str, specs_dir: &str) -> Option<String> {
+    let wanted_name = Path::new(wanted)
+        .file_name()?
+        .to_string_lossy()
+        .to_lowercase();
+    let entries = std::fs::read_dir(root.join(specs_dir)).ok()?;
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_spec =
+                entry.file_type().is_ok_and(|kind| kind.is_file()) && name.ends_with(".md");
+            is_spec.then_some(name)
+        })
+        .map(|name| {
+            let lower = name.to_lowercase();
+            let distance = strsim::levenshtein(&wanted_name, &lower).min(strsim::levenshtein(
+                &wanted_name,
+                lower.trim_end_matches(".md"),
+            ));
+            (distance, name)
+        })
+        .filter(|(distance, _)| *distance <= wanted_name.chars().count().div_ceil(3).max(1))
+        .min()
+        .map(|(_, name)| format!("{specs_dir}/{name}"))
 }
 
 /// Lowercase letters and digits, other runs of characters as one `-`.

@@ -94,9 +94,19 @@ impl Runtime {
         if let Some(url) = url {
             created.workspace_root = url;
         }
-        // A name the person gave stands; one made from the spec gets a suffix when taken.
+        // A name made from the spec gets a suffix when taken; a name the person gave stands
+        // unless another run has had it: a name means one run for good.
         if created.name_source != loop_core::event::NameSource::Explicit {
             created.name = self.services.free_name(&created.name, None).await?;
+        } else if self.services.name_taken(&created.name, None).await? {
+            return Err(RuntimeError::InvalidRequest {
+                what: "name".to_owned(),
+                reason: format!(
+                    "another run is (or was) called {:?}, or starts with it: a name means one \
+                     run for good; choose another",
+                    created.name
+                ),
+            });
         }
         let config = RunConfig::from_frozen(&created.config);
         let agent = &config.agent;
@@ -387,6 +397,22 @@ impl Runtime {
             .map(|node| node.beat.address))
     }
 
+    /// Pauses the run once its current step ends: the agent's call in flight goes on, and the
+    /// run's driver records the pause before it starts another step (at once when it is
+    /// waiting with no call in flight: a usage limit, a backoff). Asking again changes nothing.
+    pub async fn request_pause(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
+        self.services
+            .journal
+            .execute(run_id, vec![Command::RequestPause])
+            .await?;
+        // A run no driver holds (between claims, or its driver just ended) is woken, so that a
+        // driver starts and pauses it.
+        if !self.scheduler.is_running(run_id) {
+            self.scheduler.wake();
+        }
+        self.get(run_id).await
+    }
+
     /// Stops the agent at once; the open step is recorded as CANCELED.
     pub async fn pause(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         let pause = |at_ms| Command::Pause {
@@ -432,7 +458,7 @@ impl Runtime {
         self.get(run_id).await
     }
 
-    /// Sends a FAILED run back to PENDING; its limits count afresh.
+    /// Sends a FAILED or CANCELED run back to PENDING; its limits count afresh.
     pub async fn retry(&self, run_id: RunId) -> Result<RunView, RuntimeError> {
         self.postmortems.yield_to_retry(run_id).await;
         self.services

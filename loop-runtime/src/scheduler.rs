@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use loop_core::projection::{RunView, Waiting};
+use loop_core::projection::{RunView, WaitCode, Waiting};
 use loop_core::{Command, RunId, RunStatus};
 use loop_store::RunQuery;
 use tokio::sync::{Notify, broadcast};
@@ -390,7 +390,7 @@ impl Scheduler {
         }
         if let Some(trouble) = self.services.journal.health().trouble() {
             view.waiting = Some(Waiting::new(
-                "store_unavailable",
+                WaitCode::StoreUnavailable,
                 format!(
                     "the event log refuses writes since {}: {}; the run goes on once it takes them",
                     loop_core::time::rfc3339_ms(trouble.since_ms),
@@ -449,7 +449,7 @@ impl Scheduler {
             .collect();
         Some(if running.len() >= limits.max_concurrency {
             Waiting::new(
-                "waiting_for_slot",
+                WaitCode::WaitingForSlot,
                 format!(
                     "waiting for a slot: {} of {} runs are executing (--max-concurrency)",
                     running.len(),
@@ -458,14 +458,14 @@ impl Scheduler {
             )
         } else if busy.len() >= limits.max_per_workspace {
             Waiting::new(
-                "workspace_busy",
+                WaitCode::WorkspaceBusy,
                 format!(
                     "workspace busy: run {} is executing in {} (--max-runs-per-workspace {})",
                     busy[0], view.workspace_root, limits.max_per_workspace
                 ),
             )
         } else {
-            Waiting::new("queued", "queued: the scheduler starts it next")
+            Waiting::new(WaitCode::Queued, "queued: the scheduler starts it next")
         })
     }
 }

@@ -33,6 +33,7 @@ use super::window::{self, Window};
 use super::{AccountBook, AccountState, UNNAMED};
 use crate::config::{BudgetAction, RunConfig};
 use crate::ids::RunId;
+use crate::projection::WaitCode;
 use crate::time::rfc3339_ms;
 
 /// What kind of call is about to be made.
@@ -119,13 +120,13 @@ pub enum Hold {
 
 impl Hold {
     /// A stable name for programs (the run view's `waiting.code`, notifications).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> WaitCode {
         match self {
-            Hold::Limited { .. } => "account_limit",
-            Hold::Probing { .. } => "account_probe",
-            Hold::OverBudget { .. } => "account_budget",
-            Hold::Reserve { .. } => "account_reserve",
-            Hold::Turn { .. } => "account_turn",
+            Hold::Limited { .. } => WaitCode::AccountLimit,
+            Hold::Probing { .. } => WaitCode::AccountProbe,
+            Hold::OverBudget { .. } => WaitCode::AccountBudget,
+            Hold::Reserve { .. } => WaitCode::AccountReserve,
+            Hold::Turn { .. } => WaitCode::AccountTurn,
         }
     }
 

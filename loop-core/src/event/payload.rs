@@ -275,6 +275,12 @@ pub struct RunCreated {
     /// what every iteration is sent, whatever the run's worktree holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_template: Option<String>,
+    /// The plan's tasks done and in all when the run was submitted, so the run shows them
+    /// before its first step ends; absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_done: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_total: Option<u32>,
 }
 
 /// The run got its final name (from a short agent call, or the spec slug when that failed).
@@ -308,6 +314,12 @@ pub struct RunPaused {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// A person asked the run to pause once its current step ends (`loopctl pause` without
+/// `--now`): the agent's call in flight is not stopped, the driver records `RUN_PAUSED` before
+/// starting the next step, or at once when no call is in flight (between steps, in a wait).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunPauseRequested {}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResumed {}
@@ -480,6 +492,10 @@ pub struct AgentRetry {
     pub attempt: u32,
     pub delay_ms: u64,
     pub reason: String,
+    /// Which retry of its budget this is; absent when the retry is charged to none (a session
+    /// started afresh) and in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<RetryCount>,
     /// The call that is being retried.
     #[serde(flatten)]
     pub paid: Paid,
@@ -512,6 +528,14 @@ pub enum RetryBudget {
     Transient,
     /// Error results and crashes (`claude_retries`).
     Failed,
+}
+
+/// The `n`th retry (from 1) of the `of` its budget allows (`transient_retries` for a transient
+/// end, `claude_retries` for a failed call): what a person reads as "retry 3/8".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryCount {
+    pub n: u32,
+    pub of: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -253,6 +253,7 @@ impl Report {
                 },
             ),
             Event::RunCreated(_)
+            | Event::RunPauseRequested(_)
             | Event::RunNamed(_)
             | Event::RunClaimed(_)
             | Event::WorktreeProviderSelected(_)

@@ -49,6 +49,7 @@ fn describe(event: &Event) -> String {
             None => format!("node {}", e.node_id),
         },
         Event::RunStarted(_) | Event::RunResumed(_) | Event::RunRetried(_) => String::new(),
+        Event::RunPauseRequested(_) => "after the current step".to_owned(),
         Event::RunPaused(e) => e.reason.clone().unwrap_or_default(),
         Event::RunCanceled(e) => e.reason.clone().unwrap_or_default(),
         Event::RunCompleted(e) => format!(

@@ -47,6 +47,22 @@ pub struct RunView {
     /// In cluster mode, the node whose claim on the run is the latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// A pause was asked for once the current step ends (`loopctl pause` without `--now`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause_requested: bool,
+    /// What each kind of paid call cost: the steps' agent calls (retries and waits included),
+    /// the naming call, the postmortem's analyses; they add up to `cost_usd`.
+    #[serde(default)]
+    pub costs: Costs,
+}
+
+/// A run's cost by kind of call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Costs {
+    pub steps_usd: f64,
+    pub naming_usd: f64,
+    pub postmortem_usd: f64,
 }
 
 /// How the last merge of a run's branch went.
@@ -64,12 +80,87 @@ pub struct MergeView {
     pub problem: Option<String>,
 }
 
+/// Why a run waits, as data: a closed set, so that each front end says something for each (the
+/// JSON is the snake_case name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum WaitCode {
+    /// The agent said its usage limit is reached; the run waits for the reset (from the log).
+    UsageLimit,
+    /// The run's account spent its daily or monthly budget (from the log).
+    AccountBudget,
+    /// The run's account is held by a limit another run met.
+    AccountLimit,
+    /// The account's window is used past the share this run keeps free.
+    AccountReserve,
+    /// After a limit's reset, another run of the account calls first.
+    AccountProbe,
+    /// The account's calls at once are taken; the run waits its turn.
+    AccountTurn,
+    /// PENDING: every slot of the daemon is taken.
+    WaitingForSlot,
+    /// PENDING: another run executes in the same workspace.
+    WorkspaceBusy,
+    /// PENDING: the scheduler starts it next.
+    Queued,
+    /// The event log refuses writes.
+    StoreUnavailable,
+}
+
+impl WaitCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WaitCode::UsageLimit => "usage_limit",
+            WaitCode::AccountBudget => "account_budget",
+            WaitCode::AccountLimit => "account_limit",
+            WaitCode::AccountReserve => "account_reserve",
+            WaitCode::AccountProbe => "account_probe",
+            WaitCode::AccountTurn => "account_turn",
+            WaitCode::WaitingForSlot => "waiting_for_slot",
+            WaitCode::WorkspaceBusy => "workspace_busy",
+            WaitCode::Queued => "queued",
+            WaitCode::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// Whether the run's agent account holds it (the account's limit, budget, reserve, probe or
+    /// turn), as opposed to the agent's own answer or the daemon's queue.
+    pub const fn is_account_hold(self) -> bool {
+        matches!(
+            self,
+            WaitCode::AccountBudget
+                | WaitCode::AccountLimit
+                | WaitCode::AccountReserve
+                | WaitCode::AccountProbe
+                | WaitCode::AccountTurn
+        )
+    }
+}
+
+impl std::fmt::Display for WaitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for WaitCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for WaitCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// What a run waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Waiting {
-    /// `usage_limit`, `waiting_for_slot`, `workspace_busy`, `store_unavailable`, ….
-    pub code: String,
+    pub code: WaitCode,
     /// For people.
     pub reason: String,
     /// When the wait ends, if known (RFC 3339).
@@ -80,9 +171,9 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    pub fn new(code: &str, reason: impl Into<String>) -> Waiting {
+    pub fn new(code: WaitCode, reason: impl Into<String>) -> Waiting {
         Waiting {
-            code: code.to_owned(),
+            code,
             reason: reason.into(),
             until: None,
             until_ms: None,
@@ -154,8 +245,9 @@ impl RunView {
                 removed: false,
             },
             iteration: 0,
-            tasks_done: 0,
-            tasks_total: 0,
+            // The plan as it was when the run was submitted, until a step observes it.
+            tasks_done: created.tasks_done.unwrap_or(0),
+            tasks_total: created.tasks_total.unwrap_or(0),
             current_step: None,
             exit_reason: None,
             failure_reason: None,
@@ -166,6 +258,8 @@ impl RunView {
             waiting: None,
             merge: None,
             node: None,
+            pause_requested: false,
+            costs: Costs::default(),
         })
     }
 
@@ -189,7 +283,7 @@ impl RunView {
         // a node taking the run over goes on waiting).
         if !matches!(
             record.event,
-            Event::ArtifactWritten(_) | Event::RunClaimed(_)
+            Event::ArtifactWritten(_) | Event::RunClaimed(_) | Event::RunPauseRequested(_)
         ) {
             self.waiting = None;
         }
@@ -198,6 +292,15 @@ impl RunView {
         }
         if let Some(cost) = record.event.paid().and_then(|paid| paid.cost_usd) {
             self.cost_usd = add_cost(self.cost_usd, cost);
+            let kind = match &record.event {
+                Event::RunNamed(_) => &mut self.costs.naming_usd,
+                Event::PostmortemEnd(_) => &mut self.costs.postmortem_usd,
+                _ => &mut self.costs.steps_usd,
+            };
+            *kind = add_cost(*kind, cost);
+        }
+        if record.event.is_terminal() || matches!(record.event, Event::RunPaused(_)) {
+            self.pause_requested = false;
         }
         match &record.event {
             Event::RunCreated(_) => {}
@@ -208,6 +311,7 @@ impl RunView {
             Event::RunClaimed(claimed) => self.node = Some(claimed.node_id.clone()),
             Event::RunStarted(_) | Event::RunResumed(_) => self.status = RunStatus::Running,
             Event::RunPaused(_) => self.status = RunStatus::Paused,
+            Event::RunPauseRequested(_) => self.pause_requested = true,
             Event::RunRetried(_) | Event::ChangesRequested(_) => {
                 self.status = RunStatus::Pending;
                 self.exit_reason = None;
@@ -262,8 +366,12 @@ impl RunView {
                 self.postmortem = Some(end.status.as_str().to_owned());
             }
             Event::AgentWaiting(wait) => {
-                self.waiting =
-                    Some(Waiting::new("usage_limit", wait.reason.clone()).until(wait.until_ms));
+                // Met by a call, inside its step; an account's budget has no step.
+                let code = match wait.step_id {
+                    Some(_) => WaitCode::UsageLimit,
+                    None => WaitCode::AccountBudget,
+                };
+                self.waiting = Some(Waiting::new(code, wait.reason.clone()).until(wait.until_ms));
             }
             Event::MergeFinished(merge) => {
                 self.merge = Some(MergeView {

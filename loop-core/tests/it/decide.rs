@@ -22,6 +22,8 @@ fn created() -> RunCreated {
         plan_path: "IMPLEMENTATION_PLAN.md".into(),
         config: BTreeMap::new(),
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     }
 }
 

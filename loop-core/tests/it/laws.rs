@@ -438,6 +438,8 @@ fn probes(driver: &Driver) -> Vec<Event> {
             plan_path: "plan.md".into(),
             config: BTreeMap::new(),
             prompt_template: Default::default(),
+            tasks_done: None,
+            tasks_total: None,
         }
         .into(),
         RunNamed {
@@ -597,6 +599,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
                 attempt: 2,
                 delay_ms: 10,
                 reason: "probe".into(),
+                count: None,
                 paid: Default::default(),
                 account: None,
                 limited_until_ms: None,

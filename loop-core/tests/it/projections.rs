@@ -108,6 +108,8 @@ fn created() -> RunCreated {
         plan_path: "IMPLEMENTATION_PLAN.md".into(),
         config,
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     }
 }
 
@@ -153,6 +155,7 @@ fn golden_run() -> Vec<EventRecord> {
                 attempt: 2,
                 delay_ms: 5_000,
                 reason: "overloaded".into(),
+                count: None,
                 paid: Default::default(),
                 account: None,
                 limited_until_ms: None,

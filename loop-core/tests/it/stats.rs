@@ -37,6 +37,8 @@ impl Run {
                 plan_path: "specs/planning/a-plan.md".to_owned(),
                 config: BTreeMap::new(),
                 prompt_template: Default::default(),
+                tasks_done: None,
+                tasks_total: None,
             }),
         );
         run
@@ -154,6 +156,7 @@ fn fixture() -> Vec<Run> {
             attempt: 2,
             delay_ms: 1_000,
             reason: "overloaded".to_owned(),
+            count: None,
             paid: Default::default(),
             account: None,
             limited_until_ms: None,

@@ -102,9 +102,8 @@ impl Driver {
                 utilization = reserve.utilization,
                 "the account's reserve is reached: no new iteration until its window resets"
             );
-            tokio::select! {
-                () = clock.sleep_until(reserve.until_ms) => {}
-                () = self.cancel.cancelled() => return Ok(AccountGate::End(DriverEnd::Stopped)),
+            if !self.sleep_until(reserve.until_ms).await {
+                return Ok(AccountGate::End(DriverEnd::Stopped));
             }
             return Ok(AccountGate::Again);
         }

@@ -482,6 +482,7 @@ impl Driver {
                     reason: format!(
                         "could not go on with session {id} ({reason}); starting afresh"
                     ),
+                    count: None,
                     paid: reply.paid(),
                     account: account.clone(),
                     limited_until_ms: None,
@@ -573,12 +574,14 @@ impl Driver {
                     delay,
                     reason,
                     budget,
+                    count,
                 } => {
                     let retry = loop_core::event::AgentRetry {
                         step_id,
                         attempt: calls + 1,
                         delay_ms: delay.as_millis() as u64,
                         reason,
+                        count: Some(count),
                         paid: reply.paid(),
                         account: account.clone(),
                         limited_until_ms: None,
@@ -617,9 +620,8 @@ impl Driver {
             if session.is_some() {
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
             }
-            tokio::select! {
-                () = self.services.clock.sleep_until(until) => {}
-                () = self.cancel.cancelled() => return Ok(None),
+            if !self.sleep_until(until).await {
+                return Ok(None);
             }
             // No call of any kind goes to a held account, a retry's included: after a retry's
             // pause as after a limit's reset, the call waits until the account may take it

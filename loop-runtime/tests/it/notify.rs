@@ -229,6 +229,8 @@ fn completed_run_in_log(store: &SqliteStore, notify_cmd: &str, workspace: &Path)
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config: BTreeMap::from([("notify_cmd".to_owned(), notify_cmd.to_owned())]),
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     };
     let completed = RunCompleted {
         exit_reason: ExitReason::CompletePlan,

@@ -400,6 +400,8 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config: Default::default(),
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     };
     let commands = [
         Command::Create(created),

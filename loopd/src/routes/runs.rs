@@ -205,14 +205,23 @@ pub async fn steps(
     Ok(Json(StepsEnvelope { steps }))
 }
 
-/// Pauses a run: its agent is stopped at once.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PauseQuery {
+    /// `true`: stop the agent's call in flight now (its step is recorded CANCELED and runs
+    /// again on resume). Otherwise the run pauses once its current step ends.
+    now: Option<bool>,
+}
+
+/// Pauses a run once its current step ends (`pause_requested` until then), or at once with
+/// `?now=true`.
 #[utoipa::path(
     post,
     path = "/runs/{id}/pause",
     tag = "runs",
-    params(("id" = RunId, Path, description = "The run's id.")),
+    params(("id" = RunId, Path, description = "The run's id."), PauseQuery),
     responses(
-        (status = 200, description = "The run, paused.", body = RunEnvelope),
+        (status = 200, description = "The run: paused, or RUNNING with `pause_requested` until its step ends.", body = RunEnvelope),
         (status = 404, description = "No such run.", body = ErrorBody),
         (status = 409, description = "The run cannot be paused where it stands.", body = ErrorBody),
     ),
@@ -220,8 +229,14 @@ pub async fn steps(
 pub async fn pause(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<PauseQuery>,
 ) -> Result<Json<RunEnvelope>, ApiError> {
-    let run = state.runtime.pause(run_id(&id)?).await?;
+    let id = run_id(&id)?;
+    let run = if query.now == Some(true) {
+        state.runtime.pause(id).await?
+    } else {
+        state.runtime.request_pause(id).await?
+    };
     Ok(Json(RunEnvelope { run }))
 }
 
