@@ -19,8 +19,10 @@ use clap::{Args, Parser, Subcommand};
   loopctl inspect quiet-harbor          # a run by name, id or id prefix
   loopctl diff quiet-harbor && loopctl merge quiet-harbor --target main
 
-Exit status: 0 ok, 1 error, 2 usage error; `run --wait`, `run --follow` and `wait` exit 0
-only for a COMPLETED run. Data goes to stdout (--json: one JSON document, JSON lines when
+Exit status: 0 ok, 1 error, 2 usage error, 130 Ctrl-C while following; `run --wait`,
+`run --follow`, `wait`, `exec` and `demo` exit 0 only for a COMPLETED run whose merge (when it
+has a target) landed, 3 for a COMPLETED run whose merge did not land (`loopctl merge RUN`
+tries it again), 1 for any other end. Data goes to stdout (--json: one JSON document, JSON lines when
 following); notes and errors go to stderr."
 )]
 pub struct Cli {
@@ -92,11 +94,19 @@ pub enum Command {
         /// The run: a full id, a unique id prefix or a unique name.
         run: String,
     },
-    /// Pause a run after its current step is stopped; `resume` goes on from there.
-    #[command(after_help = "Example:\n  loopctl pause 0196f3c2")]
+    /// Pause a run once its current step ends; `resume` goes on from there.
+    ///
+    /// The agent's call in flight finishes (a run waiting on a usage limit or a retry pauses at
+    /// once); --now stops the call in flight instead, and its step runs again on resume.
+    #[command(
+        after_help = "Examples:\n  loopctl pause 0196f3c2\n  loopctl pause quiet-harbor --now"
+    )]
     Pause {
         /// The run: a full id, a unique id prefix or a unique name.
         run: String,
+        /// Stop the agent's call in flight now rather than after its step.
+        #[arg(long)]
+        now: bool,
     },
     /// Resume a paused run.
     #[command(after_help = "Example:\n  loopctl resume 0196f3c2")]
@@ -110,7 +120,7 @@ pub enum Command {
         /// The run: a full id, a unique id prefix or a unique name.
         run: String,
     },
-    /// Run a FAILED run again from where it stopped.
+    /// Run a FAILED or CANCELED run again from where it stopped.
     #[command(after_help = "Example:\n  loopctl retry 0196f3c2 && loopctl wait 0196f3c2")]
     Retry {
         /// The run: a full id, a unique id prefix or a unique name.
@@ -194,13 +204,14 @@ pub enum Command {
     /// summary (root cause, evidence, changes to make) from the run's agent, into the run's
     /// analysis/ directory.
     ///
-    /// Prints the summary analysis, then where the other files are. Runs in the daemon at
+    /// Prints the summary analysis, then where the other files are. A run that has a postmortem
+    /// is shown as it is; --again pays for new analyses. Runs in the daemon at
     /// --addr; with --db, or with no daemon at the default address, in this process over the
     /// event log. --prompt-only writes and prints the prompts and asks no agent. Exits 1 when an
     /// analysis failed.
     #[command(after_help = "Examples:
   loopctl analyze --latest
-  loopctl analyze 0196f3c2 --model sonnet
+  loopctl analyze 0196f3c2 --again --model opus
   loopctl analyze --latest --prompt-only > prompts.md")]
     Analyze {
         /// The run: a full id, a unique id prefix or a unique name.
@@ -209,9 +220,14 @@ pub enum Command {
         /// The newest finished run of this workspace (of any workspace when this one has none).
         #[arg(long)]
         latest: bool,
-        /// The model of the analyses; default: the run's review model.
+        /// The model of the analyses; default: the run's postmortem_model (sonnet unless
+        /// configured).
         #[arg(long)]
         model: Option<String>,
+        /// Run the analyses again although the run has a postmortem (new agent calls, paid);
+        /// without it an existing postmortem is shown as it is.
+        #[arg(long)]
+        again: bool,
         /// Write and print the prompts; ask no agent.
         #[arg(long)]
         prompt_only: bool,

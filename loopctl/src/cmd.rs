@@ -49,7 +49,14 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             limit,
         } => list::list(&daemon.connect()?, status.as_deref(), workspace, limit, out),
         Command::Inspect { run } => inspect::inspect(&daemon.connect()?, &run, out),
-        Command::Pause { run } => control::control(&daemon.connect()?, &run, Control::Pause, out),
+        Command::Pause { run, now } => {
+            let action = if now {
+                Control::PauseNow
+            } else {
+                Control::Pause
+            };
+            control::control(&daemon.connect()?, &run, action, out)
+        }
         Command::Resume { run } => control::control(&daemon.connect()?, &run, Control::Resume, out),
         Command::Cancel { run } => control::control(&daemon.connect()?, &run, Control::Cancel, out),
         Command::Retry { run } => control::control(&daemon.connect()?, &run, Control::Retry, out),
@@ -83,12 +90,16 @@ pub fn run(command: Command, daemon: &Daemon, out: &Output) -> anyhow::Result<Ex
             latest: _,
             model,
             prompt_only,
+            again,
             db,
         } => analyze::run(
             source::resolve(daemon, db, out)?,
             run.as_deref(),
-            model,
-            prompt_only,
+            &analyze::Ask {
+                model,
+                prompt_only,
+                again,
+            },
             out,
         ),
         Command::Stats {

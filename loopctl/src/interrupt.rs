@@ -12,9 +12,15 @@ pub fn leave_running(name: &str) {
     // Set once per process: only one run is followed. Should a handler be set already, it
     // stays (it says the same).
     let _ = ctrlc::set_handler(move || {
+        // A status line drawn in place is taken off first.
+        let erase = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            "\r\x1b[2K"
+        } else {
+            "\n"
+        };
         let _ = writeln!(
             std::io::stderr().lock(),
-            "\nloopctl: stopped following; run {name} goes on in the daemon. \
+            "{erase}loopctl: stopped following; run {name} goes on in the daemon. \
              `loopctl tail {name} --follow` follows it again, `loopctl cancel {name}` stops it."
         );
         std::process::exit(130);

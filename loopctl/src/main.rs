@@ -8,6 +8,7 @@ mod error;
 mod escapes;
 mod human;
 mod interrupt;
+mod live;
 mod log;
 mod output;
 mod picker;

@@ -56,6 +56,11 @@ impl Output {
         }
     }
 
+    /// Whether agent text is shown as written (`--raw`).
+    pub fn is_raw(&self) -> bool {
+        self.agent.is_none()
+    }
+
     /// A line of data for people (ignored under `--json`).
     pub fn line(&self, text: &str) {
         if !self.json {

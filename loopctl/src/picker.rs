@@ -99,6 +99,25 @@ pub fn specs(root: &Path, config: &Config) -> Vec<Spec> {
     found
 }
 
+/// The specs whose plan (`<plans_dir>/<stem>-plan.md`) has something left to do: a run of a
+/// spec whose plan is done, or missing, would be refused.
+fn unfinished(root: &Path, config: &Config, specs: Vec<Spec>) -> Vec<Spec> {
+    let plans = root.join(&config.typed().plans_dir);
+    specs
+        .into_iter()
+        .filter(|spec| {
+            let Some(stem) = spec.path.file_stem() else {
+                return false;
+            };
+            let plan = plans.join(format!("{}-plan.md", stem.to_string_lossy()));
+            std::fs::read_to_string(plan).is_ok_and(|text| {
+                let plan = loop_core::plan::Plan::parse(&text);
+                plan.tasks_total() > 0 && !plan.is_complete()
+            })
+        })
+        .collect()
+}
+
 /// The spec a person picks on the terminal; an error saying to pass one when stdin is not a
 /// terminal. `command` names the command in messages.
 pub fn pick(root: &Path, config: &Config, command: &str) -> anyhow::Result<PathBuf> {
@@ -108,12 +127,20 @@ pub fn pick(root: &Path, config: &Config, command: &str) -> anyhow::Result<PathB
              (the spec picker needs a terminal)"
         );
     }
-    let all = specs(root, config);
-    if all.is_empty() {
+    let found = specs(root, config);
+    if found.is_empty() {
         bail!(
             "no spec given, and no spec in {}: write one there (`loopctl init` writes a \
              template), or pass the spec file",
             root.join(&config.typed().specs_dir).display()
+        );
+    }
+    let all = unfinished(root, config, found);
+    if all.is_empty() {
+        bail!(
+            "no spec given, and every spec's plan in {} is done (or missing): add tasks to a \
+             plan, or pass the spec and its plan",
+            root.join(&config.typed().plans_dir).display()
         );
     }
     let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");

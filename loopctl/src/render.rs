@@ -76,7 +76,18 @@ pub fn verdict(view: &RunView) -> String {
             format!("{}: {}", view.status, one_line(reason, 200))
         }
         (Some(exit), _) if view.status.is_terminal() => {
-            format!("{} ({})", view.status, exit.as_str())
+            let merge = match &view.merge {
+                Some(merge) if merge.landed => format!(
+                    ", merged into {}",
+                    view.worktree
+                        .merge_target_branch
+                        .as_deref()
+                        .unwrap_or("its target")
+                ),
+                Some(_) => ", merge not landed".to_owned(),
+                None => String::new(),
+            };
+            format!("{} ({}){merge}", view.status, exit.as_str())
         }
         _ => view.status.to_string(),
     }
@@ -84,8 +95,14 @@ pub fn verdict(view: &RunView) -> String {
 
 /// A closing line for a run that ended.
 pub fn summary(view: &RunView) -> String {
+    // The postmortem's analyses are paid too: a cost read before they end says so.
+    let more = if view.postmortem.as_deref() == Some("running") {
+        " so far (its postmortem is running)"
+    } else {
+        ""
+    };
     format!(
-        "run {} ({}) {}; {}/{} tasks, {}, {}, {}",
+        "run {} ({}) {}; {}/{} tasks, {}, {}, {}{more}",
         view.id,
         view.name,
         verdict(view),
@@ -105,11 +122,86 @@ pub fn iterations(count: u32) -> String {
     }
 }
 
-/// 0 for a COMPLETED run, 1 for any other end.
+/// What a run waits for now, or where its merge stands: `⏸ usage limit until 14:05 UTC (2h
+/// left)`, `merged into main`, `merge not landed`; empty when there is nothing to say.
+pub fn state_note(view: &RunView, now_ms: i64) -> String {
+    if let Some(waiting) = &view.waiting {
+        let mut note = format!("⏸ {}", crate::live::lines::wait_label(waiting.code));
+        if let Some(until) = waiting.until_ms {
+            note.push_str(&format!(
+                " until {} ({} left)",
+                crate::live::lines::clock(until, now_ms),
+                duration((until - now_ms).max(0) as u64)
+            ));
+        }
+        return note;
+    }
+    if view.pause_requested {
+        return "pausing after its step".to_owned();
+    }
+    match &view.merge {
+        Some(merge) if merge.landed => format!(
+            "merged into {}",
+            view.worktree
+                .merge_target_branch
+                .as_deref()
+                .unwrap_or("its target")
+        ),
+        Some(_) => "merge not landed".to_owned(),
+        None => String::new(),
+    }
+}
+
+/// The exit status of a COMPLETED run whose merge on completion did not land.
+pub const MERGE_NOT_LANDED: u8 = 3;
+
+/// 0 for a COMPLETED run (whose merge landed, when it had one), [`MERGE_NOT_LANDED`] for a
+/// COMPLETED run whose merge did not, 1 for any other end.
 pub fn exit_status(view: &RunView) -> ExitCode {
-    if view.status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    match view.status {
+        RunStatus::Completed if merge_not_landed(view) => ExitCode::from(MERGE_NOT_LANDED),
+        RunStatus::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
+/// Whether the run's last merge was tried and did not land.
+pub fn merge_not_landed(view: &RunView) -> bool {
+    view.merge.as_ref().is_some_and(|merge| !merge.landed)
+}
+
+/// What to run next after a run ended the way `view` says, for a person reading the end of a
+/// followed or waited-for run; nothing when nothing is to be done.
+pub fn closing(view: &RunView) -> Vec<String> {
+    let name = &view.name;
+    match view.status {
+        RunStatus::Completed if merge_not_landed(view) => {
+            let target = view
+                .worktree
+                .merge_target_branch
+                .as_deref()
+                .unwrap_or("its target");
+            let problem = view
+                .merge
+                .as_ref()
+                .and_then(|merge| merge.problem.as_deref())
+                .unwrap_or("no reason given");
+            vec![
+                format!(
+                    "the work is done and verified, but its merge into {target} did not land: {}",
+                    one_line(problem, 200)
+                ),
+                format!(
+                    "next: fix that (a checkout with changes: commit or stash them), then \
+                     `loopctl merge {name}`; `loopctl diff {name}` shows the work"
+                ),
+            ]
+        }
+        RunStatus::Failed => vec![format!(
+            "next: `loopctl inspect {name}` shows why; `loopctl retry {name}` runs it again from \
+             where it stopped"
+        )],
+        RunStatus::Canceled => vec![format!("next: `loopctl retry {name}` runs it again")],
+        _ => Vec::new(),
     }
 }

@@ -15,6 +15,12 @@
 #   window:<u>:<s>  a task, after a rate_limit_event allowed_warning: utilization <u>, reset <s>
 #   quiet:<s>   <s> seconds of silence, then a task
 #   hang        init, then silence for 300 s (a step to pause or kill)
+#   limit_real  the usage limit as a real CLI printed it on a first request ("You've hit your
+#               session limit · resets 12:30pm (Asia/Tokyo)", exit 1), verbatim from
+#               loop-core/tests/data/agents/real/claude/usage_limit_session_first_request_tokyo
+#   overloaded_real  a 529 after the CLI's own retries, verbatim from a real run (exit 1):
+#               loop-core/tests/data/agents/real/claude/overloaded_529_after_retries
+#   escapes     a task whose text carries terminal escape sequences (colour, a window title)
 # Sessions as the real CLI has them: `--session-id X` starts X, `--resume X` goes on with X and
 # fails as the real CLI does ("No conversation found") when X was never started. Each
 # implementation or review call appends `[--resume ]<session> <phase>` to
@@ -151,6 +157,18 @@ case "$mode" in
     ;;
   hang)
     sleep 300
+    ;;
+  limit_real)
+    cat "$(dirname "$0")/../../loop-core/tests/data/agents/real/claude/usage_limit_session_first_request_tokyo.jsonl"
+    exit 1
+    ;;
+  overloaded_real)
+    cat "$(dirname "$0")/../../loop-core/tests/data/agents/real/claude/overloaded_529_after_retries.jsonl"
+    exit 1
+    ;;
+  escapes)
+    printf '%s\n' '{"type":"assistant","message":{"model":"opus","content":[{"type":"text","text":"\u001b[31mred words\u001b[0m and \u001b]0;a new title\u0007a title"}]}}'
+    mode=task
     ;;
   limit:*)
     if [ -n "$scoped" ]; then

@@ -33,17 +33,32 @@ struct Done {
     summary: Option<String>,
 }
 
-/// `loopctl analyze [RUN | --latest] [--model M] [--prompt-only]`.
-pub fn run(
-    source: Source,
-    run: Option<&str>,
-    model: Option<String>,
-    prompt_only: bool,
-    out: &Output,
-) -> anyhow::Result<ExitCode> {
+/// What `analyze` asks for.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub model: Option<String>,
+    pub prompt_only: bool,
+    /// New analyses although the run has some (paid agent calls).
+    pub again: bool,
+}
+
+impl Ask {
+    /// Whether the analyses the run has (`report`) are what is shown, with no new call.
+    fn shows(&self, report: &PostmortemReport) -> bool {
+        let summary = Analysis::Summary.answer_file();
+        !self.again
+            && !self.prompt_only
+            && report.status.as_deref() != Some("running")
+            && report.files.iter().any(|file| file.name == summary)
+    }
+}
+
+/// `loopctl analyze [RUN | --latest] [--model M] [--prompt-only] [--again]`.
+pub fn run(source: Source, run: Option<&str>, ask: &Ask, out: &Output) -> anyhow::Result<ExitCode> {
+    let prompt_only = ask.prompt_only;
     let done = match source {
-        Source::Daemon(client) => on_daemon(&client, run, model, prompt_only, out)?,
-        Source::Log(db) => in_log(&db, run, model, prompt_only, out)?,
+        Source::Daemon(client) => on_daemon(&client, run, ask, out)?,
+        Source::Log(db) => in_log(&db, run, ask, out)?,
     };
     let report = &done.report;
     let mut document = serde_json::json!({
@@ -114,25 +129,36 @@ fn plural(n: usize) -> &'static str {
 
 /// The postmortem asked of the daemon, waited for on its event stream, its files read back
 /// through its artifact route (the daemon may run on another machine).
-fn on_daemon(
-    client: &Client,
-    run: Option<&str>,
-    model: Option<String>,
-    prompt_only: bool,
-    out: &Output,
-) -> anyhow::Result<Done> {
+fn on_daemon(client: &Client, run: Option<&str>, ask: &Ask, out: &Output) -> anyhow::Result<Done> {
+    let prompt_only = ask.prompt_only;
     let view = match run {
         Some(text) => run_ref::on_daemon(client, text)?,
         None => latest_on_daemon(client)?,
     };
-    announce(&view, prompt_only, out);
     let id = view.id;
     // Listen from before the start, so an end that comes at once is not missed. The run's own
     // stream ends with the run; the stream of every run's events does not.
     let mut events = client.events(None, view.last_seq);
-    let started = client
-        .start_postmortem(id, &PostmortemBody { model, prompt_only })
-        .map_err(|error| named(error, id))?;
+    let existing = client.postmortem(id).map_err(|error| named(error, id))?;
+    let started = if ask.shows(&existing) {
+        shown(&view, &existing, out);
+        existing
+    } else if existing.status.as_deref() == Some("running") && !ask.again {
+        // One is under way (the run just ended): its end is waited for, not paid twice.
+        announce(&view, prompt_only, out);
+        existing
+    } else {
+        announce(&view, prompt_only, out);
+        client
+            .start_postmortem(
+                id,
+                &PostmortemBody {
+                    model: ask.model.clone(),
+                    prompt_only,
+                },
+            )
+            .map_err(|error| named(error, id))?
+    };
     if started.status.as_deref() == Some("running") {
         loop {
             match events.next() {
@@ -158,20 +184,23 @@ fn on_daemon(
 }
 
 /// The postmortem run in this process over the log at `db`, its files read from disk.
-fn in_log(
-    db: &Path,
-    run: Option<&str>,
-    model: Option<String>,
-    prompt_only: bool,
-    out: &Output,
-) -> anyhow::Result<Done> {
+fn in_log(db: &Path, run: Option<&str>, ask: &Ask, out: &Output) -> anyhow::Result<Done> {
+    let prompt_only = ask.prompt_only;
     let report = embedded(db, async |runtime| {
         let run_id = match run {
             Some(text) => runtime.find(text).await?.id,
             None => latest_in_log(runtime).await?,
         };
-        announce(&runtime.get(run_id).await?, prompt_only, out);
-        runtime.postmortem(run_id, model, prompt_only).await?;
+        let view = runtime.get(run_id).await?;
+        let existing = runtime.postmortem_report(run_id).await?;
+        if ask.shows(&existing) {
+            shown(&view, &existing, out);
+            return Ok(existing);
+        }
+        announce(&view, prompt_only, out);
+        runtime
+            .postmortem(run_id, ask.model.clone(), prompt_only)
+            .await?;
         Ok(runtime.wait_postmortem(run_id).await?)
     })?;
     let dir = Path::new(&report.dir).to_owned();
@@ -179,6 +208,17 @@ fn in_log(
         let path = dir.join(name);
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
     })
+}
+
+/// Says that the postmortem shown is the one the run has, and how to pay for a new one.
+fn shown(view: &RunView, report: &PostmortemReport, out: &Output) {
+    out.note(&format!(
+        "the postmortem run {} has ({}); `loopctl analyze {} --again` runs new analyses (paid \
+         agent calls)",
+        view.name,
+        report.started_because.as_deref().unwrap_or("earlier"),
+        view.name
+    ));
 }
 
 fn announce(view: &RunView, prompt_only: bool, out: &Output) {

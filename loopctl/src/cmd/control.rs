@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::connect::named;
 use crate::output::Output;
-use crate::render::{exit_status, summary};
+use crate::render::{closing, exit_status, summary};
 use crate::run_ref;
 use crate::table::{Colour, Paint};
 
@@ -27,13 +27,21 @@ pub fn control(
         .map_err(|error| named(error, id))?;
     out.document(&json!({ "run": view }));
     let colour = Colour::stdout();
-    out.line(&format!(
-        "run {} ({}) is {}",
-        view.id,
-        view.name,
-        colour.paint(Paint::of_status(view.status), view.status.as_str())
-    ));
-    if action == Control::Pause {
+    let status = colour.paint(Paint::of_status(view.status), view.status.as_str());
+    if view.pause_requested {
+        out.line(&format!(
+            "run {} ({}) is {status}; it pauses once its current step ends",
+            view.id, view.name
+        ));
+        out.note(&format!(
+            "`loopctl pause {} --now` stops the agent's call now; `loopctl resume {}` goes on \
+             after the pause",
+            view.name, view.name
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(&format!("run {} ({}) is {status}", view.id, view.name));
+    if matches!(action, Control::Pause | Control::PauseNow) {
         out.note(&format!("`loopctl resume {}` goes on from here", view.name));
     }
     Ok(ExitCode::SUCCESS)
@@ -50,5 +58,8 @@ pub fn wait(client: &Client, text: &str, out: &Output) -> anyhow::Result<ExitCod
     let view = wait_for_end(client, id)?;
     out.document(&json!({ "run": view }));
     out.line(&summary(&view));
+    for line in closing(&view) {
+        out.note(&line);
+    }
     Ok(exit_status(&view))
 }

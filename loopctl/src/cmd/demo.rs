@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use loop_core::RunStatus;
 use loop_core::config::Layer;
 use loop_runtime::RunRequest;
 
@@ -95,11 +94,7 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
         "  loopctl replay --db {}     # the log folds back to the same state",
         db.display()
     ));
-    Ok(if view.status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(crate::render::exit_status(&view))
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use loop_core::RunStatus;
 use loop_runtime::lock::{DataDirLock, LockError};
 
 use crate::cli::RunArgs;
@@ -80,9 +79,5 @@ pub fn run(
     };
     // The document of `loopctl run --wait`, so a script reads a run the same way from both.
     out.document(&serde_json::json!({ "run": view }));
-    Ok(if view.status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(crate::render::exit_status(&view))
 }

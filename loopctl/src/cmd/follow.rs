@@ -6,13 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use loop_core::Seq;
-use loop_core::event::Event;
+use loop_api::meta::OutputChunk;
 use loop_core::projection::RunView;
 use loop_runtime::{Claim, RunRequest, Runtime};
 use loop_store::SqliteStore;
 
+use crate::live::Live;
 use crate::output::Output;
+
+/// How often the status line's clock moves (the run view is read every fourth tick).
+const TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How a run followed in this process ended for this process.
 pub enum Followed {
@@ -52,12 +55,16 @@ pub fn run_in_process(
             run.name,
             db.display()
         ));
-        let mut events = runtime.subscribe(Some(run.id), Seq(0));
+        let mut live = Live::new(&run, &[], out, false);
+        let mut events = runtime.subscribe(Some(run.id), run.last_seq);
         let interrupt = tokio::signal::ctrl_c();
         tokio::pin!(interrupt);
+        let mut tick = tokio::time::interval(TICK);
+        let mut polls = 0u32;
         let finished = loop {
             tokio::select! {
                 _ = &mut interrupt => {
+                    live.close();
                     // The default SIGINT would kill this process between two appends and leave
                     // the agent to the next start's sweep; stopping the runtime instead ends the
                     // step as INTERRUPTED, which is what a daemon's recovery continues from.
@@ -76,17 +83,30 @@ pub fn run_in_process(
                     if let Ok(chunk) = chunk
                         && chunk.run_id == run.id
                     {
-                        out.agent(&chunk.content);
+                        live.output(&OutputChunk {
+                            step_id: chunk.step_id,
+                            offset: chunk.offset,
+                            content: chunk.content,
+                        });
                     }
                 }
                 record = events.next() => {
                     let Some(record) = record else { break None };
                     let record = record?;
-                    if let Some(line) = timeline(&record.event) {
-                        out.note(&line);
-                    }
+                    live.event(&record);
                     if record.event.is_terminal() {
                         break Some(runtime.wait(run.id).await?);
+                    }
+                }
+                _ = tick.tick() => {
+                    polls += 1;
+                    // The waits no event records (the account's) are read from the run view.
+                    if polls % 4 == 0
+                        && let Ok(view) = runtime.get(run.id).await
+                    {
+                        live.view(&view);
+                    } else {
+                        live.tick();
                     }
                 }
             }
@@ -95,82 +115,44 @@ pub fn run_in_process(
         if let Some(view) = &finished
             && view.postmortem.as_deref() == Some("running")
         {
-            out.note("── postmortem: analysing the run (Ctrl-C skips it)");
+            live.note("── postmortem: analysing the run (Ctrl-C skips it)");
             tokio::select! {
                 report = runtime.wait_postmortem(view.id) => {
                     let report = report?;
-                    out.note(&format!(
+                    live.note(&format!(
                         "── postmortem {} in {}{}",
                         report.status.as_deref().unwrap_or("unknown"),
                         report.dir,
                         report.reason.map(|r| format!(": {r}")).unwrap_or_default()
                     ));
                 }
-                _ = &mut interrupt => out.note(&format!(
+                _ = &mut interrupt => live.note(&format!(
                     "── postmortem skipped; `loopctl analyze {}` runs it later",
                     view.name
                 )),
             }
         }
+        live.close();
+        // The run as it stands now: its postmortem's cost included.
+        let finished = match finished {
+            Some(view) => Some(runtime.get(view.id).await.unwrap_or(view)),
+            None => None,
+        };
         runtime.shutdown().await;
         let Some(view) = finished else {
             anyhow::bail!("the runtime stopped before the run ended");
         };
-        let verdict = match (&view.exit_reason, &view.failure_reason) {
-            (_, Some(reason)) => format!("{}: {reason}", view.status),
-            (Some(exit), None) => format!("{} ({})", view.status, exit.as_str()),
-            _ => view.status.to_string(),
-        };
         out.note(&format!(
-            "{verdict}; {} of {} tasks, {}, ${:.2}",
+            "{}; {} of {} tasks, {}, {}",
+            crate::render::verdict(&view),
             view.tasks_done,
             view.tasks_total,
             crate::render::iterations(view.iteration),
-            view.cost_usd
+            crate::human::money(view.cost_usd)
         ));
+        for line in crate::render::closing(&view) {
+            out.note(&line);
+        }
         Ok(Followed::Ended(Box::new(view)))
-    })
-}
-
-/// A status line for the events a person follows.
-fn timeline(event: &Event) -> Option<String> {
-    Some(match event {
-        Event::WorktreeCreated(w) => format!("── worktree {} on {}", w.path, w.run_branch),
-        Event::StepStarted(step) => format!(
-            "── iteration {} {} (attempt {})",
-            step.iteration,
-            step.phase.as_str(),
-            step.attempt
-        ),
-        Event::StepFinished(step) => format!(
-            "── {} {} in {:.1} s{}{}",
-            step.phase.as_str(),
-            step.status.as_str(),
-            step.duration_ms as f64 / 1000.0,
-            match (step.tasks_done, step.tasks_total) {
-                (Some(done), Some(total)) => format!(", {done}/{total} tasks"),
-                _ => String::new(),
-            },
-            step.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ),
-        Event::VerificationCommand(c) => format!(
-            "   `{}` exit {}",
-            c.command,
-            c.exit_code
-                .map_or_else(|| "none".to_owned(), |code| code.to_string())
-        ),
-        Event::CompletionDetected(_) => "── completion claimed".to_owned(),
-        Event::CompletionRejected(e) => format!("── completion rejected: {}", e.reason),
-        Event::WatchdogRewrite(e) => format!("── watchdog rewrote the prompt ({})", e.signal),
-        Event::AgentRetry(e) => format!("── retry in {} ms: {}", e.delay_ms, e.reason),
-        Event::AgentWaiting(e) => format!("── waiting on a usage limit: {}", e.reason),
-        Event::MergeFinished(m) => match (&m.commit, &m.conflict) {
-            (Some(commit), _) => format!("── merged ({}) as {commit}", m.strategy),
-            (_, conflict) => format!("── merge failed: {}", conflict.as_deref().unwrap_or("")),
-        },
-        _ => return None,
     })
 }

@@ -100,11 +100,25 @@ pub fn run(spec: Option<&str>, out: &Output) -> anyhow::Result<ExitCode> {
     });
 
     let spec_path = scaffolded.as_ref().map(|(spec, _)| shown(&spec.path));
-    out.note(&match &spec_path {
-        Some(spec) => format!(
-            "next: describe the work in {spec} and its tasks in the plan, then `loopctl run {spec}`"
-        ),
-        None => "next: `loopctl run` picks a spec to run".to_owned(),
+    let describe = match &spec_path {
+        Some(spec) => format!("describe the work in {spec} and its tasks in the plan, then "),
+        None => String::new(),
+    };
+    let run = match &spec_path {
+        Some(spec) => format!("`loopctl run {spec}`"),
+        None => "`loopctl run` (it picks a spec)".to_owned(),
+    };
+    out.note(&if exclude.path.is_none() {
+        // A run works on a branch of its own, in a worktree made from a commit: outside git
+        // `loopctl run` would be refused.
+        format!(
+            "next: {} is not in a git repository, and a run works on a branch of its own: \
+             `git init && git add -A && git commit -m 'first commit'`, then {describe}{run} \
+             (or run in place, without git: `--no-worktree`)",
+            root.display()
+        )
+    } else {
+        format!("next: {describe}{run}")
     });
     out.document(&serde_json::json!({
         "config": config_file,

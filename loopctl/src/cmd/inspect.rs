@@ -58,9 +58,58 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         ),
         ("worktree", worktree(&view)),
     ];
+    if let Some(waiting) = &view.waiting {
+        facts.push((
+            "waiting",
+            colour.paint(
+                Paint::Yellow,
+                &crate::live::lines::wait_line(waiting, now).text,
+            ),
+        ));
+    }
+    if view.pause_requested {
+        facts.push((
+            "pause",
+            format!(
+                "asked for: it pauses once its current step ends (`loopctl pause {} --now` \
+                 stops it now)",
+                view.name
+            ),
+        ));
+    }
     let tree = &view.worktree;
-    if let Some(target) = &tree.merge_target_branch {
-        facts.push(("merge", format!("{} into {target}", tree.merge_strategy)));
+    match (&tree.merge_target_branch, &view.merge) {
+        (Some(target), None) => facts.push((
+            "merge",
+            format!(
+                "{} into {target} on completion (not tried yet)",
+                tree.merge_strategy
+            ),
+        )),
+        (target, Some(merge)) if merge.landed => facts.push((
+            "merge",
+            colour.paint(
+                Paint::Green,
+                &format!(
+                    "landed in {} as {}",
+                    target.as_deref().unwrap_or("its target"),
+                    merge.commit.as_deref().unwrap_or("?")
+                ),
+            ),
+        )),
+        (target, Some(merge)) => facts.push((
+            "merge",
+            colour.paint(
+                Paint::Red,
+                &format!(
+                    "not landed in {}: {}; `loopctl merge {}` tries again",
+                    target.as_deref().unwrap_or("its target"),
+                    one_line(merge.problem.as_deref().unwrap_or("no reason given"), 160),
+                    view.name
+                ),
+            ),
+        )),
+        (None, None) => {}
     }
     let (input, output) = steps
         .iter()
@@ -69,13 +118,23 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
     facts.push((
         "progress",
         format!(
-            "iteration {} · tasks {}/{} · cost {} · tokens {} in, {} out",
+            "iteration {} · tasks {}/{} · tokens {} in, {} out",
             view.iteration,
             view.tasks_done,
             view.tasks_total,
-            money(view.cost_usd),
             tokens(input),
             tokens(output)
+        ),
+    ));
+    let costs = &view.costs;
+    facts.push((
+        "cost",
+        format!(
+            "{} (steps {}, naming {}, postmortem {})",
+            money(view.cost_usd),
+            money(costs.steps_usd),
+            money(costs.naming_usd),
+            money(costs.postmortem_usd)
         ),
     ));
     if let Some(step) = &view.current_step {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::human::{self, ago, money};
 use crate::output::Output;
-use crate::render::short_ids;
+use crate::render::{short_ids, state_note};
 use crate::table::{Cell, Colour, Paint, Table};
 use crate::workspace;
 
@@ -87,6 +87,7 @@ pub fn list(
         "CREATED",
         "UPDATED",
         "WORKSPACE",
+        "NOTE",
     ]);
     for (view, id) in views.iter().zip(ids) {
         table.row(vec![
@@ -105,6 +106,7 @@ pub fn list(
                     |n| n.to_string_lossy().into(),
                 )
                 .into(),
+            state_note(view, now).into(),
         ]);
     }
     for line in table.lines(colour) {

@@ -12,7 +12,7 @@ use crate::cmd::control::wait_for_end;
 use crate::cmd::tail::{self, Start};
 use crate::interrupt;
 use crate::output::Output;
-use crate::render::{exit_status, summary};
+use crate::render::{closing, exit_status, summary};
 use crate::workspace;
 
 pub fn run(
@@ -32,12 +32,18 @@ pub fn run(
         let view = tail::follow_output(client, view.id, true, Start::First, out)?;
         out.document(&json!({ "run": view }));
         out.note(&summary(&view));
+        for line in closing(&view) {
+            out.note(&line);
+        }
         return Ok(exit_status(&view));
     }
     if wait {
         let view = wait_for_end(client, view.id)?;
         out.document(&json!({ "run": view }));
         out.line(&summary(&view));
+        for line in closing(&view) {
+            out.note(&line);
+        }
         return Ok(exit_status(&view));
     }
     out.document(&json!({ "run": view }));

@@ -1,22 +1,26 @@
-//! Following a run's agent output from the daemon (`tail`, `run --follow`): each step's output
-//! stream in turn, a status line on stderr as each step starts, and a lost connection resumed
-//! at the last byte shown (`Last-Event-ID: <step>:<offset>`), so nothing is missed or repeated.
+//! Following a run of the daemon (`tail`, `run --follow`): the run's events, its steps'
+//! output and its view, each read by a thread of its own and shown through one [`Live`] view.
+//! An output stream lost is resumed at the last byte shown (`Last-Event-ID: <step>:<offset>`),
+//! so nothing is missed or repeated; a step's closing line waits (briefly) for the end of its
+//! output, so that it comes after it.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use loop_api::meta::OutputChunk;
 use loop_client::ClientError;
 use loop_client::blocking::Client;
+use loop_core::event::Event;
 use loop_core::projection::{RunView, StepView};
-use loop_core::{RunId, RunStatus, StepId};
+use loop_core::{EventRecord, RunId, RunStatus, StepId};
 
 use crate::connect::{named, reconnect_notes, retrying};
-use crate::human::{self, duration};
 use crate::interrupt;
+use crate::live::Live;
 use crate::output::Output;
-use crate::render::summary;
+use crate::render::{closing, exit_status, summary};
 use crate::run_ref;
-use crate::table::{Colour, Paint};
 
 /// Where following starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +40,38 @@ pub fn tail(client: &Client, text: &str, follow: bool, out: &Output) -> anyhow::
     let view = follow_output(client, run.id, follow, Start::Current, out)?;
     if follow {
         out.note(&summary(&view));
+        for line in closing(&view) {
+            out.note(&line);
+        }
+        return Ok(exit_status(&view));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Shows run `id`'s output from `start`: one step, or with `across` every step until the run
-/// ends. The run as it was when following stopped.
+/// What the threads of a live view hand to the one that draws.
+enum Input {
+    Event(EventRecord),
+    Chunk(OutputChunk),
+    /// The output of this step is being shown.
+    OutputOf(StepId),
+    /// The output of this step is shown to its end.
+    OutputDone(StepId),
+    View(Box<RunView>),
+    /// A note of the follower's (a PENDING run's reason).
+    Note(String),
+    /// The output follower is done: the run as it was then.
+    Done(anyhow::Result<RunView>),
+}
+
+/// How long an event after a step's end waits for the end of the step's output.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// How often the run view is read for the waits no event records (the account, the queue).
+const VIEW_EVERY: Duration = Duration::from_secs(2);
+/// How often the status line's clock moves.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Shows run `id` from `start` through one live view: one step, or with `across` every step
+/// until the run ends. The run as it was when following stopped.
 pub fn follow_output(
     client: &Client,
     id: RunId,
@@ -49,79 +79,135 @@ pub fn follow_output(
     start: Start,
     out: &Output,
 ) -> anyhow::Result<RunView> {
-    let follower = Follower {
-        client,
-        id,
-        out,
-        colour: Colour::stderr(),
-    };
-    let steps = follower.steps()?;
-    let view = follower.run()?;
-    let mut next = match start {
-        Start::First => 0,
-        Start::Current => view
-            .current_step
-            .as_ref()
-            .and_then(|current| steps.iter().position(|s| s.id == current.id))
-            .unwrap_or(steps.len().saturating_sub(1)),
-    };
-    let mut cursor: Option<(StepId, u64)> = None;
-    let mut shown_steps = 0;
-    let mut noted: Option<RunStatus> = None;
-    loop {
-        let view = follower.run()?;
-        let steps = follower.steps()?;
-        let (step, offset) = match cursor {
-            Some(at) => at,
-            None => match steps.get(next) {
-                Some(step) => {
-                    follower.announce(step, &view);
-                    (step.id, 0)
-                }
-                None if view.status.is_terminal() || (!across && shown_steps > 0) => {
-                    return Ok(view);
-                }
-                None => {
-                    if noted != Some(view.status) {
-                        follower.waiting(&view);
-                        noted = Some(view.status);
+    let steps = retrying(client, out, || client.steps(id)).map_err(|error| named(error, id))?;
+    let view = retrying(client, out, || client.run(id)).map_err(|error| named(error, id))?;
+    let mut live = Live::new(&view, &steps, out, true);
+    if view.status == RunStatus::Paused {
+        live.note(&format!(
+            "── run paused: `loopctl resume {}` goes on",
+            view.name
+        ));
+    }
+    let (send, inputs) = mpsc::channel::<Input>();
+    // The readers end when the drawing thread drops `inputs`: their next send fails.
+    {
+        let (client, send, after) = (client.clone(), send.clone(), view.last_seq);
+        std::thread::spawn(move || {
+            let events = client
+                .events(Some(id), after)
+                .on_reconnect(reconnect_notes(&client));
+            for record in events {
+                match record {
+                    Ok(record) => {
+                        if send.send(Input::Event(record)).is_err() {
+                            return;
+                        }
                     }
-                    follower.next_event(&view)?;
-                    continue;
+                    Err(ClientError::Undecodable { .. }) => {}
+                    Err(_) => return,
                 }
-            },
-        };
-        // A step known to be over before its stream is opened is read to its end by it.
-        let over = view.status.is_terminal()
-            || steps
-                .iter()
-                .find(|s| s.id == step)
-                .is_none_or(|s| s.status.is_final());
-        if over && superseded(&steps, step) {
-            // A step run again (after an interruption) writes the same log file anew: what
-            // the interrupted attempt wrote past `offset` is gone, and reading on would show
-            // the new attempt's bytes twice. Its own stream shows them.
-            cursor = None;
-            next += 1;
-            continue;
-        }
-        let mut at = offset;
-        let streamed = follower.stream(step, &mut at);
-        cursor = Some((step, at));
-        match streamed {
-            Ok(()) if over => {
-                cursor = None;
-                next += 1;
-                shown_steps += 1;
-                noted = None;
             }
-            // The stream of a running step ended early (the daemon is stopping): look again
-            // shortly rather than at once.
-            Ok(()) if at == offset => std::thread::sleep(Duration::from_millis(200)),
-            Ok(()) => {}
-            Err(error) => return Err(named(error, id)),
+        });
+    }
+    {
+        let (client, send) = (client.clone(), send.clone());
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(VIEW_EVERY);
+                let Ok(view) = client.run(id) else { continue };
+                let over = view.status.is_terminal();
+                if send.send(Input::View(Box::new(view))).is_err() || over {
+                    return;
+                }
+            }
+        });
+    }
+    {
+        let (client, send) = (client.clone(), send.clone());
+        let quiet = Output::new(out.json);
+        std::thread::spawn(move || {
+            let follower = Follower {
+                client: &client,
+                id,
+                out: &quiet,
+                send: &send,
+            };
+            let done = follower.follow(steps, view, across, start);
+            let _ = send.send(Input::Done(done));
+        });
+    }
+    drop(send);
+    draw(&mut live, &inputs)
+}
+
+/// Draws what the readers hand over until the output follower is done, then the events that
+/// close the run.
+fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<RunView> {
+    let mut showing: Option<StepId> = None;
+    // Events held until the output of the step they follow is shown, and since when.
+    let mut held: Vec<EventRecord> = Vec::new();
+    let mut held_since: Option<Instant> = None;
+    let mut ended: Option<(RunView, Instant)> = None;
+    let mut seen_end = false;
+    loop {
+        let input = match inputs.recv_timeout(TICK) {
+            Ok(input) => Some(input),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match input {
+            Some(Input::Event(record)) => {
+                seen_end |= record.event.is_terminal();
+                let waits_for_output = matches!(
+                    &record.event,
+                    Event::StepFinished(step) if Some(step.step_id) == showing
+                );
+                if waits_for_output || !held.is_empty() {
+                    held_since.get_or_insert_with(Instant::now);
+                    held.push(record);
+                } else {
+                    live.event(&record);
+                }
+            }
+            Some(Input::Chunk(chunk)) => live.output(&chunk),
+            Some(Input::OutputOf(step)) => showing = Some(step),
+            Some(Input::OutputDone(step)) => {
+                if showing == Some(step) {
+                    showing = None;
+                }
+                release(live, &mut held, &mut held_since);
+            }
+            Some(Input::View(view)) => live.view(&view),
+            Some(Input::Note(text)) => live.note(&text),
+            Some(Input::Done(result)) => ended = Some((result?, Instant::now())),
+            None => live.tick(),
+        }
+        if held_since.is_some_and(|since| since.elapsed() >= OUTPUT_GRACE) {
+            release(live, &mut held, &mut held_since);
+        }
+        if let Some((view, at)) = &ended {
+            // The run's closing events (its end, the merge) may still be on their way.
+            let settled = seen_end || !view.status.is_terminal() || at.elapsed() >= OUTPUT_GRACE;
+            if settled {
+                release(live, &mut held, &mut held_since);
+                // Events already here are shown before the summary.
+                while let Ok(Input::Event(record)) = inputs.try_recv() {
+                    live.event(&record);
+                }
+                live.close();
+                return Ok(view.clone());
+            }
         }
     }
+    live.close();
+    anyhow::bail!("the live view's readers stopped before the run's output was shown")
+}
+
+fn release(live: &mut Live<'_>, held: &mut Vec<EventRecord>, since: &mut Option<Instant>) {
+    for record in held.drain(..) {
+        live.event(&record);
+    }
+    *since = None;
 }
 
 /// Why a PENDING run has not started, then what follows, for a person waiting on it.
@@ -142,46 +228,102 @@ fn superseded(steps: &[StepView], step: StepId) -> bool {
     later.any(|s| s.iteration == this.iteration && s.phase == this.phase)
 }
 
+/// Reads the steps' output in order and hands it over.
 struct Follower<'a> {
     client: &'a Client,
     id: RunId,
+    /// Where reconnection notes go.
     out: &'a Output,
-    colour: Colour,
+    send: &'a mpsc::Sender<Input>,
 }
 
 impl Follower<'_> {
-    /// The status line of a step that starts being shown.
-    fn announce(&self, step: &StepView, view: &RunView) {
-        let elapsed = (human::now_ms() - view.created_ms).max(0) as u64;
-        let mut line = format!(
-            "── {} · iteration {} · attempt {} · {} elapsed",
-            step.phase.as_str(),
-            step.iteration,
-            step.attempt,
-            duration(elapsed)
-        );
-        if view.tasks_total > 0 {
-            line.push_str(&format!(
-                " · {}/{} tasks",
-                view.tasks_done, view.tasks_total
-            ));
+    /// Each step's output from `start`, one step or with `across` every step until the run
+    /// ends; the run as it was when following stopped.
+    fn follow(
+        &self,
+        steps: Vec<StepView>,
+        view: RunView,
+        across: bool,
+        start: Start,
+    ) -> anyhow::Result<RunView> {
+        let mut next = match start {
+            Start::First => 0,
+            Start::Current => view
+                .current_step
+                .as_ref()
+                .and_then(|current| steps.iter().position(|s| s.id == current.id))
+                .unwrap_or(steps.len().saturating_sub(1)),
+        };
+        let mut cursor: Option<(StepId, u64)> = None;
+        let mut shown_steps = 0;
+        let mut noted: Option<RunStatus> = None;
+        loop {
+            let view = self.run()?;
+            let steps = self.steps()?;
+            let (step, offset) = match cursor {
+                Some(at) => at,
+                None => match steps.get(next) {
+                    Some(step) => {
+                        self.hand(Input::OutputOf(step.id))?;
+                        (step.id, 0)
+                    }
+                    None if view.status.is_terminal() || (!across && shown_steps > 0) => {
+                        return Ok(view);
+                    }
+                    None => {
+                        if noted != Some(view.status) && view.status == RunStatus::Pending {
+                            self.hand(Input::Note(format!(
+                                "── run {}",
+                                pending(&view, "its output follows when its first step starts")
+                            )))?;
+                        }
+                        noted = Some(view.status);
+                        self.next_event(&view)?;
+                        continue;
+                    }
+                },
+            };
+            // A step known to be over before its stream is opened is read to its end by it.
+            let over = view.status.is_terminal()
+                || steps
+                    .iter()
+                    .find(|s| s.id == step)
+                    .is_none_or(|s| s.status.is_final());
+            if over && superseded(&steps, step) {
+                // A step run again (after an interruption) writes the same log file anew: what
+                // the interrupted attempt wrote past `offset` is gone, and reading on would show
+                // the new attempt's bytes twice. Its own stream shows them.
+                cursor = None;
+                next += 1;
+                self.hand(Input::OutputDone(step))?;
+                continue;
+            }
+            let mut at = offset;
+            let streamed = self.stream(step, &mut at);
+            cursor = Some((step, at));
+            match streamed {
+                Ok(()) if over => {
+                    cursor = None;
+                    next += 1;
+                    shown_steps += 1;
+                    noted = None;
+                    self.hand(Input::OutputDone(step))?;
+                }
+                // The stream of a running step ended early (the daemon is stopping): look again
+                // shortly rather than at once.
+                Ok(()) if at == offset => std::thread::sleep(Duration::from_millis(200)),
+                Ok(()) => {}
+                Err(error) => return Err(named(error, self.id)),
+            }
         }
-        if step.status.is_final() {
-            line.push_str(&format!(" · {}", step.status.as_str()));
-        }
-        self.out.note(&self.colour.paint(Paint::Dim, &line));
     }
 
-    /// A status line while no step runs.
-    fn waiting(&self, view: &RunView) {
-        let why = match view.status {
-            RunStatus::Paused => format!("paused: `loopctl resume {}` goes on", view.id),
-            RunStatus::Pending => pending(view, "its output follows when its first step starts"),
-            // Between two steps: nothing worth a line.
-            _ => return,
-        };
-        self.out
-            .note(&self.colour.paint(Paint::Dim, &format!("── run {why}")));
+    /// Hands `input` to the drawing thread; an error when it stopped listening.
+    fn hand(&self, input: Input) -> anyhow::Result<()> {
+        self.send
+            .send(input)
+            .map_err(|_| anyhow::anyhow!("the live view stopped"))
     }
 
     fn run(&self) -> anyhow::Result<RunView> {
@@ -194,33 +336,27 @@ impl Follower<'_> {
             .map_err(|error| named(error, self.id))
     }
 
-    /// Shows a step's output from `offset`, moving `offset` past every byte shown, until the
-    /// stream ends (it resumes by itself after a lost connection).
+    /// Hands a step's output over from `offset`, moving `offset` past every byte handed, until
+    /// the stream ends (it resumes by itself after a lost connection).
     fn stream(&self, step: StepId, offset: &mut u64) -> Result<(), ClientError> {
         let output = self.client.output(self.id, Some(step), *offset);
         for chunk in output.on_reconnect(reconnect_notes(self.client)) {
-            let chunk = chunk?;
+            let mut chunk = chunk?;
             let end = chunk.offset + chunk.content.len() as u64;
             if end <= *offset {
                 continue;
             }
-            // Never show a byte twice, even from a chunk that overlaps what was shown.
+            // Never hand a byte twice, even from a chunk that overlaps what was handed.
             let skip = usize::try_from(offset.saturating_sub(chunk.offset)).unwrap_or(usize::MAX);
-            let text = chunk.content.get(skip..).unwrap_or("");
-            if self.out.json {
-                let mut line = chunk.clone();
-                if skip > 0 {
-                    line.offset = *offset;
-                    line.content = text.to_owned();
-                }
-                self.out
-                    .document(&serde_json::to_value(&line).unwrap_or_default());
-            } else {
-                self.out.agent(text);
+            if skip > 0 {
+                chunk.content = chunk.content.get(skip..).unwrap_or("").to_owned();
+                chunk.offset = *offset;
             }
             *offset = end;
+            if self.send.send(Input::Chunk(chunk)).is_err() {
+                return Ok(());
+            }
         }
-        self.out.agent_end();
         Ok(())
     }
 

@@ -12,4 +12,6 @@ mod review;
 mod runs;
 mod sources;
 mod support;
+mod terminal;
+mod truths;
 mod worktrees;

@@ -54,6 +54,8 @@ pub fn completed_run(store: &SqliteStore, seed: u8) -> RunId {
         plan_path: "specs/planning/feature-plan.md".to_owned(),
         config,
         prompt_template: Default::default(),
+        tasks_done: None,
+        tasks_total: None,
     };
     apply(store, &mut state, run_id, at(0), Command::Create(created));
     apply(store, &mut state, run_id, at(10), Command::Start);
