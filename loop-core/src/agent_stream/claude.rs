@@ -34,6 +34,9 @@ pub struct ClaudeTranscript {
     pub assistant_texts: Vec<String>,
     /// Each tool the agent called, as people read it: `Bash(cargo test)`, `Edit(src/lib.rs)`.
     pub tool_calls: Vec<String>,
+    /// What each tool call answered, on one line (`3 passed … +12 lines`, `Error: …`), in the
+    /// order the results came.
+    pub tool_results: Vec<String>,
     /// Token counts of the assistant messages so far, by message id (the stream repeats a
     /// message's usage with each of its content blocks): what a long call has used before its
     /// `result` says.
@@ -253,7 +256,12 @@ impl ClaudeStream {
                 }
                 t.result = Some(result);
             }
-            "user" | "stream_event" => {}
+            "user" => {
+                if let Some(message) = object_field(&event, "message") {
+                    t.tool_results.extend(tool_results_of(message));
+                }
+            }
+            "stream_event" => {}
             _ => t.lines.unknown += 1,
         }
     }
@@ -423,6 +431,52 @@ fn tool_calls_of(message: &Map<String, Value>) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Each `tool_result` block of a (user) message, summed up on one line.
+fn tool_results_of(message: &Map<String, Value>) -> Vec<String> {
+    let Some(Value::Array(blocks)) = message.get("content") else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|block| str_field(block, "type") == Some("tool_result"))
+        .map(|block| {
+            let text = match block.get("content") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .filter_map(|part| str_field(part, "text"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => String::new(),
+            };
+            result_summary(&text, block.get("is_error") == Some(&Value::Bool(true)))
+        })
+        .collect()
+}
+
+/// A tool's answer on one line: its first non-blank line, how many more there are, and
+/// whether it was an error.
+pub(super) fn result_summary(text: &str, error: bool) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let first = lines
+        .first()
+        .map_or_else(|| "(no output)".to_owned(), |line| one_line(line, 100));
+    let more = match lines.len() {
+        0 | 1 => String::new(),
+        n => format!(" … +{} lines", n - 1),
+    };
+    if error {
+        format!("Error: {first}{more}")
+    } else {
+        format!("{first}{more}")
+    }
 }
 
 /// `text` on one line, cut to `chars` characters.
@@ -735,6 +789,25 @@ mod tests {
             })
         );
         assert_eq!(classify(&t, Some(0), "", &When::utc(NOW)), CallEnd::Success);
+    }
+
+    #[test]
+    fn tool_results_are_summed_up_on_one_line_each() {
+        let t = transcript(&[
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"python3 -m unittest -q"}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"\n..F\nFAIL: test_total\n\nRan 3 tests"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t2","is_error":true,"content":[{"type":"text","text":"File does not exist."}]}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t3","content":""}]}}"#,
+        ]);
+        assert_eq!(t.tool_calls, ["Bash(python3 -m unittest -q)"]);
+        assert_eq!(
+            t.tool_results,
+            [
+                "..F … +2 lines",
+                "Error: File does not exist.",
+                "(no output)"
+            ]
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct CodexTranscript {
     /// Each command, file change or tool call started, as people read it: `Shell(cargo
     /// test)`, `Edit(src/lib.rs)`.
     pub tool_calls: Vec<String>,
+    /// What each command answered, on one line, as it completed.
+    pub tool_results: Vec<String>,
     /// Messages of `error` and `turn.failed` events since the last completed turn, oldest
     /// first: the errors the call ended with.
     pub errors: Vec<String>,
@@ -147,6 +149,17 @@ impl CodexStream {
                             || str_field(&event, "type") == Some("item.started");
                         if first_sight && let Some(call) = tool_call(kind, item) {
                             t.tool_calls.push(call);
+                        }
+                        if kind == "command_execution"
+                            && str_field(&event, "type") == Some("item.completed")
+                        {
+                            let output = str_field(item, "aggregated_output").unwrap_or("");
+                            let code = item.get("exit_code").and_then(Value::as_i64);
+                            let summary = super::claude::result_summary(output, false);
+                            t.tool_results.push(match code {
+                                Some(0) | None => summary,
+                                Some(code) => format!("exit {code}: {summary}"),
+                            });
                         }
                     }
                     _ => {}

@@ -7,9 +7,10 @@ use loop_core::event::{
     AgentRetry, AgentWaiting, ArtifactLocation, ArtifactWritten, ChangesRequested,
     CompletionDetected, CompletionRejected, ExitReason, MergeFinished, MergeStarted, NameSource,
     Phase, PostmortemEnd, PostmortemStart, PostmortemStatus, ReviewAction, ReviewComment,
-    RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPaused, RunResumed,
-    RunRetried, RunStarted, StepFinished, StepStarted, StepStatus, VerificationCommand,
-    WatchdogRewrite, WatchdogSignal, WorktreeCreated, WorktreeProviderSelected, WorktreeRemoved,
+    RunCanceled, RunClaimed, RunCompleted, RunCreated, RunFailed, RunNamed, RunPauseRequested,
+    RunPaused, RunResumed, RunRetried, RunStarted, StepFinished, StepStarted, StepStatus,
+    VerificationCommand, WatchdogRewrite, WatchdogSignal, WorktreeCreated,
+    WorktreeProviderSelected, WorktreeRemoved,
 };
 use loop_core::projection::{
     EXPERIMENTS_HEADER, ExperimentTable, REPORT_HEADER, Report, RunLog, RunView, StepView, Summary,
@@ -285,10 +286,10 @@ proptest! {
         for record in &driver.records {
             state.apply(record).expect("the history is accepted");
             let status = state.status().expect("created");
-            // Only a retry leaves FAILED, and a request for changes any end; nothing else
-            // leaves COMPLETED, FAILED or CANCELED.
+            // Only a retry leaves FAILED or CANCELED, and a request for changes any end;
+            // nothing else leaves COMPLETED, FAILED or CANCELED.
             if let Some(previous) = ended {
-                let retried = (previous == RunStatus::Failed
+                let retried = (matches!(previous, RunStatus::Failed | RunStatus::Canceled)
                     && matches!(record.event, Event::RunRetried(_)))
                     || matches!(record.event, Event::ChangesRequested(_));
                 let event_type = record.event.event_type();
@@ -406,7 +407,9 @@ fn accepted_after_the_end(
         | EventType::ReviewAction
         | EventType::ReviewComment => true,
         EventType::ChangesRequested => !postmortem_running && has_worktree,
-        EventType::RunRetried => status == RunStatus::Failed && !postmortem_running,
+        EventType::RunRetried => {
+            matches!(status, RunStatus::Failed | RunStatus::Canceled) && !postmortem_running
+        }
         EventType::PostmortemStart => !postmortem_running,
         EventType::PostmortemEnd => postmortem_running,
         _ => false,
@@ -456,6 +459,7 @@ fn probes(driver: &Driver) -> Vec<Event> {
         .into(),
         RunStarted {}.into(),
         RunPaused { reason: None }.into(),
+        RunPauseRequested {}.into(),
         RunResumed {}.into(),
         RunCanceled { reason: None }.into(),
         RunRetried {}.into(),

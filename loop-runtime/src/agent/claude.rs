@@ -12,7 +12,7 @@ use loop_core::agent_stream::ClaudeStream;
 use loop_core::agent_stream::claude::classify;
 use loop_core::config::PermissionMode;
 
-use crate::agent::progress::{heartbeat, tool_line};
+use crate::agent::progress::{heartbeat, result_line, tool_line};
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, Session, stopped, when};
 use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
@@ -33,7 +33,11 @@ impl LineSink for Stream<'_> {
 
     fn stdout_line(&mut self, line: &str) -> LineEffect {
         let before = self.stream.transcript();
-        let (texts_before, tools_before) = (before.assistant_texts.len(), before.tool_calls.len());
+        let (texts_before, tools_before, results_before) = (
+            before.assistant_texts.len(),
+            before.tool_calls.len(),
+            before.tool_results.len(),
+        );
         let had_result = before.result.is_some();
         match self.joiner.line(line) {
             Some(line) => self.stream.feed(&line),
@@ -47,6 +51,9 @@ impl LineSink for Stream<'_> {
         }
         for call in &transcript.tool_calls[tools_before..] {
             self.output.line(&tool_line(call));
+        }
+        for result in &transcript.tool_results[results_before..] {
+            self.output.line(&result_line(result));
         }
         if !had_result && transcript.result.is_some() {
             LineEffect::Done

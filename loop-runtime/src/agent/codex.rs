@@ -10,7 +10,7 @@ use loop_core::agent_stream::CodexStream;
 use loop_core::agent_stream::codex::classify;
 use loop_core::event::RateLimitSeen;
 
-use crate::agent::progress::{heartbeat, tool_line};
+use crate::agent::progress::{heartbeat, result_line, tool_line};
 use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped, when};
 use crate::process::{self, LineEffect, LineJoiner, LineSink};
 use crate::step_output::StepOutput;
@@ -51,12 +51,16 @@ impl LineSink for Stream<'_> {
     fn stdout_line(&mut self, line: &str) -> LineEffect {
         let before = self.stream.transcript().answer.clone();
         let tools_before = self.stream.transcript().tool_calls.len();
+        let results_before = self.stream.transcript().tool_results.len();
         match self.joiner.line(line) {
             Some(line) => self.stream.feed(&line),
             None => self.stream.feed_oversized(),
         }
         for call in &self.stream.transcript().tool_calls[tools_before..] {
             self.output.line(&tool_line(call));
+        }
+        for result in &self.stream.transcript().tool_results[results_before..] {
+            self.output.line(&result_line(result));
         }
         let answer = &self.stream.transcript().answer;
         if *answer != before

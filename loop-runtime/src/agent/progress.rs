@@ -10,6 +10,11 @@ pub(crate) fn tool_line(call: &str) -> String {
     format!("● {call}")
 }
 
+/// `  ⎿  3 passed … +12 lines`: what a tool call answered, under it.
+pub(crate) fn result_line(summary: &str) -> String {
+    format!("  ⎿  {summary}")
+}
+
 /// `… still working: 4m 10s, 12,345 tokens so far`: what a long silent call has used.
 pub(crate) fn heartbeat(
     running: Duration,
@@ -54,5 +59,6 @@ mod tests {
             "… still working: 59s, $0.50"
         );
         assert_eq!(tool_line("Bash(cargo test)"), "● Bash(cargo test)");
+        assert_eq!(result_line("3 passed"), "  ⎿  3 passed");
     }
 }

@@ -61,6 +61,8 @@ enum Input {
     Note(String),
     /// The output follower is done: the run as it was then.
     Done(anyhow::Result<RunView>),
+    /// The run's event stream ended (after the run's end): no event is to come.
+    EventsEnded,
 }
 
 /// How long an event after a step's end waits for the end of the step's output.
@@ -104,9 +106,10 @@ pub fn follow_output(
                         }
                     }
                     Err(ClientError::Undecodable { .. }) => {}
-                    Err(_) => return,
+                    Err(_) => break,
                 }
             }
+            let _ = send.send(Input::EventsEnded);
         });
     }
     {
@@ -153,7 +156,19 @@ fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<R
         let input = match inputs.recv_timeout(TICK) {
             Ok(input) => Some(input),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            // Every reader is gone: what was shown is all there is.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                release(live, &mut held, &mut held_since);
+                live.close();
+                return match ended {
+                    Some((view, _)) => Ok(view),
+                    None => {
+                        anyhow::bail!(
+                            "the live view's readers stopped before the run's output was shown"
+                        )
+                    }
+                };
+            }
         };
         match input {
             Some(Input::Event(record)) => {
@@ -180,6 +195,7 @@ fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<R
             Some(Input::View(view)) => live.view(&view),
             Some(Input::Note(text)) => live.note(&text),
             Some(Input::Done(result)) => ended = Some((result?, Instant::now())),
+            Some(Input::EventsEnded) => seen_end = true,
             None => live.tick(),
         }
         if held_since.is_some_and(|since| since.elapsed() >= OUTPUT_GRACE) {
@@ -199,8 +215,6 @@ fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<R
             }
         }
     }
-    live.close();
-    anyhow::bail!("the live view's readers stopped before the run's output was shown")
 }
 
 fn release(live: &mut Live<'_>, held: &mut Vec<EventRecord>, since: &mut Option<Instant>) {

@@ -175,6 +175,10 @@ impl Status {
                 };
                 Line::new(Paint::Red, text)
             }
+            Event::WorktreeCreated(w) if w.provider == "none" => Line::new(
+                Paint::Dim,
+                format!("── no worktree: the run works in {} itself", w.path),
+            ),
             Event::WorktreeCreated(w) => Line::new(
                 Paint::Dim,
                 format!("── worktree {} on branch {}", w.path, w.run_branch),
@@ -348,6 +352,9 @@ impl Status {
                 step.attempt,
                 duration((now_ms - step.started_ms).max(0) as u64)
             )),
+            (None, _, None) if self.status == RunStatus::Running => {
+                parts.push("between steps".to_owned());
+            }
             (None, _, None) => parts.push(self.status.as_str().to_owned()),
         }
         parts.push(format!(
@@ -661,7 +668,7 @@ mod tests {
         );
         assert_eq!(
             status.line(5_000),
-            "running · run 5.0s · 1.2k tokens · $0.60 · 1/4 tasks"
+            "between steps · run 5.0s · 1.2k tokens · $0.60 · 1/4 tasks"
         );
     }
 

@@ -45,7 +45,10 @@ fn exec_runs_a_loop_to_completion_and_exits_0() {
         "stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(stdout.contains("Implemented the next task."), "{stdout}");
-    assert!(stderr.contains("iteration 1 implementation"), "{stderr}");
+    assert!(
+        stderr.contains("── implementation · iteration 1 · attempt 1"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("COMPLETED (complete_plan); 2 of 2 tasks"),
         "{stderr}"

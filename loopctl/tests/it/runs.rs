@@ -244,7 +244,7 @@ fn state_changes_say_the_new_state_and_an_illegal_one_names_the_current() {
         project.json(&["inspect", &id])["run"]["current_step"].is_object()
     });
 
-    let paused = project.loopctl(&["pause", "sleepy"]);
+    let paused = project.loopctl(&["pause", "sleepy", "--now"]);
     assert!(paused.status.success(), "{}", text(&paused.stderr));
     assert_eq!(
         text(&paused.stdout).trim(),

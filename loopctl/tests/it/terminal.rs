@@ -31,10 +31,15 @@ fn on_terminal(project: &Project, args: &[&str]) -> PtySession {
     spawn_command(command, Some(60_000)).expect("loopctl on a pseudo-terminal")
 }
 
+/// Waits for `what` on the terminal; the text before it. (rexpect reads the terminal a byte at
+/// a time, each byte one `char`: the text is compared, and returned, in that form.)
 fn expect(session: &mut PtySession, what: &str) -> String {
-    session
-        .exp_string(what)
-        .unwrap_or_else(|error| panic!("waited for {what:?}: {error}"))
+    let bytes: String = what.bytes().map(char::from).collect();
+    let before = session
+        .exp_string(&bytes)
+        .unwrap_or_else(|error| panic!("waited for {what:?}: {error}"));
+    let before: Vec<u8> = before.chars().map(|c| c as u8).collect();
+    String::from_utf8_lossy(&before).into_owned()
 }
 
 #[test]
@@ -50,7 +55,7 @@ fn a_529_retry_and_a_usage_limit_wait_show_on_the_terminal_with_a_live_status_li
     expect(&mut session, "implementation · iteration 1 · attempt 1 · ");
     expect(
         &mut session,
-        "↻ retry 1/8 in 1.0s: overloaded: API Error: 529 Overloaded.",
+        "↻ retry 1/8 in 1.0s: overloaded (API Error: 529 Overloaded.",
     );
     expect(&mut session, "✓ implementation succeeded in");
     expect(&mut session, "1/3 tasks");
@@ -59,11 +64,13 @@ fn a_529_retry_and_a_usage_limit_wait_show_on_the_terminal_with_a_live_status_li
         &mut session,
         "You've hit your session limit · resets 12:30pm (Asia/Tokyo)",
     );
-    assert!(before.contains("⏸ usage limit until 03:3"), "{before:?}");
+    assert!(before.contains("⏸ usage limit until "), "{before:?}");
+    assert!(before.contains(" 03:31 UTC ("), "{before:?}");
     // While it waits, the status line says so and counts down.
     expect(&mut session, "\x1b[2K");
     let status = expect(&mut session, "left) · run ");
-    assert!(status.contains("⏸ usage limit until 03:3"), "{status:?}");
+    assert!(status.contains("⏸ usage limit until "), "{status:?}");
+    assert!(status.contains(" 03:31 UTC ("), "{status:?}");
 
     // A pause asked for during a wait takes effect at once: no call is in flight.
     let paused = project.loopctl(&["pause", "feature"]);
@@ -95,7 +102,7 @@ fn through_pipes_the_same_run_gets_plain_lines_and_no_status_line() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("↻ retry 1/8 in 1.0s: overloaded: API Error: 529 Overloaded."),
+        stderr.contains("↻ retry 1/8 in 1.0s: overloaded (API Error: 529 Overloaded."),
         "{stderr}"
     );
     assert!(stderr.contains("✓ implementation succeeded in"), "{stderr}");

@@ -99,7 +99,10 @@ export function runPage(id, tab, signal, detail) {
   async function control(action) {
     controlNote.textContent = `${action}…`;
     try {
-      const { run } = await api('POST', `/runs/${id}/${action}`);
+      // The API pauses after the current step unless `now`; the page's Pause keeps stopping
+      // the call in flight, as it always did.
+      const path = action === 'pause' ? 'pause?now=true' : action;
+      const { run } = await api('POST', `/runs/${id}/${path}`);
       state.run = run;
       render();
       controlNote.textContent = `${action}: the run is ${run.status}`;
