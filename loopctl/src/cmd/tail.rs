@@ -50,7 +50,7 @@ pub fn tail(client: &Client, text: &str, follow: bool, out: &Output) -> anyhow::
 
 /// What the threads of a live view hand to the one that draws.
 enum Input {
-    Event(EventRecord),
+    Event(Box<EventRecord>),
     Chunk(OutputChunk),
     /// The output of this step is being shown.
     OutputOf(StepId),
@@ -60,7 +60,7 @@ enum Input {
     /// A note of the follower's (a PENDING run's reason).
     Note(String),
     /// The output follower is done: the run as it was then.
-    Done(anyhow::Result<RunView>),
+    Done(anyhow::Result<Box<RunView>>),
     /// The run's event stream ended (after the run's end): no event is to come.
     EventsEnded,
 }
@@ -101,7 +101,7 @@ pub fn follow_output(
             for record in events {
                 match record {
                     Ok(record) => {
-                        if send.send(Input::Event(record)).is_err() {
+                        if send.send(Input::Event(Box::new(record))).is_err() {
                             return;
                         }
                     }
@@ -135,7 +135,7 @@ pub fn follow_output(
                 out: &quiet,
                 send: &send,
             };
-            let done = follower.follow(steps, view, across, start);
+            let done = follower.follow(steps, view, across, start).map(Box::new);
             let _ = send.send(Input::Done(done));
         });
     }
@@ -179,7 +179,7 @@ fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<R
                 );
                 if waits_for_output || !held.is_empty() {
                     held_since.get_or_insert_with(Instant::now);
-                    held.push(record);
+                    held.push(*record);
                 } else {
                     live.event(&record);
                 }
@@ -194,7 +194,7 @@ fn draw(live: &mut Live<'_>, inputs: &mpsc::Receiver<Input>) -> anyhow::Result<R
             }
             Some(Input::View(view)) => live.view(&view),
             Some(Input::Note(text)) => live.note(&text),
-            Some(Input::Done(result)) => ended = Some((result?, Instant::now())),
+            Some(Input::Done(result)) => ended = Some((*result?, Instant::now())),
             Some(Input::EventsEnded) => seen_end = true,
             None => live.tick(),
         }

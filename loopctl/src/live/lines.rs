@@ -231,9 +231,18 @@ impl Status {
                 } else {
                     format!("in {}", duration(retry.delay_ms))
                 };
+                let account = match (&retry.next_account, &retry.limited_until_ms) {
+                    (Some(next), Some(until)) => format!(
+                        " on account {next} (account {} is held until {})",
+                        retry.account.as_deref().unwrap_or("?"),
+                        clock(*until, now_ms)
+                    ),
+                    (Some(next), None) => format!(" on account {next}"),
+                    _ => String::new(),
+                };
                 Line::new(
                     Paint::Yellow,
-                    format!("↻ {what} {when}: {}", first_line(&retry.reason)),
+                    format!("↻ {what} {when}{account}: {}", first_line(&retry.reason)),
                 )
             }
             Event::AgentWaiting(wait) => {
@@ -583,6 +592,10 @@ mod tests {
                         reason: "overloaded: API Error: Repeated 529 Overloaded errors".to_owned(),
                         count: Some(RetryCount { n: 3, of: 8 }),
                         paid: Default::default(),
+                        account: None,
+                        limited_until_ms: None,
+                        window: None,
+                        next_account: None,
                     },
                 ),
                 10_000,
@@ -613,6 +626,8 @@ mod tests {
                         reason: "usage limit: You've hit your session limit · resets 3am (UTC)"
                             .to_owned(),
                         paid: Default::default(),
+                        account: None,
+                        window: None,
                     },
                 ),
                 1_000,
@@ -647,6 +662,7 @@ mod tests {
                     prompt_path: None,
                     session_id: None,
                     resumed: false,
+                    account: None,
                 },
             ),
             0,
