@@ -80,8 +80,7 @@ impl<'a> Live<'a> {
     pub fn output(&mut self, chunk: &loop_api::meta::OutputChunk) {
         if self.out.json {
             if self.json_lines {
-                self.out
-                    .document(&serde_json::to_value(chunk).unwrap_or_default());
+                self.out.document(chunk);
             }
             return;
         }

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod connect;
+mod documents;
 mod error;
 mod escapes;
 mod human;

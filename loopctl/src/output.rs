@@ -82,10 +82,14 @@ impl Output {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
-    /// The command's JSON document (only under `--json`).
-    pub fn document(&self, value: &serde_json::Value) {
+    /// The command's JSON document (only under `--json`): a `loop_api` type where the API has
+    /// one, else one of loopctl's own (`crate::documents`).
+    pub fn document<T: serde::Serialize + ?Sized>(&self, value: &T) {
         if self.json {
-            let _ = writeln!(std::io::stdout().lock(), "{value}");
+            let text = serde_json::to_string(value).unwrap_or_else(|error| {
+                format!("{{\"error\":\"cannot write the document: {error}\",\"code\":\"error\"}}")
+            });
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
     }
 
@@ -114,6 +118,10 @@ impl Output {
 
 /// An error as scripts read it under `--json`: one JSON object on stderr, the daemon's shape.
 pub fn error_document(message: &str, code: &str) {
-    let document = serde_json::json!({ "error": message, "code": code });
-    let _ = writeln!(std::io::stderr().lock(), "{document}");
+    let document = loop_api::meta::ErrorBody {
+        error: message.to_owned(),
+        code: code.to_owned(),
+    };
+    let text = serde_json::to_string(&document).unwrap_or_default();
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }

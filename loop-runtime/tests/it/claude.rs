@@ -281,6 +281,7 @@ async fn the_name_printed_at_creation_keeps_meaning_the_run_after_the_naming_cal
     let done = finish(&runtime, first.id).await;
     assert_eq!(done.name, "swift-owl", "{done:?}");
     // The next run of the spec does not get the name the first one was printed with.
+    scratch.fresh_plan(1);
     let second = runtime
         .submit(claude_request(
             &scratch,
@@ -293,6 +294,7 @@ async fn the_name_printed_at_creation_keeps_meaning_the_run_after_the_naming_cal
         assert_eq!(runtime.find(name).await.expect(name).id, first.id, "{name}");
     }
     // Nor may a person give it again.
+    scratch.fresh_plan(1);
     let mut again = claude_request(&scratch, &[("run_naming_mode", "spec_slug")]);
     again.name = Some("feature".to_owned());
     let refused = runtime

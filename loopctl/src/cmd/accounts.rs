@@ -11,7 +11,7 @@ use crate::output::Output;
 
 pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
     let answer = client.accounts()?;
-    out.document(&serde_json::to_value(&answer)?);
+    out.document(&answer);
     if answer.accounts.is_empty() {
         out.line("no account yet: no run in the log");
         return Ok(ExitCode::SUCCESS);

@@ -61,19 +61,16 @@ pub fn run(source: Source, run: Option<&str>, ask: &Ask, out: &Output) -> anyhow
         Source::Log(db) => in_log(&db, run, ask, out)?,
     };
     let report = &done.report;
-    let mut document = serde_json::json!({
-        "postmortem": report,
-        "summary": done.summary,
+    out.document(&crate::documents::Analyzed {
+        postmortem: report,
+        summary: done.summary.as_deref(),
+        prompts: prompt_only.then(|| {
+            done.prompts
+                .iter()
+                .map(|(analysis, text)| (analysis.name(), text.as_str()))
+                .collect()
+        }),
     });
-    if prompt_only {
-        document["prompts"] = done
-            .prompts
-            .iter()
-            .map(|(analysis, text)| (analysis.name().to_owned(), text.clone().into()))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-    }
-    out.document(&document);
     for (analysis, text) in &done.prompts {
         out.line(&format!("===== {} =====", analysis.prompt_file()));
         out.agent(text);

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
+use loop_api::runs::RunEnvelope;
 use loop_client::Control;
 use loop_client::blocking::Client;
 use loop_core::RunId;
 use loop_core::projection::RunView;
-use serde_json::json;
 
 use crate::connect::named;
 use crate::output::Output;
@@ -25,7 +25,9 @@ pub fn control(
     let view = client
         .control(id, action)
         .map_err(|error| named(error, id))?;
-    out.document(&json!({ "run": view }));
+    let envelope = RunEnvelope { run: view };
+    out.document(&envelope);
+    let view = envelope.run;
     let colour = Colour::stdout();
     let status = colour.paint(Paint::of_status(view.status), view.status.as_str());
     if view.pause_requested {
@@ -56,7 +58,9 @@ pub fn wait_for_end(client: &Client, id: RunId) -> anyhow::Result<RunView> {
 pub fn wait(client: &Client, text: &str, out: &Output) -> anyhow::Result<ExitCode> {
     let id = run_ref::on_daemon(client, text)?.id;
     let view = wait_for_end(client, id)?;
-    out.document(&json!({ "run": view }));
+    let envelope = RunEnvelope { run: view };
+    out.document(&envelope);
+    let view = envelope.run;
     out.line(&summary(&view));
     for line in closing(&view) {
         out.note(&line);

@@ -66,12 +66,12 @@ pub fn run(dir: Option<PathBuf>, out: &Output) -> anyhow::Result<ExitCode> {
         .join(loop_core::config::RunConfig::default().log_dir)
         .join(loop_core::layout::run_dir_name(view.id));
     // The document of `loopctl run --wait` (`{"run": Run}`), with where the demo's files are.
-    out.document(&serde_json::json!({
-        "run": view,
-        "repository": repo,
-        "run_dir": run_dir,
-        "event_log": db,
-    }));
+    out.document(&crate::documents::Demo {
+        run: &view,
+        repository: &repo,
+        run_dir: &run_dir,
+        event_log: &db,
+    });
     out.line("");
     out.line(&format!("run directory   {}", run_dir.display()));
     out.line(&format!(

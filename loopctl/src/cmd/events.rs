@@ -34,7 +34,9 @@ pub fn events(
         let events = client
             .events_so_far(id, after)
             .map_err(|error| named(error, id))?;
-        out.document(&serde_json::json!({ "events": events }));
+        let envelope = loop_api::runs::EventsEnvelope { events };
+        out.document(&envelope);
+        let events = envelope.events;
         for event in &events {
             printer.human(event);
         }

@@ -78,6 +78,7 @@ pub fn run(
         return Ok(ExitCode::from(130));
     };
     // The document of `loopctl run --wait`, so a script reads a run the same way from both.
-    out.document(&serde_json::json!({ "run": view }));
-    Ok(crate::render::exit_status(&view))
+    let envelope = loop_api::runs::RunEnvelope { run: *view };
+    out.document(&envelope);
+    Ok(crate::render::exit_status(&envelope.run))
 }

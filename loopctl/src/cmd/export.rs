@@ -28,10 +28,10 @@ pub fn run(log: &LogArgs, run: &str, dir: &Path, out: &Output) -> anyhow::Result
         out.line(&path.display().to_string());
         written.push(path.display().to_string());
     }
-    out.document(&serde_json::json!({
-        "run_id": run_id.to_string(),
-        "events": records.len(),
-        "files": written,
-    }));
+    out.document(&crate::documents::Exported {
+        run_id: run_id.to_string(),
+        events: records.len(),
+        files: written,
+    });
     Ok(ExitCode::SUCCESS)
 }

@@ -120,12 +120,12 @@ pub fn run(spec: Option<&str>, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         format!("next: {describe}{run}")
     });
-    out.document(&serde_json::json!({
-        "config": config_file,
-        "spec": scaffolded.as_ref().map(|(spec, _)| spec),
-        "plan": scaffolded.as_ref().map(|(_, plan)| plan),
-        "exclude": exclude,
-    }));
+    out.document(&crate::documents::Initialized {
+        config: &config_file,
+        spec: scaffolded.as_ref().map(|(spec, _)| spec),
+        plan: scaffolded.as_ref().map(|(_, plan)| plan),
+        exclude: &exclude,
+    });
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use loop_client::blocking::Client;
 use loop_core::projection::StepView;
-use serde_json::json;
 
 use crate::connect::named;
 use crate::human::{self, ago, duration, money, size, tokens};
@@ -25,12 +24,12 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         .map(|artifact| (artifact.name.clone(), artifact.bytes))
         .collect();
     let run_dir: Option<PathBuf> = run_dir_of(&steps);
-    out.document(&json!({
-        "run": view,
-        "steps": steps,
-        "artifacts": artifacts,
-        "run_dir": run_dir,
-    }));
+    out.document(&crate::documents::Inspection {
+        run: &view,
+        steps: &steps,
+        artifacts: &artifacts,
+        run_dir: run_dir.as_deref(),
+    });
     if out.json {
         return Ok(ExitCode::SUCCESS);
     }

@@ -4,11 +4,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use loop_api::runs::RunsPage;
 use loop_client::ListRuns;
 use loop_client::blocking::Client;
 use loop_core::RunStatus;
 use loop_core::projection::RunView;
-use serde_json::json;
 
 use crate::human::{self, ago, money};
 use crate::output::Output;
@@ -66,8 +66,8 @@ pub fn list(
         None
     };
     let (views, next) = fetch(client, status, root.as_deref(), limit)?;
-    out.document(&json!({ "runs": views, "next": next }));
     if out.json {
+        out.document(&RunsPage { runs: views, next });
         return Ok(ExitCode::SUCCESS);
     }
     if views.is_empty() {

@@ -63,14 +63,14 @@ pub fn run(from: &StoreAt, to: &StoreAt, out: &Output) -> anyhow::Result<ExitCod
     }
     let differences = compare(source.as_ref(), target.as_ref())?;
     let report = replay(target.as_ref(), None)?;
-    out.document(&serde_json::json!({
-        "from": from.shown(),
-        "to": to.shown(),
-        "events": copied,
-        "runs": report.runs,
-        "differences": differences,
-        "replay_differences": report.differences.len(),
-    }));
+    out.document(&crate::documents::Migrated {
+        from: from.shown(),
+        to: to.shown(),
+        events: copied,
+        runs: report.runs,
+        differences: &differences,
+        replay_differences: report.differences.len(),
+    });
     out.line(&format!(
         "copied {copied} events of {} run{} from {} to {}; {}",
         report.runs,

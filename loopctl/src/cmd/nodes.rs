@@ -9,7 +9,7 @@ use crate::output::Output;
 
 pub fn run(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
     let answer = client.nodes()?;
-    out.document(&serde_json::to_value(&answer)?);
+    out.document(&answer);
     if !answer.cluster {
         out.line("one machine's log (SQLite): this daemon is the only node");
     }

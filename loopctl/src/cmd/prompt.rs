@@ -12,7 +12,7 @@ pub fn run(args: &RunArgs, out: &Output) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let prompt = runtime.block_on(loop_runtime::preview_prompt(&request))?;
-    out.document(&serde_json::json!({ "prompt": prompt }));
+    out.document(&crate::documents::Prompt { prompt: &prompt });
     out.raw(&prompt);
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ pub fn run(log: &LogArgs, run: Option<&str>, out: &Output) -> anyhow::Result<Exi
         .transpose()?;
     let report = replay(store.as_ref(), only)?;
 
-    out.document(&serde_json::to_value(&report)?);
+    out.document(&report);
     for difference in &report.differences {
         let run = difference
             .run_id

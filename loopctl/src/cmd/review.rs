@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use loop_api::review::{DiffEnvelope, MergeEnvelope, PullRequestEnvelope, ScrapEnvelope};
 use loop_api::review::{MergeBody, PullRequestBody};
 use loop_client::blocking::Client;
-use serde_json::json;
 
 use crate::connect::named;
 use crate::output::Output;
@@ -15,7 +15,9 @@ use crate::table::{Colour, Paint};
 pub fn diff(client: &Client, run: &str, out: &Output) -> anyhow::Result<ExitCode> {
     let id = run_ref::on_daemon(client, run)?.id;
     let diff = client.diff(id).map_err(|error| named(error, id))?;
-    out.document(&json!({ "diff": diff }));
+    let envelope = DiffEnvelope { diff };
+    out.document(&envelope);
+    let diff = envelope.diff;
     if out.json {
         return Ok(ExitCode::SUCCESS);
     }
@@ -95,7 +97,9 @@ pub fn merge(
         target: target.map(str::to_owned),
     };
     let merged = client.merge(id, &body).map_err(|error| named(error, id))?;
-    out.document(&json!({ "merge": merged }));
+    let envelope = MergeEnvelope { merge: merged };
+    out.document(&envelope);
+    let merged = envelope.merge;
     out.line(&format!(
         "merged run {id} into {} as {} ({}); the merge log is {}",
         merged.target, merged.commit, merged.strategy, merged.log_path,
@@ -107,7 +111,9 @@ pub fn merge(
 pub fn scrap(client: &Client, run: &str, out: &Output) -> anyhow::Result<ExitCode> {
     let id = run_ref::on_daemon(client, run)?.id;
     let scrapped = client.scrap(id).map_err(|error| named(error, id))?;
-    out.document(&json!({ "scrap": scrapped }));
+    let envelope = ScrapEnvelope { scrap: scrapped };
+    out.document(&envelope);
+    let scrapped = envelope.scrap;
     let mut said = vec![format!("scrapped run {id}")];
     if let Some(path) = &scrapped.worktree_removed {
         said.push(format!("removed the worktree {path}"));
@@ -139,7 +145,9 @@ pub fn pr(
     let pr = client
         .create_pr(id, &request)
         .map_err(|error| named(error, id))?;
-    out.document(&json!({ "pull_request": pr }));
+    let envelope = PullRequestEnvelope { pull_request: pr };
+    out.document(&envelope);
+    let pr = envelope.pull_request;
     out.note(&format!(
         "pushed {} to {} and opened a pull request into {}",
         pr.branch, pr.remote, pr.base

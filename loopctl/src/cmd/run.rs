@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use loop_api::CreateRun;
+use loop_api::runs::RunEnvelope;
 use loop_client::blocking::Client;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cli::RunArgs;
 use crate::cmd::control::wait_for_end;
@@ -30,7 +31,9 @@ pub fn run(
     if follow {
         interrupt::leave_running(&view.name);
         let view = tail::follow_output(client, view.id, true, Start::First, out)?;
-        out.document(&json!({ "run": view }));
+        let envelope = RunEnvelope { run: view };
+        out.document(&envelope);
+        let view = envelope.run;
         out.note(&summary(&view));
         for line in closing(&view) {
             out.note(&line);
@@ -39,14 +42,18 @@ pub fn run(
     }
     if wait {
         let view = wait_for_end(client, view.id)?;
-        out.document(&json!({ "run": view }));
+        let envelope = RunEnvelope { run: view };
+        out.document(&envelope);
+        let view = envelope.run;
         out.line(&summary(&view));
         for line in closing(&view) {
             out.note(&line);
         }
         return Ok(exit_status(&view));
     }
-    out.document(&json!({ "run": view }));
+    let envelope = RunEnvelope { run: view };
+    out.document(&envelope);
+    let view = envelope.run;
     out.line(&view.id.to_string());
     out.note(&format!(
         "follow it with `loopctl tail -f {}`, or `loopctl wait {}`",

@@ -43,7 +43,7 @@ pub fn run(
             })?
         }
     };
-    out.document(&serde_json::to_value(&stats)?);
+    out.document(&stats);
     for line in table(&stats) {
         out.line(&line);
     }

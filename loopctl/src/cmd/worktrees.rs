@@ -28,7 +28,9 @@ pub fn list(source: Source, all: bool, out: &Output) -> anyhow::Result<ExitCode>
             Ok(runtime.worktrees(workspace.as_deref()).await?)
         })?,
     };
-    out.document(&serde_json::json!({ "worktrees": worktrees }));
+    let envelope = loop_api::review::WorktreesEnvelope { worktrees };
+    out.document(&envelope);
+    let worktrees = envelope.worktrees;
     if worktrees.is_empty() {
         out.line(&match &workspace {
             Some(dir) => format!("no run worktrees in {}", dir.display()),
@@ -63,7 +65,9 @@ pub fn remove(source: Source, path: &Path, force: bool, out: &Output) -> anyhow:
             Ok(runtime.remove_worktree(&path, force).await?)
         })?,
     };
-    out.document(&serde_json::json!({ "removed": removed }));
+    let document = crate::documents::Removed { removed };
+    out.document(&document);
+    let removed = document.removed;
     out.line(&format!(
         "removed {} (run {} {}, branch {} kept): {} freed",
         removed.path,
@@ -96,7 +100,7 @@ pub fn gc(
                 .await?)
         })?,
     };
-    out.document(&serde_json::to_value(&report)?);
+    out.document(&report);
     let verb = if dry_run { "would remove" } else { "removed" };
     for worktree in &report.removed {
         out.line(&format!(
