@@ -186,7 +186,7 @@ impl Driver {
     async fn pause_asked(&self) {
         let run_id = self.run.run_id;
         // Listen before looking, so that a request made in between is not missed.
-        let mut appended = self.services.journal.subscribe();
+        let mut asked_runs = self.services.pauses.subscribe();
         let asked = |state: Result<loop_core::RunState, RuntimeError>| {
             state.is_ok_and(|state| state.pause_requested())
         };
@@ -194,11 +194,9 @@ impl Driver {
             return;
         }
         loop {
-            match appended.recv().await {
-                Ok(record) => {
-                    if record.run_id == run_id
-                        && matches!(record.event, Event::RunPauseRequested(_))
-                    {
+            match asked_runs.recv().await {
+                Ok(asked_run) => {
+                    if asked_run == run_id {
                         return;
                     }
                 }

@@ -41,6 +41,7 @@ pub mod lock;
 mod merge;
 mod notify;
 mod output;
+mod pauses;
 mod postmortem;
 pub mod process;
 mod prompting;

@@ -18,6 +18,7 @@ use crate::agent::Agent;
 use crate::clock::Clock;
 use crate::error::RuntimeError;
 use crate::journal::Journal;
+use crate::pauses::PauseRequests;
 use crate::process::ledger::Ledger;
 use crate::run_context::RunContext;
 use crate::step_output::Chunk;
@@ -34,6 +35,8 @@ pub(crate) struct Services {
     pub(crate) ledger: Arc<Ledger>,
     /// The runs a full disk holds now.
     pub(crate) storage: StorageWaits,
+    /// Runs asked to pause, as the log records it.
+    pub(crate) pauses: Arc<PauseRequests>,
     agents: HashMap<String, Arc<dyn Agent>>,
     providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
     /// Cancelled when the runtime shuts down; every task's token is a child of it.
@@ -56,6 +59,7 @@ impl Services {
         data_dir: PathBuf,
         agents: HashMap<String, Arc<dyn Agent>>,
         providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
+        pauses: Arc<PauseRequests>,
     ) -> Services {
         Services {
             journal,
@@ -64,6 +68,7 @@ impl Services {
             storage: StorageWaits::default(),
             data_dir,
             live: broadcast::channel(LIVE_CHUNKS).0,
+            pauses,
             agents,
             providers,
             shutdown: CancellationToken::new(),

@@ -16,6 +16,7 @@ use crate::cluster::{Membership, Node};
 use crate::error::RuntimeError;
 use crate::journal::{Journal, Observer};
 use crate::notify::Notifier;
+use crate::pauses::PauseRequests;
 use crate::postmortem::Postmortems;
 use crate::scheduler::{Claim, Limits, QueuePolicy, Scheduler};
 use crate::services::Services;
@@ -158,9 +159,11 @@ impl RuntimeBuilder {
         // that checks right after another's append sees it), then the event streams.
         let accounts = Arc::new(Accounts::default());
         let streams = Arc::new(Streams::new(self.node.is_some()));
+        let pauses = Arc::new(PauseRequests::default());
         let observers: Vec<Arc<dyn Observer>> = vec![
             Arc::clone(&accounts) as Arc<dyn Observer>,
             Arc::clone(&streams) as Arc<dyn Observer>,
+            Arc::clone(&pauses) as Arc<dyn Observer>,
         ];
         let node_id = self.node.as_ref().map(|node| node.id.as_str());
         let journal = Journal::new(
@@ -183,6 +186,7 @@ impl RuntimeBuilder {
             data_dir,
             self.agents,
             self.providers,
+            pauses,
         ));
         accounts.declare(self.accounts);
         // The accounts' fold of the log, from its start (see `accounts.rs`).

@@ -596,6 +596,7 @@ mod tests {
                         limited_until_ms: None,
                         window: None,
                         next_account: None,
+                        budget: Some(loop_core::event::RetryBudget::Transient),
                     },
                 ),
                 10_000,
