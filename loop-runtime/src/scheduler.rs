@@ -401,7 +401,7 @@ impl Scheduler {
         }
         if let Some(held) = self.services.storage.held(view.id) {
             view.waiting = Some(Waiting::new(
-                "storage_full",
+                WaitCode::StorageFull,
                 format!(
                     "cannot write {} since {}: {}; the run goes on once there is space",
                     held.file,

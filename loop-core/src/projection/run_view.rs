@@ -106,6 +106,11 @@ pub enum WaitCode {
     Queued,
     /// The event log refuses writes.
     StoreUnavailable,
+    /// A step's files met a full disk; the run goes on when space is back.
+    StorageFull,
+    /// A code this build does not know (a newer daemon's): a client still shows the reason.
+    #[serde(other)]
+    Unknown,
 }
 
 impl WaitCode {
@@ -121,6 +126,8 @@ impl WaitCode {
             WaitCode::WorkspaceBusy => "workspace_busy",
             WaitCode::Queued => "queued",
             WaitCode::StoreUnavailable => "store_unavailable",
+            WaitCode::StorageFull => "storage_full",
+            WaitCode::Unknown => "unknown",
         }
     }
 

@@ -148,6 +148,31 @@ impl Status {
                 self.status = RunStatus::Pending;
                 Line::new(Paint::Dim, "── retried: the run starts again".to_owned())
             }
+            Event::ChangesRequested(asked) => {
+                self.status = RunStatus::Pending;
+                let comments = match asked.comments.len() {
+                    1 => "1 comment".to_owned(),
+                    n => format!("{n} comments"),
+                };
+                Line::new(
+                    Paint::Yellow,
+                    format!("── changes requested ({comments}): the run goes back to work"),
+                )
+            }
+            Event::ExperimentDecided(decided) => Line::new(
+                Paint::Dim,
+                format!(
+                    "── experiment, iteration {}: {} ({}){}",
+                    decided.iteration,
+                    decided.decision.as_str(),
+                    decided.reason.words(),
+                    decided
+                        .idea
+                        .as_deref()
+                        .map(|idea| format!(": {}", first_line(idea)))
+                        .unwrap_or_default()
+                ),
+            ),
             Event::RunCanceled(_) => {
                 self.status = RunStatus::Canceled;
                 self.step = None;
@@ -311,7 +336,10 @@ impl Status {
             | Event::WorktreeRemoved(_)
             | Event::WatchdogSignal(_)
             | Event::ArtifactWritten(_)
-            | Event::ReviewAction(_) => return None,
+            | Event::ReviewAction(_)
+            | Event::ReviewComment(_)
+            | Event::ExperimentBaseline(_)
+            | Event::ExperimentMeasured(_) => return None,
         };
         Some(line)
     }
@@ -487,6 +515,8 @@ pub fn wait_label(code: WaitCode) -> &'static str {
         WaitCode::WorkspaceBusy => "workspace busy",
         WaitCode::Queued => "queued",
         WaitCode::StoreUnavailable => "event log refuses writes",
+        WaitCode::StorageFull => "disk full",
+        WaitCode::Unknown => "waiting",
     }
 }
 

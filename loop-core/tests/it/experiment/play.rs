@@ -97,6 +97,8 @@ impl World {
             plan_path: String::new(),
             config: frozen,
             prompt_template: None,
+            tasks_done: None,
+            tasks_total: None,
         };
         driver.submit(Command::Create(created)).expect("created");
         driver.submit(Command::Start).expect("started");
