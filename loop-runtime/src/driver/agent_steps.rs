@@ -540,6 +540,7 @@ impl Driver {
                         window: window.clone(),
                         next_account: Some(next.clone()),
                         budget: None,
+                        count: None,
                     };
                     self.record(vec![Command::RecordRetry(retry)]).await?;
                     counters.calls += 1;
