@@ -535,9 +535,11 @@ fn phase() -> impl Strategy<Value = Phase> {
         2 => Just(Phase::Review),
         3 => Just(Phase::Verification),
         1 => Just(Phase::Watchdog),
-        1 => Just(Phase::Merge),
-        1 => Just(Phase::Measurement),
-        1 => Just(Phase::Baseline),
+        // The merge and experiment phases are the only ones whose events (MERGE_STARTED,
+        // EXPERIMENT_*) need an open step of that phase: weighed so that a sample reaches them.
+        2 => Just(Phase::Merge),
+        2 => Just(Phase::Measurement),
+        2 => Just(Phase::Baseline),
     ]
 }
 
@@ -750,7 +752,7 @@ pub fn command_name(command: &Command) -> &'static str {
 }
 
 /// The number of `Command` variants.
-pub const COMMAND_VARIANTS: usize = 34;
+pub const COMMAND_VARIANTS: usize = 35;
 
 /// What became of one command.
 #[derive(Clone, Debug)]

@@ -679,7 +679,7 @@ fn generated_histories_reach_deep_states() {
     let mut errors: BTreeSet<String> = BTreeSet::new();
     let mut events: BTreeSet<EventType> = BTreeSet::new();
     let mut endings: BTreeSet<&'static str> = BTreeSet::new();
-    for _ in 0..128 {
+    for _ in 0..256 {
         let driver = strategy.new_tree(&mut runner).expect("generates").current();
         for outcome in &driver.outcomes {
             *commands.entry(command_name(&outcome.command)).or_default() += 1;

@@ -55,7 +55,7 @@ fn every_event_type_has_an_old_fixture() {
         .map(|t| t.as_str().to_owned())
         .collect();
     assert_eq!(old, all);
-    assert_eq!(EventType::ALL.len(), 33);
+    assert_eq!(EventType::ALL.len(), 34);
 }
 
 #[test]

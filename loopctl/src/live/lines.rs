@@ -339,7 +339,9 @@ impl Status {
             | Event::ReviewAction(_)
             | Event::ReviewComment(_)
             | Event::ExperimentBaseline(_)
-            | Event::ExperimentMeasured(_) => return None,
+            | Event::ExperimentMeasured(_)
+            // The merge step's own line says a merge began; its outcome is MERGE_FINISHED's.
+            | Event::MergeStarted(_) => return None,
         };
         Some(line)
     }
