@@ -22,7 +22,8 @@ impl Output {
 
     /// Text an agent (or a tool it ran) wrote, for people (ignored under `--json`): its
     /// terminal escapes and control characters removed (`escapes.rs`), unless `--raw`. A
-    /// stream given in pieces keeps its state between them; [`Output::agent_end`] ends it.
+    /// stream given in pieces keeps its state between them (the live views keep their own, reset
+    /// at each step's end: `live.rs`).
     pub fn agent(&self, text: &str) {
         match &self.agent {
             Some(sanitizer) if !self.json => {
@@ -42,17 +43,6 @@ impl Output {
         match &self.agent {
             Some(_) => self.line(&Sanitizer::default().clean(text)),
             None => self.line(text),
-        }
-    }
-
-    /// One stream of agent text is over: an escape it left unfinished does not reach into the
-    /// next.
-    pub fn agent_end(&self) {
-        if let Some(sanitizer) = &self.agent {
-            sanitizer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .reset();
         }
     }
 

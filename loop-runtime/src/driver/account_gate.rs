@@ -182,7 +182,7 @@ impl Driver {
                     accounts.set_pool_wait(self.run.run_id, Some(hold.clone()));
                     let text = hold.to_string();
                     if said.as_deref() != Some(text.as_str()) {
-                        tracing::info!(run_id = %self.run.run_id, code = hold.code(), "{text}");
+                        tracing::info!(run_id = %self.run.run_id, code = hold.code().as_str(), "{text}");
                         said = Some(text);
                     }
                     // A wait with no time of its own (a probe's answer, a turn) is asked again

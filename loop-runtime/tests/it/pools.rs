@@ -447,7 +447,7 @@ async fn a_pool_run_s_view_says_what_its_pool_holds_it_for() {
         if view
             .waiting
             .as_ref()
-            .is_some_and(|w| w.code.starts_with("account_"))
+            .is_some_and(|w| w.code.is_account_hold())
         {
             break view;
         }

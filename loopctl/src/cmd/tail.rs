@@ -127,7 +127,7 @@ pub fn follow_output(
     }
     {
         let (client, send) = (client.clone(), send.clone());
-        let quiet = Output::new(out.json);
+        let quiet = Output::new(out.json, out.is_raw());
         std::thread::spawn(move || {
             let follower = Follower {
                 client: &client,
