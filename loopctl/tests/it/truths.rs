@@ -43,6 +43,12 @@ fn the_name_printed_at_creation_keeps_meaning_the_run_and_is_never_given_again()
         "spec_slug",
     ]);
     assert_eq!(second["run"]["name"], "feature-2", "{second}");
+    // The second run works in place and finishes the plan: once it is over, a plan with a task
+    // left, so that what refuses the next run is its name (a plan with nothing to do is
+    // refused before the name is looked at).
+    let second_id = second["run"]["id"].as_str().expect("id").to_owned();
+    project.wait(&second_id);
+    project.fresh_plan(1);
     let refused = project.loopctl(&[
         "run",
         "specs/feature.md",
@@ -56,8 +62,6 @@ fn the_name_printed_at_creation_keeps_meaning_the_run_and_is_never_given_again()
         "{}",
         text(&refused.stderr)
     );
-    let second_id = second["run"]["id"].as_str().expect("id").to_owned();
-    project.wait(&second_id);
 }
 
 #[test]
