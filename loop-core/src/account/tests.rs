@@ -28,6 +28,8 @@ fn created(account: &str) -> RunCreated {
         plan_path: "p".into(),
         config,
         prompt_template: None,
+        tasks_done: None,
+        tasks_total: None,
     }
 }
 
