@@ -200,7 +200,7 @@ impl Status {
                 };
                 Line::new(Paint::Red, text)
             }
-            Event::WorktreeCreated(w) if w.provider == "none" => Line::new(
+            Event::WorktreeCreated(w) if !w.provider.has_worktree() => Line::new(
                 Paint::Dim,
                 format!("── no worktree: the run works in {} itself", w.path),
             ),
