@@ -7,18 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, client, repo, run_body, start_daemon, wait_for_end};
-
-fn create_run(daemon: &Daemon, body: &Value) -> String {
-    let created: Value = client()
-        .post(daemon.url("/runs"))
-        .json(body)
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    created["run"]["id"].as_str().expect("id").to_owned()
-}
+use crate::support::{client, repo, run_body, start_daemon, submit, wait_for_end};
 
 #[test]
 fn a_postmortem_on_demand_runs_in_the_background_and_lists_its_files() {
@@ -26,7 +15,7 @@ fn a_postmortem_on_demand_runs_in_the_background_and_lists_its_files() {
     let repo = repo(dir.path(), 1);
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
-    let id = create_run(&daemon, &run_body(&repo, "one_task.sh", json!({})));
+    let id = submit(&daemon, &run_body(&repo, "one_task.sh", json!({})));
     assert_eq!(wait_for_end(&daemon, &id)["status"], "COMPLETED");
 
     let before: Value = client
@@ -118,12 +107,12 @@ fn stats_count_runs_by_outcome_in_a_time_window_and_a_workspace() {
     let repo = repo(dir.path(), 1);
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
-    let failing = create_run(
+    let failing = submit(
         &daemon,
         &run_body(&repo, "one_task.sh", json!({"agent_cmd": "exit 3"})),
     );
     assert_eq!(wait_for_end(&daemon, &failing)["status"], "FAILED");
-    let done = create_run(&daemon, &run_body(&repo, "one_task.sh", json!({})));
+    let done = submit(&daemon, &run_body(&repo, "one_task.sh", json!({})));
     assert_eq!(wait_for_end(&daemon, &done)["status"], "COMPLETED");
 
     let stats = |query: &str| -> Value {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{client, read_frames, repo, run_body, start_daemon, wait_for_end};
+use crate::support::{client, read_frames, repo, run_body, start_daemon, submit, wait_for_end};
 
 #[test]
 fn a_runs_events_stream_live_to_its_end_and_resume_without_gap_or_repeat() {
@@ -10,18 +10,10 @@ fn a_runs_events_stream_live_to_its_end_and_resume_without_gap_or_repeat() {
     let repo = repo(dir.path(), 2);
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
-    let created: Value = client
-        .post(daemon.url("/runs"))
-        .json(&run_body(
-            &repo,
-            "chatty.sh",
-            json!({"verify_cmds": "true"}),
-        ))
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = submit(
+        &daemon,
+        &run_body(&repo, "chatty.sh", json!({"verify_cmds": "true"})),
+    );
 
     // From the start, live, until the stream closes after the terminal event.
     let response = client
@@ -125,14 +117,7 @@ fn the_global_stream_carries_every_run() {
     let repo = repo(dir.path(), 1);
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let client = client();
-    let created: Value = client
-        .post(daemon.url("/runs"))
-        .json(&run_body(&repo, "one_task.sh", json!({})))
-        .send()
-        .expect("create")
-        .json()
-        .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = submit(&daemon, &run_body(&repo, "one_task.sh", json!({})));
     let frames = read_frames(
         client.get(daemon.url("/events")).send().expect("events"),
         |frame| frame.event.as_deref() == Some("RUN_COMPLETED"),

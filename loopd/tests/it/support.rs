@@ -96,19 +96,18 @@ pub fn read_frames(body: impl Read, mut until: impl FnMut(&Frame) -> bool) -> Ve
     frames
 }
 
-/// Submits a run (`POST /runs`) and returns its id.
+/// Submits a run (`POST /runs`) and returns its id, read through the API's own type.
 pub fn submit(daemon: &Daemon, body: &Value) -> String {
-    let created: Value = client()
+    let created: loop_api::runs::RunEnvelope = client()
         .post(daemon.url("/runs"))
         .json(body)
         .send()
         .expect("POST /runs")
+        .error_for_status()
+        .expect("the run is created")
         .json()
-        .expect("a JSON answer");
-    created["run"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no run id in {created}"))
-        .to_owned()
+        .expect("a run envelope");
+    created.run.id.to_string()
 }
 
 /// A `GET` answered with JSON.
