@@ -293,10 +293,9 @@ impl Status {
             Event::CompletionDetected(done) => Line::new(
                 Paint::Green,
                 match &done.commit {
-                    Some(commit) => format!(
-                        "── completion claimed; verification passed at {}",
-                        short(commit)
-                    ),
+                    // The claim is recorded before the verification that judges it (whose
+                    // own line follows): it names the commit, not a verdict.
+                    Some(commit) => format!("── completion claimed at {}", short(commit)),
                     None => "── completion claimed".to_owned(),
                 },
             ),
@@ -608,6 +607,16 @@ mod tests {
 
     fn step() -> StepId {
         StepId::from_parts(1, [2; 10])
+    }
+
+    #[test]
+    fn a_completion_claim_claims_no_verdict_of_the_verification_after_it() {
+        let claim = loop_core::event::CompletionDetected {
+            iteration: 5,
+            commit: Some("3d0af8766e0000000000000000000000000000ff".to_owned()),
+        };
+        let line = status().apply(&record(10, claim), 10).expect("a line");
+        assert_eq!(line.text, "── completion claimed at 3d0af8766e");
     }
 
     #[test]
