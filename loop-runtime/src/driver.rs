@@ -223,13 +223,23 @@ impl Driver {
 
     /// Records the pause that was asked for; a step open in a wait (no call in flight) is
     /// recorded as CANCELED and runs again on resume, as it would after the wait.
+    ///
+    /// The pause goes through the run's fence like a pause from any node (specs/event-log.md,
+    /// "Seizing"): the fault suite found a driver's own pause with no entry on a run by URL's
+    /// fence, which is the record a later claim and the remote's refusals are judged by.
     async fn pause_between_steps(&mut self) -> Result<DriverEnd, RuntimeError> {
-        let at_ms = self.now();
-        self.record(vec![Command::Pause {
+        let pause = Command::Pause {
             reason: Some("asked for, after the current step".to_owned()),
-            at_ms,
-        }])
-        .await?;
+            at_ms: self.now(),
+        };
+        if self.services.journal.node_id().is_some() {
+            self.services
+                .release(self.run.run_id, pause, "pause")
+                .await?;
+        } else {
+            // One node, no fence: wait out a log that refuses writes, as every driver append.
+            self.record(vec![pause]).await?;
+        }
         Ok(DriverEnd::Settled)
     }
 

@@ -328,6 +328,15 @@ impl Scheduler {
                 self.running().remove(&run_id);
                 false
             }
+            // A pause recorded through another node (or another runtime on this log) between
+            // this driver's last read and its next append: the log refuses the append because
+            // the run is PAUSED. The run was stopped, not broken; failing it here would turn a
+            // person's pause into a FAILED run (the fault suite's seed 3166045006908105438).
+            Err(RuntimeError::Domain(error)) if self.paused_under(run_id).await => {
+                tracing::info!(%run_id, %error, "the run was paused elsewhere: this driver stops");
+                self.running().remove(&run_id);
+                false
+            }
             Err(error) => {
                 self.record_runtime_failure(run_id, error).await;
                 true
@@ -336,6 +345,16 @@ impl Scheduler {
         if settled {
             self.settle(run_id).await;
         }
+    }
+
+    /// Whether the log now says the run is PAUSED: its driver's append was refused because a
+    /// pause landed under it.
+    async fn paused_under(&self, run_id: RunId) -> bool {
+        self.services
+            .journal
+            .state(run_id)
+            .await
+            .is_ok_and(|state| state.status() == Some(RunStatus::Paused))
     }
 
     /// Whatever failed, the run must not be left RUNNING with no one driving it. When the log

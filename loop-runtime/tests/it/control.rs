@@ -1,10 +1,12 @@
 //! Pause, resume, cancel, retry and recovery while an agent is working.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use loop_core::event::{Event, Phase, StepStatus};
 use loop_core::{RunId, RunStatus};
-use loop_runtime::{Runtime, RuntimeError};
+use loop_runtime::{Claim, Runtime, RuntimeError};
+use loop_store::{EventStore, SqliteStore};
 
 use crate::support::{agent, count, finish, request, request_without_agent, runtime, scratch};
 
@@ -181,7 +183,7 @@ async fn runs_of_one_workspace_take_turns_in_submission_order() {
     use loop_runtime::QueuePolicy;
     for policy in [QueuePolicy::Fifo, QueuePolicy::NewestFirst] {
         let scratch = scratch(1);
-        let store = std::sync::Arc::new(loop_store::SqliteStore::open(scratch.db()).expect("log"));
+        let store = Arc::new(SqliteStore::open(scratch.db()).expect("log"));
         let runtime = Runtime::builder()
             .store(store)
             .data_dir(scratch.data_dir())
@@ -304,4 +306,72 @@ async fn no_driver_takes_a_run_while_it_is_being_paused() {
         RunStatus::Paused
     );
     runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pause_recorded_under_a_working_driver_leaves_the_run_paused_not_failed() {
+    // Another node pauses a run this runtime drives: the pause is in the log (its open step
+    // closed) while the driver's agent still works. When the agent ends, the driver's append is
+    // refused because the run is PAUSED. That refusal must stop the driver, not fail the run:
+    // the fault suite's seed 3166045006908105438 ended such a run FAILED ("the runtime failed:
+    // cannot start a step a run that is PAUSED").
+    let scratch = scratch(2);
+    let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(scratch.db()).expect("open log"));
+    let driving = Runtime::builder()
+        .store(Arc::clone(&store))
+        .data_dir(scratch.data_dir())
+        .build()
+        .expect("driving runtime");
+    // The other node: the same log, driving nothing.
+    let other = Runtime::builder()
+        .store(store)
+        .data_dir(scratch.data_dir())
+        .claim(Claim::Nothing)
+        .build()
+        .expect("other runtime");
+
+    let gate = scratch.dir.path().join("gate");
+    let gated = scratch.dir.path().join("gated.sh");
+    std::fs::write(
+        &gated,
+        format!(
+            "while [ ! -f '{}' ]; do sleep 0.05; done\nexec {}\n",
+            gate.display(),
+            agent("one_task.sh")
+        ),
+    )
+    .expect("agent");
+    let mut request = request(&scratch, "one_task.sh", &[("reviewer", "false")]);
+    request
+        .config
+        .insert("agent_cmd".to_owned(), format!("sh {}", gated.display()));
+    let run = driving.submit(request).await.expect("submit");
+    wait_for_step(&driving, run.id).await;
+
+    let paused = other
+        .pause(run.id)
+        .await
+        .expect("pause through the other runtime");
+    assert_eq!(paused.status, RunStatus::Paused);
+    std::fs::write(&gate, "").expect("open the gate");
+
+    // The driver's agent ends, its append is refused; give it time to act on that.
+    for _ in 0..200 {
+        if driving.running_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records = driving.events(run.id).await.expect("events");
+    let view = driving.get(run.id).await.expect("get");
+    assert_eq!(
+        view.status,
+        RunStatus::Paused,
+        "{:?}",
+        crate::support::types(&records)
+    );
+    assert_eq!(count(&records, |e| matches!(e, Event::RunFailed(_))), 0);
+    driving.shutdown().await;
+    other.shutdown().await;
 }

@@ -119,8 +119,10 @@ fn a_setsid_grandchild_ends_with_a_paused_run() {
     let daemon = start_daemon(&dir.path().join("data"), &[], &[]);
     let id = submit(&daemon, &escaping_run(&repo, &marks));
     let pid = escaped_pid(&marks);
+    // `now`: a pause stops the call in flight, its agent's group and what left the group; a
+    // plain pause waits for the step to end, and this agent's step never does.
     let paused = client()
-        .post(daemon.url(&format!("/runs/{id}/pause")))
+        .post(daemon.url(&format!("/runs/{id}/pause?now=true")))
         .send()
         .expect("pause");
     assert!(paused.status().is_success());
