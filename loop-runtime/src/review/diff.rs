@@ -58,24 +58,9 @@ pub(crate) async fn diff(services: &Services, run_id: RunId) -> Result<RunDiff, 
     )
     .await
     .map_err(gone)?;
-    let patch = git::run(
-        &dir,
-        &[
-            "-c",
-            "core.quotePath=false",
-            "diff",
-            "--no-color",
-            "--no-ext-diff",
-            "-M",
-            "-z",
-            "--numstat",
-            "--patch",
-            &format!("{base}...{run}"),
-            "--",
-        ],
-    )
-    .await
-    .map_err(gone)?;
+    let patch = patch_of(&dir, &format!("{base}...{run}"))
+        .await
+        .map_err(gone)?;
     let commits = parse_log(&log);
     let (files, truncated) = parse_diff(&patch);
     let diff = RunDiff {
@@ -148,24 +133,7 @@ pub(crate) async fn commit_diff(
     )
     .await
     .map_err(|_| not_its())?;
-    let patch = git::run(
-        &dir,
-        &[
-            "-c",
-            "core.quotePath=false",
-            "diff",
-            "--no-color",
-            "--no-ext-diff",
-            "-M",
-            "-z",
-            "--numstat",
-            "--patch",
-            &one,
-            "--",
-        ],
-    )
-    .await
-    .map_err(|_| not_its())?;
+    let patch = patch_of(&dir, &one).await.map_err(|_| not_its())?;
     let commits = parse_log(&log);
     let (files, truncated) = parse_diff(&patch);
     let hash = commits
@@ -181,6 +149,28 @@ pub(crate) async fn commit_diff(
         files,
         truncated,
     })
+}
+
+/// The patch of `range` with its per-file counts, as `parse_diff` reads it: paths unquoted,
+/// renames found, no colour and no external diff driver whatever the repository configures.
+async fn patch_of(dir: &std::path::Path, range: &str) -> Result<String, git::GitError> {
+    git::run(
+        dir,
+        &[
+            "-c",
+            "core.quotePath=false",
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "-M",
+            "-z",
+            "--numstat",
+            "--patch",
+            range,
+            "--",
+        ],
+    )
+    .await
 }
 
 fn parse_log(text: &str) -> Vec<DiffCommit> {
