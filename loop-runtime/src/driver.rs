@@ -75,6 +75,9 @@ pub(crate) struct Driver {
     /// A wait with no agent call in flight ended because a pause was asked for: the driver
     /// records the pause rather than stopping unrecorded.
     pausing: bool,
+    /// A run by URL in experiment mode: the discarded candidates' refs this driver saw land on
+    /// the remote ([`Driver::push_kept_refs`]).
+    kept_refs_pushed: std::collections::HashSet<String>,
 }
 
 impl Driver {
@@ -100,6 +103,7 @@ impl Driver {
             fence: None,
             claimed_at: None,
             pausing: false,
+            kept_refs_pushed: Default::default(),
         };
         driver.run().await
     }

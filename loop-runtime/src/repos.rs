@@ -241,6 +241,58 @@ pub(crate) async fn push_run_branch(
     Ok(true)
 }
 
+/// Pushes refs `origin` must not have yet (`updates`, each with `old: None`: a discarded
+/// experiment candidate's `refs/loop/experiments/<run>/<iteration>`) from `checkout`, all in one
+/// atomic push, with `fence` moved on as for the run branch. A ref the remote already has makes
+/// the push refused whole ([`FenceError::Refused`]); [`remote_refs`] says which it has.
+pub(crate) async fn push_new_refs(
+    checkout: &Path,
+    updates: &[Update<'_>],
+    fence: Option<&mut Fence>,
+) -> Result<(), FenceError> {
+    let lock = lock_for(checkout);
+    let _held = lock.lock().await;
+    match fence {
+        Some(fence) => fence.push(checkout, updates, "push experiment refs").await,
+        None => {
+            let mut args: Vec<String> = vec!["push".into(), "--quiet".into(), "--atomic".into()];
+            for update in updates {
+                args.push(format!(
+                    "--force-with-lease={}:{}",
+                    update.reference,
+                    update.old.unwrap_or_default()
+                ));
+            }
+            args.push("origin".into());
+            for update in updates {
+                args.push(format!("{}:{}", update.new, update.reference));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            git::run(checkout, &args)
+                .await
+                .map(drop)
+                .map_err(FenceError::Refused)
+        }
+    }
+}
+
+/// The refs under `prefix` (`refs/loop/experiments/<run>/`) on `checkout`'s `origin`, with
+/// the commit each names.
+pub(crate) async fn remote_refs(
+    checkout: &Path,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, GitError> {
+    let pattern = format!("{prefix}*");
+    let listed = git::run(checkout, &["ls-remote", "origin", &pattern]).await?;
+    Ok(listed
+        .lines()
+        .filter_map(|line| {
+            let (value, name) = line.split_once('\t')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect())
+}
+
 /// Makes the run's worktree at `path` again on this node (a run another node started, or one
 /// this node drives again after another did): on the run branch as `origin` has it, or from
 /// `origin/<base>` when it was never pushed. A worktree already at `path` is reset to that

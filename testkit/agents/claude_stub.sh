@@ -21,6 +21,7 @@
 #   overloaded_real  a 529 after the CLI's own retries, verbatim from a real run (exit 1):
 #               loop-core/tests/data/agents/real/claude/overloaded_529_after_retries
 #   escapes     a task whose text carries terminal escape sequences (colour, a window title)
+# In a repository holding .stub-experiment, a task is experimenter.sh's change instead of a plan's.
 # Sessions as the real CLI has them: `--session-id X` starts X, `--resume X` goes on with X and
 # fails as the real CLI does ("No conversation found") when X was never started. Each
 # implementation or review call appends `[--resume ]<session> <phase>` to
@@ -181,6 +182,10 @@ esac
 
 if [ "$LOOP_PHASE" = review ]; then
   answer='APPROVED'
+elif [ -f .stub-experiment ]; then
+  # An experiment's change (a repository holding .stub-experiment): experimenter.sh's, in its
+  # known order by iteration, answered with its IDEA line.
+  answer=$(printf '%s\n' "$prompt" | sh "$(dirname "$0")/experimenter.sh" | tail -n 1)
 elif grep -q -- '- \[ \]' "$LOOP_PLAN_PATH"; then
   sed -i '0,/- \[ \]/s//- [x]/' "$LOOP_PLAN_PATH"
   # $CLAUDE_STUB_WORK, when set, is the work itself: a script run in the worktree with the plan

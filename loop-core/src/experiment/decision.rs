@@ -48,8 +48,10 @@ impl Rule {
 pub struct Comparison {
     pub decision: Decision,
     pub reason: Reason,
-    /// The relative change of the metric, candidate against best: the mean of the pairs'
-    /// differences over the best's median (−0.05: the candidate's metric is 5% lower).
+    /// The relative change of the metric, candidate against best (−0.05: the candidate's
+    /// metric is 5% lower): the geometric mean of the pairs' ratios less 1 when every sample is
+    /// positive (never below −100%), else the mean of the pairs' differences over the best's
+    /// median.
     pub effect: f64,
     /// Where the effect lies: each side is a one-sided bound at the rule's confidence. `None`
     /// with fewer than two pairs.
@@ -77,16 +79,61 @@ fn scale_of(best: &[f64]) -> f64 {
     }
 }
 
+/// How the pairs' changes are read: per pair on a log scale when every sample is positive, as
+/// differences otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scale {
+    /// `ln(candidateᵢ / bestᵢ)`: a ratio per pair, so a change is relative to the very sample
+    /// it was taken beside, the effect `exp(mean) − 1` is a geometric mean of the ratios and can
+    /// never fall below −100%, and the interval is symmetric where the noise of a timing is (a
+    /// slowdown by a factor and a speedup by the same factor weigh alike).
+    LogRatio,
+    /// `(candidateᵢ − bestᵢ) / |median(best)|`: a metric that can be 0 or negative (a count of
+    /// warnings reaching 0, a score below 0) has no ratio.
+    Difference(f64),
+}
+
+impl Scale {
+    fn of(candidate: &[f64], best: &[f64]) -> Scale {
+        let positive = |v: &f64| v.is_finite() && *v > 0.0;
+        if candidate.iter().all(positive) && best.iter().all(positive) {
+            Scale::LogRatio
+        } else {
+            Scale::Difference(scale_of(best))
+        }
+    }
+
+    fn change(self, candidate: f64, best: f64) -> f64 {
+        match self {
+            Scale::LogRatio => (candidate / best).ln(),
+            Scale::Difference(scale) => (candidate - best) / scale,
+        }
+    }
+
+    /// A change on this scale as a relative change of the metric (monotone, so the order of an
+    /// interval's ends is kept).
+    fn relative(self, change: f64) -> f64 {
+        match self {
+            Scale::LogRatio => change.exp_m1(),
+            Scale::Difference(_) => change,
+        }
+    }
+}
+
 /// Compares the candidate's samples with the best's, pair by pair (the i-th of each, taken one
 /// after the other). Extra samples on one side, if any, are left out.
+///
+/// The paired t-test runs on the scale [`Scale`] picks; its mean and interval are then read
+/// back as relative changes of the metric, and `min_effect` is compared with those, so "1%
+/// better" means the same on either scale.
 pub fn compare(candidate: &[f64], best: &[f64], rule: &Rule) -> Comparison {
     let pairs = candidate.len().min(best.len());
     let (candidate, best) = (&candidate[..pairs], &best[..pairs]);
-    let scale = scale_of(best);
+    let scale = Scale::of(candidate, best);
     let changes: Vec<f64> = candidate
         .iter()
         .zip(best)
-        .map(|(c, b)| (c - b) / scale)
+        .map(|(c, b)| scale.change(*c, *b))
         .collect();
     let candidate_median = median(candidate).unwrap_or(f64::NAN);
     let best_median = median(best).unwrap_or(f64::NAN);
@@ -94,7 +141,7 @@ pub fn compare(candidate: &[f64], best: &[f64], rule: &Rule) -> Comparison {
         return Comparison {
             decision: Decision::Discarded,
             reason: Reason::WithinNoise,
-            effect: changes.first().copied().unwrap_or(0.0),
+            effect: scale.relative(changes.first().copied().unwrap_or(0.0)),
             interval: None,
             candidate_median,
             best_median,
@@ -102,7 +149,7 @@ pub fn compare(candidate: &[f64], best: &[f64], rule: &Rule) -> Comparison {
     };
     let df = u32::try_from(pairs - 1).unwrap_or(u32::MAX);
     let half = t_quantile(rule.confidence, df) * sd / (pairs as f64).sqrt();
-    let interval = [mean - half, mean + half];
+    let interval = [scale.relative(mean - half), scale.relative(mean + half)];
     // The improvement's bounds: the side of the interval towards "better" is the one that
     // must clear min_effect.
     let (low, high) = {
@@ -121,7 +168,7 @@ pub fn compare(candidate: &[f64], best: &[f64], rule: &Rule) -> Comparison {
     Comparison {
         decision,
         reason,
-        effect: mean,
+        effect: scale.relative(mean),
         interval: Some(interval),
         candidate_median,
         best_median,
@@ -177,7 +224,8 @@ mod tests {
             (kept.decision, kept.reason),
             (Decision::Kept, Reason::Improved)
         );
-        assert!((kept.effect + 0.1).abs() < 1e-12, "{kept:?}");
+        // Each pair is ~10% faster: a ratio of about 0.9 (pair by pair, not over a median).
+        assert!((kept.effect + 0.1).abs() < 2e-4, "{kept:?}");
         assert_eq!(kept.candidate_median, 90.0);
         // The same numbers, when higher is better, are a regression.
         let worse = compare(&faster, &best, &rule(Goal::Maximize));
@@ -211,9 +259,43 @@ mod tests {
         let kept = compare(&[980.0; 3], &[1000.0; 3], &rule(Goal::Minimize));
         assert_eq!(kept.decision, Decision::Kept);
         let [low, high] = kept.interval.expect("three pairs");
-        assert!(low == high && (low + 0.02).abs() < 1e-12, "{kept:?}");
+        assert!(
+            (low - high).abs() < 1e-15 && (low + 0.02).abs() < 1e-12,
+            "{kept:?}"
+        );
         let too_small = compare(&[995.0; 3], &[1000.0; 3], &rule(Goal::Minimize));
         assert_eq!(too_small.reason, Reason::BelowMinEffect);
+    }
+
+    #[test]
+    fn a_change_many_times_faster_reads_above_minus_one_hundred_percent() {
+        // The sieve of specs/experiment.md's real experiment: the best's samples scattered
+        // (a busy machine), the candidate ~340 times faster. Over the best's median the pairs
+        // read −110.8%; as ratios, pair by pair, the change is bounded by −100%.
+        let best = [60.8, 131.0, 62.0, 70.0, 59.0];
+        let sieve = [0.18, 0.19, 0.18, 0.20, 0.17];
+        let kept = compare(&sieve, &best, &rule(Goal::Minimize));
+        assert_eq!(kept.decision, Decision::Kept);
+        let [low, high] = kept.interval.expect("five pairs");
+        assert!(-1.0 < low && low <= kept.effect && kept.effect <= high && high < -0.99);
+        // The same samples read the other way round: a ×300 slowdown, far above +100%.
+        let slower = compare(&best, &sieve, &rule(Goal::Minimize));
+        assert_eq!(slower.reason, Reason::Worse);
+        assert!(slower.effect > 100.0, "{slower:?}");
+    }
+
+    #[test]
+    fn a_metric_that_reaches_zero_is_compared_by_differences() {
+        // A count of warnings: no ratio to 0, the pairs' differences over the best's median.
+        let gone = compare(&[0.0; 3], &[4.0; 3], &rule(Goal::Minimize));
+        assert_eq!(gone.decision, Decision::Kept);
+        assert_eq!(gone.effect, -1.0);
+        let scores = compare(
+            &[-1.0, -1.5, -0.5],
+            &[-2.0, -2.5, -1.5],
+            &rule(Goal::Maximize),
+        );
+        assert_eq!((scores.decision, scores.effect), (Decision::Kept, 0.5));
     }
 
     #[test]

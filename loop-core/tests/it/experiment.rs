@@ -157,8 +157,8 @@ proptest! {
         }
     }
 
-    /// Making the candidate better by the same amount on every sample never turns a keep into
-    /// a discard.
+    /// Making the candidate better by the same factor on every sample never turns a keep into
+    /// a discard (pairs are compared as ratios, so "better" is a factor, not an amount).
     #[test]
     fn a_better_candidate_is_kept_whenever_a_worse_one_was(
         candidate in samples(),
@@ -166,16 +166,29 @@ proptest! {
         rule in any_rule(),
         gain in 0.0f64..0.5,
     ) {
-        let step = gain * loop_core::experiment::stats::median(&best).expect("samples");
         let improved: Vec<f64> = candidate
             .iter()
             .map(|v| match rule.goal {
-                Goal::Minimize => v - step,
-                Goal::Maximize => v + step,
+                Goal::Minimize => v * (1.0 - gain),
+                Goal::Maximize => v * (1.0 + gain),
             })
             .collect();
         if compare(&candidate, &best, &rule).decision == Decision::Kept {
             prop_assert_eq!(compare(&improved, &best, &rule).decision, Decision::Kept);
         }
+    }
+
+    /// The effect is bounded: a positive metric can fall by at most 100% (reached only by
+    /// rounding, at ratios under 1e-16), however far apart the two sides' samples lie (over the
+    /// best's median, a 340× speed-up once read −110.8%).
+    #[test]
+    fn a_positive_metric_never_reads_below_minus_one_hundred_percent(
+        candidate in proptest::collection::vec(1e-6f64..1e6, 2..12),
+        best in proptest::collection::vec(1e-6f64..1e6, 2..12),
+        rule in any_rule(),
+    ) {
+        let comparison = compare(&candidate, &best, &rule);
+        let [low, high] = comparison.interval.expect("two pairs at least");
+        prop_assert!(-1.0 <= low && low <= comparison.effect && comparison.effect <= high);
     }
 }

@@ -12,7 +12,7 @@ use loop_core::fence::{FenceEntry, FenceVerdict};
 use super::Driver;
 use crate::error::RuntimeError;
 use crate::fencing::Taken;
-use crate::repos::fence::FenceError;
+use crate::repos::fence::{FenceError, Update};
 
 impl Driver {
     /// `Ok` while the log, read now (not the folded copy), says this node's claim on the run
@@ -167,6 +167,73 @@ impl Driver {
             Err(FenceError::Moved(now)) => self.fence_moved(now.as_ref()).await?,
             Err(error) => {
                 tracing::warn!(%error, "cannot push the run branch; trying again after the next step")
+            }
+        }
+        Ok(())
+    }
+
+    /// A run by URL: every discarded experiment candidate's ref
+    /// (`refs/loop/experiments/<run>/<iteration>`) pushed to the remote, so the candidates stay
+    /// reachable where the run's branch is, not only in this node's checkout. Fenced like the
+    /// branch (the claim read afresh, the remote's fence moved on in the same atomic push), and
+    /// each ref expected absent there: a candidate's ref never moves once made. A driver that
+    /// starts again (after a crash, on another node) pushes again what it has not seen pushed;
+    /// the remote refuses a ref it already has, and then says which it has.
+    pub(super) async fn push_kept_refs(&mut self) -> Result<(), RuntimeError> {
+        if self.run.repo_url.is_none() || self.cancel.is_cancelled() {
+            return Ok(());
+        }
+        let pending: Vec<(String, String)> = self
+            .experiment
+            .trials
+            .iter()
+            .filter_map(|trial| Some((trial.kept_ref.clone()?, trial.commit.clone()?)))
+            .filter(|(kept_ref, _)| !self.kept_refs_pushed.contains(kept_ref))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if self.services.journal.node_id().is_some() {
+            self.still_holds().await?;
+            self.take_fence().await?;
+            if self.fence.is_none() {
+                return Ok(());
+            }
+        }
+        let checkout = PathBuf::from(&self.run.created.workspace_root);
+        let updates: Vec<Update<'_>> = pending
+            .iter()
+            .map(|(reference, commit)| Update {
+                reference,
+                old: None,
+                new: commit,
+            })
+            .collect();
+        match crate::repos::push_new_refs(&checkout, &updates, self.fence.as_mut()).await {
+            Ok(()) => {
+                tracing::debug!(
+                    refs = pending.len(),
+                    "pushed the discarded candidates' refs"
+                );
+                self.kept_refs_pushed
+                    .extend(pending.into_iter().map(|(reference, _)| reference));
+            }
+            Err(FenceError::Moved(now)) => self.fence_moved(now.as_ref()).await?,
+            Err(error) => {
+                // Most likely a ref the remote already has (pushed before a crash): learn which,
+                // so the next push carries only the others.
+                let prefix = format!("refs/loop/experiments/{}/", self.run.run_id);
+                match crate::repos::remote_refs(&checkout, &prefix).await {
+                    Ok(there) => {
+                        for (reference, commit) in &pending {
+                            if there.iter().any(|(r, c)| r == reference && c == commit) {
+                                self.kept_refs_pushed.insert(reference.clone());
+                            }
+                        }
+                    }
+                    Err(listing) => tracing::warn!(%listing, "cannot list the remote's refs"),
+                }
+                tracing::warn!(%error, "cannot push the discarded candidates' refs; trying again after the next step");
             }
         }
         Ok(())

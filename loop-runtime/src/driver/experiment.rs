@@ -99,9 +99,12 @@ impl Driver {
                 } => Some(self.fail(exit_reason, reason, Some(cause)).await?),
             };
             self.push_run_branch().await?;
-            if let Some(end) = end {
-                return Ok(end);
-            }
+            let Some(end) = end else {
+                // (The end pushed them before the run settled.)
+                self.push_kept_refs().await?;
+                continue;
+            };
+            return Ok(end);
         }
     }
 
@@ -183,6 +186,7 @@ impl Driver {
     ) -> Result<DriverEnd, RuntimeError> {
         self.return_to_best().await?;
         self.push_run_branch().await?;
+        self.push_kept_refs().await?;
         tracing::info!(run_id = %self.run.run_id, %reason, "the experiment is over");
         self.complete_as(iteration, exit_reason).await
     }

@@ -3,6 +3,7 @@
 
 mod claude;
 mod control;
+mod experiment;
 mod faults;
 mod first_hour;
 mod loop_runs;

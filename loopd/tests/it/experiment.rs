@@ -14,25 +14,12 @@ use serde_json::{Value, json};
 
 use crate::support::{get_json, run_body, run_file, start_daemon, submit, wait_for_end};
 
-/// The measured program (composed for these tests): the loops, then their cost with jitter.
-const BENCH: &str = r#"#!/bin/sh
-n=$(cat loops.txt)
-i=0
-while [ "$i" -lt "$n" ]; do i=$((i + 1)); done
-j=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-echo "ran $n loops"
-awk -v n="$n" -v j="$j" 'BEGIN { printf "%.3f\n", n * (1 + (j / 65535 - 0.5) * 0.02) }'
-"#;
-
 /// A repository with the spec, `loops.txt` at 1000 and `bench.sh`, committed on `main`, and no
 /// plan: an experiment needs none.
 pub fn bench_repo(root: &Path) -> PathBuf {
     let repo = loop_testkit::Repo::at(root.join("repo")).create();
     git(&repo, &["rm", "-q", loop_testkit::repo::PLAN]);
-    std::fs::write(repo.join("loops.txt"), "1000\n").expect("loops.txt");
-    std::fs::write(repo.join("bench.sh"), BENCH).expect("bench.sh");
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "the measured program"]);
+    loop_testkit::projects::add_loops(&repo);
     repo
 }
 
