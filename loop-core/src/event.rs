@@ -7,8 +7,10 @@
 
 pub mod experiment;
 mod names;
+mod paid;
 pub mod payload;
 mod review;
+mod steps;
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,7 +22,7 @@ use thiserror::Error;
 
 use crate::ids::{RunId, Seq, Version};
 pub use experiment::*;
-pub use names::{Provider, ReviewKind};
+pub use names::{MergeCode, Provider, ReviewKind, Signal, Signals};
 pub use payload::*;
 pub use review::{ChangesRequested, DiffSide, ReviewComment};
 

@@ -7,7 +7,8 @@
 
 use crate::config::RunConfig;
 use crate::event::{
-    ChangesRequested, Event, EventRecord, ExitReason, FailureCause, Phase, StepStatus,
+    ChangesRequested, Event, EventRecord, ExitReason, FailureCause, Phase, Signal, Signals,
+    StepStatus,
 };
 
 /// What the current iteration has done so far.
@@ -42,7 +43,7 @@ pub struct LoopProgress {
     /// This iteration's verification passed (true when there is nothing to verify).
     pub verified: bool,
     /// Watchdog signals recorded in this iteration.
-    pub signals: Vec<String>,
+    pub signals: Vec<Signal>,
     /// A completion check or a prompt rewrite already happened in this iteration.
     pub completion_checked: bool,
     pub rewritten: bool,
@@ -52,7 +53,7 @@ pub struct LoopProgress {
     pub consecutive_review_failures: u32,
     pub watchdog_rewrites: u32,
     /// The signals of the last prompt rewrite, which later prompts keep addressing.
-    pub rewrite_signal: Option<String>,
+    pub rewrite_signal: Option<Signals>,
     pub cost_usd: f64,
     /// The last implementation step's answer digest and HEAD, for the watchdog.
     pub last_answer_sha256: Option<String>,
@@ -246,7 +247,7 @@ pub enum Next {
     },
     /// Rewrite the prompt because of these signals.
     RewritePrompt {
-        signals: Vec<String>,
+        signals: Vec<Signal>,
     },
     Fail {
         exit_reason: ExitReason,
@@ -356,7 +357,12 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
                 exit_reason: ExitReason::Failed,
                 reason: format!(
                     "watchdog: {} after {} prompt rewrites",
-                    progress.signals.join(", "),
+                    progress
+                        .signals
+                        .iter()
+                        .map(Signal::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     progress.watchdog_rewrites
                 ),
                 cause: FailureCause::Watchdog {

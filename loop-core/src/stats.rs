@@ -321,7 +321,7 @@ impl RunFacts {
             }
             Event::AgentRetry(_) => self.retries += 1,
             Event::WatchdogSignal(signal) => {
-                *self.signals.entry(signal.signal.clone()).or_default() += 1;
+                *self.signals.entry(signal.signal.to_string()).or_default() += 1;
             }
             Event::WatchdogRewrite(_) => self.rewrites += 1,
             _ => {}

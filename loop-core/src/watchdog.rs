@@ -7,21 +7,10 @@
 
 use crate::completion::Completion;
 
-/// A kind of evidence that the loop is not moving.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// The answer is the same as the previous iteration's.
-    RepeatedOutput,
-    /// The answer says, in words, that nothing was done.
-    NoProgress,
-    /// The completion token was given but not in a form that counts.
-    MalformedToken,
-    /// No new commit and no plan change for several iterations.
-    Stalled,
-}
+pub use crate::event::{Signal, Signals};
 
 impl Signal {
-    /// Every signal, in the order a diagnosis lists them.
+    /// Every signal this build detects, in the order a diagnosis lists them.
     pub const ALL: [Signal; 4] = [
         Signal::RepeatedOutput,
         Signal::NoProgress,
@@ -29,16 +18,9 @@ impl Signal {
         Signal::Stalled,
     ];
 
-    /// The signal `WATCHDOG_SIGNAL` and `WATCHDOG_REWRITE` name `text` (`None`: a newer
-    /// build's).
-    pub fn parse(text: &str) -> Option<Signal> {
-        Signal::ALL
-            .into_iter()
-            .find(|signal| signal.as_str() == text)
-    }
-
-    /// What the next prompts tell the agent about this signal.
-    const fn told(self) -> &'static str {
+    /// What the next prompts tell the agent about this signal (a newer build's signal, which
+    /// this build cannot explain, says only that the loop is not moving).
+    fn told(&self) -> &'static str {
         match self {
             Signal::RepeatedOutput => {
                 "- your answer repeated the previous iteration's word for word"
@@ -50,27 +32,18 @@ impl Signal {
             Signal::Stalled => {
                 "- several iterations passed with no new commit and no change to the plan"
             }
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Signal::RepeatedOutput => "repeated_output",
-            Signal::NoProgress => "no_progress",
-            Signal::MalformedToken => "malformed_token",
-            Signal::Stalled => "stalled",
+            Signal::Unknown(_) => "- the loop is not moving",
         }
     }
 }
 
-/// What the next prompts tell the agent after a rewrite for `signals` (comma-separated kinds).
-pub fn diagnosis(signals: &str) -> String {
+/// What the next prompts tell the agent after a rewrite for `signals`.
+pub fn diagnosis(signals: &[Signal]) -> String {
     let mut text = String::from(
         "\nThe loop watchdog noticed that recent iterations are not making progress:\n",
     );
-    for signal in signals.split(',').map(str::trim) {
-        let line = Signal::parse(signal).map_or("- the loop is not moving", Signal::told);
-        text.push_str(line);
+    for signal in signals {
+        text.push_str(signal.told());
         text.push('\n');
     }
     text.push_str(
@@ -166,18 +139,21 @@ mod tests {
 
     #[test]
     fn every_signal_parses_back_from_its_name_and_gets_its_own_diagnosis_line() {
-        let unknown = diagnosis("looping_forever");
+        let unknown = diagnosis(&Signals::parse("looping_forever").0);
         assert!(unknown.contains("- the loop is not moving"), "{unknown}");
         for signal in Signal::ALL {
-            assert_eq!(Signal::parse(signal.as_str()), Some(signal));
-            let told = diagnosis(signal.as_str());
+            assert_eq!(Signal::parse(signal.as_str()), signal);
+            let told = diagnosis(std::slice::from_ref(&signal));
             assert!(told.contains(signal.told()), "{told}");
             assert!(!told.contains("- the loop is not moving"), "{told}");
         }
         // As WATCHDOG_REWRITE records several: joined with ','.
-        let both = diagnosis("stalled,no_progress");
+        let both = diagnosis(&Signals::parse("stalled,no_progress").0);
         assert!(both.contains(Signal::Stalled.told()) && both.contains(Signal::NoProgress.told()));
-        assert_eq!(Signal::parse("stalled "), None);
+        assert_eq!(
+            Signal::parse("stalled "),
+            Signal::Unknown("stalled ".to_owned())
+        );
     }
 
     fn evidence<'a>(

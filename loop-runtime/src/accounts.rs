@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use loop_core::account::{AccountBook, Gate, Hold, Turn, Waiter, gate, turn};
-use loop_core::config::RunConfig;
+use loop_core::config::{AgentName, RunConfig};
 use loop_core::{EventRecord, RunId};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -42,14 +42,14 @@ pub(crate) fn derive(config: &RunConfig, env: impl Fn(&str) -> Option<String>) -
             )
         })
     };
-    match config.agent.as_str() {
-        "claude" => {
+    match &config.agent {
+        AgentName::Claude => {
             let place = set("CLAUDE_CONFIG_DIR")
                 .or_else(|| key("ANTHROPIC_API_KEY"))
                 .unwrap_or_else(|| format!("{}/.claude", home()));
             format!("claude:{place}")
         }
-        "codex" => {
+        AgentName::Codex => {
             let place = set("CODEX_HOME")
                 .or_else(|| key("OPENAI_API_KEY"))
                 .or_else(|| key("CODEX_API_KEY"))
@@ -58,11 +58,11 @@ pub(crate) fn derive(config: &RunConfig, env: impl Fn(&str) -> Option<String>) -
         }
         // A command agent's credentials are its own business: the same command line, the same
         // account (`sh a.sh` and `sh b.sh` are two).
-        "command" => format!(
+        AgentName::Command => format!(
             "command:{}",
             config.agent_cmd.as_deref().unwrap_or_default().trim()
         ),
-        other => other.to_owned(),
+        AgentName::Other(name) => name.clone(),
     }
 }
 
@@ -399,7 +399,7 @@ impl Accounts {
                         known.join(", ")
                     ));
                 }
-                Some(account) if account.agent != config.agent => {
+                Some(account) if account.agent != config.agent.as_str() => {
                     return Err(format!(
                         "account {name} is a {} account and the run's agent is {}",
                         account.agent, config.agent

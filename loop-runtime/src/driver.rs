@@ -149,7 +149,7 @@ impl Driver {
                 Next::RejectCompletion { iteration, reason } => {
                     self.reject(iteration, reason).await?
                 }
-                Next::RewritePrompt { signals } => self.rewrite_prompt(&signals).await?,
+                Next::RewritePrompt { signals } => self.rewrite_prompt(signals).await?,
                 Next::Fail {
                     exit_reason,
                     reason,

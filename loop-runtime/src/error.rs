@@ -1,6 +1,7 @@
 //! What the runtime's operations can fail with.
 
 use loop_core::config::ConfigError;
+use loop_core::event::MergeCode;
 use loop_core::{DomainError, RunId};
 use loop_store::StoreError;
 use thiserror::Error;
@@ -45,12 +46,11 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     /// A merge on demand did not land (a conflict, a failing check, a moved target); the
-    /// target is where it was. `code` is `conflict`, `verification`, `target_checked_out`,
-    /// `target_moved` or `git`.
+    /// target is where it was; `code` says why.
     #[error("the merge of run {run_id} did not land ({code}): {detail}")]
     MergeFailed {
         run_id: RunId,
-        code: &'static str,
+        code: MergeCode,
         detail: String,
     },
     /// The plan has no task left to do: a run would only spend money to say so.

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use loop_core::config::MergeStrategy;
+use loop_core::event::MergeCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::git;
@@ -50,7 +51,7 @@ impl<'m> RunMerge<'m> {
             Ok(commit) => Ok(commit),
             Err(LandError::Failed(failure)) => Err(failure),
             Err(LandError::Fenced(_)) => Err(failure(
-                "target_moved",
+                MergeCode::TargetMoved,
                 "the run's fence on the remote moved: another node holds the run",
             )),
         }
@@ -97,7 +98,7 @@ impl<'m> RunMerge<'m> {
             &["worktree", "add", "--detach", &scratch, &start],
         )
         .await
-        .map_err(|e| failure("git", e))?;
+        .map_err(|e| failure(MergeCode::Git, e))?;
         let prepared = Prepared {
             commit: String::new(),
             onto,
@@ -180,12 +181,12 @@ impl Prepared<'_> {
             )
             .await
             .map(|_| new)
-            .map_err(|e| LandError::Failed(failure("target_moved", e))),
+            .map_err(|e| LandError::Failed(failure(MergeCode::TargetMoved, e))),
             Target::Remote { branch, lease, .. } => {
                 let reference = format!("refs/heads/{branch}");
                 let moved = |detail: String| {
                     LandError::Failed(failure(
-                        "target_moved",
+                        MergeCode::TargetMoved,
                         format!(
                             "{branch} on origin moved while the merge was verified, or the push \
                              was refused ({detail}); merge again (`loopctl merge <run>`)"
@@ -257,11 +258,11 @@ struct MergePlan<'a> {
 /// Why a merge did not land; `code` is the `merge_failed:<code>` of the run's reason.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct MergeFailure {
-    pub code: &'static str,
+    pub code: MergeCode,
     pub detail: String,
 }
 
-fn failure(code: &'static str, detail: impl ToString) -> MergeFailure {
+fn failure(code: MergeCode, detail: impl ToString) -> MergeFailure {
     MergeFailure {
         code,
         detail: detail.to_string(),
@@ -280,21 +281,21 @@ async fn local(plan: &MergePlan<'_>) -> Result<Target, MergeFailure> {
     if git::branch_commit(repo, target).await.is_none() {
         git::run(repo, &["branch", target, base_branch])
             .await
-            .map_err(|e| failure("git", e))?;
+            .map_err(|e| failure(MergeCode::Git, e))?;
     }
     let checked_out = git::worktrees(repo)
         .await
-        .map_err(|e| failure("git", e))?
+        .map_err(|e| failure(MergeCode::Git, e))?
         .into_iter()
         .find(|w| w.branch.as_deref() == Some(target))
         .map(|w| PathBuf::from(w.path));
     if let Some(checkout) = &checked_out {
         let changes = git::run(checkout, &["status", "--porcelain", "--untracked-files=no"])
             .await
-            .map_err(|e| failure("git", e))?;
+            .map_err(|e| failure(MergeCode::Git, e))?;
         if !changes.is_empty() {
             return Err(failure(
-                "target_dirty",
+                MergeCode::TargetDirty,
                 format!(
                     "{target} is checked out in {} with uncommitted changes; commit or stash \
                      them there, then merge again (`loopctl merge <run>`)",
@@ -305,7 +306,7 @@ async fn local(plan: &MergePlan<'_>) -> Result<Target, MergeFailure> {
     }
     let old = git::branch_commit(repo, target)
         .await
-        .ok_or_else(|| failure("git", format!("{target} has no commit")))?;
+        .ok_or_else(|| failure(MergeCode::Git, format!("{target} has no commit")))?;
     Ok(Target::Local { old, checked_out })
 }
 
@@ -320,7 +321,7 @@ async fn by_push(plan: &mut MergePlan<'_>) -> Result<Target, MergeFailure> {
     let target = target.strip_prefix("origin/").unwrap_or(target);
     crate::repos::fetch(&plan.repo)
         .await
-        .map_err(|e| failure("git", e))?;
+        .map_err(|e| failure(MergeCode::Git, e))?;
     // The branch as pushed: the driving node pushed it after its last step, and a node that
     // never drove the run has no other.
     let pushed = format!("origin/{run_branch}");
@@ -341,7 +342,7 @@ async fn by_push(plan: &mut MergePlan<'_>) -> Result<Target, MergeFailure> {
         Err(_) => {
             let base = git::run(&plan.repo, &["rev-parse", "--verify", base_branch])
                 .await
-                .map_err(|e| failure("git", e))?;
+                .map_err(|e| failure(MergeCode::Git, e))?;
             Ok(Target::Remote {
                 branch: target.to_owned(),
                 old: base,
@@ -393,24 +394,24 @@ async fn merge_in(
         output.line(&format!(
             "merge of {run_branch} into {target} failed: {error}"
         ));
-        return Err(failure("conflict", error.stderr));
+        return Err(failure(MergeCode::Conflict, error.stderr));
     }
     output.line(&format!("merged {run_branch} into {target} ({strategy})"));
     for command in &run.config.verify_cmds {
         let timeout = run.config.verify_timeout;
         let result = verify::run_command(command, dir, &plan.env, timeout, output, cancel)
             .await
-            .map_err(|e| failure("verification", e))?;
+            .map_err(|e| failure(MergeCode::Verification, e))?;
         if !result.passed() {
             return Err(failure(
-                "verification",
+                MergeCode::Verification,
                 format!("`{command}` failed on the merged result"),
             ));
         }
     }
     git::head(dir)
         .await
-        .ok_or_else(|| failure("git", "the merged result has no HEAD"))
+        .ok_or_else(|| failure(MergeCode::Git, "the merged result has no HEAD"))
 }
 
 /// Why git would not move a checked-out target forward. Files the person has not added to git
@@ -421,7 +422,7 @@ async fn merge_in(
 fn checkout_refused(target: &str, checkout: &Path, error: git::GitError) -> MergeFailure {
     const UNTRACKED: &str = "untracked working tree files would be overwritten by merge:";
     let Some((_, rest)) = error.stderr.split_once(UNTRACKED) else {
-        return failure("target_moved", error);
+        return failure(MergeCode::TargetMoved, error);
     };
     let files: Vec<&str> = rest
         .lines()
@@ -432,7 +433,7 @@ fn checkout_refused(target: &str, checkout: &Path, error: git::GitError) -> Merg
         })
         .collect();
     failure(
-        "target_untracked",
+        MergeCode::TargetUntracked,
         format!(
             "{target} is checked out in {} with files git does not track that the merge would \
              overwrite: {}; move them away (the run's branch has its own versions, which the merge \

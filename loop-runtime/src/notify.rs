@@ -20,31 +20,29 @@
 //! line recording it). A data dir with no cursor yet starts at the log's end: history is not
 //! notified. Events another process appends are picked up within [`WAKE_EVERY`].
 //!
-//! Webhooks: `http://` URLs get a minimal HTTP/1.1 POST over a TCP stream (no TLS stack is
-//! linked into the runtime); `https://` URLs are posted with `curl`, which must be on `PATH`.
+//! Webhooks are posted through reqwest (`channels.rs`); the cursor, the deliveries and the lock
+//! are in `book.rs`.
 
-use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
+use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loop_core::event::Event;
 use loop_core::{EventRecord, RunId, Seq};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+mod book;
 mod channels;
 
 use crate::process;
 use crate::services::Services;
+use book::{Book, Delivery, Status, try_lock};
 use channels::{Channel, Message, attempt_all};
 
 /// Tries of one delivery before it is recorded as failed.
@@ -60,19 +58,53 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// Events read from the log at a time.
 const PAGE: usize = 256;
 
-/// What a notable event means to a person (`LOOP_NOTIFY_KIND`, the `X-Loop-Kind` header):
-/// `run_completed`, `run_failed`, `run_canceled`, `usage_limit_wait`, `account_budget_wait`,
-/// `watchdog_gave_up` or `merge_conflict`; `None` for any other event.
-pub(crate) fn kind_of(event: &Event) -> Option<&'static str> {
+/// What a notable event means to a person (`LOOP_NOTIFY_KIND`, the `X-Loop-Kind` header,
+/// `deliveries.jsonl`'s `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    RunCompleted,
+    RunFailed,
+    RunCanceled,
+    /// A call met a usage limit; the run waits for its reset.
+    UsageLimitWait,
+    /// The account's budget is spent; the run waits (recorded outside any step).
+    AccountBudgetWait,
+    /// The watchdog's rewrites were spent and the run failed.
+    WatchdogGaveUp,
+    /// The merge on completion did not land.
+    MergeConflict,
+    /// A kind of a newer build, in its `deliveries.jsonl`: never one this build sends.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::RunCompleted => "run_completed",
+            Kind::RunFailed => "run_failed",
+            Kind::RunCanceled => "run_canceled",
+            Kind::UsageLimitWait => "usage_limit_wait",
+            Kind::AccountBudgetWait => "account_budget_wait",
+            Kind::WatchdogGaveUp => "watchdog_gave_up",
+            Kind::MergeConflict => "merge_conflict",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+/// The kind of a notable event; `None` for any other event.
+pub(crate) fn kind_of(event: &Event) -> Option<Kind> {
     Some(match event {
-        Event::RunCompleted(_) => "run_completed",
-        Event::RunFailed(failed) if failed.watchdog_gave_up() => "watchdog_gave_up",
-        Event::RunFailed(_) => "run_failed",
-        Event::RunCanceled(_) => "run_canceled",
+        Event::RunCompleted(_) => Kind::RunCompleted,
+        Event::RunFailed(failed) if failed.watchdog_gave_up() => Kind::WatchdogGaveUp,
+        Event::RunFailed(_) => Kind::RunFailed,
+        Event::RunCanceled(_) => Kind::RunCanceled,
         // A budget stop is the one wait recorded outside any step: no call met a limit.
-        Event::AgentWaiting(wait) if wait.step_id.is_none() => "account_budget_wait",
-        Event::AgentWaiting(_) => "usage_limit_wait",
-        Event::MergeFinished(merge) if merge.conflict.is_some() => "merge_conflict",
+        Event::AgentWaiting(wait) if wait.step_id.is_none() => Kind::AccountBudgetWait,
+        Event::AgentWaiting(_) => Kind::UsageLimitWait,
+        Event::MergeFinished(merge) if merge.conflict.is_some() => Kind::MergeConflict,
         _ => return None,
     })
 }
@@ -129,109 +161,6 @@ impl Targets {
         [(Channel::Cmd, &self.cmd), (Channel::Webhook, &self.webhook)]
             .into_iter()
             .filter_map(|(channel, target)| Some((channel, target.as_deref()?)))
-    }
-}
-
-/// One delivery's outcome, a line of `deliveries.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Delivery {
-    seq: Seq,
-    run_id: RunId,
-    #[serde(rename = "type")]
-    event_type: String,
-    kind: String,
-    channel: Channel,
-    /// `delivered` or `failed`.
-    status: String,
-    attempts: u32,
-    at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// Deliveries recorded past the cursor, by (seq, channel).
-type Done = HashSet<(Seq, Channel)>;
-
-/// The notifier's state on disk.
-struct Book {
-    dir: PathBuf,
-    cursor: Seq,
-    dirty: bool,
-    done: Done,
-}
-
-impl Book {
-    /// Reads the cursor and the deliveries past it; `None` for the cursor of a new data dir.
-    fn load(dir: &Path) -> std::io::Result<(Option<Seq>, Done)> {
-        let cursor = match std::fs::read_to_string(dir.join("cursor")) {
-            Ok(text) => text.trim().parse().ok().map(Seq),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => return Err(error),
-        };
-        let mut done = HashSet::new();
-        if let Ok(text) = std::fs::read_to_string(dir.join("deliveries.jsonl")) {
-            for line in text.lines() {
-                if let Ok(delivery) = serde_json::from_str::<Delivery>(line)
-                    && cursor.is_none_or(|cursor| delivery.seq > cursor)
-                {
-                    done.insert((delivery.seq, delivery.channel));
-                }
-            }
-        }
-        Ok((cursor, done))
-    }
-
-    fn is_done(&self, seq: Seq, channel: Channel) -> bool {
-        self.done.contains(&(seq, channel))
-    }
-
-    fn record(&mut self, delivery: &Delivery) -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.dir.join("deliveries.jsonl"))?;
-        let mut line = serde_json::to_string(delivery).map_err(std::io::Error::other)?;
-        line.push('\n');
-        file.write_all(line.as_bytes())?;
-        file.sync_data()?;
-        self.done.insert((delivery.seq, delivery.channel));
-        Ok(())
-    }
-
-    fn advance(&mut self, seq: Seq) {
-        self.cursor = seq;
-        self.dirty = true;
-    }
-
-    /// Writes the cursor (atomically: a new file renamed over the old).
-    fn save(&mut self) -> std::io::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let fresh = self.dir.join("cursor.new");
-        std::fs::write(&fresh, format!("{}\n", self.cursor))?;
-        std::fs::rename(&fresh, self.dir.join("cursor"))?;
-        let cursor = self.cursor;
-        self.done.retain(|(seq, _)| *seq > cursor);
-        self.dirty = false;
-        Ok(())
-    }
-}
-
-/// Takes the data dir's notifier lock; `None` while another process holds it.
-fn try_lock(dir: &Path) -> std::io::Result<Option<Flock<std::fs::File>>> {
-    std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join("lock"))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(std::io::Error::from(errno)),
     }
 }
 
@@ -443,7 +372,7 @@ impl Delivering<'_> {
     async fn deliver(
         &mut self,
         record: &EventRecord,
-        kind: &'static str,
+        kind: Kind,
         targets: &Targets,
         book: &mut Book,
     ) -> bool {
@@ -468,14 +397,13 @@ impl Delivering<'_> {
                 seq: record.seq,
                 run_id: record.run_id,
                 event_type: record.event.event_type().as_str().to_owned(),
-                kind: kind.to_owned(),
+                kind,
                 channel,
                 status: if error.is_none() {
-                    "delivered"
+                    Status::Delivered
                 } else {
-                    "failed"
-                }
-                .to_owned(),
+                    Status::Failed
+                },
                 attempts,
                 at_ms: self.services.clock.now_ms(),
                 error,
@@ -485,7 +413,7 @@ impl Delivering<'_> {
                     info!(
                         run_id = %record.run_id,
                         seq = record.seq.0,
-                        kind,
+                        kind = kind.as_str(),
                         channel = channel.as_str(),
                         attempts,
                         "notification delivered"
@@ -495,7 +423,7 @@ impl Delivering<'_> {
                     warn!(
                         run_id = %record.run_id,
                         seq = record.seq.0,
-                        kind,
+                        kind = kind.as_str(),
                         channel = channel.as_str(),
                         attempts,
                         %error,
@@ -578,27 +506,27 @@ mod tests {
                     exit_reason: ExitReason::CompletePlan,
                     completed_iteration: 2,
                 }),
-                Some("run_completed"),
+                Some(Kind::RunCompleted),
             ),
-            (failed("claude_failed: overloaded"), Some("run_failed")),
+            (failed("claude_failed: overloaded"), Some(Kind::RunFailed)),
             (
                 failed("watchdog: stalled after 2 prompt rewrites"),
-                Some("watchdog_gave_up"),
+                Some(Kind::WatchdogGaveUp),
             ),
             (
                 Event::from(RunFailed {
                     exit_reason: ExitReason::Failed,
                     reason: "the loop stalled".to_owned(),
                     cause: Some(FailureCause::Watchdog {
-                        signals: vec!["stalled".to_owned()],
+                        signals: vec![loop_core::event::Signal::Stalled],
                         rewrites: 2,
                     }),
                 }),
-                Some("watchdog_gave_up"),
+                Some(Kind::WatchdogGaveUp),
             ),
             (
                 Event::from(RunCanceled { reason: None }),
-                Some("run_canceled"),
+                Some(Kind::RunCanceled),
             ),
             (
                 Event::from(AgentWaiting {
@@ -609,7 +537,7 @@ mod tests {
                     account: None,
                     window: None,
                 }),
-                Some("usage_limit_wait"),
+                Some(Kind::UsageLimitWait),
             ),
             (
                 Event::from(AgentWaiting {
@@ -620,9 +548,9 @@ mod tests {
                     account: None,
                     window: None,
                 }),
-                Some("account_budget_wait"),
+                Some(Kind::AccountBudgetWait),
             ),
-            (merge(Some("src/lib.rs")), Some("merge_conflict")),
+            (merge(Some("src/lib.rs")), Some(Kind::MergeConflict)),
             (merge(None), None),
             (Event::from(RunStarted {}), None),
         ];

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use loop_core::config::RunConfig;
-use loop_core::event::{ChangesRequested, RunCreated};
+use loop_core::event::{ChangesRequested, RunCreated, Signals};
 use loop_core::experiment::Experiment;
 use loop_core::experiment::prompt::{ExperimentInputs, experiment_prompt};
 use loop_core::plan::Plan;
@@ -25,7 +25,8 @@ pub(crate) struct PromptSources<'a> {
     /// The run directory, whose notes the prompt points at; `None` before a run exists.
     pub files: Option<&'a RunFiles>,
     pub plan: Option<&'a Plan>,
-    pub rewrite_signal: Option<&'a str>,
+    /// The signals of the last prompt rewrite, which later prompts keep addressing.
+    pub rewrite_signal: Option<&'a Signals>,
     /// What a person asked to change after reviewing the run.
     pub changes_requested: Option<&'a ChangesRequested>,
 }
@@ -52,7 +53,7 @@ pub(crate) fn implementation_prompt(sources: &PromptSources<'_>) -> String {
         changes_requested: sources.changes_requested,
     });
     if let Some(signals) = sources.rewrite_signal {
-        text.push_str(&watchdog::diagnosis(signals));
+        text.push_str(&watchdog::diagnosis(&signals.0));
     }
     text
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loop_core::config::RunConfig;
+use loop_core::config::{AgentName, RunConfig};
 use loop_core::event::{ExitReason, RunCreated, WorktreeCreated};
 use loop_core::plan::Plan;
 use loop_core::policy::RetryPolicy;
@@ -151,7 +151,7 @@ impl RunContext {
             max_backoff: RetryPolicy::MAX_BACKOFF,
             wait_on_usage_limit: self.config.usage_limit_wait,
             // `claude_failed` is Claude Code's; any other agent fails as itself.
-            fails_as: if self.config.agent == "claude" {
+            fails_as: if self.config.agent == AgentName::Claude {
                 ExitReason::ClaudeFailed
             } else {
                 ExitReason::AgentFailed

@@ -109,7 +109,7 @@ impl Runtime {
             });
         }
         let config = RunConfig::from_frozen(&created.config);
-        let agent = &config.agent;
+        let agent = config.agent.as_str();
         if self.services.agent(agent).is_none() {
             return Err(RuntimeError::InvalidRequest {
                 what: "agent".to_owned(),

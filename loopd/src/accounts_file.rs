@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use loop_core::config::AgentName;
 use loop_runtime::DeclaredAccount;
 use serde::Deserialize;
 
@@ -64,11 +65,13 @@ pub fn parse(
         if !seen.insert(name.clone()) {
             bail!("account {name} is declared twice");
         }
-        let key_var = match entry.agent.as_str() {
-            "claude" => Some("ANTHROPIC_API_KEY"),
-            "codex" => Some("OPENAI_API_KEY"),
-            "command" => None,
-            other => bail!("account {name}: agent {other:?} is not claude, codex or command"),
+        let key_var = match AgentName::parse(&entry.agent) {
+            AgentName::Claude => Some("ANTHROPIC_API_KEY"),
+            AgentName::Codex => Some("OPENAI_API_KEY"),
+            AgentName::Command => None,
+            AgentName::Other(other) => {
+                bail!("account {name}: agent {other:?} is not claude, codex or command")
+            }
         };
         let mut vars = BTreeMap::new();
         for (key, value) in entry.env {

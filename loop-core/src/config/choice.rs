@@ -151,3 +151,68 @@ choice! {
         Maximize => "maximize",
     }
 }
+
+/// The agent adapter a run calls (`agent`): one this project ships, or one an embedder
+/// registered under its own name (the set is open, so it is not a [`choice!`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AgentName {
+    /// Claude Code (`claude -p`).
+    Claude,
+    /// OpenAI's Codex CLI (`codex exec`).
+    Codex,
+    /// A shell command (`agent_cmd`) that implements tasks and answers nothing else.
+    Command,
+    /// An adapter an embedder registered (or a name no adapter has: the runtime refuses it).
+    Other(String),
+}
+
+impl AgentName {
+    pub fn parse(text: &str) -> AgentName {
+        match text {
+            "claude" => AgentName::Claude,
+            "codex" => AgentName::Codex,
+            "command" => AgentName::Command,
+            other => AgentName::Other(other.to_owned()),
+        }
+    }
+
+    /// The name the key table, the adapter registry and the log write.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AgentName::Claude => "claude",
+            AgentName::Codex => "codex",
+            AgentName::Command => "command",
+            AgentName::Other(name) => name,
+        }
+    }
+
+    /// Whether the agent is a model that answers any prompt (a run's name, a postmortem), not
+    /// a command that only implements tasks.
+    pub fn answers_prompts(&self) -> bool {
+        matches!(self, AgentName::Claude | AgentName::Codex)
+    }
+}
+
+impl std::fmt::Display for AgentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentName;
+
+    #[test]
+    fn agent_names_round_trip_and_registered_ones_are_kept() {
+        for text in ["claude", "codex", "command", "stub", ""] {
+            assert_eq!(AgentName::parse(text).as_str(), text);
+        }
+        assert_eq!(AgentName::parse("codex"), AgentName::Codex);
+        assert_eq!(
+            AgentName::parse("Claude"),
+            AgentName::Other("Claude".to_owned())
+        );
+        assert!(AgentName::Codex.answers_prompts() && !AgentName::Command.answers_prompts());
+    }
+}

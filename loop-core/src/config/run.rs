@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::choice::{
-    ArtifactMode, BudgetAction, CompletionMode, Goal, MergeStrategy, NamingMode, PermissionMode,
-    PostmortemWhen, RunMode, WorktreeChoice,
+    AgentName, ArtifactMode, BudgetAction, CompletionMode, Goal, MergeStrategy, NamingMode,
+    PermissionMode, PostmortemWhen, RunMode, WorktreeChoice,
 };
 use crate::config::experiment::ExperimentConfig;
 use crate::config::{Config, default_of};
@@ -32,7 +32,7 @@ pub struct RunConfig {
     pub global_log_dir: Option<String>,
     pub artifact_mode: ArtifactMode,
     /// The agent adapter's name (`claude`, `codex`, `command`, or one an embedder registered).
-    pub agent: String,
+    pub agent: AgentName,
     pub agent_cmd: Option<String>,
     pub claude_bin: String,
     pub codex_bin: String,
@@ -148,7 +148,7 @@ impl RunConfig {
                 .unwrap_or_else(|| default_of("log_dir")),
             global_log_dir: read.optional("global_log_dir"),
             artifact_mode: read.choice("artifact_mode", ArtifactMode::parse),
-            agent: read.text("agent"),
+            agent: AgentName::parse(&read.text("agent")),
             agent_cmd: read.optional("agent_cmd"),
             claude_bin: read.text("claude_bin"),
             codex_bin: read.text("codex_bin"),
@@ -215,9 +215,9 @@ impl RunConfig {
     /// default and for a command agent, which is given none. (Passing Claude's `opus` to
     /// `codex exec -m` is refused with a 400.)
     pub fn model_for(&self, phase: crate::event::Phase) -> &str {
-        match (self.agent.as_str(), phase) {
-            ("codex", _) => self.codex_model.as_deref().unwrap_or(""),
-            ("command", _) => "",
+        match (&self.agent, phase) {
+            (AgentName::Codex, _) => self.codex_model.as_deref().unwrap_or(""),
+            (AgentName::Command, _) => "",
             (_, crate::event::Phase::Review) => &self.review_model,
             _ => &self.model,
         }

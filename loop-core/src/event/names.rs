@@ -99,6 +99,83 @@ named! {
     }
 }
 
+named! {
+    /// A kind of evidence that the loop is not moving (`WATCHDOG_SIGNAL`, `RUN_FAILED`'s
+    /// watchdog cause); the detectors and the diagnosis are in [`crate::watchdog`].
+    Signal {
+        /// The answer is the same as the previous iteration's.
+        RepeatedOutput => "repeated_output",
+        /// The answer says, in words, that nothing was done.
+        NoProgress => "no_progress",
+        /// The completion token was given but not in a form that counts.
+        MalformedToken => "malformed_token",
+        /// No new commit and no plan change for several iterations.
+        Stalled => "stalled",
+    }
+}
+
+/// The signals a prompt rewrite answered (`WATCHDOG_REWRITE`'s `signal`), written as their
+/// names joined with `,` the way the log has always held them. Split without trimming, so any
+/// text decodes and re-encodes unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signals(pub Vec<Signal>);
+
+impl Signals {
+    pub fn parse(text: &str) -> Signals {
+        Signals(text.split(',').map(Signal::parse).collect())
+    }
+}
+
+impl From<&str> for Signals {
+    fn from(text: &str) -> Signals {
+        Signals::parse(text)
+    }
+}
+
+impl std::fmt::Display for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, signal) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(signal.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Signals {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signals {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Signals::parse(&text))
+    }
+}
+
+named! {
+    /// Why a merge did not land (`merge_failed:<code>` in the merge step's message, the code of
+    /// a merge on demand's error, `RUN_FAILED`'s merge cause).
+    MergeCode {
+        /// The run branch does not merge cleanly onto the target.
+        Conflict => "conflict",
+        /// A verification command failed on the merged result.
+        Verification => "verification",
+        /// The target moved while the merge was made, or its push was refused.
+        TargetMoved => "target_moved",
+        /// The target is checked out with uncommitted changes.
+        TargetDirty => "target_dirty",
+        /// The target is checked out with untracked files the merge would overwrite.
+        TargetUntracked => "target_untracked",
+        /// git itself failed.
+        Git => "git",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +200,47 @@ mod tests {
         assert_eq!(
             ReviewKind::parse("rebase"),
             ReviewKind::Unknown("rebase".to_owned())
+        );
+    }
+
+    #[test]
+    fn signal_lists_keep_their_text_and_merge_codes_round_trip() {
+        for text in [
+            "stalled",
+            "stalled,no_progress",
+            "looping,stalled",
+            "",
+            "a, b",
+        ] {
+            let signals: Signals = serde_json::from_str(&format!("{text:?}")).unwrap();
+            assert_eq!(
+                serde_json::to_string(&signals).unwrap(),
+                format!("{text:?}")
+            );
+        }
+        assert_eq!(
+            Signals::parse("stalled,no_progress,x").0,
+            [
+                Signal::Stalled,
+                Signal::NoProgress,
+                Signal::Unknown("x".to_owned())
+            ]
+        );
+        for text in [
+            "conflict",
+            "verification",
+            "target_moved",
+            "target_dirty",
+            "target_untracked",
+            "git",
+        ] {
+            let code = MergeCode::parse(text);
+            assert!(!matches!(code, MergeCode::Unknown(_)), "{text}");
+            assert_eq!(code.as_str(), text);
+        }
+        assert_eq!(
+            MergeCode::parse("target_checked_out"),
+            MergeCode::Unknown("target_checked_out".to_owned())
         );
     }
 }

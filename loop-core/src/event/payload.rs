@@ -9,254 +9,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::names::{Provider, ReviewKind};
+use super::names::{MergeCode, Provider, ReviewKind, Signal, Signals};
 use crate::ids::StepId;
 
-/// The kind of work a step does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum Phase {
-    Implementation,
-    Review,
-    Verification,
-    Watchdog,
-    Merge,
-    /// An experiment's candidate and best, measured alternately.
-    Measurement,
-    /// An experiment's starting commit, measured alone.
-    Baseline,
-}
-
-/// Where a step stands. `QUEUED` and `IN_PROGRESS` are open; the rest are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum StepStatus {
-    Queued,
-    InProgress,
-    Succeeded,
-    Failed,
-    Canceled,
-    Interrupted,
-}
-
-impl StepStatus {
-    pub const fn is_final(self) -> bool {
-        !matches!(self, StepStatus::Queued | StepStatus::InProgress)
-    }
-}
-
-/// Why a run ended, as written to `summary.json` and the API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum ExitReason {
-    CompletePlan,
-    CompleteReviewer,
-    IterationsExhausted,
-    /// Claude Code's calls failed for good.
-    ClaudeFailed,
-    /// Another agent's calls (Codex, a command) failed for good.
-    AgentFailed,
-    BudgetExhausted,
-    Failed,
-    Canceled,
-    /// An experiment's best reached its `target`.
-    TargetReached,
-    /// An experiment went `patience` iterations without keeping a change.
-    PatienceExhausted,
-}
-
-impl ExitReason {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ExitReason::CompletePlan => "complete_plan",
-            ExitReason::CompleteReviewer => "complete_reviewer",
-            ExitReason::IterationsExhausted => "iterations_exhausted",
-            ExitReason::ClaudeFailed => "claude_failed",
-            ExitReason::AgentFailed => "agent_failed",
-            ExitReason::BudgetExhausted => "budget_exhausted",
-            ExitReason::Failed => "failed",
-            ExitReason::Canceled => "canceled",
-            ExitReason::TargetReached => "target_reached",
-            ExitReason::PatienceExhausted => "patience_exhausted",
-        }
-    }
-}
-
-/// How the run's name was chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum NameSource {
-    Haiku,
-    #[default]
-    SpecSlug,
-    /// Given by the person (`--name`).
-    Explicit,
-}
-
-impl NameSource {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            NameSource::Haiku => "haiku",
-            NameSource::SpecSlug => "spec_slug",
-            NameSource::Explicit => "explicit",
-        }
-    }
-}
-
-/// Which copy of the run directory an artifact was written to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ArtifactLocation {
-    Workspace,
-    Global,
-}
-
-/// How a postmortem ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PostmortemStatus {
-    Ok,
-    Failed,
-    Skipped,
-}
-
-impl PostmortemStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PostmortemStatus::Ok => "ok",
-            PostmortemStatus::Failed => "failed",
-            PostmortemStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// Token counts an agent reported for one call (or several, summed).
-///
-/// `input` counts every input token the model read, cached or not; `cached` says how many of
-/// them came from the prompt cache (Claude's cache reads, Codex's `cached_input_tokens`, which
-/// Codex already counts in its `input_tokens`), and `cache_write` how many were written to it
-/// (Claude's `cache_creation_input_tokens`, Codex's `cache_write_input_tokens`): they are
-/// priced apart, so they are kept apart (absent in older events, where they are part of
-/// `input` with nothing to tell them from fresh input). `output` counts every output token;
-/// `reasoning` says how many of them were reasoning (Codex's `reasoning_output_tokens`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Tokens {
-    #[serde(default)]
-    pub input: u64,
-    #[serde(default)]
-    pub output: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cached: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cache_write: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub reasoning: u64,
-}
-
-impl Tokens {
-    /// Both counts added, saturating.
-    pub fn plus(self, other: Tokens) -> Tokens {
-        Tokens {
-            input: self.input.saturating_add(other.input),
-            output: self.output.saturating_add(other.output),
-            cached: self.cached.saturating_add(other.cached),
-            cache_write: self.cache_write.saturating_add(other.cache_write),
-            reasoning: self.reasoning.saturating_add(other.reasoning),
-        }
-    }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// What one paid agent call cost, recorded on the event that follows it: the `AGENT_RETRY` or
-/// `AGENT_WAITING` it led to, the `RUN_NAMED` of a naming call, the `POSTMORTEM_END` of the
-/// analyses. (A step's last call is on its `STEP_FINISHED`.) Absent on older events.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Paid {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<Tokens>,
-    /// Whether `cost_usd` is estimated from the tokens and a price table (an agent that
-    /// reports no cost, Codex), not the agent's own figure.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub cost_estimated: bool,
-}
-
-impl Paid {
-    /// Both calls' figures added; a figure neither call reported stays absent.
-    pub fn plus(self, other: Paid) -> Paid {
-        let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-        };
-        Paid {
-            cost_estimated: self.cost_estimated || other.cost_estimated,
-            cost_usd: add(self.cost_usd, other.cost_usd),
-            tokens: match (self.tokens, other.tokens) {
-                (None, None) => None,
-                (a, b) => Some(a.unwrap_or_default().plus(b.unwrap_or_default())),
-            },
-        }
-    }
-}
-
-/// The rate-limit window an agent reported during a call (Claude Code's `rate_limit_event`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RateLimitSeen {
-    /// `allowed`, `allowed_warning` or `rejected`.
-    pub status: String,
-    /// `five_hour`, `seven_day`, …
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<String>,
-    /// When the window resets, Unix milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resets_at_ms: Option<i64>,
-    /// How much of the window is used, 0 to 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utilization: Option<f64>,
-    /// Whether the request was served from overage (paid beyond the plan).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overage_in_use: Option<bool>,
-}
-
-/// What an agent said of a step's calls beyond cost and tokens, for people reading the step.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AgentDetail {
-    /// The agent's session (Claude Code's session id, Codex's thread id) of the last call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// The models the calls used.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub models: Vec<String>,
-    /// Agent calls made in the step (retries included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calls: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_turns: Option<u64>,
-    /// Time spent waiting on the model's API, as the agent measured it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_api_ms: Option<u64>,
-    /// Tool uses the agent's permission settings refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission_denials: Option<u64>,
-    /// The last rate-limit window state the agent reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimitSeen>,
-    /// The last state of each window the agent reported (five-hour, weekly, a model's weekly),
-    /// when it reported more than one kind; absent in older events.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub windows: Vec<RateLimitSeen>,
-}
+pub use super::paid::{AgentDetail, Paid, RateLimitSeen, Tokens};
+pub use super::steps::{
+    ArtifactLocation, ExitReason, NameSource, Phase, PostmortemStatus, StepStatus,
+};
 
 /// A run is asked for: the request and its configuration, resolved and frozen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -368,7 +127,7 @@ pub enum FailureCause {
     },
     /// The watchdog's signals after its rewrites were spent.
     Watchdog {
-        signals: Vec<String>,
+        signals: Vec<Signal>,
         rewrites: u32,
     },
     IterationsExhausted {
@@ -381,7 +140,7 @@ pub enum FailureCause {
     /// The merge on completion did not land: `conflict`, `verification`, `target_moved`,
     /// `target_dirty`, `target_untracked`, …
     Merge {
-        code: String,
+        code: MergeCode,
     },
     /// The run's worktree or directory could not be made.
     Setup,
@@ -581,15 +340,15 @@ pub struct CompletionRejected {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WatchdogSignal {
     pub iteration: u32,
-    /// The kind of signal (`repeated_output`, `no_progress`, `malformed_token`, `stalled`).
-    pub signal: String,
+    pub signal: Signal,
     #[serde(default)]
     pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WatchdogRewrite {
-    pub signal: String,
+    /// The signals the rewrite answers.
+    pub signal: Signals,
     /// Paths of the prompt files before and after the rewrite.
     pub prompt_before: String,
     pub prompt_after: String,

@@ -184,8 +184,8 @@ impl Report {
                 "AGENT_WAITING",
                 format!("until {}: {}", wait.until_ms, wait.reason),
             ),
-            Event::WatchdogSignal(signal) => row("WATCHDOG_SIGNAL", signal.signal.clone()),
-            Event::WatchdogRewrite(rewrite) => row("WATCHDOG_REWRITE", rewrite.signal.clone()),
+            Event::WatchdogSignal(signal) => row("WATCHDOG_SIGNAL", signal.signal.to_string()),
+            Event::WatchdogRewrite(rewrite) => row("WATCHDOG_REWRITE", rewrite.signal.to_string()),
             Event::CompletionDetected(detected) => row(
                 "COMPLETE_DETECTED",
                 detected.commit.clone().unwrap_or_default(),

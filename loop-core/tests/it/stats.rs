@@ -174,7 +174,7 @@ fn fixture() -> Vec<Run> {
     let signal = |kind: &str| {
         Command::RecordWatchdogSignal(WatchdogSignal {
             iteration: 1,
-            signal: kind.to_owned(),
+            signal: kind.into(),
             detail: String::new(),
         })
     };
@@ -191,7 +191,7 @@ fn fixture() -> Vec<Run> {
         .at(
             T0 + 231 * S,
             Command::RewritePrompt(WatchdogRewrite {
-                signal: "stalled,no_progress".to_owned(),
+                signal: "stalled,no_progress".into(),
                 prompt_before: "prompt.txt".to_owned(),
                 prompt_after: "prompt.rewrite.1.txt".to_owned(),
             }),

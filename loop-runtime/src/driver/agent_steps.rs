@@ -97,7 +97,7 @@ impl Driver {
             config: &self.run.config,
             files: Some(&self.run.files),
             plan,
-            rewrite_signal: self.progress.rewrite_signal.as_deref(),
+            rewrite_signal: self.progress.rewrite_signal.as_ref(),
             changes_requested: self.progress.requested_changes.as_ref(),
         });
         self.implement_with(iteration, attempt, prompt).await
@@ -178,7 +178,7 @@ impl Driver {
         commands.extend(signals.into_iter().map(|(signal, detail)| {
             Command::RecordWatchdogSignal(WatchdogSignal {
                 iteration,
-                signal: signal.as_str().to_owned(),
+                signal,
                 detail,
             })
         }));
@@ -325,7 +325,7 @@ impl Driver {
         let step_id = new_step_id();
         let names_sessions = self
             .services
-            .agent(&self.run.config.agent)
+            .agent(self.run.config.agent.as_str())
             .is_some_and(|agent| agent.resumes());
         let session = names_sessions.then(|| match resume {
             Some(id) => Session::Resume(id),
@@ -427,7 +427,7 @@ impl Driver {
     ) -> Result<Option<Result<Served, Failure>>, RuntimeError> {
         let agent_name = self.run.config.agent.clone();
         let policy = self.run.retry_policy();
-        let Some(agent) = self.services.agent(&agent_name) else {
+        let Some(agent) = self.services.agent(agent_name.as_str()) else {
             return Ok(Some(Err(Failure {
                 exit_reason: policy.fails_as,
                 reason: format!("no agent adapter named {agent_name}"),

@@ -2,7 +2,8 @@
 //! rejected claim, the watchdog's prompt rewrite, and failure.
 
 use loop_core::event::{
-    CompletionRejected, ExitReason, FailureCause, MergeFinished, RunCompleted, WatchdogRewrite,
+    CompletionRejected, ExitReason, FailureCause, MergeFinished, RunCompleted, Signal, Signals,
+    WatchdogRewrite,
 };
 use loop_core::{Command, watchdog};
 
@@ -72,8 +73,7 @@ impl Driver {
 
     /// The watchdog's rewrite: the prompt with a diagnosis of `signals` appended, kept as
     /// `prompt.rewrite.N.txt` and used by the next iterations.
-    pub(super) async fn rewrite_prompt(&mut self, signals: &[String]) -> StepEnd {
-        let signals = signals.join(",");
+    pub(super) async fn rewrite_prompt(&mut self, signals: Vec<Signal>) -> StepEnd {
         let n = self.progress.watchdog_rewrites + 1;
         let before = self.run.files.path("prompt.txt");
         let previous = tokio::fs::read_to_string(&before).await.unwrap_or_default();
@@ -86,7 +86,7 @@ impl Driver {
             .map(Command::RecordArtifact)
             .collect();
         commands.push(Command::RewritePrompt(WatchdogRewrite {
-            signal: signals,
+            signal: Signals(signals),
             prompt_before: before.to_string_lossy().into_owned(),
             prompt_after: self.run.files.path(&name).to_string_lossy().into_owned(),
         }));

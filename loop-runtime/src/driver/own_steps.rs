@@ -5,7 +5,7 @@ use loop_core::config::MergeStrategy;
 use std::path::PathBuf;
 
 use loop_core::event::{
-    MergeStarted, Phase, StepStarted, StepStatus, VerificationCommand, WorktreeCreated,
+    MergeCode, MergeStarted, Phase, StepStarted, StepStatus, VerificationCommand, WorktreeCreated,
 };
 use loop_core::layout::step_log_name;
 use loop_core::step::{self, CallReport, OutputFile};
@@ -273,7 +273,7 @@ impl Driver {
                             // merge did not land, and says why.
                             self.fence_moved(now.as_ref()).await?;
                             Err(MergeFailure {
-                                code: "target_moved",
+                                code: MergeCode::TargetMoved,
                                 detail: "the run's fence on the remote moved under the push; \
                                          merge again (`loopctl merge <run>`)"
                                     .to_owned(),
@@ -323,7 +323,7 @@ impl Driver {
             self.take_fence().await?;
             if self.fence.is_none() {
                 return Err(Authorize::Refused(MergeFailure {
-                    code: "git",
+                    code: MergeCode::Git,
                     detail: "the run's fence on the remote cannot be taken (see the node's \
                              log); merge again (`loopctl merge <run>`)"
                         .to_owned(),

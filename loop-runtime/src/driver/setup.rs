@@ -113,11 +113,11 @@ impl Driver {
         let config = &self.run.config;
         let wanted = self.run.created.name_source == NameSource::SpecSlug
             && config.naming_mode == NamingMode::Haiku
-            && matches!(config.agent.as_str(), "claude" | "codex");
+            && config.agent.answers_prompts();
         if !wanted || self.named {
             return Ok(());
         }
-        let (proposed, paid) = match self.services.agent(&config.agent) {
+        let (proposed, paid) = match self.services.agent(config.agent.as_str()) {
             Some(agent) => self.ask_for_name(agent).await,
             None => (None, Paid::default()),
         };

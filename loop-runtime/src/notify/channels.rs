@@ -41,7 +41,7 @@ impl Channel {
 /// A notification as it goes out.
 pub(super) struct Message<'a> {
     pub record: &'a EventRecord,
-    pub kind: &'static str,
+    pub kind: super::Kind,
     pub body: &'a str,
     pub run_name: &'a str,
     pub workdir: &'a Path,
@@ -104,7 +104,7 @@ async fn run_command(command: &str, message: &Message<'_>) -> Result<(), String>
             "LOOP_EVENT_TYPE",
             record.event.event_type().as_str().to_owned(),
         ),
-        ("LOOP_NOTIFY_KIND", message.kind.to_owned()),
+        ("LOOP_NOTIFY_KIND", message.kind.as_str().to_owned()),
         ("LOOP_RUN_ID", record.run_id.to_string()),
         ("LOOP_RUN_NAME", message.run_name.to_owned()),
         ("LOOP_SEQ", record.seq.to_string()),
@@ -154,7 +154,7 @@ async fn post(url: &str, message: &Message<'_>) -> Result<(), String> {
         .header("Content-Type", "application/json")
         .header("User-Agent", format!("loop/{}", env!("CARGO_PKG_VERSION")))
         .header("X-Loop-Event", record.event.event_type().as_str())
-        .header("X-Loop-Kind", message.kind)
+        .header("X-Loop-Kind", message.kind.as_str())
         .header("X-Loop-Seq", record.seq.to_string())
         .body(message.body.to_owned())
         .send()

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use loop_core::config::AgentName;
 use loop_core::event::{ArtifactWritten, Paid, PostmortemEnd, PostmortemStatus};
 use loop_core::layout::tail_path_of;
 use loop_core::postmortem::{ANALYSIS_DIR, Analysis, GIT_SNAPSHOTS, Inputs};
@@ -104,13 +105,13 @@ async fn work(
     }
     let context = context(services, job.run_id).await?;
     let agent_name = context.run.config.agent.clone();
-    let agent = services.agent(&agent_name);
+    let agent = services.agent(agent_name.as_str());
     let skip = if job.prompt_only {
         Some((
             PostmortemStatus::Skipped,
             "prompt only: no agent was asked".to_owned(),
         ))
-    } else if agent_name == "command" {
+    } else if agent_name == AgentName::Command {
         Some((
             PostmortemStatus::Skipped,
             "agent=command answers no analysis prompts (its agent_cmd implements tasks); the \

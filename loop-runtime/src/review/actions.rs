@@ -161,7 +161,7 @@ pub(crate) async fn merge(
         ),
         Err(failure) => (
             detail([
-                ("code", failure.code.to_owned()),
+                ("code", failure.code.to_string()),
                 ("conflict", failure.detail.clone()),
                 ("target", target),
                 ("strategy", strategy.to_string()),

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loop_core::event::{DiffSide, Event, Phase, ReviewAction, ReviewComment, ReviewKind};
+use loop_core::event::{
+    DiffSide, Event, MergeCode, Phase, ReviewAction, ReviewComment, ReviewKind,
+};
 use loop_core::projection::RunView;
 use loop_core::{DomainError, EventRecord, RunId, RunStatus};
 use loop_runtime::{Runtime, RuntimeError};
@@ -232,7 +234,7 @@ async fn a_conflicting_merge_on_demand_is_an_error_and_leaves_the_target_unchang
     assert!(
         matches!(
             &error,
-            RuntimeError::MergeFailed { code: "conflict", run_id, .. } if *run_id == run.id
+            RuntimeError::MergeFailed { code: MergeCode::Conflict, run_id, .. } if *run_id == run.id
         ),
         "{error:?}"
     );

@@ -35,7 +35,7 @@ fn appends_get_seqs_from_one_without_gap_and_versions_from_one_per_run() {
                 Command::Start,
                 Command::RecordWatchdogSignal(WatchdogSignal {
                     iteration: 1,
-                    signal: "stalled".to_owned(),
+                    signal: "stalled".into(),
                     detail: String::new(),
                 }),
             ],
@@ -86,7 +86,7 @@ fn a_stale_expected_version_is_a_conflict_and_writes_nothing() {
 
     let signal: Event = WatchdogSignal {
         iteration: 1,
-        signal: "stalled".to_owned(),
+        signal: "stalled".into(),
         detail: String::new(),
     }
     .into();

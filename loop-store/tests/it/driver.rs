@@ -240,7 +240,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                 }),
                 1 => Command::RecordWatchdogSignal(WatchdogSignal {
                     iteration: 1,
-                    signal: "no_progress".to_owned(),
+                    signal: "no_progress".into(),
                     detail: String::new(),
                 }),
                 2 if state.worktree().is_none() => Command::CreateWorktree(WorktreeCreated {

@@ -114,7 +114,7 @@ fn two_appenders_racing_on_one_run_at_the_same_version_exactly_one_wins() {
                     let expected = Version(2 + round);
                     let signal = WatchdogSignal {
                         iteration: round as u32,
-                        signal: format!("racer-{racer}"),
+                        signal: format!("racer-{racer}").into(),
                         detail: String::new(),
                     };
                     barrier.wait();
