@@ -1,4 +1,4 @@
-//! The real `loopd` binary for the load tools (`src/bin/loopd_load.rs`), started through
+//! The real `loopd` binary for the load tools (`src/bin/loopd_load/`), started through
 //! `loop-testkit` as the test suites start it, its memory and CPU read from `/proc`, and a
 //! `loop-client` to talk to it.
 

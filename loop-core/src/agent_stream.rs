@@ -18,6 +18,7 @@
 pub mod claude;
 pub mod codex;
 mod error_text;
+mod tool_lines;
 
 use jiff::tz::TimeZone;
 

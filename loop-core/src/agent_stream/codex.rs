@@ -155,7 +155,7 @@ impl CodexStream {
                         {
                             let output = str_field(item, "aggregated_output").unwrap_or("");
                             let code = item.get("exit_code").and_then(Value::as_i64);
-                            let summary = super::claude::result_summary(output, false);
+                            let summary = super::tool_lines::result_summary(output, false);
                             t.tool_results.push(match code {
                                 Some(0) | None => summary,
                                 Some(code) => format!("exit {code}: {summary}"),
@@ -201,8 +201,9 @@ impl CodexStream {
 /// `Shell(cargo test)`, `Edit(src/lib.rs)`, `Tool(server.tool)`, `Search(query)`: an item a
 /// person watching wants to see, by its type.
 fn tool_call(kind: &str, item: &Map<String, Value>) -> Option<String> {
-    let shown =
-        |name: &str, argument: &str| format!("{name}({})", super::claude::one_line(argument, 80));
+    let shown = |name: &str, argument: &str| {
+        format!("{name}({})", super::tool_lines::one_line(argument, 80))
+    };
     match kind {
         "command_execution" => str_field(item, "command").map(|command| shown("Shell", command)),
         "file_change" => {
