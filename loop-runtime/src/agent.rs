@@ -8,6 +8,7 @@ mod claude;
 mod codex;
 mod command;
 mod demo;
+mod json_stream;
 mod progress;
 
 use std::ffi::OsString;

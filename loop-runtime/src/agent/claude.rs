@@ -6,54 +6,47 @@
 //! from a Claude Code session.
 
 use std::io;
-use std::time::Duration;
 
-use loop_core::agent_stream::ClaudeStream;
 use loop_core::agent_stream::claude::classify;
+use loop_core::agent_stream::{ClaudeStream, ClaudeTranscript};
 use loop_core::config::PermissionMode;
+use loop_core::event::Tokens;
 
-use crate::agent::progress::{heartbeat, result_line, tool_line};
-use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, Session, stopped, when};
-use crate::process::{self, Ended, LineEffect, LineJoiner, LineSink};
+use crate::agent::json_stream::{self, Transcribing};
+use crate::agent::progress::{result_line, tool_line};
+use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, Session};
+use crate::process::LineEffect;
 use crate::step_output::StepOutput;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClaudeAgent;
 
-struct Stream<'a> {
-    output: &'a mut StepOutput,
-    stream: ClaudeStream,
-    joiner: LineJoiner,
-}
+impl Transcribing for ClaudeStream {
+    type Transcript = ClaudeTranscript;
 
-impl LineSink for Stream<'_> {
-    fn stdout_part(&mut self, part: &str) {
-        self.joiner.part(part);
-    }
-
-    fn stdout_line(&mut self, line: &str) -> LineEffect {
-        let before = self.stream.transcript();
+    fn feed(&mut self, line: Option<&str>, output: &mut StepOutput) -> LineEffect {
+        let before = self.transcript();
         let (texts_before, tools_before, results_before) = (
             before.assistant_texts.len(),
             before.tool_calls.len(),
             before.tool_results.len(),
         );
         let had_result = before.result.is_some();
-        match self.joiner.line(line) {
-            Some(line) => self.stream.feed(&line),
-            None => self.stream.feed_oversized(),
+        match line {
+            Some(line) => ClaudeStream::feed(self, line),
+            None => self.feed_oversized(),
         }
-        let transcript = self.stream.transcript();
+        let transcript = self.transcript();
         for text in &transcript.assistant_texts[texts_before..] {
             for text_line in text.lines() {
-                self.output.line(text_line);
+                output.line(text_line);
             }
         }
         for call in &transcript.tool_calls[tools_before..] {
-            self.output.line(&tool_line(call));
+            output.line(&tool_line(call));
         }
         for result in &transcript.tool_results[results_before..] {
-            self.output.line(&result_line(result));
+            output.line(&result_line(result));
         }
         if !had_result && transcript.result.is_some() {
             LineEffect::Done
@@ -62,26 +55,17 @@ impl LineSink for Stream<'_> {
         }
     }
 
-    fn stderr_line(&mut self, line: &str) {
-        self.output.line(&format!("[stderr] {line}"));
+    fn tokens(&self) -> Option<Tokens> {
+        Some(self.transcript().usage_so_far().tokens())
     }
 
-    fn quiet(&mut self, running: Duration) {
-        let tokens = Some(self.stream.transcript().usage_so_far().tokens());
-        self.output.line(&heartbeat(running, tokens, None));
-    }
-
-    fn batch_start(&mut self) {
-        self.output.hold();
-    }
-
-    fn batch_end(&mut self) {
-        self.output.release();
+    fn finish(self) -> ClaudeTranscript {
+        ClaudeStream::finish(self)
     }
 }
 
 impl Agent for ClaudeAgent {
-    fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
+    fn call<'a>(&'a self, mut request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
         Box::pin(async move {
             let session = request
                 .session
@@ -113,33 +97,8 @@ impl Agent for ClaudeAgent {
                 // So that it runs when the loop itself was started from a Claude Code session.
                 &["CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT"],
             );
-            let mut sink = Stream {
-                output: request.output,
-                stream: ClaudeStream::new(),
-                joiner: LineJoiner::default(),
-            };
-            let outcome = process::run(
-                &spec,
-                request.limits,
-                Some(request.raw),
-                &mut sink,
-                request.cancel,
-            )
-            .await?;
-            let transcript = sink.stream.finish();
-            let exit_code = match outcome.ended {
-                Ended::StoppedAfterDone => None,
-                _ => outcome.exit_code,
-            };
-            let end = match stopped(outcome.ended, &request.limits) {
-                Some(end) => end,
-                None => classify(
-                    &transcript,
-                    exit_code,
-                    &outcome.stderr_tail,
-                    &when(&request),
-                ),
-            };
+            let (outcome, transcript, end) =
+                json_stream::call(&spec, &mut request, ClaudeStream::new(), classify).await?;
             let mut figures = transcript.figures();
             figures
                 .detail

@@ -4,15 +4,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use std::time::Duration;
-
-use loop_core::agent_stream::CodexStream;
 use loop_core::agent_stream::codex::classify;
-use loop_core::event::RateLimitSeen;
+use loop_core::agent_stream::{CodexStream, CodexTranscript};
+use loop_core::event::{RateLimitSeen, Tokens};
 
-use crate::agent::progress::{heartbeat, result_line, tool_line};
-use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture, stopped, when};
-use crate::process::{self, LineEffect, LineJoiner, LineSink};
+use crate::agent::json_stream::{self, Transcribing};
+use crate::agent::progress::{result_line, tool_line};
+use crate::agent::{Agent, AgentReply, AgentRequest, BoxFuture};
+use crate::process::LineEffect;
 use crate::step_output::StepOutput;
 
 /// `codex exec`, its calls' tokens priced by a table (`loop_core::prices`): the shipped one,
@@ -37,62 +36,45 @@ impl CodexAgent {
     }
 }
 
-struct Stream<'a> {
-    output: &'a mut StepOutput,
-    stream: CodexStream,
-    joiner: LineJoiner,
-}
+impl Transcribing for CodexStream {
+    type Transcript = CodexTranscript;
 
-impl LineSink for Stream<'_> {
-    fn stdout_part(&mut self, part: &str) {
-        self.joiner.part(part);
-    }
-
-    fn stdout_line(&mut self, line: &str) -> LineEffect {
-        let before = self.stream.transcript().answer.clone();
-        let tools_before = self.stream.transcript().tool_calls.len();
-        let results_before = self.stream.transcript().tool_results.len();
-        match self.joiner.line(line) {
-            Some(line) => self.stream.feed(&line),
-            None => self.stream.feed_oversized(),
+    fn feed(&mut self, line: Option<&str>, output: &mut StepOutput) -> LineEffect {
+        let before = self.transcript().answer.clone();
+        let tools_before = self.transcript().tool_calls.len();
+        let results_before = self.transcript().tool_results.len();
+        match line {
+            Some(line) => CodexStream::feed(self, line),
+            None => self.feed_oversized(),
         }
-        for call in &self.stream.transcript().tool_calls[tools_before..] {
-            self.output.line(&tool_line(call));
+        for call in &self.transcript().tool_calls[tools_before..] {
+            output.line(&tool_line(call));
         }
-        for result in &self.stream.transcript().tool_results[results_before..] {
-            self.output.line(&result_line(result));
+        for result in &self.transcript().tool_results[results_before..] {
+            output.line(&result_line(result));
         }
-        let answer = &self.stream.transcript().answer;
+        let answer = &self.transcript().answer;
         if *answer != before
             && let Some(text) = answer
         {
             for text_line in text.lines() {
-                self.output.line(text_line);
+                output.line(text_line);
             }
         }
         LineEffect::Continue
     }
 
-    fn stderr_line(&mut self, line: &str) {
-        self.output.line(&format!("[stderr] {line}"));
+    fn tokens(&self) -> Option<Tokens> {
+        self.transcript().figures().tokens
     }
 
-    fn quiet(&mut self, running: Duration) {
-        let tokens = self.stream.transcript().figures().tokens;
-        self.output.line(&heartbeat(running, tokens, None));
-    }
-
-    fn batch_start(&mut self) {
-        self.output.hold();
-    }
-
-    fn batch_end(&mut self) {
-        self.output.release();
+    fn finish(self) -> CodexTranscript {
+        CodexStream::finish(self)
     }
 }
 
 impl Agent for CodexAgent {
-    fn call<'a>(&'a self, request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
+    fn call<'a>(&'a self, mut request: AgentRequest<'a>) -> BoxFuture<'a, io::Result<AgentReply>> {
         Box::pin(async move {
             let mut args: Vec<String> = vec!["exec".into(), "--json".into()];
             if !request.model.is_empty() {
@@ -105,29 +87,8 @@ impl Agent for CodexAgent {
                 "-".into(),
             ]);
             let spec = request.process(&request.config.codex_bin, args, &[]);
-            let mut sink = Stream {
-                output: request.output,
-                stream: CodexStream::new(),
-                joiner: LineJoiner::default(),
-            };
-            let outcome = process::run(
-                &spec,
-                request.limits,
-                Some(request.raw),
-                &mut sink,
-                request.cancel,
-            )
-            .await?;
-            let transcript = sink.stream.finish();
-            let end = match stopped(outcome.ended, &request.limits) {
-                Some(end) => end,
-                None => classify(
-                    &transcript,
-                    outcome.exit_code,
-                    &outcome.stderr_tail,
-                    &when(&request),
-                ),
-            };
+            let (outcome, transcript, end) =
+                json_stream::call(&spec, &mut request, CodexStream::new(), classify).await?;
             let mut figures = transcript.figures();
             // Codex reports tokens and no cost: the cost is estimated from the shipped price
             // table, so `max_cost_usd` and the account budgets hold Codex runs too.
