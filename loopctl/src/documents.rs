@@ -17,6 +17,9 @@ pub struct Inspection<'a> {
     pub steps: &'a [StepView],
     pub artifacts: &'a [Artifact],
     pub run_dir: Option<&'a Path>,
+    /// An experiment's standing (`summary.json`'s `experiment` section); absent for a plan's run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<&'a loop_core::projection::ExperimentBrief>,
 }
 
 /// `demo`: the run, as `run --wait` prints it, and where the demo's files are.

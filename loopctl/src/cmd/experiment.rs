@@ -41,10 +41,27 @@ pub fn run(source: Source, text: &str, out: &Output) -> anyhow::Result<ExitCode>
 
 /// The experiment for people: a head of facts, then the table.
 fn lines(report: &ExperimentReport, colour: Colour) -> Vec<String> {
+    let mut lines: Vec<String> = facts(report)
+        .into_iter()
+        .map(|(label, text)| format!("{label:<12}{text}"))
+        .collect();
+    lines.push(String::new());
+    let mut grid = Table::new(&[
+        ">iter", "commit", ">metric", ">effect", "interval", "kept", "idea",
+    ]);
+    for r in &report.table.rows {
+        grid.row(cells(r));
+    }
+    lines.extend(grid.lines(colour));
+    lines
+}
+
+/// Where an experiment stands, as labelled facts: its goal and keep rule, the start, the best,
+/// the iterations decided, and any drift of the machine (also `loopctl inspect`'s).
+pub fn facts(report: &ExperimentReport) -> Vec<(&'static str, String)> {
     let table = &report.table;
     let summary = &report.summary;
-    let row = |label: &str, text: String| format!("{label:<12}{text}");
-    let mut lines = vec![row(
+    let mut facts = vec![(
         "goal",
         format!(
             "{} {} (keep: better by more than {} at {}% confidence{})",
@@ -59,10 +76,7 @@ fn lines(report: &ExperimentReport, colour: Colour) -> Vec<String> {
         ),
     )];
     if let (Some(start), Some(commit)) = (summary.baseline, &summary.baseline_commit) {
-        lines.push(row(
-            "start",
-            format!("{} at {}", figure(start), short(commit)),
-        ));
+        facts.push(("start", format!("{} at {}", figure(start), short(commit))));
     }
     if let (Some(best), Some(commit)) = (summary.best, &summary.best_commit) {
         let change = summary
@@ -73,12 +87,12 @@ fn lines(report: &ExperimentReport, colour: Colour) -> Vec<String> {
             .best_iteration
             .map(|iteration| format!(" (iteration {iteration})"))
             .unwrap_or_default();
-        lines.push(row(
+        facts.push((
             "best",
             format!("{} at {}{at}{change}", figure(best), short(commit)),
         ));
     }
-    lines.push(row(
+    facts.push((
         "iterations",
         format!(
             "{} decided: {} kept, {} discarded",
@@ -91,7 +105,7 @@ fn lines(report: &ExperimentReport, colour: Colour) -> Vec<String> {
         } else {
             " (within the noise)"
         };
-        lines.push(row(
+        facts.push((
             "drift",
             format!(
                 "the start measures {} {}{note}",
@@ -100,15 +114,7 @@ fn lines(report: &ExperimentReport, colour: Colour) -> Vec<String> {
             ),
         ));
     }
-    lines.push(String::new());
-    let mut grid = Table::new(&[
-        ">iter", "commit", ">metric", ">effect", "interval", "kept", "idea",
-    ]);
-    for r in &table.rows {
-        grid.row(cells(r));
-    }
-    lines.extend(grid.lines(colour));
-    lines
+    facts
 }
 
 fn cells(row: &ExperimentRow) -> Vec<Cell> {

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_api::insight::ExperimentReport;
 use loop_client::blocking::Client;
+use loop_core::event::ExitReason;
+use loop_core::experiment::figure;
 use loop_core::projection::StepView;
 
 use crate::connect::named;
@@ -24,11 +27,15 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         .map(|artifact| (artifact.name.clone(), artifact.bytes))
         .collect();
     let run_dir: Option<PathBuf> = run_dir_of(&steps);
+    // An experiment's report answers only for a run in experiment mode: the same question the
+    // dashboard asks before it shows the experiment's tab.
+    let experiment = client.experiment(id).ok();
     out.document(&crate::documents::Inspection {
         run: &view,
         steps: &steps,
         artifacts: &artifacts,
         run_dir: run_dir.as_deref(),
+        experiment: experiment.as_ref().map(|report| &report.summary),
     });
     if out.json {
         return Ok(ExitCode::SUCCESS);
@@ -46,7 +53,12 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         ),
         ("workspace", view.workspace_root.clone()),
         ("spec", view.spec_path.clone()),
-        ("plan", view.plan_path.clone()),
+    ];
+    // An experiment has no plan: its iterations are ideas measured, not tasks.
+    if experiment.is_none() {
+        facts.push(("plan", view.plan_path.clone()));
+    }
+    facts.extend([
         (
             "created",
             format!("{} ({})", view.created_at, ago(view.created_ms, now)),
@@ -56,7 +68,13 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
             format!("{} ({})", view.updated_at, ago(view.updated_ms, now)),
         ),
         ("worktree", worktree(&view)),
-    ];
+    ]);
+    if let Some(report) = &experiment {
+        facts.extend(crate::cmd::experiment::facts(report));
+        if let Some(exit) = view.exit_reason.filter(|_| view.status.is_terminal()) {
+            facts.push(("stopped", experiment_stop(exit, report)));
+        }
+    }
     if let Some(waiting) = &view.waiting {
         facts.push((
             "waiting",
@@ -114,13 +132,15 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         .iter()
         .filter_map(|s| s.tokens)
         .fold((0, 0), |(i, o), t| (i + t.input, o + t.output));
+    let work = match &experiment {
+        Some(_) => String::new(),
+        None => format!(" · tasks {}/{}", view.tasks_done, view.tasks_total),
+    };
     facts.push((
         "progress",
         format!(
-            "iteration {} · tasks {}/{} · tokens {} in, {} out",
+            "iteration {}{work} · tokens {} in, {} out",
             view.iteration,
-            view.tasks_done,
-            view.tasks_total,
             tokens(input),
             tokens(output)
         ),
@@ -236,6 +256,26 @@ pub fn inspect(client: &Client, text: &str, out: &Output) -> anyhow::Result<Exit
         out.line(&format!("  {name:<width$}  {:>10}", size(*bytes)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why an experiment stopped, in words.
+fn experiment_stop(exit: ExitReason, report: &ExperimentReport) -> String {
+    let summary = &report.summary;
+    let why = match exit {
+        ExitReason::TargetReached => format!(
+            "the best reached the target{}",
+            report
+                .table
+                .target
+                .map(|target| format!(" {}", figure(target)))
+                .unwrap_or_default()
+        ),
+        ExitReason::PatienceExhausted => "too many iterations in a row kept nothing".to_owned(),
+        ExitReason::IterationsExhausted => format!("its {} iterations ran", summary.iterations),
+        ExitReason::BudgetExhausted => "its budget (max_cost_usd) was spent".to_owned(),
+        other => format!("it ended ({})", other.as_str()),
+    };
+    format!("{} — {why}", exit.as_str())
 }
 
 /// Session, models, turns, API time, denials, calls and the rate-limit window of a step's

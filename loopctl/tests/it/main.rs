@@ -4,6 +4,7 @@ mod daemon;
 mod daemon_cli;
 mod demo;
 mod exec;
+mod experiment;
 mod follow;
 mod insight;
 mod newcomer;

@@ -2,7 +2,10 @@
 // candidate a point (kept filled, discarded hollow, the start a square), the best so far as a
 // step line with its noise band (± its spread), the target if any; each point links to its
 // candidate's own diff (GET /runs/{id}/diff?commit=…), drawn under the chart. Read again as the
-// run's events arrive.
+// run's events arrive. The scale is logarithmic when the values span more than ten times (a
+// change that makes a program 300 times faster would flatten every later one on a linear
+// scale), or when the person asks for it; a metric that is never negative is never drawn
+// below zero.
 
 import { h, debounce } from './dom.js';
 import { api } from './api.js';
@@ -56,31 +59,72 @@ export function niceTicks(min, max) {
   return ticks;
 }
 
+/// Powers of ten from at or below `min` to at or above `max` (both > 0), with 2 and 5 times
+/// each between when the span is under three decades: the log scale's ticks.
+export function logTicks(min, max) {
+  let low = Math.floor(Math.log10(min));
+  let high = Math.ceil(Math.log10(max));
+  if (high === low) high += 1;
+  const fine = high - low < 3;
+  const ticks = [];
+  for (let p = low; p <= high; p += 1) {
+    for (const m of fine ? [1, 2, 5] : [1]) {
+      const t = Number((m * 10 ** p).toPrecision(12));
+      if (p === high && m > 1) break;
+      ticks.push(t);
+    }
+  }
+  // Trim the fine ticks outside the values to the nearest on each side.
+  const first = ticks.findLastIndex((t) => t <= min);
+  const last = ticks.findIndex((t) => t >= max);
+  return ticks.slice(Math.max(0, first), last < 0 ? ticks.length : last + 1);
+}
+
+/// Whether `report`'s values span more than ten times, all above zero: the log scale's case.
+export function wantsLog(values) {
+  const positive = values.every((v) => v > 0);
+  return positive && values.length > 0 && Math.max(...values) / Math.min(...values) > 10;
+}
+
 const H = 250;
 const M = { left: 64, right: 20, top: 16, bottom: 40 };
 
-/// The chart of `report` for run `id`; `selected`, the iteration whose point is ringed.
-export function experimentChart(id, report, selected) {
+/// The chart of `report` for run `id`; `selected`, the iteration whose point is ringed; `log`,
+/// the scale asked for (`null`: logarithmic when the values span more than ten times).
+export function experimentChart(id, report, selected, log = null) {
   // Drawn in the units it is shown in: a narrow window gets a narrow chart, so its labels stay
   // legible rather than scaled down with a wide one.
   const W = window.innerWidth < 760 ? 420 : 880;
   const rows = report.rows || [];
   const measured = rows.filter((r) => r.metric !== null && r.metric !== undefined);
-  const values = [];
+  const hasTarget = report.target !== null && report.target !== undefined;
+  // The figures measured (and the target): what decides whether the metric can go below zero
+  // and whether it spans enough for a log scale. The noise band is drawn within the scale.
+  const figures = [];
   for (const r of rows) {
-    if (r.metric !== null && r.metric !== undefined) values.push(r.metric);
+    if (r.metric !== null && r.metric !== undefined) figures.push(r.metric);
+    if (r.best !== null && r.best !== undefined) figures.push(r.best);
+  }
+  if (hasTarget) figures.push(report.target);
+  const nonNegative = figures.every((v) => v >= 0);
+  const logScale = (log === null ? wantsLog(figures) : log) && figures.every((v) => v > 0);
+  const floor = logScale ? Math.min(...figures) : nonNegative ? 0 : -Infinity;
+  const values = [...figures];
+  for (const r of rows) {
     if (r.best !== null && r.best !== undefined) {
       const spread = r.best_spread || 0;
-      values.push(r.best - spread, r.best + spread);
+      values.push(Math.max(floor, r.best - spread), r.best + spread);
     }
   }
-  if (report.target !== null && report.target !== undefined) values.push(report.target);
   const chart = svg('svg', {
     viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', class: 'chart exp-chart', id: 'experiment-chart',
-    'aria-label': `${report.metric} over iterations (${report.goal})`,
+    'data-scale': logScale ? 'log' : 'linear',
+    'aria-label': `${report.metric} over iterations (${report.goal}${logScale ? ', log scale' : ''})`,
   });
   if (!values.length) return chart;
-  const ticks = niceTicks(Math.min(...values), Math.max(...values));
+  const ticks = logScale
+    ? logTicks(Math.min(...values), Math.max(...values))
+    : niceTicks(Math.max(nonNegative ? 0 : -Infinity, Math.min(...values)), Math.max(...values));
   const lo = ticks[0];
   const hi = ticks[ticks.length - 1];
   const last = Math.max(1, ...rows.map((r) => r.iteration));
@@ -88,7 +132,12 @@ export function experimentChart(id, report, selected) {
   const plotH = H - M.top - M.bottom;
   // Half an iteration of room at each end, so the first and last points are drawn whole.
   const x = (iteration) => M.left + (plotW * (iteration + 0.5)) / (last + 1);
-  const y = (value) => M.top + plotH * (1 - (value - lo) / (hi - lo));
+  const at = logScale ? (value) => Math.log10(value) : (value) => value;
+  // A value off the scale (a band below a log scale's first tick) is drawn at its edge.
+  const y = (value) => {
+    const share = (at(Math.max(value, lo)) - at(lo)) / (at(hi) - at(lo));
+    return M.top + plotH * (1 - share);
+  };
 
   // Axes: round ticks of the metric, every iteration (or every few when there are many).
   for (const value of ticks) {
@@ -103,7 +152,7 @@ export function experimentChart(id, report, selected) {
   chart.append(
     svg('text', { class: 'chart-label', x: M.left + plotW / 2, y: H - 6, 'text-anchor': 'middle' }, 'iteration'),
     svg('text', { class: 'chart-label', x: 14, y: M.top + plotH / 2, 'text-anchor': 'middle', transform: `rotate(-90 14 ${M.top + plotH / 2})` },
-      `${report.metric} (${report.goal === 'maximize' ? 'higher' : 'lower'} is better)`));
+      `${report.metric} (${report.goal === 'maximize' ? 'higher' : 'lower'} is better${logScale ? ', log scale' : ''})`));
 
   // The noise band and the best so far: one step per row, from its iteration to the next.
   const steps = rows.filter((r) => r.best !== null && r.best !== undefined);
@@ -114,6 +163,7 @@ export function experimentChart(id, report, selected) {
     const x1 = n + 1 < steps.length ? x(steps[n + 1].iteration) : x(last + 0.5);
     const spread = r.best_spread || 0;
     band.push(svg('rect', {
+      // (On a log scale the band's lower side may be off the scale: y() clamps it.)
       class: 'exp-band', x: x0, width: Math.max(1, x1 - x0),
       y: y(r.best + spread), height: Math.max(1, y(r.best - spread) - y(r.best + spread)),
     }));
@@ -155,6 +205,9 @@ export function experimentPane(id, panel, listeners, signal, selected) {
   const diffBox = h('div', { id: 'experiment-diff' });
   panel.append(body, diffBox);
   let shownDiff = null;
+  // The scale the person chose with the checkbox; `null` until then (automatic).
+  let logChoice = null;
+  let lastReport = null;
 
   async function load() {
     let report;
@@ -169,6 +222,7 @@ export function experimentPane(id, panel, listeners, signal, selected) {
   }
 
   function draw(report) {
+    lastReport = report;
     const s = report.summary || {};
     const summary = s.best === null || s.best === undefined
       ? 'Measuring the start…'
@@ -189,13 +243,22 @@ export function experimentPane(id, panel, listeners, signal, selected) {
           : String(r.iteration)),
         h('td', { class: 'c-idea', title: r.idea || '', text: r.reason === 'baseline' ? 'the start' : (r.idea || '—') }),
         h('td', { class: 'c-metric num', text: r.metric === null || r.metric === undefined ? 'not measured' : `${figure(r.metric)} ± ${figure(r.spread)}` }),
-        h('td', { class: 'c-effect num', text: signedPercent(r.effect) }),
+        h('td', { class: 'c-effect num' },
+          signedPercent(r.effect),
+          Array.isArray(r.interval)
+            ? h('span', { class: 'exp-interval', text: ` [${signedPercent(r.interval[0])}, ${signedPercent(r.interval[1])}]` })
+            : null),
         h('td', { class: `c-decision ${r.kept ? 'kept' : 'discarded'}`, text: r.reason === 'baseline' ? 'baseline' : `${r.kept ? 'kept' : 'discarded'}: ${r.reason}` })))));
+    const chart = experimentChart(id, report, selected, logChoice);
+    const logBox = h('input', { type: 'checkbox', id: 'experiment-log' });
+    logBox.checked = chart.dataset.scale === 'log';
+    logBox.addEventListener('change', () => { logChoice = logBox.checked; if (lastReport) draw(lastReport); });
     body.replaceChildren(
       h('p', { class: 'exp-summary', id: 'experiment-summary', text: summary }),
+      h('label', { class: 'exp-scale note' }, logBox, ' log scale'),
       h('figure', { class: 'card exp-figure' },
         h('figcaption', { text: `${report.metric} per iteration` }),
-        experimentChart(id, report, selected),
+        chart,
         h('p', { class: 'legend note' },
           h('span', { class: 'key ok', text: 'kept' }), ' ', h('span', { class: 'key bad', text: 'discarded' }), ' ',
           h('span', { class: 'key start', text: 'the start' }), ' · the line: the best so far, its band ± its spread (the noise) · a point opens its diff')),

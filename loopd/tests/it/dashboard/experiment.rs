@@ -105,6 +105,50 @@ fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
     let summary = browser.text("#experiment-summary").unwrap_or_default();
     assert!(summary.contains("2 kept, 2 discarded"), "{summary}");
 
+    // A count of loops is never negative: no tick of the scale is below zero. These values
+    // span less than ten times: the scale is linear until the person asks for a log one.
+    let ticks = browser.js(
+        "return [...document.querySelectorAll('#experiment-chart > text.chart-label')]
+           .map((t) => t.textContent).filter((t) => /^-?[0-9.e+-]+$/.test(t)).map(Number);",
+    );
+    let ticks = ticks.as_array().expect("ticks").clone();
+    assert!(ticks.len() >= 2, "{ticks:?}");
+    assert!(ticks.iter().all(|t| t.as_f64() >= Some(0.0)), "{ticks:?}");
+    let scale = || browser.js("return document.querySelector('#experiment-chart').dataset.scale;");
+    assert_eq!(scale(), json!("linear"));
+    // Each effect is shown whole, with its interval: nothing cut by the column's width.
+    let cut = browser.js(
+        "return [...document.querySelectorAll('#experiment-rows td.c-effect')]
+           .filter((td) => td.scrollWidth > td.clientWidth).map((td) => td.textContent);",
+    );
+    assert_eq!(cut, json!([]), "effect cells cut short");
+    assert!(
+        browser
+            .text("#experiment-rows tr[data-iteration='2'] td.c-effect")
+            .unwrap_or_default()
+            .contains(" ["),
+        "the interval beside the effect"
+    );
+    browser.click("#experiment-log");
+    loop_testkit::until("the log scale", PATIENCE, || scale() == json!("log"));
+    let order = browser.js(
+        "return [...document.querySelectorAll('#experiment-chart .exp-point')].map((a) => {
+           const r = a.firstElementChild.nextElementSibling.getBoundingClientRect();
+           return [Number(a.dataset.metric), r.y + r.height / 2];
+         });",
+    );
+    let order = order.as_array().expect("points");
+    for a in order {
+        for b in order {
+            if a[0].as_f64() < b[0].as_f64() {
+                assert!(
+                    a[1].as_f64() > b[1].as_f64(),
+                    "log scale: {a:?} against {b:?}"
+                );
+            }
+        }
+    }
+
     // A discarded point (iteration 2, 30% more loops) opens its own diff, from its ref.
     // (A click on the SVG link, dispatched in the page: the view is drawn anew for its URL.)
     browser.js(
