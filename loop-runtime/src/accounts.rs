@@ -168,13 +168,22 @@ impl Accounts {
     }
 
     /// Applies the log from its start, then every record the runtime learns of, until
-    /// `shutdown`.
+    /// `shutdown`; ready once it has applied the log up to `caught_up_at` (the log's last seq,
+    /// read when the store answers).
     pub(crate) async fn follow(
         self: std::sync::Arc<Self>,
         mut stream: crate::stream::EventStream,
-        caught_up_at: loop_core::Seq,
+        caught_up_at: impl Future<Output = Result<loop_core::Seq, crate::RuntimeError>>,
         shutdown: CancellationToken,
     ) {
+        let caught_up_at = tokio::select! {
+            read = caught_up_at => match read {
+                Ok(seq) => seq,
+                // Only a stop ends the wait for the store.
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
         if caught_up_at == loop_core::Seq(0) {
             self.set_ready();
         }

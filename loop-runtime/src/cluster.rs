@@ -334,11 +334,24 @@ fn watch_claims(
     let scheduler = Arc::clone(scheduler);
     let me = membership.node.id.clone();
     std::thread::spawn(move || {
-        let mut subscription = match store.last_seq().and_then(|last| store.subscribe(last)) {
-            Ok(subscription) => subscription,
-            Err(error) => {
-                tracing::warn!(%error, "cannot follow the log for other nodes' claims");
-                return;
+        // From the log's end as first read; a store that cannot be reached yet (the node
+        // started while its server was down) is waited for, or the node would never hear of
+        // another's claim, pause or cancel.
+        let mut said = false;
+        let mut subscription = loop {
+            match store.last_seq().and_then(|last| store.subscribe(last)) {
+                Ok(subscription) => break subscription,
+                Err(error) if error.is_unavailable() && !stop.is_cancelled() => {
+                    if !said {
+                        tracing::warn!(%error, "cannot follow the log for other nodes' claims yet; trying again");
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot follow the log for other nodes' claims");
+                    return;
+                }
             }
         };
         while !stop.is_cancelled() {

@@ -261,11 +261,14 @@ impl Postmortems {
     /// and only for runs last changed before `started_ms`, when it started: a postmortem it
     /// begins itself meanwhile is left alone.
     pub(crate) async fn recover(self: Arc<Self>, started_ms: i64) {
-        let query = loop_store::RunQuery::default();
-        let read = self
-            .services
-            .journal
-            .read(move |store| store.list_runs(&query));
+        // A store that cannot be reached yet (a daemon started while its server is down) is
+        // waited for: the postmortems a stop cut short are ended once it answers.
+        let journal = &self.services.journal;
+        let read = crate::journal::patiently(
+            &self.services.shutdown,
+            std::time::Duration::from_secs(1),
+            || journal.read(|store| store.list_runs(&loop_store::RunQuery::default())),
+        );
         let Ok(runs) = read.await else {
             return;
         };

@@ -127,9 +127,17 @@ impl Scheduler {
             if shutdown.is_cancelled() {
                 return;
             }
-            if let Err(error) = self.claim().await {
+            match self.claim().await {
+                Ok(()) => {}
+                // A store that cannot be reached says so in `/health`, and a node wakes its
+                // scheduler at every heartbeat: a warning each time would only repeat it.
+                Err(RuntimeError::Store(error)) if error.is_unavailable() => {
+                    tracing::debug!(%error, "cannot claim runs; trying at the next wake-up");
+                }
                 // The next wake retries; a store that failed now may answer then.
-                tracing::warn!(%error, "cannot claim runs; trying at the next wake-up");
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim runs; trying at the next wake-up")
+                }
             }
             tokio::select! {
                 () = self.wake.notified() => {}

@@ -55,6 +55,16 @@ impl StoreAt {
             StoreAt::Postgres(url) => Arc::new(PgStore::connect(url)?),
         })
     }
+
+    /// Opens the log as [`StoreAt::open`] does, except that a PostgreSQL server that cannot be
+    /// reached now is no error: the store connects when it answers, and says meanwhile why it
+    /// cannot work ([`PgStore::connect_when_reachable`]). A daemon's way to open its log.
+    pub fn open_when_reachable(&self) -> Result<Arc<dyn EventStore>, StoreError> {
+        Ok(match self {
+            StoreAt::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+            StoreAt::Postgres(url) => Arc::new(PgStore::connect_when_reachable(url)?),
+        })
+    }
 }
 
 #[cfg(test)]

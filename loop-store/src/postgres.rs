@@ -49,7 +49,6 @@ use crate::error::StoreError;
 use crate::node::{NodeBeat, NodeSeen};
 use crate::postgres::link::{Link, Slot};
 use crate::postgres::rows::{Conn, SELECT_EVENTS, limit_param, seq_param};
-use crate::postgres::schema::migrate;
 use crate::postgres::writer::{Request, Writer};
 use crate::store::{self, EventStore, PageStart, Reachability, RebuildStats, RunQuery, Search};
 use crate::subscription::{ReadAfter, Subscribers, Subscription};
@@ -90,8 +89,21 @@ impl PgStore {
     /// string), creating loop's tables when they are missing.
     ///
     /// Fails with [`StoreError::NewerSchema`] for a database written by a newer build, which is
-    /// not modified.
+    /// not modified, and when the server cannot be reached.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::start(url, false)
+    }
+
+    /// As [`PgStore::connect`], except that a server that cannot be reached now is no error:
+    /// the store starts unreachable ([`EventStore::reachability`] says why, every call fails
+    /// at once with [`StoreError::Unreachable`]) and connects, creating or checking the tables
+    /// first, as soon as the server answers. For a daemon, which must start, say why it cannot
+    /// work and recover by itself rather than exit while its database is down.
+    pub fn connect_when_reachable(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::start(url, true)
+    }
+
+    fn start(url: &str, later: bool) -> Result<PgStore, StoreError> {
         let at = PathBuf::from(redact(url));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -116,14 +128,19 @@ impl PgStore {
         let connected = block(&runtime, {
             let link = Arc::clone(&link);
             async move {
+                // `connect` creates or checks the tables first.
                 let mut writer = Conn::new(link.connect().await?);
-                migrate(&writer.client, &link.at).await?;
                 let cursor = writer.last_seq(&link.at).await?;
                 Ok::<_, StoreError>((writer, cursor))
             }
         });
         let (writer, cursor) = match connected {
-            Ok(connected) => connected,
+            Ok((writer, cursor)) => (Some(writer), Some(cursor)),
+            // The server does not answer (yet): the link counts it unreachable and its probe
+            // tries again with backoff; the writer and the listener connect when it answers.
+            Err(StoreError::Postgres {
+                action: "connect", ..
+            }) if later => (None, None),
             Err(error) => {
                 runtime.shutdown_background();
                 return Err(error);

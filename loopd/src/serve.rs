@@ -71,9 +71,14 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         None => None,
     };
 
-    // The database before the listener: a daemon that says it listens can serve.
+    // The database before the listener: a daemon that says it listens can serve. A PostgreSQL
+    // server that does not answer yet is no reason to stop: the node starts, says why it cannot
+    // work (`/health` 503), claims nothing, and goes on by itself once the server answers.
     let store_at = options.store_at(&data_dir)?;
-    let store = store_at.open().context("cannot open the event log")?;
+    let store = store_at
+        .open_when_reachable()
+        .context("cannot open the event log")?;
+    let log = Arc::clone(&store);
     // What a dead daemon left running is stopped before anything runs again.
     let swept = loop_runtime::process::sweep(&data_dir);
     let listener = TcpListener::bind(address)
@@ -125,6 +130,24 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
             node.lease.as_millis()
         )
     });
+    // The first line on stderr, before the runtime is built and can log anything (its tasks
+    // start at once, and warn while the store is down): scripts read the address from it.
+    // Building it reads nothing (a store that cannot be reached yet is waited for by its
+    // tasks); a connection made meanwhile waits in the listener's backlog.
+    say(&format!(
+        "loopd listening on http://{bound} (data dir {})",
+        data_dir.display()
+    ));
+    if let Some(note) = cluster_note {
+        say(&note);
+    }
+    if let loop_store::Reachability::Unreachable { reason, .. } = log.reachability() {
+        say(&format!(
+            "loopd: the event log at {} cannot be reached yet ({reason}); /health answers 503 \
+             and this node claims nothing until it can, then goes on by itself",
+            store_at.shown()
+        ));
+    }
     let runtime = builder.build()?;
     let mut state = AppState::new(runtime.clone(), node);
     state.token = Some(Arc::from(token.value.as_str()));
@@ -140,15 +163,6 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         sessions: Arc::default(),
     };
     let router = app(state, guard);
-    // The first line on stderr, before the runtime can log anything: scripts read the address
-    // from it.
-    say(&format!(
-        "loopd listening on http://{bound} (data dir {})",
-        data_dir.display()
-    ));
-    if let Some(note) = cluster_note {
-        say(&note);
-    }
     tokio::spawn(async move { metrics.follow(follower).await });
     if swept > 0 {
         tracing::warn!(

@@ -75,7 +75,7 @@ impl Loopd {
     }
 
     /// Starts it and waits for its address; what it said instead when it exits without one
-    /// (a supervisor's view: a node whose store is down at start exits, and is started again).
+    /// (a supervisor's view).
     pub fn try_start(mut self) -> Result<Daemon, String> {
         let mut child = self
             .command

@@ -189,8 +189,18 @@ impl RuntimeBuilder {
             pauses,
         ));
         accounts.declare(self.accounts);
-        // The accounts' fold of the log, from its start (see `accounts.rs`).
-        let caught_up_at = store.last_seq()?;
+        // The accounts' fold of the log, from its start (see `accounts.rs`). Caught up at the
+        // log's last seq as first read: a store that cannot be reached now (a daemon started
+        // while its PostgreSQL server is down) is waited for, not a reason to fail the start.
+        let caught_up_at = {
+            let (journal, shutdown) = (services.journal.clone(), services.shutdown.clone());
+            async move {
+                crate::journal::patiently(&shutdown, std::time::Duration::from_secs(1), || {
+                    journal.read(|store| store.last_seq())
+                })
+                .await
+            }
+        };
         let stream = streams.open(&services.journal, None, loop_core::Seq(0));
         tokio::spawn(Arc::clone(&accounts).follow(stream, caught_up_at, services.shutdown.clone()));
         let postmortems = Arc::new(Postmortems::new(

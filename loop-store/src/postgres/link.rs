@@ -8,6 +8,11 @@
 //! until a connection opens again. So a store recovers by itself within about a second of its
 //! server coming back, and in between anyone can ask it why it cannot work
 //! ([`Link::reachability`]).
+//!
+//! A store may also start before its server answers (a daemon started while PostgreSQL is
+//! down: `PgStore::connect_when_reachable`). Then nothing has checked the schema yet, so the
+//! first connection that opens creates the tables or refuses a newer schema before anyone
+//! uses it ([`Link::schema`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,7 +25,7 @@ use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 
 use crate::error::StoreError;
 use crate::postgres::rows::Conn;
-use crate::postgres::schema::pg_error;
+use crate::postgres::schema::{migrate, pg_error};
 use crate::store::Reachability;
 
 /// How long a connect may take before it counts as failed, unless the URL says otherwise: a
@@ -45,6 +50,8 @@ pub(crate) struct Link {
     reachability: Mutex<Reachability>,
     /// Wakes the probe when the server has just been found unreachable.
     lost: Notify,
+    /// Set once the tables are known to be there at this build's schema.
+    schema: tokio::sync::OnceCell<()>,
 }
 
 impl Link {
@@ -62,7 +69,19 @@ impl Link {
             at,
             reachability: Mutex::new(Reachability::Reachable),
             lost: Notify::new(),
+            schema: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Makes sure, once per store, that loop's tables are there at this build's schema
+    /// (creating them, or refusing a newer schema untouched), on `client`. Every connection
+    /// runs this before its first use, so a store that started before its server answered
+    /// migrates on the first connection that opens.
+    pub(crate) async fn schema(&self, client: &Client) -> Result<(), StoreError> {
+        self.schema
+            .get_or_try_init(|| migrate(client, &self.at))
+            .await
+            .map(|_| ())
     }
 
     pub(crate) fn reachability(&self) -> Reachability {
@@ -90,12 +109,14 @@ impl Link {
         }
     }
 
-    /// A new connection, driven on the current runtime until it closes.
+    /// A new connection, driven on the current runtime until it closes, with the schema
+    /// checked ([`Link::schema`]).
     pub(crate) async fn connect(&self) -> Result<Client, StoreError> {
         let (client, connection) = self.open().await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
+        self.schema(&client).await?;
         Ok(client)
     }
 

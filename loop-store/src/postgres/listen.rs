@@ -22,9 +22,12 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 /// When its connection breaks it opens another with backoff, listens again and reads from its
 /// cursor: whatever committed meanwhile reaches the subscribers then, once (a subscription
 /// drops what it already has, by seq).
-pub(super) async fn listen(store: Weak<Inner>, from: Seq) {
-    // Everything after `from` is published: a subscription made after the store connected
-    // reads what came before from the log.
+///
+/// `from` is `None` for a store that started before its server answered: the cursor is then
+/// the log's last seq when the listener first connects (a subscription reads what came before
+/// from the log, and one that sees a gap in what is published reads it back too).
+pub(super) async fn listen(store: Weak<Inner>, from: Option<Seq>) {
+    // Everything after the cursor is published.
     let mut cursor = from;
     loop {
         let Some(link) = store.upgrade().map(|inner| Arc::clone(&inner.link)) else {
@@ -57,13 +60,21 @@ pub(super) async fn listen(store: Weak<Inner>, from: Seq) {
                 }
             }
         });
-        if client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
-            .await
-            .is_ok()
+        if link.schema(&client).await.is_ok()
+            && client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .await
+                .is_ok()
         {
             let mut listening = Conn::new(client);
-            follow(&store, &link.at, &mut listening, &mut cursor, &mut notified).await;
+            let start = match cursor {
+                Some(cursor) => Ok(cursor),
+                None => listening.last_seq(&link.at).await,
+            };
+            if let Ok(mut start) = start {
+                follow(&store, &link.at, &mut listening, &mut start, &mut notified).await;
+                cursor = Some(start);
+            }
         }
         driver.abort();
     }

@@ -104,16 +104,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// A writer on `conn` (`None`: connect at the first group), the log's last seq as read on
+    /// it (`None`: read under the lock at the first group).
     pub(crate) fn new(
         link: Arc<Link>,
-        conn: Conn,
-        last_seq: Seq,
+        conn: Option<Conn>,
+        last_seq: Option<Seq>,
         subscribers: Arc<Subscribers>,
     ) -> Writer {
         Writer {
             link,
-            slot: Arc::new(Slot::new(Some(conn))),
-            last_seq: Some(last_seq),
+            slot: Arc::new(Slot::new(conn)),
+            last_seq,
             runs: HashMap::new(),
             guessing: true,
             subscribers,

@@ -231,6 +231,57 @@ fn every_node_recovers_by_itself_when_postgres_comes_back() {
     assert_replays_clean(&server);
 }
 
+/// A node started while its PostgreSQL server is down exited ("cannot open the event log"),
+/// and had to be started again by hand or by its supervisor. Now it starts, says why it cannot
+/// work (`/health` 503 with the reason), claims nothing, and once the server answers it goes
+/// on by itself within seconds: a run submitted to it then completes, once.
+#[test]
+fn a_node_started_while_postgres_is_down_starts_and_recovers_by_itself() {
+    let Some(server) = Postgres::start(
+        "effects::a_node_started_while_postgres_is_down_starts_and_recovers_by_itself",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_bare, url) = remote(dir.path(), 1);
+    let agent_cmd = agent(&dir.path().join("agent.sh"), "");
+    let body = url_body(&url, &agent_cmd, json!({}));
+    server.stop(Shutdown::Immediate);
+
+    let a = node(dir.path(), &server, "a", 3000);
+    assert!(store_down(&a), "/health says the store cannot be reached");
+    let runs = client().get(a.url("/runs")).send().expect("GET /runs");
+    assert_eq!(runs.status(), 503, "reads wait for the store, said so");
+
+    server.start_again();
+    let back = std::time::Instant::now();
+    loop_testkit::until(
+        "the node answers by itself once PostgreSQL is back",
+        Duration::from_secs(10),
+        || answers(&a),
+    );
+    eprintln!(
+        "node a answered {:?} after the server was back",
+        back.elapsed()
+    );
+    let id = submit(&a, &body);
+    let run = wait_for_end(&a, &id);
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let records = events(&server, &id);
+    let claims = records
+        .iter()
+        .filter(|r| matches!(r.event, Event::RunClaimed(_)))
+        .count();
+    assert_eq!(claims, 1, "claimed once");
+    assert_eq!(
+        records.iter().filter(|r| r.event.is_terminal()).count(),
+        1,
+        "ended once"
+    );
+    assert_steps_closed_once(&records);
+    assert_replays_clean(&server);
+}
+
 /// A cancel sent to a node that does not drive the run is recorded at once, and the node that
 /// drives it stops its agent (the whole process group) as soon as it reads the cancel in the
 /// log, not when the agent's call ends: here a call of a minute. Nothing of the run reaches
