@@ -39,6 +39,8 @@ pub use builder::RuntimeBuilder;
 
 /// The most runs an ambiguous reference lists.
 const MAX_CANDIDATES: usize = 20;
+/// How often a reader waiting for an ended run's files looks whether a full disk holds them.
+const STORAGE_CHECK: Duration = Duration::from_millis(500);
 
 /// The loop engine. Cheap to clone; every clone drives the same runs.
 #[derive(Clone)]
@@ -279,13 +281,16 @@ impl Runtime {
     }
 
     /// Until the driver of a run that has ended has written its files and let go of it.
+    /// A run whose files wait for space on a full disk (`storage_full`) is not waited for: the
+    /// reader gets what is there.
     async fn until_settled(&self, run_id: RunId) {
         let mut settled = self.scheduler.settled();
-        while self.scheduler.is_running(run_id) {
-            match settled.recv().await {
-                Ok(id) if id == run_id => break,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
+        while self.scheduler.is_running(run_id) && self.services.storage.held(run_id).is_none() {
+            let next = tokio::time::timeout(STORAGE_CHECK, settled.recv()).await;
+            match next {
+                Ok(Ok(id)) if id == run_id => break,
+                Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => break,
             }
         }
     }
@@ -451,7 +456,7 @@ impl Runtime {
             .await?;
         drop(held);
         let postmortem = self.postmortems.begin_after_end(run_id).await;
-        self.services.write_projections(run_id).await?;
+        self.services.write_projections_soon(run_id).await?;
         if let Some(job) = postmortem {
             self.postmortems.spawn(job);
         }

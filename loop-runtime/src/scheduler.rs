@@ -412,7 +412,23 @@ impl Scheduler {
         {
             view.waiting = None;
         }
+        let storage_full = self.services.storage.held(view.id).map(|held| {
+            Waiting::new(
+                WaitCode::StorageFull,
+                format!(
+                    "cannot write {} since {}: {}; the run goes on once there is space",
+                    held.file,
+                    loop_core::time::rfc3339_ms(held.since_ms),
+                    held.reason
+                ),
+            )
+        });
         if view.status.is_terminal() || view.status == RunStatus::Paused {
+            // A run that ended waits for nothing but its files (`summary.json`, `run.log`, …),
+            // which a full disk may hold.
+            if storage_full.is_some() {
+                view.waiting = storage_full;
+            }
             return;
         }
         if let Some(trouble) = self.services.journal.health().trouble() {
@@ -426,16 +442,8 @@ impl Scheduler {
             ));
             return;
         }
-        if let Some(held) = self.services.storage.held(view.id) {
-            view.waiting = Some(Waiting::new(
-                WaitCode::StorageFull,
-                format!(
-                    "cannot write {} since {}: {}; the run goes on once there is space",
-                    held.file,
-                    loop_core::time::rfc3339_ms(held.since_ms),
-                    held.reason
-                ),
-            ));
+        if storage_full.is_some() {
+            view.waiting = storage_full;
             return;
         }
         if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {

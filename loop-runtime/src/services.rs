@@ -41,9 +41,9 @@ pub(crate) struct Services {
     providers: HashMap<Provider, Arc<dyn WorktreeProvider>>,
     /// Cancelled when the runtime shuts down; every task's token is a child of it.
     pub(crate) shutdown: CancellationToken,
-    /// Held while a run's projection files are folded and written, so an older fold never
-    /// overwrites a newer one.
-    projections: tokio::sync::Mutex<()>,
+    /// Per run, held while its projection files are folded and written, so an older fold never
+    /// overwrites a newer one; one run's files waiting for space keep no other run's waiting.
+    projections: std::sync::Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Live output chunks kept for subscribers that are behind, across all runs. A chunk is the
@@ -72,7 +72,7 @@ impl Services {
             agents,
             providers,
             shutdown: CancellationToken::new(),
-            projections: tokio::sync::Mutex::new(()),
+            projections: std::sync::Mutex::default(),
         }
     }
 
@@ -226,24 +226,81 @@ impl Services {
         Ok(Some(worktree.path))
     }
 
-    /// Writes every projection file of a run from its log.
+    /// Writes every projection file of a run from its log (`report.tsv`, `summary.json`,
+    /// `run.log`, `events.jsonl`, `experiments.tsv`). A full disk holds the run until each is
+    /// written (`storage_full` in its view, naming the file: `specs/daemon.md`, Faults), or
+    /// until the runtime stops.
     pub(crate) async fn write_projections(&self, run_id: RunId) -> Result<(), RuntimeError> {
-        let _writing = self.projections.lock().await;
+        self.write_projections_until(run_id, &self.shutdown).await
+    }
+
+    /// As [`Services::write_projections`], except that a full disk does not keep the caller (a
+    /// person's cancel): the files are then written by a task of their own once there is
+    /// space, the run held in `storage_full` meanwhile.
+    pub(crate) async fn write_projections_soon(
+        self: &Arc<Self>,
+        run_id: RunId,
+    ) -> Result<(), RuntimeError> {
+        let once = CancellationToken::new();
+        once.cancel();
+        match self.write_projections_until(run_id, &once).await {
+            Err(RuntimeError::Io { source, .. }) if crate::storage_full::is_full(&source) => {
+                let services = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(error) = services.write_projections(run_id).await {
+                        tracing::warn!(%run_id, %error, "cannot write the run's files");
+                    }
+                });
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Writes the projection files, waiting out a full disk until `cancel`.
+    async fn write_projections_until(
+        &self,
+        run_id: RunId,
+        cancel: &CancellationToken,
+    ) -> Result<(), RuntimeError> {
+        let lock = {
+            let mut locks = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks no writer holds or waits for go.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(run_id).or_default())
+        };
+        let _writing = lock.lock().await;
         let records = self.journal.read_run(run_id).await?;
         let Some(export) = Export::of(&records) else {
             return Ok(());
         };
         let context = self.run_context(run_id).await?;
-        if context.files.create().is_err() {
+        let now_ms = || self.clock.now_ms();
+        let dir = context.files.dir().display().to_string();
+        let created = self
+            .storage
+            .patiently(run_id, &dir, now_ms, cancel, || context.files.create())
+            .await;
+        // A run directory that cannot be made for another reason (its workspace gone) has no
+        // files to write.
+        if let Err(error) = created {
+            if crate::storage_full::is_full(&error) {
+                return Err(RuntimeError::Io {
+                    what: dir,
+                    source: error,
+                });
+            }
             return Ok(());
         }
         for (name, text) in export.files() {
             if name == "summary.json" && !context.config.summary_json {
                 continue;
             }
-            context
-                .files
-                .write_projection(name, text)
+            self.storage
+                .patiently(run_id, name, now_ms, cancel, || {
+                    context.files.write_projection(name, text)
+                })
+                .await
                 .map_err(|source| RuntimeError::Io {
                     what: name.to_owned(),
                     source,

@@ -363,3 +363,99 @@ fn a_full_disk_under_a_step_s_prompt_holds_the_run_until_space_is_back() {
     .expect("the review's prompt");
     assert!(!prompt.is_empty());
 }
+
+/// Issue 23, defect 10, at a run's end: the files written once the run ended (`summary.json`,
+/// `run.log`, `events.jsonl`, the postmortem's sources) met a full disk and were left unwritten
+/// or empty without a word, the run COMPLETED. Now the run is held: its view says
+/// `storage_full` naming the file, its slot stays taken, and once space is back the files are
+/// written whole and the wait is gone. The agent fills the 1 MiB tmpfs under the run's files
+/// after its last output is in the step's log, so the end's files are the first to meet it.
+#[test]
+fn a_full_disk_under_a_run_s_end_files_holds_it_until_they_are_written() {
+    if !needs_root("a_full_disk_under_a_run_s_end_files_holds_it_until_they_are_written") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo(&dir.path().join("repo"), 1);
+    let logs = repo.join("logs");
+    let _disk = SmallDisk::mount(&logs);
+    let data = dir.path().join("data");
+    let daemon = start_daemon(&data, &[], &[]);
+    let filler = logs.join("filler");
+    let agent = format!(
+        "{one_task} || exit 1; \
+         until grep -q 'DONE: task' \"$LOOP_RUN_DIR/iter-01-impl.log\"; do sleep 0.05; done; \
+         dd if=/dev/zero of={filler} bs=4k 2>/dev/null; exit 0",
+        filler = filler.display(),
+        one_task = crate::support::stub("one_task.sh"),
+    );
+    let mut body = run_body(&repo, "one_task.sh", json!({"artifact_mode": "workspace"}));
+    body["config"]["agent_cmd"] = json!(agent);
+    let client = client();
+    let created: Value = client
+        .post(daemon.url("/runs"))
+        .json(&body)
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let get = |id: &str| -> Value {
+        client
+            .get(daemon.url(&format!("/runs/{id}")))
+            .send()
+            .expect("get")
+            .json()
+            .expect("json")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let run = get(&id);
+        if run["run"]["waiting"]["code"] == "storage_full" {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never showed that its files wait for space: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(waiting["run"]["status"], "COMPLETED", "{waiting}");
+    let reason = waiting["run"]["waiting"]["reason"].as_str().unwrap_or("");
+    assert!(
+        ["summary.json", "run.log", "events.jsonl", "report.tsv"]
+            .iter()
+            .any(|file| reason.contains(file)),
+        "{waiting}"
+    );
+    // Held, not given up: still so a moment later.
+    std::thread::sleep(Duration::from_secs(2));
+    let still = get(&id);
+    assert_eq!(still["run"]["waiting"]["code"], "storage_full", "{still}");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = get(&id);
+        if run["run"]["waiting"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run still waits with space back: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let file = |name: &str| {
+        std::fs::read_to_string(crate::support::run_file(&repo, &data, &id, name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let summary: Value = serde_json::from_str(&file("summary.json")).expect("summary.json");
+    assert_eq!(summary["exit_reason"], "complete_plan", "{summary}");
+    let events = file("events.jsonl");
+    assert!(
+        events.lines().any(|line| line.contains("RUN_COMPLETED")),
+        "{events}"
+    );
+    assert!(!file("run.log").is_empty());
+}
