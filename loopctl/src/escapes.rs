@@ -8,7 +8,12 @@
 //! PM, APC, with their parameters and strings) and every other control character but tab and
 //! newline; a carriage return becomes a newline (`\r\n` one newline), so a line written over
 //! another is shown as a line of its own. Text arrives in chunks that may split a sequence
-//! anywhere, so the state is kept between chunks. `--raw` skips all this.
+//! anywhere, so the state is kept between chunks of one stream. A run's output is one stream
+//! per step ([`ByStep`]): a sequence one step left unfinished must not swallow the start of the
+//! next step's text, whatever order a live view receives the chunks and the step's end in.
+//! `--raw` skips all this.
+
+use loop_core::StepId;
 
 /// The longest control string (OSC, DCS, …) dropped while waiting for its end: past it the
 /// sequence is taken to be unterminated and the text after it is shown, not swallowed.
@@ -59,12 +64,6 @@ impl Sanitizer {
         out
     }
 
-    /// The stream ends here (a step's output is over): an unfinished sequence is dropped and the
-    /// next piece starts as plain text.
-    pub fn reset(&mut self) {
-        self.state = State::Ground;
-    }
-
     fn step(&self, c: char, out: &mut String) -> State {
         match self.state {
             State::Ground | State::AfterCr => ground(c, self.state == State::AfterCr, out),
@@ -108,6 +107,39 @@ impl Sanitizer {
                 _ => State::String(length + 1),
             },
         }
+    }
+}
+
+/// How many steps' streams [`ByStep`] keeps: the step under way and a few before it whose
+/// last chunks may still be on their way.
+const STEP_STREAMS: usize = 4;
+
+/// A run's agent text, each step's output a stream of its own with its own [`Sanitizer`].
+#[derive(Debug, Default)]
+pub struct ByStep {
+    /// The most recent step last.
+    streams: Vec<(StepId, Sanitizer)>,
+}
+
+impl ByStep {
+    /// The next piece of `step`'s output, cleaned in that step's stream.
+    pub fn clean(&mut self, step: StepId, text: &str) -> String {
+        let at = match self.streams.iter().position(|(id, _)| *id == step) {
+            Some(at) => at,
+            None => {
+                if self.streams.len() >= STEP_STREAMS {
+                    self.streams.remove(0);
+                }
+                self.streams.push((step, Sanitizer::default()));
+                self.streams.len() - 1
+            }
+        };
+        self.streams[at].1.clean(text)
+    }
+
+    /// `step`'s output is over: an unfinished sequence of it is dropped.
+    pub fn end(&mut self, step: StepId) {
+        self.streams.retain(|(id, _)| *id != step);
     }
 }
 
@@ -191,14 +223,32 @@ mod tests {
     }
 
     #[test]
-    fn a_sequence_split_between_pieces_is_still_removed_and_reset_ends_it() {
+    fn a_sequence_split_between_pieces_is_still_removed() {
         let mut sanitizer = Sanitizer::default();
         assert_eq!(sanitizer.clean("a\u{1b}"), "a");
         assert_eq!(sanitizer.clean("[3"), "");
         assert_eq!(sanitizer.clean("1mb\r"), "b\n");
         assert_eq!(sanitizer.clean("\nc\u{1b}]0;"), "c");
-        sanitizer.reset();
-        assert_eq!(sanitizer.clean("title\u{7}d"), "titled");
+        assert_eq!(sanitizer.clean("title\u{7}d"), "d");
+    }
+
+    fn step(n: u8) -> StepId {
+        StepId::from_parts(u64::from(n), [n; 10])
+    }
+
+    /// `loopctl exec` kept one state for the whole run: a window title an agent left
+    /// unfinished at the end of one step's output swallowed the next step's text, up to 4 KiB of
+    /// it, when the next step's output reached the view before the first step's end did.
+    #[test]
+    fn a_sequence_one_step_leaves_unfinished_does_not_swallow_the_next_step_s_text() {
+        let mut text = ByStep::default();
+        assert_eq!(text.clean(step(1), "done\u{1b}]0;tit"), "done");
+        assert_eq!(text.clean(step(2), "second step\n"), "second step\n");
+        // The first step's late pieces go on in its own stream.
+        assert_eq!(text.clean(step(1), "le\u{7}after\n"), "after\n");
+        assert_eq!(text.clean(step(2), "\u{1b}[3"), "");
+        text.end(step(2));
+        assert_eq!(text.clean(step(2), "1mshown"), "1mshown");
     }
 
     proptest! {
@@ -218,6 +268,25 @@ mod tests {
         #[test]
         fn plain_text_is_unchanged(text in "[^\u{0}-\u{1f}\u{7f}-\u{9f}]{0,200}") {
             prop_assert_eq!(clean(&text), text);
+        }
+
+        /// Whatever one step printed, and however it stopped, the next step's plain text is
+        /// shown whole; and each step's pieces show what its output shows as one stream.
+        #[test]
+        fn each_step_is_a_stream_of_its_own(
+            first in "[\u{0}-\u{3f}\u{1b}\u{9b}\u{9d}\\[\\]\\\\a-z;]{0,80}",
+            second in "[^\u{0}-\u{1f}\u{7f}-\u{9f}]{0,80}",
+            cut in 0usize..80,
+        ) {
+            let mut text = ByStep::default();
+            let chars: Vec<char> = first.chars().collect();
+            let cut = cut.min(chars.len());
+            let (head, tail): (String, String) =
+                (chars[..cut].iter().collect(), chars[cut..].iter().collect());
+            let mut shown = text.clean(step(1), &head);
+            prop_assert_eq!(text.clean(step(2), &second), second);
+            shown.push_str(&text.clean(step(1), &tail));
+            prop_assert_eq!(shown, clean(&first));
         }
 
         /// Where the stream is cut into pieces does not change what is shown.

@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use loop_core::EventRecord;
 use loop_core::projection::{RunView, StepView};
 
-use crate::escapes::Sanitizer;
+use crate::escapes::ByStep;
 use crate::human::now_ms;
 use crate::output::Output;
 use crate::table::{Colour, Paint};
@@ -28,7 +28,8 @@ pub struct Live<'a> {
     /// Draw the status line: stderr is a terminal and `--json` is off.
     tty: bool,
     colour: Colour,
-    sanitizer: Option<Sanitizer>,
+    /// Each step's output cleaned as a stream of its own (`None` under `--raw`).
+    text: Option<ByStep>,
     /// A status line is on the screen.
     drawn: bool,
     /// The last agent output did not end its line.
@@ -48,7 +49,7 @@ impl<'a> Live<'a> {
             status: Status::of(view, steps),
             tty,
             colour: Colour::stderr(),
-            sanitizer: (!out.is_raw()).then(Sanitizer::default),
+            text: (!out.is_raw()).then(ByStep::default),
             drawn: false,
             mid_line: false,
         }
@@ -56,11 +57,10 @@ impl<'a> Live<'a> {
 
     /// The run's next event.
     pub fn event(&mut self, record: &EventRecord) {
-        if let (loop_core::Event::StepFinished(_), Some(sanitizer)) =
-            (&record.event, &mut self.sanitizer)
+        if let (loop_core::Event::StepFinished(step), Some(text)) = (&record.event, &mut self.text)
         {
             // A step's output is one stream: an escape it left unfinished ends with it.
-            sanitizer.reset();
+            text.end(step.step_id);
         }
         if let Some(line) = self.status.apply(record, now_ms()) {
             self.say(&line);
@@ -84,8 +84,11 @@ impl<'a> Live<'a> {
             }
             return;
         }
-        let text = match &mut self.sanitizer {
-            Some(sanitizer) => sanitizer.clean(&chunk.content),
+        // Cleaned in its step's own stream, so whatever order the chunks and the steps' ends
+        // arrive in (`exec` reads them from two channels), no step's unfinished sequence reaches
+        // into another step's text.
+        let text = match &mut self.text {
+            Some(text) => text.clean(chunk.step_id, &chunk.content),
             None => chunk.content.clone(),
         };
         if text.is_empty() {

@@ -22,8 +22,8 @@ impl Output {
 
     /// Text an agent (or a tool it ran) wrote, for people (ignored under `--json`): its
     /// terminal escapes and control characters removed (`escapes.rs`), unless `--raw`. A
-    /// stream given in pieces keeps its state between them (the live views keep their own, reset
-    /// at each step's end: `live.rs`).
+    /// stream given in pieces keeps its state between them (the live views keep one per step:
+    /// `escapes::ByStep`).
     pub fn agent(&self, text: &str) {
         match &self.agent {
             Some(sanitizer) if !self.json => {
