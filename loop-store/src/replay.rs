@@ -49,33 +49,68 @@ struct Folded {
 /// from the run's events when read, as here), so they are counted, not compared: comparing them
 /// would read the log a second time to fold it the same way.
 pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayReport, StoreError> {
-    let mut report = ReplayReport::default();
-    let mut runs: BTreeMap<RunId, Folded> = BTreeMap::new();
+    // Reading and folding overlap: one thread reads the next page of events while this one folds
+    // the current page, another reads the stored rows meanwhile (they do not depend on the
+    // fold). Run one after the other their costs would add up.
+    std::thread::scope(|scope| {
+        let (pages, arriving) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let reader = scope.spawn(move || read_pages(store, &pages));
+        let rows = scope.spawn(move || stored_rows(store, only));
+        let mut report = ReplayReport::default();
+        let mut runs: BTreeMap<RunId, Folded> = BTreeMap::new();
+        let mut after = Seq(0);
+        for page in arriving {
+            for record in &page {
+                if record.seq.0 != after.0 + 1 {
+                    report.differences.push(Difference {
+                        run_id: Some(record.run_id),
+                        what: "log.seq".to_owned(),
+                        stored: record.seq.to_string(),
+                        folded: (after.0 + 1).to_string(),
+                    });
+                }
+                after = record.seq;
+                report.events += 1;
+                if only.is_some_and(|run| run != record.run_id) {
+                    continue;
+                }
+                fold(runs.entry(record.run_id).or_default(), record);
+            }
+        }
+        reader.join().expect("the replay's reader does not panic")?;
+        let stored = rows
+            .join()
+            .expect("the replay's row reader does not panic")?;
+        Ok(compare_all(report, &runs, stored))
+    })
+}
+
+/// Pages of events read ahead while the current one folds.
+const READ_AHEAD: usize = 2;
+
+/// Sends every page of the log, in order, until the log or the receiver ends.
+fn read_pages(
+    store: &dyn EventStore,
+    pages: &std::sync::mpsc::SyncSender<Vec<EventRecord>>,
+) -> Result<(), StoreError> {
     let mut after = Seq(0);
     loop {
         let page = store.read_all(after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        let last_seq = last.seq;
-        for record in &page {
-            if record.seq.0 != after.0 + 1 {
-                report.differences.push(Difference {
-                    run_id: Some(record.run_id),
-                    what: "log.seq".to_owned(),
-                    stored: record.seq.to_string(),
-                    folded: (after.0 + 1).to_string(),
-                });
-            }
-            after = record.seq;
-            report.events += 1;
-            if only.is_some_and(|run| run != record.run_id) {
-                continue;
-            }
-            fold(runs.entry(record.run_id).or_default(), record);
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.seq;
+        if pages.send(page).is_err() {
+            return Ok(());
         }
-        after = last_seq;
     }
+}
 
-    // The stored rows, read in pages rather than a read per run.
+/// The stored rows, read in pages rather than a read per run.
+fn stored_rows(
+    store: &dyn EventStore,
+    only: Option<RunId>,
+) -> Result<BTreeMap<RunId, RunView>, StoreError> {
     let mut stored: BTreeMap<RunId, RunView> = BTreeMap::new();
     match only {
         Some(run_id) => stored.extend(store.run_view(run_id)?.map(|view| (run_id, view))),
@@ -97,8 +132,16 @@ pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayRepor
             }
         }
     }
+    Ok(stored)
+}
 
-    for (run_id, folded) in &runs {
+/// Each folded run against its stored row, and stored rows of no run of the log.
+fn compare_all(
+    mut report: ReplayReport,
+    runs: &BTreeMap<RunId, Folded>,
+    mut stored: BTreeMap<RunId, RunView>,
+) -> ReplayReport {
+    for (run_id, folded) in runs {
         report.runs += 1;
         report.steps += folded.steps.len() as u64;
         if let Some(error) = &folded.broken {
@@ -121,7 +164,7 @@ pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayRepor
     for (run_id, view) in &stored {
         compare::<RunView>(&mut report.differences, *run_id, "run", Some(view), None);
     }
-    Ok(report)
+    report
 }
 
 fn fold(folded: &mut Folded, record: &EventRecord) {

@@ -92,6 +92,26 @@ async fn follow(
         let Some(inner) = store.upgrade() else {
             return;
         };
+        if !inner.subscribers.any() {
+            // Nobody to hand events to: note how far the log goes instead of reading and
+            // decoding every committed group (on the runtime the writer runs on). The last seq
+            // is read before looking again, so a subscription made in between finds everything
+            // up to it in the log when it catches up, and what follows is read from here.
+            let Ok(last) = listening.last_seq(at).await else {
+                return;
+            };
+            if !inner.subscribers.any() {
+                *cursor = last.max(*cursor);
+                // Other nodes' commits still count as seen: the writer's guesses go by it.
+                inner.subscribers.published_up_to(*cursor);
+                drop(inner);
+                tokio::select! {
+                    heard = notified.recv() => if heard.is_none() { return },
+                    () = tokio::time::sleep(POLL) => {}
+                }
+                continue;
+            }
+        }
         let Ok(records) = listening.read_after(at, *cursor, PAGE).await else {
             return;
         };

@@ -119,7 +119,7 @@ pub(crate) async fn query_events<T: ?Sized + ToStatement + Sync + Send>(
     rows.iter().map(|row| decode(row, at)).collect()
 }
 
-fn decode(row: &Row, at: &Path) -> Result<EventRecord, StoreError> {
+pub(crate) fn decode(row: &Row, at: &Path) -> Result<EventRecord, StoreError> {
     Columns {
         seq: row.get(0),
         run_id: row.get(1),
@@ -165,11 +165,59 @@ pub(crate) const UPSERT_RUNS_SQL: &str = "INSERT INTO runs (run_id, status, work
          updated_ms = EXCLUDED.updated_ms, version = EXCLUDED.version,
          last_seq = EXCLUDED.last_seq, view = EXCLUDED.view, run_branch = EXCLUDED.run_branch";
 
+/// One run's row as an append writes it, every column.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RunRow {
+    pub(crate) id: String,
+    status: String,
+    workspace: String,
+    name: String,
+    created: i64,
+    updated: i64,
+    version: i64,
+    last_seq: i64,
+    view: String,
+    branch: Option<String>,
+}
+
+impl RunRow {
+    pub(crate) fn of(view: &RunView) -> RunRow {
+        RunRow {
+            id: view.id.to_string(),
+            status: view.status.as_str().to_owned(),
+            workspace: view.workspace_root.clone(),
+            name: view.name.clone(),
+            created: view.created_ms,
+            updated: view.updated_ms,
+            version: view.version.0 as i64,
+            last_seq: view.last_seq.0 as i64,
+            view: serde_json::to_string(view).expect("projection views always serialize"),
+            branch: view.worktree.run_branch.clone(),
+        }
+    }
+
+    /// A stored row, its columns in the order of `INSERT INTO runs` in [`UPSERT_RUNS_SQL`].
+    pub(crate) fn from_row(row: &Row) -> RunRow {
+        RunRow {
+            id: row.get(0),
+            status: row.get(1),
+            workspace: row.get(2),
+            name: row.get(3),
+            created: row.get(4),
+            updated: row.get(5),
+            version: row.get(6),
+            last_seq: row.get(7),
+            view: row.get(8),
+            branch: row.get(9),
+        }
+    }
+}
+
 /// Runs' rows as the arrays [`UPSERT_RUNS_SQL`] takes: many rows in one statement.
 #[derive(Default)]
 pub(crate) struct RunRows {
     ids: Vec<String>,
-    statuses: Vec<&'static str>,
+    statuses: Vec<String>,
     workspaces: Vec<String>,
     names: Vec<String>,
     created: Vec<i64>,
@@ -182,21 +230,20 @@ pub(crate) struct RunRows {
 
 impl RunRows {
     pub(crate) fn push(&mut self, view: &RunView) {
-        self.ids.push(view.id.to_string());
-        self.statuses.push(view.status.as_str());
-        self.workspaces.push(view.workspace_root.clone());
-        self.names.push(view.name.clone());
-        self.created.push(view.created_ms);
-        self.updated.push(view.updated_ms);
-        self.versions.push(view.version.0 as i64);
-        self.last_seqs.push(view.last_seq.0 as i64);
-        self.views
-            .push(serde_json::to_string(view).expect("projection views always serialize"));
-        self.branches.push(view.worktree.run_branch.clone());
+        self.push_row(RunRow::of(view));
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+    pub(crate) fn push_row(&mut self, row: RunRow) {
+        self.ids.push(row.id);
+        self.statuses.push(row.status);
+        self.workspaces.push(row.workspace);
+        self.names.push(row.name);
+        self.created.push(row.created);
+        self.updated.push(row.updated);
+        self.versions.push(row.version);
+        self.last_seqs.push(row.last_seq);
+        self.views.push(row.view);
+        self.branches.push(row.branch);
     }
 
     pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 10] {

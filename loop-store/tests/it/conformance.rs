@@ -188,7 +188,7 @@ fn start_step(step_id: StepId) -> Command {
 }
 
 /// Runs through random lifecycles; returns their drivers.
-fn lifecycles(store: &dyn EventStore, seed: u64, runs: usize) -> Vec<RunDriver> {
+pub fn lifecycles(store: &dyn EventStore, seed: u64, runs: usize) -> Vec<RunDriver> {
     let mut rng = Rng::new(seed);
     let mut drivers: Vec<RunDriver> = (0..runs).map(|_| RunDriver::fresh(&mut rng)).collect();
     let mut ts = T0;

@@ -12,6 +12,7 @@ mod driver;
 mod durability;
 mod group_commit;
 mod migrate;
+mod pg_rebuild;
 mod projections;
 mod read;
 mod reconnect;
