@@ -4,8 +4,12 @@
 # (benches/load/run.sh), then rewrites the generated section of BENCHMARKS.md between its
 # markers, stamped with the commit, the date, the machine and its load before and after.
 #
-# usage: benches/regenerate.sh [--quick]
+# usage: benches/regenerate.sh [--quick] [--only NAME]
 #   --quick: small sizes and 3 rounds, to check the script itself (figures not for keeping).
+#   --only NAME: one table only (a bench: append replay rebuild postgres reads overhead; or a load
+#     test: scale binaries output fanout cli memory takeover), put in place of the same table of
+#     the generated section with a line saying when and at which commit it was rerun; the other
+#     tables stay as they were.
 # Raw outputs stay in target/bench-results/<UTC time>/ for reading the prose figures from.
 # Takes about 40 minutes on the 2-CPU machine of BENCHMARKS.md (the 1M-event rebuilds, SQLite
 # and PostgreSQL, and the 1,000-run scale test are most of it).
@@ -13,7 +17,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=no
-[[ ${1:-} == --quick ]] && quick=yes
+only=
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) quick=yes ;;
+    --only) only=${2:?--only needs a table name}; shift ;;
+    *) echo "usage: benches/regenerate.sh [--quick] [--only NAME]" >&2; exit 2 ;;
+  esac
+  shift
+done
+# Whether this run makes the table of `$1`.
+selected() { [[ -z $only || $only == "$1" ]]; }
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="target/bench-results/$stamp"
 mkdir -p "$out"
@@ -56,6 +70,7 @@ table() {
 
 bench() {
   local name=$1 title=$2 header=$3
+  selected "$name" || return 0
   local log="$out/$name.txt"
   echo "regenerate: cargo bench --bench $name" >&2
   # A failed benchmark leaves its table saying so instead of ending the whole regeneration.
@@ -80,6 +95,7 @@ done
 load() {
   local name=$1 title=$2 header=$3
   shift 3
+  selected "$name" || return 0
   local log="$out/load-$name.txt"
   echo "regenerate: benches/load/run.sh $name $*" >&2
   benches/load/run.sh "$name" "$@" >"$log" 2>"$out/load-$name.stderr" ||
@@ -87,17 +103,19 @@ load() {
   table "$title" "benches/load/run.sh $name $*" "$header" "$log"
 }
 
-scale_log="$out/load-scale.txt"
-: >"$scale_log"
-for runs in "${scale_runs[@]}"; do
-  echo "regenerate: benches/load/run.sh scale --runs $runs" >&2
-  benches/load/run.sh scale --runs "$runs" >>"$scale_log" 2>>"$out/load-scale.stderr" ||
-    echo "regenerate: scale --runs $runs failed" >&2
-done
-table "Scale: concurrent runs, the agent sleeps 1 s a call" \
-  "benches/load/run.sh scale --runs N  (N = ${scale_runs[*]})" \
-  '| runs | completed | all ended | the bare agents | wall over bare, per step | daemon CPU per step | peak RSS | VmHWM |' \
-  "$scale_log"
+if selected scale; then
+  scale_log="$out/load-scale.txt"
+  : >"$scale_log"
+  for runs in "${scale_runs[@]}"; do
+    echo "regenerate: benches/load/run.sh scale --runs $runs" >&2
+    benches/load/run.sh scale --runs "$runs" >>"$scale_log" 2>>"$out/load-scale.stderr" ||
+      echo "regenerate: scale --runs $runs failed" >&2
+  done
+  table "Scale: concurrent runs, the agent sleeps 1 s a call" \
+    "benches/load/run.sh scale --runs N  (N = ${scale_runs[*]})" \
+    '| runs | completed | all ended | the bare agents | wall over bare, per step | daemon CPU per step | peak RSS | VmHWM |' \
+    "$scale_log"
+fi
 load binaries "Through the binaries: loopctl exec and loopd, a script agent that commits, against the same processes bare" \
   '| command | plan | wall per step | the same processes bare, per step | over bare, per step: median (range, rounds) |' "${binaries[@]}"
 load output "Output: one agent printing a lot" \
@@ -109,19 +127,52 @@ load cli "CLI: listing runs" \
 load memory "Daemon memory under many clients" \
   '| what | RSS before | peak RSS | RSS 15 s after | database files open |' "${load_sizes[@]}"
 
-takeover_log="$out/load-takeover.txt"
-: >"$takeover_log"
-for round in 1 2 3; do
-  echo "regenerate: benches/load/run.sh takeover (round $round)" >&2
-  benches/load/run.sh takeover >>"$takeover_log" 2>>"$out/load-takeover.stderr" ||
-    echo "regenerate: takeover round $round failed" >&2
-done
-table "Cluster: a killed node's runs taken over (PostgreSQL, two nodes, 3 rounds)" \
-  "benches/load/run.sh takeover" \
-  '| what | lease (the floor) | first claim after the kill | last claim | beyond the lease |' \
-  "$takeover_log"
+if selected takeover; then
+  takeover_log="$out/load-takeover.txt"
+  : >"$takeover_log"
+  for round in 1 2 3; do
+    echo "regenerate: benches/load/run.sh takeover (round $round)" >&2
+    benches/load/run.sh takeover >>"$takeover_log" 2>>"$out/load-takeover.stderr" ||
+      echo "regenerate: takeover round $round failed" >&2
+  done
+  table "Cluster: a killed node's runs taken over (PostgreSQL, two nodes, 3 rounds)" \
+    "benches/load/run.sh takeover" \
+    '| what | lease (the floor) | first claim after the kill | last claim | beyond the lease |' \
+    "$takeover_log"
+fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# One table: it replaces the table of the same heading in the generated section, followed by a
+# line saying it was rerun alone (so it is not read as made with the tables around it).
+if [[ -n $only ]]; then
+  title=$(sed -n 's/^### //p' "$rows" | head -1)
+  if [[ -z $title ]]; then
+    echo "regenerate: no table is named $only" >&2
+    exit 2
+  fi
+  block="$out/block.md"
+  {
+    tail -n +2 "$rows"
+    echo
+    echo "Rerun alone by \`benches/regenerate.sh --only $only\`$([[ $quick == yes ]] && echo ' --quick (small sizes: not for keeping)') at commit $commit on $(date -u +%Y-%m-%d), load average $load_before before, $load_after after; raw outputs were in $out."
+  } >"$block"
+  if ! awk -v file="$block" -v heading="### $title" '
+    /^<!-- generated: begin/ { inside = 1 }
+    /^<!-- generated: end/ { inside = 0 }
+    inside && $0 == heading { while ((getline line < file) > 0) print line; skip = 1; found = 1; next }
+    skip && (/^### / || /^## / || /^<!-- generated: end/) { skip = 0; print "" }
+    skip { next }
+    { print }
+    END { if (!found) exit 3 }
+  ' BENCHMARKS.md >"$out/BENCHMARKS.md"; then
+    echo "regenerate: the generated section has no table \"$title\" to replace" >&2
+    exit 3
+  fi
+  cp "$out/BENCHMARKS.md" BENCHMARKS.md
+  echo "regenerate: the table \"$title\" of BENCHMARKS.md rewritten; raw outputs in $out" >&2
+  exit 0
+fi
 generated="$out/generated.md"
 {
   echo "<!-- generated: begin (benches/regenerate.sh rewrites this section; edit the script, not the tables) -->"

@@ -15,7 +15,9 @@
 //!
 //! Each pair is timed alternately in rounds (`LOOP_BENCH_PAIRS`, default 7); the ratio is the
 //! median of the per-round ratios, with its range. Sizes: `LOOP_BENCH_PG_EVENTS` (replay log,
-//! default 100,000). Without PostgreSQL installed the benchmark says so and prints no rows.
+//! default 100,000). `LOOP_BENCH_PG_ONLY=lone,appenders,replay,rebuild` (any of them) times only
+//! those pairs, to profile or rerun one figure (the logs are filled all the same). Without
+//! PostgreSQL installed the benchmark says so and prints no rows.
 
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -108,6 +110,14 @@ impl Raw {
     }
 }
 
+/// Whether `LOOP_BENCH_PG_ONLY` (unset: every pair) names `part`.
+fn timed(part: &str) -> bool {
+    match std::env::var("LOOP_BENCH_PG_ONLY") {
+        Ok(only) => only.split(',').any(|p| p.trim() == part),
+        Err(_) => true,
+    }
+}
+
 fn main() {
     let Some(server) = loop_testkit::postgres::Postgres::start("postgres benchmark") else {
         return;
@@ -148,7 +158,7 @@ fn main() {
     paired(
         "postgres append_lone store vs raw INSERT",
         ROUND,
-        rounds,
+        if timed("lone") { rounds } else { 0 },
         &mut append_round,
         &mut raw_round,
     );
@@ -216,7 +226,7 @@ fn main() {
     paired(
         "postgres append_16_appenders store vs raw INSERT",
         CONCURRENT_ROUND,
-        rounds,
+        if timed("appenders") { rounds } else { 0 },
         &mut concurrent_store,
         &mut concurrent_raw,
     );
@@ -254,7 +264,7 @@ fn main() {
     paired(
         "postgres replay store vs raw read+decode",
         events,
-        rounds,
+        if timed("replay") { rounds } else { 0 },
         replay_round,
         raw_read,
     );
@@ -291,7 +301,7 @@ fn main() {
     paired(
         "postgres rebuild store vs raw read+decode",
         events,
-        rounds.min(3),
+        if timed("rebuild") { rounds.min(3) } else { 0 },
         rebuild_round,
         raw_read,
     );
