@@ -10,8 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Once;
 
+use loop_api::runs::RunEnvelope;
+use loop_core::projection::RunView;
 use loop_testkit::Scratch;
 use serde_json::Value;
+
+/// The run of a `{"run": …}` document (more fields beside it, as `inspect`'s, are left).
+pub fn run_of(document: &Value) -> RunView {
+    serde_json::from_value::<RunEnvelope>(document.clone())
+        .unwrap_or_else(|e| panic!("not a run document ({e}): {document}"))
+        .run
+}
 
 use crate::support::text;
 
@@ -113,12 +122,17 @@ impl Project {
         })
     }
 
+    /// Runs `args` (with `--json`), which must succeed, and reads the run its document holds
+    /// (`inspect`, `run`, `pause`, … answer with the API's `{"run": …}`) as the API's type.
+    pub fn run(&self, args: &[&str]) -> RunView {
+        run_of(&self.json(args))
+    }
+
     /// Creates a run of the feature spec in the workspace itself; its id.
     pub fn create(&self, extra: &[&str]) -> String {
         let mut args = vec!["run", "specs/feature.md", "--no-worktree"];
         args.extend(extra);
-        let run = self.json(&args);
-        run["run"]["id"].as_str().expect("run id").to_owned()
+        self.run(&args).id.to_string()
     }
 
     /// Waits for run `id` to end; the final run.

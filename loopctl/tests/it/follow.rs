@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Project, collect, start_daemon, stub, until};
+use loop_api::runs::RunEnvelope;
+use loop_core::RunStatus;
+
+use crate::daemon::{Project, collect, run_of, start_daemon, stub, until};
 use crate::support::text;
 
 #[test]
@@ -22,10 +25,9 @@ fn run_follow_shows_every_step_once_with_status_lines_on_stderr() {
         "--follow",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let run = project.json(&["inspect", "chatty"]);
-    let id = run["run"]["id"].as_str().expect("id");
+    let id = project.run(&["inspect", "chatty"]).id.to_string();
     let logs: String = project
-        .step_logs(id)
+        .step_logs(&id)
         .into_iter()
         .map(|(_, log)| log)
         .collect();
@@ -61,15 +63,16 @@ fn run_follow_shows_every_step_once_with_status_lines_on_stderr() {
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
     let (last, chunks) = lines.split_last().expect("lines");
-    assert_eq!(last["run"]["status"], "COMPLETED");
+    let last = run_of(last);
+    assert_eq!(last.status, RunStatus::Completed);
     assert!(!chunks.is_empty());
-    let id = last["run"]["id"].as_str().expect("id");
+    let id = last.id.to_string();
     let shown: String = chunks
         .iter()
         .map(|chunk| chunk["content"].as_str().expect("content"))
         .collect();
     let logs: String = project
-        .step_logs(id)
+        .step_logs(&id)
         .into_iter()
         .map(|(_, log)| log)
         .collect();
@@ -188,8 +191,8 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
     // Stop the daemon in the middle of the second step, then start another on the same port.
     until("the second step", Duration::from_secs(15), || {
         let run = project.loopctl(&["inspect", "restarted", "--json"]);
-        serde_json::from_slice::<Value>(&run.stdout)
-            .is_ok_and(|run| run["run"]["current_step"]["iteration"] == 2)
+        serde_json::from_slice::<RunEnvelope>(&run.stdout)
+            .is_ok_and(|run| run.run.current_step.is_some_and(|step| step.iteration == 2))
     });
     std::thread::sleep(Duration::from_millis(350));
     project.daemon.stop();
@@ -204,7 +207,7 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
     assert!(stderr.contains("COMPLETED"), "{stderr}");
 
     let run = project.json(&["inspect", "restarted"]);
-    let id = run["run"]["id"].as_str().expect("id");
+    let id = run_of(&run).id.to_string();
     let statuses: Vec<&str> = run["steps"]
         .as_array()
         .expect("steps")
@@ -215,7 +218,7 @@ fn follow_goes_on_across_a_daemon_restart_without_losing_or_repeating_output() {
     // Every finished step's output is shown once and in order; before the step that was run
     // again, only a clean prefix of the interrupted attempt (whose log the new attempt rewrote).
     let mut rest = stdout.as_str();
-    for (_, log) in project.step_logs(id) {
+    for (_, log) in project.step_logs(&id) {
         let at = rest
             .find(&log)
             .unwrap_or_else(|| panic!("{log:?} in {rest:?}"));
@@ -279,8 +282,8 @@ fn ctrl_c_while_following_says_the_run_goes_on_and_how_to_reattach() {
             "{stderr}"
         );
         assert_eq!(
-            project.json(&["inspect", "patient"])["run"]["status"],
-            "RUNNING",
+            project.run(&["inspect", "patient"]).status,
+            RunStatus::Running,
             "{args:?}: the run goes on"
         );
     }
@@ -337,8 +340,8 @@ fn tail_and_events_of_a_queued_run_say_why_it_waits() {
         let _ = child.wait();
     }
     assert_eq!(
-        project.json(&["inspect", "queued"])["run"]["status"],
-        "PENDING"
+        project.run(&["inspect", "queued"]).status,
+        RunStatus::Pending
     );
     for run in [&busy, &queued] {
         project.loopctl(&["cancel", run]);

@@ -1,6 +1,10 @@
 //! `run`, `list`, `inspect`, the state changes and `wait`, against a real daemon.
 
-use crate::daemon::{Project, stub};
+use loop_api::runs::RunEnvelope;
+use loop_core::RunStatus;
+use loop_core::event::ExitReason;
+
+use crate::daemon::{Project, run_of, stub};
 use crate::support::text;
 
 #[test]
@@ -34,13 +38,13 @@ fn run_wait_exits_0_for_a_completed_run_and_1_for_a_failed_one() {
         "--json",
     ]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
-    let run: serde_json::Value = serde_json::from_slice(&failed.stdout).expect("one document");
-    assert_eq!(run["run"]["status"], "FAILED");
-    assert_eq!(run["run"]["exit_reason"], "iterations_exhausted");
+    let run: RunEnvelope = serde_json::from_slice(&failed.stdout).expect("one run document");
+    assert_eq!(run.run.status, RunStatus::Failed);
+    assert_eq!(run.run.exit_reason, Some(ExitReason::IterationsExhausted));
 
     // `wait` on a run that already ended answers at once, with the same exit status.
-    let id = run["run"]["id"].as_str().expect("id");
-    let again = project.loopctl(&["wait", id]);
+    let id = run.run.id.to_string();
+    let again = project.loopctl(&["wait", &id]);
     assert_eq!(again.status.code(), Some(1));
     assert!(
         text(&again.stdout).contains("FAILED"),
@@ -87,7 +91,7 @@ fn run_wait_demo_and_exec_print_the_same_document_for_a_run() {
     assert_eq!(keys(&demo), keys(&waited), "demo: {demo}");
     assert_eq!(keys(&exec), keys(&waited), "exec: {exec}");
     for document in [&waited, &demo, &exec] {
-        assert_eq!(document["run"]["status"], "COMPLETED", "{document}");
+        assert_eq!(run_of(document).status, RunStatus::Completed, "{document}");
     }
     // The demo adds where its files are, beside the run.
     assert!(
@@ -169,7 +173,7 @@ fn list_and_inspect_show_tables_for_people_and_documents_for_scripts() {
         assert!(shown.contains(expected), "{expected:?} in {shown}");
     }
     let document = project.json(&["inspect", &id]);
-    assert_eq!(document["run"]["id"], id.as_str());
+    assert_eq!(run_of(&document).id.to_string(), id);
     // One implementation step did the plan's one task; no call to say COMPLETE.
     assert_eq!(document["steps"].as_array().map(Vec::len), Some(1));
     let run_dir = document["run_dir"].as_str().expect("run dir");
@@ -196,16 +200,10 @@ fn runs_are_named_by_id_prefix_or_name_and_an_ambiguous_one_is_an_error() {
     let beta = project.create(&["--name", "beta"]);
     project.wait(&beta);
 
-    assert_eq!(
-        project.json(&["inspect", "beta"])["run"]["id"],
-        beta.as_str()
-    );
+    assert_eq!(project.run(&["inspect", "beta"]).id.to_string(), beta);
     let prefix = &alpha[..alpha.len() - 6];
-    assert_eq!(
-        project.json(&["inspect", prefix])["run"]["id"],
-        alpha.as_str()
-    );
-    assert_eq!(project.json(&["inspect", &alpha])["run"]["name"], "alpha");
+    assert_eq!(project.run(&["inspect", prefix]).id.to_string(), alpha);
+    assert_eq!(project.run(&["inspect", &alpha]).name, "alpha");
 
     let common = alpha
         .chars()
@@ -241,7 +239,7 @@ fn state_changes_say_the_new_state_and_an_illegal_one_names_the_current() {
     let project = Project::new(&stub("sleep_once.sh"), 1);
     let id = project.create(&["--name", "sleepy"]);
     crate::daemon::until("the first step", std::time::Duration::from_secs(10), || {
-        project.json(&["inspect", &id])["run"]["current_step"].is_object()
+        project.run(&["inspect", &id]).current_step.is_some()
     });
 
     let paused = project.loopctl(&["pause", "sleepy", "--now"]);
@@ -259,8 +257,10 @@ fn state_changes_say_the_new_state_and_an_illegal_one_names_the_current() {
     );
     assert_eq!(error.lines().count(), 1, "{error}");
 
-    let resumed = project.json(&["resume", "sleepy"]);
-    assert_eq!(resumed["run"]["status"], "RUNNING");
+    assert_eq!(
+        project.run(&["resume", "sleepy"]).status,
+        RunStatus::Running
+    );
     let waited = project.loopctl(&["wait", "sleepy"]);
     assert_eq!(waited.status.code(), Some(0), "{}", text(&waited.stderr));
     assert!(text(&waited.stdout).contains("COMPLETED"));

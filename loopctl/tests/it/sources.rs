@@ -130,18 +130,15 @@ fn no_daemon_at_the_default_address_reads_the_data_dirs_log_and_says_so() {
 #[test]
 fn worktrees_and_gc_go_through_the_daemon() {
     let project = Project::new(&stub("one_task.sh"), 1);
-    let run = project.json(&[
+    let run = project.run(&[
         "run",
         "specs/feature.md",
         "--worktree-provider",
         "git",
         "--wait",
     ]);
-    assert_eq!(run["run"]["status"], "COMPLETED", "{run}");
-    let worktree = run["run"]["worktree"]["worktree_path"]
-        .as_str()
-        .expect("a worktree")
-        .to_owned();
+    assert_eq!(run.status, loop_core::RunStatus::Completed, "{run:?}");
+    let worktree = run.worktree.worktree_path.expect("a worktree");
     assert!(std::path::Path::new(&worktree).is_dir());
     // No log where loopctl would look on its own: only the daemon knows the worktree.
     let elsewhere = tempfile::tempdir().expect("temp dir");

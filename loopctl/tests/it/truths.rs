@@ -31,22 +31,21 @@ fn the_name_printed_at_creation_keeps_meaning_the_run_and_is_never_given_again()
     let done = project.wait(&id);
     assert_eq!(done["name"], "swift-owl", "{done}");
     // The hint printed at creation still works, and means this run.
-    let inspect = project.json(&["inspect", "feature"]);
-    assert_eq!(inspect["run"]["id"], id.as_str(), "{inspect}");
+    assert_eq!(project.run(&["inspect", "feature"]).id.to_string(), id);
     // The next run of the spec is not given the name; a person may not give it either.
     project.fresh_plan(1);
-    let second = project.json(&[
+    let second = project.run(&[
         "run",
         "specs/feature.md",
         "--no-worktree",
         "--name-source",
         "spec_slug",
     ]);
-    assert_eq!(second["run"]["name"], "feature-2", "{second}");
+    assert_eq!(second.name, "feature-2", "{second:?}");
     // The second run works in place and finishes the plan: once it is over, a plan with a task
     // left, so that what refuses the next run is its name (a plan with nothing to do is
     // refused before the name is looked at).
-    let second_id = second["run"]["id"].as_str().expect("id").to_owned();
+    let second_id = second.id.to_string();
     project.wait(&second_id);
     project.fresh_plan(1);
     let refused = project.loopctl(&[
@@ -98,15 +97,8 @@ fn a_completed_run_whose_merge_did_not_land_exits_3_and_says_what_to_run() {
 fn a_run_shows_its_plans_tasks_before_its_first_step_ends() {
     let project = Project::new(&stub("hang.sh"), 4);
     let id = project.create(&[]);
-    let run = project.json(&["inspect", &id]);
-    assert_eq!(
-        (
-            run["run"]["tasks_done"].as_u64(),
-            run["run"]["tasks_total"].as_u64()
-        ),
-        (Some(0), Some(4)),
-        "{run}"
-    );
+    let run = project.run(&["inspect", &id]);
+    assert_eq!((run.tasks_done, run.tasks_total), (0, 4), "{run:?}");
     project.json(&["cancel", &id]);
 }
 
@@ -166,7 +158,7 @@ fn analyze_shows_the_postmortem_a_run_has_and_pays_only_when_asked_again() {
         std::fs::read_to_string(dir.join("analysis-calls")).map_or(0, |calls| calls.lines().count())
     };
     loop_testkit::until("the postmortem ends", Duration::from_secs(60), || {
-        project.json(&["inspect", &id])["run"]["postmortem"] == "ok"
+        project.run(&["inspect", &id]).postmortem.as_deref() == Some("ok")
     });
     let before = calls();
     assert_eq!(before, 3, "the run's own postmortem");
