@@ -253,6 +253,11 @@ impl AccountBook {
             return;
         }
         run.applied = record.version;
+        // A pool run's own wait holds no account and is no call: the holds it waits for are
+        // in the log already (or, for a budget or a reserve, follow from it).
+        if matches!(&record.event, Event::AgentWaiting(wait) if wait.pool_wait.is_some()) {
+            return;
+        }
         let ts_ms = record.ts_ms;
         // The account this record's call went to: the record's own, else the run's call in
         // flight, else its latest, else its first.
@@ -475,58 +480,6 @@ impl AccountBook {
             .iter()
             .filter(move |(_, run)| run.pool.iter().any(|a| a == account))
             .map(|(run, _)| *run)
-    }
-}
-
-/// The account's reserve reached: the share of its rate-limit window a run keeps free
-/// (`account_reserve_pct`) is in use, and the window resets then.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InReserve {
-    pub window: String,
-    pub utilization: f64,
-    pub until_ms: i64,
-}
-
-/// Whether starting a new iteration would eat into the reserve: the last window the account's
-/// agent reported is used beyond `100 - reserve_pct` percent and has not reset yet. (The one-
-/// account check; [`before_call`] also paces by the share an iteration takes.)
-pub fn in_reserve(state: &AccountState, reserve_pct: u32, now_ms: i64) -> Option<InReserve> {
-    if reserve_pct == 0 {
-        return None;
-    }
-    let window = state.window.as_ref()?;
-    let utilization = window.utilization?;
-    let until_ms = window.resets_at_ms?;
-    let allowed = f64::from(100 - reserve_pct.min(100)) / 100.0;
-    (utilization >= allowed && now_ms < until_ms).then(|| InReserve {
-        window: window.window.clone().unwrap_or_else(|| "window".to_owned()),
-        utilization,
-        until_ms,
-    })
-}
-
-/// Whether a run may start an agent call now, by its account's account-wide limit alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gate {
-    Go,
-    /// The account's limit resets then: no call before.
-    WaitUntil(i64),
-    /// The reset has passed and this run probes the account: it calls, and the others wait for
-    /// what its call finds.
-    Probe,
-    /// Another run probes the account since the reset; wait for its answer.
-    WaitForProbe(RunId),
-}
-
-/// What the account's state (and the run probing it since the reset, if any) allows `run`.
-pub fn gate(state: &AccountState, probe: Option<RunId>, run: RunId, now_ms: i64) -> Gate {
-    match state.limited_until_ms {
-        None => Gate::Go,
-        Some(until) if now_ms < until => Gate::WaitUntil(until),
-        Some(_) => match probe {
-            Some(probing) if probing != run => Gate::WaitForProbe(probing),
-            _ => Gate::Probe,
-        },
     }
 }
 

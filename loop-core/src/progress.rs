@@ -196,7 +196,11 @@ impl LoopProgress {
                 self.watchdog_rewrites += 1;
                 self.rewrite_signal = Some(rewrite.signal.clone());
             }
-            Event::AgentWaiting(wait) => self.waiting_until_ms = Some(wait.until_ms),
+            // A pool run's own wait is waited out by the decision before its next call, which
+            // sees a hold end early (a probe answered) as well as at its reset.
+            Event::AgentWaiting(wait) if wait.pool_wait.is_none() => {
+                self.waiting_until_ms = Some(wait.until_ms);
+            }
             Event::AgentRetry(retry) => {
                 self.waiting_until_ms = None;
                 match retry.budget {

@@ -22,6 +22,8 @@ pub use experiments::{
 pub use export::{Export, events_jsonl};
 pub use report::{REPORT_HEADER, Report, ReportRow};
 pub use run_log::{RunLog, run_log_line};
-pub use run_view::{CurrentStep, MergeView, RunView, WaitCode, Waiting, WorktreeView, add_cost};
+pub use run_view::{
+    CurrentStep, MergeView, RunView, WaitCode, Waiting, WorktreeView, add_cost, wait_code,
+};
 pub use step_view::{CommandOutcome, StepView, step_of};
 pub use summary::Summary;

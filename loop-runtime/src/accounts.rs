@@ -1,5 +1,8 @@
 //! Accounts across runs: one usage limit holds every run of the account, and one run probes
-//! after the reset before the others call again (see [`loop_core::account`]).
+//! after the reset before the others call again (see [`loop_core::account`]). Every agent
+//! call of every run (one account or a pool; a step's first call, its retries, a naming call,
+//! a postmortem's analyses) is cleared by the one decision, [`loop_core::account::before_call`]
+//! (`accounts/decision.rs`).
 //!
 //! The book is a fold of the log: as an observer of the journal it applies what is appended at
 //! once (so a run that checks right after another met a limit sees it), and a follower applies
@@ -10,16 +13,15 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use loop_core::account::{AccountBook, Gate, Hold, Turn, Waiter, gate, turn};
+use loop_core::account::{AccountBook, Hold, Waiter};
 use loop_core::config::{AgentName, RunConfig};
 use loop_core::{EventRecord, RunId};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use crate::journal::{Observer, Origin};
 
-mod pool;
+mod decision;
 
 /// How long the others wait for a probe that says nothing (its run paused or died mid-call)
 /// before one of them probes instead.
@@ -85,20 +87,8 @@ struct Book {
     waiting: std::collections::HashMap<String, Vec<Waiter>>,
     /// Runs given a turn whose call the log does not show yet, with their account and when.
     granted: std::collections::HashMap<RunId, (String, i64)>,
-    /// Per pool run waiting before a call: the hold its driver's last decision waits on.
-    pool_waits: std::collections::HashMap<RunId, Hold>,
-}
-
-impl Book {
-    /// Turns given on `account` whose call the log does not show yet.
-    fn granted_on(&self, account: &str) -> u32 {
-        let count = self
-            .granted
-            .values()
-            .filter(|(of, _)| of == account)
-            .count();
-        u32::try_from(count).unwrap_or(u32::MAX)
-    }
+    /// Per run waiting before a call: the hold its driver's last decision waits on.
+    waits: std::collections::HashMap<RunId, Hold>,
 }
 
 /// The accounts of the runs this runtime knows.
@@ -267,116 +257,22 @@ impl Accounts {
         all
     }
 
-    /// Whether `run_id` starting a new iteration now would eat into its account's reserve.
-    pub(crate) fn in_reserve(
-        &self,
-        run_id: RunId,
-        now_ms: i64,
-    ) -> Option<(String, loop_core::account::InReserve)> {
-        let book = self.lock();
-        let account = book.book.account_of(run_id)?;
-        let state = book.book.state(account)?;
-        let pct = book.book.reserve_of(run_id);
-        loop_core::account::in_reserve(state, pct, now_ms).map(|r| (account.to_owned(), r))
-    }
-
-    /// The cap of `budget` that `run_id`'s account has reached at `now_ms`, with the account.
-    pub(crate) fn over_budget(
-        &self,
-        run_id: RunId,
-        budget: loop_core::account::Budget,
-        now_ms: i64,
-    ) -> Option<(String, loop_core::account::OverBudget)> {
-        let book = self.lock();
-        let account = book.book.account_of(run_id)?;
-        let state = book.book.state(account)?;
-        loop_core::account::over_budget(state, budget, now_ms)
-            .map(|over| (account.to_owned(), over))
-    }
-
-    /// Why `run_id` may not call its agent now, if it may not: its account's limit and until
-    /// when, or the run probing it.
-    pub(crate) fn hold(&self, run_id: RunId, now_ms: i64) -> Option<(String, String, Gate)> {
-        let book = self.lock();
-        let account = book.book.account_of(run_id)?;
-        let state = book.book.state(account)?;
-        let probe = book.probes.get(account).map(|(run, _)| *run).or_else(|| {
-            let until = state.limited_until_ms?;
-            book.book.probing(account, until)
-        });
-        let reason = state.limit_reason.clone().unwrap_or_default();
-        match gate(state, probe, run_id, now_ms) {
-            Gate::Go | Gate::Probe => None,
-            held => Some((account.to_owned(), reason, held)),
-        }
-    }
-
-    /// Waits until `run_id` may start an agent call: not before its account's reset, and after
-    /// it only once the run probing the account has found it serving. `false` when cancelled.
-    pub(crate) async fn clear_to_call(
-        &self,
-        run_id: RunId,
-        clock: &dyn Clock,
-        cancel: &CancellationToken,
-    ) -> bool {
+    /// Waits until the log as it was when the runtime opened it is folded: before that the
+    /// book may not know a limit met before a restart, and no call is cleared. `false` when
+    /// cancelled first.
+    pub(crate) async fn ready(&self, cancel: &CancellationToken) -> bool {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                tokio::select! {
-                    () = &mut changed => {}
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    () = cancel.cancelled() => return false,
-                }
-                continue;
+            if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return true;
             }
-            let now = clock.now_ms();
-            let decision = {
-                let mut book = self.lock();
-                let Some(account) = book.book.account_of(run_id).map(str::to_owned) else {
-                    return true;
-                };
-                let Some(state) = book.book.state(&account).cloned() else {
-                    return true;
-                };
-                // A probe that said nothing for too long is given up.
-                if book
-                    .probes
-                    .get(&account)
-                    .is_some_and(|(_, since)| now - since > PROBE_PATIENCE.as_millis() as i64)
-                {
-                    book.probes.remove(&account);
-                }
-                // The probe this node chose, else one the log shows in flight since the
-                // reset (another node's, in a cluster): one probe, not one per node.
-                let probe = book.probes.get(&account).map(|(run, _)| *run).or_else(|| {
-                    let until = state.limited_until_ms?;
-                    book.book.probing(&account, until)
-                });
-                let decision = gate(&state, probe, run_id, now);
-                if decision == Gate::Probe {
-                    book.probes.insert(account.clone(), (run_id, now));
-                    tracing::info!(%run_id, %account, "probing the account after its usage limit's reset");
-                }
-                decision
-            };
-            match decision {
-                Gate::Go | Gate::Probe => return true,
-                Gate::WaitUntil(until) => {
-                    tokio::select! {
-                        () = clock.sleep_until(until) => {}
-                        () = &mut changed => {}
-                        () = cancel.cancelled() => return false,
-                    }
-                }
-                Gate::WaitForProbe(_) => {
-                    tokio::select! {
-                        () = &mut changed => {}
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                        () = cancel.cancelled() => return false,
-                    }
-                }
+            tokio::select! {
+                () = &mut changed => {}
+                // In case a notification is missed: the flag is read again.
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = cancel.cancelled() => return false,
             }
         }
     }
@@ -444,78 +340,6 @@ impl Accounts {
     pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
     }
-
-    /// Waits for `run_id`'s turn to call its agent when its account admits only so many calls
-    /// at once (`account_concurrency`): the runs waiting take turns by iteration and priority
-    /// ([`loop_core::account::turn`]). At once without a cap. `false` when cancelled.
-    pub(crate) async fn take_turn(
-        &self,
-        run_id: RunId,
-        clock: &dyn Clock,
-        cancel: &CancellationToken,
-    ) -> bool {
-        let arrived = self
-            .arrivals
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let going = loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let decision = {
-                let mut book = self.lock();
-                let Some(account) = book.book.account_of(run_id).map(str::to_owned) else {
-                    return true;
-                };
-                let now = clock.now_ms();
-                let patience = TURN_PATIENCE.as_millis() as i64;
-                book.granted.retain(|_, (_, at)| now - *at < patience);
-                let line = book.waiting.entry(account.clone()).or_default();
-                if !line.iter().any(|w| w.run_id == run_id) {
-                    line.push(Waiter { run_id, arrived });
-                }
-                let line = book.waiting[&account].clone();
-                let granted = book.granted_on(&account);
-                let decision = turn(&book.book, &account, &line, granted, run_id);
-                if decision == Turn::Go {
-                    book.granted.insert(run_id, (account.clone(), now));
-                }
-                decision
-            };
-            if decision == Turn::Go {
-                break true;
-            }
-            tokio::select! {
-                () = &mut changed => {}
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                () = cancel.cancelled() => break false,
-            }
-        };
-        let mut book = self.lock();
-        for line in book.waiting.values_mut() {
-            line.retain(|w| w.run_id != run_id);
-        }
-        drop(book);
-        // The others' places in line moved.
-        self.changed.notify_waiters();
-        going
-    }
-
-    /// Frees the turn `run_id` was given and will not use now.
-    pub(crate) fn give_back_turn(&self, run_id: RunId) {
-        self.lock().granted.remove(&run_id);
-        self.changed.notify_waiters();
-    }
-
-    /// Why `run_id` waits for a turn of its account's calls, if it does.
-    pub(crate) fn turn_of(&self, run_id: RunId) -> Option<(String, Turn)> {
-        let book = self.lock();
-        let (account, line) = book
-            .waiting
-            .iter()
-            .find(|(_, line)| line.iter().any(|w| w.run_id == run_id))?;
-        let decision = turn(&book.book, account, line, book.granted_on(account), run_id);
-        Some((account.clone(), decision))
-    }
 }
 
 #[cfg(test)]
@@ -529,6 +353,27 @@ mod tests {
             layer.insert((*key).to_owned(), (*value).to_owned());
         }
         Config::resolve([&layer]).typed()
+    }
+
+    /// Until the log as it was at start is folded, no call is cleared: a restart's first
+    /// decisions wait for the book to know the limits met before it.
+    #[tokio::test]
+    async fn no_call_is_cleared_before_the_log_is_read() {
+        let accounts = std::sync::Arc::new(Accounts::default());
+        let cancel = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let accounts = std::sync::Arc::clone(&accounts);
+            let cancel = cancel.clone();
+            async move { accounts.ready(&cancel).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "cleared before the log was read");
+        accounts.set_ready();
+        assert!(waiting.await.expect("the wait"));
+        // Stopped while it waits: not cleared.
+        let unread = Accounts::default();
+        cancel.cancel();
+        assert!(!unread.ready(&cancel).await);
     }
 
     #[test]

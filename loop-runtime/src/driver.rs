@@ -67,6 +67,8 @@ pub(crate) struct Driver {
     report: report::ReportFile,
     /// The run has had its naming call (or never needs one).
     named: bool,
+    /// The account the decision before the next agent step cleared for its first call.
+    cleared: Option<String>,
     /// A run by URL in a cluster: this node's hold on the run's fence on the remote, once
     /// seized ([`crate::repos::fence`]).
     fence: Option<crate::repos::fence::Fence>,
@@ -96,6 +98,7 @@ impl Driver {
             named: records
                 .iter()
                 .any(|record| matches!(record.event, Event::RunNamed(_))),
+            cleared: None,
             services,
             accounts,
             run,
@@ -168,6 +171,11 @@ impl Driver {
     /// Sleeps until a usage-limit wait the log records is over; `false` when stopped or asked
     /// to pause first.
     async fn wait_out_usage_limit(&mut self) -> bool {
+        // A pool run waits for the earliest reset of its pool, not the one its last call met:
+        // the decision before its next call does the waiting.
+        if !self.run.config.account_pool.is_empty() {
+            return true;
+        }
         match self.progress.waiting_until_ms {
             Some(until) if until > self.now() => self.sleep_until(until).await,
             _ => true,

@@ -70,6 +70,8 @@ pub(crate) enum Kind {
     UsageLimitWait,
     /// The account's budget is spent; the run waits (recorded outside any step).
     AccountBudgetWait,
+    /// Every account of a pool run's pool is held; the run waits for the earliest end.
+    AccountPoolWait,
     /// The watchdog's rewrites were spent and the run failed.
     WatchdogGaveUp,
     /// The merge on completion did not land.
@@ -87,6 +89,7 @@ impl Kind {
             Kind::RunCanceled => "run_canceled",
             Kind::UsageLimitWait => "usage_limit_wait",
             Kind::AccountBudgetWait => "account_budget_wait",
+            Kind::AccountPoolWait => "account_pool_wait",
             Kind::WatchdogGaveUp => "watchdog_gave_up",
             Kind::MergeConflict => "merge_conflict",
             Kind::Unknown => "unknown",
@@ -101,7 +104,9 @@ pub(crate) fn kind_of(event: &Event) -> Option<Kind> {
         Event::RunFailed(failed) if failed.watchdog_gave_up() => Kind::WatchdogGaveUp,
         Event::RunFailed(_) => Kind::RunFailed,
         Event::RunCanceled(_) => Kind::RunCanceled,
-        // A budget stop is the one wait recorded outside any step: no call met a limit.
+        // A pool run waiting for its whole pool: every account is held.
+        Event::AgentWaiting(wait) if wait.pool_wait.is_some() => Kind::AccountPoolWait,
+        // A budget stop is the other wait recorded outside any step: no call met a limit.
         Event::AgentWaiting(wait) if wait.step_id.is_none() => Kind::AccountBudgetWait,
         Event::AgentWaiting(_) => Kind::UsageLimitWait,
         Event::MergeFinished(merge) if merge.conflict.is_some() => Kind::MergeConflict,
@@ -536,6 +541,7 @@ mod tests {
                     paid: Default::default(),
                     account: None,
                     window: None,
+                    pool_wait: None,
                 }),
                 Some(Kind::UsageLimitWait),
             ),
@@ -547,6 +553,7 @@ mod tests {
                     paid: Default::default(),
                     account: None,
                     window: None,
+                    pool_wait: None,
                 }),
                 Some(Kind::AccountBudgetWait),
             ),

@@ -449,18 +449,13 @@ impl Scheduler {
         if view.status == RunStatus::Pending && self.limits.claim != Claim::Nothing {
             view.waiting = self.queue_reason(view);
         }
-        // A running run its account holds. A pool run driven here: as its driver's decision
-        // says, whatever the log's last wait (which names one account of the pool, not the
-        // earliest reset, and lasts into the next call). A run of one account: when it has
-        // not met the limit itself.
-        if view.status == RunStatus::Running {
+        // A running run its accounts hold, driven here: as its driver's decision says. A pool
+        // run's whatever the log's last wait (which lasts into the next call); a run of one
+        // account's when the log shows no wait of its own (the limit its call met).
+        if view.status == RunStatus::Running && self.running().contains_key(&view.id) {
             let pooled = self.accounts.pooled(view.id);
-            let driven_here = self.running().contains_key(&view.id);
-            if (pooled && driven_here) || (!pooled && view.waiting.is_none()) {
-                let hold = self
-                    .accounts
-                    .explain(view.id, now, view.current_step.is_none());
-                view.waiting = hold.map(|hold| {
+            if pooled || view.waiting.is_none() {
+                view.waiting = self.accounts.explain(view.id).map(|hold| {
                     let waiting = Waiting::new(hold.code(), hold.to_string());
                     match hold.until_ms() {
                         Some(until) => waiting.until(until),

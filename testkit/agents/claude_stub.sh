@@ -51,7 +51,9 @@ if [ -n "$LOOP_RUN_DIR" ]; then
 fi
 echo "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"$session\",\"model\":\"opus\",\"cwd\":\".\",\"tools\":[]}"
 if [ "$LOOP_PHASE" = naming ]; then
-  # The naming call: ./.stub-name says `fail`, `hang`, or the name to propose.
+  # The naming call: ./.stub-name says `fail`, `hang`, or the name to propose. Each is listed
+  # in the run's naming-calls.
+  [ -n "$LOOP_RUN_DIR" ] && echo "$LOOP_RUN_ID" >> "$LOOP_RUN_DIR/naming-calls"
   name=$(cat "${LOOP_WORKSPACE:-.}/.stub-name" 2>/dev/null || echo quiet-harbor-lights)
   case "$name" in
     fail) echo "naming broke" >&2; exit 1 ;;

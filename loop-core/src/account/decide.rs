@@ -32,6 +32,7 @@ use super::turn::{Turn, Waiter, turn};
 use super::window::{self, Window};
 use super::{AccountBook, AccountState, UNNAMED};
 use crate::config::{BudgetAction, RunConfig};
+use crate::event::PoolWait;
 use crate::ids::RunId;
 use crate::projection::WaitCode;
 use crate::time::rfc3339_ms;
@@ -137,6 +138,18 @@ impl Hold {
             | Hold::OverBudget { account, .. }
             | Hold::Reserve { account, .. }
             | Hold::Turn { account, .. } => account,
+        }
+    }
+
+    /// How a pool run's wait for this hold is recorded (`AGENT_WAITING.pool_wait`): the holds
+    /// that end at a known time. A probe's answer or a turn comes within a call, and is shown
+    /// in the run's view only.
+    pub fn pool_wait(&self) -> Option<PoolWait> {
+        match self {
+            Hold::Limited { .. } => Some(PoolWait::Limit),
+            Hold::OverBudget { .. } => Some(PoolWait::Budget),
+            Hold::Reserve { .. } => Some(PoolWait::Reserve),
+            Hold::Probing { .. } | Hold::Turn { .. } => None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The book's fold of the log, the single-account checks and fair share's turns.
+//! The book's fold of the log, a one-account run's decision and fair share's turns.
 
 use std::collections::BTreeMap;
 
@@ -205,17 +205,49 @@ fn a_limit_holds_the_account_until_a_call_succeeds_after_its_reset() {
         paid: Default::default(),
         account: None,
         window: None,
+        pool_wait: None,
     };
     book.apply(&record(run, 2, 10, wait));
     let state = book.state("team").expect("team").clone();
     assert_eq!(state.limited_until_ms, Some(1_000));
-    assert_eq!(gate(&state, None, run, 999), Gate::WaitUntil(1_000));
-    assert_eq!(gate(&state, None, run, 1_000), Gate::Probe);
+    // The one decision holds a run of one account as it holds a pool: until the reset, then
+    // one probe, the others waiting for its answer.
+    let config = RunConfig::from_frozen(&created("team").config);
     let other = RunId::from_parts(2, [2; 10]);
+    book.apply(&record(other, 1, 0, created("team")));
+    let decide = |book: &AccountBook, run: RunId, probes: &[(&str, RunId)], now_ms: i64| {
+        let mut local = Local::default();
+        for (account, by) in probes {
+            local.probes.insert((*account).to_owned(), *by);
+        }
+        let ask = Ask {
+            run_id: run,
+            config: &config,
+            kind: CallKind::Again,
+            model: "",
+            previous: None,
+            now_ms,
+        };
+        before_call(book, &local, &ask)
+    };
+    assert!(matches!(
+        decide(&book, run, &[], 999),
+        Decision::Wait {
+            until_ms: Some(1_000),
+            hold: Hold::Limited { .. }
+        }
+    ));
     assert_eq!(
-        gate(&state, Some(run), other, 1_000),
-        Gate::WaitForProbe(run)
+        decide(&book, run, &[], 1_000),
+        Decision::Call {
+            account: "team".into(),
+            probe: true
+        }
     );
+    assert!(matches!(
+        decide(&book, other, &[("team", run)], 1_000),
+        Decision::Wait { until_ms: None, hold: Hold::Probing { by, .. } } if by == run
+    ));
     // A call that succeeded before the reset (it began before the limit) proves nothing.
     book.apply(&record(run, 3, 500, finished(StepStatus::Succeeded, 0.5)));
     assert_eq!(book.state("team").unwrap().limited_until_ms, Some(1_000));
@@ -275,23 +307,22 @@ fn spend_starts_again_on_a_new_utc_day_and_month() {
 }
 
 #[test]
-fn a_reserve_holds_while_the_window_is_used_past_it_and_not_after_its_reset() {
-    let mut state = AccountState::default();
-    assert_eq!(in_reserve(&state, 10, 0), None, "no window seen");
-    state.window = Some(RateLimitSeen {
-        status: "allowed_warning".into(),
-        window: Some("five_hour".into()),
-        resets_at_ms: Some(5_000),
-        utilization: Some(0.9),
-        overage_in_use: None,
-    });
-    let held = in_reserve(&state, 10, 1_000).expect("90% used reaches a 10% reserve");
-    assert_eq!((held.window.as_str(), held.until_ms), ("five_hour", 5_000));
-    assert_eq!(
-        in_reserve(&state, 5, 1_000),
-        None,
-        "a 5% reserve allows 95%"
-    );
-    assert_eq!(in_reserve(&state, 0, 1_000), None, "no reserve kept");
-    assert_eq!(in_reserve(&state, 10, 5_000), None, "the window reset");
+fn a_pool_run_s_own_wait_holds_no_account_and_is_no_call() {
+    let run = RunId::from_parts(1, [1; 10]);
+    let mut book = AccountBook::new();
+    book.apply(&record(run, 1, 0, created("team")));
+    let wait = AgentWaiting {
+        step_id: None,
+        until_ms: 1_000,
+        reason: "every account of the pool is held".into(),
+        paid: Default::default(),
+        account: Some("team".into()),
+        window: None,
+        pool_wait: Some(crate::event::PoolWait::Reserve),
+    };
+    book.apply(&record(run, 2, 10, wait));
+    assert_eq!(book.state("team"), Some(&AccountState::default()));
+    // The fold goes on after it.
+    book.apply(&record(run, 3, 20, finished(StepStatus::Succeeded, 0.5)));
+    assert_eq!(book.state("team").map(|s| s.calls), Some(1));
 }

@@ -313,6 +313,27 @@ pub struct AgentWaiting {
     /// (`seven_day_opus`) holds only that model's calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// Set when the wait is the run's, not the account's: every account of its pool is held
+    /// (by a limit already in the log, a budget or a reserve) and the run waits for the
+    /// earliest end, `until_ms`, of `account`'s hold. Such a wait holds no account and is no
+    /// call; absent on a limit met by a call and on a one-account budget stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_wait: Option<PoolWait>,
+}
+
+/// What holds every account of a pool run's pool, for the hold whose end it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolWait {
+    /// A usage limit met before (by this run or another), until its reset.
+    Limit,
+    /// The account's spend reached the run's daily or monthly cap.
+    Budget,
+    /// A window used up to the share the run keeps free, until it resets.
+    Reserve,
+    /// A kind this build does not know (a newer daemon's).
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -163,6 +163,20 @@ impl PartialEq<str> for WaitCode {
     }
 }
 
+/// Why a recorded wait holds its run: a limit met by its call (inside its step), a
+/// one-account budget stop (outside any step), or what holds a pool run's whole pool.
+pub fn wait_code(wait: &crate::event::AgentWaiting) -> WaitCode {
+    use crate::event::PoolWait;
+    match (wait.pool_wait, wait.step_id) {
+        (Some(PoolWait::Limit), _) => WaitCode::AccountLimit,
+        (Some(PoolWait::Budget), _) => WaitCode::AccountBudget,
+        (Some(PoolWait::Reserve), _) => WaitCode::AccountReserve,
+        (Some(PoolWait::Unknown), _) => WaitCode::Unknown,
+        (None, Some(_)) => WaitCode::UsageLimit,
+        (None, None) => WaitCode::AccountBudget,
+    }
+}
+
 /// What a run waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -373,12 +387,8 @@ impl RunView {
                 self.postmortem = Some(end.status.as_str().to_owned());
             }
             Event::AgentWaiting(wait) => {
-                // Met by a call, inside its step; an account's budget has no step.
-                let code = match wait.step_id {
-                    Some(_) => WaitCode::UsageLimit,
-                    None => WaitCode::AccountBudget,
-                };
-                self.waiting = Some(Waiting::new(code, wait.reason.clone()).until(wait.until_ms));
+                self.waiting =
+                    Some(Waiting::new(wait_code(wait), wait.reason.clone()).until(wait.until_ms));
             }
             Event::MergeFinished(merge) => {
                 self.merge = Some(MergeView {

@@ -212,6 +212,7 @@ fn rejects_work_after_each_terminal_event() {
                 paid: Default::default(),
                 account: None,
                 window: None,
+                pool_wait: None,
             }),
         ),
         (

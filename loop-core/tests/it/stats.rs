@@ -220,6 +220,7 @@ fn fixture() -> Vec<Run> {
             paid: Default::default(),
             account: None,
             window: None,
+            pool_wait: None,
         }),
     )
     .at(
@@ -240,6 +241,7 @@ fn fixture() -> Vec<Run> {
             paid: Default::default(),
             account: None,
             window: None,
+            pool_wait: None,
         }),
     );
 

@@ -17,7 +17,7 @@ use loop_core::step::{self, CallReport};
 use loop_core::watchdog::{self, Evidence};
 use loop_core::{Command, StepId};
 
-use super::account_gate::PoolAccount;
+use super::account_gate::CallAccount;
 use super::{Driver, DriverEnd, StepEnd, io_error, new_step_id};
 use crate::agent::{Agent, AgentReply, CallEnd, Session};
 use crate::agent_call::{Ask, CallLog};
@@ -331,19 +331,28 @@ impl Driver {
             Some(id) => Session::Resume(id),
             None => Session::New(uuid::Uuid::new_v4().to_string()),
         });
-        // The account of the step's first call: the pool's choice, or the run's one account.
+        // The account of the step's first call, as the decision before the step cleared it
+        // (asked again only if the step comes without one).
+        let cleared = match self.cleared.take() {
+            Some(account) => account,
+            None => {
+                let kind = if phase == Phase::Review {
+                    CallKind::Review
+                } else {
+                    CallKind::Iteration
+                };
+                match self.account_for(kind, None).await? {
+                    CallAccount::Call(account) => account,
+                    CallAccount::Again | CallAccount::End(_) => return Ok(None),
+                }
+            }
+        };
+        // The log names a pool's account on the step; a run of one account names its
+        // configured one, as before pools (none for a log's `default`).
         let first_account = if self.run.config.account_pool.is_empty() {
             self.run.config.account.clone()
         } else {
-            let kind = if phase == Phase::Review {
-                CallKind::Review
-            } else {
-                CallKind::Iteration
-            };
-            match self.pool_account(kind, None).await? {
-                PoolAccount::Call(account) => Some(account),
-                PoolAccount::End(_) => return Ok(None),
-            }
+            Some(cleared.clone())
         };
         let mut commands: Vec<Command> = self
             .write_file("prompt", prompt_name, prompt.as_bytes())
@@ -385,7 +394,7 @@ impl Driver {
             cwd: None,
         };
         let Some(outcome) = self
-            .call_until_decided(&mut log, step_id, ask, first_account)
+            .call_until_decided(&mut log, step_id, ask, cleared)
             .await?
         else {
             return Ok(None);
@@ -423,7 +432,7 @@ impl Driver {
         log: &mut CallLog,
         step_id: StepId,
         ask: Ask<'_>,
-        first_account: Option<String>,
+        first_account: String,
     ) -> Result<Option<Result<Served, Failure>>, RuntimeError> {
         let agent_name = self.run.config.agent.clone();
         let policy = self.run.retry_policy();
@@ -445,24 +454,28 @@ impl Driver {
         let mut session = ask.session.cloned();
         let pool = !self.run.config.account_pool.is_empty();
         let accounts = Arc::clone(&self.accounts);
-        // The account of the next call, when already chosen (the step's first, a failover's).
-        let mut chosen = first_account;
-        let mut account: Option<String> = None;
+        // The account of the next call, when already cleared (the step's first, a failover's).
+        let mut chosen = Some(first_account);
+        let mut current: String;
         loop {
-            // In a pool each call goes where the decision says, waiting for the earliest
-            // reset when every account is held.
-            match chosen.take() {
-                Some(next) => account = Some(next),
-                None if pool => match self.pool_account(CallKind::Again, None).await? {
-                    PoolAccount::Call(next) => account = Some(next),
-                    PoolAccount::End(_) => return Ok(None),
+            // Each call goes where the decision says, waiting while its account is held (for
+            // a pool, until the earliest reset of its accounts): a retry's call as much as the
+            // step's first.
+            current = match chosen.take() {
+                Some(next) => next,
+                None => match self.account_for(CallKind::Again, None).await? {
+                    CallAccount::Call(next) => next,
+                    CallAccount::Again | CallAccount::End(_) => return Ok(None),
                 },
-                None => {}
-            }
+            };
+            // What the log names: a pool's account; a run of one account, its configured one.
+            let account = if pool {
+                Some(current.clone())
+            } else {
+                self.run.config.account.clone()
+            };
             let mut env = ask.env.to_vec();
-            if let Some(account) = &account {
-                env.extend(accounts.env_of(account));
-            }
+            env.extend(accounts.env_of(&current));
             let this_call = Ask {
                 session: session.as_ref(),
                 env: &env,
@@ -492,20 +505,17 @@ impl Driver {
                 };
                 self.record(vec![Command::RecordRetry(retry)]).await?;
                 session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
-                chosen = account.clone();
+                chosen = Some(current.clone());
                 continue;
             }
             // Failover: a usage limit on this account while another of the pool has room goes
             // on there at once, charged to no budget; the log holds the account as by a wait.
             if pool
-                && let (
-                    CallEnd::UsageLimit {
-                        until_ms,
-                        reason,
-                        window,
-                    },
-                    Some(current),
-                ) = (&reply.end, &account)
+                && let CallEnd::UsageLimit {
+                    until_ms,
+                    reason,
+                    window,
+                } = &reply.end
             {
                 let config = &self.run.config;
                 let phase = if ask.model == config.model_for(Phase::Review)
@@ -527,7 +537,7 @@ impl Driver {
                     Some((current.as_str(), *until_ms)),
                 );
                 if let Decision::Call { account: next, .. } = decision
-                    && next != *current
+                    && next != current
                 {
                     let retry = loop_core::event::AgentRetry {
                         step_id,
@@ -604,10 +614,12 @@ impl Driver {
                             CallEnd::UsageLimit { window, .. } => window.clone(),
                             _ => None,
                         },
+                        pool_wait: None,
                     };
                     self.record(vec![Command::RecordWait(wait)]).await?;
                     // A pool waits for its earliest reset, not this account's: the decision
-                    // at the top of the loop does the waiting.
+                    // at the top of the loop does the waiting. A run of one account waits for
+                    // the reset here (a pause asked meanwhile is taken), then decides.
                     if pool {
                         if session.is_some() {
                             session = Some(Session::New(uuid::Uuid::new_v4().to_string()));
@@ -625,18 +637,10 @@ impl Driver {
                 return Ok(None);
             }
             // No call of any kind goes to a held account, a retry's included: after a retry's
-            // pause as after a limit's reset, the call waits until the account may take it
-            // (and after a reset, one probe goes first, this run's or another's). A run that
-            // does not wait for limits (`usage_limit_wait=false`) fails at one instead.
-            if !pool
-                && self.run.config.usage_limit_wait
-                && !self
-                    .accounts
-                    .clear_to_call(self.run.run_id, self.services.clock.as_ref(), &self.cancel)
-                    .await
-            {
-                return Ok(None);
-            }
+            // pause as after a limit's reset, the decision at the top of the loop waits until
+            // the account may take the call (and after a reset, one probe goes first, this
+            // run's or another's). A run that does not wait for limits
+            // (`usage_limit_wait=false`) fails at one instead.
         }
     }
 

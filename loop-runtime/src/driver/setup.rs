@@ -155,6 +155,26 @@ impl Driver {
             .await
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
+        // A naming call is an agent call too: it goes to the account the run's next call
+        // would, with its credentials, and while the run's accounts are held the run keeps
+        // its spec slug rather than wait for a name.
+        if !self.accounts.ready(&self.cancel).await {
+            return (None, Paid::default());
+        }
+        let account = match self.accounts.for_extra_call(
+            self.run.run_id,
+            &self.run.config,
+            &self.run.config.naming_model,
+            self.now(),
+        ) {
+            Ok(account) => account,
+            Err(hold) => {
+                tracing::info!(run_id = %self.run.run_id, "no naming call: {hold}");
+                return (None, Paid::default());
+            }
+        };
+        let mut env = self.run.env(0, "naming");
+        env.extend(self.accounts.env_of(&account));
         let header = loop_core::spec::SpecHeader::parse(&spec);
         let prompt = naming::naming_prompt(header.title.as_deref(), &spec);
         let prompt_file = self.run.files.path("naming-prompt.txt");
@@ -183,7 +203,7 @@ impl Driver {
             prompt: &prompt,
             prompt_file: &prompt_file,
             model: &self.run.config.naming_model,
-            env: &self.run.env(0, "naming"),
+            env: &env,
             limits: Limits {
                 timeout: Some(timeout),
                 after_done: Some(AFTER_RESULT),

@@ -133,10 +133,16 @@ async fn work(
     // No call of any kind goes to a held account: the analyses ask the account the run's own
     // next call would (a pool's choice, with its credentials), or none while the run's
     // accounts are held; the prompts are written either way.
+    // After a restart the account book is rebuilt from the log first: before, it may not
+    // know a limit met before the restart.
     let mut account_env = Vec::new();
     let skip = match skip {
         Some(skip) => Some(skip),
-        None => match accounts.for_analysis(
+        None if !accounts.ready(cancel).await => Some((
+            PostmortemStatus::Skipped,
+            "stopped before the accounts were read from the log; no analysis was asked".to_owned(),
+        )),
+        None => match accounts.for_extra_call(
             job.run_id,
             &context.run.config,
             &model,

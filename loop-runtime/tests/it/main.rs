@@ -1,6 +1,7 @@
 //! The runtime end to end: real git repositories in temp dirs, real SQLite logs, stub agents
 //! as shell scripts.
 
+mod accounts;
 mod claude;
 mod control;
 mod experiment;

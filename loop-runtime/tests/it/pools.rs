@@ -159,7 +159,11 @@ async fn a_limit_on_one_account_of_the_pool_fails_over_with_no_wait() {
     eprintln!(
         "failover figures (from the log): pooled run {pool_calls} calls, {pool_waited} ms waiting, \
          {pool_span} ms created to completed; single-account run {single_calls} calls, \
-         {single_waited} ms waiting, {single_span} ms created to completed"
+         {single_waited} ms waiting, {single_span} ms created to completed; saved by failover: \
+         {} calls, {} ms waiting, {} ms to completion",
+        single_calls as i64 - pool_calls as i64,
+        single_waited - pool_waited,
+        single_span - pool_span
     );
     assert_eq!((pool_waited, pool_span), (0, 0));
     assert_eq!(single_waited, 3_660_000);
@@ -167,12 +171,16 @@ async fn a_limit_on_one_account_of_the_pool_fails_over_with_no_wait() {
     runtime.shutdown().await;
 }
 
-/// What a run's log says it cost in calls and time: its agent calls (steps finished, calls
-/// retried or failed over, limits met), the time its waits for a reset held it, and the time
-/// from its creation to its end.
+/// What a run's log says it cost in calls and time: its agent calls (implementation and
+/// review steps finished, calls retried or failed over, limits met), the time its waits for a
+/// reset held it, and the time from its creation to its end.
 fn figures(records: &[EventRecord]) -> (usize, i64, i64) {
     let calls = count(records, |e| match e {
-        Event::StepFinished(_) | Event::AgentRetry(_) => true,
+        Event::StepFinished(step) => matches!(
+            step.phase,
+            loop_core::event::Phase::Implementation | loop_core::event::Phase::Review
+        ),
+        Event::AgentRetry(_) => true,
         Event::AgentWaiting(wait) => wait.step_id.is_some(),
         _ => false,
     });
@@ -222,6 +230,26 @@ async fn with_every_account_limited_runs_wait_for_the_earliest_reset_and_one_pro
         called.iter().all(|r| *r == first.id.to_string()),
         "{called:?}"
     );
+    // Each run's log says it waits for the pool's earliest reset, work-2's (the first run's
+    // last call met personal's, an hour later).
+    for id in [first.id, second.id] {
+        let waits: Vec<(String, i64)> = events_of(&runtime, id)
+            .await
+            .into_iter()
+            .filter_map(|r| match r.event {
+                Event::AgentWaiting(wait) if wait.pool_wait.is_some() => {
+                    Some((wait.account.unwrap_or_default(), wait.until_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waits, [("work-2".to_owned(), earliest)], "run {id}");
+        let view = runtime.get(id).await.expect("view");
+        assert_eq!(
+            view.waiting.map(|w| (w.code.as_str(), w.until_ms)),
+            Some(("account_limit", Some(earliest)))
+        );
+    }
     // work-2 resets.
     std::fs::remove_file(dirs[1].path().join("limited")).expect("reset");
     clock.advance(Duration::from_secs(3660));

@@ -237,6 +237,7 @@ fn choose(state: &RunState, rng: &mut Rng, ts_ms: i64, script: Script) -> Option
                     paid: Default::default(),
                     account: None,
                     window: None,
+                    pool_wait: None,
                 }),
                 1 => Command::RecordWatchdogSignal(WatchdogSignal {
                     iteration: 1,

@@ -496,11 +496,7 @@ fn retry_what(retry: &AgentRetry) -> String {
 }
 
 fn waiting_of(wait: &AgentWaiting) -> Waiting {
-    let code = match wait.step_id {
-        Some(_) => WaitCode::UsageLimit,
-        None => WaitCode::AccountBudget,
-    };
-    Waiting::new(code, wait.reason.clone()).until(wait.until_ms)
+    Waiting::new(loop_core::projection::wait_code(wait), wait.reason.clone()).until(wait.until_ms)
 }
 
 /// What a person calls each wait.
@@ -670,6 +666,7 @@ mod tests {
                         paid: Default::default(),
                         account: None,
                         window: None,
+                        pool_wait: None,
                     },
                 ),
                 1_000,

@@ -106,6 +106,37 @@ fn ask<'a>(run: RunId, config: &'a RunConfig, model: &'a str, kind: CallKind) ->
 
 const POOL: (&str, &str) = ("account_pool", "work-1 work-2 personal");
 
+/// A run of one account has the whole decision too: a window used into its reserve holds a
+/// new iteration (not a further call of a step under way) until the window resets.
+#[test]
+fn a_run_of_one_account_keeps_its_reserve_until_the_window_resets() {
+    let mut log = Log::new();
+    let (run, config) = log.run(1, &[("account", "team"), ("account_reserve_pct", "10")]);
+    log.call(run, NOW - 10, "team", 0.5, &[("five_hour", 0.95)]);
+    let decide = |kind, now_ms| {
+        let ask = Ask {
+            now_ms,
+            ..ask(run, &config, "opus", kind)
+        };
+        before_call(&log.book, &Local::default(), &ask)
+    };
+    let team = Decision::Call {
+        account: "team".into(),
+        probe: false,
+    };
+    assert!(
+        matches!(
+            decide(CallKind::Iteration, NOW),
+            Decision::Wait { until_ms: Some(until), hold: Hold::Reserve { .. } }
+                if until == NOW + 3_600_000
+        ),
+        "{:?}",
+        decide(CallKind::Iteration, NOW)
+    );
+    assert_eq!(decide(CallKind::Again, NOW), team);
+    assert_eq!(decide(CallKind::Iteration, NOW + 3_600_000), team);
+}
+
 #[test]
 fn a_limit_on_one_account_sends_the_call_to_the_next_with_no_wait() {
     let mut log = Log::new();

@@ -74,6 +74,7 @@ pub(super) fn intent(ending: u32, aftermath: u32) -> impl Strategy<Value = Inten
                     paid: Default::default(),
                     account: None,
                     window: None,
+                    pool_wait: None,
                 },
             }
         });

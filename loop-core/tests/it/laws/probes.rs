@@ -118,6 +118,7 @@ pub(super) fn probes(driver: &Driver) -> Vec<Event> {
             paid: Default::default(),
             account: None,
             window: None,
+            pool_wait: None,
         }
         .into(),
         CompletionDetected {
