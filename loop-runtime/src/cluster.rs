@@ -259,6 +259,9 @@ pub(crate) async fn serve(
     let (lost, mut lost_runs) = mpsc::unbounded_channel::<RunId>();
     let watcher = watch_claims(&membership, &scheduler, &shutdown, lost);
     let mut last_beat = Instant::now();
+    // Whether the last beat failed: a store that is down is warned of once, not at every beat
+    // (five a lease), and `/health` says it meanwhile.
+    let mut failing = false;
     let mut every = tokio::time::interval(node.heartbeat_every());
     loop {
         tokio::select! {
@@ -276,15 +279,27 @@ pub(crate) async fn serve(
                 match blocking(move || store.beat(&beat)).await {
                     Ok(()) => {
                         last_beat = Instant::now();
+                        // (A node whose lease was lost meanwhile says so as it claims again.)
+                        if std::mem::take(&mut failing)
+                            && !membership.lease_lost.load(Ordering::SeqCst)
+                        {
+                            tracing::info!("this node's heartbeat is recorded again");
+                        }
                         membership.set_lease_lost(false, scheduler.as_ref());
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "cannot record this node's heartbeat");
+                        if std::mem::replace(&mut failing, true) {
+                            tracing::debug!(%error, "cannot record this node's heartbeat");
+                        } else {
+                            tracing::warn!(%error, "cannot record this node's heartbeat; trying at every beat");
+                        }
                         if last_beat.elapsed() >= node.lease {
                             // Another node may be taking these runs over: stop first, and take
                             // none (not even those still claimed by this node) until a beat
                             // is recorded again.
-                            tracing::warn!("this node's lease is over: stopping its drivers");
+                            if !membership.lease_lost.load(Ordering::SeqCst) {
+                                tracing::warn!("this node's lease is over: stopping its drivers");
+                            }
                             membership.set_lease_lost(true, scheduler.as_ref());
                             scheduler.stop_all().await;
                         }

@@ -264,6 +264,18 @@ fn a_node_started_while_postgres_is_down_starts_and_recovers_by_itself() {
         "node a answered {:?} after the server was back",
         back.elapsed()
     );
+    // The outage skipped no event: the figures say none was undecodable (each second of it
+    // counted as one).
+    let metrics = client()
+        .get(a.url("/metrics"))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("loopd_undecodable_events_total 0\n"),
+        "{metrics}"
+    );
     let id = submit(&a, &body);
     let run = wait_for_end(&a, &id);
     assert_eq!(run["status"], "COMPLETED", "{run}");
