@@ -4,12 +4,13 @@
 # (benches/load/run.sh), then rewrites the generated section of BENCHMARKS.md between its
 # markers, stamped with the commit, the date, the machine and its load before and after.
 #
-# usage: benches/regenerate.sh [--quick] [--only NAME]
+# usage: benches/regenerate.sh [--quick] [--only NAME[,NAME...]]
 #   --quick: small sizes and 3 rounds, to check the script itself (figures not for keeping).
-#   --only NAME: one table only (a bench: append replay rebuild postgres reads overhead; or a load
-#     test: scale binaries output fanout cli memory takeover), put in place of the same table of
-#     the generated section with a line saying when and at which commit it was rerun; the other
-#     tables stay as they were.
+#   --only: run only the named tables (append replay rebuild postgres reads overhead
+#     overhead-tmpfs scale binaries output fanout cli memory takeover) and replace just those
+#     in the generated section, each stamped with its own commit, date and load; the other
+#     tables stay as they were. For a bench whose code changed, without an hour of the rest.
+#   LOOP_BENCH_SCALE_RUNS (e.g. "10 20"): the scale test's sizes instead of 10 20 100 1000.
 # Raw outputs stay in target/bench-results/<UTC time>/ for reading the prose figures from.
 # Takes about 40 minutes on the 2-CPU machine of BENCHMARKS.md (the 1M-event rebuilds, SQLite
 # and PostgreSQL, and the 1,000-run scale test are most of it).
@@ -21,13 +22,14 @@ only=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) quick=yes ;;
-    --only) only=${2:?--only needs a table name}; shift ;;
-    *) echo "usage: benches/regenerate.sh [--quick] [--only NAME]" >&2; exit 2 ;;
+    --only) only=${2:?--only needs a list of names}; shift ;;
+    --only=*) only=${1#--only=} ;;
+    *) echo "usage: $0 [--quick] [--only NAME[,NAME...]]" >&2; exit 2 ;;
   esac
   shift
 done
-# Whether this run makes the table of `$1`.
-selected() { [[ -z $only || $only == "$1" ]]; }
+# Whether the table NAME is to be made in this run.
+want() { [[ -z $only || ,$only, == *,$1,* ]]; }
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="target/bench-results/$stamp"
 mkdir -p "$out"
@@ -44,7 +46,7 @@ if [[ $quick == yes ]]; then
 else
   export LOOP_BENCH_PAIRS=${LOOP_BENCH_PAIRS:-7}
   criterion=(--warm-up-time 2 --measurement-time 10)
-  scale_runs=(10 20 100 1000)
+  read -ra scale_runs <<<"${LOOP_BENCH_SCALE_RUNS:-10 20 100 1000}"
   load_sizes=()
   binaries=()
 fi
@@ -68,15 +70,17 @@ table() {
   } >>"$rows"
 }
 
+# One criterion benchmark; TABLE names it for --only when it is not the bench's own name, and
+# PREFIX goes before the command (an environment setting the table depends on).
 bench() {
-  local name=$1 title=$2 header=$3
-  selected "$name" || return 0
-  local log="$out/$name.txt"
-  echo "regenerate: cargo bench --bench $name" >&2
+  local name=$1 title=$2 header=$3 table_name=${4:-$1} prefix=${5:-}
+  want "$table_name" || return 0
+  local log="$out/$table_name.txt"
+  echo "regenerate: ${prefix:+$prefix }cargo bench --bench $name" >&2
   # A failed benchmark leaves its table saying so instead of ending the whole regeneration.
-  cargo bench -q -p loop-benches --bench "$name" -- "${criterion[@]}" >"$log" 2>"$out/$name.stderr" ||
-    echo "regenerate: $name failed, see $out/$name.stderr" >&2
-  table "$title" "cargo bench -p loop-benches --bench $name -- ${criterion[*]}" "$header" "$log"
+  env $prefix cargo bench -q -p loop-benches --bench "$name" -- "${criterion[@]}" >"$log" 2>"$out/$table_name.stderr" ||
+    echo "regenerate: $name failed, see $out/$table_name.stderr" >&2
+  table "$title" "${prefix:+$prefix }cargo bench -p loop-benches --bench $name -- ${criterion[*]}" "$header" "$log"
 }
 
 store_header='| benchmark | events | store | raw baseline | store/raw: median (range, rounds) |'
@@ -91,11 +95,14 @@ for extra in reads overhead; do
     bench "$extra" "$(tr '[:lower:]' '[:upper:]' <<<"${extra:0:1}")${extra:1}" "$header"
   fi
 done
+# The same orchestration on tmpfs, where a new file and an fsync cost nothing: what is left
+# there is the runtime's CPU and its processes, not the disk.
+bench overhead "Overhead on tmpfs" "$(cat benches/benches/overhead.header)" overhead-tmpfs LOOP_BENCH_DIR=/dev/shm
 
 load() {
   local name=$1 title=$2 header=$3
   shift 3
-  selected "$name" || return 0
+  want "$name" || return 0
   local log="$out/load-$name.txt"
   echo "regenerate: benches/load/run.sh $name $*" >&2
   benches/load/run.sh "$name" "$@" >"$log" 2>"$out/load-$name.stderr" ||
@@ -103,7 +110,7 @@ load() {
   table "$title" "benches/load/run.sh $name $*" "$header" "$log"
 }
 
-if selected scale; then
+if want scale; then
   scale_log="$out/load-scale.txt"
   : >"$scale_log"
   for runs in "${scale_runs[@]}"; do
@@ -127,7 +134,7 @@ load cli "CLI: listing runs" \
 load memory "Daemon memory under many clients" \
   '| what | RSS before | peak RSS | RSS 15 s after | database files open |' "${load_sizes[@]}"
 
-if selected takeover; then
+if want takeover; then
   takeover_log="$out/load-takeover.txt"
   : >"$takeover_log"
   for round in 1 2 3; do
@@ -143,36 +150,56 @@ fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# One table: it replaces the table of the same heading in the generated section, followed by a
-# line saying it was rerun alone (so it is not read as made with the tables around it).
+# --only: each table made replaces the table of the same title in the generated section (a
+# `###` or `####` heading down to the next heading), stamped with this run; a title not there
+# yet goes before "Not regenerated in this run", or else at the section's end.
 if [[ -n $only ]]; then
-  title=$(sed -n 's/^### //p' "$rows" | head -1)
-  if [[ -z $title ]]; then
-    echo "regenerate: no table is named $only" >&2
-    exit 2
-  fi
-  block="$out/block.md"
-  {
-    tail -n +2 "$rows"
-    echo
-    echo "Rerun alone by \`benches/regenerate.sh --only $only\`$([[ $quick == yes ]] && echo ' --quick (small sizes: not for keeping)') at commit $commit on $(date -u +%Y-%m-%d), load average $load_before before, $load_after after; raw outputs were in $out."
-  } >"$block"
-  if ! awk -v file="$block" -v heading="### $title" '
-    /^<!-- generated: begin/ { inside = 1 }
-    /^<!-- generated: end/ { inside = 0 }
-    inside && $0 == heading { while ((getline line < file) > 0) print line; skip = 1; found = 1; next }
-    skip && (/^### / || /^## / || /^<!-- generated: end/) { skip = 0; print "" }
-    skip { next }
-    { print }
-    END { if (!found) exit 3 }
-  ' BENCHMARKS.md >"$out/BENCHMARKS.md"; then
-    echo "regenerate: the generated section has no table \"$title\" to replace" >&2
-    exit 3
-  fi
+  [[ -s $rows ]] || { echo "regenerate: --only $only made no table" >&2; exit 2; }
+  grep -q '^<!-- generated: begin' BENCHMARKS.md || { echo "regenerate: --only needs a generated section" >&2; exit 2; }
+  stamp_line="Regenerated alone (\`benches/regenerate.sh --only $only\`$([[ $quick == yes ]] && echo ', --quick: not for keeping')) at commit $commit on $(date -u +%Y-%m-%d), load average $load_before before, $load_after after; raw outputs were in $out."
+  awk -v file="$rows" -v stamp="$stamp_line" '
+    function title_of(line) { sub(/^#+ /, "", line); return line }
+    # The tables not put in place of an older one: before "Not regenerated", or at the end.
+    function flush_new(   i, t) {
+      for (i = 1; i <= count; i++) {
+        t = order[i]
+        if (!(t in done) && !(t in current)) { printf "%s\n", block[t]; done[t] = 1 }
+      }
+    }
+    BEGIN {
+      while ((getline line < file) > 0) {
+        if (line ~ /^### /) { t = title_of(line); order[++count] = t; pending = ""; block[t] = "### " t "\n\n" stamp "\n"; continue }
+        if (t != "" && line != "") { block[t] = block[t] pending line "\n"; pending = "" }
+        else if (t != "") pending = pending "\n"
+      }
+    }
+    # First pass: the titles among the current tables (those before "Not regenerated").
+    FNR == NR {
+      if (/^<!-- generated: begin/) scan = 1
+      if (/^<!-- generated: end/) scan = 0
+      if (scan && /^(##|###|####) /) {
+        if (title_of($0) == "Not regenerated in this run") scan = 0
+        else current[title_of($0)] = 1
+      }
+      next
+    }
+    /^<!-- generated: begin/ { inside = 1; print; next }
+    inside && /^<!-- generated: end/ { flush_new(); inside = 0; skip = 0; print; next }
+    inside && /^(##|###|####) / {
+      skip = 0
+      t = title_of($0)
+      if (t == "Not regenerated in this run") { old = 1; flush_new() }
+      else if ((t in block) && !old) { printf "%s\n", block[t]; done[t] = 1; skip = 1; next }
+      # An old table of a title made now: dropped, the new one is above.
+      else if (t in block) { skip = 1; next }
+    }
+    !skip { print }
+  ' BENCHMARKS.md BENCHMARKS.md >"$out/BENCHMARKS.md"
   cp "$out/BENCHMARKS.md" BENCHMARKS.md
-  echo "regenerate: the table \"$title\" of BENCHMARKS.md rewritten; raw outputs in $out" >&2
+  echo "regenerate: the tables of --only $only replaced in BENCHMARKS.md; raw outputs in $out" >&2
   exit 0
 fi
+
 generated="$out/generated.md"
 {
   echo "<!-- generated: begin (benches/regenerate.sh rewrites this section; edit the script, not the tables) -->"

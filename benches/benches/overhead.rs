@@ -25,6 +25,7 @@
 //!
 //! Knobs: `LOOP_BENCH_OVERHEAD_TASKS` (default 100), `LOOP_BENCH_OVERHEAD_ROUNDS` (default 5),
 //! `LOOP_BENCH_OVERHEAD_ONLY` (`runtime`, `bare` or `shell`: only that, e.g. under `perf`),
+//! `LOOP_BENCH_OVERHEAD_TRAMPOLINE=off` (children forked, without the keeper: its price),
 //! `LOOP_BENCH_DIR`. `cargo test --benches` runs one round on 3 tasks.
 
 use std::path::PathBuf;
@@ -266,7 +267,11 @@ fn log_runtime_round(round: usize, r: &RuntimeRound) {
 
 fn main() {
     // As loopd does: the runtime starts its children through this binary, not by forking it.
-    loop_runtime::process::trampoline::serve();
+    // `LOOP_BENCH_OVERHEAD_TRAMPOLINE=off` prices that in the same hour: children forked from
+    // the bench with a `pre_exec` hook, no keeper (and none of its guarantees for descendants).
+    if std::env::var_os("LOOP_BENCH_OVERHEAD_TRAMPOLINE").is_none_or(|value| value != "off") {
+        loop_runtime::process::trampoline::serve();
+    }
     let tasks = bench_size("LOOP_BENCH_OVERHEAD_TASKS", 100, 3) as usize;
     let rounds = bench_size("LOOP_BENCH_OVERHEAD_ROUNDS", 5, 1) as usize;
     let only = std::env::var("LOOP_BENCH_OVERHEAD_ONLY").unwrap_or_default();

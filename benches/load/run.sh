@@ -1,6 +1,6 @@
 #!/bin/sh
 # The daemon load tests of the quality bars (scale, output, fan-out, CLI) against the real
-# `loopd` binary, built in release. Figures on stdout; see BENCHMARKS.md.
+# `loopd` binary, built in release (the `bench` profile). Figures on stdout; see BENCHMARKS.md.
 #
 # usage: benches/load/run.sh [scale|output|fanout|cli|memory|takeover|binaries|all] [extra flags]
 #   binaries runs binaries_load (loopctl exec and loopd against the bare processes); the others
@@ -11,7 +11,11 @@ set -eu
 cd "$(dirname "$0")/../.."
 what=${1:-all}
 [ $# -gt 0 ] && shift
-cargo build --release -q -p loopd -p loopctl -p loop-benches --bins
+# The `bench` profile (release, with line tables), as `cargo bench` builds: the load tests and the
+# criterion benchmarks of one regeneration share one build of every crate (built for `release`
+# as well, the second build of the workspace took most of an hour on the 2-core machine).
+# Its binaries land in `release/` all the same.
+cargo build --profile bench -q -p loopd -p loopctl -p loop-benches --bins
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target/release/loopd_load"
 # 1,000 SSE subscribers need 1,000 sockets on each side, plus the daemon's own files.

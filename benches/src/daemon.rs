@@ -81,6 +81,10 @@ pub struct Memory {
     pub rss: u64,
     pub hwm: u64,
     pub threads: u64,
+    /// The anonymous part of `rss` (heap, stacks): what grows with the work.
+    pub anon: u64,
+    /// The part of `rss` that is mapped files, the program's own binary first of all.
+    pub file: u64,
 }
 
 pub fn memory_of(pid: u32) -> Memory {
@@ -96,6 +100,8 @@ pub fn memory_of(pid: u32) -> Memory {
         rss: field("VmRSS:") * 1024,
         hwm: field("VmHWM:") * 1024,
         threads: field("Threads:"),
+        anon: field("RssAnon:") * 1024,
+        file: field("RssFile:") * 1024,
     }
 }
 

@@ -132,9 +132,11 @@ pub(super) async fn scale(runs: usize, sleep_ms: u64, tasks: usize) {
         all_ended.as_secs_f64() / baseline.as_secs_f64()
     );
     println!(
-        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({} threads then); VmHWM {:.1} MiB (bar < 300); RSS after {:.1} MiB",
+        "  daemon memory: idle RSS {:.1} MiB; peak RSS sampled {:.1} MiB ({:.1} anonymous, {:.1} files; {} threads then); VmHWM {:.1} MiB (bar < 300); RSS after {:.1} MiB",
         mib(idle.rss),
         mib(peak.rss),
+        mib(peak.anon),
+        mib(peak.file),
         peak.threads,
         mib(end.hwm),
         mib(end.rss)
