@@ -101,13 +101,16 @@ pub fn summary(view: &RunView) -> String {
     } else {
         ""
     };
+    // A run with no tasks (an experiment: its iterations are ideas measured) has none to count.
+    let tasks = match view.tasks_total {
+        0 => String::new(),
+        total => format!("{}/{total} tasks, ", view.tasks_done),
+    };
     format!(
-        "run {} ({}) {}; {}/{} tasks, {}, {}, {}{more}",
+        "run {} ({}) {}; {tasks}{}, {}, {}{more}",
         view.id,
         view.name,
         verdict(view),
-        view.tasks_done,
-        view.tasks_total,
         iterations(view.iteration),
         duration((view.updated_ms - view.created_ms).max(0) as u64),
         money(view.cost_usd)

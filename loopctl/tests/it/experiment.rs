@@ -59,6 +59,14 @@ fn inspect_shows_an_experiments_standing_instead_of_a_plan() {
     assert_eq!(json["experiment"]["kept"], 1, "{json}");
     assert_eq!(json["experiment"]["best_iteration"], 1, "{json}");
 
+    // Nor does the closing line count tasks.
+    let closing = text(&project.loopctl(&["wait", &id]).stdout);
+    assert!(
+        closing.contains("COMPLETED (iterations_exhausted)"),
+        "{closing}"
+    );
+    assert!(!closing.contains("tasks"), "{closing}");
+
     let table = project.loopctl(&["experiment", &id]);
     let table = text(&table.stdout);
     assert!(table.contains("run 30% more loops"), "{table}");

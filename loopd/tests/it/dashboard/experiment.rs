@@ -116,12 +116,13 @@ fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
     assert!(ticks.iter().all(|t| t.as_f64() >= Some(0.0)), "{ticks:?}");
     let scale = || browser.js("return document.querySelector('#experiment-chart').dataset.scale;");
     assert_eq!(scale(), json!("linear"));
-    // Each effect is shown whole, with its interval: nothing cut by the column's width.
+    // Each effect is shown whole, with its interval, and each decision with its reason:
+    // nothing cut by the columns' widths.
     let cut = browser.js(
-        "return [...document.querySelectorAll('#experiment-rows td.c-effect')]
+        "return [...document.querySelectorAll('#experiment-rows td.c-effect, #experiment-rows td.c-decision')]
            .filter((td) => td.scrollWidth > td.clientWidth).map((td) => td.textContent);",
     );
-    assert_eq!(cut, json!([]), "effect cells cut short");
+    assert_eq!(cut, json!([]), "cells cut short");
     assert!(
         browser
             .text("#experiment-rows tr[data-iteration='2'] td.c-effect")
