@@ -15,6 +15,7 @@
 //! (completion, the watchdog's rewrite, failure).
 
 mod account_gate;
+mod agent_calls;
 mod agent_steps;
 mod claim;
 mod ending;
