@@ -231,6 +231,9 @@ fn main() {
         &mut concurrent_raw,
     );
 
+    if !timed("replay") && !timed("rebuild") {
+        return; // no log to fill
+    }
     // replay: fill the log to the size asked, 24 events a run in batches of 8.
     let target = bench_size("LOOP_BENCH_PG_EVENTS", 100_000, 2_000);
     let mut run = 10_000u64;
@@ -269,6 +272,9 @@ fn main() {
         raw_read,
     );
 
+    if !timed("rebuild") {
+        return;
+    }
     // rebuild: the log grown with runs of 100 events, appended 100 at a time from 16 threads
     // (as the SQLite rebuild bench fills its log), to the size asked.
     let target = bench_size("LOOP_BENCH_PG_REBUILD_EVENTS", 1_000_000, 20_000);
