@@ -49,33 +49,29 @@ struct Folded {
 /// from the run's events when read, as here), so they are counted, not compared: comparing them
 /// would read the log a second time to fold it the same way.
 pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayReport, StoreError> {
-    // Reading and folding overlap: one thread reads the next page of events while this one folds
-    // the current page, another reads the stored rows meanwhile (they do not depend on the
-    // fold). Run one after the other their costs would add up.
+    // Reading and folding overlap: one thread reads the next page of events while the fold goes
+    // on, in [`FOLDERS`] threads that each fold the runs of their share of run ids (a run's
+    // events are folded in order by one thread; runs are independent), and another thread
+    // reads the stored rows meanwhile (they do not depend on the fold). One after the other
+    // their costs would add up.
     std::thread::scope(|scope| {
-        let (pages, arriving) = std::sync::mpsc::sync_channel(READ_AHEAD);
-        let reader = scope.spawn(move || read_pages(store, &pages));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..FOLDERS)
+            .map(|_| std::sync::mpsc::sync_channel::<Page>(READ_AHEAD))
+            .unzip();
+        let reader = scope.spawn(move || read_pages(store, &senders));
         let rows = scope.spawn(move || stored_rows(store, only));
+        let folders: Vec<_> = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(share, pages)| scope.spawn(move || fold_share(share, &pages, only)))
+            .collect();
         let mut report = ReplayReport::default();
         let mut runs: BTreeMap<RunId, Folded> = BTreeMap::new();
-        let mut after = Seq(0);
-        for page in arriving {
-            for record in &page {
-                if record.seq.0 != after.0 + 1 {
-                    report.differences.push(Difference {
-                        run_id: Some(record.run_id),
-                        what: "log.seq".to_owned(),
-                        stored: record.seq.to_string(),
-                        folded: (after.0 + 1).to_string(),
-                    });
-                }
-                after = record.seq;
-                report.events += 1;
-                if only.is_some_and(|run| run != record.run_id) {
-                    continue;
-                }
-                fold(runs.entry(record.run_id).or_default(), record);
-            }
+        for folder in folders {
+            let (part, folded) = folder.join().expect("a replay's folder does not panic");
+            report.events = report.events.max(part.events);
+            report.differences.extend(part.differences);
+            runs.extend(folded);
         }
         reader.join().expect("the replay's reader does not panic")?;
         let stored = rows
@@ -87,11 +83,54 @@ pub fn replay(store: &dyn EventStore, only: Option<RunId>) -> Result<ReplayRepor
 
 /// Pages of events read ahead while the current one folds.
 const READ_AHEAD: usize = 2;
+/// Threads folding runs at once.
+const FOLDERS: usize = 2;
 
-/// Sends every page of the log, in order, until the log or the receiver ends.
+/// A page of events, shared by every folder.
+type Page = std::sync::Arc<Vec<EventRecord>>;
+
+/// Folds the runs of share `share` of the pages; share 0 also checks the log's numbering and
+/// counts its events.
+fn fold_share(
+    share: usize,
+    pages: &std::sync::mpsc::Receiver<Page>,
+    only: Option<RunId>,
+) -> (ReplayReport, BTreeMap<RunId, Folded>) {
+    let mut report = ReplayReport::default();
+    let mut runs: BTreeMap<RunId, Folded> = BTreeMap::new();
+    let mut after = Seq(0);
+    for page in pages {
+        for record in page.iter() {
+            if share == 0 {
+                if record.seq.0 != after.0 + 1 {
+                    report.differences.push(Difference {
+                        run_id: Some(record.run_id),
+                        what: "log.seq".to_owned(),
+                        stored: record.seq.to_string(),
+                        folded: (after.0 + 1).to_string(),
+                    });
+                }
+                after = record.seq;
+                report.events += 1;
+            }
+            if only.is_some_and(|run| run != record.run_id) || share_of(record.run_id) != share {
+                continue;
+            }
+            fold(runs.entry(record.run_id).or_default(), record);
+        }
+    }
+    (report, runs)
+}
+
+/// Which folder folds a run (the low bits of its id are random).
+fn share_of(run_id: RunId) -> usize {
+    (run_id.as_uuid().as_u128() % FOLDERS as u128) as usize
+}
+
+/// Sends every page of the log, in order, to every folder, until the log or a folder ends.
 fn read_pages(
     store: &dyn EventStore,
-    pages: &std::sync::mpsc::SyncSender<Vec<EventRecord>>,
+    folders: &[std::sync::mpsc::SyncSender<Page>],
 ) -> Result<(), StoreError> {
     let mut after = Seq(0);
     loop {
@@ -100,8 +139,11 @@ fn read_pages(
             return Ok(());
         };
         after = last.seq;
-        if pages.send(page).is_err() {
-            return Ok(());
+        let page: Page = std::sync::Arc::new(page);
+        for folder in folders {
+            if folder.send(std::sync::Arc::clone(&page)).is_err() {
+                return Ok(());
+            }
         }
     }
 }
