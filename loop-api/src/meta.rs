@@ -95,8 +95,9 @@ pub struct Forecast {
     pub finish_ms: Option<i64>,
     pub finish: Option<String>,
     /// What binds it first, beyond its own pace: `window` (the account's window runs out
-    /// before the tasks: `account`, `window`, `resets_at_ms`) or `max_cost` (`expected_usd`,
-    /// `max_usd`).
+    /// before the tasks: `account`, `window`, `resets_at_ms`), `limit` (a pool run waits for
+    /// an account's usage limit to reset: `account`, `until_ms`) or `max_cost`
+    /// (`expected_usd`, `max_usd`).
     pub binding: Option<Binding>,
 }
 
@@ -113,6 +114,10 @@ pub enum Binding {
     MaxCost {
         expected_usd: f64,
         max_usd: f64,
+    },
+    Limit {
+        account: String,
+        until_ms: i64,
     },
 }
 

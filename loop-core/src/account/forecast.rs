@@ -38,6 +38,9 @@ pub enum Binding {
     },
     /// `max_cost_usd` would be passed before the tasks are done.
     MaxCost { expected_usd: f64, max_usd: f64 },
+    /// Every account of the pool that could take the next iteration is held by a usage limit
+    /// (or the others' windows are full past it): the run waits for this one's reset.
+    Limit { account: String, until_ms: i64 },
 }
 
 /// The length of a window by its name, for the periods after its next reset.
@@ -231,27 +234,31 @@ fn pool_finish(
             continue;
         }
         // Nothing has room: the earliest end of a hold or reset of a full window.
-        let mut next: Option<(i64, Option<(&str, &str)>)> = None;
+        let mut next: Option<(i64, &str, Option<&str>)> = None;
         for (account, free_from, slots) in &accounts {
-            if *free_from > t && next.is_none_or(|(at, _)| *free_from < at) {
-                next = Some((*free_from, None));
+            if *free_from > t && next.is_none_or(|(at, _, _)| *free_from < at) {
+                next = Some((*free_from, *account, None));
             }
             for slot in slots.iter().filter(|slot| !fits(slot)) {
                 if let Some(reset) = slot.reset
-                    && next.is_none_or(|(at, _)| reset < at)
+                    && next.is_none_or(|(at, _, _)| reset < at)
                 {
-                    next = Some((reset, Some((*account, slot.name.as_str()))));
+                    next = Some((reset, *account, Some(slot.name.as_str())));
                 }
             }
         }
-        let (at, window) = next?;
-        if binding.is_none()
-            && let Some((account, name)) = window
-        {
-            binding = Some(Binding::Window {
-                account: account.to_owned(),
-                window: name.to_owned(),
-                resets_at_ms: at,
+        let (at, account, window) = next?;
+        if binding.is_none() {
+            binding = Some(match window {
+                Some(name) => Binding::Window {
+                    account: account.to_owned(),
+                    window: name.to_owned(),
+                    resets_at_ms: at,
+                },
+                None => Binding::Limit {
+                    account: account.to_owned(),
+                    until_ms: at,
+                },
             });
         }
         t = at;

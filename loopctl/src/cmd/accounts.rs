@@ -93,6 +93,10 @@ fn forecast_line(forecast: &Forecast) -> String {
             "{account}'s {window} window (resets {})",
             loop_core::time::rfc3339_ms(*resets_at_ms)
         ),
+        Some(Binding::Limit { account, until_ms }) => format!(
+            "{account}'s usage limit (resets {})",
+            loop_core::time::rfc3339_ms(*until_ms)
+        ),
         Some(Binding::MaxCost {
             expected_usd,
             max_usd,

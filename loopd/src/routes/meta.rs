@@ -240,6 +240,7 @@ pub async fn accounts(State(state): State<AppState>) -> Json<Accounts> {
                     expected_usd,
                     max_usd,
                 },
+                CoreBinding::Limit { account, until_ms } => Binding::Limit { account, until_ms },
             }),
         })
         .collect();

@@ -582,3 +582,49 @@ fn a_pool_s_forecast_adds_up_the_room_of_its_accounts() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A pool run whose accounts are held (one by a usage limit, the other by its reserve) is
+/// bound first by the limit that ends first: the forecast names it, not "its own pace".
+#[test]
+fn a_pool_s_forecast_names_the_limit_it_waits_for() {
+    let mut log = Log::new();
+    let (run, _) = log.run(
+        1,
+        &[
+            ("account_pool", "work-1 work-2"),
+            ("account_reserve_pct", "20"),
+            ("reviewer", "false"),
+        ],
+    );
+    let step = |log: &mut Log, at: i64, account: &str, used: f64, done: u32| {
+        let started = json!({"step_id": "01a21350-1f27-75a5-bc3b-0076ab9d10be", "phase": "implementation", "iteration": done, "account": account});
+        log.add(
+            run,
+            at - 60_000,
+            Event::StepStarted(serde_json::from_value(started).unwrap()),
+        );
+        let finished = json!({
+            "step_id": "01a21350-1f27-75a5-bc3b-0076ab9d10be", "phase": "implementation",
+            "status": "SUCCEEDED", "cost_usd": 1.0, "account": account, "tasks_done": done, "tasks_total": 20,
+            "agent": {"models": ["claude-opus-4-7"], "windows": [{"status": "allowed", "window": "five_hour", "resets_at_ms": NOW + 3_600_000, "utilization": used}]},
+        });
+        log.add(
+            run,
+            at,
+            Event::StepFinished(serde_json::from_value(finished).unwrap()),
+        );
+    };
+    step(&mut log, NOW - 400_000, "work-1", 0.50, 1);
+    step(&mut log, NOW - 300_000, "work-1", 0.60, 2);
+    step(&mut log, NOW - 200_000, "work-2", 0.70, 3);
+    step(&mut log, NOW - 100_000, "work-2", 0.80, 4);
+    log.limit(run, "work-1", NOW + 600_000, None);
+    let forecast = super::super::forecast(&log.book, run, NOW).expect("a forecast");
+    assert_eq!(
+        forecast.binding,
+        Some(super::super::Binding::Limit {
+            account: "work-1".into(),
+            until_ms: NOW + 600_000
+        })
+    );
+}
