@@ -86,6 +86,12 @@ export function wantsLog(values) {
   return positive && values.length > 0 && Math.max(...values) / Math.min(...values) > 10;
 }
 
+/// An area of the chart, its sides ordered: what a label must keep clear of.
+function box(x0, x1, y0, y1) {
+  return { left: Math.min(x0, x1) - 1, right: Math.max(x0, x1) + 1, top: Math.min(y0, y1) - 1, bottom: Math.max(y0, y1) + 1 };
+}
+const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+
 const H = 250;
 const M = { left: 64, right: 20, top: 16, bottom: 40 };
 
@@ -158,9 +164,14 @@ export function experimentChart(id, report, selected, log = null) {
   const steps = rows.filter((r) => r.best !== null && r.best !== undefined);
   const band = [];
   let line = '';
+  // The line's pieces as boxes (a rise or fall at x0, then a level to x1): where the target's
+  // label must not go.
+  const taken = [];
   steps.forEach((r, n) => {
     const x0 = x(r.iteration);
     const x1 = n + 1 < steps.length ? x(steps[n + 1].iteration) : x(last + 0.5);
+    if (n > 0) taken.push(box(x0, x0, y(steps[n - 1].best), y(r.best)));
+    taken.push(box(x0, x1, y(r.best), y(r.best)));
     const spread = r.best_spread || 0;
     band.push(svg('rect', {
       // (On a log scale the band's lower side may be off the scale: y() clamps it.)
@@ -171,10 +182,25 @@ export function experimentChart(id, report, selected, log = null) {
   });
   chart.append(svg('g', { id: 'experiment-band' }, band));
   if (line) chart.append(svg('path', { class: 'exp-best', id: 'experiment-best', d: line.trim() }));
-  if (report.target !== null && report.target !== undefined) {
+  if (hasTarget) {
+    const ty = y(report.target);
+    const text = `target ${figure(report.target)}`;
+    for (const r of measured) taken.push(box(x(r.iteration) - 6, x(r.iteration) + 6, y(r.metric) - 6, y(r.metric) + 6));
+    // Beside the dashed line, at its right end above it unless the best line or a point is
+    // there (a best that ends just under the target crosses it right there): then below it, then
+    // at its left end. The label's box is reckoned from its length (the labels' 12px type is
+    // under 7px a character), with a pixel of room around it.
+    const width = text.length * 7;
+    const places = [[W - M.right, ty - 4, 'end'], [W - M.right, ty + 14, 'end'], [M.left + 4, ty - 4, 'start'], [M.left + 4, ty + 14, 'start']];
+    const clear = ([px, py, anchor]) => {
+      const left = anchor === 'end' ? px - width : px;
+      const label = box(left - 1, left + width + 1, py - 12, py + 3);
+      return py - 12 >= M.top - 4 && py + 3 <= H - M.bottom && !taken.some((t) => meets(t, label));
+    };
+    const [px, py, anchor] = places.find(clear) || places[0];
     chart.append(
-      svg('line', { class: 'exp-target', x1: M.left, x2: W - M.right, y1: y(report.target), y2: y(report.target) }),
-      svg('text', { class: 'chart-label', x: W - M.right, y: y(report.target) - 4, 'text-anchor': 'end' }, `target ${figure(report.target)}`));
+      svg('line', { class: 'exp-target', x1: M.left, x2: W - M.right, y1: ty, y2: ty }),
+      svg('text', { class: 'chart-label exp-target-label', id: 'experiment-target-label', x: px, y: py, 'text-anchor': anchor }, text));
   }
 
   // The candidates: each a link to its own diff.

@@ -8,7 +8,7 @@ import { timelineView } from './timeline.js';
 import { outputPane } from './output.js';
 import { reviewPane } from './review.js';
 import { postmortemPane } from './postmortem.js';
-import { experimentPane } from './experiment.js';
+import { experimentPane, figure } from './experiment.js';
 
 const CONTROLS = [
   ['pause', 'Pause', (s) => s === 'RUNNING'],
@@ -27,9 +27,11 @@ export function runPage(id, tab, signal, detail) {
 
   const title = h('h1', { id: 'run-name', text: id });
   const fields = {};
+  const labels = {};
   const field = (key, label) => {
     fields[key] = h('dd', { id: `run-${key}`, text: '—' });
-    return h('div', {}, h('dl', {}, h('dt', { text: label }), fields[key]));
+    labels[key] = h('dt', { id: `run-${key}-label`, text: label });
+    return h('div', {}, h('dl', {}, labels[key], fields[key]));
   };
   const controls = CONTROLS.map(([action, label]) => h('button', {
     type: 'button', id: `control-${action}`, disabled: true,
@@ -73,7 +75,7 @@ export function runPage(id, tab, signal, detail) {
     fields.status.replaceChildren(statusBadge(run.status));
     const step = run.current_step;
     fields.phase.textContent = step ? `${step.phase} · ${step.iteration}` : `— · ${run.iteration}`;
-    fields.tasks.textContent = `${run.tasks_done} / ${run.tasks_total}`;
+    if (!standing) fields.tasks.textContent = `${run.tasks_done} / ${run.tasks_total}`;
     fields.cost.textContent = money(run.cost_usd);
     fields.tokens.textContent = `${count(state.tokens.input)} / ${count(state.tokens.output)}`;
     fields.time.textContent = duration(elapsed(run));
@@ -120,6 +122,29 @@ export function runPage(id, tab, signal, detail) {
     }
   }, 100);
 
+  // An experiment has no tasks (its iterations are ideas measured): in their place the header
+  // shows its standing, from its report — which answers only for an experiment run, and so also
+  // says whether the Experiment tab is shown.
+  let standing = null;
+  const readStanding = debounce(async () => {
+    let report;
+    try {
+      report = await api('GET', `/runs/${id}/experiment`);
+    } catch {
+      return;
+    }
+    if (signal.aborted) return;
+    document.getElementById('tab-experiment').hidden = false;
+    const s = report.summary || {};
+    // Two short lines, so the header's narrow cell shows them whole.
+    standing = s.best === null || s.best === undefined
+      ? ['measuring the start']
+      : [`best ${figure(s.best)} (iteration ${s.best_iteration ?? 0})`, `${s.kept} kept, ${s.discarded} discarded`];
+    labels.tasks.textContent = 'Experiment';
+    fields.tasks.replaceChildren(...standing.map((line) => h('span', { class: 'line', text: line })));
+    fields.tasks.title = `${s.iterations ?? 0} iterations decided`;
+  }, 300);
+
   const timeline = timelineView(state);
   const tick = () => { timeline.tick(); if (state.run && !TERMINAL.has(state.run.status)) { fields.time.textContent = duration(elapsed(state.run)); if (state.run.waiting) reason.textContent = `Waiting: ${waitingText(state.run)}`; } };
   everySecond(tick, signal);
@@ -144,6 +169,7 @@ export function runPage(id, tab, signal, detail) {
     timeline.add(record);
     if (record.type === 'STEP_STARTED') for (const listener of listeners.stepStarted) listener(p.step_id);
     for (const listener of listeners.event) listener(record);
+    if (standing && (String(record.type).startsWith('EXPERIMENT_') || record.type === 'RUN_COMPLETED')) readStanding('standing');
     refresh('run');
   }
 
@@ -191,8 +217,6 @@ export function runPage(id, tab, signal, detail) {
     else if (tab === 'review') reviewPane(id, panel, state, listeners, signal);
     else if (tab === 'experiment') experimentPane(id, panel, listeners, signal, detail === undefined ? null : Number(detail));
     else postmortemPane(id, panel, state, listeners, signal);
-    if (tab !== 'experiment') {
-      api('GET', `/runs/${id}/experiment`).then(() => { document.getElementById('tab-experiment').hidden = false; }, () => {});
-    }
+    readStanding('standing');
   })();
 }

@@ -36,6 +36,23 @@ fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
     loop_testkit::until("the Experiment tab", PATIENCE, || {
         browser.js("const tab = document.querySelector('#tab-experiment'); return tab ? tab.hidden : null;") == json!(false)
     });
+    // An experiment has no tasks: the header shows its standing in their place.
+    loop_testkit::until("the experiment's standing in the header", PATIENCE, || {
+        browser.text("#run-tasks-label").as_deref() == Some("Experiment")
+    });
+    let standing = browser.text("#run-tasks").unwrap_or_default();
+    let summary = &report["summary"];
+    assert!(
+        standing.contains(&format!("(iteration {})", summary["best_iteration"]))
+            && standing.starts_with("best ")
+            && standing.contains("2 kept, 2 discarded"),
+        "{standing} {summary}"
+    );
+    let cut = browser.js(
+        "return [...document.querySelectorAll('#run-tasks .line')]
+           .filter((line) => line.scrollWidth > line.clientWidth).map((line) => line.textContent);",
+    );
+    assert_eq!(cut, json!([]), "the standing cut short");
     browser.click("#tab-experiment");
     loop_testkit::until("a point per candidate", PATIENCE, || {
         browser.js("return document.querySelectorAll('#experiment-chart .exp-point').length;")
@@ -130,7 +147,9 @@ fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
             .contains(" ["),
         "the interval beside the effect"
     );
-    browser.click("#experiment-log");
+    // (Clicked in the page: the pane is drawn anew as the run's events replay, which can leave
+    // a driver's handle on the box stale; the choice outlives a redraw.)
+    browser.js("document.querySelector('#experiment-log').click(); return null;");
     loop_testkit::until("the log scale", PATIENCE, || scale() == json!("log"));
     let order = browser.js(
         "return [...document.querySelectorAll('#experiment-chart .exp-point')].map((a) => {
@@ -176,6 +195,43 @@ fn the_experiment_chart_plots_every_candidate_and_each_point_opens_its_diff() {
             .unwrap_or_default()
             .contains(&format!("refs/loop/experiments/{id}/2"))
     );
+
+    // The target's label is never drawn over the best line or a point. The figures are the
+    // real primes experiment's (specs/experiment.md, 00:10 UTC 2026-12-08; composed into a
+    // report here): its best ends just under the target, its last fall crossing the dashed line
+    // where the label stood at first.
+    let clash = browser.js(
+        "const { experimentChart } = await import('/ui/experiment.js');
+         const row = (iteration, metric, best, kept, reason) => ({ iteration, metric, spread: 0.01 * (metric || 1),
+           best, best_spread: 0.01 * best, kept, reason, commit: 'c' + iteration, idea: 'idea' });
+         const report = { metric: 'ms', goal: 'minimize', target: 0.1, rows: [
+           row(0, 80.275, 80.275, true, 'baseline'), row(1, 41.634, 41.634, true, 'improved'),
+           row(2, 74.42, 41.634, false, 'worse'), row(3, 39.574, 41.634, false, 'within_noise'),
+           row(4, 0.1777, 0.1777, true, 'improved'), row(5, null, 0.1777, false, 'verification_failed'),
+           row(6, 0.0562, 0.0562, true, 'improved')] };
+         const clashes = [];
+         {
+           const chart = experimentChart('x', report, null);
+           chart.id = 'composed-chart';
+           document.body.append(chart);
+           const label = chart.querySelector('#experiment-target-label').getBBox();
+           const best = chart.querySelector('#experiment-best');
+           for (let x = label.x; x <= label.x + label.width; x += 1) {
+             for (let y = label.y; y <= label.y + label.height; y += 1) {
+               if (best.isPointInStroke(new DOMPoint(x, y))) clashes.push(['line', x, y]);
+             }
+           }
+           for (const mark of chart.querySelectorAll('.exp-point circle, .exp-point rect')) {
+             const m = mark.getBBox();
+             if (m.x < label.x + label.width && label.x < m.x + m.width && m.y < label.y + label.height && label.y < m.y + m.height) {
+               clashes.push(['point', mark.parentNode.dataset.iteration]);
+             }
+           }
+           chart.remove();
+         }
+         return clashes.slice(0, 5);",
+    );
+    assert_eq!(clash, json!([]), "the target's label over the chart");
 
     // Reading is not doing: the chart and the diffs appended nothing.
     assert_eq!(events(), before);
