@@ -180,6 +180,53 @@ impl LineStats {
     }
 }
 
+/// Reads an agent's stream one line at a time into its transcript `T`: the line handling both
+/// agents share (a BOM, `\r`, banners, bad JSON, an oversized line), while what each event
+/// means is the transcript's ([`Transcript::event`]).
+#[derive(Clone, Debug, Default)]
+pub struct Stream<T> {
+    transcript: T,
+}
+
+/// What a [`Stream`] reads into: one agent's transcript.
+pub trait Transcript: Default {
+    /// The counts of the lines read so far.
+    fn lines_mut(&mut self) -> &mut LineStats;
+
+    /// Reads one event of type `kind`; a kind it does not know is counted in
+    /// [`LineStats::unknown`].
+    fn event(&mut self, kind: &str, event: Map<String, Value>);
+}
+
+impl<T: Transcript> Stream<T> {
+    pub fn new() -> Stream<T> {
+        Stream::default()
+    }
+
+    /// A line too long to be kept whole (over 64 MiB): counted as bad, never parsed in part.
+    pub fn feed_oversized(&mut self) {
+        let lines = self.transcript.lines_mut();
+        lines.bad = lines.bad.saturating_add(1);
+    }
+
+    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
+    /// counted in the transcript's [`LineStats`].
+    pub fn feed(&mut self, line: &str) {
+        if let Some((kind, event)) = self.transcript.lines_mut().read(line) {
+            self.transcript.event(&kind, event);
+        }
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> &T {
+        &self.transcript
+    }
+
+    pub fn finish(self) -> T {
+        self.transcript
+    }
+}
+
 /// Field access that treats a value of the wrong type as absent, so one odd field never costs
 /// the rest of an event.
 fn str_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

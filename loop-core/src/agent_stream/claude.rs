@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 
 use std::collections::BTreeMap;
 
-use super::{CallFigures, LineStats, i64_field, object_field, str_field, u64_field};
+use super::{
+    CallFigures, LineStats, Stream, Transcript, i64_field, object_field, str_field, u64_field,
+};
 use crate::event::{AgentDetail, RateLimitSeen, Tokens};
 
 mod classify;
@@ -21,10 +23,7 @@ pub use classify::classify;
 use content::{text_of, tool_calls_of, tool_results_of};
 
 /// Reads Claude Code's stream one line at a time.
-#[derive(Clone, Debug, Default)]
-pub struct ClaudeStream {
-    transcript: ClaudeTranscript,
-}
+pub type ClaudeStream = Stream<ClaudeTranscript>;
 
 /// Everything of a Claude Code call's output that the runtime uses.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -210,24 +209,14 @@ pub struct ClaudeUsage {
     pub cache_read_input_tokens: u64,
 }
 
-impl ClaudeStream {
-    pub fn new() -> ClaudeStream {
-        ClaudeStream::default()
+impl Transcript for ClaudeTranscript {
+    fn lines_mut(&mut self) -> &mut LineStats {
+        &mut self.lines
     }
 
-    /// A line too long to be kept whole (over 64 MiB): counted as bad, never parsed in part.
-    pub fn feed_oversized(&mut self) {
-        self.transcript.lines.bad = self.transcript.lines.bad.saturating_add(1);
-    }
-
-    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
-    /// counted in [`ClaudeTranscript::lines`].
-    pub fn feed(&mut self, line: &str) {
-        let t = &mut self.transcript;
-        let Some((kind, event)) = t.lines.read(line) else {
-            return;
-        };
-        match kind.as_str() {
+    fn event(&mut self, kind: &str, event: Map<String, Value>) {
+        let t = self;
+        match kind {
             "system" => {
                 if str_field(&event, "subtype") == Some("init") {
                     t.session_id = str_field(&event, "session_id").map(str::to_owned);
@@ -271,15 +260,6 @@ impl ClaudeStream {
             "stream_event" => {}
             _ => t.lines.unknown += 1,
         }
-    }
-
-    /// The transcript so far; `result.is_some()` once the final event arrived.
-    pub fn transcript(&self) -> &ClaudeTranscript {
-        &self.transcript
-    }
-
-    pub fn finish(self) -> ClaudeTranscript {
-        self.transcript
     }
 }
 

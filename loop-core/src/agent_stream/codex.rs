@@ -10,7 +10,10 @@
 use serde_json::{Map, Value};
 
 use super::error_text::{self, Agent};
-use super::{CallEnd, CallFigures, LineStats, When, i64_field, object_field, str_field, u64_field};
+use super::{
+    CallEnd, CallFigures, LineStats, Stream, Transcript, When, i64_field, object_field, str_field,
+    u64_field,
+};
 use crate::event::{AgentDetail, Tokens};
 
 #[cfg(test)]
@@ -20,10 +23,7 @@ mod tests;
 const ERROR_DEPTH: usize = 6;
 
 /// Reads `codex exec --json` output one line at a time.
-#[derive(Clone, Debug, Default)]
-pub struct CodexStream {
-    transcript: CodexTranscript,
-}
+pub type CodexStream = Stream<CodexTranscript>;
 
 /// Everything of a Codex call's output that the runtime uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,24 +84,14 @@ pub struct UsageLimitError {
     pub resets_in_s: Option<i64>,
 }
 
-impl CodexStream {
-    pub fn new() -> CodexStream {
-        CodexStream::default()
+impl Transcript for CodexTranscript {
+    fn lines_mut(&mut self) -> &mut LineStats {
+        &mut self.lines
     }
 
-    /// A line too long to be kept whole (over 64 MiB): counted as bad, never parsed in part.
-    pub fn feed_oversized(&mut self) {
-        self.transcript.lines.bad = self.transcript.lines.bad.saturating_add(1);
-    }
-
-    /// Reads one line of stdout (with or without its `\r`). Never fails: what cannot be read is
-    /// counted in [`CodexTranscript::lines`].
-    pub fn feed(&mut self, line: &str) {
-        let t = &mut self.transcript;
-        let Some((kind, event)) = t.lines.read(line) else {
-            return;
-        };
-        match kind.as_str() {
+    fn event(&mut self, kind: &str, event: Map<String, Value>) {
+        let t = self;
+        match kind {
             "thread.started" => t.thread_id = str_field(&event, "thread_id").map(str::to_owned),
             "turn.started" => t.turns_started = t.turns_started.saturating_add(1),
             "turn.completed" => {
@@ -171,11 +161,6 @@ impl CodexStream {
             _ => t.lines.unknown += 1,
         }
     }
-
-    /// The transcript so far; `turns_completed > 0` once a turn finished.
-    pub fn transcript(&self) -> &CodexTranscript {
-        &self.transcript
-    }
 }
 
 impl CodexTranscript {
@@ -192,12 +177,6 @@ impl CodexTranscript {
                 ..AgentDetail::default()
             },
         }
-    }
-}
-
-impl CodexStream {
-    pub fn finish(self) -> CodexTranscript {
-        self.transcript
     }
 }
 
