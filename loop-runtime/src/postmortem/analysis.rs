@@ -121,7 +121,7 @@ async fn work(
     } else if agent.is_none() {
         Some((
             PostmortemStatus::Failed,
-            format!("no agent adapter named {agent_name:?}"),
+            format!("no agent adapter named {:?}", agent_name.as_str()),
         ))
     } else {
         None
