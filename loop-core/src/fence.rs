@@ -55,6 +55,21 @@ pub fn verdict(
     if entry.version < version {
         return FenceVerdict::Seize;
     }
+    // The log already holds another event at the version this node means to act at: its view
+    // of the run is stale, and what it would append there is refused. It must not move the
+    // fence over a later entry whatever that entry's fate, or the entry's holder (appending
+    // its event meanwhile) finds its fence taken by an attempt that can never land. The fault
+    // suite's seed 2284228200117490255: a node stopped past its lease woke and took the fence
+    // for a claim at version 2 over another node's entry at 17, which the log then took.
+    if records
+        .iter()
+        .any(|record| record.version == version && !claimed_by(&record.event, me))
+    {
+        return FenceVerdict::Lost {
+            node: entry.node.clone(),
+            version: entry.version,
+        };
+    }
     match records
         .iter()
         .find(|record| record.version == entry.version)
@@ -71,6 +86,11 @@ pub fn verdict(
         // Its node is gone (or is this one, in an attempt that never reached the log).
         None => FenceVerdict::Seize,
     }
+}
+
+/// Whether `event` is `node`'s claim (the one a driver acts under, at its version).
+fn claimed_by(event: &Event, node: &str) -> bool {
+    matches!(event, Event::RunClaimed(claimed) if claimed.node_id == node)
 }
 
 /// Whether `event` is what an entry of `node` at its version was written for: that node's
@@ -175,6 +195,43 @@ mod tests {
         );
         assert_eq!(
             verdict(Some(&entry("a", 5)), &log, "a", v(4), |_| true),
+            FenceVerdict::Seize
+        );
+    }
+
+    /// Seed 2284228200117490255 of the fault suite: a node stopped past its lease woke with its
+    /// scheduler's view of the run at version 1 and took the fence for a claim at 2 over d's
+    /// entry at 5 (d itself silent then, its claim's append under way), which the log took.
+    #[test]
+    fn a_node_whose_view_is_stale_moves_no_fence() {
+        let log = [
+            record(1, claim("b")),
+            record(2, RunStarted {}.into()),
+            record(3, claim("c")),
+            record(4, RunStarted {}.into()),
+        ];
+        let v = Version;
+        let silent = |_: &str| false;
+        // d's entry at 5, its event on its way: a, at a stale 2, has lost; a node at 5 seizes.
+        assert_eq!(
+            verdict(Some(&entry("d", 5)), &log, "a", v(2), silent),
+            FenceVerdict::Lost {
+                node: "d".into(),
+                version: v(5)
+            }
+        );
+        assert_eq!(
+            verdict(Some(&entry("d", 5)), &log, "a", v(5), silent),
+            FenceVerdict::Seize
+        );
+        // An entry the log went past without (4 is another event): a stale node leaves it too.
+        assert!(matches!(
+            verdict(Some(&entry("d", 4)), &log, "a", v(2), silent),
+            FenceVerdict::Lost { .. }
+        ));
+        // A driver acting under its own claim at 3 is not stale for it.
+        assert_eq!(
+            verdict(Some(&entry("d", 4)), &log, "c", v(3), silent),
             FenceVerdict::Seize
         );
     }
