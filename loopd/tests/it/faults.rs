@@ -102,7 +102,6 @@ fn run(schedule: &Schedule, server: Postgres) -> Findings {
     let start = Instant::now();
     let mut out_since: Vec<Option<i64>> = vec![None; world.nodes.len()];
     let mut store_down_since = None;
-    let mut restart_later = Vec::new();
     let mut recoveries = Vec::new();
     for (at, step) in steps {
         if let Some(wait) = at.checked_sub(start.elapsed()) {
@@ -152,12 +151,7 @@ fn run(schedule: &Schedule, server: Postgres) -> Findings {
                         world.nodes[node].out.push((since, now_ms()));
                     }
                 }
-                Fault::Kill { node, .. } if store_down_since.is_some() => {
-                    // A node whose store is down at start exits (its supervisor starts it
-                    // again): it is started once the store is back, by this same thread.
-                    eprintln!("{stamp} restart {} once PostgreSQL is back", name(node));
-                    restart_later.push(node);
-                }
+                // Even while the store is down: a node started then starts and waits for it.
                 Fault::Kill { node, .. } => {
                     eprintln!("{stamp} restart {}", name(node));
                     world.restart(node);
@@ -168,14 +162,6 @@ fn run(schedule: &Schedule, server: Postgres) -> Findings {
                     let since = store_down_since.take().unwrap_or_else(now_ms);
                     world.store_down.push((since, now_ms()));
                     recoveries.push(watch_recovery(&world, "stop and start"));
-                    for node in restart_later.drain(..) {
-                        eprintln!(
-                            "+{:.1}s restart {}",
-                            start.elapsed().as_secs_f64(),
-                            name(node)
-                        );
-                        world.restart(node);
-                    }
                 }
                 Fault::Pause {
                     run, resume_via, ..
@@ -242,9 +228,26 @@ fn submit(world: &World, ids: &Ids, run: usize, via: usize) -> std::thread::Join
             .build()
             .expect("a client");
         let deadline = Instant::now() + Duration::from_secs(120);
+        let spec = body["spec_path"].as_str().expect("a spec path").to_owned();
         let mut node = via;
         let mut last = String::new();
+        // Until when a submit whose answer was lost may still be creating the run: a node
+        // stopped with the request in hand, or an append cut off at its commit, creates it
+        // after all. Submitting again meanwhile made the run twice (seed
+        // 8628354520153496133: "main has … of no run"), so the log is asked first.
+        let mut unsure_until: Option<Instant> = None;
         loop {
+            if let Some(until) = unsure_until {
+                if let Some(id) = created_with(&http, &bases, &spec) {
+                    ids.lock().expect("ids")[run] = Some(id);
+                    return;
+                }
+                if Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+                unsure_until = None;
+            }
             if let Some(base) = &bases[node] {
                 match http.post(format!("{base}/runs")).json(&body).send() {
                     Ok(response) if response.status() == 201 => {
@@ -255,9 +258,15 @@ fn submit(world: &World, ids: &Ids, run: usize, via: usize) -> std::thread::Join
                     }
                     Ok(response) => {
                         let status = response.status();
+                        if status.is_server_error() {
+                            unsure_until = Some(Instant::now() + UNSURE_FOR);
+                        }
                         last = format!("{status}: {}", response.text().unwrap_or_default());
                     }
-                    Err(error) => last = error.to_string(),
+                    Err(error) => {
+                        unsure_until = Some(Instant::now() + UNSURE_FOR);
+                        last = error.to_string();
+                    }
                 }
             }
             assert!(
@@ -267,6 +276,33 @@ fn submit(world: &World, ids: &Ids, run: usize, via: usize) -> std::thread::Join
             node = (node + 1) % bases.len();
             std::thread::sleep(Duration::from_millis(200));
         }
+    })
+}
+
+/// How long a submit whose answer was lost is given to land before it is made again: longer
+/// than a node stays stopped (6 s) or the store down (4 s), and a node's recovery after.
+const UNSURE_FOR: Duration = Duration::from_secs(20);
+
+/// The id of the run of `spec` if any node that answers lists one.
+fn created_with(
+    http: &reqwest::blocking::Client,
+    bases: &[Option<String>],
+    spec: &str,
+) -> Option<String> {
+    bases.iter().flatten().find_map(|base| {
+        let listed: serde_json::Value = http
+            .get(format!("{base}/runs?limit=100"))
+            .send()
+            .ok()
+            .filter(|response| response.status() == 200)?
+            .json()
+            .ok()?;
+        listed["runs"]
+            .as_array()?
+            .iter()
+            .find(|run| run["spec_path"] == spec)
+            .and_then(|run| run["id"].as_str())
+            .map(str::to_owned)
     })
 }
 
