@@ -42,12 +42,14 @@ use crate::append::{self, Proposed};
 use crate::error::StoreError;
 use crate::postgres::link::{Link, Slot};
 use crate::postgres::rebuild;
-use crate::postgres::rows::{
-    Conn, RunRows, SELECT_EVENTS, UPSERT_RUNS_SQL, parse_view, query_events,
-};
+use crate::postgres::rows::{Conn, SELECT_EVENTS, UPSERT_RUNS_SQL, parse_view, query_events};
 use crate::postgres::schema::{APPEND_LOCK, LOCK_SQL, pg_error};
 use crate::store::RebuildStats;
 use crate::subscription::Subscribers;
+
+mod columns;
+
+use columns::Rows;
 
 /// The channel commits are announced on.
 pub(crate) const CHANNEL: &str = "loop_events";
@@ -558,71 +560,6 @@ impl Staged {
                 reason: describe(&error),
             }),
         }
-    }
-}
-
-/// The rows a group writes, as the arrays its statements take.
-struct Rows {
-    seqs: Vec<i64>,
-    run_ids: Vec<String>,
-    versions: Vec<i64>,
-    types: Vec<&'static str>,
-    times: Vec<i64>,
-    schemas: Vec<i32>,
-    payloads: Vec<String>,
-    step_ids: Vec<String>,
-    step_runs: Vec<String>,
-    runs: RunRows,
-}
-
-impl Rows {
-    fn of(staged: &Staged) -> Rows {
-        let records = staged.outcomes.iter().flatten().flatten();
-        let count = staged.records();
-        let mut rows = Rows {
-            seqs: Vec::with_capacity(count),
-            run_ids: Vec::with_capacity(count),
-            versions: Vec::with_capacity(count),
-            types: Vec::with_capacity(count),
-            times: Vec::with_capacity(count),
-            schemas: Vec::with_capacity(count),
-            payloads: Vec::with_capacity(count),
-            step_ids: Vec::new(),
-            step_runs: Vec::new(),
-            runs: RunRows::default(),
-        };
-        let mut written: HashSet<RunId> = HashSet::new();
-        for record in records {
-            rows.seqs.push(record.seq.0 as i64);
-            rows.run_ids.push(record.run_id.to_string());
-            rows.versions.push(record.version.0 as i64);
-            rows.types.push(record.event.event_type().as_str());
-            rows.times.push(record.ts_ms);
-            rows.schemas.push(record.schema as i32);
-            rows.payloads.push(record.event.payload_json());
-            if written.insert(record.run_id)
-                && let Some((_, Some(view))) = staged.views.get(&record.run_id)
-            {
-                rows.runs.push(view);
-            }
-        }
-        for (step_id, run_id) in &staged.started {
-            rows.step_ids.push(step_id.to_string());
-            rows.step_runs.push(run_id.to_string());
-        }
-        rows
-    }
-
-    fn event_params(&self) -> [&(dyn ToSql + Sync); 7] {
-        [
-            &self.seqs,
-            &self.run_ids,
-            &self.versions,
-            &self.types,
-            &self.times,
-            &self.schemas,
-            &self.payloads,
-        ]
     }
 }
 
