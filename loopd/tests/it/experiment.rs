@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::support::{get_json, run_body, run_file, start_daemon, submit, wait_for_end};
 
+mod cluster;
+
 /// A repository with the spec, `loops.txt` at 1000 and `bench.sh`, committed on `main`, and no
 /// plan: an experiment needs none.
 pub fn bench_repo(root: &Path) -> PathBuf {
