@@ -195,6 +195,13 @@ async fn a_retry_makes_no_call_while_its_account_is_held() {
         .await
         .expect("submit");
     let until = wait_for_waiting(&runtime, limited.id).await;
+    // The log shows the wait as soon as it is committed; the account book learns it a moment
+    // later, when the appending driver resumes and hands the record to the journal's
+    // observers. Time moved in between would make the retry decide on a book that cannot know
+    // the limit yet (as if it were due a moment before the limit was met). The limited run
+    // sleeps for the reset only after its record went through the observers: from then on
+    // the book holds the account.
+    clock.parked_until(until).await;
     // The retry's time comes: both runs end up waiting for the reset.
     clock.advance(Duration::from_secs(10));
     clock.parked_many(until, 2).await;
