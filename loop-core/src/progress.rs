@@ -330,17 +330,9 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
         };
     }
 
+    let unfinished = unfinished(progress, plan_complete, verified);
     if progress.claimed && !progress.completion_checked {
-        let reason = if !plan_complete {
-            Some("the plan still has pending or blocked tasks")
-        } else if progress.review_outstanding {
-            Some("the reviewer asked for changes")
-        } else if !verified {
-            Some("verification did not pass")
-        } else {
-            None
-        };
-        return match reason {
+        return match unfinished {
             None => Next::Complete { iteration },
             Some(reason) => Next::RejectCompletion {
                 iteration,
@@ -381,12 +373,22 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
     }
 
     if progress.iterations_run >= config.iterations {
+        // Say what the log says is missing: a plan whose every task is checked but whose
+        // verification fails is not "a plan not completed".
+        let ran = match progress.iterations_run {
+            1 => "1 iteration ran".to_owned(),
+            n => format!("{n} iterations ran"),
+        };
+        let reason = match unfinished {
+            Some(why) if plan_complete => {
+                format!("{ran}; every task of the plan is checked, but {why}")
+            }
+            Some(why) => format!("{ran}; {why}"),
+            None => ran,
+        };
         return Next::Fail {
             exit_reason: ExitReason::IterationsExhausted,
-            reason: format!(
-                "{} iterations ran without completing the plan",
-                progress.iterations_run
-            ),
+            reason,
             cause: FailureCause::IterationsExhausted {
                 iterations: progress.iterations_run,
             },
@@ -395,6 +397,23 @@ fn evaluate(progress: &LoopProgress, config: &RunConfig, plan_complete: bool) ->
     Next::Implement {
         iteration: iteration + 1,
         attempt: 1,
+    }
+}
+
+/// Why the run is not done, as the log shows it, or `None` when nothing is missing.
+fn unfinished(
+    progress: &LoopProgress,
+    plan_complete: bool,
+    verified: bool,
+) -> Option<&'static str> {
+    if !plan_complete {
+        Some("the plan still has pending or blocked tasks")
+    } else if progress.review_outstanding {
+        Some("the reviewer asked for changes")
+    } else if !verified {
+        Some("verification did not pass")
+    } else {
+        None
     }
 }
 
@@ -452,6 +471,43 @@ mod tests {
         assert_eq!(
             next(&verified_iteration(true), &config, false),
             next_iteration
+        );
+    }
+
+    /// Issue 24: a run out of iterations with every task checked and its verification failing
+    /// ended "4 iterations ran without completing the plan" beside "4/4 tasks".
+    #[test]
+    fn running_out_of_iterations_says_what_is_missing() {
+        let config = config(&[
+            ("verify_cmds", "python3 -m unittest -q"),
+            ("iterations", "1"),
+            ("max_consecutive_verification_failures", "0"),
+        ]);
+        let reason =
+            |progress: &LoopProgress, plan_complete| match next(progress, &config, plan_complete) {
+                Next::Fail {
+                    exit_reason: ExitReason::IterationsExhausted,
+                    reason,
+                    ..
+                } => reason,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            reason(&verified_iteration(false), true),
+            "1 iteration ran; every task of the plan is checked, but verification did not pass"
+        );
+        let asked_for_changes = LoopProgress {
+            review_outstanding: true,
+            ..verified_iteration(true)
+        };
+        assert_eq!(
+            reason(&asked_for_changes, true),
+            "1 iteration ran; every task of the plan is checked, but the reviewer asked for \
+             changes"
+        );
+        assert_eq!(
+            reason(&verified_iteration(true), false),
+            "1 iteration ran; the plan still has pending or blocked tasks"
         );
     }
 

@@ -43,7 +43,7 @@ impl<'a> Live<'a> {
         let tty = !out.json
             && std::io::stderr().is_terminal()
             && std::env::var("TERM").is_ok_and(|term| term != "dumb");
-        Live {
+        let mut live = Live {
             out,
             json_lines,
             status: Status::of(view, steps),
@@ -52,7 +52,16 @@ impl<'a> Live<'a> {
             text: (!out.is_raw()).then(ByStep::default),
             drawn: false,
             mid_line: false,
+        };
+        // A wait under way when following starts (an account hold, a usage limit met before)
+        // gets its line like one that starts later: no event will come to say it. A PENDING
+        // run's wait is the queue's, which the follower says itself.
+        if view.status != loop_core::RunStatus::Pending
+            && let Some(waiting) = &view.waiting
+        {
+            live.say(&lines::wait_line(waiting, now_ms()));
         }
+        live
     }
 
     /// The run's next event.

@@ -125,19 +125,15 @@ pub fn iterations(count: u32) -> String {
     }
 }
 
-/// What a run waits for now, or where its merge stands: `⏸ usage limit until 14:05 UTC (2h
+/// What a run waits for now, or where its merge stands: `⏸ usage limit until 14:05:30 UTC (2h
 /// left)`, `merged into main`, `merge not landed`; empty when there is nothing to say.
 pub fn state_note(view: &RunView, now_ms: i64) -> String {
     if let Some(waiting) = &view.waiting {
-        let mut note = format!("⏸ {}", crate::live::lines::wait_label(waiting.code));
-        if let Some(until) = waiting.until_ms {
-            note.push_str(&format!(
-                " until {} ({} left)",
-                crate::live::lines::clock(until, now_ms),
-                duration((until - now_ms).max(0) as u64)
-            ));
-        }
-        return note;
+        return format!(
+            "⏸ {}{}",
+            crate::live::lines::wait_label(waiting.code),
+            crate::live::lines::until(waiting, now_ms)
+        );
     }
     if view.pause_requested {
         return "pausing after its step".to_owned();

@@ -289,9 +289,13 @@ pub(super) fn usage_limit(
         }
         Some(reset_ms) => {
             let until_ms = reset_ms.max(now_ms).saturating_add(RESET_MARGIN_MS);
+            // Both instants, and why they differ: a person reading "until 22:01:45" beside
+            // "resets 22:00:45" should not have to guess where the minute came from.
             let head = format!(
-                "{name} usage limit reached; it resets at {}",
-                rfc3339_ms(reset_ms)
+                "{name} usage limit reached; it resets at {}, so trying again at {} ({}s margin)",
+                rfc3339_ms(reset_ms),
+                rfc3339_ms(until_ms),
+                RESET_MARGIN_MS / 1000
             );
             (until_ms, head)
         }

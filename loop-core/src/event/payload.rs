@@ -347,7 +347,11 @@ pub struct VerificationCommand {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompletionDetected {
     pub iteration: u32,
-    /// The commit the final verification passed at.
+    /// `HEAD` of the run's working directory (its worktree, or the workspace itself without
+    /// one) as the implementation step whose answer claimed completion ended: the commit the
+    /// claim is about. It is recorded before the review and verification that judge the claim
+    /// (a `COMPLETION_REJECTED` or `RUN_COMPLETED` follows), so it says nothing of whether they
+    /// passed. `None` when there was no commit to read (not a git checkout, or no commit yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
 }

@@ -368,15 +368,11 @@ impl Status {
         let mut parts: Vec<String> = Vec::new();
         match (&self.waiting, &self.backoff, &self.step) {
             (Some(waiting), _, _) => {
-                let mut part = format!("⏸ {}", wait_label(waiting.code));
-                if let Some(until) = waiting.until_ms {
-                    part.push_str(&format!(
-                        " until {} ({} left)",
-                        clock(until, now_ms),
-                        duration((until - now_ms).max(0) as u64)
-                    ));
-                }
-                parts.push(part);
+                parts.push(format!(
+                    "⏸ {}{}",
+                    wait_label(waiting.code),
+                    until(waiting, now_ms)
+                ));
             }
             (None, Some(backoff), _) if backoff.until_ms > now_ms => parts.push(format!(
                 "↻ {} in {}",
@@ -456,10 +452,16 @@ fn step_finished(step: &StepFinished) -> Line {
     }
     let odd_exit = step.exit_code.filter(|code| *code != 0);
     match (step.status, odd_exit, &step.message) {
-        // The answer stands, but the agent's exit status is not hidden.
+        // The answer stands, but the agent's exit status is not hidden. The runtime's own note
+        // on it says the same again; any other message is shown.
         (StepStatus::Succeeded, Some(code), message) => {
-            text.push_str(&format!(" · the agent exited {code} after its answer"));
-            if let Some(message) = message {
+            text.push_str(&format!(
+                " · the agent exited {code} after its answer (the answer is kept)"
+            ));
+            if let Some(message) = message
+                .as_deref()
+                .filter(|m| !m.contains("after its answer"))
+            {
                 text.push_str(&format!(": {}", first_line(message)));
             }
             Line::new(Paint::Yellow, text)
@@ -517,23 +519,43 @@ pub fn wait_label(code: WaitCode) -> &'static str {
     }
 }
 
-/// `⏸ usage limit until 12:30 (2h 4m left): <reason>`: one line for every kind of wait.
+/// `⏸ usage limit until 12:31:00 JST (2h 4m left): <reason>`: one line for every kind of wait.
 pub fn wait_line(waiting: &Waiting, now_ms: i64) -> Line {
-    let mut text = format!("⏸ {}", wait_label(waiting.code));
-    if let Some(until) = waiting.until_ms {
-        text.push_str(&format!(
-            " until {} ({} left)",
-            clock(until, now_ms),
-            duration((until - now_ms).max(0) as u64)
-        ));
-    }
-    text.push_str(&format!(": {}", first_line(&waiting.reason)));
+    let text = format!(
+        "⏸ {}{}: {}",
+        wait_label(waiting.code),
+        until(waiting, now_ms),
+        first_line(&waiting.reason)
+    );
     Line::new(Paint::Yellow, text)
 }
 
-/// A time as the local clock shows it: `14:05` today, `Tue 9 Dec 14:05` on another day.
+/// ` until 12:31:00 JST (2h 4m left)`, or nothing for a wait with no end known: when the run
+/// goes on, as every view of a wait says it (the wait's line, the status line, `inspect`,
+/// `list`). The time is the wait's own `until_ms` to the second, the very instant the reason's
+/// "trying again at" names: a usage limit's reset plus its margin is not rounded to a minute
+/// that reads as earlier or later than the reset the agent quoted.
+pub fn until(waiting: &Waiting, now_ms: i64) -> String {
+    until_in(waiting, now_ms, &jiff::tz::TimeZone::system())
+}
+
+fn until_in(waiting: &Waiting, now_ms: i64, zone: &jiff::tz::TimeZone) -> String {
+    waiting.until_ms.map_or_else(String::new, |until| {
+        format!(
+            " until {} ({} left)",
+            clock_in(until, now_ms, zone),
+            duration((until - now_ms).max(0) as u64)
+        )
+    })
+}
+
+/// A time as the local clock shows it, to the second: `14:05:30 CET` today, `Tue 9 Dec
+/// 14:05:30 CET` on another day.
 pub fn clock(at_ms: i64, now_ms: i64) -> String {
-    let zone = jiff::tz::TimeZone::system();
+    clock_in(at_ms, now_ms, &jiff::tz::TimeZone::system())
+}
+
+fn clock_in(at_ms: i64, now_ms: i64, zone: &jiff::tz::TimeZone) -> String {
     let (Ok(at), Ok(now)) = (
         jiff::Timestamp::from_millisecond(at_ms),
         jiff::Timestamp::from_millisecond(now_ms),
@@ -542,12 +564,12 @@ pub fn clock(at_ms: i64, now_ms: i64) -> String {
     };
     let (at, now) = (
         at.to_zoned_datetime(zone.clone()),
-        now.to_zoned_datetime(zone),
+        now.to_zoned_datetime(zone.clone()),
     );
     if at.date() == now.date() {
-        at.strftime("%H:%M %Z").to_string()
+        at.strftime("%H:%M:%S %Z").to_string()
     } else {
-        at.strftime("%a %-d %b %H:%M %Z").to_string()
+        at.strftime("%a %-d %b %H:%M:%S %Z").to_string()
     }
 }
 
@@ -567,219 +589,4 @@ fn file_name(path: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use loop_core::event::{RetryCount, StepStarted};
-    use loop_core::{RunId, Seq, StepId, Version};
-
-    use super::*;
-
-    fn status() -> Status {
-        Status {
-            name: "swift-owl".to_owned(),
-            status: RunStatus::Running,
-            created_ms: 0,
-            step: None,
-            tasks_done: 0,
-            tasks_total: 4,
-            tokens: Tokens::default(),
-            cost_usd: 0.0,
-            waiting: None,
-            backoff: None,
-            pause_requested: false,
-            merge_target: Some("main".to_owned()),
-        }
-    }
-
-    fn record(ts_ms: i64, event: impl Into<Event>) -> EventRecord {
-        EventRecord {
-            seq: Seq(1),
-            run_id: RunId::from_parts(1, [1; 10]),
-            version: Version(2),
-            ts_ms,
-            schema: 1,
-            event: event.into(),
-        }
-    }
-
-    fn step() -> StepId {
-        StepId::from_parts(1, [2; 10])
-    }
-
-    #[test]
-    fn a_completion_claim_claims_no_verdict_of_the_verification_after_it() {
-        let claim = loop_core::event::CompletionDetected {
-            iteration: 5,
-            commit: Some("3d0af8766e0000000000000000000000000000ff".to_owned()),
-        };
-        let line = status().apply(&record(10, claim), 10).expect("a line");
-        assert_eq!(line.text, "── completion claimed at 3d0af8766e");
-    }
-
-    #[test]
-    fn a_retry_says_which_of_how_many_when_and_why() {
-        let mut status = status();
-        let line = status
-            .apply(
-                &record(
-                    10_000,
-                    AgentRetry {
-                        step_id: step(),
-                        attempt: 4,
-                        delay_ms: 60_000,
-                        reason: "overloaded: API Error: Repeated 529 Overloaded errors".to_owned(),
-                        count: Some(RetryCount { n: 3, of: 8 }),
-                        paid: Default::default(),
-                        account: None,
-                        limited_until_ms: None,
-                        window: None,
-                        next_account: None,
-                        budget: Some(loop_core::event::RetryBudget::Transient),
-                    },
-                ),
-                10_000,
-            )
-            .expect("a line");
-        assert_eq!(
-            line.text,
-            "↻ retry 3/8 in 1m: overloaded: API Error: Repeated 529 Overloaded errors"
-        );
-        assert!(
-            status
-                .line(40_000)
-                .starts_with("↻ retry 3/8 in 30.0s · run 40.0s")
-        );
-    }
-
-    #[test]
-    fn a_usage_limit_wait_shows_its_reset_in_the_status_line() {
-        let mut status = status();
-        let until = 3 * 3_600_000;
-        let line = status
-            .apply(
-                &record(
-                    1_000,
-                    AgentWaiting {
-                        step_id: Some(step()),
-                        until_ms: until,
-                        reason: "usage limit: You've hit your session limit · resets 3am (UTC)"
-                            .to_owned(),
-                        paid: Default::default(),
-                        account: None,
-                        window: None,
-                        pool_wait: None,
-                    },
-                ),
-                1_000,
-            )
-            .expect("a line");
-        assert!(
-            line.text.starts_with("⏸ usage limit until "),
-            "{}",
-            line.text
-        );
-        assert!(
-            line.text.contains("left): usage limit: You've hit"),
-            "{}",
-            line.text
-        );
-        let bottom = status.line(3_600_000);
-        assert!(bottom.starts_with("⏸ usage limit until "), "{bottom}");
-        assert!(bottom.contains("(2h left) · run 1h"), "{bottom}");
-    }
-
-    #[test]
-    fn a_step_that_succeeded_with_a_bad_exit_says_so() {
-        let mut status = status();
-        status.apply(
-            &record(
-                0,
-                StepStarted {
-                    step_id: step(),
-                    phase: Phase::Implementation,
-                    iteration: 1,
-                    attempt: 1,
-                    prompt_path: None,
-                    session_id: None,
-                    resumed: false,
-                    account: None,
-                },
-            ),
-            0,
-        );
-        let finished: StepFinished = serde_json::from_value(serde_json::json!({
-            "step_id": step(), "phase": "implementation", "status": "SUCCEEDED",
-            "exit_code": 1, "duration_ms": 4000, "tasks_done": 1, "tasks_total": 4,
-            "cost_usd": 0.6, "tokens": {"input": 1000, "output": 200},
-            "message": "the agent exited with status 1 after its answer"
-        }))
-        .expect("a payload");
-        let line = status
-            .apply(&record(4_000, finished), 4_000)
-            .expect("a line");
-        assert_eq!(
-            line.text,
-            "✓ implementation succeeded in 4.0s · 1/4 tasks · $0.60 · the agent exited 1 after \
-             its answer: the agent exited with status 1 after its answer"
-        );
-        assert_eq!(
-            status.line(5_000),
-            "between steps · run 5.0s · 1.2k tokens · $0.60 · 1/4 tasks"
-        );
-    }
-
-    #[test]
-    fn a_merge_that_did_not_land_says_what_to_run() {
-        let mut status = status();
-        let line = status
-            .apply(
-                &record(
-                    0,
-                    MergeFinished {
-                        strategy: "squash".to_owned(),
-                        commit: None,
-                        conflict: Some("target_dirty: main has changes".to_owned()),
-                    },
-                ),
-                0,
-            )
-            .expect("a line");
-        assert_eq!(
-            line.text,
-            "✗ the merge into main did not land: target_dirty: main has changes; `loopctl merge \
-             swift-owl` tries again"
-        );
-    }
-
-    #[test]
-    fn every_wait_the_view_reports_gets_one_line() {
-        let mut status = status();
-        let mut view_wait = |code, reason: &str| {
-            let waiting = Waiting::new(code, reason.to_owned());
-            let mut view: RunView = serde_json::from_value(serde_json::json!({
-                "id": RunId::from_parts(1, [1; 10]), "name": "swift-owl", "name_source": "haiku",
-                "status": "RUNNING", "workspace_root": "/w", "spec_path": "s", "plan_path": "p",
-                "created_at": "", "updated_at": "", "created_ms": 0, "updated_ms": 0,
-                "worktree": {"base_branch": null, "run_branch": null,
-                    "merge_target_branch": null, "merge_strategy": "squash",
-                    "worktree_path": null, "provider": null, "removed": false},
-                "iteration": 1, "tasks_done": 0, "tasks_total": 4, "current_step": null,
-                "exit_reason": null, "failure_reason": null, "cost_usd": 0.0,
-                "postmortem": null, "last_seq": 1, "version": 1
-            }))
-            .expect("a view");
-            view.waiting = Some(waiting);
-            status.view(&view, 0)
-        };
-        let held = view_wait(WaitCode::AccountLimit, "account team is held (usage limit)");
-        assert_eq!(
-            held.expect("a line").text,
-            "⏸ account hold: account team is held (usage limit)"
-        );
-        assert_eq!(
-            view_wait(WaitCode::AccountLimit, "account team is held (usage limit)"),
-            None,
-            "the same wait is said once"
-        );
-        assert!(view_wait(WaitCode::AccountTurn, "its turn").is_some());
-    }
-}
+mod tests;

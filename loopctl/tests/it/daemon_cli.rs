@@ -359,9 +359,20 @@ impl Terminal {
     }
 }
 
-/// The feature spec of the project, and two more: one newer, one older.
+/// The feature spec of the project, and two more: one newer, one older; and a fourth, the
+/// newest, whose plan is finished, which no picker offers (a run of it would be refused).
 fn three_specs(project: &Project) {
     let specs = project.root().join("specs");
+    std::fs::write(
+        specs.join("shipped.md"),
+        "# Shipped\n\n**Status:** Complete\n**Last Updated:** 2026-12-01\n",
+    )
+    .expect("spec");
+    std::fs::write(
+        specs.join("planning/shipped-plan.md"),
+        "- [x] one task\n- [x] another\n",
+    )
+    .expect("plan");
     std::fs::write(
         specs.join("billing.md"),
         "# Billing\n\n**Status:** In Progress\n**Last Updated:** 2026-11-28\n",
@@ -405,6 +416,10 @@ fn the_fuzzy_picker_filters_as_you_type_and_enter_picks_the_highlighted_spec() {
     assert!(
         !screen.contains("feature-plan.md"),
         "plans are not specs: {screen}"
+    );
+    assert!(
+        !screen.contains("specs/shipped.md"),
+        "a spec whose plan is finished is not offered: {screen}"
     );
     // Typed words filter; Enter (a carriage return on a terminal) takes the highlighted one.
     terminal.type_keys("archve");
@@ -453,6 +468,10 @@ fn the_line_picker_labels_its_columns_and_words_or_a_number_pick() {
         "newest first: {screen}"
     );
     assert!(screen.contains("2026-11-28  In Progress"), "{screen}");
+    assert!(
+        !screen.contains("specs/shipped.md"),
+        "a spec whose plan is finished is not offered: {screen}"
+    );
     terminal.type_keys("archive\n");
     let (status, screen) = terminal.end();
     assert_eq!(status, Some(0), "{screen}");

@@ -7,6 +7,7 @@ mod exec;
 mod experiment;
 mod follow;
 mod insight;
+mod live_lines;
 mod newcomer;
 mod offline;
 mod review;

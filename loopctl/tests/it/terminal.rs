@@ -12,10 +12,15 @@ use crate::daemon::{Project, start_daemon};
 use crate::support::text;
 
 /// A repository whose agent is the strict Claude Code stub, with retries a second apart.
-fn claude_project(tasks: usize, plan: &[&str]) -> Project {
+pub fn claude_project(tasks: usize, plan: &[&str]) -> Project {
+    claude_project_with(tasks, plan, "")
+}
+
+/// [`claude_project`] with `extra` lines in its `.loop/config`.
+pub fn claude_project_with(tasks: usize, plan: &[&str], extra: &str) -> Project {
     let config = format!(
         "agent=claude\nclaude_bin={}\nreviewer=false\npostmortem=never\n\
-         run_naming_mode=spec_slug\ntransient_backoff_sec=1\n",
+         run_naming_mode=spec_slug\ntransient_backoff_sec=1\n{extra}",
         loop_testkit::agents::path("claude_stub.sh").display()
     );
     let scratch = loop_testkit::Scratch::with(|repo| repo.tasks(tasks).config(&config));
@@ -25,7 +30,7 @@ fn claude_project(tasks: usize, plan: &[&str]) -> Project {
 }
 
 /// `loopctl args…` on a pseudo-terminal of its own, in the project, the clock in UTC.
-fn on_terminal(project: &Project, args: &[&str]) -> PtySession {
+pub fn on_terminal(project: &Project, args: &[&str]) -> PtySession {
     let mut command = project.command(args);
     command.env("TZ", "UTC").env("TERM", "xterm-256color");
     spawn_command(command, Some(60_000)).expect("loopctl on a pseudo-terminal")
@@ -33,7 +38,7 @@ fn on_terminal(project: &Project, args: &[&str]) -> PtySession {
 
 /// Waits for `what` on the terminal; the text before it. (rexpect reads the terminal a byte at
 /// a time, each byte one `char`: the text is compared, and returned, in that form.)
-fn expect(session: &mut PtySession, what: &str) -> String {
+pub fn expect(session: &mut PtySession, what: &str) -> String {
     let bytes: String = what.bytes().map(char::from).collect();
     let before = session
         .exp_string(&bytes)
@@ -65,12 +70,18 @@ fn a_529_retry_and_a_usage_limit_wait_show_on_the_terminal_with_a_live_status_li
         "You've hit your session limit · resets 12:30pm (Asia/Tokyo)",
     );
     assert!(before.contains("⏸ usage limit until "), "{before:?}");
-    assert!(before.contains(" 03:31 UTC ("), "{before:?}");
+    // The run goes on a minute after the reset (12:30 JST is 03:30 UTC), and the line says both.
+    assert!(before.contains(" 03:31:00 UTC ("), "{before:?}");
+    assert!(
+        before.contains("T03:30:00.000Z, so trying again at ")
+            && before.contains("T03:31:00.000Z (60s margin)"),
+        "{before:?}"
+    );
     // While it waits, the status line says so and counts down.
     expect(&mut session, "\x1b[2K");
     let status = expect(&mut session, "left) · run ");
     assert!(status.contains("⏸ usage limit until "), "{status:?}");
-    assert!(status.contains(" 03:31 UTC ("), "{status:?}");
+    assert!(status.contains(" 03:31:00 UTC ("), "{status:?}");
 
     // A pause asked for during a wait takes effect at once: no call is in flight.
     let paused = project.loopctl(&["pause", "feature"]);

@@ -266,6 +266,29 @@ fn a_reset_more_than_a_week_away_is_not_believed() {
     );
 }
 
+/// Issue 24: the wait said "until 22:01" while the reset it quoted read 22:00:45. The reason
+/// now names the instant the run tries again (the wait's `until_ms`) beside the reset.
+#[test]
+fn a_usage_limit_names_its_reset_and_when_it_tries_again() {
+    let reset = NOW + 45_000;
+    let end = usage_limit(Agent::Claude, Some(reset), None, "limit", NOW);
+    let CallEnd::UsageLimit {
+        until_ms, reason, ..
+    } = end
+    else {
+        panic!("{end:?}")
+    };
+    assert_eq!(until_ms, reset + RESET_MARGIN_MS);
+    assert!(
+        reason.contains(&format!(
+            "it resets at {}, so trying again at {} (60s margin)",
+            rfc3339_ms(reset),
+            rfc3339_ms(until_ms)
+        )),
+        "{reason}"
+    );
+}
+
 #[test]
 fn reasons_quote_the_message_on_one_short_line() {
     let end = call_end(
