@@ -12,9 +12,10 @@ cd "$(dirname "$0")/../.."
 what=${1:-all}
 [ $# -gt 0 ] && shift
 # The `bench` profile (release, with line tables), as `cargo bench` builds: the load tests and the
-# criterion benchmarks of one regeneration share one build of every crate (built for `release`
-# as well, the second build of the workspace took most of an hour on the 2-core machine).
-# Its binaries land in `release/` all the same.
+# criterion benchmarks of one regeneration share the crates whose features agree (a separate
+# `release` build of the whole workspace took most of an hour on the 2-core machine; crates whose
+# features the benches' dev-dependencies change are still built twice). Its binaries land in
+# `release/` all the same.
 cargo build --profile bench -q -p loopd -p loopctl -p loop-benches --bins
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target/release/loopd_load"
