@@ -209,7 +209,7 @@ fn runs_are_created_listed_paged_and_controlled() {
             .expect("create");
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().expect("json");
-        ids.push(body["run"]["id"].as_str().expect("id").to_owned());
+        ids.push(crate::support::run_id(&body));
     }
     for id in &ids {
         let run = wait_for_end(&daemon, id);
@@ -297,7 +297,7 @@ fn artifacts_are_served_from_the_run_directory_and_nothing_outside_it() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     wait_for_end(&daemon, &id);
     let list: Value = client
         .get(daemon.url(&format!("/runs/{id}/artifacts")))

@@ -43,7 +43,7 @@ fn runs_survive_the_daemon_being_killed_at_random_moments() {
                     .expect("create")
                     .json()
                     .expect("json");
-                ids.push(created["run"]["id"].as_str().expect("id").to_owned());
+                ids.push(crate::support::run_id(&created));
             }
         }
         std::thread::sleep(Duration::from_millis(150 + rng.u64(..600)));

@@ -39,7 +39,7 @@ pub fn create(daemon: &Daemon, body: &Value) -> String {
         .expect("create");
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Value = response.json().expect("json");
-    created["run"]["id"].as_str().expect("id").to_owned()
+    crate::support::run_id(&created)
 }
 
 pub fn run(daemon: &Daemon, id: &str) -> Value {

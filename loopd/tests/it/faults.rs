@@ -252,7 +252,7 @@ fn submit(world: &World, ids: &Ids, run: usize, via: usize) -> std::thread::Join
                 match http.post(format!("{base}/runs")).json(&body).send() {
                     Ok(response) if response.status() == 201 => {
                         let created: serde_json::Value = response.json().expect("a run");
-                        let id = created["run"]["id"].as_str().expect("an id").to_owned();
+                        let id = crate::support::run_id(&created);
                         ids.lock().expect("ids")[run] = Some(id);
                         return;
                     }

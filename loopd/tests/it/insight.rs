@@ -186,7 +186,7 @@ fn json_logs_carry_the_run_id_and_a_bad_format_is_refused() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let run: Value = client()

@@ -247,7 +247,7 @@ fn generated_requests_never_get_a_server_error_and_every_answer_matches_the_docu
         .expect("create")
         .json()
         .expect("json");
-    let run = created["run"]["id"].as_str().expect("id").to_owned();
+    let run = crate::support::run_id(&created);
     wait_for_end(&daemon, &run);
     let steps: Value = client
         .get(daemon.url(&format!("/runs/{run}/steps")))

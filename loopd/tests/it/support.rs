@@ -110,6 +110,16 @@ pub fn submit(daemon: &Daemon, body: &Value) -> String {
     created.run.id.to_string()
 }
 
+/// The id of the run in a run document (`{"run": {...}}`, what `POST /runs` and
+/// `GET /runs/{id}` answer), read through the API's own type so a renamed field fails here.
+pub fn run_id(document: &Value) -> String {
+    serde_json::from_value::<loop_api::runs::RunEnvelope>(document.clone())
+        .unwrap_or_else(|err| panic!("a run envelope ({err}): {document}"))
+        .run
+        .id
+        .to_string()
+}
+
 /// A `GET` answered with JSON.
 pub fn get_json(daemon: &Daemon, path: &str) -> Value {
     client()

@@ -145,7 +145,7 @@ fn idle_connections_are_dropped_and_a_low_fd_limit_still_serves_and_runs() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let run = wait_for_end(&daemon, &id);
     assert_eq!(run["status"], "COMPLETED", "{run}");
 }

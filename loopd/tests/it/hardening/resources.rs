@@ -24,7 +24,7 @@ fn downloads_of_large_artifacts_are_streamed_in_bounded_memory() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     wait_for_end(&daemon, &id);
     // A 64 MiB log in the run's directory (the one the API serves).
     let run_dir = PathBuf::from(
@@ -173,7 +173,7 @@ fn bursts_of_replaying_stream_clients_leave_no_files_or_memory_behind() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let run = wait_for_end(&daemon, &id);
     assert_eq!(run["status"], "COMPLETED", "{run}");
     let history: Value = client()

@@ -45,7 +45,7 @@ fn agents_never_see_the_daemons_secrets() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let mut run = Value::Null;
     for _ in 0..600 {
         run = client()
@@ -140,7 +140,7 @@ fn no_process_finds_the_daemons_secrets_in_proc() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let seen = loop {
         if let Ok(text) = std::fs::read_to_string(run_file(&repo, &data, &id, "daemon-environ"))
@@ -181,7 +181,7 @@ fn no_process_finds_the_daemons_secrets_in_proc() {
         .expect("get")
         .json()
         .expect("json");
-    assert_eq!(runs["run"]["id"], json!(id), "the same log: {runs}");
+    assert_eq!(crate::support::run_id(&runs), id, "the same log: {runs}");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", second.pid())).expect("cmdline");
     assert!(
         !String::from_utf8_lossy(&cmdline).contains("hunter2"),

@@ -42,7 +42,7 @@ fn an_event_that_does_not_decode_is_named_and_skipped_not_the_end_of_streams() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     wait_for_end(&daemon, &id);
     drop(daemon);
     // An event a newer build wrote, of a type this one does not know, in the middle of the log.
@@ -131,7 +131,7 @@ fn a_full_disk_under_the_data_dir_is_visible_and_the_run_goes_on_after() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     // Fill the disk while the run works.
     let filler = data.join("filler");
     let _ = Command::new("dd")
@@ -216,7 +216,7 @@ fn until_storage_full(daemon: &crate::support::Daemon, body: &Value) -> (String,
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let run: Value = client
@@ -399,7 +399,7 @@ fn a_full_disk_under_a_run_s_end_files_holds_it_until_they_are_written() {
         .expect("create")
         .json()
         .expect("json");
-    let id = created["run"]["id"].as_str().expect("id").to_owned();
+    let id = crate::support::run_id(&created);
     let get = |id: &str| -> Value {
         client
             .get(daemon.url(&format!("/runs/{id}")))
