@@ -1,6 +1,7 @@
 //! Knowing what happened: a run's postmortem and the figures across runs.
 
 use loop_core::RunId;
+use loop_core::event::PostmortemStatus;
 use loop_core::projection::{ExperimentBrief, ExperimentTable};
 use loop_core::stats::{DayOutcomes, Stats};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct PostmortemReport {
     pub run_id: RunId,
     /// `running`, then `ok`, `failed` or `skipped`; `None` before the first postmortem.
-    pub status: Option<String>,
+    pub status: Option<PostmortemState>,
     /// Why the last postmortem started (`run completed`, `on demand`, `prompt only`, …).
     pub started_because: Option<String>,
     /// Why it failed or was skipped.
@@ -21,6 +22,45 @@ pub struct PostmortemReport {
     pub dir: String,
     /// Its files, sorted by name.
     pub files: Vec<AnalysisFile>,
+}
+
+/// Where a run's postmortem stands: under way, or how it ended. A closed set (the log's
+/// [`PostmortemStatus`] plus `running`), written as the same lowercase strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PostmortemState {
+    Running,
+    Ok,
+    Failed,
+    Skipped,
+}
+
+impl PostmortemState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PostmortemState::Running => "running",
+            PostmortemState::Ok => "ok",
+            PostmortemState::Failed => "failed",
+            PostmortemState::Skipped => "skipped",
+        }
+    }
+}
+
+impl From<PostmortemStatus> for PostmortemState {
+    fn from(ended: PostmortemStatus) -> PostmortemState {
+        match ended {
+            PostmortemStatus::Ok => PostmortemState::Ok,
+            PostmortemStatus::Failed => PostmortemState::Failed,
+            PostmortemStatus::Skipped => PostmortemState::Skipped,
+        }
+    }
+}
+
+impl std::fmt::Display for PostmortemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One file of a run's `analysis/` directory.
@@ -81,4 +121,37 @@ pub struct ExperimentReport {
     #[serde(flatten)]
     pub table: ExperimentTable,
     pub summary: ExperimentBrief,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire keeps the strings `status` had when it was a free string, each state reads
+    /// back from its own, and an ended postmortem keeps the log's word for how it ended.
+    #[test]
+    fn postmortem_states_keep_their_strings_and_the_log_s_endings() {
+        let all = [
+            PostmortemState::Running,
+            PostmortemState::Ok,
+            PostmortemState::Failed,
+            PostmortemState::Skipped,
+        ];
+        for state in all {
+            let text = serde_json::to_value(state).unwrap();
+            assert_eq!(text, serde_json::json!(state.as_str()));
+            assert_eq!(
+                serde_json::from_value::<PostmortemState>(text).unwrap(),
+                state
+            );
+        }
+        for ended in [
+            PostmortemStatus::Ok,
+            PostmortemStatus::Failed,
+            PostmortemStatus::Skipped,
+        ] {
+            assert_eq!(PostmortemState::from(ended).as_str(), ended.as_str());
+        }
+        assert!(serde_json::from_value::<PostmortemState>(serde_json::json!("done")).is_err());
+    }
 }

@@ -67,7 +67,7 @@ pub use cluster::{ClusterKey, Node};
 pub use error::RuntimeError;
 pub use journal::{AppendLatency, StoreTrouble};
 pub use output::OutputStream;
-pub use postmortem::{AnalysisFile, PostmortemReport};
+pub use postmortem::{AnalysisFile, PostmortemReport, PostmortemState};
 pub use prompting::preview_prompt;
 pub use request::{RunRequest, default_data_dir, slug, workspace_config};
 pub use review::{

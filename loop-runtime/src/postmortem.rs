@@ -39,7 +39,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::RuntimeError;
 use crate::services::Services;
 
-pub use loop_api::insight::{AnalysisFile, PostmortemReport};
+pub use loop_api::insight::{AnalysisFile, PostmortemReport, PostmortemState};
 
 /// The postmortem tasks this runtime runs, so a retry or a shutdown can stop them.
 pub(crate) struct Postmortems {
@@ -330,12 +330,12 @@ impl Postmortems {
         for record in &records {
             match &record.event {
                 Event::PostmortemStart(start) => {
-                    report.status = Some("running".to_owned());
+                    report.status = Some(PostmortemState::Running);
                     report.started_because = Some(start.reason.clone());
                     report.reason = None;
                 }
                 Event::PostmortemEnd(end) => {
-                    report.status = Some(end.status.as_str().to_owned());
+                    report.status = Some(end.status.into());
                     report.reason.clone_from(&end.reason);
                 }
                 _ => {}

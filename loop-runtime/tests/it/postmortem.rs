@@ -9,7 +9,7 @@ use loop_core::event::{Event, PostmortemStatus};
 use loop_core::projection::Export;
 use loop_core::{EventRecord, RunId, RunStatus};
 use loop_runtime::agent::DemoAgent;
-use loop_runtime::{Claim, PostmortemReport, RunRequest, Runtime};
+use loop_runtime::{Claim, PostmortemReport, PostmortemState, RunRequest, Runtime};
 use loop_store::SqliteStore;
 
 use crate::support::{Scratch, count, finish, request_without_agent, runtime, scratch, types};
@@ -94,7 +94,7 @@ async fn a_completed_run_gets_git_snapshots_and_three_analyses() {
     let done = finish(&runtime, run.id).await;
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     let report = postmortem_ends(&runtime, run.id).await;
-    assert_eq!(report.status.as_deref(), Some("ok"), "{report:?}");
+    assert_eq!(report.status, Some(PostmortemState::Ok), "{report:?}");
     assert_eq!(report.started_because.as_deref(), Some("run completed"));
     assert_eq!(report.reason, None);
 
@@ -197,7 +197,7 @@ async fn a_failing_or_silent_analysis_ends_the_postmortem_failed_and_leaves_the_
         .expect("submit");
     assert_eq!(finish(&runtime, run.id).await.status, RunStatus::Completed);
     let report = postmortem_ends(&runtime, run.id).await;
-    assert_eq!(report.status.as_deref(), Some("failed"), "{report:?}");
+    assert_eq!(report.status, Some(PostmortemState::Failed), "{report:?}");
     let reason = report.reason.clone().unwrap_or_default();
     assert!(reason.contains("run-quality: "), "{reason}");
     assert!(reason.contains("summary: no answer within 1 s"), "{reason}");
@@ -265,7 +265,7 @@ async fn an_agent_this_runtime_lacks_fails_the_postmortem_and_prompt_only_asks_n
         .await
         .expect("a postmortem on demand");
     let report = postmortem_ends(&offline, run.id).await;
-    assert_eq!(report.status.as_deref(), Some("failed"));
+    assert_eq!(report.status, Some(PostmortemState::Failed));
     assert_eq!(report.started_because.as_deref(), Some("on demand"));
     assert!(
         report
@@ -286,7 +286,7 @@ async fn an_agent_this_runtime_lacks_fails_the_postmortem_and_prompt_only_asks_n
         .await
         .expect("prompts only");
     let report = postmortem_ends(&offline, run.id).await;
-    assert_eq!(report.status.as_deref(), Some("skipped"), "{report:?}");
+    assert_eq!(report.status, Some(PostmortemState::Skipped), "{report:?}");
     assert_eq!(report.started_because.as_deref(), Some("prompt only"));
     for analysis in ANALYSES {
         assert!(
@@ -427,7 +427,7 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
 
     let runtime = runtime(&scratch);
     let report = postmortem_ends(&runtime, run_id).await;
-    assert_eq!(report.status.as_deref(), Some("failed"), "{report:?}");
+    assert_eq!(report.status, Some(PostmortemState::Failed), "{report:?}");
     assert!(
         report
             .reason
@@ -442,8 +442,8 @@ async fn a_postmortem_cut_short_by_a_crash_is_ended_when_the_daemon_starts_again
         .await
         .expect("a new postmortem");
     assert_eq!(
-        postmortem_ends(&runtime, run_id).await.status.as_deref(),
-        Some("skipped")
+        postmortem_ends(&runtime, run_id).await.status,
+        Some(PostmortemState::Skipped)
     );
     runtime.shutdown().await;
 }

@@ -14,7 +14,7 @@ use loop_client::{ClientError, ListRuns};
 use loop_core::postmortem::{ANALYSIS_DIR, Analysis};
 use loop_core::projection::RunView;
 use loop_core::{Event, RunId};
-use loop_runtime::{PostmortemReport, Runtime};
+use loop_runtime::{PostmortemReport, PostmortemState, Runtime};
 use loop_store::RunQuery;
 
 use crate::connect::named;
@@ -48,7 +48,7 @@ impl Ask {
         let summary = Analysis::Summary.answer_file();
         !self.again
             && !self.prompt_only
-            && report.status.as_deref() != Some("running")
+            && report.status != Some(PostmortemState::Running)
             && report.files.iter().any(|file| file.name == summary)
     }
 }
@@ -86,7 +86,7 @@ pub fn run(source: Source, run: Option<&str>, ask: &Ask, out: &Output) -> anyhow
     if !prompt_only {
         out.line(&where_the_files_are(report));
     }
-    let status = report.status.as_deref().unwrap_or("unknown");
+    let status = report.status.map_or("unknown", PostmortemState::as_str);
     let verdict = match &report.reason {
         Some(reason) => format!("postmortem {status}: {reason}"),
         None => format!("postmortem {status}"),
@@ -140,7 +140,7 @@ fn on_daemon(client: &Client, run: Option<&str>, ask: &Ask, out: &Output) -> any
     let started = if ask.shows(&existing) {
         shown(&view, &existing, out);
         existing
-    } else if existing.status.as_deref() == Some("running") && !ask.again {
+    } else if existing.status == Some(PostmortemState::Running) && !ask.again {
         // One is under way (the run just ended): its end is waited for, not paid twice.
         announce(&view, prompt_only, out);
         existing
@@ -156,7 +156,7 @@ fn on_daemon(client: &Client, run: Option<&str>, ask: &Ask, out: &Output) -> any
             )
             .map_err(|error| named(error, id))?
     };
-    if started.status.as_deref() == Some("running") {
+    if started.status == Some(PostmortemState::Running) {
         loop {
             match events.next() {
                 Some(Ok(record))

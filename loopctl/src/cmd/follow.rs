@@ -121,7 +121,7 @@ pub fn run_in_process(
                     let report = report?;
                     live.note(&format!(
                         "── postmortem {} in {}{}",
-                        report.status.as_deref().unwrap_or("unknown"),
+                        report.status.map_or("unknown", |state| state.as_str()),
                         report.dir,
                         report.reason.map(|r| format!(": {r}")).unwrap_or_default()
                     ));
