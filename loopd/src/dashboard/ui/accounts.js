@@ -15,6 +15,27 @@ function hourMinute(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
 }
 
+/// Longest account name shown whole; a longer one is shortened (the cell's title keeps it).
+const LABEL_CHARS = 40;
+
+/// An account's name as a cell shows it. A name the daemon derives for a command agent is
+/// `command:` and the whole command line (`command:sh /home/me/tools/agents/demo.sh --fast`):
+/// its paths are shortened to their last part (`command:sh demo.sh --fast`), and whatever is
+/// still too long keeps its start and end around an ellipsis. Declared names (`team`,
+/// `work-1`) and derived ones that fit are shown as they are.
+export function accountLabel(name) {
+  let label = String(name || '');
+  if (label.startsWith('command:')) {
+    label = 'command:' + label.slice('command:'.length).split(/\s+/)
+      .map((word) => (word.includes('/') && !word.endsWith('/') ? word.slice(word.lastIndexOf('/') + 1) : word))
+      .join(' ');
+  }
+  if (label.length <= LABEL_CHARS) return label;
+  const head = Math.ceil((LABEL_CHARS - 1) / 2);
+  const tail = LABEL_CHARS - 1 - head;
+  return `${label.slice(0, head)}\u2026${label.slice(label.length - tail)}`;
+}
+
 function percent(share) {
   return `${Math.round(share * 100)}%`;
 }
@@ -75,7 +96,7 @@ function bindingText(forecast, now) {
   const b = forecast.binding;
   if (!b) return forecast.finish_ms ? 'its own pace' : '—';
   if (b.kind === 'window') {
-    return `${b.window} window of ${b.account}, resets ${countdown(b.resets_at_ms, now)}`;
+    return `${b.window} window of ${accountLabel(b.account)}, resets ${countdown(b.resets_at_ms, now)}`;
   }
   if (b.kind === 'limit') {
     return `usage limit of ${b.account}, resets ${countdown(b.until_ms, now)}`;
@@ -130,7 +151,7 @@ export function accountsSection() {
     accountRows.replaceChildren(...answer.accounts.map((account) => {
       const state = accountState(account, { windows: false });
       return h('tr', { 'data-account': account.account },
-        h('td', { class: 'c-account', title: account.account, text: account.account }),
+        h('td', { class: 'c-account', title: account.account, text: accountLabel(account.account) }),
         h('td', { class: 'c-iter num', text: String(account.runs.length) }),
         h('td', { class: 'c-iter num', text: count(account.calls) }),
         h('td', { class: 'c-cost num', text: money(account.spent_day_usd) }),
@@ -147,7 +168,7 @@ export function accountsSection() {
       const binds = bindingText(forecast, now);
       return h('tr', { 'data-forecast': forecast.run_id, 'data-binding': forecast.binding ? forecast.binding.kind : 'none' },
         h('td', { class: 'c-name' }, h('a', { href: `#/runs/${forecast.run_id}`, text: name, title: forecast.run_id })),
-        h('td', { class: 'c-account', title: forecast.account, text: forecast.account }),
+        h('td', { class: 'c-account', title: forecast.account, text: accountLabel(forecast.account) }),
         h('td', { class: 'c-iter num', text: forecast.tasks_left === null || forecast.tasks_left === undefined ? '?' : String(forecast.tasks_left) }),
         h('td', { class: 'c-pace num', text: pace }),
         h('td', { class: 'c-finish', title: forecast.finish || '', text: finishText(forecast, now) }),

@@ -57,6 +57,18 @@ fn the_board_shows_a_new_run_and_its_progress_without_a_reload() {
             .as_deref(),
         Some("ok")
     );
+    // A command agent's account is named for its whole command line: the cell shows the
+    // script's name, the full name is its title.
+    let name = browser.js(&format!(
+        "const cell = document.querySelector(\"{account} td.c-account\"); \
+         return [cell.textContent, cell.title];"
+    ));
+    let full = name[1].as_str().expect("a title");
+    assert!(
+        full.starts_with("command:sh /") && full.ends_with("/testkit/agents/sleepy.sh"),
+        "{name}"
+    );
+    assert_eq!(name[0], "command:sh sleepy.sh", "{name}");
 
     // The filters: another status hides it, its own shows it.
     browser.choose("#filter-status", "FAILED");
