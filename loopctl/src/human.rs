@@ -79,6 +79,18 @@ pub fn tokens(n: u64) -> String {
     }
 }
 
+/// The first line of `text`, cut to `max` characters, without terminal escapes (a message or
+/// a name may come from an agent; a table cell is never `--raw`).
+pub fn one_line(text: &str, max: usize) -> String {
+    let text = crate::escapes::Sanitizer::default().clean(text);
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max - 1).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use loop_core::RunStatus;
 use loop_core::event::Provider;
 use loop_core::projection::{RunView, StepView};
 
-use crate::human::{duration, money};
+use crate::human::{duration, money, one_line};
 
 /// Each id cut to the shortest prefix (8 characters at least) that no other listed id shares.
 pub fn short_ids(views: &[RunView]) -> Vec<String> {
@@ -37,18 +37,6 @@ pub fn run_dir_of(steps: &[StepView]) -> Option<PathBuf> {
         .find(|p| p.is_absolute())
         .and_then(Path::parent)
         .map(Path::to_path_buf)
-}
-
-/// The first line of `text`, cut to `max` characters, without terminal escapes (a message or
-/// a name may come from an agent; a table cell is never `--raw`).
-pub fn one_line(text: &str, max: usize) -> String {
-    let text = crate::escapes::Sanitizer::default().clean(text);
-    let line = text.lines().next().unwrap_or("").trim();
-    if line.chars().count() > max {
-        format!("{}…", line.chars().take(max - 1).collect::<String>())
-    } else {
-        line.to_owned()
-    }
 }
 
 pub fn worktree(view: &RunView) -> String {

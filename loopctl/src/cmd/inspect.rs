@@ -10,9 +10,10 @@ use loop_core::experiment::figure;
 use loop_core::projection::StepView;
 
 use crate::connect::named;
+use crate::human::one_line;
 use crate::human::{self, ago, duration, money, size, tokens};
 use crate::output::Output;
-use crate::render::{one_line, run_dir_of, verdict, worktree};
+use crate::render::{run_dir_of, verdict, worktree};
 use crate::run_ref;
 use crate::table::{Cell, Colour, Paint, Table};
 

@@ -574,7 +574,7 @@ fn clock_in(at_ms: i64, now_ms: i64, zone: &jiff::tz::TimeZone) -> String {
 }
 
 fn first_line(text: &str) -> String {
-    crate::render::one_line(text, 240)
+    crate::human::one_line(text, 240)
 }
 
 fn short(commit: &str) -> &str {
