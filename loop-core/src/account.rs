@@ -175,8 +175,9 @@ struct RunEntry {
     last_account: Option<String>,
     /// Whether the run has ended; it no longer sets its account's cap.
     ended: bool,
-    /// For the forecast: the plan's tasks as its last step saw them, its implementation
-    /// iterations finished, their time and cost, and when its latest started.
+    /// For the forecast: the plan's tasks as its last step saw them (before any step ends, as
+    /// counted at submit), its implementation iterations finished, their time and cost, and
+    /// when its latest started.
     tasks: Option<(u32, u32)>,
     iterations_done: u32,
     iteration_ms: u64,
@@ -232,7 +233,7 @@ impl AccountBook {
                 call_started_ms: 0,
                 last_account: None,
                 ended: false,
-                tasks: None,
+                tasks: created.tasks_done.zip(created.tasks_total),
                 iterations_done: 0,
                 iteration_ms: 0,
                 iteration_cost_usd: 0.0,

@@ -175,3 +175,30 @@ fn a_pool_s_forecast_names_the_limit_it_waits_for() {
         })
     );
 }
+
+/// The plan's tasks counted at submit are the tasks left before any step ends: the board's
+/// forecast said "?" left for a run the same board showed at 0/4 (seen on the screenshot of a
+/// wordfreq run at work).
+#[test]
+fn a_run_s_tasks_left_are_known_from_its_plan_at_submit() {
+    let mut log = Log::new();
+    let run = RunId::from_parts(1, [7; 10]);
+    let created = json!({
+        "name": "n", "workspace_root": "/w", "spec_path": "s", "plan_path": "p",
+        "config": crate::config::Config::resolve([]).values().clone(),
+        "tasks_done": 1, "tasks_total": 4,
+    });
+    log.add(
+        run,
+        0,
+        Event::RunCreated(serde_json::from_value(created).expect("a creation")),
+    );
+    let started = json!({"step_id": "01a21350-1f27-75a5-bc3b-0076ab9d10be", "phase": "implementation", "iteration": 1});
+    log.add(
+        run,
+        NOW - 1_000,
+        Event::StepStarted(serde_json::from_value(started).expect("a start")),
+    );
+    let forecast = crate::account::forecast(&log.book, run, NOW).expect("a forecast");
+    assert_eq!(forecast.tasks_left, Some(3));
+}
