@@ -123,6 +123,12 @@ fn screenshots_of_every_page_at_both_widths() {
             if *name == "run-output" {
                 browser.wait_text("#output .log", "some output", |t| t.contains("● Read("));
             }
+            if *name == "run-steps" {
+                // The note says "ran no step" until the events arrive: wait for their count.
+                browser.wait_text("#output-note", "the steps counted", |t| {
+                    t.ends_with(" steps.")
+                });
+            }
             if *name == "run-timeline" {
                 browser.wait_text("#timeline-spans", "the spans", |t| t.contains("review"));
             }
