@@ -256,17 +256,9 @@ pub(crate) async fn push_new_refs(
         Some(fence) => fence.push(checkout, updates, "push experiment refs").await,
         None => {
             let mut args: Vec<String> = vec!["push".into(), "--quiet".into(), "--atomic".into()];
-            for update in updates {
-                args.push(format!(
-                    "--force-with-lease={}:{}",
-                    update.reference,
-                    update.old.unwrap_or_default()
-                ));
-            }
+            args.extend(updates.iter().map(Update::lease));
             args.push("origin".into());
-            for update in updates {
-                args.push(format!("{}:{}", update.new, update.reference));
-            }
+            args.extend(updates.iter().map(Update::refspec));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             git::run(checkout, &args)
                 .await

@@ -78,6 +78,18 @@ impl Driver {
         }
     }
 
+    /// Whether a push to a run's remote may go now: always on a node of its own; in a cluster
+    /// only with the claim read afresh as this node's and the run's fence taken (a fence that
+    /// cannot be taken yet leaves the push for the next step).
+    async fn ready_to_push(&mut self) -> Result<bool, RuntimeError> {
+        if self.services.journal.node_id().is_none() {
+            return Ok(true);
+        }
+        self.still_holds().await?;
+        self.take_fence().await?;
+        Ok(self.fence.is_some())
+    }
+
     /// A run by URL in a cluster: takes the run's fence on the remote for this node's claim
     /// (adopting it when the claim's own entry is there, as after the claim), before any
     /// effect there. A fence held for a later claim, pause or cancel means this node lost the
@@ -147,12 +159,8 @@ impl Driver {
         if !crate::repos::branch_moved(&self.run.workdir, &branch).await {
             return Ok(());
         }
-        if self.services.journal.node_id().is_some() {
-            self.still_holds().await?;
-            self.take_fence().await?;
-            if self.fence.is_none() {
-                return Ok(());
-            }
+        if !self.ready_to_push().await? {
+            return Ok(());
         }
         let pushed = crate::repos::push_run_branch(
             &checkout,
@@ -193,12 +201,8 @@ impl Driver {
         if pending.is_empty() {
             return Ok(());
         }
-        if self.services.journal.node_id().is_some() {
-            self.still_holds().await?;
-            self.take_fence().await?;
-            if self.fence.is_none() {
-                return Ok(());
-            }
+        if !self.ready_to_push().await? {
+            return Ok(());
         }
         let checkout = PathBuf::from(&self.run.created.workspace_root);
         let updates: Vec<Update<'_>> = pending

@@ -52,6 +52,23 @@ pub(crate) struct Update<'a> {
     pub new: &'a str,
 }
 
+impl Update<'_> {
+    /// The `--force-with-lease` that makes a push land only where the remote still holds `old`
+    /// (no ref at all when `old` is `None`).
+    pub(crate) fn lease(&self) -> String {
+        format!(
+            "--force-with-lease={}:{}",
+            self.reference,
+            self.old.unwrap_or_default()
+        )
+    }
+
+    /// The refspec that moves `reference` to `new`.
+    pub(crate) fn refspec(&self) -> String {
+        format!("{}:{}", self.new, self.reference)
+    }
+}
+
 /// This node's hold on a run's fence: the entry it wrote (or adopted) and the fence's value
 /// as this node last set it.
 #[derive(Clone, Debug)]
@@ -152,18 +169,10 @@ impl Fence {
             "--atomic".into(),
             format!("--force-with-lease={reference}:{}", self.value),
         ];
-        for update in updates {
-            args.push(format!(
-                "--force-with-lease={}:{}",
-                update.reference,
-                update.old.unwrap_or_default()
-            ));
-        }
+        args.extend(updates.iter().map(Update::lease));
         args.push("origin".into());
         args.push(format!("{next}:{reference}"));
-        for update in updates {
-            args.push(format!("{}:{}", update.new, update.reference));
-        }
+        args.extend(updates.iter().map(Update::refspec));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match git::run(checkout, &args).await {
             Ok(_) => {

@@ -99,7 +99,7 @@ function bindingText(forecast, now) {
     return `${b.window} window of ${accountLabel(b.account)}, resets ${countdown(b.resets_at_ms, now)}`;
   }
   if (b.kind === 'limit') {
-    return `usage limit of ${b.account}, resets ${countdown(b.until_ms, now)}`;
+    return `usage limit of ${accountLabel(b.account)}, resets ${countdown(b.until_ms, now)}`;
   }
   if (b.kind === 'max_cost') {
     return `max_cost_usd: ${money(b.expected_usd)} expected of ${money(b.max_usd)}, stops first`;
