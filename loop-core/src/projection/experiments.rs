@@ -162,7 +162,8 @@ impl ExperimentTable {
 
 impl ExperimentTable {
     /// `experiments.tsv`: the header and one line per row. Numbers are written as they are
-    /// stored (full precision), an absent one as an empty field, `kept` as true/false.
+    /// stored (full precision), an absent one as an empty field, `kept` as true/false. Every
+    /// text field is one line without tabs: a commit or ref decoded from the log is any string.
     pub fn to_tsv(&self) -> String {
         fn number(value: Option<f64>) -> String {
             value.map(|v| v.to_string()).unwrap_or_default()
@@ -171,7 +172,7 @@ impl ExperimentTable {
         for row in &self.rows {
             let fields = [
                 row.iteration.to_string(),
-                row.commit.clone().unwrap_or_default(),
+                row.commit.as_deref().map(one_line).unwrap_or_default(),
                 row.idea.as_deref().map(one_line).unwrap_or_default(),
                 number(row.metric),
                 number(row.spread),
@@ -180,9 +181,9 @@ impl ExperimentTable {
                 number(row.interval.map(|i| i[0])),
                 number(row.interval.map(|i| i[1])),
                 row.kept.to_string(),
-                row.reason.clone(),
+                one_line(&row.reason),
                 number(row.best),
-                row.kept_ref.clone().unwrap_or_default(),
+                row.kept_ref.as_deref().map(one_line).unwrap_or_default(),
             ];
             text.push_str(&fields.join("\t"));
             text.push('\n');
