@@ -138,9 +138,13 @@ impl PgStore {
             Ok((writer, cursor)) => (Some(writer), Some(cursor)),
             // The server does not answer (yet): the link counts it unreachable and its probe
             // tries again with backoff; the writer and the listener connect when it answers.
+            // A server that answers with a refusal (an unknown role, a wrong password, no such
+            // database) is a mistake in the URL that waiting will not mend: a clear error.
             Err(StoreError::Postgres {
-                action: "connect", ..
-            }) if later => (None, None),
+                action: "connect",
+                source,
+                ..
+            }) if later && source.as_db_error().is_none() => (None, None),
             Err(error) => {
                 runtime.shutdown_background();
                 return Err(error);
